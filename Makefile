@@ -1,0 +1,27 @@
+# Two entry points: `make demo` and `make test`. Both create/refresh .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.rb2v-installed
+
+.PHONY: demo test venv clean
+
+venv: $(STAMP)
+
+# The CPU wheel of torch is installed on its own, pinned, before the package: the
+# package's `torch>=2.1` is then satisfied and no CUDA build is ever downloaded.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m rb2v.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo-out

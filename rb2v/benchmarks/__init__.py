@@ -1,0 +1,1 @@
+"""Benchmarks behind ``rb2v bench``: each module exposes a click command ``main``."""

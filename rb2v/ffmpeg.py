@@ -1,0 +1,97 @@
+"""The one place that finds and runs ffmpeg.
+
+The system ``ffmpeg`` is used when it is on PATH (or named by ``RB2V_FFMPEG``),
+else the static binary shipped by the ``imageio-ffmpeg`` wheel, so a plain
+``pip install`` is enough. Commands are argument lists, never shell strings, so
+paths with spaces or odd characters are safe.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from typing import Sequence
+
+from .errors import Rb2vError
+
+INSTALL_HINT = "install ffmpeg (apt install ffmpeg / brew install ffmpeg) or `pip install imageio-ffmpeg`"
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Absolute path of a working ffmpeg binary, decided once per process."""
+    candidates: list[str] = []
+    env = os.environ.get("RB2V_FFMPEG")
+    if env:
+        candidates.append(env)
+    else:
+        system = shutil.which("ffmpeg")
+        if system:
+            candidates.append(system)
+        try:
+            import imageio_ffmpeg
+
+            candidates.append(imageio_ffmpeg.get_ffmpeg_exe())
+        except Exception:  # the wheel is missing or carries no binary for this platform
+            pass
+    for exe in candidates:
+        try:
+            out = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0 and out.stdout.startswith(b"ffmpeg version"):
+            return exe
+    where = f" (RB2V_FFMPEG={env!r} does not run)" if env else ""
+    raise Rb2vError(f"ffmpeg not found or not working{where}: {INSTALL_HINT}")
+
+
+def ffmpeg_cmd(args: Sequence[str]) -> list[str]:
+    """The full command line: our binary, quiet banner, then ``args``."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", *map(str, args)]
+
+
+def run(args: Sequence[str], *, input: bytes | None = None, what: str = "", check: bool = True,
+        timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run ffmpeg to completion; on failure raise a one-line error naming ``what``."""
+    cmd = ffmpeg_cmd(args)
+    if input is not None:
+        cmd.remove("-nostdin")
+    proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise Rb2vError(f"{what or 'ffmpeg'}: {last_error_line(proc.stderr)}")
+    return proc
+
+
+def popen(args: Sequence[str], *, stdin=None, stdout=None, stderr=subprocess.PIPE) -> subprocess.Popen:
+    """Start ffmpeg streaming through pipes (the caller owns the process)."""
+    cmd = ffmpeg_cmd(args)
+    if stdin is not None:
+        cmd.remove("-nostdin")
+    return subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr)
+
+
+def last_error_line(stderr: bytes | str) -> str:
+    """The most telling line of ffmpeg's stderr, for one-line error messages."""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        low = ln.lower()
+        if any(k in low for k in ("invalid", "error", "no such file", "moov atom", "not found", "unknown", "failed")):
+            return ln
+    return lines[-1] if lines else "ffmpeg failed"
+
+
+@functools.lru_cache(maxsize=1)
+def version_major() -> int:
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True).stdout
+    import re
+
+    m = re.match(r"ffmpeg version n?(\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
+def passthrough_args() -> list[str]:
+    """Keep every decoded frame exactly once (no duplication/dropping to a constant rate)."""
+    return ["-fps_mode", "passthrough"] if version_major() >= 5 else ["-vsync", "passthrough"]

@@ -1,0 +1,68 @@
+"""Still images: RGB in, RGB out (OpenCV works in BGR; the conversion lives here only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import Rb2vError
+from ..fsutil import atomic_path
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    """uint8/uint16 -> float32 in [0,1]; float input is passed through as float32."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 65535.0
+    return img.astype(np.float32, copy=False)
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """float in [0,1] -> uint8, rounded and clipped; uint8 passes through."""
+    if img.dtype == np.uint8:
+        return img
+    return np.clip(np.rint(np.asarray(img, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def read_image(path: str | os.PathLike, *, dtype: str = "float32", unchanged: bool = False) -> np.ndarray:
+    """Read an image as RGB (H,W,3): float32 in [0,1] (default) or its stored dtype.
+
+    ``unchanged=True`` keeps single-channel and 16-bit images as stored (alpha mattes).
+    """
+    path = Path(path)
+    flags = cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR
+    data = np.fromfile(path, dtype=np.uint8) if path.exists() else None
+    if data is None:
+        raise Rb2vError(f"{path}: image not found")
+    img = cv2.imdecode(data, flags) if data.size else None
+    if img is None:
+        raise Rb2vError(f"{path}: not a readable image")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    if dtype == "float32":
+        return to_float(img)
+    return img
+
+
+def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8, compression: int = 1) -> None:
+    """Write an RGB (H,W,3) or grey (H,W) image atomically; float input is in [0,1].
+
+    PNG compression 1 is several times faster than the default and only slightly larger.
+    """
+    path = Path(path)
+    if bits == 16:
+        arr = img if img.dtype == np.uint16 else np.clip(np.rint(np.asarray(img, np.float64) * 65535), 0, 65535).astype(np.uint16)
+    else:
+        arr = to_uint8(img)
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, compression] if path.suffix.lower() == ".png" else []
+    ok, buf = cv2.imencode(path.suffix or ".png", arr, params)
+    if not ok:
+        raise Rb2vError(f"{path}: could not encode image")
+    with atomic_path(path) as tmp:
+        buf.tofile(tmp)

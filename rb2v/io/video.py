@@ -1,0 +1,430 @@
+"""Video probing, streaming decode, audio and encoding — all through ``rb2v.ffmpeg``.
+
+Frames are RGB uint8 ``(H,W,3)`` arrays, decoded in chunks so a stream is never held
+in memory whole. A GoPro recording split into chapters (GX01xxxx.MP4, GX02xxxx.MP4, …)
+is one ``VideoSource``: its frames and audio run on across the chapter files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import tempfile
+import wave
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .. import ffmpeg
+from ..errors import Rb2vError
+from ..fsutil import atomic_path
+
+# NTSC rates are printed rounded ("29.97 fps"); these are their exact values.
+_NTSC = {Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120, 240)}
+
+
+def parse_fps(text: str) -> Fraction:
+    """'25' -> 25, '29.97' -> 30000/1001, '30000/1001' -> 30000/1001."""
+    if "/" in text:
+        num, den = text.split("/")
+        return Fraction(int(num), int(den))
+    value = float(text)
+    if abs(value - round(value)) < 1e-3:
+        return Fraction(round(value))
+    for f in _NTSC:
+        if abs(float(f) - value) < 0.006:
+            return f
+    return Fraction(value).limit_denominator(1001)
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    fps: Fraction
+    frames: int
+    width: int
+    height: int
+    duration: float
+    codec: str
+    pix_fmt: str = ""
+    has_audio: bool = False
+    audio_rate: int = 0
+    audio_channels: int = 0
+    timecode: str | None = None
+    creation_time: str | None = None
+
+    @property
+    def timecode_s(self) -> float | None:
+        """Start timecode in seconds (HH:MM:SS:FF, frames at the nominal integer rate)."""
+        if not self.timecode:
+            return None
+        m = re.match(r"(\d+):(\d+):(\d+)[:;.](\d+)", self.timecode)
+        if not m:
+            return None
+        h, mi, s, ff = map(int, m.groups())
+        nominal = round(float(self.fps))
+        return (h * 3600 + mi * 60 + s) + ff / nominal
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["path"] = str(self.path)
+        d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
+        return d
+
+
+def _describe_failure(path: Path, stderr: str) -> str:
+    low = stderr.lower()
+    if "moov atom not found" in low:
+        return f"{path}: corrupt or truncated video (moov atom not found)"
+    if "invalid data found" in low:
+        return f"{path}: not a video file (invalid data)"
+    if "no such file" in low:
+        return f"{path}: file not found"
+    return f"{path}: unreadable video: {ffmpeg.last_error_line(stderr)}"
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read a video's stream parameters and count its frames exactly (no decoding)."""
+    path = Path(path)
+    if not path.exists():
+        raise Rb2vError(f"{path}: file not found")
+    if path.is_dir():
+        raise Rb2vError(f"{path}: is a folder, not a video")
+    if path.stat().st_size == 0:
+        raise Rb2vError(f"{path}: empty file (0 bytes)")
+    # Stream copy to the null muxer prints the header and counts packets without decoding.
+    proc = subprocess.run(ffmpeg.ffmpeg_cmd(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "null", "-"]),
+                          capture_output=True)
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise Rb2vError(_describe_failure(path, err))
+    vid = re.search(r"Stream #\d+:\d+[^\n]*?: Video: (\w+)([^\n]*)", err)
+    if not vid:
+        raise Rb2vError(f"{path}: no video stream")
+    codec, rest = vid.group(1), vid.group(2)
+    size = re.search(r"(\d{2,5})x(\d{2,5})", rest)
+    rate = re.search(r"([\d.]+) fps", rest) or re.search(r"([\d.]+) tbr", rest)
+    if not size or not rate:
+        raise Rb2vError(f"{path}: cannot read frame size or rate")
+    pix = re.search(r"\), (\w+)\(|, (yuv\w+|rgb\w+|gray\w*|bgr\w+)", rest)
+    dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", err)
+    counted = re.findall(r"frame=\s*(\d+)", err)
+    fps = parse_fps(rate.group(1))
+    frames = int(counted[-1]) if counted else 0
+    if frames == 0:
+        raise Rb2vError(f"{path}: video stream has no frames (truncated?)")
+    duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))) if dur else frames / float(fps)
+    aud = re.search(r"Stream #\d+:\d+[^\n]*?: Audio: (\w+)[^\n]*?(\d+) Hz, ([^,\n]+)", err)
+    channels = 0
+    if aud:
+        layout = aud.group(3).strip()
+        channels = {"mono": 1, "stereo": 2}.get(layout) or int((re.match(r"(\d+)", layout) or [0, 0])[1] or 0) or 2
+    tc = re.search(r"timecode\s*:\s*(\d+:\d+:\d+[:;.]\d+)", err)
+    ct = re.search(r"creation_time\s*:\s*(\S+)", err)
+    return VideoInfo(path=path, fps=fps, frames=frames, width=int(size.group(1)), height=int(size.group(2)),
+                     duration=duration, codec=codec, pix_fmt=(pix.group(1) or pix.group(2)) if pix else "",
+                     has_audio=bool(aud), audio_rate=int(aud.group(2)) if aud else 0, audio_channels=channels,
+                     timecode=tc.group(1) if tc else None, creation_time=ct.group(1) if ct else None)
+
+
+# ---------------------------------------------------------------- GoPro chapters
+_GOPRO_NEW = re.compile(r"^(G[XHL])(\d{2})(\d{4})\.mp4$", re.IGNORECASE)  # GX01xxxx.MP4 (HERO6+)
+_GOPRO_OLD = re.compile(r"^(GOPR|GP(\d{2}))(\d{4})\.mp4$", re.IGNORECASE)  # GOPRxxxx + GP01xxxx (HERO5-)
+
+
+def chapter_key(path: Path) -> tuple[str, int] | None:
+    """(recording id, chapter number) for GoPro file names, else None."""
+    m = _GOPRO_NEW.match(path.name)
+    if m:
+        return f"{m.group(1).upper()}{m.group(3)}", int(m.group(2))
+    m = _GOPRO_OLD.match(path.name)
+    if m:
+        return f"GOPRO{m.group(3)}", (int(m.group(2)) if m.group(2) else 0)
+    return None
+
+
+def group_chapters(paths: Iterable[str | os.PathLike]) -> list[list[Path]]:
+    """Group video files into recordings: GoPro chapters of one recording, in order.
+
+    A recording with a gap in its chapter numbers is an error (a chapter is missing).
+    Files with other names are recordings of their own.
+    """
+    groups: dict[str, list[tuple[int, Path]]] = {}
+    singles: list[list[Path]] = []
+    for p in sorted(map(Path, paths)):
+        key = chapter_key(p)
+        if key is None:
+            singles.append([p])
+        else:
+            groups.setdefault(key[0], []).append((key[1], p))
+    out = []
+    for rec, chapters in sorted(groups.items()):
+        chapters.sort()
+        nums = [c for c, _ in chapters]
+        first = 0 if nums[0] == 0 else 1
+        expected = list(range(first, first + len(nums)))
+        if nums != expected:
+            missing = sorted(set(range(first, max(nums) + 1)) - set(nums))
+            raise Rb2vError(f"{chapters[0][1].parent}: recording {rec} is missing chapter(s) {missing}")
+        out.append([p for _, p in chapters])
+    return out + singles
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoSource:
+    """One camera's recording: one file, or the ordered chapter files of a GoPro recording."""
+
+    paths: tuple[Path, ...]
+    chapters: tuple[VideoInfo, ...]
+
+    @property
+    def path(self) -> Path:
+        return self.paths[0]
+
+    @property
+    def fps(self) -> Fraction:
+        return self.chapters[0].fps
+
+    @property
+    def frames(self) -> int:
+        return sum(c.frames for c in self.chapters)
+
+    @property
+    def width(self) -> int:
+        return self.chapters[0].width
+
+    @property
+    def height(self) -> int:
+        return self.chapters[0].height
+
+    @property
+    def duration(self) -> float:
+        return sum(c.duration for c in self.chapters)
+
+    @property
+    def has_audio(self) -> bool:
+        return all(c.has_audio for c in self.chapters)
+
+    @property
+    def name(self) -> str:
+        return self.paths[0].name if len(self.paths) == 1 else f"{self.paths[0].name}+{len(self.paths) - 1}"
+
+
+def open_source(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> VideoSource:
+    """Probe a file or a list of chapter files (in order) as one stream."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = tuple(Path(p) for p in paths)
+    if not paths:
+        raise Rb2vError("no video files given")
+    infos = tuple(probe(p) for p in paths)
+    for info in infos[1:]:
+        if info.fps != infos[0].fps or (info.width, info.height) != (infos[0].width, infos[0].height):
+            raise Rb2vError(f"{info.path}: chapter differs from {infos[0].path.name} in frame rate or size")
+    return VideoSource(paths, infos)
+
+
+def _as_source(src) -> VideoSource:
+    return src if isinstance(src, VideoSource) else open_source(src)
+
+
+# ---------------------------------------------------------------- decoding
+def _decode_file(info: VideoInfo, start: int, count: int, chunk: int) -> Iterator[np.ndarray]:
+    args = []
+    if start > 0:
+        # Input seeking decodes from the previous keyframe and drops frames before the
+        # target; aiming half a frame early makes the target frame's timestamp the first kept.
+        args += ["-ss", f"{(start - 0.5) / float(info.fps):.6f}"]
+    args += ["-v", "error", "-i", str(info.path), "-map", "0:v:0", *ffmpeg.passthrough_args(),
+             "-frames:v", str(count), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    proc = ffmpeg.popen(args, stdout=subprocess.PIPE)
+    frame_bytes = info.width * info.height * 3
+    got = 0
+    try:
+        while got < count:
+            n = min(chunk, count - got)
+            buf = proc.stdout.read(frame_bytes * n)
+            whole = len(buf) // frame_bytes
+            if whole:
+                yield np.frombuffer(buf[: whole * frame_bytes], np.uint8).reshape(whole, info.height, info.width, 3)
+                got += whole
+            if whole < n:
+                break
+    finally:
+        proc.stdout.close()
+        err = proc.stderr.read().decode("utf-8", "replace")
+        proc.stderr.close()
+        rc = proc.wait()
+    if got < count:
+        why = ffmpeg.last_error_line(err) if err.strip() else "stream ended early"
+        raise Rb2vError(f"{info.path}: truncated or corrupt video: decoded {start + got} of {start + count} frames ({why})")
+    if rc not in (0, None) and got < count:
+        raise Rb2vError(_describe_failure(info.path, err))
+
+
+def iter_frames(source, start: int = 0, count: int | None = None, chunk: int = 16) -> Iterator[np.ndarray]:
+    """Yield ``(n,H,W,3)`` uint8 RGB chunks of frames ``start .. start+count-1`` of a stream.
+
+    ``source`` is a path, a list of chapter paths or a ``VideoSource``.
+    """
+    src = _as_source(source)
+    total = src.frames
+    if count is None:
+        count = total - start
+    if start < 0 or count < 0 or start + count > total:
+        raise Rb2vError(f"{src.path}: frames {start}..{start + count - 1} requested, stream has {total}")
+    offset = 0
+    for info in src.chapters:
+        lo, hi = max(start, offset), min(start + count, offset + info.frames)
+        if lo < hi:
+            yield from _decode_file(info, lo - offset, hi - lo, chunk)
+        offset += info.frames
+
+
+def read_frames(source, start: int = 0, count: int | None = None) -> np.ndarray:
+    """Frames ``start .. start+count-1`` as one ``(n,H,W,3)`` array (for short ranges)."""
+    chunks = list(iter_frames(source, start, count, chunk=64))
+    if not chunks:
+        src = _as_source(source)
+        return np.empty((0, src.height, src.width, 3), np.uint8)
+    return np.concatenate(chunks)
+
+
+def read_audio(source, rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
+    """The audio track as float32 samples in [-1,1] (``(n,)`` mono or ``(n,ch)``) and its rate."""
+    src = _as_source(source)
+    if not src.has_audio:
+        raise Rb2vError(f"{src.path}: no audio track")
+    rate = rate or src.chapters[0].audio_rate
+    parts = []
+    for info in src.chapters:
+        args = ["-v", "error", "-i", str(info.path), "-map", "0:a:0", "-ar", str(rate)]
+        if mono:
+            args += ["-ac", "1"]
+        proc = ffmpeg.run(args + ["-f", "f32le", "-"], what=f"{info.path}: audio")
+        samples = np.frombuffer(proc.stdout, np.float32)
+        parts.append(samples if mono else samples.reshape(-1, info.audio_channels or 2))
+    return np.concatenate(parts), rate
+
+
+# ---------------------------------------------------------------- encoding
+def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    pcm = np.clip(np.asarray(samples, np.float64), -1, 1)
+    pcm = (pcm * 32767).round().astype("<i2")
+    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+
+
+class VideoWriter:
+    """Encode RGB frames to a video file, written atomically (temp name, then rename).
+
+    ``lossless=True`` stores RGB exactly (FFV1 for .mkv/.avi, x264 RGB qp 0 for .mp4);
+    otherwise H.264 yuv420p at ``crf`` — what a GoPro writes, near-lossless at crf <= 14.
+    ``audio`` is ``(samples, rate)``; ``timecode`` (``HH:MM:SS:FF``) writes a timecode track.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps, width: int, height: int, *, crf: int = 12,
+                 preset: str = "veryfast", lossless: bool = False, audio: tuple[np.ndarray, int] | None = None,
+                 timecode: str | None = None, creation_time: str | None = None, gop: int | None = None):
+        self.path = Path(path)
+        self.width, self.height = int(width), int(height)
+        self.fps = parse_fps(str(fps)) if not isinstance(fps, Fraction) else fps
+        if not lossless and (self.width % 2 or self.height % 2):
+            raise Rb2vError(f"{self.path}: H.264 needs an even frame size, got {self.width}x{self.height}")
+        self._ctx = atomic_path(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._wav = None
+        args = ["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+                "-r", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-"]
+        if audio is not None:
+            fd, wav = tempfile.mkstemp(suffix=".wav", dir=self.path.parent, prefix=".audio.")
+            os.close(fd)
+            self._wav = Path(wav)
+            _write_wav(self._wav, audio[0], int(audio[1]))
+            args += ["-i", str(self._wav)]
+        args += ["-map", "0:v:0"] + (["-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"] if audio is not None else [])
+        ext = self.path.suffix.lower()
+        if lossless and ext in (".mkv", ".avi", ".nut"):
+            args += ["-c:v", "ffv1", "-pix_fmt", "bgr0"]
+        elif lossless:
+            args += ["-c:v", "libx264rgb", "-qp", "0", "-preset", preset, "-pix_fmt", "rgb24"]
+        else:
+            args += ["-c:v", "libx264", "-crf", str(crf), "-preset", preset, "-pix_fmt", "yuv420p"]
+        if gop:
+            args += ["-g", str(gop)]
+        if timecode:
+            args += ["-timecode", timecode]
+        if creation_time:
+            args += ["-metadata", f"creation_time={creation_time}"]
+        args.append(str(self._tmp))
+        self._proc = ffmpeg.popen(args, stdin=subprocess.PIPE)
+        self.frames_written = 0
+
+    def write(self, frames: np.ndarray) -> None:
+        arr = np.asarray(frames)
+        if arr.dtype != np.uint8:
+            arr = np.clip(np.rint(arr.astype(np.float32) * 255), 0, 255).astype(np.uint8)
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.shape[1:] != (self.height, self.width, 3):
+            raise Rb2vError(f"{self.path}: frame shape {arr.shape[1:]} != ({self.height}, {self.width}, 3)")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(arr).tobytes())
+        except BrokenPipeError:
+            err = self._proc.stderr.read().decode("utf-8", "replace")
+            raise Rb2vError(f"{self.path}: encoder failed: {ffmpeg.last_error_line(err)}") from None
+        self.frames_written += len(arr)
+
+    def close(self) -> None:
+        self._finish(ok=True)
+
+    def abort(self) -> None:
+        self._finish(ok=False)
+
+    def _finish(self, ok: bool) -> None:
+        if self._proc is None:
+            return
+        proc, self._proc = self._proc, None
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            ok = False
+        if not ok:
+            proc.kill()
+        err = proc.stderr.read().decode("utf-8", "replace")
+        rc = proc.wait()
+        if self._wav is not None:
+            self._wav.unlink(missing_ok=True)
+        if ok and rc == 0 and self.frames_written > 0:
+            self._ctx.__exit__(None, None, None)
+            return
+        self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        if ok:
+            why = ffmpeg.last_error_line(err) if rc else "no frames written"
+            raise Rb2vError(f"{self.path}: encoding failed: {why}")
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._finish(ok=exc_type is None)
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps, **kwargs) -> Path:
+    """Encode an iterable of frames (or chunks) to ``path``; see ``VideoWriter``."""
+    it = iter(frames)
+    first = np.asarray(next(it))
+    h, w = first.shape[-3:-1]
+    with VideoWriter(path, fps, w, h, **kwargs) as vw:
+        vw.write(first)
+        for f in it:
+            vw.write(f)
+    return Path(path)

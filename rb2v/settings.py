@@ -1,0 +1,139 @@
+"""Rig definitions (``rigs/*.toml``) and per-category pipeline settings (``pipelines/*.toml``).
+
+A rig file describes hardware: the two cameras, which one is mirrored, the crop and
+the sequence structure. A pipeline file describes what ``rb2v build`` does for one
+category. Both load into frozen dataclasses; unknown keys and wrong types are errors
+that name the key and the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .config import apply_overrides, from_mapping, read_toml, settings_hash
+from .errors import Rb2vError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RIG = "gopro-hero8-beamsplitter"
+CATEGORIES = ("street", "face", "hand")
+FlipName = Literal["horizontal", "vertical", "none"]
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    fps: float
+    width: int
+    height: int
+    model: str = "GoPro HERO8 Black"
+
+    def validate(self) -> None:
+        if self.fps <= 0 or self.width <= 0 or self.height <= 0:
+            raise ValueError("camera fps, width and height must be positive")
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    width: int = 448
+    height: int = 448
+
+    def validate(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError("crop width and height must be positive")
+
+
+@dataclass(frozen=True)
+class SequenceSettings:
+    frames: int = 7  # sharp frames per sample (4 real + 3 interpolated)
+    upsample_factor: int = 2  # temporal upsampling of the sharp stream
+    synth_subframes: int = 19  # sub-frames averaged into a synthetic blur
+
+    def validate(self) -> None:
+        if self.frames < 2 or self.upsample_factor < 1 or self.synth_subframes < self.frames:
+            raise ValueError("sequence: need frames >= 2, upsample_factor >= 1, synth_subframes >= frames")
+        if (self.synth_subframes - 1) % (self.frames - 1):
+            raise ValueError("sequence: synth_subframes - 1 must be a multiple of frames - 1")
+
+
+@dataclass(frozen=True)
+class LensSettings:
+    """Optional intrinsics (OpenCV model) for undistortion before alignment."""
+
+    undistort: bool = False
+    fx: float = 0.0
+    fy: float = 0.0
+    cx: float = 0.0
+    cy: float = 0.0
+    dist: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    """Defaults for ``rb2v align`` (rig-specific: how the cameras are synchronised and matched)."""
+
+    sync_methods: tuple[str, ...] = ("timecode", "audio", "visual")
+    fps_ratio: float = 4.0
+    fps_ratio_tolerance: float = 0.02
+    min_inliers: int = 40
+    homography_frames: int = 12  # frame pairs sampled across a take for feature matching
+    estimate_drift_min_seconds: float = 4.0
+
+
+@dataclass(frozen=True)
+class RigSettings:
+    name: str
+    blur: CameraSettings
+    sharp: CameraSettings
+    mirrored_camera: Literal["blur", "sharp", "none"] = "sharp"
+    flip: FlipName = "horizontal"
+    crop: CropSettings = field(default_factory=CropSettings)
+    sequence: SequenceSettings = field(default_factory=SequenceSettings)
+    lens: LensSettings = field(default_factory=LensSettings)
+    align: AlignSettings = field(default_factory=AlignSettings)
+
+    @property
+    def flip_sharp(self) -> str:
+        """The flip that brings the sharp view into the blur view's handedness.
+
+        Mirroring either camera is the same relative flip, so it is always applied
+        to the sharp frames (the alignment contract's ``flip_sharp``).
+        """
+        return "none" if self.mirrored_camera == "none" else self.flip
+
+    def validate(self) -> None:
+        ratio = self.sharp.fps / self.blur.fps
+        if abs(ratio - self.align.fps_ratio) > self.align.fps_ratio * self.align.fps_ratio_tolerance:
+            raise ValueError(f"sharp/blur fps ratio is {ratio:.3f}, expected about {self.align.fps_ratio}")
+
+    @property
+    def hash(self) -> str:
+        return settings_hash(self)
+
+
+def _find(kind: str, name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        return p
+    for base in (Path.cwd() / kind, REPO_ROOT / kind):
+        cand = base / f"{name_or_path}.toml"
+        if cand.exists():
+            return cand
+    raise Rb2vError(f"{kind}/{name_or_path}.toml: no such {kind[:-1]} definition "
+                    f"(looked in ./{kind} and {REPO_ROOT / kind})")
+
+
+def load_rig(name_or_path: str | Path = DEFAULT_RIG, overrides: dict | None = None) -> RigSettings:
+    path = _find("rigs", name_or_path)
+    data = apply_overrides(read_toml(path), overrides or {})
+    return from_mapping(RigSettings, data, str(path))
+
+
+def pipeline_path(category_or_path: str | Path) -> Path:
+    return _find("pipelines", category_or_path)
+
+
+def load_pipeline_data(category_or_path: str | Path, overrides: dict | None = None) -> tuple[dict, Path]:
+    """Raw pipeline TOML with overrides applied; the build stage types it."""
+    path = pipeline_path(category_or_path)
+    return apply_overrides(read_toml(path), overrides or {}), path
