@@ -1,0 +1,157 @@
+"""The dataset manifest (Arrow schema ``rb2v.manifest/1``) and the official HyperCUT export.
+
+One row per sample; paths are relative to the manifest's folder (the dataset folder).
+``metadata.json`` mirrors the manifest in the format of the official HyperCUT trainer
+(VinAIResearch/HyperCUT ``data/seq7_dataset.py``): it joins ``DATASET_ROOT / name / path``,
+so ``name`` is the dataset folder's name and paths are relative to that folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import Rb2vError
+from .fsutil import atomic_path, write_json_atomic
+
+SCHEMA_TAG = "rb2v.manifest/1"
+MANIFEST_NAME = "manifest.parquet"
+METADATA_NAME = "metadata.json"
+FRAMES_PER_SEQ = 7
+ORDERS = ("ignore", "reverse")
+SPLITS = ("train", "test")
+
+FIELDS = [
+    pa.field("sample_id", pa.string(), nullable=False),
+    pa.field("category", pa.string(), nullable=False),
+    pa.field("subject", pa.string(), nullable=False),
+    pa.field("take", pa.string(), nullable=False),
+    pa.field("split", pa.string(), nullable=False),
+    pa.field("blur_path", pa.string(), nullable=False),
+    pa.field("sharp_paths", pa.list_(pa.string()), nullable=False),
+    pa.field("blur_index", pa.int32(), nullable=False),
+    pa.field("sharp_start", pa.int32(), nullable=False),
+    pa.field("upsample_factor", pa.int8(), nullable=False),
+    pa.field("color_matrix", pa.list_(pa.float32(), 12), nullable=False),
+    pa.field("psnr", pa.float32(), nullable=False),
+    pa.field("psnr_margin", pa.float32(), nullable=False),
+    pa.field("interpolator", pa.string(), nullable=True),
+    pa.field("matting", pa.string(), nullable=True),
+    pa.field("background", pa.string(), nullable=True),
+    pa.field("order", pa.string(), nullable=False),
+    pa.field("width", pa.int32(), nullable=False),
+    pa.field("height", pa.int32(), nullable=False),
+    pa.field("sha256", pa.list_(pa.string()), nullable=False),
+]
+COLUMNS = [f.name for f in FIELDS]
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def manifest_schema(metadata: Mapping[str, Any] | None = None) -> pa.Schema:
+    meta = {"schema": SCHEMA_TAG}
+    for k, v in (metadata or {}).items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    return pa.schema(FIELDS, metadata=meta)
+
+
+def to_table(rows: pd.DataFrame | Iterable[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None) -> pa.Table:
+    """Rows (dicts or a DataFrame with the manifest columns) -> an Arrow table of the exact schema."""
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=COLUMNS)
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"manifest rows lack columns {missing}")
+    arrays = {}
+    for f in FIELDS:
+        col = df[f.name].tolist()
+        if f.name == "color_matrix":
+            col = [np.asarray(m, np.float32).reshape(12).tolist() for m in col]
+        elif f.name in ("sharp_paths", "sha256"):
+            col = [list(v) for v in col]
+        elif f.nullable:
+            col = [None if _missing(v) else v for v in col]
+        arrays[f.name] = pa.array(col, type=f.type)
+    return pa.Table.from_pydict(arrays, schema=manifest_schema(metadata))
+
+
+def write_manifest(path: str | Path, rows, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write the manifest atomically (sorted by sample_id so equal inputs give equal files)."""
+    table = to_table(rows, metadata)
+    table = table.sort_by([("sample_id", "ascending")])
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return path
+
+
+def read_manifest_table(path: str | Path) -> pa.Table:
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.exists():
+        raise Rb2vError(f"{path}: manifest not found")
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for damaged files
+        raise Rb2vError(f"{path}: not a readable Parquet manifest ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    tag = (table.schema.metadata or {}).get(b"schema", b"").decode()
+    if tag != SCHEMA_TAG:
+        raise Rb2vError(f"{path}: not an rb2v manifest (schema tag {tag or 'missing'!r}, expected {SCHEMA_TAG!r})")
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise Rb2vError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
+    return table
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """The manifest as a DataFrame (list columns as Python lists); checks the schema tag."""
+    table = read_manifest_table(path)
+    df = table.to_pandas()
+    for c in ("sharp_paths", "sha256", "color_matrix"):
+        df[c] = df[c].map(lambda v: list(v))
+    for f in FIELDS:
+        if f.nullable:  # None, not NaN, for missing strings
+            df[f.name] = pd.Series([None if _missing(v) else v for v in df[f.name]], dtype=object, index=df.index)
+    df.attrs["metadata"] = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    df.attrs["path"] = str(Path(path) / MANIFEST_NAME if Path(path).is_dir() else Path(path))
+    return df
+
+
+def manifest_metadata(path: str | Path) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in (read_manifest_table(path).schema.metadata or {}).items()}
+
+
+def metadata_json(df: pd.DataFrame, name: str) -> dict:
+    """The official HyperCUT ``metadata.json`` content for a manifest."""
+    data = []
+    for row in df.sort_values("sample_id").itertuples(index=False):
+        entry = {"id": row.sample_id, "order": row.order, "partition": row.split, "blur_path": row.blur_path}
+        for t, p in enumerate(row.sharp_paths, start=1):
+            entry[f"frame{t:03d}_path"] = p
+        data.append(entry)
+    return {"name": name, "frame_per_seq": FRAMES_PER_SEQ, "data": data}
+
+
+def write_metadata_json(dataset_dir: str | Path, df: pd.DataFrame | None = None) -> Path:
+    """(Re)write ``metadata.json`` beside the manifest, named after the dataset folder."""
+    dataset_dir = Path(dataset_dir)
+    if df is None:
+        df = read_manifest(dataset_dir / MANIFEST_NAME)
+    out = dataset_dir / METADATA_NAME
+    write_json_atomic(out, metadata_json(df, dataset_dir.name))
+    return out
+
+
+def update_manifest(path: str | Path, df: pd.DataFrame) -> Path:
+    """Rewrite a manifest with changed rows, keeping its schema metadata."""
+    meta = manifest_metadata(path)
+    meta.pop("schema", None)
+    return write_manifest(path, df, meta)
