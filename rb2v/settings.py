@@ -78,6 +78,7 @@ class AlignSettings:
     min_inliers: int = 40
     homography_frames: int = 12  # frame pairs sampled across a take for feature matching
     estimate_drift_min_seconds: float = 4.0
+    max_offset_s: float = 10.0  # largest |time_offset_s| that sync searches for
 
 
 @dataclass(frozen=True)

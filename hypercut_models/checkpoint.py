@@ -1,0 +1,72 @@
+"""HyperCUT checkpoints: one ``torch.save`` dict, tagged so another model's file is refused.
+
+Keys: ``format`` ("rb2v.hypercut/1"), ``model`` (network state), ``hyperplane`` (weight, bias,
+seed), ``net`` (the network's constructor arguments), ``optimizer``, ``scaler`` (mixed precision,
+or None), ``epoch`` (epochs completed), ``settings`` (the training settings), ``rng`` (torch,
+numpy, python and CUDA generator states), ``history`` (per-epoch log rows). Only plain
+containers and tensors are stored, so files load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rb2v.errors import Rb2vError
+from rb2v.fsutil import atomic_path
+
+from .losses import Hyperplane
+from .network import HyperCUTNet
+
+FORMAT = "rb2v.hypercut/1"
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write atomically: a crash mid-write never leaves a truncated ``last.pt``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.is_file():
+        raise Rb2vError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated files, pickles of arbitrary objects, non-torch files
+        raise Rb2vError(f"{path}: not a readable HyperCUT checkpoint ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        tag = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise Rb2vError(f"{path}: not a HyperCUT checkpoint of rb2v (format {tag!r}, expected {FORMAT!r})")
+    return ckpt
+
+
+def build_model(ckpt: dict[str, Any]) -> tuple[HyperCUTNet, Hyperplane]:
+    try:
+        net = HyperCUTNet(**ckpt["net"])
+        net.load_state_dict(ckpt["model"])
+        hp = ckpt["hyperplane"]
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:
+        raise Rb2vError(f"checkpoint does not hold a HyperCUT network ({type(e).__name__}: {e})") from None
+    plane = Hyperplane(int(hp["weight"].numel()), int(hp["seed"]))
+    plane.weight.copy_(hp["weight"])
+    plane.bias.copy_(hp["bias"])
+    return net, plane
+
+
+def load_model(path: str | Path, map_location="cpu") -> tuple[HyperCUTNet, Hyperplane, dict[str, Any]]:
+    """The trained network (eval mode) and its hyperplane from a checkpoint file or run folder."""
+    ckpt = load_checkpoint(path, map_location)
+    net, plane = build_model(ckpt)
+    return net.eval(), plane, ckpt
+
+
+def hyperplane_state(plane: Hyperplane) -> dict[str, Any]:
+    return {"weight": plane.weight.detach().cpu(), "bias": plane.bias.detach().cpu(), "seed": plane.seed}

@@ -1,0 +1,85 @@
+"""``rb2v train-hypercut``, ``rb2v eval-hypercut`` and ``rb2v order``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rb2v.fsutil import write_json_atomic
+
+
+@click.command("train-hypercut")
+@click.option("--manifest", required=True, type=click.Path(), help="manifest.parquet (or its folder).")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Run folder (default runs/hypercut-<dataset folder name>).")
+@click.option("--epochs", type=int, default=None, help="Epochs in all (default 20; on --resume, the run's own).")
+@click.option("--batch-size", type=int, default=None, help="Sequences per step (default 8).")
+@click.option("--lr", type=float, default=None, help="Adam learning rate (default 2e-4).")
+@click.option("--crop", type=int, default=None, help="Random square crop side (default 256, or the smallest frame side).")
+@click.option("--same-weight", type=float, default=None, help="Weight of the same-side consistency terms (default 1; 0 = L_h only).")
+@click.option("--no-flips", is_flag=True, help="Do not flip training sequences.")
+@click.option("--seed", type=int, default=None, help="Seed of the hyperplane, weights, shuffling and crops (default 0).")
+@click.option("--workers", type=int, default=None, help="Data loader processes (default up to 4).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+def train_hypercut(manifest, out, epochs, batch_size, lr, crop, same_weight, no_flips, seed, workers, device, resume):
+    """Train the HyperCUT ordering network on the manifest's train split."""
+    from .train import TrainSettings, train
+
+    if out is None:
+        out = str(Path("runs") / f"hypercut-{Path(manifest).resolve().parent.name if Path(manifest).suffix else Path(manifest).name}")
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "crop": crop, "same_weight": same_weight,
+             "seed": seed, "workers": workers}
+    settings = TrainSettings(manifest=str(manifest), out=out, device=device, flips=not no_flips,
+                             **{k: v for k, v in given.items() if v is not None})
+    last = train(settings, resume=resume)
+    click.echo(str(last))
+
+
+def _table(result: dict) -> str:
+    rows = [("hit", result["hit"], f"{result['hit_count']}/{result['pairs']} pairs"),
+            ("con@2", result["con@2"], f"{result['con@2_count']}/{result['pairs']} pairs of pairs"),
+            ("con@3", result["con@3"], f"{result['con@3_count']}/{result['sequences']} sequences")]
+    lines = [f"{'metric':<8}{'value':>8}  count", *(f"{n:<8}{100 * v:>7.2f}%  {c}" for n, v, c in rows)]
+    per_pair = "  ".join(f"{k}: {100 * v:.2f}%" for k, v in result["hit_per_pair"].items())
+    lines.append(f"hit per pair  {per_pair}")
+    lines.append(f"{result['split']} split, {result['sequences']} sequences, {result['seconds']:.1f}s on {result['device']}")
+    return "\n".join(lines)
+
+
+@click.command("eval-hypercut")
+@click.option("--manifest", required=True, type=click.Path(), help="manifest.parquet (or its folder).")
+@click.option("--checkpoint", required=True, type=click.Path(), help="A last.pt (or its run folder).")
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the figures (fractions in [0,1] and counts) to this JSON file.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--crop", type=int, default=None, help="Score a seeded random crop of this side instead of full frames.")
+@click.option("--workers", type=int, default=None)
+@click.option("--device", default="auto", show_default=True)
+def eval_hypercut(manifest, checkpoint, split, json_path, batch_size, crop, workers, device):
+    """Report hit / con@2 / con@3 of a HyperCUT checkpoint on one split."""
+    from .evaluate import evaluate
+
+    result = evaluate(manifest, checkpoint, split=split, device=device, batch_size=batch_size,
+                      workers=workers, crop=crop)
+    click.echo(_table(result))
+    if json_path:
+        write_json_atomic(json_path, result)
+
+
+@click.command("order")
+@click.option("--manifest", required=True, type=click.Path(), help="manifest.parquet (or its folder).")
+@click.option("--checkpoint", required=True, type=click.Path(), help="A last.pt (or its run folder).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--workers", type=int, default=None)
+@click.option("--device", default="auto", show_default=True)
+def order(manifest, checkpoint, batch_size, workers, device):
+    """Write order labels: "ignore" when (x_0, x_6) falls on the hyperplane's negative side, else
+    "reverse"; refreshes metadata.json."""
+    from .evaluate import write_orders
+
+    counts = write_orders(manifest, checkpoint, device=device, batch_size=batch_size, workers=workers)
+    click.echo(json.dumps(counts))

@@ -1,0 +1,175 @@
+"""A small manifest-conformant blur2vid dataset from real images, for tests and accuracy runs.
+
+Until ``rb2v build`` / ``rb2v synth-reds`` datasets exist, HyperCUT is trained and measured on:
+
+* *photo takes*: a real photograph (scikit-image's bundled photos) filmed by a virtual camera
+  whose window moves smoothly (translation with acceleration, rotation, zoom; 1.5-5 px/frame),
+  plus a little sensor noise; each photo is one subject;
+* *video takes* (optional): consecutive frames of a real video (a folder of images, e.g. a
+  static street camera with moving cars and people), the subject being the folder's name.
+
+A take is one continuous stream x[0..T-1]; sample k uses the window p = 2 + 8k, its 7 sharp
+frames x[p..p+6] and the blurry frame y = mean of those 7 frames (8-bit). ``psnr`` is the PSNR of
+that mean against the stored y, and ``psnr_margin`` its lead over the windows at p-2 and p+2, as
+Algorithm 1 would score them. Subjects never cross splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+
+from rb2v.errors import Rb2vError
+from rb2v.fsutil import sha256_file
+from rb2v.io.images import read_image, to_float, to_uint8, write_image
+from rb2v.manifest import MANIFEST_NAME, write_manifest, write_metadata_json
+
+# scikit-image's bundled photographs (``cat`` is ``chelsea`` again, so it is left out)
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
+          "retina", "camera", "grass", "gravel", "brick", "moon", "coins", "clock", "page", "text")
+CATEGORY = "synthetic"
+IDENTITY_COLOR = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]
+
+
+def load_photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    img = np.asarray(getattr(skimage.data, name)())
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return to_float(img[..., :3])
+
+
+def _smooth_motion(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """Per-frame 2x3 maps (output window -> photo), for a smooth random similarity motion."""
+    speed, angle = rng.uniform(1.5, 5.0), rng.uniform(0, 2 * np.pi)
+    velocity = speed * np.array([np.cos(angle), np.sin(angle)])
+    accel = rng.normal(0, 0.05, 2)
+    spin = np.deg2rad(rng.uniform(-0.6, 0.6))
+    zoom = rng.uniform(-0.01, 0.01)
+    t = np.arange(n) - (n - 1) / 2
+    maps = []
+    for ti in t:
+        shift = velocity * ti + 0.5 * accel * ti**2
+        theta, scale = spin * ti, np.exp(zoom * ti)
+        c, s = scale * np.cos(theta), scale * np.sin(theta)
+        maps.append(np.array([[c, -s, shift[0]], [s, c, shift[1]]]))
+    return maps
+
+
+def render_photo_take(photo: np.ndarray, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, size, size, 3) frames of a moving window over the photo (scaled so the window sees
+    about half of its shorter side), with sensor noise."""
+    scale = 2.0 * size / min(photo.shape[:2])
+    photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = photo.shape[:2]
+    centre = np.array([rng.uniform(0.4, 0.6) * w, rng.uniform(0.4, 0.6) * h])
+    frames = []
+    for m in _smooth_motion(rng, n):
+        # window pixel u (centred) -> photo pixel centre + A u + shift
+        a = m[:, :2]
+        offset = centre + m[:, 2] - a @ np.array([size / 2 - 0.5, size / 2 - 0.5])
+        warp = np.hstack([a, offset[:, None]])
+        frame = cv2.warpAffine(photo, warp, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REFLECT)
+        frames.append(frame + rng.normal(0, 0.005, frame.shape).astype(np.float32))
+    return np.clip(np.stack(frames), 0, 1)
+
+
+def video_takes(folder: Path, size: int) -> list[np.ndarray]:
+    """Three takes (left, centre, right square crops) of a folder of consecutive video frames."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if len(files) < 11:
+        raise Rb2vError(f"{folder}: needs at least 11 consecutive frames, found {len(files)}")
+    frames = []
+    for f in files:
+        img = read_image(f)
+        s = size / img.shape[0]
+        frames.append(cv2.resize(img, (max(size, round(img.shape[1] * s)), size), interpolation=cv2.INTER_AREA))
+    stream = np.stack(frames)
+    w = stream.shape[2]
+    return [stream[:, :, x:x + size] for x in sorted({0, (w - size) // 2, w - size})]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(1.0 / mse) if mse > 0 else 100.0
+
+
+def write_take(out: Path, split: str, subject: str, take: str, stream: np.ndarray, n_samples: int) -> list[dict]:
+    stream = to_float(to_uint8(stream))  # what the PNGs will hold
+    rows = []
+    for k in range(n_samples):
+        p = 2 + 8 * k
+        if p + 8 >= len(stream):
+            break
+        blur = to_float(to_uint8(stream[p:p + 7].mean(axis=0)))
+        score = _psnr(stream[p:p + 7].mean(axis=0), blur)
+        rival = max(_psnr(stream[q:q + 7].mean(axis=0), blur) for q in (p - 2, p + 2))
+        folder = Path("samples") / subject / take / f"{k:04d}"
+        write_image(out / folder / "blur.png", blur)
+        sharp = []
+        for i in range(7):
+            write_image(out / folder / f"{i:03d}.png", stream[p + i])
+            sharp.append(str(folder / f"{i:03d}.png"))
+        files = [str(folder / "blur.png")] + sharp
+        rows.append({
+            "sample_id": hashlib.sha1(f"{CATEGORY}/{subject}/{take}/{k}".encode()).hexdigest()[:16],
+            "category": CATEGORY, "subject": subject, "take": f"{CATEGORY}/{subject}/{take}",
+            "split": split, "blur_path": files[0], "sharp_paths": sharp, "blur_index": k,
+            "sharp_start": p, "upsample_factor": 2, "color_matrix": IDENTITY_COLOR,
+            "psnr": score, "psnr_margin": score - rival, "interpolator": None, "matting": None,
+            "background": None, "order": "ignore", "width": stream.shape[2], "height": stream.shape[1],
+            "sha256": [sha256_file(out / f) for f in files],
+        })
+    return rows
+
+
+def make_dataset(out: str | Path, *, photos: tuple[str, ...] = PHOTOS, test_subjects: tuple[str, ...] = (),
+                 video_dirs: tuple[str | Path, ...] = (), takes: int = 2, samples: int = 8,
+                 size: int = 96, seed: int = 0) -> Path:
+    """Write the dataset and its manifest under ``out``; return the manifest path."""
+    out = Path(out)
+    rows = []
+    for name in photos:
+        split = "test" if name in test_subjects else "train"
+        photo = load_photo(name)
+        for t in range(takes):
+            rng = np.random.default_rng([seed, PHOTOS.index(name) if name in PHOTOS else len(PHOTOS), t])
+            stream = render_photo_take(photo, 8 * samples + 3, size, rng)
+            rows += write_take(out, split, name, f"take{t:02d}", stream, samples)
+    for folder in map(Path, video_dirs):
+        split = "test" if folder.name in test_subjects else "train"
+        for t, stream in enumerate(video_takes(folder, size)):
+            rows += write_take(out, split, folder.name, f"take{t:02d}", stream, samples)
+    if not rows:
+        raise Rb2vError(f"{out}: nothing to write (no subjects)")
+    manifest = write_manifest(out / MANIFEST_NAME, rows, {"settings": {"generator": "hypercut_models.synthetic",
+                                                                         "size": size, "seed": seed}})
+    write_metadata_json(out)
+    return manifest
+
+
+@click.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--test-subjects", default="coffee,camera,brick,hubble_deep_field",
+              help="Comma-separated subjects (photo names or video folder names) for the test split.")
+@click.option("--video-dir", "video_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of consecutive real video frames (one subject); repeatable.")
+@click.option("--takes", default=3, show_default=True, help="Takes per photo.")
+@click.option("--samples", default=10, show_default=True, help="Samples per take.")
+@click.option("--size", default=96, show_default=True, help="Frame side in pixels.")
+@click.option("--seed", default=0, show_default=True)
+def main(out, test_subjects, video_dirs, takes, samples, size, seed):
+    """Make a small real-image blur2vid dataset (python -m hypercut_models.synthetic OUT)."""
+    path = make_dataset(out, test_subjects=tuple(s for s in test_subjects.split(",") if s),
+                        video_dirs=video_dirs, takes=takes, samples=samples, size=size, seed=seed)
+    click.echo(path)
+
+
+if __name__ == "__main__":
+    main()

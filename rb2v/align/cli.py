@@ -1,0 +1,53 @@
+"""``rb2v align RAW OUT``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import read_toml
+from ..errors import Rb2vError
+from ..settings import DEFAULT_RIG, load_rig
+from .stage import AlignOptions, run_align
+
+
+def _default_path(key: str) -> Path:
+    """RAW / OUT from ./rb2v.toml (``raw = "raw"``, ``out = "out"``) when not given."""
+    cfg = Path("rb2v.toml")
+    if not cfg.exists():
+        raise Rb2vError(f"align: no {key.upper()} given and no rb2v.toml in {Path.cwd()}")
+    value = read_toml(cfg).get(key)
+    if not isinstance(value, str):
+        raise Rb2vError(f"rb2v.toml: key '{key}' must be a path string")
+    return Path(value)
+
+
+@click.command("align")
+@click.argument("raw", required=False, type=click.Path(path_type=Path))
+@click.argument("out", required=False, type=click.Path(path_type=Path))
+@click.option("--rig", default=DEFAULT_RIG, show_default=True, help="Rig definition (name in rigs/ or a TOML path).")
+@click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Takes aligned in parallel (processes).")
+@click.option("--flip", type=click.Choice(["auto", "horizontal", "vertical", "none"]), default="auto",
+              show_default=True, help="Flip of the sharp camera; auto detects it (the rig's flip is tried first).")
+@click.option("--sync", "sync_methods", default=None,
+              help="Comma-separated sync methods in order of preference (default: the rig's, "
+                   "timecode,audio,visual).")
+@click.option("--no-ecc", is_flag=True, help="Skip the photometric (ECC) refinement of the homography.")
+@click.option("--no-frames", is_flag=True, help="Only estimate and write alignment.json, no PNG frames.")
+def align(raw, out, rig, workers, flip, sync_methods, no_ecc, no_frames):
+    """Pair, synchronise and geometrically align the two cameras of each take in RAW.
+
+    Writes OUT/takes.parquet, OUT/aligned/<category>/<subject>/<take>/ (alignment.json,
+    blur/%06d.png, sharp/%06d.png) and OUT/align_errors.parquet. Takes already aligned with
+    the same inputs and settings are skipped; re-running after a crash resumes.
+    """
+    raw = raw or _default_path("raw")
+    out = out or _default_path("out")
+    methods = tuple(m.strip() for m in sync_methods.split(",") if m.strip()) if sync_methods else None
+    opts = AlignOptions(rig=load_rig(rig), flip=flip, sync_methods=methods, ecc=not no_ecc,
+                        write_frames=not no_frames)
+    summary = run_align(raw, out, opts, workers=workers)
+    click.echo(f"{summary['aligned']} aligned, {summary['skipped']} skipped, {summary['failed']} failed", file=sys.stdout)

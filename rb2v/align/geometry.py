@@ -1,0 +1,371 @@
+"""The homography from the (flipped) sharp camera to the blur camera, and the crop.
+
+Blur frames are matched against *synthetic* blur frames: the exposure average of the sharp
+frames that the synchronisation places inside each blur frame, so both sides carry the same
+motion blur. ORB matches pooled over many frame pairs across the take go into a USAC/MAGSAC
+homography, which ECC then refines photometrically on the same pairs (one ECC per pair; the
+median of the refined corner positions is the answer, robust to a pair that ECC got wrong).
+
+Conventions (alignment contract): the homography maps sharp pixel coordinates *after* the
+flip to blur pixel coordinates, full frame, pixel centres at integers. OpenCV's keypoints,
+``findHomography`` and ``warpPerspective`` use the same convention.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from ..errors import Rb2vError
+from ..io.video import VideoSource, iter_frames
+from .sync import SyncResult
+
+SEEK_GAP = 250  # frames: a larger gap between wanted frames is crossed by seeking, not decoding
+RANSAC_THRESHOLD_PX = 2.0
+ECC_PAIRS = 6
+FEATURE_SIDE = 1024  # px: longer side of the images features are detected on
+DARK_LEVEL = 16  # uint8 luma: columns/rows darker than this at every sampled frame are the rig's border
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    homography: np.ndarray  # 3x3, flipped sharp -> blur
+    flip_sharp: str
+    inliers: int
+    residual_px: float  # RMS distance of the inlier matches under the final homography
+    pairs: int  # frame pairs used
+    ecc_pairs: int  # pairs that ECC refined
+    blur_valid: tuple[int, int, int, int]  # x0, y0, x1, y1 (inclusive) free of dark borders, blur frame
+    sharp_valid: tuple[int, int, int, int]  # the same for the flipped sharp frame
+
+
+def flip_matrix(flip: str, width: int, height: int) -> np.ndarray:
+    """3x3 map from raw sharp pixel coordinates to flipped ones (an involution)."""
+    m = np.eye(3)
+    if flip == "horizontal":
+        m[0, 0], m[0, 2] = -1.0, width - 1.0
+    elif flip == "vertical":
+        m[1, 1], m[1, 2] = -1.0, height - 1.0
+    elif flip != "none":
+        raise Rb2vError(f"flip_sharp: unknown flip {flip!r} (horizontal, vertical or none)")
+    return m
+
+
+def apply_flip(img: np.ndarray, flip: str) -> np.ndarray:
+    if flip == "horizontal":
+        return img[:, ::-1]
+    if flip == "vertical":
+        return img[::-1]
+    return img
+
+
+def box_weights(centre: float, width: float) -> dict[int, float]:
+    """Weights of integer frames whose linear interpolant, averaged over [c - w/2, c + w/2], gives the box mean."""
+    a, b = centre - width / 2, centre + width / 2
+    weights = {}
+    for i in range(int(np.floor(a)) - 1, int(np.ceil(b)) + 2):
+        # integral over [a, b] of the hat function centred at i (support i-1 .. i+1)
+        lo, hi = max(a, i - 1), min(b, i + 1)
+        if hi <= lo:
+            continue
+
+        def hat_cdf(x, i=i):
+            x = x - i
+            return (x + 1) ** 2 / 2 if x <= 0 else 1 - (1 - x) ** 2 / 2
+
+        w = (hat_cdf(hi) - hat_cdf(lo)) / width
+        if w > 1e-9:
+            weights[i] = w
+    return weights
+
+
+def grey(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def stream_selected(source: VideoSource, indices: Iterable[int], chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, RGB frame) for the wanted frames in increasing order, decoding sequentially and
+    seeking only across gaps larger than ``SEEK_GAP``, so sparse samples of a long take stay cheap."""
+    wanted = sorted(set(indices))
+    runs: list[list[int]] = []
+    for i in wanted:
+        if runs and i - runs[-1][-1] <= SEEK_GAP:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    for run in runs:
+        want = set(run)
+        pos = run[0]
+        for frames in iter_frames(source, run[0], run[-1] - run[0] + 1, chunk=chunk):
+            for f in frames:
+                if pos in want:
+                    yield pos, f
+                pos += 1
+
+
+@dataclasses.dataclass
+class FramePair:
+    blur_index: int
+    centre: float  # exposure centre in sharp frame units
+    blur: np.ndarray | None = None  # grey float32
+    synth: np.ndarray | None = None  # grey float32, raw (unflipped) sharp geometry
+    blur_max: np.ndarray | None = None
+
+
+def sample_pairs(sync: SyncResult, blur: VideoSource, sharp: VideoSource, count: int) -> list[FramePair]:
+    """Up to ``count`` blur frames spread over the take whose exposure lies inside the sharp stream."""
+    fb, fs = float(blur.fps), float(sharp.fps)
+    width = fs / fb
+    k = np.arange(blur.frames)
+    centres = fs * sync.sharp_time(k / fb)
+    ok = (centres - width / 2 >= 1) & (centres + width / 2 <= sharp.frames - 2)
+    valid = k[ok]
+    if len(valid) == 0:
+        raise Rb2vError(f"{blur.path.parent}: after synchronisation no blur frame lies inside the sharp stream")
+    picks = np.unique(valid[np.linspace(0, len(valid) - 1, min(count, len(valid))).round().astype(int)])
+    return [FramePair(int(i), float(centres[i])) for i in picks]
+
+
+def load_pairs(pairs: list[FramePair], blur: VideoSource, sharp: VideoSource) -> None:
+    """Fill each pair's blur frame and synthetic blur (streamed: sharp frames are accumulated, not kept)."""
+    width = float(sharp.fps) / float(blur.fps)
+    by_blur = {p.blur_index: p for p in pairs}
+    for i, frame in stream_selected(blur, by_blur):
+        by_blur[i].blur = grey(frame)
+    needs: dict[int, list[tuple[FramePair, float]]] = {}
+    for p in pairs:
+        for i, w in box_weights(p.centre, width).items():
+            needs.setdefault(i, []).append((p, w))
+    for i, frame in stream_selected(sharp, needs):
+        g = grey(frame)
+        for p, w in needs[i]:
+            p.synth = g * w if p.synth is None else p.synth + g * w
+
+
+def _inner_edge(profile: np.ndarray) -> int:
+    """Index of the first column (row) inside a dark border at the start of ``profile``:
+    past the run of black ones, then past the soft ramp (darker than 85 % of the level inside)."""
+    n, i = len(profile), 0
+    while i < n and profile[i] <= DARK_LEVEL:
+        i += 1
+    if i == 0:
+        return 0
+    while i < n - 17 and profile[i] < 0.85 * np.median(profile[i + 1: i + 17]):
+        i += 1
+    return i
+
+
+def valid_box(images: list[np.ndarray]) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1, inclusive) inside the rig's dark borders.
+
+    Profiles are the 90th percentile of each column (row) of the per-pixel brightest value
+    over the sampled frames; only dark runs that touch the frame's edge count as border, so
+    dark scene content is never cut away.
+    """
+    peak = np.max(np.stack(images), axis=0)
+    col, row = np.percentile(peak, 90, axis=0), np.percentile(peak, 90, axis=1)
+    x0, x1 = _inner_edge(col), len(col) - 1 - _inner_edge(col[::-1])
+    y0, y1 = _inner_edge(row), len(row) - 1 - _inner_edge(row[::-1])
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        raise Rb2vError("frames are black: no valid image area")
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+_ORB = None
+
+
+def _features(img: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """ORB (points in full-frame pixels, descriptors) inside ``box``, on a copy no larger than
+    FEATURE_SIDE: features only seed the fit, ECC at full resolution sets the precision.
+    (ORB finds more matches than SIFT on these blurred pairs and is ten times faster.)"""
+    global _ORB
+    if _ORB is None:
+        _ORB = cv2.ORB_create(nfeatures=2000, fastThreshold=5)
+    scale = min(1.0, FEATURE_SIDE / max(img.shape))
+    mask = np.zeros(img.shape, np.uint8)
+    x0, y0, x1, y1 = box
+    mask[y0 + 4: y1 - 3, x0 + 4: x1 - 3] = 255
+    u8 = np.clip(img, 0, 255).astype(np.uint8)
+    if scale < 1.0:
+        size = (round(img.shape[1] * scale), round(img.shape[0] * scale))
+        u8 = cv2.resize(u8, size, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    kps, desc = _ORB.detectAndCompute(u8, mask)
+    sx, sy = img.shape[1] / u8.shape[1], img.shape[0] / u8.shape[0]
+    pts = np.float32([((k.pt[0] + 0.5) * sx - 0.5, (k.pt[1] + 0.5) * sy - 0.5) for k in kps]).reshape(-1, 2)
+    return pts, desc
+
+
+def match_pair(blur_feats, synth_feats, ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """Putative matches (synth points, blur points) of two (keypoints, descriptors): ratio test, mutual best."""
+    kb, db = blur_feats
+    ks, ds = synth_feats
+    if db is None or ds is None or len(kb) < 4 or len(ks) < 4:
+        return np.empty((0, 2), np.float32), np.empty((0, 2), np.float32)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    fwd = matcher.knnMatch(ds, db, k=2)
+    back = {m.queryIdx: m.trainIdx for m in matcher.match(db, ds)}
+    src, dst = [], []
+    for pair in fwd:
+        if len(pair) < 2:
+            continue
+        m, n = pair
+        if m.distance < ratio * n.distance and back.get(m.trainIdx) == m.queryIdx:
+            src.append(ks[m.queryIdx])
+            dst.append(kb[m.trainIdx])
+    return np.float32(src).reshape(-1, 2), np.float32(dst).reshape(-1, 2)
+
+
+def flip_box(box, flip: str, width: int, height: int):
+    x0, y0, x1, y1 = box
+    if flip == "horizontal":
+        return width - 1 - x1, y0, width - 1 - x0, y1
+    if flip == "vertical":
+        return x0, height - 1 - y1, x1, height - 1 - y0
+    return box
+
+
+def _robust_homography(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    if len(src) < 8:
+        return None, np.zeros(len(src), bool)
+    H, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, RANSAC_THRESHOLD_PX, maxIters=10000, confidence=0.9999)
+    if H is None:
+        return None, np.zeros(len(src), bool)
+    return H / H[2, 2], mask.ravel().astype(bool)
+
+
+def _map(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), H).reshape(-1, 2)
+
+
+def common_mask(H: np.ndarray, blur_shape: tuple[int, int], blur_box, sharp_box, sharp_shape: tuple[int, int],
+                erode: int = 0) -> np.ndarray:
+    """uint8 mask (255 inside) of blur pixels inside the blur camera's valid box *and* the
+    (flipped) sharp camera's valid box mapped by H, shrunk by ``erode`` px."""
+    box = np.zeros(blur_shape, np.uint8)
+    x0, y0, x1, y1 = blur_box
+    box[y0: y1 + 1, x0: x1 + 1] = 255
+    sharp = np.zeros(sharp_shape, np.uint8)
+    x0, y0, x1, y1 = sharp_box
+    sharp[y0: y1 + 1, x0: x1 + 1] = 255
+    sharp = cv2.warpPerspective(sharp, H, (blur_shape[1], blur_shape[0]), flags=cv2.INTER_NEAREST)
+    mask = box & sharp
+    if erode:
+        mask = cv2.erode(mask, np.ones((2 * erode + 1, 2 * erode + 1), np.uint8))
+    return mask
+
+
+def _ecc_refine(H: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray,
+                ref_pts: np.ndarray) -> tuple[np.ndarray, int]:
+    """Refine H by ECC on each (blur, flipped synth) pair; combine by the median of mapped points.
+
+    ``mask`` must exclude the dark borders of *both* views: a border edge seen by one camera
+    only pulls ECC off by pixels.
+    """
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-6)
+    mapped = []
+    start = _map(H, ref_pts)
+    for blur_img, synth_img in pairs:
+        warp = np.linalg.inv(H).astype(np.float32)  # ECC warps template (blur) coords into input (synth) coords
+        warp /= warp[2, 2]
+        try:
+            _, warp = cv2.findTransformECC(blur_img, synth_img, warp, cv2.MOTION_HOMOGRAPHY, criteria, mask, 3)
+        except cv2.error:
+            continue
+        refined = np.linalg.inv(warp.astype(np.float64))
+        pts = _map(refined / refined[2, 2], ref_pts)
+        if np.abs(pts - start).max() < 3.0:  # ECC drifting far from the feature fit means it failed
+            mapped.append(pts)
+    if not mapped:
+        return H, 0
+    median = np.median(np.stack(mapped), axis=0)
+    refined = cv2.getPerspectiveTransform(np.float32(ref_pts), np.float32(median))
+    return refined / refined[2, 2], len(mapped)
+
+
+def _fit(pairs: list[FramePair], blur_feats, which, flip: str, synth_box_raw, sw: int, sh: int):
+    """Pooled matches of the chosen pairs under one flip -> (inliers, flip, H, inlier src, inlier dst, flipped, box)."""
+    synth_box = flip_box(synth_box_raw, flip, sw, sh)
+    flipped = [np.ascontiguousarray(apply_flip(p.synth, flip)) for p in pairs]
+    src, dst = [], []
+    for i in which:
+        a, b = match_pair(blur_feats[i], _features(flipped[i], synth_box))
+        src.append(a)
+        dst.append(b)
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    H, inl = _robust_homography(src, dst)
+    if H is not None and not _upright(H, sw, sh):
+        # ORB is rotation invariant: a vertical flip plus a 180° turn is a horizontal flip.
+        # The rig's cameras are mounted upright, so a fit that turns the image over is the wrong flip.
+        inl[:] = False
+    return int(inl.sum()), flip, H, src[inl], dst[inl], flipped, synth_box
+
+
+def _upright(H: np.ndarray, width: int, height: int, max_turn_deg: float = 30.0) -> bool:
+    """Whether H keeps orientation (no mirror) and turns the image centre by at most ``max_turn_deg``."""
+    c = np.float64([[width / 2, height / 2], [width / 2 + 10, height / 2], [width / 2, height / 2 + 10]])
+    p = _map(H, c)
+    ex, ey = p[1] - p[0], p[2] - p[0]
+    det = ex[0] * ey[1] - ex[1] * ey[0]
+    return bool(det > 0 and abs(np.degrees(np.arctan2(ex[1], ex[0]))) <= max_turn_deg)
+
+
+def estimate_geometry(pairs: list[FramePair], sharp_size: tuple[int, int], flips: list[str], min_inliers: int,
+                      ecc: bool = True) -> Geometry:
+    """Homography (flipped sharp -> blur) from loaded frame pairs; with several ``flips`` the
+    one with the most inliers is used. Too few inliers are reported, not raised: the caller
+    decides whether to fall back to a calibration take.
+    """
+    sw, sh = sharp_size
+    pairs = [p for p in pairs if p.blur is not None and p.synth is not None]
+    if not pairs:
+        raise Rb2vError("no frame pairs to match")
+    blur_box = valid_box([p.blur for p in pairs])
+    synth_box_raw = valid_box([p.synth for p in pairs])
+    blur_feats = [_features(p.blur, blur_box) for p in pairs]
+    # Choose the flip on one pair: the wrong flip still finds some matches on symmetric
+    # structures, so the flip with the most inliers wins, not the first one above min_inliers.
+    probe = [len(pairs) // 2]
+    if len(flips) > 1:
+        counts = [_fit(pairs, blur_feats, probe, f, synth_box_raw, sw, sh)[0] for f in flips]
+        flips = [flips[int(np.argmax(counts))]]
+    best = _fit(pairs, blur_feats, range(len(pairs)), flips[0], synth_box_raw, sw, sh)
+    n, flip, H, src, dst, flipped, synth_box = best
+    if H is None:
+        return Geometry(np.eye(3), flip, 0, float("inf"), len(pairs), 0, blur_box, synth_box)
+    ecc_used = 0
+    if ecc and n >= min_inliers:
+        # ECC on the pairs with the most texture, at most ECC_PAIRS of them
+        order = np.argsort([-float(np.std(cv2.Laplacian(p.blur, cv2.CV_32F))) for p in pairs])[:ECC_PAIRS]
+        x0, y0, x1, y1 = blur_box
+        ref = np.float64([[x0 + (x1 - x0) * 0.2, y0 + (y1 - y0) * 0.2], [x0 + (x1 - x0) * 0.8, y0 + (y1 - y0) * 0.2],
+                          [x0 + (x1 - x0) * 0.8, y0 + (y1 - y0) * 0.8], [x0 + (x1 - x0) * 0.2, y0 + (y1 - y0) * 0.8]])
+        mask = common_mask(H, pairs[0].blur.shape, blur_box, synth_box, pairs[0].synth.shape, erode=8)
+        H, ecc_used = _ecc_refine(H, [(pairs[i].blur, flipped[i]) for i in order], mask, ref)
+    residual = float(np.sqrt(np.mean(np.sum((_map(H, src) - dst) ** 2, axis=1)))) if n else float("inf")
+    return Geometry(H, flip, n, residual, len(pairs), ecc_used, blur_box, synth_box)
+
+
+def choose_crop(H: np.ndarray, blur_shape: tuple[int, int], blur_box, sharp_box, sharp_shape: tuple[int, int],
+                crop_w: int, crop_h: int, margin: int = 2) -> dict:
+    """A crop_w x crop_h box inside the blur camera's valid area *and* the sharp view mapped by H
+    (``margin`` px inside both), as close to the centre of that common area as possible."""
+    common = common_mask(H, blur_shape, blur_box, sharp_box, sharp_shape, erode=margin) // 255
+    # top-left positions where the whole crop lies inside the common area (summed-area table)
+    sat = cv2.integral(common)
+    area = sat[crop_h:, crop_w:] - sat[:-crop_h, crop_w:] - sat[crop_h:, :-crop_w] + sat[:-crop_h, :-crop_w]
+    ys, xs = np.nonzero(area == crop_w * crop_h)
+    if len(ys) == 0:
+        raise Rb2vError(f"the two cameras' valid views overlap in less than the {crop_w}x{crop_h} crop")
+    cy, cx = np.argwhere(common).mean(axis=0)
+    i = int(np.argmin((xs + crop_w / 2 - 0.5 - cx) ** 2 + (ys + crop_h / 2 - 0.5 - cy) ** 2))
+    return {"x": int(xs[i]), "y": int(ys[i]), "width": int(crop_w), "height": int(crop_h)}
+
+
+def crop_warp(H: np.ndarray, flip: str, crop: dict, sharp_width: int, sharp_height: int) -> np.ndarray:
+    """The one matrix that takes a *raw* sharp frame to the cropped blur geometry (flip, H, crop)."""
+    shift = np.array([[1.0, 0, -crop["x"]], [0, 1.0, -crop["y"]], [0, 0, 1.0]])
+    return shift @ H @ flip_matrix(flip, sharp_width, sharp_height)

@@ -1,0 +1,292 @@
+"""The align stage: per take, explicit inputs on disk -> outputs on disk.
+
+``align_take`` synchronises, estimates the geometry (or takes a calibration take's), chooses
+the crop and streams both cameras' frames through one warp each into
+``OUT/aligned/<category>/<subject>/<take>/{blur,sharp}/%06d.png`` with ``alignment.json``.
+Everything is written into a temporary folder that is renamed into place last, so a
+folder that exists is finished. A finished take whose inputs (file names, sizes, mtimes)
+and settings hash match is skipped. ``run_align`` does a whole RAW tree with N workers.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+
+from ..config import settings_hash
+from ..errors import PartialFailure, Rb2vError
+from ..fsutil import atomic_dir, atomic_path, clean_partials, write_json_atomic
+from ..io.images import write_image
+from ..io.video import VideoSource, iter_frames
+from ..progress import progress, say
+from ..settings import RigSettings
+from . import geometry, sync
+from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
+
+SCHEMA = "rb2v.alignment/1"
+ALGORITHM_VERSION = 1  # bump when a change alters results, so finished takes are redone
+FLIPS = ("horizontal", "vertical", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignOptions:
+    rig: RigSettings
+    flip: str = "auto"  # "auto": detect (the rig's flip is tried first), or force one
+    sync_methods: tuple[str, ...] | None = None  # None: the rig's align.sync_methods
+    ecc: bool = True
+    write_frames: bool = True
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return self.sync_methods or self.rig.align.sync_methods
+
+    @property
+    def flips(self) -> list[str]:
+        if self.flip != "auto":
+            return [self.flip]
+        first = self.rig.flip_sharp
+        return [first] + [f for f in FLIPS if f != first]
+
+    @property
+    def hash(self) -> str:
+        return settings_hash({"rig": self.rig.hash, "flip": self.flip, "sync": list(self.methods), "ecc": self.ecc,
+                              "frames": self.write_frames, "version": ALGORITHM_VERSION})
+
+
+def fingerprint(src: VideoSource) -> list[dict]:
+    """What identifies a stream's input files for resuming: names, sizes, modification times."""
+    out = []
+    for p in src.paths:
+        st = p.stat()
+        out.append({"name": p.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+def take_inputs(take: Take, calibration: Take | None) -> dict:
+    d = {"blur": fingerprint(take.blur), "sharp": fingerprint(take.sharp)}
+    if calibration is not None:
+        d["calibration"] = {"blur": fingerprint(calibration.blur), "sharp": fingerprint(calibration.sharp)}
+    return d
+
+
+def is_finished(folder: Path, inputs: dict, settings_hash_: str) -> bool:
+    path = folder / "alignment.json"
+    if not path.exists():
+        return False
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return meta.get("inputs") == json.loads(json.dumps(inputs)) and meta.get("settings_hash") == settings_hash_
+
+
+# ---------------------------------------------------------------- one take
+def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) -> dict:
+    """Sync + geometry + crop of one take, as the alignment.json fields (no frames written)."""
+    a = opts.rig.align
+    s = sync.synchronise(take.blur, take.sharp, methods=opts.methods, max_offset_s=a.max_offset_s,
+                         drift_min_s=a.estimate_drift_min_seconds,
+                         flip=None if opts.flip == "auto" else opts.flip)
+    pairs = geometry.sample_pairs(s, take.blur, take.sharp, a.homography_frames)
+    geometry.load_pairs(pairs, take.blur, take.sharp)
+    flips = opts.flips
+    if s.flip_hint and opts.flip == "auto":
+        flips = [s.flip_hint] + [f for f in flips if f != s.flip_hint]
+    g = geometry.estimate_geometry(pairs, (take.sharp.width, take.sharp.height), flips, a.min_inliers, ecc=opts.ecc)
+    H, flip, used_calibration, note = g.homography, g.flip_sharp, None, None
+    if g.inliers < a.min_inliers:
+        if calibration is None:
+            why = (f"names calibration take '{take.calibration}', which is not usable" if take.calibration
+                   else "no calibration take named in take.toml")
+            raise Rb2vError(f"{take.folder}: too few feature matches for a homography ({g.inliers} inliers, "
+                            f"need {a.min_inliers}) and {why}")
+        H, flip, used_calibration = np.array(calibration["homography"]), calibration["flip_sharp"], take.calibration
+        note = f"{take.key}: {g.inliers} inliers (< {a.min_inliers}): using calibration take '{take.calibration}'"
+        sharp_box = geometry.flip_box(geometry.flip_box(g.sharp_valid, g.flip_sharp, take.sharp.width,
+                                                          take.sharp.height), flip, take.sharp.width, take.sharp.height)
+    else:
+        sharp_box = g.sharp_valid
+    crop = geometry.choose_crop(H, (take.blur.height, take.blur.width), g.blur_valid, sharp_box,
+                                (take.sharp.height, take.sharp.width), opts.rig.crop.width, opts.rig.crop.height)
+    meta = {
+        "schema": SCHEMA,
+        "blur_fps": float(take.blur.fps), "sharp_fps": float(take.sharp.fps),
+        "flip_sharp": flip,
+        "homography": [[float(v) for v in row] for row in H],
+        "crop": crop,
+        "time_offset_s": s.time_offset_s, "clock_ratio": s.clock_ratio,
+        "sync_method": s.method,
+        "residual_px": None if used_calibration else g.residual_px,
+        "inliers": g.inliers,
+        "sync_confidence": s.confidence, "sync_prior": s.prior, "sync_details": s.details,
+        "calibration": used_calibration, "ecc_pairs": g.ecc_pairs, "frame_pairs": g.pairs,
+        "rig_flip_sharp": opts.rig.flip_sharp,
+        "blur_valid": list(g.blur_valid), "blur_frames": take.blur.frames, "sharp_frames": take.sharp.frames,
+        "blur_size": [take.blur.width, take.blur.height], "sharp_size": [take.sharp.width, take.sharp.height],
+        "blur_files": [p.name for p in take.blur.paths], "sharp_files": [p.name for p in take.sharp.paths],
+    }
+    if calibration is not None and used_calibration:
+        meta["calibration_residual_px"] = calibration.get("residual_px")
+    if note:
+        meta["note"] = note
+    return meta
+
+
+def _write_stream(src: VideoSource, folder: Path, transform, pool: cf.ThreadPoolExecutor, desc: str) -> int:
+    """Decode ``src`` in chunks, transform each frame, write PNGs from a thread pool (bounded queue)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pending: list[cf.Future] = []
+    index = 0
+    for chunk in progress(iter_frames(src, chunk=8), total=(src.frames + 7) // 8, desc=desc, unit="chunk",
+                          leave=False):
+        for frame in chunk:
+            pending.append(pool.submit(_save, folder / f"{index:06d}.png", transform, frame))
+            index += 1
+        if len(pending) > 64:
+            for f in pending[:32]:
+                f.result()
+            pending = pending[32:]
+    for f in pending:
+        f.result()
+    return index
+
+
+def _save(path: Path, transform, frame: np.ndarray) -> None:
+    write_image(path, transform(frame), compression=1)
+
+
+def write_frames(take: Take, meta: dict, folder: Path, threads: int = 2) -> None:
+    crop = meta["crop"]
+    x, y, w, h = crop["x"], crop["y"], crop["width"], crop["height"]
+    M = geometry.crop_warp(np.array(meta["homography"]), meta["flip_sharp"], crop, take.sharp.width,
+                           take.sharp.height)
+
+    def blur_tf(frame):
+        return frame[y: y + h, x: x + w]
+
+    def sharp_tf(frame):
+        return cv2.warpPerspective(frame, M, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
+
+    with cf.ThreadPoolExecutor(threads) as pool:
+        _write_stream(take.blur, folder / "blur", blur_tf, pool, f"{take.key} blur")
+        _write_stream(take.sharp, folder / "sharp", sharp_tf, pool, f"{take.key} sharp")
+
+
+def align_take(take: Take, out_folder: Path, opts: AlignOptions, calibration: dict | None = None,
+               calibration_take: Take | None = None) -> tuple[str, dict]:
+    """Align one take into ``out_folder``; returns ("aligned" | "skipped", alignment fields)."""
+    inputs = take_inputs(take, calibration_take)
+    if is_finished(out_folder, inputs, opts.hash):
+        return "skipped", json.loads((out_folder / "alignment.json").read_text())
+    meta = estimate(take, opts, calibration)
+    meta["settings_hash"] = opts.hash
+    meta["inputs"] = inputs
+    if meta.get("note"):
+        say(meta["note"])
+    with atomic_dir(out_folder) as tmp:
+        if opts.write_frames:
+            write_frames(take, meta, tmp)
+        write_json_atomic(tmp / "alignment.json", meta)
+    return "aligned", meta
+
+
+def align_calibration(take: Take, out_folder: Path, opts: AlignOptions) -> dict:
+    """A calibration take's alignment (no frames): its homography serves takes with too few features."""
+    inputs = take_inputs(take, None)
+    if is_finished(out_folder, inputs, opts.hash):
+        return json.loads((out_folder / "alignment.json").read_text())
+    meta = estimate(take, opts, None)
+    meta["settings_hash"] = opts.hash
+    meta["inputs"] = inputs
+    out_folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_folder / "alignment.json", meta)
+    return meta
+
+
+# ---------------------------------------------------------------- a whole tree
+def _calibration_job(take: Take, out: Path, opts: AlignOptions) -> tuple[str, dict | None, str | None]:
+    try:
+        return take.subject, align_calibration(take, out / CALIBRATION_DIR / take.subject, opts), None
+    except Rb2vError as e:
+        return take.subject, None, str(e)
+
+
+def _take_job(take: Take, out: Path, opts: AlignOptions, calibration: dict | None,
+              calibration_take: Take | None) -> tuple[str, str, str | None]:
+    folder = out / "aligned" / take.category / take.subject / take.take
+    try:
+        status, _ = align_take(take, folder, opts, calibration, calibration_take)
+        return take.key, status, None
+    except Rb2vError as e:
+        return take.key, "failed", str(e)
+    except Exception as e:  # a bug on one take must not lose the others; recorded with its type
+        return take.key, "failed", f"{take.folder}: internal error: {type(e).__name__}: {e}"
+
+
+def _run(jobs, workers: int):
+    """Run (fn, args) jobs in a process pool (or inline for one worker), yielding results as they finish."""
+    if workers <= 1 or len(jobs) <= 1:
+        for fn, args in jobs:
+            yield fn(*args)
+        return
+    with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(fn, *args) for fn, args in jobs]
+        for f in cf.as_completed(futures):
+            yield f.result()
+
+
+def _write_parquet(table, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def run_align(raw: str | os.PathLike, out: str | os.PathLike, opts: AlignOptions, workers: int = 1) -> dict:
+    """Discover, pair and align every take under ``raw`` into ``out``.
+
+    Writes ``out/takes.parquet`` and ``out/align_errors.parquet`` (one row per failed take);
+    raises ``PartialFailure`` after all takes were tried when any failed.
+    """
+    raw, out = Path(raw), Path(out)
+    a = opts.rig.align
+    takes, calibrations, errors = discover(raw, a.fps_ratio, a.fps_ratio_tolerance)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "aligned").exists():
+        clean_partials(out / "aligned")  # leftovers of a crashed run; finished takes are whole folders
+    _write_parquet(takes_table(takes, raw), out / "takes.parquet")
+    for e in errors:
+        say(f"rb2v: error: {e.error}")
+
+    wanted = sorted({t.calibration for t in takes if t.calibration and t.calibration in calibrations})
+    calib_meta: dict[str, dict] = {}
+    for name, meta, err in _run([(_calibration_job, (calibrations[n], out, opts)) for n in wanted], workers):
+        if err:
+            c = calibrations[name]
+            errors.append(TakeError(CALIBRATION_DIR, name, "", c.folder, "align", err))
+            say(f"rb2v: error: calibration take {name}: {err}")
+        else:
+            calib_meta[name] = meta
+
+    by_key = {t.key: t for t in takes}
+    counts = {"aligned": 0, "skipped": 0, "failed": 0}
+    jobs = [(_take_job, (t, out, opts, calib_meta.get(t.calibration or ""), calibrations.get(t.calibration or "")))
+            for t in takes]
+    for key, status, err in progress(_run(jobs, workers), total=len(jobs), desc="align", unit="take"):
+        counts[status] += 1
+        if err:
+            t = by_key[key]
+            errors.append(TakeError(t.category, t.subject, t.take, t.folder, "align", err))
+            say(f"rb2v: error: {err}")
+    _write_parquet(errors_table(errors, raw), out / "align_errors.parquet")
+    summary = {**counts, "failed": len(errors), "errors": [e.error for e in errors]}
+    say(f"align: {summary['aligned']} aligned, {summary['skipped']} already done, {summary['failed']} failed "
+        f"-> {out / 'aligned'}")
+    if errors:
+        raise PartialFailure(f"{len(errors)} take(s) failed; see {out / 'align_errors.parquet'}")
+    return summary

@@ -1,0 +1,146 @@
+"""``rb2v bench publish``: publish throughput vs a plain copy of the same files, side by side.
+
+Folder mirror: ``rb2v publish`` vs ``cp -r``. S3 mirror (moto's S3 server on 127.0.0.1, through
+s3fs): ``rb2v publish`` vs a single-threaded upload of each file in turn (what ``aws s3 sync``
+does per object, without its concurrency). Publish does more per object (hash, upload under a
+temporary name, check, move into place), so the ratios say what those guarantees cost or save.
+Also timed: a re-publish with nothing to upload, and ``rb2v verify``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..fsutil import sha256_file
+from ..io.images import write_image
+from ..manifest import FRAMES_PER_SEQ, write_manifest, write_metadata_json
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina", "cat")
+
+
+def write_photo_dataset(folder: str | Path, samples: int = 8, size: int = 64, subjects: int = 4,
+                        category: str = "street", seed: int = 0) -> Path:
+    """A small manifest-conformant dataset made from scikit-image's photographs.
+
+    Each sample: 7 sharp crops sliding 2 px per frame across a real photo, and their average as
+    the blurry frame (a true box-filter motion blur). Subjects alternate train/test (never both).
+    Also an extra file in a folder with a space in its name, as a built dataset may hold.
+    """
+    import skimage.data
+
+    dataset = Path(folder) / category
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(samples):
+        photo = getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()
+        photo = np.atleast_3d(photo)[..., :3].astype(np.float32) / 255.0
+        if photo.shape[2] == 1:
+            photo = np.repeat(photo, 3, axis=2)
+        span = size + 2 * FRAMES_PER_SEQ
+        scale = int(np.ceil(span / min(photo.shape[:2])))
+        photo = np.tile(photo, (scale, scale, 1)) if scale > 1 else photo
+        y = int(rng.integers(0, photo.shape[0] - size + 1))
+        x = int(rng.integers(0, photo.shape[1] - span + 1))
+        frames = [photo[y:y + size, x + 2 * t:x + 2 * t + size] for t in range(FRAMES_PER_SEQ)]
+        subject = f"subject{i % subjects:02d}"
+        sample_id = f"{category}-{subject}-take00-{i:06d}"
+        rel = Path("samples") / sample_id
+        blur_path = (rel / "blur.png").as_posix()
+        sharp_paths = [(rel / f"sharp_{t}.png").as_posix() for t in range(FRAMES_PER_SEQ)]
+        write_image(dataset / blur_path, np.mean(frames, axis=0))
+        for p, frame in zip(sharp_paths, frames):
+            write_image(dataset / p, frame)
+        rows.append({
+            "sample_id": sample_id, "category": category, "subject": subject,
+            "take": f"{category}/{subject}/take00", "split": "train" if (i % subjects) % 2 == 0 else "test",
+            "blur_path": blur_path, "sharp_paths": sharp_paths, "blur_index": i, "sharp_start": 2 * i,
+            "upsample_factor": 2, "color_matrix": np.hstack([np.eye(3), np.zeros((3, 1))]).ravel(),
+            "psnr": 40.0, "psnr_margin": 3.0, "interpolator": "linear", "matting": None, "background": None,
+            "order": "ignore", "width": size, "height": size,
+            "sha256": [sha256_file(dataset / p) for p in [blur_path, *sharp_paths]],
+        })
+    write_manifest(dataset / "manifest.parquet", rows, {"settings_hash": "bench0000"})
+    write_metadata_json(dataset)
+    extra = dataset / "report files" / "table 1.csv"
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    extra.write_text("category,train,test\n" + f"{category},{sum(r['split'] == 'train' for r in rows)},"
+                     f"{sum(r['split'] == 'test' for r in rows)}\n")
+    return dataset
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def plain_s3_upload(dataset: Path, url: str, endpoint: str) -> None:
+    """The baseline: each file put in turn, one PUT per file, no checks."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
+    root = url[len("s3://"):]
+    for path in sorted(p for p in dataset.rglob("*") if p.is_file()):
+        fs.put_file(str(path), f"{root}/{path.relative_to(dataset).as_posix()}")
+
+
+@click.command()
+@click.option("--samples", default=48, show_default=True, help="Samples in the benchmark dataset (8 PNGs each).")
+@click.option("--size", default=448, show_default=True, help="Frame size in pixels (RB2V crops are 448).")
+@click.option("--jobs", default=8, show_default=True, help="Concurrent transfers of rb2v publish.")
+def main(samples, size, jobs):
+    """Publish throughput (MB/s) to a folder and to a loopback S3 server, vs a plain copy."""
+    from ..progress import say
+    from ..publish import publish, verify
+    from ..publish.loopback_s3 import dummy_aws_env, loopback_s3_server
+
+    os.environ.setdefault("RB2V_PROGRESS", "0")  # bars would interleave with the table
+    with tempfile.TemporaryDirectory(prefix="rb2v-bench-publish-") as tmp:
+        tmp = Path(tmp)
+        say(f"writing a {samples}-sample dataset of {size}x{size} PNGs ...")
+        dataset = write_photo_dataset(tmp / "src", samples=samples, size=size)
+        nbytes = folder_bytes(dataset)
+        nfiles = sum(1 for p in dataset.rglob("*") if p.is_file())
+        rows = []
+
+        t_cp = timed(lambda: subprocess.run(["cp", "-r", str(dataset), str(tmp / "cp")], check=True))
+        t_pub = timed(lambda: publish(dataset, str(tmp / "mirror"), jobs=jobs))
+        t_again = timed(lambda: publish(dataset, str(tmp / "mirror"), jobs=jobs))
+        t_ver = timed(lambda: verify(str(tmp / "mirror"), jobs=jobs))
+        t_pub1 = timed(lambda: publish(dataset, str(tmp / "mirror1"), jobs=1))
+        rows += [("folder", "cp -r", t_cp, t_cp), ("folder", f"rb2v publish -j {jobs}", t_pub, t_cp),
+                 ("folder", "rb2v publish -j 1", t_pub1, t_cp), ("folder", "re-publish (nothing to do)", t_again, t_cp),
+                 ("folder", "rb2v verify", t_ver, t_cp)]
+        shutil.rmtree(tmp / "cp")
+
+        with dummy_aws_env(), loopback_s3_server() as endpoint:
+            import s3fs
+            fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
+            fs.mkdir("bench")
+            t_plain = timed(lambda: plain_s3_upload(dataset, "s3://bench/plain", endpoint))
+            t_s3 = timed(lambda: publish(dataset, "s3://bench/rb2v", endpoint_url=endpoint, jobs=jobs))
+            t_s3_again = timed(lambda: publish(dataset, "s3://bench/rb2v", endpoint_url=endpoint, jobs=jobs))
+            t_s3_ver = timed(lambda: verify("s3://bench/rb2v", endpoint_url=endpoint, jobs=jobs))
+            t_s3_1 = timed(lambda: publish(dataset, "s3://bench/rb2v1", endpoint_url=endpoint, jobs=1))
+        rows += [("s3 loopback", "plain single-threaded PUTs", t_plain, t_plain),
+                 ("s3 loopback", f"rb2v publish -j {jobs}", t_s3, t_plain),
+                 ("s3 loopback", "rb2v publish -j 1", t_s3_1, t_plain),
+                 ("s3 loopback", "re-publish (nothing to do)", t_s3_again, t_plain),
+                 ("s3 loopback", "rb2v verify", t_s3_ver, t_plain)]
+
+    click.echo(f"dataset: {samples} samples, {nfiles} files, {nbytes / 1e6:.1f} MB ({size}x{size} PNGs)")
+    click.echo(f"{'mirror':<12} {'method':<30} {'seconds':>8} {'MB/s':>8} {'speed vs baseline':>18}")
+    for target, method, seconds, baseline in rows:
+        click.echo(f"{target:<12} {method:<30} {seconds:8.3f} {nbytes / 1e6 / seconds:8.1f} {baseline / seconds:17.2f}x")

@@ -1,0 +1,94 @@
+"""Typed settings of ``rb2v build`` / ``rb2v synth-reds``, read from ``pipelines/<category>.toml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..config import from_mapping, settings_hash
+from ..settings import load_pipeline_data
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    stride: int = 1  # use every stride-th blurry frame of a take
+    max_per_take: int = 0  # 0: no limit
+
+    def validate(self) -> None:
+        if self.stride < 1 or self.max_per_take < 0:
+            raise ValueError("sampling: stride must be >= 1 and max_per_take >= 0")
+
+
+@dataclass(frozen=True)
+class UpsampleSettings:
+    interpolator: Literal["flow", "cdfi", "linear"] = "flow"
+    cdfi_checkpoint: str = ""
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    radius: int = 4  # candidates: the predicted start ± radius (upsampled-sequence steps)
+    subframes: int = 19
+    space: Literal["srgb", "linear"] = "srgb"
+    exclude_clipped: bool = True
+    subframe_interpolator: Literal["flow", "linear", "same"] = "same"  # for t = 1/3, 2/3 inside the window
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.radius < 1:
+            raise ValueError("search: radius must be >= 1")
+
+
+@dataclass(frozen=True)
+class MattingSettings:
+    method: Literal["chroma", "bgmv2", "none"] = "none"
+    bgmv2_checkpoint: str = ""
+    backgrounds: str = ""  # folder of photos; empty: the bundled set
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class QCSettings:
+    min_psnr: float = 28.0
+    min_margin: float = 0.05  # dB between the best start and the best one >= 2 steps away
+    min_motion: float = 0.004  # mean |x[p+6] - x[p]| below this: a static sample
+    reject_at_edge: bool = True
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    test_fraction: float = 0.2
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError("split: test_fraction must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    png_compression: int = 3
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    category: str
+    rig: str = "gopro-hero8-beamsplitter"
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    upsample: UpsampleSettings = field(default_factory=UpsampleSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    matting: MattingSettings = field(default_factory=MattingSettings)
+    qc: QCSettings = field(default_factory=QCSettings)
+    split: SplitSettings = field(default_factory=SplitSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+
+    @property
+    def hash(self) -> str:
+        return settings_hash(self)
+
+
+def load_pipeline(category_or_path: str | Path, overrides: dict | None = None) -> PipelineSettings:
+    data, path = load_pipeline_data(category_or_path, overrides)
+    return from_mapping(PipelineSettings, data, str(path))

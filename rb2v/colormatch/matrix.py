@@ -1,0 +1,132 @@
+"""The 3x4 colour matrix: least squares from moment matrices, its residual, and PSNR.
+
+Conventions (shared by the fast search and the literal reference):
+
+* ``dst ≈ M @ [r, g, b, 1]`` with RGB in [0,1]; M is (3,4) float64, row-major as the
+  manifest's ``color_matrix``.
+* The fit uses the 7x7 moment ("Gram") matrix ``G = Zᵀ Z`` of ``Z = [src, 1, dst]`` per
+  pixel, accumulated in float64: ``G[:4,:4] = X Xᵀ``, ``G[:4,4:] = X Yᵀ``,
+  ``G[4:,4:] = Y Yᵀ``. The normal equations then take a 4x4 solve, never a least-squares
+  solve over millions of rows, and the residual ``||M X - Y||²`` of any M follows from G.
+* "Clipped" pixels are those with a channel within ``CLIP_TOL`` (half an 8-bit level) of
+  0 or 1 in either image; clipping breaks the linear model, so ``exclude_clipped`` leaves
+  them out of the *fit*.
+* PSNR: data range 1.0, MSE over all pixels and the 3 channels, float64; the corrected
+  image is not clipped to [0,1] (the score is the residual of the fitted linear model).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import Rb2vError
+
+CLIP_TOL = 0.5 / 255
+CLIP_LO, CLIP_HI = CLIP_TOL, 1.0 - CLIP_TOL
+# Smallest eigenvalue of the source colours' covariance below which M is not determined
+# (a constant image, or channels that are exact multiples of each other).
+DEGENERATE_VAR = 1e-10
+_CHUNK = 1 << 18
+
+
+def check_image(name: str, img: np.ndarray) -> None:
+    """One RGB image: (H,W,3) finite floats."""
+    if not isinstance(img, np.ndarray):
+        raise Rb2vError(f"{name}: expected a numpy array, got {type(img).__name__}")
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise Rb2vError(f"{name}: expected an (H,W,3) RGB image, got shape {img.shape}")
+    if not np.issubdtype(img.dtype, np.floating):
+        raise Rb2vError(f"{name}: expected float RGB in [0,1], got dtype {img.dtype}")
+    if img.size == 0:
+        raise Rb2vError(f"{name}: empty image")
+    if not np.isfinite(img).all():
+        raise Rb2vError(f"{name}: contains NaN or inf")
+
+
+def clipped_mask(img: np.ndarray) -> np.ndarray:
+    """(H,W) bool: some channel within CLIP_TOL of 0 or 1."""
+    return ((img <= CLIP_LO) | (img >= CLIP_HI)).any(axis=-1)
+
+
+def gram(src: np.ndarray, dst: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """The 7x7 moment matrix of ``[src, 1, dst]`` over the pixels (optionally those in ``keep``)."""
+    a = src.reshape(-1, 3)
+    b = dst.reshape(-1, 3)
+    if keep is not None:
+        idx = np.flatnonzero(keep.reshape(-1))
+        a, b = a[idx], b[idx]
+    G = np.zeros((7, 7))
+    z = np.empty((min(_CHUNK, len(a)), 7))
+    for s in range(0, len(a), _CHUNK):  # chunks bound the float64 copy's memory
+        m = min(_CHUNK, len(a) - s)
+        z[:m, :3], z[:m, 3], z[:m, 4:] = a[s:s + m], 1.0, b[s:s + m]
+        G += z[:m].T @ z[:m]
+    return G
+
+
+def solve_moments(G_fit: np.ndarray) -> np.ndarray:
+    """M (3,4) from the normal equations ``(X Xᵀ) Mᵀ = X Yᵀ``.
+
+    Uses an SVD solve, so a rank-deficient fit (a textureless candidate in a search)
+    gets the minimum-norm solution; its residual is still the least-squares residual.
+    """
+    return np.linalg.lstsq(G_fit[:4, :4], G_fit[:4, 4:], rcond=1e-13)[0].T
+
+
+def residual_from_moments(G_all: np.ndarray, M: np.ndarray) -> float:
+    """``||M·[src;1] - dst||²`` over the pixels of G_all: ``tr(A G Aᵀ)`` with ``A = [-M | I]``."""
+    A = np.hstack([-M, np.eye(3)])
+    return max(float(np.sum((A @ G_all) * A)), 0.0)
+
+
+def psnr_from_sse(sse: float, count: int) -> float:
+    """PSNR (dB, data range 1) from a sum of squared errors over ``count`` values."""
+    mse = sse / count
+    return float("inf") if mse <= 0 else float(-10.0 * np.log10(mse))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) of two images: data range 1, MSE over all pixels and channels, float64."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return psnr_from_sse(float(np.sum(d * d)), d.size)
+
+
+def fit_color_matrix(src: np.ndarray, dst: np.ndarray, *, exclude_clipped: bool = True) -> np.ndarray:
+    """The 3x4 matrix M minimising ``||M·[src;1] - dst||²`` over the pixels.
+
+    ``src``, ``dst``: (H,W,3) float RGB in [0,1]. Returns (3,4) float64 with
+    ``dst ≈ M @ [r,g,b,1]``. ``exclude_clipped`` (the pipeline's default) leaves out of
+    the fit pixels clipped at 0 or 1 in any channel of either image. Raises ``Rb2vError``
+    for NaN/inf, a size mismatch, too few usable pixels, or source colours that do not
+    determine M (a constant image, or channels that are multiples of each other).
+    """
+    check_image("color matrix source", src)
+    check_image("color matrix target", dst)
+    if src.shape != dst.shape:
+        raise Rb2vError(f"color matrix: source and target differ in size: {src.shape} vs {dst.shape}")
+    keep = ~(clipped_mask(src) | clipped_mask(dst)) if exclude_clipped else None
+    count = int(keep.sum()) if keep is not None else src.shape[0] * src.shape[1]
+    if count < 4:
+        raise Rb2vError(f"color matrix: only {count} unclipped pixels, need at least 4 to fit a 3x4 matrix")
+    G = gram(src, dst, keep)
+    mean = G[3, :3] / count
+    cov = G[:3, :3] / count - np.outer(mean, mean)
+    if np.linalg.eigvalsh(cov)[0] < DEGENERATE_VAR:
+        raise Rb2vError("color matrix: source colours are degenerate (constant image, or channels that are "
+                        "multiples of each other); the 3x4 matrix is not determined")
+    return solve_moments(G)
+
+
+def apply_color_matrix(M: np.ndarray, src: np.ndarray, *, clip: bool = True) -> np.ndarray:
+    """``M @ [r,g,b,1]`` per pixel: (H,W,3) or (N,H,W,3) float32, clipped to [0,1] unless ``clip=False``."""
+    M = np.asarray(M, dtype=np.float64)
+    if M.shape != (3, 4):
+        raise Rb2vError(f"color matrix: expected shape (3,4), got {M.shape}")
+    if not np.isfinite(M).all():
+        raise Rb2vError("color matrix: contains NaN or inf")
+    if not isinstance(src, np.ndarray) or src.shape[-1:] != (3,):
+        raise Rb2vError(f"apply color matrix: expected an (...,3) RGB array, got {getattr(src, 'shape', type(src))}")
+    out = src.astype(np.float64, copy=False) @ M[:, :3].T + M[:, 3]
+    if clip:
+        np.clip(out, 0.0, 1.0, out=out)
+    return out.astype(np.float32)

@@ -1,0 +1,256 @@
+"""A green-screen keyer that un-mixes motion-blurred edges.
+
+Motion blur integrates light: a pixel of an edge band sees ``I = a*F + (1-a)*S`` in
+linear light, ``a`` the fraction of the exposure the subject covered it, ``F`` the
+subject's colour and ``S`` the screen's. The keyer therefore works in linear light:
+
+1. screen model ``S(x, y)``: a low-order polynomial per channel fitted to the pixels
+   that are clearly screen (shading and vignetting), estimated once per take by
+   :meth:`ChromaKeyer.fit` for temporal stability, or from the frame when unfitted;
+2. a first alpha from the key signal ``G - max(R, B)`` relative to the screen's, which
+   finds the confidently opaque subject pixels;
+3. a colour plane through black, ``G = lr*R + lb*B``, fitted to the subject colours
+   around each pixel (moments propagated outward from the opaque pixels by push-pull,
+   regularised toward the take's global plane). Skin, hair and shadows of one subject
+   lie close to such a plane whatever their brightness, and the key ``L = G - lr*R - lb*B``
+   is linear in the mix, so ``a = 1 - L(I) / L(S)`` holds for every subject colour on
+   the plane, however dark or bright the blurred part was;
+4. soft thresholds at a multiple of the noise measured on the screen;
+5. the foreground colour by un-mixing ``F = S + (I - S) / a``: the screen's share is
+   removed, not just desaturated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import Rb2vError
+from .colorspace import linear_to_srgb, srgb_to_linear
+from .frames import as_frame, as_frames
+
+OPAQUE = 0.97  # first-pass alpha above which a pixel counts as subject colour
+MIN_SCREEN_FRACTION = 0.02  # below this share of green pixels there is no screen to key
+
+
+@dataclass
+class ScreenModel:
+    """The screen in linear RGB: a per-channel polynomial (lighting, vignetting) plus a smooth
+    residual image (wrinkles, uneven lights) measured where the screen was seen."""
+
+    coeffs: np.ndarray  # (terms, 3)
+    degree: int
+    noise: float  # robust std of the key's alpha over screen pixels
+    bounds: tuple[float, float, float, float] = (-1.0, 1.0, -1.0, 1.0)  # x0, x1, y0, y1 of the fitted pixels
+    residual: np.ndarray | None = None  # (H,W,3) for the take's frame size
+
+    def evaluate(self, h: int, w: int) -> np.ndarray:
+        base = (design_matrix(h, w, self.degree, bounds=self.bounds) @ self.coeffs).reshape(h, w, 3).astype(np.float32)
+        if self.residual is None:
+            return base
+        if self.residual.shape[:2] != (h, w):
+            rh, rw = self.residual.shape[:2]
+            raise Rb2vError(f"chroma: frame is {w}x{h} but the keyer was fitted on {rw}x{rh} frames")
+        return base + self.residual
+
+
+def design_matrix(h: int, w: int, degree: int, rows=None, cols=None, bounds=(-1.0, 1.0, -1.0, 1.0)) -> np.ndarray:
+    """Polynomial terms of normalised coordinates, held constant outside ``bounds`` (a polynomial
+    fitted on part of the frame must not be extrapolated)."""
+    if rows is None:
+        rows, cols = np.mgrid[0:h, 0:w]
+        rows, cols = rows.ravel(), cols.ravel()
+    y = np.clip(rows * (2.0 / max(h - 1, 1)) - 1.0, bounds[2], bounds[3])
+    x = np.clip(cols * (2.0 / max(w - 1, 1)) - 1.0, bounds[0], bounds[1])
+    return np.stack([x**i * y**j for i in range(degree + 1) for j in range(degree + 1 - i)], axis=1)
+
+
+def key_signal(lin: np.ndarray) -> np.ndarray:
+    """How much greener than its other two channels a colour is (positive on the screen)."""
+    return lin[..., 1] - np.maximum(lin[..., 0], lin[..., 2])
+
+
+def plane_key(lin: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``G - lr*R - lb*B``: zero on the subject's colour plane, linear in mixtures."""
+    return lin[..., 1] - lam[..., 0] * lin[..., 0] - lam[..., 1] * lin[..., 2]
+
+
+def global_plane(colors: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Least-squares ``(lr, lb)`` with G = lr*R + lb*B over the given subject colours."""
+    c = (colors[mask] if mask is not None else colors).reshape(-1, 3).astype(np.float64)
+    A = c[:, [0, 2]]
+    lam, *_ = np.linalg.lstsq(A.T @ A + 1e-6 * np.eye(2), A.T @ c[:, 1], rcond=None)
+    return lam.astype(np.float32)
+
+
+def local_planes(lin: np.ndarray, weights: np.ndarray, prior: np.ndarray, strength: float = 0.05) -> np.ndarray:
+    """Per-pixel ``(lr, lb)`` from the nearby opaque pixels' colour moments, pulled toward ``prior``."""
+    r, g, b = lin[..., 0], lin[..., 1], lin[..., 2]
+    moments = push_pull(np.stack([r * r, r * b, b * b, g * r, g * b], axis=-1), weights)
+    rr, rb, bb, gr, gb = np.moveaxis(moments, -1, 0)
+    mu = strength * (rr + bb) + 1e-8
+    rr, bb = rr + mu, bb + mu
+    gr, gb = gr + mu * prior[0], gb + mu * prior[1]
+    det = rr * bb - rb * rb
+    return np.stack([(gr * bb - gb * rb) / det, (gb * rr - gr * rb) / det], axis=-1).astype(np.float32)
+
+
+def push_pull(values: np.ndarray, weights: np.ndarray, min_weight: float = 1e-3) -> np.ndarray:
+    """Fill ``values`` where ``weights`` is 0 from the nearest weighted neighbourhood (coarse to fine)."""
+    num = [values * weights[..., None]]
+    den = [weights.astype(np.float32)]
+    while min(den[-1].shape[:2]) > 2:
+        num.append(cv2.pyrDown(num[-1]))
+        den.append(cv2.pyrDown(den[-1]))
+    filled = num[-1] / np.maximum(den[-1], 1e-8)[..., None]
+    for n, d in zip(reversed(num[:-1]), reversed(den[:-1])):
+        up = cv2.resize(filled, (d.shape[1], d.shape[0]), interpolation=cv2.INTER_LINEAR)
+        own = n / np.maximum(d, 1e-8)[..., None]
+        trust = np.clip(d / min_weight / 50.0, 0.0, 1.0)[..., None]  # enough support -> own estimate
+        filled = trust * own + (1.0 - trust) * up
+    return filled.astype(np.float32)
+
+
+class ChromaKeyer:
+    """Green-screen keyer: ``alpha, fg = keyer(frame)``; ``keyer.fit(frames)`` once per take."""
+
+    name = "chroma"
+    space = "linear"  # composite with rb2v.matting.composite(..., space="linear")
+
+    def __init__(self, degree: int = 2, passes: int = 3, fit_samples: int = 40_000, seed: int = 0):
+        self.degree = degree
+        self.passes = passes
+        self.fit_samples = fit_samples
+        self.seed = seed
+        self.screen: ScreenModel | None = None
+        self.plane: np.ndarray | None = None  # (lr, lb) of the take's subject colours
+
+    # -- screen model -------------------------------------------------------------
+    def _fit_screen(self, lins: np.ndarray, masks: np.ndarray) -> ScreenModel:
+        n, h, w, _ = lins.shape
+        idx = np.flatnonzero(masks.ravel())
+        rng = np.random.default_rng(self.seed)
+        if idx.size > self.fit_samples:
+            idx = np.sort(rng.choice(idx, self.fit_samples, replace=False))
+        f, rem = np.divmod(idx, h * w)
+        rows, cols = np.divmod(rem, w)
+        ys, xs = rows * (2.0 / max(h - 1, 1)) - 1.0, cols * (2.0 / max(w - 1, 1)) - 1.0
+        bounds = (float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max()))
+        A = design_matrix(h, w, self.degree, rows, cols, bounds)
+        b = lins[f, rows, cols].astype(np.float64)
+        keep = np.ones(len(b), bool)
+        for _ in range(3):  # refit without outliers (shadows, edge pixels mistaken for screen)
+            coeffs, *_ = np.linalg.lstsq(A[keep], b[keep], rcond=None)
+            resid = np.abs(A @ coeffs - b).max(axis=1)
+            scale = 1.4826 * np.median(resid[keep]) + 1e-4
+            keep = resid < 3.0 * scale
+        return ScreenModel(coeffs=coeffs, degree=self.degree, noise=0.0, bounds=bounds)
+
+    def _screen_candidates(self, lin: np.ndarray, what: str) -> np.ndarray:
+        k = key_signal(lin)
+        green = k[k > 0]
+        if green.size < MIN_SCREEN_FRACTION * k.size:
+            raise Rb2vError(f"{what}: no green screen found (only {green.size / k.size:.1%} of the pixels are green)")
+        k_screen = np.percentile(green, 90)
+        if k_screen < 0.02:
+            raise Rb2vError(f"{what}: no green screen found (green excess {k_screen:.3f} too weak)")
+        return k > 0.6 * k_screen
+
+    def fit(self, frames, what: str = "take") -> "ChromaKeyer":
+        """Estimate the screen (and the subject's colour plane) from a few frames of one take."""
+        frames = as_frames(frames, what)
+        pick = np.unique(np.linspace(0, len(frames) - 1, min(8, len(frames))).round().astype(int))
+        lins = srgb_to_linear(frames[pick])
+        n, h, w, _ = lins.shape
+        masks = np.stack([self._screen_candidates(lin, what) for lin in lins])
+        model = self._fit_screen(lins, masks)
+        screen = model.evaluate(h, w)
+        model.noise = self._alpha_noise(np.stack([self._first_alpha(lin, screen) for lin in lins]), masks)
+        # Pixels keyed as clean screen (kept away from the subject's edges) measure the
+        # screen's fine shading: per-pixel median over the frames, smoothed, holes filled.
+        alphas = np.stack([self._alpha(lin, screen, model.noise, None) for lin in lins])
+        clean = np.stack([cv2.erode((a <= 0.0).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0 for a in alphas])
+        if clean.any():
+            resid = np.where(clean[..., None], lins - screen[None], np.nan)
+            seen = clean.any(axis=0)
+            med = np.zeros((h, w, 3), np.float32)
+            med[seen] = np.nanmedian(resid[:, seen], axis=0)
+            weight = seen.astype(np.float32)
+            blur = cv2.GaussianBlur(med * weight[..., None], (0, 0), 3.0)
+            norm = cv2.GaussianBlur(weight, (0, 0), 3.0)
+            smooth = blur / np.maximum(norm, 1e-6)[..., None]
+            model.residual = push_pull(smooth, (norm > 0.5).astype(np.float32) * norm)
+            screen = model.evaluate(h, w)
+            model.noise = self._alpha_noise(np.stack([self._first_alpha(lin, screen) for lin in lins]), clean)
+        self.screen = model
+        # The take's subject plane, from the opaque pixels of the keyed fit frames.
+        self.plane = None
+        alphas = np.stack([self._alpha(lin, screen, model.noise, None) for lin in lins])
+        opaque = np.stack([cv2.erode((a > OPAQUE).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for a in alphas])
+        self.plane = global_plane(lins[opaque], None) if opaque.sum() >= 16 else None
+        return self
+
+    @staticmethod
+    def _first_alpha(lin: np.ndarray, screen: np.ndarray) -> np.ndarray:
+        k_s = np.maximum(key_signal(screen), 1e-3)
+        return 1.0 - key_signal(lin) / k_s
+
+    @staticmethod
+    def _alpha_noise(alphas: np.ndarray, masks: np.ndarray) -> float:
+        """Robust std of the key's pixel noise on the screen (smooth shading and ramps cancel out)."""
+        highpass = np.stack([a - cv2.blur(a.astype(np.float32), (5, 5)) for a in alphas])
+        vals = highpass[masks & (np.abs(alphas) < 0.2)]
+        if vals.size == 0:
+            return 0.01
+        return float(1.4826 * np.median(np.abs(vals)) / np.sqrt(1 - 1 / 25))
+
+    # -- keying ------------------------------------------------------------------
+    def _alpha(self, lin: np.ndarray, screen: np.ndarray, noise: float, prior: np.ndarray | None) -> np.ndarray:
+        a0 = self._first_alpha(lin, screen)
+        alpha = a0
+        # The first alpha overshoots on subject colours redder than green (skin), so its
+        # "opaque" set still holds mixed pixels; each pass refits the planes on a cleaner set.
+        for _ in range(self.passes):
+            opaque = cv2.erode((alpha > OPAQUE).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+            if opaque.sum() < 16:
+                break
+            lam = local_planes(lin, opaque, prior if prior is not None else global_plane(lin, opaque > 0))
+            key_s = plane_key(screen, lam)
+            # Where the subject's plane passes near the screen colour the key cannot tell them apart.
+            usable = key_s > 0.25 * screen[..., 1]
+            alpha = np.where(usable, 1.0 - plane_key(lin, lam) / np.maximum(key_s, 1e-6), a0)
+        return soft_threshold(alpha, max(3.0 * noise, 0.004))
+
+    def __call__(self, frame) -> tuple[np.ndarray, np.ndarray]:
+        img = as_frame(frame)
+        h, w = img.shape[:2]
+        keyer = self if self.screen is not None else ChromaKeyer(self.degree, self.passes, self.fit_samples, self.seed).fit(img[None], "frame")
+        lin = srgb_to_linear(img)
+        screen = keyer.screen.evaluate(h, w)
+        alpha = self._alpha(lin, screen, keyer.screen.noise, keyer.plane)
+
+        # Un-mix: remove the screen's share. At tiny alpha the division amplifies noise, so
+        # lean on the nearby subject colour there (its weight in any composite is tiny).
+        a3 = alpha[..., None]
+        unmixed = np.clip(screen + (lin - screen) / np.maximum(a3, 1e-3), 0.0, 1.0)
+        nearby = push_pull(unmixed, alpha * alpha)
+        trust = np.clip(a3 / 0.2, 0.0, 1.0)
+        fg_lin = trust * unmixed + (1.0 - trust) * nearby
+        return alpha, linear_to_srgb(fg_lin)
+
+    def screen_image(self, h: int, w: int) -> np.ndarray:
+        """The fitted screen (sRGB), e.g. as a clean plate for other matters."""
+        if self.screen is None:
+            raise Rb2vError("chroma: call fit(frames) before asking for the screen image")
+        return linear_to_srgb(self.screen.evaluate(h, w))
+
+
+def soft_threshold(alpha: np.ndarray, t: float) -> np.ndarray:
+    """Clamp to [0,1] and snap noise within ``t`` of 0 or 1, with a continuous ramp over [t, 2t]."""
+
+    def snap(a: np.ndarray) -> np.ndarray:
+        return np.where(a < t, 0.0, np.where(a < 2 * t, 2.0 * (a - t), a))
+
+    return (1.0 - snap(1.0 - snap(np.clip(alpha, 0.0, 1.0)))).astype(np.float32)

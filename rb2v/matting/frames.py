@@ -1,0 +1,35 @@
+"""Validation of frames crossing the matting API."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import Rb2vError
+
+
+def as_frame(frame, what: str = "frame") -> np.ndarray:
+    """(H,W,3) float32 RGB in [0,1]; uint8/uint16 are scaled; anything else is a clear error."""
+    arr = np.asarray(frame)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise Rb2vError(f"{what}: expected an (H,W,3) RGB image, got shape {arr.shape}")
+    if arr.shape[0] < 4 or arr.shape[1] < 4:
+        raise Rb2vError(f"{what}: image of {arr.shape[1]}x{arr.shape[0]} pixels is too small")
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise Rb2vError(f"{what}: unsupported dtype {arr.dtype} (use float32 in [0,1] or uint8)")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise Rb2vError(f"{what}: contains NaN or infinite values")
+    return np.clip(arr, 0.0, 1.0)
+
+
+def as_frames(frames, what: str = "frames") -> np.ndarray:
+    arr = np.asarray(frames)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[0] == 0:
+        raise Rb2vError(f"{what}: expected (N,H,W,3) RGB frames, got shape {arr.shape}")
+    return np.stack([as_frame(f, what) for f in arr])

@@ -1,0 +1,75 @@
+"""``rb2v fetch``: download a published dataset, each file checked against ``SHA256SUMS``.
+
+Files already in DIR with the right sha256 are kept (resume); each download goes to a temporary
+name and is renamed into place only when its sha256 matches. DIR/SHA256SUMS is written last,
+so a fetched folder that has it is complete."""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ..errors import PartialFailure, Rb2vError
+from ..fsutil import atomic_path, clean_partials, sha256_file, write_text_atomic
+from .checksums import SUMS_NAME, format_sums
+from .mirror import ChecksumMismatch, MirrorError, open_mirror, retrying
+from .parallel import run_all
+
+DEFAULT_JOBS = 8
+
+
+@dataclass
+class FetchReport:
+    url: str
+    dest: Path
+    objects: int = 0
+    downloaded: list[str] = field(default_factory=list)
+    kept: int = 0
+
+
+def _safe_key(key: str, where: str) -> str:
+    p = PurePosixPath(key)
+    if p.is_absolute() or ".." in p.parts or not p.parts:
+        raise Rb2vError(f"{where}: refusing the unsafe path {key!r}")
+    return key
+
+
+def fetch(url: str, dest: str | Path, endpoint_url: str | None = None, jobs: int = DEFAULT_JOBS) -> FetchReport:
+    mirror = open_mirror(url, endpoint_url)
+    sums = mirror.read_sums()
+    if sums is None:
+        raise Rb2vError(f"{mirror.where(SUMS_NAME)}: not found: the mirror is incomplete (interrupted publish?) "
+                        "or not an rb2v mirror")
+    for key in sums:
+        _safe_key(key, mirror.where(SUMS_NAME))
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    clean_partials(dest)
+    local_sums = dest / SUMS_NAME
+    if local_sums.exists() and local_sums.read_text() != format_sums(sums):
+        local_sums.unlink()  # an older fetch's list: DIR is incomplete until this fetch ends
+    report = FetchReport(url=mirror.url, dest=dest, objects=len(sums))
+
+    def download_once(key: str) -> None:
+        target = dest / key
+        with atomic_path(target) as tmp:
+            mirror.fs.get_file(mirror.path(key), str(tmp))
+            if sha256_file(tmp) != sums[key]:
+                raise ChecksumMismatch(errno.EIO, "downloaded bytes do not match SHA256SUMS")
+
+    def get(key: str) -> bool:
+        target = dest / key
+        if target.is_file() and sha256_file(target) == sums[key]:
+            return False
+        retrying(lambda: download_once(key), mirror.where(key))
+        return True
+
+    try:
+        fetched = run_all(jobs, get, sorted(sums), "fetching")
+    except MirrorError as e:
+        raise PartialFailure(f"{e}; fetch incomplete: re-run to resume") from None
+    report.downloaded = sorted(k for k, got in fetched.items() if got)
+    report.kept = len(sums) - len(report.downloaded)
+    write_text_atomic(local_sums, format_sums(sums))
+    return report

@@ -1,0 +1,290 @@
+"""A mirror: a folder (local path or ``file://``) or an S3 prefix (``s3://bucket/prefix``), via fsspec.
+
+Objects are addressed by keys relative to the mirror's root ("data/street/train-00000-of-00001.parquet").
+Every upload goes to a temporary sibling name (``.<name>.<token>.partial``), is checked (size, and the
+sha256 of what landed: re-read on a folder, the server's ETag = md5 on S3, read back if the ETag is
+not an md5) and only then moved to its final name, so a key is either absent or complete.
+Transient errors retry with backoff; a permanent one raises ``MirrorError`` naming the object.
+Credentials come from the usual AWS environment/config through botocore and are never printed.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import random
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import fsspec
+
+from ..errors import Rb2vError
+from ..fsutil import PARTIAL_SUFFIX
+from .checksums import MULTIPART_CHUNK, READ_CHUNK, SUMS_NAME, FileDigest, parse_sums
+
+T = TypeVar("T")
+
+RETRY_ATTEMPTS = 5
+RETRY_BASE_DELAY_S = 0.2
+RETRY_MAX_DELAY_S = 10.0
+PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{12}" + re.escape(PARTIAL_SUFFIX) + "$")
+# Errors no retry can fix: missing bucket, no permission, malformed request.
+PERMANENT_ERRNOS = {errno.EINVAL, errno.EPERM, errno.EACCES, errno.ENOENT, errno.EROFS, errno.ENOSPC}
+
+
+class MirrorError(Rb2vError):
+    """An operation on one mirror object failed for good (after retries when transient)."""
+
+
+class ChecksumMismatch(OSError):
+    """What landed on the mirror differs from what was sent (treated as transient: re-upload)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str | None  # S3 only, without quotes
+
+
+def is_partial(key: str) -> bool:
+    return bool(PARTIAL_RE.match(key.rsplit("/", 1)[-1]))
+
+
+def partial_key(key: str) -> str:
+    head, _, name = key.rpartition("/")
+    tmp = f".{name}.{secrets.token_hex(6)}{PARTIAL_SUFFIX}"
+    return f"{head}/{tmp}" if head else tmp
+
+
+def _is_permanent(e: BaseException) -> bool:
+    if isinstance(e, ChecksumMismatch):
+        return False
+    if isinstance(e, (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError)):
+        return True
+    if isinstance(e, OSError):
+        return e.errno in PERMANENT_ERRNOS
+    name = type(e).__name__
+    return name in ("NoCredentialsError", "PartialCredentialsError", "NoRegionError", "ParamValidationError")
+
+
+def _describe(e: BaseException) -> str:
+    if type(e).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+        return "no usable AWS credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def retrying(fn: Callable[[], T], what: str, attempts: int = RETRY_ATTEMPTS) -> T:
+    """Run ``fn``; retry transient failures with exponential backoff and jitter."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as e:  # classified below; anything unexpected from a backend counts as transient
+            if _is_permanent(e):
+                raise MirrorError(f"{what}: {_describe(e)}") from None
+            if attempt == attempts:
+                raise MirrorError(f"{what}: failed after {attempts} attempts: {_describe(e)}") from None
+            delay = min(RETRY_BASE_DELAY_S * 2 ** (attempt - 1), RETRY_MAX_DELAY_S)
+            time.sleep(delay * (0.5 + random.random() / 2))
+    raise AssertionError("unreachable")
+
+
+class RateLimiter:
+    """Caps the average upload rate over all threads (bytes/s), e.g. on a shared lab link."""
+
+    def __init__(self, bytes_per_s: float):
+        self.bytes_per_s = bytes_per_s
+        self.start = time.monotonic()
+        self.sent = 0
+        self.lock = threading.Lock()
+
+    def consume(self, n: int) -> None:
+        with self.lock:
+            self.sent += n
+            due = self.start + self.sent / self.bytes_per_s
+        time.sleep(max(0.0, due - time.monotonic()))
+
+
+class Mirror:
+    def __init__(self, url: str, fs: fsspec.AbstractFileSystem, root: str, is_s3: bool):
+        self.url = url.rstrip("/")
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.is_s3 = is_s3
+
+    def path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def where(self, key: str) -> str:
+        """The object's address for messages."""
+        return f"{self.url}/{key}"
+
+    # --- reading -----------------------------------------------------------------------------
+    def list_objects(self) -> dict[str, ObjectInfo]:
+        """Every object below the root (recursive), by key."""
+        def listing() -> dict[str, ObjectInfo]:
+            self.fs.invalidate_cache()
+            if not self.fs.exists(self.root):
+                return {}
+            found = self.fs.find(self.root, detail=True)
+            out = {}
+            prefix = self.fs._strip_protocol(self.root).rstrip("/") + "/"
+            for path, info in found.items():
+                if info.get("type") != "file" or not path.startswith(prefix):
+                    continue
+                etag = info.get("ETag") or info.get("etag")
+                out[path[len(prefix):]] = ObjectInfo(int(info["size"]), etag.strip('"') if etag else None)
+            return out
+        return retrying(listing, f"{self.url}: listing")
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """The object's content, or None when it does not exist."""
+        def read() -> bytes | None:
+            try:
+                return self.fs.cat_file(self.path(key))
+            except FileNotFoundError:
+                return None
+        return retrying(read, self.where(key))
+
+    def read_sums(self) -> dict[str, str] | None:
+        data = self.read_bytes(SUMS_NAME)
+        if data is None:
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rb2vError(f"{self.where(SUMS_NAME)}: not a text checksum list") from None
+        return parse_sums(text, self.where(SUMS_NAME))
+
+    def sha256(self, key: str) -> str:
+        """sha256 of the object's bytes as stored (streamed, never held whole in memory)."""
+        def stream() -> str:
+            h = hashlib.sha256()
+            with self.fs.open(self.path(key), "rb", block_size=READ_CHUNK * 8) as f:
+                while block := f.read(READ_CHUNK * 8):
+                    h.update(block)
+            return h.hexdigest()
+        return retrying(stream, self.where(key))
+
+    def holds(self, key: str, info: ObjectInfo, digest: FileDigest) -> bool:
+        """Whether the stored object has exactly these bytes (the ETag decides on S3 when it is an md5)."""
+        if info.size != digest.size:
+            return False
+        if info.etag is not None and info.etag in digest.etags:
+            return True
+        return self.sha256(key) == digest.sha256
+
+    # --- writing -----------------------------------------------------------------------------
+    def ensure_root(self) -> None:
+        if self.is_s3:
+            bucket = self.root.split("/", 1)[0]
+            if not retrying(lambda: self.fs.exists(bucket), f"{self.url}: bucket {bucket!r}", attempts=2):
+                raise Rb2vError(f"{self.url}: bucket {bucket!r} does not exist (create it first)")
+        else:
+            try:
+                Path(self.root).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise Rb2vError(f"{self.root}: cannot create the mirror folder ({e.strerror})") from None
+
+    def put_file(self, local: Path, key: str, digest: FileDigest) -> None:
+        """Upload ``local`` as ``key``: under a temporary name, checked, then moved into place."""
+        retrying(lambda: self._put_once(local, key, digest), self.where(key))
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        """A small object (the checksum list), written the same way."""
+        digest = FileDigest(len(data), hashlib.sha256(data).hexdigest(), frozenset({hashlib.md5(data).hexdigest()}))
+        retrying(lambda: self._put_once(data, key, digest), self.where(key))
+
+    def remove(self, key: str) -> None:
+        def rm() -> None:
+            try:
+                self.fs.rm_file(self.path(key))
+            except FileNotFoundError:
+                pass
+        retrying(rm, self.where(key))
+
+    def _put_once(self, source: Path | bytes, key: str, digest: FileDigest) -> None:
+        tmp = partial_key(key)
+        try:
+            stored = self._upload(source, tmp, digest)
+            if not self.holds(tmp, stored, digest):
+                raise ChecksumMismatch(errno.EIO, "the uploaded bytes differ from the source (size or sha256)")
+            self._commit(tmp, key, stored)
+        except BaseException:
+            self._remove_quietly(tmp)
+            raise
+
+    def _upload(self, source: Path | bytes, tmp: str, digest: FileDigest) -> ObjectInfo:
+        if self.is_s3 and digest.size < 2 * MULTIPART_CHUNK:
+            # one PUT; its reply carries the ETag (md5) the server computed from the bytes it received
+            data = source if isinstance(source, bytes) else source.read_bytes()
+            bucket, tmp_key = self._split(tmp)
+            reply = self.fs.call_s3("put_object", Bucket=bucket, Key=tmp_key, Body=data)
+            return ObjectInfo(len(data), reply["ETag"].strip('"'))
+        if isinstance(source, bytes):
+            self.fs.makedirs(os.path.dirname(self.path(tmp)), exist_ok=True)
+            self.fs.pipe_file(self.path(tmp), source)
+        elif self.is_s3:  # large: s3fs's multipart upload, parts of MULTIPART_CHUNK
+            self.fs.put_file(str(source), self.path(tmp), chunksize=MULTIPART_CHUNK)
+        else:
+            self.fs.makedirs(os.path.dirname(self.path(tmp)), exist_ok=True)
+            self.fs.put_file(str(source), self.path(tmp))
+        info = self.fs.info(self.path(tmp))
+        etag = info.get("ETag")
+        return ObjectInfo(int(info["size"]), etag.strip('"') if etag else None)
+
+    def _split(self, key: str) -> tuple[str, str]:
+        """(bucket, object key) of a mirror key on S3."""
+        bucket, _, path = self.path(key).partition("/")
+        return bucket, path
+
+    def _commit(self, tmp: str, key: str, stored: ObjectInfo) -> None:
+        if not self.is_s3:  # a rename within one folder is atomic
+            os.replace(self.path(tmp), self.path(key))
+            return
+        # a server-side copy is atomic too: the key appears complete or not at all
+        if stored.etag and "-" in stored.etag:  # multipart: copied part by part so the ETag stays predictable
+            self.fs.cp_file(self.path(tmp), self.path(key), preserve_etag=True)
+        else:
+            bucket, tmp_key = self._split(tmp)
+            self.fs.call_s3("copy_object", Bucket=bucket, Key=self._split(key)[1],
+                            CopySource={"Bucket": bucket, "Key": tmp_key})
+        self.fs.rm_file(self.path(tmp))
+
+    def _remove_quietly(self, key: str) -> None:
+        try:
+            self.fs.rm_file(self.path(key))
+        except Exception:  # best effort: a leftover partial is removed by the next publish
+            pass
+
+
+def open_mirror(url: str, endpoint_url: str | None = None) -> Mirror:
+    """The mirror at ``url``: a local path, ``file://PATH`` or ``s3://bucket[/prefix]``."""
+    if url.startswith("s3://"):
+        root = url[len("s3://"):].strip("/")
+        if not root:
+            raise Rb2vError(f"{url}: an S3 mirror needs a bucket: s3://bucket/prefix")
+        try:
+            import s3fs
+        except ModuleNotFoundError:
+            raise Rb2vError("s3:// mirrors need the Python package 's3fs': pip install s3fs") from None
+        fs = s3fs.S3FileSystem(endpoint_url=endpoint_url, skip_instance_cache=True)
+        return Mirror(url, fs, root, is_s3=True)
+    if endpoint_url:
+        raise Rb2vError(f"{url}: --endpoint-url applies to s3:// mirrors only")
+    if url.startswith("file://"):
+        path = url[len("file://"):]
+    elif "://" in url:
+        raise Rb2vError(f"{url}: unsupported mirror (use a folder, file://PATH or s3://bucket/prefix)")
+    else:
+        path = url
+    if not path:
+        raise Rb2vError(f"{url}: empty mirror path")
+    root = str(Path(path).expanduser().resolve())
+    return Mirror(url, fsspec.filesystem("file"), root, is_s3=False)

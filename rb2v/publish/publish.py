@@ -1,0 +1,149 @@
+"""``rb2v publish``: put a built dataset on a mirror, resumably, nothing half-visible.
+
+Order of work: plan the objects (the dataset's files, or Parquet shards made in a temporary
+folder), hash them, list the mirror, keep what is already there with the same bytes, and upload
+the rest (each under a temporary name, checked, then moved into place). ``SHA256SUMS`` is removed
+before the first change and written last, so a mirror with a checksum list is always complete;
+an interrupted publish leaves no list and the next run uploads only what is missing or changed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import PartialFailure, Rb2vError
+from ..fsutil import PARTIAL_SUFFIX, write_text_atomic
+from ..manifest import MANIFEST_NAME, read_manifest
+from ..progress import progress, say
+from .card import dataset_card
+from .checksums import SUMS_NAME, FileDigest, digest_file, format_sums
+from .mirror import MirrorError, RateLimiter, is_partial, open_mirror
+from .parallel import run_all
+from .parquet_export import plan_shards, shard_schema, write_shard
+
+FORMATS = ("files", "parquet")
+CARD_NAME = "README.md"
+DEFAULT_SHARD_BYTES = 10**9
+DEFAULT_JOBS = 8
+
+
+@dataclass
+class PublishReport:
+    url: str
+    objects: int = 0                                  # objects the publication has (SHA256SUMS excluded)
+    uploaded: list[str] = field(default_factory=list)  # keys uploaded by this run
+    kept: int = 0                                     # already on the mirror with the same bytes
+    removed: list[str] = field(default_factory=list)   # stale partials and objects the publication dropped
+    bytes_total: int = 0
+    bytes_uploaded: int = 0
+
+
+def dataset_files(dataset: Path, df: pd.DataFrame) -> dict[str, Path]:
+    """Every file of the dataset folder by its relative key; the manifest's files must all be there."""
+    listed = [p for row in df.itertuples(index=False) for p in (row.blur_path, *row.sharp_paths)]
+    missing = [p for p in listed if not (dataset / p).is_file()]
+    if missing:
+        raise Rb2vError(f"{dataset / missing[0]}: listed in the manifest but missing ({len(missing)} file(s) missing)")
+    files = {}
+    for path in sorted(dataset.rglob("*")):
+        rel = path.relative_to(dataset)
+        # hidden files and leftovers of interrupted atomic writes are not part of the dataset
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts) or PARTIAL_SUFFIX in path.name:
+            continue
+        key = rel.as_posix()
+        if key not in (SUMS_NAME, CARD_NAME):
+            files[key] = path
+    return files
+
+
+def parquet_files(dataset: Path, df: pd.DataFrame, staging: Path, shard_bytes: int):
+    dataset_files(dataset, df)  # the same check that every image is there
+    shards = plan_shards(dataset, df, shard_bytes)
+    schema = shard_schema()
+    files = {}
+    for shard in progress(shards, desc="parquet shards", unit="shard"):
+        out = staging / shard.key
+        write_shard(dataset, shard, out, schema)
+        files[shard.key] = out
+    files[MANIFEST_NAME] = dataset / MANIFEST_NAME
+    return files, shards
+
+
+def publish(dataset: str | Path, to: str, fmt: str = "files", shard_bytes: int = DEFAULT_SHARD_BYTES,
+            endpoint_url: str | None = None, jobs: int = DEFAULT_JOBS,
+            max_rate: float | None = None) -> PublishReport:
+    """Publish the dataset folder ``dataset`` (with ``manifest.parquet``) to the mirror ``to``."""
+    if fmt not in FORMATS:
+        raise Rb2vError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    if jobs < 1:
+        raise Rb2vError(f"--jobs {jobs}: must be at least 1")
+    dataset = Path(dataset)
+    df = read_manifest(dataset / MANIFEST_NAME)
+    mirror = open_mirror(to, endpoint_url)
+    mirror.ensure_root()
+    report = PublishReport(url=mirror.url)
+
+    with tempfile.TemporaryDirectory(prefix="rb2v-publish-") as tmp:
+        staging = Path(tmp)
+        if fmt == "parquet":
+            files, shards = parquet_files(dataset, df, staging, shard_bytes)
+        else:
+            files, shards = dataset_files(dataset, df), []
+        card = staging / CARD_NAME
+        write_text_atomic(card, dataset_card(dataset.name, df, fmt, shards, df.attrs["metadata"].get("settings_hash")))
+        files[CARD_NAME] = card
+
+        digests: dict[str, FileDigest] = run_all(
+            jobs, lambda key: digest_file(files[key], with_etags=mirror.is_s3), sorted(files), "hashing")
+        report.objects = len(files)
+        report.bytes_total = sum(d.size for d in digests.values())
+
+        remote = mirror.list_objects()
+        old_sums = mirror.read_sums() if SUMS_NAME in remote else None
+        present = sorted(k for k in files if k in remote)
+        same = run_all(jobs, lambda key: mirror.holds(key, remote[key], digests[key]), present, "comparing")
+        todo = [k for k in sorted(files) if not same.get(k, False)]
+        stale = sorted(k for k in remote if is_partial(k) or (old_sums and k in old_sums and k not in files))
+        new_sums = {k: digests[k].sha256 for k in files}
+        report.kept = len(files) - len(todo)
+
+        if not todo and not stale and old_sums == new_sums:
+            say(f"{mirror.url}: up to date ({report.objects} objects)")
+            return report
+        if SUMS_NAME in remote:  # from here until the new list is written the mirror reads as incomplete
+            mirror.remove(SUMS_NAME)
+        for key in stale:
+            mirror.remove(key)
+            report.removed.append(key)
+
+        limiter = RateLimiter(max_rate) if max_rate else None
+        uploaded: list[str] = []
+
+        def upload(key: str) -> None:
+            mirror.put_file(files[key], key, digests[key])
+            uploaded.append(key)
+            if limiter:
+                limiter.consume(digests[key].size)
+
+        # largest first keeps the threads busy to the end; the card goes with the data
+        order = sorted(todo, key=lambda k: (-digests[k].size, k))
+        try:
+            run_all(jobs, upload, order, "uploading", weights={k: digests[k].size for k in order})
+        except MirrorError as e:
+            raise PartialFailure(f"{e}; publish incomplete ({len(uploaded)}/{len(todo)} object(s) uploaded, "
+                                 f"no {SUMS_NAME} written): re-run to resume") from None
+        report.uploaded = sorted(uploaded)
+        report.bytes_uploaded = sum(digests[k].size for k in todo)
+        mirror.put_bytes(format_sums(new_sums).encode("utf-8"), SUMS_NAME)
+    return report
+
+
+def describe(report: PublishReport) -> str:
+    mb = report.bytes_uploaded / 1e6
+    return (f"{report.url}: {report.objects} objects published ({len(report.uploaded)} uploaded, {mb:.1f} MB; "
+            f"{report.kept} already there; {len(report.removed)} stale removed)")
+

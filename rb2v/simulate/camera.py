@@ -1,0 +1,134 @@
+"""The two cameras: exposure integration, noise, response, colour, flip and the rig's borders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .photos import linear_to_srgb_fast
+from .scene import Scene
+
+
+def apply_flip(img: np.ndarray, flip: str) -> np.ndarray:
+    """The contract's flips: horizontal maps x to W-1-x, vertical maps y to H-1-y."""
+    if flip == "horizontal":
+        return img[:, ::-1]
+    if flip == "vertical":
+        return img[::-1]
+    return img
+
+
+_NOISE_BANK = np.random.default_rng(12345).standard_normal(1 << 22).astype(np.float32)
+
+
+def gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Unit Gaussian noise from a fixed bank at a random offset and sign (several times faster
+    than drawing fresh samples; within a frame it is white)."""
+    n = int(np.prod(shape))
+    if n >= _NOISE_BANK.size:
+        return rng.standard_normal(shape, dtype=np.float32)
+    start = int(rng.integers(0, _NOISE_BANK.size - n))
+    sign = np.float32(1 if rng.random() < 0.5 else -1)
+    return (_NOISE_BANK[start:start + n] * sign).reshape(shape)
+
+
+def random_colour_response(rng: np.random.Generator) -> np.ndarray:
+    """A camera's 3x4 colour transform in encoded space: gains, cross-talk and black offset."""
+    A = np.diag(rng.uniform(0.88, 1.08, size=3)) + rng.uniform(-0.04, 0.04, size=(3, 3)) * (1 - np.eye(3))
+    b = rng.uniform(-0.01, 0.025, size=(3, 1))
+    return np.hstack([A, b])
+
+
+def compose_colour(M_to: np.ndarray, M_from: np.ndarray) -> np.ndarray:
+    """The 3x4 map from camera ``from``'s colours to camera ``to``'s for the same radiance."""
+    A_f, b_f = M_from[:, :3], M_from[:, 3:]
+    A_t, b_t = M_to[:, :3], M_to[:, 3:]
+    A = A_t @ np.linalg.inv(A_f)
+    return np.hstack([A, b_t - A @ b_f])
+
+
+def border_mask(width: int, height: int, sides: str, band: int) -> np.ndarray:
+    """The rig housing's dark borders: 0 on ``band`` px of the given sides with a soft 4 px ramp."""
+    m = np.ones((height, width), np.float32)
+    ramp = np.clip((np.arange(band + 4, dtype=np.float32) - band + 0.5) / 4, 0, 1)
+    if "lr" in sides:
+        m[:, : band + 4] *= ramp[None]
+        m[:, -(band + 4):] *= ramp[::-1][None]
+    if "tb" in sides:
+        m[: band + 4] *= ramp[:, None]
+        m[-(band + 4):] *= ramp[::-1][:, None]
+    return m
+
+
+@dataclass
+class Camera:
+    name: str
+    fps: float
+    exposure_s: float
+    G: np.ndarray  # camera pixel (before the mirror flip) -> canonical
+    flip: str
+    colour: np.ndarray  # 3x4 in encoded space
+    read_noise: float
+    shot_noise: float
+    borders: np.ndarray  # (h,w) multiplicative, in the recorded (flipped) frame
+    vignette: np.ndarray | None = None
+
+    def subframe_times(self, centre: float, internal_fps: float) -> np.ndarray:
+        """Sample times (own clock) integrating [centre - E/2, centre + E/2] at >= internal_fps."""
+        n = max(1, int(np.ceil(self.exposure_s * internal_fps - 1e-9)))
+        return centre + self.exposure_s * ((np.arange(n) + 0.5) / n - 0.5)
+
+    def film(self, scene: Scene, world_times: np.ndarray, size: tuple[int, int], rng: np.random.Generator | None,
+             backdrop: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One recorded frame (float32 RGB in [0,1], as flipped by the mirror) and its true alpha.
+
+        The sensor averages radiance over the exposure (linear light), adds shot and read noise
+        (``rng=None``: noiseless), then the response curve and colour transform are applied.
+        """
+        w, h = size
+        radiance = np.zeros((h, w, 3), np.float32)
+        alpha = np.zeros((h, w), np.float32)
+        for tau in world_times:
+            img, a = scene.render(self.G, float(tau), size, backdrop=backdrop)
+            radiance += img
+            alpha += a
+        radiance *= np.float32(1 / len(world_times))
+        alpha *= np.float32(1 / len(world_times))
+        if self.vignette is not None:
+            radiance *= self.vignette[..., None]
+        if rng is not None:
+            sigma = np.sqrt(self.shot_noise * np.maximum(radiance, 0) + self.read_noise ** 2)
+            radiance += sigma * gaussian_noise(rng, radiance.shape)
+        encoded = linear_to_srgb_fast(radiance)
+        out = cv2.transform(encoded, self.colour.astype(np.float32))
+        out = apply_flip(out, self.flip)
+        alpha = apply_flip(alpha, self.flip)
+        out = np.clip(out * self.borders[..., None], 0, 1)
+        return np.ascontiguousarray(out, dtype=np.float32), np.ascontiguousarray(alpha)
+
+
+def vignette_field(width: int, height: int, strength: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    r2 = ((xx - width / 2) ** 2 + (yy - height / 2) ** 2) / ((width / 2) ** 2 + (height / 2) ** 2)
+    return (1 - strength * r2).astype(np.float32)
+
+
+def random_homography(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A mild sharp->blur homography: ±0.8°, ±2 % scale, ±10 px shift, slight perspective."""
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    ang = np.deg2rad(rng.uniform(-0.8, 0.8))
+    s = rng.uniform(0.98, 1.02)
+    c, si = np.cos(ang) * s, np.sin(ang) * s
+    to_c = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], np.float64)
+    back = np.array([[1, 0, cx + rng.uniform(-10, 10)], [0, 1, cy + rng.uniform(-10, 10)], [0, 0, 1]], np.float64)
+    R = np.array([[c, -si, 0], [si, c, 0], [rng.uniform(-2e-5, 2e-5), rng.uniform(-2e-5, 2e-5), 1]], np.float64)
+    H = back @ R @ to_c
+    return H / H[2, 2]
+
+
+def warp_to_blur(frame: np.ndarray, H: np.ndarray, flip: str, size: tuple[int, int]) -> np.ndarray:
+    """Undo the flip of a recorded sharp frame and map it into the blur camera's grid by H."""
+    un = np.ascontiguousarray(apply_flip(frame, flip))
+    return cv2.warpPerspective(un, H, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

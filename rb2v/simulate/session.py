@@ -1,0 +1,281 @@
+"""Simulate a capture session: takes on disk, exactly as the rig would record them, plus truth.
+
+One call is one session: one rig geometry (homography, flip, colour responses) shared by
+all takes; every take has its own time offset, clock drift and scene. See
+``/rb2v/simulate`` docs in the README for the tree and ``truth.json``.
+
+Time convention: a frame's timestamp ``k / fps`` is the centre of its exposure, audio
+sample ``n`` is at ``n / rate``, both on the camera's own clock. The blur camera's clock is
+world time; the sharp camera's is ``t_sharp = clock_ratio * t_blur + time_offset_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..errors import Rb2vError
+from ..fsutil import atomic_dir, write_json_atomic
+from ..io.images import write_image
+from ..io.video import VideoWriter
+from .audio import WorldSound, record
+from .camera import (Camera, border_mask, compose_colour, random_colour_response, random_homography,
+                     vignette_field)
+from .config import SimConfig
+from .photos import SourceFrames, srgb_to_linear
+from .scene import Scene
+
+TRUTH_SCHEMA = "rb2v.truth/1"
+CATEGORY_IDS = {"street": 1, "face": 2, "hand": 3, "calibration": 9}
+BORDER_BAND = 16  # px of rig housing visible at the blur camera's left/right edges
+SHARP_BORDER_BAND = 12  # ... and at the sharp camera's top/bottom edges
+UPSAMPLE = 2
+WINDOW = 7
+
+
+class TakeSimulation:
+    """One take: its scene, both cameras, their clocks — renders any frame on demand."""
+
+    def __init__(self, cfg: SimConfig, subject_index: int, take_index: int, calibration: bool = False):
+        self.cfg = cfg
+        self.subject_index, self.take_index = subject_index, take_index
+        self.calibration = calibration
+        W, H = cfg.width, cfg.height
+        rig = np.random.default_rng([cfg.seed, 1])  # the session's rig: shared by all takes
+        self.homography = random_homography(rig, W, H)
+        blur_colour, sharp_colour = random_colour_response(rig), random_colour_response(rig)
+        self.color_matrix = compose_colour(blur_colour, sharp_colour)
+        cat_id = CATEGORY_IDS["calibration" if calibration else cfg.category]
+        self._key = [cfg.seed, cat_id, subject_index, take_index]
+        rng = np.random.default_rng([2, *self._key])
+        self.time_offset_s = float(rng.uniform(0.05, 0.45))
+        self.clock_ratio = float(1 + rng.uniform(-50e-6, 50e-6))
+        source = SourceFrames(cfg.source) if (cfg.source and not calibration and cfg.category == "street") else None
+        motion = cfg.motion_scale * (0.25 if calibration else 1.0)
+        self.scene = Scene(cfg.category, rng, W, H, motion, subject_index=subject_index, source=source,
+                           calibration=calibration)
+        vig = vignette_field(W, H, 0.25) if cfg.vignetting else None
+        self.blur = Camera("blur", cfg.blur_fps, cfg.blur_exposure_s, np.eye(3), "none", blur_colour,
+                           read_noise=0.002, shot_noise=5e-5, borders=border_mask(W, H, "lr", BORDER_BAND),
+                           vignette=vig)
+        self.sharp = Camera("sharp", cfg.sharp_fps, cfg.sharp_exposure_s, self.homography, cfg.flip, sharp_colour,
+                            read_noise=0.004, shot_noise=3e-4, borders=border_mask(W, H, "tb", SHARP_BORDER_BAND),
+                            vignette=vig)
+        seconds = 1.2 if calibration else cfg.seconds
+        self.blur_frames = int(round(seconds * cfg.blur_fps))
+        last_centre = self.to_sharp_clock((self.blur_frames - 1) / cfg.blur_fps)
+        self.sharp_frames = int(math.ceil((last_centre + 0.12) * cfg.sharp_fps)) + 1
+
+    # ------------------------------------------------------------------ clocks
+    def to_sharp_clock(self, t_blur):
+        return self.clock_ratio * np.asarray(t_blur) + self.time_offset_s
+
+    def sharp_to_world(self, t_sharp):
+        return (np.asarray(t_sharp) - self.time_offset_s) / self.clock_ratio
+
+    def sharp_start_exact(self, k: int) -> float:
+        """p such that the upsampled window x[p..p+6] is centred on blur frame k."""
+        return float(self.cfg.sharp_fps * UPSAMPLE * self.to_sharp_clock(k / self.cfg.blur_fps) - (WINDOW - 1) / 2)
+
+    # ------------------------------------------------------------------ filming
+    def _noise_rng(self, cam: str, index: int, noise: bool):
+        return np.random.default_rng([3, *self._key, 0 if cam == "blur" else 1, index]) if noise else None
+
+    def _backdrop(self, backdrop: np.ndarray | None, camera: Camera) -> np.ndarray | None:
+        if backdrop is None:
+            return None
+        from .camera import apply_flip
+
+        img = np.asarray(backdrop, np.float32)
+        if img.shape != (self.cfg.height, self.cfg.width, 3):
+            raise Rb2vError(f"backdrop must be ({self.cfg.height}, {self.cfg.width}, 3), got {img.shape}")
+        return np.ascontiguousarray(apply_flip(srgb_to_linear(img), camera.flip))
+
+    def film_blur(self, k: int, noise: bool = True, backdrop: np.ndarray | None = None):
+        """Blur frame k as recorded (float32 RGB) and its true alpha.
+
+        ``backdrop`` (sRGB (H,W,3) in [0,1], in the recorded frame's geometry) replaces the
+        green screen: the frame the camera would have filmed in front of that backdrop.
+        """
+        times = self.blur.subframe_times(k / self.cfg.blur_fps, self.cfg.internal_fps)
+        return self.blur.film(self.scene, times, (self.cfg.width, self.cfg.height), self._noise_rng("blur", k, noise),
+                              self._backdrop(backdrop, self.blur))
+
+    def film_sharp(self, i: int, noise: bool = True, backdrop: np.ndarray | None = None):
+        """Sharp frame i as recorded (mirror-flipped) and its true alpha (same geometry)."""
+        times = self.sharp_to_world(self.sharp.subframe_times(i / self.cfg.sharp_fps, self.cfg.internal_fps))
+        return self.sharp.film(self.scene, times, (self.cfg.width, self.cfg.height), self._noise_rng("sharp", i, noise),
+                               self._backdrop(backdrop, self.sharp))
+
+    def blur_subframe_times(self, k: int) -> np.ndarray:
+        """World times the blur camera integrates for frame k (for tests of the exposure model)."""
+        return self.blur.subframe_times(k / self.cfg.blur_fps, self.cfg.internal_fps)
+
+    # ------------------------------------------------------------------ audio
+    def audio_tracks(self) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.cfg
+        rng = np.random.default_rng([4, *self._key])
+        t_end = self.blur_frames / cfg.blur_fps + 1.0
+        sound = WorldSound(rng, -1.0, t_end)
+        rate = cfg.audio_rate
+        n_blur = int(round(self.blur_frames / cfg.blur_fps * rate))
+        n_sharp = int(round(self.sharp_frames / cfg.sharp_fps * rate))
+        blur = record(sound, n_blur, rate, lambda t: t, rng, gain=0.9, noise=0.004)
+        sharp = record(sound, n_sharp, rate, self.sharp_to_world, rng, gain=0.7, noise=0.006)
+        return blur, sharp
+
+    # ------------------------------------------------------------------ truth
+    def truth(self, names: dict) -> dict:
+        cfg = self.cfg
+        max_p = UPSAMPLE * (self.sharp_frames - 1) - (WINDOW - 1)
+        exact = [self.sharp_start_exact(k) for k in range(self.blur_frames)]
+        starts = [int(round(p)) if 0 <= round(p) <= max_p else None for p in exact]
+        return {
+            "schema": TRUTH_SCHEMA,
+            "category": "calibration" if self.calibration else cfg.category,
+            "subject": names["subject"],
+            "take": names["take"],
+            "seed": cfg.seed,
+            "subject_index": self.subject_index,
+            "take_index": self.take_index,
+            "blur_files": names["blur_files"],
+            "sharp_files": names["sharp_files"],
+            "blur_fps": cfg.blur_fps,
+            "sharp_fps": cfg.sharp_fps,
+            "blur_frames": self.blur_frames,
+            "sharp_frames": self.sharp_frames,
+            "width": cfg.width,
+            "height": cfg.height,
+            "flip_sharp": cfg.flip,
+            "homography": self.homography.tolist(),
+            "time_offset_s": self.time_offset_s,
+            "clock_ratio": self.clock_ratio,
+            "color_matrix": self.color_matrix.tolist(),
+            "blur_exposure_s": cfg.blur_exposure_s,
+            "sharp_exposure_s": cfg.sharp_exposure_s,
+            "timestamp_convention": "exposure centre",
+            "upsample_factor": UPSAMPLE,
+            "sharp_start_exact": exact,
+            "sharp_start": starts,
+            "valid_region": {"x": BORDER_BAND + 4, "y": 0, "width": cfg.width - 2 * (BORDER_BAND + 4),
+                             "height": cfg.height},
+            "green_screen": self.scene.green_screen,
+            "alpha_blur": "alpha/blur/%06d.png" if self.scene.green_screen else None,
+            "alpha_sharp": "alpha/sharp/%06d.png" if self.scene.green_screen else None,
+            "audio": cfg.audio,
+            "timecode": cfg.timecode,
+            "calibration": names.get("calibration"),
+            "sim_config": cfg.as_dict(),
+        }
+
+
+# ---------------------------------------------------------------------- writing
+def _timecode(seconds: float, fps: float) -> str:
+    nominal = int(round(fps))
+    frames = int(round(seconds * fps))
+    ff = frames % nominal
+    s = frames // nominal
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"
+
+
+def _write_camera(sim: TakeSimulation, folder: Path, cam: str, number: int, audio: np.ndarray | None,
+                  tick: Callable[[], None]) -> list[str]:
+    cfg = sim.cfg
+    fps = cfg.blur_fps if cam == "blur" else cfg.sharp_fps
+    total = sim.blur_frames if cam == "blur" else sim.sharp_frames
+    film = sim.film_blur if cam == "blur" else sim.film_sharp
+    per_chapter = int(round(cfg.chapter_seconds * fps)) if cfg.chapter_seconds > 0 else total
+    timecode = None
+    if cfg.timecode:
+        # Both cameras are jammed to the same wall clock; each start is quantised to its frame rate.
+        start_wall = 36000.0 + 60.0 * sim.take_index + (0.0 if cam == "blur" else -sim.time_offset_s / sim.clock_ratio)
+        timecode = _timecode(start_wall, fps)
+    names = []
+    alpha_dir = folder / "alpha" / cam
+    for chapter, start in enumerate(range(0, total, per_chapter), start=1):
+        count = min(per_chapter, total - start)
+        name = f"GX{chapter:02d}{number:04d}.MP4"
+        chunk_audio = None
+        if audio is not None:
+            a0, a1 = int(round(start / fps * cfg.audio_rate)), int(round((start + count) / fps * cfg.audio_rate))
+            chunk_audio = (audio[a0:a1], cfg.audio_rate)
+        with VideoWriter(folder / name, fps, cfg.width, cfg.height, crf=cfg.crf, audio=chunk_audio,
+                         timecode=timecode if chapter == 1 else None) as vw:
+            for i in range(start, start + count):
+                rgb, alpha = film(i)
+                vw.write(rgb)
+                if sim.scene.green_screen:
+                    write_image(alpha_dir / f"{i:06d}.png", alpha, bits=16)
+                tick()
+        names.append(name)
+    return names
+
+
+def _take_total(sim: TakeSimulation) -> int:
+    return sim.blur_frames + sim.sharp_frames
+
+
+def write_take(sim: TakeSimulation, take_dir: Path, subject: str, take: str, file_number: int,
+               calibration: str | None, tick: Callable[[], None]) -> Path:
+    """Write one take folder atomically: nothing appears until every file is complete."""
+    with atomic_dir(take_dir) as tmp:
+        blur_audio, sharp_audio = sim.audio_tracks() if sim.cfg.audio else (None, None)
+        blur_files = _write_camera(sim, tmp, "blur", file_number, blur_audio, tick)
+        sharp_files = _write_camera(sim, tmp, "sharp", file_number + 1, sharp_audio, tick)
+        truth = sim.truth({"subject": subject, "take": take, "blur_files": blur_files, "sharp_files": sharp_files,
+                           "calibration": calibration})
+        if calibration:
+            (tmp / "take.toml").write_text(f'# simulated take\ncalibration = "{calibration}"\n')
+        write_json_atomic(tmp / "truth.json", truth)
+    return take_dir
+
+
+def iter_takes(cfg: SimConfig) -> Iterator[tuple[int, int, str, str]]:
+    for s in range(cfg.subjects):
+        for t in range(cfg.takes):
+            yield s, t, f"subject{s + 1:02d}", f"take{t + 1:02d}"
+
+
+def simulate_session(raw: str | Path, cfg: SimConfig, progress: bool = True) -> list[Path]:
+    """Write the session's takes (and calibration take for green-screen categories) under ``raw``.
+
+    Takes already on disk (a complete folder with truth.json) are kept: a re-run resumes.
+    """
+    from ..progress import progress as bar
+
+    cfg.validate()
+    raw = Path(raw)
+    jobs = []
+    calibration = f"{cfg.category}-rig" if cfg.green_screen else None
+    if calibration:
+        jobs.append((TakeSimulation(cfg, 0, 0, calibration=True), raw / "calibration" / calibration, "", calibration, None))
+    for s, t, subject, take in iter_takes(cfg):
+        jobs.append((TakeSimulation(cfg, s, t), raw / cfg.category / subject / take, subject, take, calibration))
+    todo = [j for j in jobs if not (j[1] / "truth.json").exists()]
+    total = sum(_take_total(j[0]) for j in todo)
+    written = []
+    with bar(total=total, desc=f"simulate {cfg.category}", unit="frame") as pb:
+        for n, (sim, folder, subject, take, calib) in enumerate(jobs):
+            if (folder / "truth.json").exists():
+                continue
+            number = 1000 + 10 * (sim.subject_index * 100 + sim.take_index) + (500 if sim.calibration else 0)
+            write_take(sim, folder, subject, take, number, calib, lambda: pb.update(1))
+            written.append(folder)
+    return [j[1] for j in jobs]
+
+
+def load_take(take_dir: str | Path) -> TakeSimulation:
+    """Rebuild the simulation of a simulated take from its truth.json (to re-render any frame)."""
+    path = Path(take_dir) / "truth.json"
+    try:
+        truth = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise Rb2vError(f"{path}: not a simulated take (no truth.json)") from None
+    if truth.get("schema") != TRUTH_SCHEMA:
+        raise Rb2vError(f"{path}: unknown truth schema {truth.get('schema')!r}")
+    cfg = SimConfig(**truth["sim_config"])
+    return TakeSimulation(cfg, truth["subject_index"], truth["take_index"], calibration=truth["category"] == "calibration")

@@ -1,0 +1,45 @@
+"""The command line: help, one-line errors, exit codes (run as a user would, in a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def rb2v(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "rb2v", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_lists_every_command():
+    out = rb2v("--help")
+    assert out.returncode == 0
+    for name in ("simulate-rig", "align", "build", "synth-reds", "train-hypercut", "eval-hypercut", "order",
+                 "publish", "verify", "fetch", "validate", "bench"):
+        assert name in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["probe", "does-not-exist.MP4"], "does-not-exist.MP4: file not found"),
+    (["simulate-rig", "RAW", "--seconds", "0.1"], "--seconds must be between"),
+    (["simulate-rig", "RAW", "--size", "320x240"], "at least 480x480"),
+    (["simulate-rig", "RAW", "--rig", "nope"], "rigs/nope.toml: no such rig"),
+])
+def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
+    out = rb2v(*args, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rb2v: error:") and message in lines[0]
+
+
+def test_probe_prints_stream_facts(tmp_path):
+    import numpy as np
+
+    from rb2v.io.video import write_video
+
+    path = write_video(tmp_path / "GX011234.MP4", np.zeros((10, 64, 96, 3), np.uint8), 100)
+    out = rb2v("probe", path)
+    assert out.returncode == 0, out.stderr
+    assert "100" in out.stdout and "96x64" in out.stdout and "10 frames" in out.stdout

@@ -1,0 +1,164 @@
+"""HyperCUT training, checkpoints, resume, evaluation, order labels and bad input, on a tiny
+dataset made from real images (scikit-image photos with smooth camera motion, and frames of a
+real street video in tests/fixtures/hypercut/street)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hypercut_models.checkpoint import load_checkpoint, load_model
+from hypercut_models.data import SequenceDataset
+from hypercut_models.evaluate import evaluate, score_dataset, write_orders
+from hypercut_models.synthetic import make_dataset
+from hypercut_models.train import TrainSettings, train
+from rb2v.cli import main as rb2v_main
+from rb2v.errors import Rb2vError
+from rb2v.manifest import read_manifest, update_manifest, write_manifest
+
+STREET = Path(__file__).parent / "fixtures" / "hypercut" / "street"
+TINY = dict(crop=32, batch_size=4, workers=0, device="cpu", lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """4 photo subjects (train) + 1 photo and the street video (test): 4 samples of 64x64 each."""
+    out = tmp_path_factory.mktemp("hypercut_data")
+    return make_dataset(out, photos=("astronaut", "coffee", "rocket", "brick", "chelsea"),
+                        test_subjects=("chelsea", "street"), video_dirs=(STREET,), takes=1, samples=4,
+                        size=64, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("hypercut_run") / "run"
+    return train(TrainSettings(manifest=str(dataset), out=str(out), epochs=TRAIN_EPOCHS, crop=48,
+                               batch_size=4, lr=1e-3, workers=0, device="cpu"))
+
+
+TRAIN_EPOCHS = 12
+
+
+def test_dataset_is_real_conformant_and_split_by_subject(dataset):
+    df = read_manifest(dataset)
+    assert set(df.groupby("subject")["split"].nunique()) == {1}
+    assert set(df[df.split == "test"].subject) == {"chelsea", "street"}
+    assert (df.psnr_margin > 3).all()  # the right window is clearly the best, as Algorithm 1 needs
+    ds = SequenceDataset(dataset, "train", crop=32, flips=True, seed=5)
+    frames, index = ds[0]
+    assert frames.shape == (7, 3, 32, 32) and frames.dtype == torch.float32
+    assert 0 <= float(frames.min()) and float(frames.max()) <= 1
+    assert torch.equal(ds[0][0], frames)  # the crop is a function of (seed, epoch, index)
+    # consecutive frames differ (there is motion), the blurry frame is their mean
+    assert float((frames[0] - frames[6]).abs().mean()) > 0.02
+
+
+def test_training_separates_a_pair_from_its_reverse(trained, dataset):
+    net, plane, ckpt = load_model(trained)
+    assert ckpt["epoch"] == TRAIN_EPOCHS
+    history = ckpt["history"]
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    fwd, rev = score_dataset(net, plane, SequenceDataset(dataset, "train"), torch.device("cpu"), workers=0)
+    hit = np.mean(np.sign(fwd) != np.sign(rev))
+    assert hit >= 0.9, f"pair/reverse separated for only {hit:.0%} of the training pairs"
+
+
+def test_checkpoint_round_trip(trained, dataset):
+    ckpt = load_checkpoint(trained)
+    assert {"model", "hyperplane", "optimizer", "epoch", "settings", "rng", "history"} <= set(ckpt)
+    assert ckpt["settings"]["crop"] == 48 and ckpt["hyperplane"]["seed"] == 0
+    net, plane, _ = load_model(trained.parent)  # a run folder works too
+    again, plane2, _ = load_model(trained)
+    for (k, a), (_, b) in zip(net.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert torch.equal(plane.weight, ckpt["hyperplane"]["weight"]) and plane.bias == ckpt["hyperplane"]["bias"]
+    x = torch.rand(1, 7, 3, 32, 32)
+    from hypercut_models.losses import pair_scores
+    assert torch.equal(pair_scores(net, plane, x)[0], pair_scores(again, plane2, x)[0])
+
+
+def test_resume_continues_exactly(dataset, tmp_path):
+    full = train(TrainSettings(manifest=str(dataset), out=str(tmp_path / "full"), epochs=2, **TINY))
+    half = TrainSettings(manifest=str(dataset), out=str(tmp_path / "half"), epochs=1, **TINY)
+    train(half)
+    with pytest.raises(Rb2vError, match="--resume"):
+        train(half)
+    resumed = train(TrainSettings(manifest="ignored: the run's own", out=str(tmp_path / "half"), epochs=2,
+                                  workers=0, device="cpu"), resume=True)
+    a, b = load_checkpoint(full), load_checkpoint(resumed)
+    assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    log = pd.read_csv(Path(resumed).parent / "log.csv")
+    assert log["epoch"].tolist() == [1, 2]
+
+
+def test_eval_and_order_commands(trained, dataset, tmp_path, capsys):
+    out_json = tmp_path / "eval.json"
+    assert rb2v_main(["eval-hypercut", "--manifest", str(dataset), "--checkpoint", str(trained),
+                      "--json", str(out_json), "--workers", "0"]) == 0
+    import json
+    result = json.loads(out_json.read_text())
+    assert result["sequences"] == 8 and result["pairs"] == 24
+    for key in ("hit", "con@2", "con@3"):
+        assert 0 <= result[key] <= 1
+    assert result["hit_count"] == round(result["hit"] * 24)
+    assert "con@3" in capsys.readouterr().out
+
+    assert rb2v_main(["order", "--manifest", str(dataset), "--checkpoint", str(trained), "--workers", "0"]) == 0
+    df = read_manifest(dataset)
+    net, plane, _ = load_model(trained)
+    fwd, _ = score_dataset(net, plane, SequenceDataset(dataset, None), torch.device("cpu"), workers=0)
+    ds_ids = SequenceDataset(dataset, None).rows["sample_id"].tolist()
+    expected = {s: ("ignore" if f < 0 else "reverse") for s, f in zip(ds_ids, fwd[:, 0])}
+    assert df.set_index("sample_id")["order"].to_dict() == expected
+    meta = json.loads((dataset.parent / "metadata.json").read_text())
+    assert {d["id"]: d["order"] for d in meta["data"]} == expected
+
+    # the convention: after reversing the "reverse" sequences, (x_0, x_6) of every sequence whose
+    # pair and reverse the model separates lies on the negative side ("ignore")
+    flipped = df.copy()
+    flipped["sharp_paths"] = [p[::-1] if o == "reverse" else p for p, o in zip(df.sharp_paths, df.order)]
+    update_manifest(dataset, flipped)
+    write_orders(dataset, trained, workers=0)
+    fwd2, rev2 = score_dataset(net, plane, SequenceDataset(dataset, None), torch.device("cpu"), workers=0)
+    separated = np.sign(fwd2[:, 0]) != np.sign(rev2[:, 0])
+    assert (fwd2[separated, 0] < 0).all()
+    relabelled = read_manifest(dataset).set_index("sample_id")["order"]
+    assert (relabelled[np.array(ds_ids)[separated]] == "ignore").all()
+    update_manifest(dataset, df)  # leave the shared fixture as it was
+
+
+def test_bad_input_gives_clear_errors(dataset, trained, tmp_path, capsys):
+    empty = tmp_path / "empty" / "manifest.parquet"
+    write_manifest(empty, [])
+    with pytest.raises(Rb2vError, match="no 'train' samples"):
+        SequenceDataset(empty, "train")
+    assert rb2v_main(["train-hypercut", "--manifest", str(empty), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rb2v: error:") and "no 'train' samples" in err and "\n" not in err
+
+    # a manifest whose images are gone
+    df = read_manifest(dataset)
+    broken = tmp_path / "broken" / "manifest.parquet"
+    write_manifest(broken, df)
+    with pytest.raises(Rb2vError, match=r"not found \(\d+ missing"):
+        SequenceDataset(broken, "train")
+
+    # checkpoints of something else
+    other = tmp_path / "other.pt"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), other)
+    with pytest.raises(Rb2vError, match="not a HyperCUT checkpoint"):
+        load_model(other)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(Rb2vError, match="not a readable HyperCUT checkpoint"):
+        load_model(junk)
+    assert rb2v_main(["eval-hypercut", "--manifest", str(dataset), "--checkpoint", str(other)]) == 2
+    assert "not a HyperCUT checkpoint" in capsys.readouterr().err
+    with pytest.raises(Rb2vError, match="checkpoint not found"):
+        evaluate(dataset, tmp_path / "nowhere.pt")
+    with pytest.raises(Rb2vError, match="crop 200 is larger"):
+        SequenceDataset(dataset, "train", crop=200)

@@ -1,0 +1,306 @@
+"""rb2v publish / verify / fetch against real protocol endpoints: a folder mirror, and S3 through
+moto's standalone S3 server on 127.0.0.1 (a separate process) reached through s3fs as a user would.
+
+The ``datasets`` library is not installed here: the Parquet shards are checked by reading them
+with pyarrow (rows and image bytes equal to the source) and by the HF feature metadata they carry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from rb2v.benchmarks.publish import write_photo_dataset
+from rb2v.cli import main as rb2v_main
+from rb2v.manifest import COLUMNS, read_manifest
+from rb2v.publish import fetch, publish, verify
+from rb2v.publish import checksums, mirror as mirror_mod
+from rb2v.publish.checksums import SUMS_NAME, digest_file, parse_sums
+from rb2v.publish.loopback_s3 import dummy_aws_env, loopback_s3_server
+from rb2v.publish.mirror import MirrorError, is_partial, open_mirror, retrying
+
+BUCKET = "lab-mirror"
+SHARD_RE = re.compile(r"^data/street/(train|test)-(\d{5})-of-(\d{5})\.parquet$")
+
+
+@dataclass
+class Target:
+    url: str
+    endpoint: str | None
+
+    def mirror(self):
+        return open_mirror(self.url, self.endpoint)
+
+    def cli_args(self) -> list[str]:
+        return ["--endpoint-url", self.endpoint] if self.endpoint else []
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_photo_dataset(tmp_path_factory.mktemp("built"), samples=4, size=48)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    import s3fs
+
+    with dummy_aws_env(), loopback_s3_server() as endpoint:
+        s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True).mkdir(BUCKET)
+        yield endpoint
+
+
+@pytest.fixture(params=["folder", "s3"])
+def target(request, tmp_path) -> Target:
+    if request.param == "folder":
+        return Target(str(tmp_path / "mirror"), None)
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return Target(f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}/street", endpoint)
+
+
+def source_files(dataset: Path) -> dict[str, bytes]:
+    return {p.relative_to(dataset).as_posix(): p.read_bytes() for p in dataset.rglob("*") if p.is_file()}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def card_yaml(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def run_cli(*args: str) -> int:
+    return rb2v_main(list(args))
+
+
+def test_publish_verify_republish_fetch_round_trip(dataset, target, tmp_path, capsys):
+    src = source_files(dataset)
+    report = publish(dataset, target.url, endpoint_url=target.endpoint)
+    assert report.uploaded == sorted([*src, "README.md"])
+    assert report.kept == 0
+
+    m = target.mirror()
+    sums = m.read_sums()
+    assert set(sums) == set(src) | {"README.md"}
+    assert all(sums[k] == sha(v) for k, v in src.items())  # the list holds the source's sha256
+    assert not any(is_partial(k) for k in m.list_objects())
+
+    card = m.read_bytes("README.md").decode()
+    header = card_yaml(card)
+    assert header["license"] == "other" and header["license_name"] == "rb2v-terms-of-use"
+    assert header["configs"][0]["data_files"][0]["path"] == "manifest.parquet"
+    features = {f["name"] for f in header["dataset_info"][0]["features"]}
+    assert features == set(COLUMNS)
+    assert "| street | 2 | 2 | 2 | 2 |" in card and "@inproceedings{pham2023hypercut" in card
+    assert "## Terms of use" in card
+
+    ok = verify(target.url, endpoint_url=target.endpoint)
+    assert ok.ok and ok.listed == len(src) + 1 and ok.bytes_checked == sum(map(len, src.values())) + len(card.encode())
+    assert run_cli("verify", target.url, *target.cli_args()) == 0
+    assert "OK (36 objects" in capsys.readouterr().out
+
+    again = publish(dataset, target.url, endpoint_url=target.endpoint)
+    assert again.uploaded == [] and again.kept == len(src) + 1
+
+    dest = tmp_path / "fetched copy"
+    got = fetch(target.url, dest, endpoint_url=target.endpoint)
+    assert got.downloaded == sorted(sums)
+    fetched = source_files(dest)
+    assert {k: v for k, v in fetched.items() if k in src} == src  # byte-identical
+    assert set(fetched) == set(src) | {"README.md", SUMS_NAME}
+    assert parse_sums((dest / SUMS_NAME).read_text(), "local") == sums
+    assert read_manifest(dest).equals(read_manifest(dataset))
+    assert fetch(target.url, dest, endpoint_url=target.endpoint).downloaded == []  # resume: nothing to redo
+
+
+def test_verify_finds_corrupt_deleted_and_unlisted_objects_and_republish_repairs(dataset, target, capsys):
+    publish(dataset, target.url, endpoint_url=target.endpoint)
+    m = target.mirror()
+    keys = sorted(m.read_sums())
+    pngs = [k for k in keys if k.endswith(".png")]
+    corrupted, deleted = pngs[0], pngs[5]
+    original = m.read_bytes(corrupted)
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0xFF  # same size: only the sha256 can tell
+    m.fs.pipe_file(m.path(corrupted), bytes(flipped))
+    m.fs.rm_file(m.path(deleted))
+    m.fs.pipe_file(m.path("stray-notes.txt"), b"not part of the dataset\n")
+
+    report = verify(target.url, endpoint_url=target.endpoint)
+    assert not report.ok and report.complete
+    assert list(report.corrupt) == [corrupted] and report.missing == [deleted]
+    assert report.unlisted == ["stray-notes.txt"]
+    assert run_cli("verify", target.url, *target.cli_args()) == 1
+    out = capsys.readouterr()
+    assert f"corrupt: {corrupted}" in out.out and f"missing: {deleted}" in out.out
+    assert "unlisted: stray-notes.txt" in out.out and "3 problem(s)" in out.err
+
+    m.fs.rm_file(m.path("stray-notes.txt"))
+    repaired = publish(dataset, target.url, endpoint_url=target.endpoint)
+    assert repaired.uploaded == sorted([corrupted, deleted])
+    assert verify(target.url, endpoint_url=target.endpoint).ok
+    assert m.read_bytes(corrupted) == original
+
+
+def test_killed_publish_leaves_no_checksum_list_and_rerun_uploads_only_the_rest(dataset, target):
+    total = len(source_files(dataset)) + 1
+    env = dict(os.environ, RB2V_PROGRESS="0")
+    # one object at a time at 40 kB/s: ~3 s for the ~110 kB, so the kill lands mid-publish
+    cmd = [sys.executable, "-m", "rb2v.cli", "publish", str(dataset), "--to", target.url, "--jobs", "1",
+           "--max-rate", "40kB", *target.cli_args()]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    m = target.mirror()
+    committed: list[str] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(committed) < 4:
+            assert proc.poll() is None, "publish ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+            committed = [k for k in m.list_objects() if not is_partial(k)]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    listing = m.list_objects()
+    before = sorted(k for k in listing if not is_partial(k))
+    partials = sorted(k for k in listing if is_partial(k))
+    assert SUMS_NAME not in listing and 4 <= len(before) < total
+
+    report = verify(target.url, endpoint_url=target.endpoint)
+    assert not report.complete and not report.ok
+    assert run_cli("verify", target.url, *target.cli_args()) == 1
+
+    resumed = publish(dataset, target.url, endpoint_url=target.endpoint)
+    assert resumed.kept == len(before)
+    assert len(resumed.uploaded) == total - len(before)
+    assert not set(resumed.uploaded) & set(before)
+    assert resumed.removed == partials  # leftovers of the killed upload are cleaned
+    assert verify(target.url, endpoint_url=target.endpoint).ok
+
+
+def test_parquet_format_loads_back_into_the_same_rows(dataset, target, tmp_path):
+    report = publish(dataset, target.url, fmt="parquet", shard_bytes=20_000, endpoint_url=target.endpoint)
+    shards = sorted(k for k in report.uploaded if k.startswith("data/"))
+    assert set(report.uploaded) == set(shards) | {"README.md", "manifest.parquet"}
+    for key in shards:
+        split, index, count = SHARD_RE.match(key).groups()
+        assert int(index) < int(count) == sum(k.startswith(f"data/street/{split}-") for k in shards)
+    assert len(shards) > 2  # ~25 kB per sample and 20 kB shards: each split is cut in several
+
+    dest = tmp_path / "fetched"
+    fetch(target.url, dest, endpoint_url=target.endpoint)
+    source = read_manifest(dataset).set_index("sample_id")
+    rows = {}
+    for key in shards:
+        table = pq.read_table(dest / key)
+        meta = table.schema.metadata[b"huggingface"].decode()
+        assert '"blur": {"_type": "Image"}' in meta and '"sharp": {"feature": {"_type": "Image"}' in meta
+        for row in table.to_pylist():
+            assert row["split"] == SHARD_RE.match(key).group(1)
+            rows[row["sample_id"]] = row
+    assert sorted(rows) == sorted(source.index)
+    for sample_id, row in rows.items():
+        want = source.loc[sample_id]
+        for col in COLUMNS[1:]:
+            got, exp = row[col], want[col]
+            if col == "color_matrix":
+                assert got == pytest.approx(list(exp))
+            else:
+                assert (list(got) if isinstance(got, list) else got) == (list(exp) if isinstance(exp, list) else exp), col
+        assert row["blur"] == {"bytes": (dataset / want["blur_path"]).read_bytes(), "path": want["blur_path"]}
+        assert [s["bytes"] for s in row["sharp"]] == [(dataset / p).read_bytes() for p in want["sharp_paths"]]
+
+    header = card_yaml((dest / "README.md").read_text())
+    files = {d["split"]: d["path"] for d in header["configs"][0]["data_files"]}
+    assert files == {"train": "data/street/train-*", "test": "data/street/test-*"}
+    splits = {s["name"]: s["num_examples"] for s in header["dataset_info"][0]["splits"]}
+    assert splits == {"train": 2, "test": 2}
+    assert {"name": "sharp", "sequence": "image"} in header["dataset_info"][0]["features"]
+    # shards are deterministic, so a re-publish finds everything in place
+    assert publish(dataset, target.url, fmt="parquet", shard_bytes=20_000, endpoint_url=target.endpoint).uploaded == []
+
+
+def test_permanent_error_names_the_object_and_writes_no_list(dataset, tmp_path, capsys):
+    url = str(tmp_path / "mirror")
+    (tmp_path / "mirror" / "metadata.json").mkdir(parents=True)  # a folder where a file must go
+    assert run_cli("publish", str(dataset), "--to", url) == 1
+    err = capsys.readouterr().err
+    assert f"{url}/metadata.json: IsADirectoryError" in err and "re-run to resume" in err
+    assert not (tmp_path / "mirror" / SUMS_NAME).exists()
+
+
+def test_transient_errors_retry_with_backoff_then_name_the_object(monkeypatch):
+    sleeps: list[float] = []
+    monkeypatch.setattr(mirror_mod.time, "sleep", sleeps.append)
+    calls = iter([ConnectionResetError("reset"), TimeoutError("slow"), "done"])
+
+    def flaky():
+        v = next(calls)
+        if isinstance(v, Exception):
+            raise v
+        return v
+
+    assert retrying(flaky, "s3://b/k") == "done"
+    # exponential backoff with jitter: 0.2 s then 0.4 s, each scaled by 0.5..1
+    assert len(sleeps) == 2 and 0.1 <= sleeps[0] <= 0.2 and 0.2 <= sleeps[1] <= 0.4
+    sleeps.clear()
+
+    def fail(e: Exception):
+        def call():
+            raise e
+        return call
+
+    with pytest.raises(MirrorError, match=r"s3://b/x\.png: failed after 5 attempts: ConnectionResetError"):
+        retrying(fail(ConnectionResetError("reset")), "s3://b/x.png")
+    assert len(sleeps) == 4
+    sleeps.clear()
+    with pytest.raises(MirrorError, match=r"s3://b/y\.png: PermissionError: denied"):
+        retrying(fail(PermissionError("denied")), "s3://b/y.png")
+    assert sleeps == []  # permanent: not retried
+
+
+def test_multipart_etag_prediction_matches_the_server(s3_endpoint, tmp_path, monkeypatch):
+    import s3fs
+
+    part = 5 * 2**20  # the smallest part S3 accepts
+    monkeypatch.setattr(checksums, "MULTIPART_CHUNK", part)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2 * part + 12345))
+    digest = digest_file(big, with_etags=True)
+    fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint, skip_instance_cache=True)
+    fs.put_file(str(big), f"{BUCKET}/etag/big.bin", chunksize=part)
+    fs.put_file(str(big), f"{BUCKET}/etag/single.bin", chunksize=4 * part)
+    etags = {fs.info(f"{BUCKET}/etag/{n}")["ETag"].strip('"') for n in ("big.bin", "single.bin")}
+    assert etags == set(digest.etags) and any(e.endswith("-3") for e in etags)
+
+
+def test_user_mistakes_are_one_line_errors(dataset, tmp_path, s3_endpoint, capsys):
+    cases = [
+        (["publish", str(dataset), "--to", "ftp://host/x"], "unsupported mirror"),
+        (["publish", str(dataset), "--to", str(tmp_path / "m"), "--endpoint-url", "http://127.0.0.1:1"],
+         "--endpoint-url applies to s3:// mirrors only"),
+        (["publish", str(tmp_path), "--to", str(tmp_path / "m")], "manifest not found"),
+        (["publish", str(dataset), "--to", str(tmp_path / "m"), "--shard-size", "lots"], "--shard-size 'lots'"),
+        (["publish", str(dataset), "--to", "s3://no-such-bucket/x", "--endpoint-url", s3_endpoint],
+         "bucket 'no-such-bucket' does not exist"),
+        (["verify", str(tmp_path / "empty")], "nothing published there"),
+        (["fetch", f"s3://{BUCKET}/never-published", str(tmp_path / "f"), "--endpoint-url", s3_endpoint],
+         "SHA256SUMS: not found"),
+    ]
+    for args, message in cases:
+        assert run_cli(*args) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("rb2v: error: ") and message in err and "Traceback" not in err, (args, err)
