@@ -115,8 +115,11 @@ class FramePair:
     blur_max: np.ndarray | None = None
 
 
-def sample_pairs(sync: SyncResult, blur: VideoSource, sharp: VideoSource, count: int) -> list[FramePair]:
-    """Up to ``count`` blur frames spread over the take whose exposure lies inside the sharp stream."""
+def sample_pairs(sync: SyncResult, blur: VideoSource, sharp: VideoSource, count: int, clusters: int = 3,
+                 step: int = 2) -> list[FramePair]:
+    """Up to ``count`` blur frames whose exposure lies inside the sharp stream, in ``clusters``
+    runs (every ``step``-th frame) spread over the take: variety of content and motion across
+    the take, while only short stretches of both streams need decoding."""
     fb, fs = float(blur.fps), float(sharp.fps)
     width = fs / fb
     k = np.arange(blur.frames)
@@ -125,8 +128,14 @@ def sample_pairs(sync: SyncResult, blur: VideoSource, sharp: VideoSource, count:
     valid = k[ok]
     if len(valid) == 0:
         raise Rb2vError(f"{blur.path.parent}: after synchronisation no blur frame lies inside the sharp stream")
-    picks = np.unique(valid[np.linspace(0, len(valid) - 1, min(count, len(valid))).round().astype(int)])
-    return [FramePair(int(i), float(centres[i])) for i in picks]
+    per = max(1, -(-count // clusters))
+    picks = []
+    for c in range(clusters):
+        mid = valid[int(round((c + 0.5) / clusters * (len(valid) - 1)))]
+        start = max(valid[0], min(mid - per * step // 2, valid[-1] - per * step))
+        picks += [int(i) for i in range(start, start + per * step, step) if ok[min(i, len(ok) - 1)]]
+    picks = sorted(set(picks))[:count]
+    return [FramePair(i, float(centres[i])) for i in picks]
 
 
 def load_pairs(pairs: list[FramePair], blur: VideoSource, sharp: VideoSource) -> None:
@@ -183,7 +192,7 @@ def _features(img: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarr
     (ORB finds more matches than SIFT on these blurred pairs and is ten times faster.)"""
     global _ORB
     if _ORB is None:
-        _ORB = cv2.ORB_create(nfeatures=2000, fastThreshold=5)
+        _ORB = cv2.ORB_create(nfeatures=1000, fastThreshold=5)
     scale = min(1.0, FEATURE_SIDE / max(img.shape))
     mask = np.zeros(img.shape, np.uint8)
     x0, y0, x1, y1 = box
@@ -200,22 +209,17 @@ def _features(img: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarr
 
 
 def match_pair(blur_feats, synth_feats, ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
-    """Putative matches (synth points, blur points) of two (keypoints, descriptors): ratio test, mutual best."""
+    """Putative matches (synth points, blur points) of two (points, descriptors), Lowe's ratio test."""
     kb, db = blur_feats
     ks, ds = synth_feats
     if db is None or ds is None or len(kb) < 4 or len(ks) < 4:
         return np.empty((0, 2), np.float32), np.empty((0, 2), np.float32)
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    fwd = matcher.knnMatch(ds, db, k=2)
-    back = {m.queryIdx: m.trainIdx for m in matcher.match(db, ds)}
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(ds, db, k=2)
     src, dst = [], []
-    for pair in fwd:
-        if len(pair) < 2:
-            continue
-        m, n = pair
-        if m.distance < ratio * n.distance and back.get(m.trainIdx) == m.queryIdx:
-            src.append(ks[m.queryIdx])
-            dst.append(kb[m.trainIdx])
+    for pair in matches:
+        if len(pair) == 2 and pair[0].distance < ratio * pair[1].distance:
+            src.append(ks[pair[0].queryIdx])
+            dst.append(kb[pair[0].trainIdx])
     return np.float32(src).reshape(-1, 2), np.float32(dst).reshape(-1, 2)
 
 
