@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rb2v.fsutil import write_json_atomic
+from rb2v.progress import say
 
 
 @click.command("train-hypercut")
@@ -32,6 +33,11 @@ def train_hypercut(manifest, out, epochs, batch_size, lr, crop, same_weight, no_
         out = str(Path("runs") / f"hypercut-{Path(manifest).resolve().parent.name if Path(manifest).suffix else Path(manifest).name}")
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "crop": crop, "same_weight": same_weight,
              "seed": seed, "workers": workers}
+    if resume:
+        fixed = [k for k in ("batch_size", "lr", "crop", "same_weight", "seed") if given[k] is not None]
+        if fixed or no_flips:
+            say(f"note: --resume continues with the run's own settings; ignoring "
+                f"{', '.join('--' + k.replace('_', '-') for k in fixed + (['no_flips'] if no_flips else []))}")
     settings = TrainSettings(manifest=str(manifest), out=out, device=device, flips=not no_flips,
                              **{k: v for k, v in given.items() if v is not None})
     last = train(settings, resume=resume)

@@ -20,6 +20,7 @@ from rb2v.io.images import read_image
 from rb2v.manifest import read_manifest
 
 from .losses import FRAMES_PER_SEQ
+from .network import MIN_SIDE
 
 
 def manifest_dir(df) -> Path:
@@ -50,6 +51,9 @@ class SequenceDataset(Dataset):
             raise Rb2vError(f"{missing[0]}: image listed in {self.manifest} not found "
                             f"({len(missing)} missing in all)")
         smallest = int(min(self.rows["width"].min(), self.rows["height"].min()))
+        if min(crop or smallest, smallest) < MIN_SIDE:
+            raise Rb2vError(f"{self.manifest}: frames or crops of side {min(crop or smallest, smallest)} are too small "
+                            f"for HyperCUT (at least {MIN_SIDE} pixels)")
         if crop is not None and crop > smallest:
             raise Rb2vError(f"crop {crop} is larger than the smallest frame side ({smallest}) of {self.manifest}")
         self.crop, self.flips, self.seed, self.epoch = crop, flips, seed, 0

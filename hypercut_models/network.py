@@ -23,6 +23,8 @@ from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# five stride-2 convs leave ceil(side / 32) pixels; the residual blocks' reflection padding needs 2
+MIN_SIDE = 33
 
 
 class ResidualBlock(nn.Module):
@@ -62,5 +64,7 @@ class HyperCUTNet(nn.Module):
         self.encoder = nn.Sequential(*layers)
 
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        if min(first.shape[-2:]) < MIN_SIDE:
+            raise ValueError(f"frames of {tuple(first.shape[-2:])} are too small: HyperCUT needs sides >= {MIN_SIDE}")
         x = (torch.cat([first, second], dim=1) - self.mean) / self.std
         return self.encoder(x).mean(dim=(2, 3))

@@ -33,13 +33,14 @@ from .metrics import sides
 from .network import HyperCUTNet
 
 DEFAULT_CROP = 256  # the official trainer's random crop
+DEFAULT_EPOCHS = 20
 
 
 @dataclass
 class TrainSettings:
     manifest: str
     out: str
-    epochs: int = 20
+    epochs: int | None = None     # None: DEFAULT_EPOCHS for a new run, the run's own on resume
     batch_size: int = 8
     lr: float = 2e-4
     crop: int | None = None       # None: DEFAULT_CROP, or the smallest frame side if smaller
@@ -116,12 +117,12 @@ def _resolve(settings: TrainSettings, resume: bool) -> tuple[TrainSettings, dict
     if not resume:
         if last.exists():
             raise Rb2vError(f"{out}: already holds a run (last.pt): pass --resume to continue it, or another --out")
-        return settings, None
+        return dataclasses.replace(settings, epochs=settings.epochs or DEFAULT_EPOCHS), None
     if not last.exists():
         raise Rb2vError(f"{last}: nothing to resume (no checkpoint in {out})")
     ckpt = load_checkpoint(last)
     saved = TrainSettings(**{k: v for k, v in ckpt["settings"].items()})
-    changes = {k: getattr(settings, k) for k in TrainSettings.RUNTIME}
+    changes = {k: getattr(settings, k) for k in TrainSettings.RUNTIME if getattr(settings, k) is not None}
     return dataclasses.replace(saved, **changes, out=str(out)), ckpt
 
 

@@ -26,7 +26,7 @@ def test_metrics_on_hand_made_scores():
     assert m["con@2"] == pytest.approx(8 / 12)
     assert m["con@3_count"] == 2 and m["con@3"] == pytest.approx(0.5)
     assert m["hit_per_pair"] == {"0-6": 0.75, "1-5": 0.5, "2-4": 1.0}
-    assert m["hit_06"] == 0.75 and m["con@2_06_15"] == 0.5
+    assert m["hit_06"] == 0.75 and m["con@2_06_15"] == 0.75
     assert m["negative_side"] == 0.5
     assert sides(np.array([0.0, -1e-9, 2.0])).tolist() == [1, -1, 1]
     with pytest.raises(ValueError):
@@ -69,7 +69,7 @@ def test_losses_reward_opposite_sides_and_consistency():
 def test_r_hyp_prefers_the_negative_side_and_reaches_the_frames():
     torch.manual_seed(0)
     net, plane = HyperCUTNet(), Hyperplane(128, seed=0)
-    frames = torch.rand(2, 7, 3, 32, 32, requires_grad=True)
+    frames = torch.rand(2, 7, 3, 40, 40, requires_grad=True)
     reg = HyperplaneRegularizer(net, plane)
     fwd, _ = pair_scores(net, plane, frames.detach(), with_reverse=False)
     value = reg(frames)

@@ -19,7 +19,7 @@ from rb2v.errors import Rb2vError
 from rb2v.manifest import read_manifest, update_manifest, write_manifest
 
 STREET = Path(__file__).parent / "fixtures" / "hypercut" / "street"
-TINY = dict(crop=32, batch_size=4, workers=0, device="cpu", lr=1e-3)
+TINY = dict(crop=40, batch_size=4, workers=0, device="cpu", lr=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +46,9 @@ def test_dataset_is_real_conformant_and_split_by_subject(dataset):
     assert set(df.groupby("subject")["split"].nunique()) == {1}
     assert set(df[df.split == "test"].subject) == {"chelsea", "street"}
     assert (df.psnr_margin > 3).all()  # the right window is clearly the best, as Algorithm 1 needs
-    ds = SequenceDataset(dataset, "train", crop=32, flips=True, seed=5)
+    ds = SequenceDataset(dataset, "train", crop=40, flips=True, seed=5)
     frames, index = ds[0]
-    assert frames.shape == (7, 3, 32, 32) and frames.dtype == torch.float32
+    assert frames.shape == (7, 3, 40, 40) and frames.dtype == torch.float32
     assert 0 <= float(frames.min()) and float(frames.max()) <= 1
     assert torch.equal(ds[0][0], frames)  # the crop is a function of (seed, epoch, index)
     # consecutive frames differ (there is motion), the blurry frame is their mean
@@ -74,7 +74,7 @@ def test_checkpoint_round_trip(trained, dataset):
     for (k, a), (_, b) in zip(net.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), k
     assert torch.equal(plane.weight, ckpt["hyperplane"]["weight"]) and plane.bias == ckpt["hyperplane"]["bias"]
-    x = torch.rand(1, 7, 3, 32, 32)
+    x = torch.rand(1, 7, 3, 40, 40)
     from hypercut_models.losses import pair_scores
     assert torch.equal(pair_scores(net, plane, x)[0], pair_scores(again, plane2, x)[0])
 

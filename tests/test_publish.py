@@ -30,6 +30,7 @@ from rb2v.publish import checksums, mirror as mirror_mod
 from rb2v.publish.checksums import SUMS_NAME, digest_file, parse_sums
 from rb2v.publish.loopback_s3 import dummy_aws_env, loopback_s3_server
 from rb2v.publish.mirror import MirrorError, is_partial, open_mirror, retrying
+from rb2v.publish.publish import staging_dir
 
 BUCKET = "lab-mirror"
 SHARD_RE = re.compile(r"^data/street/(train|test)-(\d{5})-of-(\d{5})\.parquet$")
@@ -124,9 +125,16 @@ def test_publish_verify_republish_fetch_round_trip(dataset, target, tmp_path, ca
     assert parse_sums((dest / SUMS_NAME).read_text(), "local") == sums
     assert read_manifest(dest).equals(read_manifest(dataset))
     assert fetch(target.url, dest, endpoint_url=target.endpoint).downloaded == []  # resume: nothing to redo
+    pngs = sorted(k for k in src if k.endswith(".png"))
+    (dest / pngs[1]).unlink()
+    (dest / pngs[2]).write_bytes(b"truncated")
+    (dest / SUMS_NAME).unlink()
+    assert fetch(target.url, dest, endpoint_url=target.endpoint).downloaded == [pngs[1], pngs[2]]
+    assert source_files(dest) == fetched
 
 
-def test_verify_finds_corrupt_deleted_and_unlisted_objects_and_republish_repairs(dataset, target, capsys):
+def test_verify_finds_corrupt_deleted_and_unlisted_objects_and_republish_repairs(dataset, target, tmp_path,
+                                                                               capsys, monkeypatch):
     publish(dataset, target.url, endpoint_url=target.endpoint)
     m = target.mirror()
     keys = sorted(m.read_sums())
@@ -136,9 +144,18 @@ def test_verify_finds_corrupt_deleted_and_unlisted_objects_and_republish_repairs
     flipped = bytearray(original)
     flipped[len(flipped) // 2] ^= 0xFF  # same size: only the sha256 can tell
     m.fs.pipe_file(m.path(corrupted), bytes(flipped))
+
+    # fetch re-downloads a corrupt object a few times, then names it; nothing bad lands in DIR
+    monkeypatch.setattr(mirror_mod, "RETRY_BASE_DELAY_S", 0.001)
+    dest = tmp_path / "fetched"
+    assert run_cli("fetch", target.url, str(dest), *target.cli_args()) == 1
+    err = capsys.readouterr().err
+    assert err.count("rb2v: error: ") == 1 and "fetch incomplete" in err
+    assert f"{target.url}/{corrupted}: failed after 5 attempts: ChecksumMismatch" in err
+    assert not (dest / corrupted).exists() and not (dest / SUMS_NAME).exists()
+
     m.fs.rm_file(m.path(deleted))
     m.fs.pipe_file(m.path("stray-notes.txt"), b"not part of the dataset\n")
-
     report = verify(target.url, endpoint_url=target.endpoint)
     assert not report.ok and report.complete
     assert list(report.corrupt) == [corrupted] and report.missing == [deleted]
@@ -183,7 +200,10 @@ def test_killed_publish_leaves_no_checksum_list_and_rerun_uploads_only_the_rest(
     assert not report.complete and not report.ok
     assert run_cli("verify", target.url, *target.cli_args()) == 1
 
+    staging = staging_dir(dataset, m)
+    assert staging.is_dir()  # the killed run's working folder (its card) ...
     resumed = publish(dataset, target.url, endpoint_url=target.endpoint)
+    assert not staging.exists()  # ... is cleaned by the re-run
     assert resumed.kept == len(before)
     assert len(resumed.uploaded) == total - len(before)
     assert not set(resumed.uploaded) & set(before)
@@ -293,6 +313,7 @@ def test_user_mistakes_are_one_line_errors(dataset, tmp_path, s3_endpoint, capsy
         (["publish", str(dataset), "--to", str(tmp_path / "m"), "--endpoint-url", "http://127.0.0.1:1"],
          "--endpoint-url applies to s3:// mirrors only"),
         (["publish", str(tmp_path), "--to", str(tmp_path / "m")], "manifest not found"),
+        (["publish", str(dataset), "--to", str(dataset / "mirror")], "cannot be inside the dataset folder"),
         (["publish", str(dataset), "--to", str(tmp_path / "m"), "--shard-size", "lots"], "--shard-size 'lots'"),
         (["publish", str(dataset), "--to", "s3://no-such-bucket/x", "--endpoint-url", s3_endpoint],
          "bucket 'no-such-bucket' does not exist"),
@@ -304,3 +325,23 @@ def test_user_mistakes_are_one_line_errors(dataset, tmp_path, s3_endpoint, capsy
         assert run_cli(*args) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("rb2v: error: ") and message in err and "Traceback" not in err, (args, err)
+
+
+def test_multipart_objects_commit_and_resume_by_etag(s3_endpoint, tmp_path, monkeypatch):
+    part = 5 * 2**20  # shrink the multipart threshold to S3's smallest part so an 11 MB file is multipart
+    monkeypatch.setattr(checksums, "MULTIPART_CHUNK", part)
+    monkeypatch.setattr(mirror_mod, "MULTIPART_CHUNK", part)
+    dataset = write_photo_dataset(tmp_path / "built", samples=1, size=32)
+    big = os.urandom(2 * part + 777)
+    (dataset / "report files" / "big.bin").write_bytes(big)
+    url = f"s3://{BUCKET}/multipart/street"
+    publish(dataset, url, endpoint_url=s3_endpoint)
+    m = open_mirror(url, s3_endpoint)
+    assert m.list_objects()["report files/big.bin"].etag.endswith("-3")
+    assert m.read_bytes("report files/big.bin") == big
+
+    def no_read_back(self, key):
+        raise AssertionError(f"{key} was read back: its ETag should have matched")
+
+    monkeypatch.setattr(mirror_mod.Mirror, "sha256", no_read_back)
+    assert publish(dataset, url, endpoint_url=s3_endpoint).uploaded == []

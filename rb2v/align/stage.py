@@ -88,19 +88,24 @@ def is_finished(folder: Path, inputs: dict, settings_hash_: str) -> bool:
 
 
 # ---------------------------------------------------------------- one take
+def _homography(take: Take, s: sync.SyncResult, flips: list[str], opts: AlignOptions) -> geometry.Geometry:
+    pairs = geometry.sample_pairs(s, take.blur, take.sharp, opts.rig.align.homography_frames)
+    geometry.load_pairs(pairs, take.blur, take.sharp)
+    return geometry.estimate_geometry(pairs, (take.sharp.width, take.sharp.height), flips,
+                                      opts.rig.align.min_inliers, ecc=opts.ecc)
+
+
 def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) -> dict:
     """Sync + geometry + crop of one take, as the alignment.json fields (no frames written)."""
     a = opts.rig.align
     s = sync.synchronise(take.blur, take.sharp, methods=opts.methods, max_offset_s=a.max_offset_s,
                          drift_min_s=a.estimate_drift_min_seconds,
                          flip=None if opts.flip == "auto" else opts.flip)
-    pairs = geometry.sample_pairs(s, take.blur, take.sharp, a.homography_frames)
-    geometry.load_pairs(pairs, take.blur, take.sharp)
     flips = opts.flips
     if s.flip_hint and opts.flip == "auto":
         flips = [s.flip_hint] + [f for f in flips if f != s.flip_hint]
-    g = geometry.estimate_geometry(pairs, (take.sharp.width, take.sharp.height), flips, a.min_inliers, ecc=opts.ecc)
-    H, flip, used_calibration, note = g.homography, g.flip_sharp, None, None
+    g = _homography(take, s, flips, opts)
+    blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
     if g.inliers < a.min_inliers:
         if calibration is None:
             why = (f"names calibration take '{take.calibration}', which is not usable" if take.calibration
@@ -110,11 +115,20 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
         H, flip, used_calibration = np.array(calibration["homography"]), calibration["flip_sharp"], take.calibration
         note = f"{take.key}: {g.inliers} inliers (< {a.min_inliers}): using calibration take '{take.calibration}'"
         sharp_box = geometry.flip_box(geometry.flip_box(g.sharp_valid, g.flip_sharp, take.sharp.width,
-                                                          take.sharp.height), flip, take.sharp.width, take.sharp.height)
+                                                        take.sharp.height), flip, take.sharp.width, take.sharp.height)
     else:
-        sharp_box = g.sharp_valid
-    crop = geometry.choose_crop(H, (take.blur.height, take.blur.width), g.blur_valid, sharp_box,
-                                (take.sharp.height, take.sharp.width), opts.rig.crop.width, opts.rig.crop.height)
+        H, flip, used_calibration, note, sharp_box = g.homography, g.flip_sharp, None, None, g.sharp_valid
+    if s.method == "visual":
+        # The first visual estimate compares cells of two views that differ by H; refit per pixel
+        # in a common geometry, then redo the homography with the better synthetic blur.
+        mask = geometry.common_mask(H, blur_shape, g.blur_valid, sharp_box, sharp_shape, erode=2)
+        raw_to_blur = H @ geometry.flip_matrix(flip, take.sharp.width, take.sharp.height)
+        s = sync.refine_visual(s, raw_to_blur, mask, take.blur, take.sharp, a.estimate_drift_min_seconds)
+        if not used_calibration:
+            g = _homography(take, s, [flip], opts)
+            H, sharp_box = g.homography, g.sharp_valid
+    crop = geometry.choose_crop(H, blur_shape, g.blur_valid, sharp_box, sharp_shape, opts.rig.crop.width,
+                                opts.rig.crop.height)
     meta = {
         "schema": SCHEMA,
         "blur_fps": float(take.blur.fps), "sharp_fps": float(take.sharp.fps),

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-from typing import Iterator
-
+import cv2
 import numpy as np
-from scipy import optimize
+from scipy import optimize, signal
 
 from .. import ffmpeg
 from ..errors import Rb2vError
 from ..io.video import VideoSource, read_audio
 
 AUDIO_RATE = 16000
-GRID = 8  # visual signals: GRID x GRID cell means of the luma
+THUMB_WIDTH = 40  # visual signals: luma thumbnails this wide (16x16 px cells at 640 px)
+COARSE_SECONDS = 8.0
 MIN_AUDIO_PSR = 8.0  # GCC-PHAT peak-to-sidelobe ratio below which audio is not trusted
 MIN_VISUAL_CORR = 0.5
 FLIPS = ("none", "horizontal", "vertical")
@@ -42,6 +42,7 @@ class SyncResult:
     prior: str | None = None  # "timecode" when a timecode prior narrowed the search
     flip_hint: str | None = None  # visual sync's best flip (by signal correlation)
     details: dict = dataclasses.field(default_factory=dict)
+    thumbs: tuple | None = dataclasses.field(default=None, repr=False)  # visual: (blur, sharp) thumbnails
 
     def sharp_time(self, t_blur: float | np.ndarray) -> float | np.ndarray:
         return self.clock_ratio * t_blur + self.time_offset_s
@@ -55,6 +56,10 @@ def gcc_phat(ref: np.ndarray, sig: np.ndarray, max_lag: int, interp: int = 8) ->
     whatever the sound's colour; the cross-spectrum is zero-padded ``interp`` times and the
     peak refined by a parabola for sub-sample precision.
     """
+    # Tapered ends: a track's abrupt start and end are broadband steps that whitening would
+    # turn into a false peak (at the lag where the two tracks' ends line up).
+    ref = ref * signal.windows.tukey(len(ref), 0.1)
+    sig = sig * signal.windows.tukey(len(sig), 0.1)
     n = len(ref) + len(sig)
     nfft = 1 << int(np.ceil(np.log2(n)))
     cross = np.fft.rfft(sig, nfft) * np.conj(np.fft.rfft(ref, nfft))
@@ -90,13 +95,17 @@ def audio_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, dr
     s, _ = read_audio(sharp, rate=AUDIO_RATE)
     if min(len(b), len(s)) < rate // 2 or b.std() < 1e-5 or s.std() < 1e-5:
         return None
-    if prior is None:
-        lag, psr = gcc_phat(b, s, int(max_offset_s * rate))
-    else:  # search only near the timecode prior: shift the sharp track by it first
-        shift = int(round(prior * rate))
-        s_shift = s[shift:] if shift >= 0 else np.concatenate([np.zeros(-shift, s.dtype), s])
-        lag, psr = gcc_phat(b, s_shift, int(prior_window_s * rate))
-        lag += shift
+    # Coarse lag from a stretch of the blur track short enough that clock drift does not smear
+    # the peak (50 ppm over a 10-minute take would be 30 ms), against the sharp track.
+    seg = min(len(b), int(COARSE_SECONDS * rate))
+    lo = (len(b) - seg) // 2
+    centre, search = (0.0, max_offset_s) if prior is None else (prior, prior_window_s)
+    s_lo = max(0, lo + int(round((centre - search) * rate)))
+    s_hi = min(len(s), lo + seg + int(round((centre + search) * rate)))
+    if s_hi - s_lo < rate // 4:
+        return None
+    lag, psr = gcc_phat(b[lo: lo + seg], s[s_lo:s_hi], int(search * rate) + (s_hi - s_lo))
+    lag += s_lo - lo
     if psr < MIN_AUDIO_PSR:
         return None
     offset, ratio = lag / rate, 1.0
@@ -132,18 +141,16 @@ def _audio_drift(b: np.ndarray, s: np.ndarray, rate: int, offset: float, duratio
 
 
 # ---------------------------------------------------------------- visual
-def grid_signals(src: VideoSource, grid: int = GRID, inner: float = 0.8) -> np.ndarray:
-    """``(frames, grid, grid)`` float32 luma means of a grid over the central ``inner`` part.
-
-    Decoded by ffmpeg at 8x the grid size (area filter), so no full-size frame reaches Python.
-    """
-    side = grid * 8
+def thumbnails(src: VideoSource, width: int = THUMB_WIDTH) -> np.ndarray:
+    """``(frames, th, tw)`` float32 luma thumbnails (area-averaged by ffmpeg, 16-bit), so no
+    full-size frame reaches Python; small enough to keep for a whole long take."""
+    th = max(2, round(width * src.height / src.width))
     out = []
     for info in src.chapters:
-        vf = f"crop=iw*{inner}:ih*{inner},scale={side}:{side}:flags=area"
         proc = ffmpeg.popen(["-v", "error", "-i", str(info.path), "-map", "0:v:0", *ffmpeg.passthrough_args(),
-                             "-vf", vf, "-f", "rawvideo", "-pix_fmt", "gray", "-"], stdout=subprocess.PIPE)
-        frame_bytes = side * side
+                             "-vf", f"scale={width}:{th}:flags=area", "-f", "rawvideo", "-pix_fmt", "gray16le", "-"],
+                            stdout=subprocess.PIPE)
+        frame_bytes = width * th * 2
         got = 0
         try:
             while True:
@@ -151,8 +158,8 @@ def grid_signals(src: VideoSource, grid: int = GRID, inner: float = 0.8) -> np.n
                 n = len(buf) // frame_bytes
                 if n == 0:
                     break
-                frames = np.frombuffer(buf[: n * frame_bytes], np.uint8).reshape(n, grid, 8, grid, 8)
-                out.append(frames.mean(axis=(2, 4), dtype=np.float32))
+                frames = np.frombuffer(buf[: n * frame_bytes], "<u2").reshape(n, th, width)
+                out.append(frames.astype(np.float32) / 257.0)
                 got += n
         finally:
             proc.stdout.close()
@@ -164,12 +171,20 @@ def grid_signals(src: VideoSource, grid: int = GRID, inner: float = 0.8) -> np.n
     return np.concatenate(out)[: src.frames]
 
 
-def _flip_cells(cells: np.ndarray, flip: str) -> np.ndarray:
+def _flip_frames(frames: np.ndarray, flip: str) -> np.ndarray:
     if flip == "horizontal":
-        return cells[:, :, ::-1]
+        return frames[:, :, ::-1]
     if flip == "vertical":
-        return cells[:, ::-1, :]
-    return cells
+        return frames[:, ::-1, :]
+    return frames
+
+
+def _coarse_grid(thumbs: np.ndarray, block: int = 4) -> np.ndarray:
+    """Block means of the thumbnails without the outer ring of blocks (the rig's borders)."""
+    n, h, w = thumbs.shape
+    gh, gw = h // block, w // block
+    g = thumbs[:, : gh * block, : gw * block].reshape(n, gh, block, gw, block).mean(axis=(2, 4))
+    return g[:, 1:-1, 1:-1] if gh > 2 and gw > 2 else g
 
 
 def _box_integral(sig: np.ndarray) -> np.ndarray:
@@ -190,19 +205,26 @@ def _box_average(sig: np.ndarray, cum: np.ndarray, centres: np.ndarray, width: f
 
 
 def _correlation(pred: np.ndarray, obs: np.ndarray) -> float:
-    """Mean over cells of the Pearson correlation of two ``(frames, cells)`` signals."""
+    """Pooled correlation of two ``(frames, signals)`` arrays (each signal's mean removed): signals
+    that change (moving content) dominate, static ones (a green screen) only add their noise."""
     p = pred - pred.mean(0)
     o = obs - obs.mean(0)
-    den = np.sqrt((p * p).sum(0) * (o * o).sum(0)) + 1e-9
-    return float(((p * o).sum(0) / den).mean())
+    return float((p * o).sum() / (np.sqrt((p * p).sum() * (o * o).sum()) + 1e-12))
+
+
+def _linear(encoded: np.ndarray) -> np.ndarray:
+    """Approximate linear light from 8-bit-scale encoded luma (sRGB curve): the sensor averages
+    radiance over the exposure, so the blur model is a box filter in linear light."""
+    x = np.clip(encoded / 255.0, 0, 1)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
 
 
 class _VisualModel:
     """Predicts blur signals from sharp signals for a given (offset, ratio)."""
 
-    def __init__(self, blur_cells: np.ndarray, sharp_cells: np.ndarray, blur_fps: float, sharp_fps: float):
-        self.b = blur_cells.reshape(len(blur_cells), -1).astype(np.float64)
-        self.s = sharp_cells.reshape(len(sharp_cells), -1).astype(np.float64)
+    def __init__(self, blur_sig: np.ndarray, sharp_sig: np.ndarray, blur_fps: float, sharp_fps: float):
+        self.b = _linear(blur_sig.reshape(len(blur_sig), -1).astype(np.float64))
+        self.s = _linear(sharp_sig.reshape(len(sharp_sig), -1).astype(np.float64))
         self.cum = _box_integral(self.s)
         self.blur_fps, self.sharp_fps = blur_fps, sharp_fps
         self.width = sharp_fps / blur_fps  # exposure ≈ one blur frame period (symmetric: centre unaffected)
@@ -216,13 +238,32 @@ class _VisualModel:
         pred = _box_average(self.s, self.cum, centres[ok], self.width)
         return _correlation(pred, self.b[ok])
 
+    def fit(self, offset: float, drift: bool) -> tuple[float, float, float]:
+        """Continuous (offset, ratio, correlation) near ``offset`` (within 1.5 sharp frames)."""
+        half = 1.5 / self.sharp_fps
+        res = optimize.minimize_scalar(lambda o: -self.score(o), bounds=(offset - half, offset + half),
+                                       method="bounded", options={"xatol": 1e-6})
+        best = (float(res.x), 1.0, -float(res.fun))
+        if drift:
+            o = best[0]
+            nm = optimize.minimize(lambda p: -self.score(p[0], 1 + p[1] * 1e-6), x0=[o, 0.0], method="Nelder-Mead",
+                                   options={"xatol": 1e-7, "fatol": 1e-9,
+                                            "initial_simplex": [[o, 0], [o + 2e-3, 0], [o, 200]]})
+            if -nm.fun >= best[2] and abs(nm.x[1]) < 1000:
+                best = (float(nm.x[0]), 1 + float(nm.x[1]) * 1e-6, -float(nm.fun))
+        return best
+
 
 def visual_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, drift_min_s: float,
                 flip: str | None = None, prior: float | None = None, prior_window_s: float = 0.1
                 ) -> SyncResult | None:
-    """Offset (and drift) by matching blur grid signals to box-filtered sharp signals."""
-    b_cells = grid_signals(blur)
-    s_cells = grid_signals(sharp)
+    """Offset (and drift) by matching blur thumbnails to box-filtered sharp thumbnails.
+
+    This first estimate compares coarse grid cells of the two views as they are (flip tried
+    when unknown); ``refine_visual`` redoes the fit per thumbnail pixel once the homography
+    is known, which removes the bias of cells that do not see quite the same scene.
+    """
+    b_thumbs, s_thumbs = thumbnails(blur), thumbnails(sharp)
     fb, fs = float(blur.fps), float(sharp.fps)
     if prior is None:
         offsets = np.arange(-max_offset_s, max_offset_s + 1e-9, 1 / fs)
@@ -230,7 +271,7 @@ def visual_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, d
         offsets = prior + np.arange(-prior_window_s, prior_window_s + 1e-9, 1 / fs)
     best = None
     for cand in ([flip] if flip else FLIPS):
-        model = _VisualModel(b_cells, _flip_cells(s_cells, cand), fb, fs)
+        model = _VisualModel(_coarse_grid(b_thumbs), _coarse_grid(_flip_frames(s_thumbs, cand)), fb, fs)
         scores = np.array([model.score(o) for o in offsets])
         i = int(np.argmax(scores))
         if best is None or scores[i] > best[0]:
@@ -240,21 +281,39 @@ def visual_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, d
         return None
     far = np.abs(np.arange(len(scores)) - i) > 2 * fs / fb
     second = float(scores[far].max()) if far.any() else -1.0
-    lo, hi = offsets[i] - 1.5 / fs, offsets[i] + 1.5 / fs
-    res = optimize.minimize_scalar(lambda o: -model.score(o), bounds=(lo, hi), method="bounded",
-                                   options={"xatol": 1e-6})
-    offset, ratio = float(res.x), 1.0
-    duration = len(b_cells) / fb
-    if duration >= drift_min_s:
-        nm = optimize.minimize(lambda p: -model.score(p[0], 1 + p[1] * 1e-6), x0=[offset, 0.0], method="Nelder-Mead",
-                               options={"xatol": 1e-7, "fatol": 1e-9, "initial_simplex": [[offset, 0], [offset + 2e-3, 0],
-                                                                                          [offset, 200]]})
-        if -nm.fun >= -res.fun and abs(nm.x[1]) < 1000:
-            offset, ratio = float(nm.x[0]), 1 + float(nm.x[1]) * 1e-6
-    corr = model.score(offset, ratio)
+    offset, ratio, corr = model.fit(float(offsets[i]), drift=len(b_thumbs) / fb >= drift_min_s)
     confidence = float(np.clip(corr, 0, 1) * np.clip((corr - second) / 0.2, 0, 1))
     return SyncResult(offset, ratio, "visual", confidence, prior="timecode" if prior is not None else None,
-                      flip_hint=flip_hint, details={"correlation": corr, "second_peak": second})
+                      flip_hint=flip_hint, details={"correlation": corr, "second_peak": second},
+                      thumbs=(b_thumbs, s_thumbs))
+
+
+def refine_visual(result: SyncResult, sharp_to_blur: np.ndarray, mask: np.ndarray, blur: VideoSource,
+                  sharp: VideoSource, drift_min_s: float) -> SyncResult:
+    """Refit a visual sync on per-pixel thumbnail signals with the sharp thumbnails warped into
+    the blur view (``sharp_to_blur``: raw sharp -> blur full-frame pixels, flip included);
+    ``mask``: blur pixels both cameras see validly."""
+    b_thumbs, s_thumbs = result.thumbs
+    (bw, bh), (sw, sh) = (blur.width, blur.height), (sharp.width, sharp.height)
+    fb, fs = float(blur.fps), float(sharp.fps)
+    th, tw = b_thumbs.shape[1:]
+    sth, stw = s_thumbs.shape[1:]
+
+    def to_thumb(w, h, tw_, th_):
+        sx, sy = tw_ / w, th_ / h
+        return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+
+    M = to_thumb(bw, bh, tw, th) @ sharp_to_blur @ np.linalg.inv(to_thumb(sw, sh, stw, sth))
+    warped = np.stack([cv2.warpPerspective(f, M, (tw, th), flags=cv2.INTER_LINEAR) for f in s_thumbs])
+    inside = cv2.resize((mask > 0).astype(np.float32), (tw, th), interpolation=cv2.INTER_AREA) > 0.999
+    inside &= cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if inside.sum() < 16:
+        return result
+    model = _VisualModel(b_thumbs[:, inside], warped[:, inside], fb, fs)
+    offset, ratio, corr = model.fit(result.time_offset_s, drift=len(b_thumbs) / fb >= drift_min_s)
+    details = {**result.details, "refined_correlation": corr, "refined_signals": int(inside.sum()),
+               "coarse_offset_s": result.time_offset_s}
+    return dataclasses.replace(result, time_offset_s=offset, clock_ratio=ratio, details=details, thumbs=None)
 
 
 # ---------------------------------------------------------------- all methods
@@ -289,9 +348,3 @@ def synchronise(blur: VideoSource, sharp: VideoSource, *, methods: tuple[str, ..
     if prior is not None:
         return SyncResult(prior, 1.0, "timecode", 0.5)
     raise Rb2vError(f"{blur.path.parent}: cannot synchronise the cameras (tried {', '.join(tried) or 'nothing'})")
-
-
-def iter_sync_pairs(sync: SyncResult, blur_frames: int, blur_fps: float, sharp_fps: float) -> Iterator[tuple[int, float]]:
-    """(blur frame k, exposure centre of k in sharp frame units) for every blur frame."""
-    for k in range(blur_frames):
-        yield k, float(sharp_fps * sync.sharp_time(k / blur_fps))

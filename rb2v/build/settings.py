@@ -69,7 +69,7 @@ class SplitSettings:
 
 @dataclass(frozen=True)
 class OutputSettings:
-    png_compression: int = 3
+    png_compression: int = 1
 
 
 @dataclass(frozen=True)

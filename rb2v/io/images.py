@@ -66,3 +66,12 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8, comp
         raise Rb2vError(f"{path}: could not encode image")
     with atomic_path(path) as tmp:
         buf.tofile(tmp)
+
+
+def encode_png(img: np.ndarray, compression: int = 3) -> bytes:
+    """An RGB float [0,1] or uint8 image as 8-bit PNG bytes (for writing and hashing in one go)."""
+    arr = cv2.cvtColor(to_uint8(img), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise Rb2vError("could not encode PNG")
+    return buf.tobytes()

@@ -72,6 +72,13 @@ def key_signal(lin: np.ndarray) -> np.ndarray:
     return lin[..., 1] - np.maximum(lin[..., 0], lin[..., 2])
 
 
+def same_chroma(lin: np.ndarray, screen: np.ndarray, tol: float = 0.025) -> np.ndarray:
+    """Pixels whose chromaticity (r, b shares of R+G+B) is the screen's, at any brightness."""
+    share = lin / np.maximum(lin.sum(-1, keepdims=True), 1e-6)
+    ref = screen / np.maximum(screen.sum(-1, keepdims=True), 1e-6)
+    return np.abs(share - ref)[..., [0, 2]].max(-1) < tol
+
+
 def plane_key(lin: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """``G - lr*R - lb*B``: zero on the subject's colour plane, linear in mixtures."""
     return lin[..., 1] - lam[..., 0] * lin[..., 0] - lam[..., 1] * lin[..., 2]
@@ -168,10 +175,11 @@ class ChromaKeyer:
         model = self._fit_screen(lins, masks)
         screen = model.evaluate(h, w)
         model.noise = self._alpha_noise(np.stack([self._first_alpha(lin, screen) for lin in lins]), masks)
-        # Pixels keyed as clean screen (kept away from the subject's edges) measure the
-        # screen's fine shading: per-pixel median over the frames, smoothed, holes filled.
-        alphas = np.stack([self._alpha(lin, screen, model.noise, None) for lin in lins])
-        clean = np.stack([cv2.erode((a <= 0.0).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0 for a in alphas])
+        # Pixels of the screen's own chromaticity measure its fine shading (wrinkles, uneven
+        # light change brightness, a mix with the subject changes chroma): per-pixel median
+        # over the frames, smoothed, holes filled.
+        clean = np.stack([cv2.erode(same_chroma(lin, screen).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+                          for lin in lins]) & masks
         if clean.any():
             resid = np.where(clean[..., None], lins - screen[None], np.nan)
             seen = clean.any(axis=0)
@@ -231,13 +239,7 @@ class ChromaKeyer:
         screen = keyer.screen.evaluate(h, w)
         alpha = self._alpha(lin, screen, keyer.screen.noise, keyer.plane)
 
-        # Un-mix: remove the screen's share. At tiny alpha the division amplifies noise, so
-        # lean on the nearby subject colour there (its weight in any composite is tiny).
-        a3 = alpha[..., None]
-        unmixed = np.clip(screen + (lin - screen) / np.maximum(a3, 1e-3), 0.0, 1.0)
-        nearby = push_pull(unmixed, alpha * alpha)
-        trust = np.clip(a3 / 0.2, 0.0, 1.0)
-        fg_lin = trust * unmixed + (1.0 - trust) * nearby
+        fg_lin = unmix(lin, screen, alpha)
         return alpha, linear_to_srgb(fg_lin)
 
     def screen_image(self, h: int, w: int) -> np.ndarray:
@@ -245,6 +247,19 @@ class ChromaKeyer:
         if self.screen is None:
             raise Rb2vError("chroma: call fit(frames) before asking for the screen image")
         return linear_to_srgb(self.screen.evaluate(h, w))
+
+
+def unmix(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Foreground colour (linear) of ``lin = a*F + (1-a)*screen``: the screen's share removed.
+
+    At tiny alpha the division amplifies noise, so the colour leans on the nearby subject
+    colour there (its weight in any composite is tiny anyway).
+    """
+    a3 = alpha[..., None]
+    unmixed = np.clip(screen + (lin - screen) / np.maximum(a3, 1e-3), 0.0, 1.0)
+    nearby = push_pull(unmixed, alpha * alpha)
+    trust = np.clip(a3 / 0.2, 0.0, 1.0)
+    return (trust * unmixed + (1.0 - trust) * nearby).astype(np.float32)
 
 
 def soft_threshold(alpha: np.ndarray, t: float) -> np.ndarray:

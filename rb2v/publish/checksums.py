@@ -39,7 +39,7 @@ def digest_file(path: str | Path, with_etags: bool = False) -> FileDigest:
             size += len(block)
             if whole is not None:
                 whole.update(block)
-                while block:  # READ_CHUNK divides MULTIPART_CHUNK, but stay exact anyway
+                while block:  # a part may end inside a block when the sizes do not divide
                     take = block[: MULTIPART_CHUNK - in_part]
                     part.update(take)
                     in_part += len(take)

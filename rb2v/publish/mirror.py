@@ -33,9 +33,14 @@ T = TypeVar("T")
 RETRY_ATTEMPTS = 5
 RETRY_BASE_DELAY_S = 0.2
 RETRY_MAX_DELAY_S = 10.0
+S3FS_RETRIES = 2
+BOTOCORE_ATTEMPTS = 1  # no retries inside botocore: ours back off and re-check whole objects
 PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{12}" + re.escape(PARTIAL_SUFFIX) + "$")
 # Errors no retry can fix: missing bucket, no permission, malformed request.
 PERMANENT_ERRNOS = {errno.EINVAL, errno.EPERM, errno.EACCES, errno.ENOENT, errno.EROFS, errno.ENOSPC}
+REMOTE_LIBRARIES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "urllib3")
+PERMANENT_REMOTE = ("NoCredentialsError", "PartialCredentialsError", "NoRegionError", "ParamValidationError",
+                    "InvalidURL", "UnknownEndpointError")
 
 
 class MirrorError(Rb2vError):
@@ -62,15 +67,19 @@ def partial_key(key: str) -> str:
     return f"{head}/{tmp}" if head else tmp
 
 
-def _is_permanent(e: BaseException) -> bool:
+def _from_remote(e: BaseException) -> bool:
+    """An error of the storage (or of the way to it), as opposed to a bug in the caller."""
+    return isinstance(e, OSError) or type(e).__module__.split(".")[0] in REMOTE_LIBRARIES
+
+
+def _is_transient(e: BaseException) -> bool:
     if isinstance(e, ChecksumMismatch):
-        return False
-    if isinstance(e, (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError)):
         return True
+    if isinstance(e, (PermissionError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)):
+        return False
     if isinstance(e, OSError):
-        return e.errno in PERMANENT_ERRNOS
-    name = type(e).__name__
-    return name in ("NoCredentialsError", "PartialCredentialsError", "NoRegionError", "ParamValidationError")
+        return e.errno not in PERMANENT_ERRNOS
+    return _from_remote(e) and type(e).__name__ not in PERMANENT_REMOTE
 
 
 def _describe(e: BaseException) -> str:
@@ -85,8 +94,10 @@ def retrying(fn: Callable[[], T], what: str, attempts: int = RETRY_ATTEMPTS) -> 
     for attempt in range(1, attempts + 1):
         try:
             return fn()
-        except Exception as e:  # classified below; anything unexpected from a backend counts as transient
-            if _is_permanent(e):
+        except Exception as e:
+            if not _from_remote(e):
+                raise  # a bug, not the mirror: keep the traceback
+            if not _is_transient(e):
                 raise MirrorError(f"{what}: {_describe(e)}") from None
             if attempt == attempts:
                 raise MirrorError(f"{what}: failed after {attempts} attempts: {_describe(e)}") from None
@@ -184,7 +195,14 @@ class Mirror:
     def ensure_root(self) -> None:
         if self.is_s3:
             bucket = self.root.split("/", 1)[0]
-            if not retrying(lambda: self.fs.exists(bucket), f"{self.url}: bucket {bucket!r}", attempts=2):
+
+            def bucket_exists() -> bool:
+                try:
+                    self.fs.call_s3("head_bucket", Bucket=bucket)
+                    return True
+                except FileNotFoundError:
+                    return False
+            if not retrying(bucket_exists, f"{self.url}: bucket {bucket!r}", attempts=2):
                 raise Rb2vError(f"{self.url}: bucket {bucket!r} does not exist (create it first)")
         else:
             try:
@@ -245,7 +263,12 @@ class Mirror:
         return bucket, path
 
     def _commit(self, tmp: str, key: str, stored: ObjectInfo) -> None:
-        if not self.is_s3:  # a rename within one folder is atomic
+        if not self.is_s3:  # flushed to disk, then renamed within its folder (atomic)
+            fd = os.open(self.path(tmp), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(self.path(tmp), self.path(key))
             return
         # a server-side copy is atomic too: the key appears complete or not at all
@@ -274,7 +297,10 @@ def open_mirror(url: str, endpoint_url: str | None = None) -> Mirror:
             import s3fs
         except ModuleNotFoundError:
             raise Rb2vError("s3:// mirrors need the Python package 's3fs': pip install s3fs") from None
-        fs = s3fs.S3FileSystem(endpoint_url=endpoint_url, skip_instance_cache=True)
+        # retries live in ``retrying`` (whole objects, checksum included); keep the inner layers short
+        fs = s3fs.S3FileSystem(endpoint_url=endpoint_url, skip_instance_cache=True,
+                               config_kwargs={"retries": {"mode": "standard", "max_attempts": BOTOCORE_ATTEMPTS}})
+        fs.retries = S3FS_RETRIES
         return Mirror(url, fs, root, is_s3=True)
     if endpoint_url:
         raise Rb2vError(f"{url}: --endpoint-url applies to s3:// mirrors only")

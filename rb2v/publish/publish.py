@@ -9,6 +9,8 @@ an interrupted publish leaves no list and the next run uploads only what is miss
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +23,15 @@ from ..manifest import MANIFEST_NAME, read_manifest
 from ..progress import progress, say
 from .card import dataset_card
 from .checksums import SUMS_NAME, FileDigest, digest_file, format_sums
-from .mirror import MirrorError, RateLimiter, is_partial, open_mirror
+from .mirror import Mirror, MirrorError, RateLimiter, is_partial, open_mirror
 from .parallel import run_all
-from .parquet_export import plan_shards, shard_schema, write_shard
+from .parquet_export import Shard, plan_shards, shard_schema, write_shard
 
 FORMATS = ("files", "parquet")
 CARD_NAME = "README.md"
 DEFAULT_SHARD_BYTES = 10**9
 DEFAULT_JOBS = 8
+HUB_MAX_FOLDER_ENTRIES = 10_000  # the Hugging Face Hub's limit of files per folder
 
 
 @dataclass
@@ -60,7 +63,31 @@ def dataset_files(dataset: Path, df: pd.DataFrame) -> dict[str, Path]:
     return files
 
 
-def parquet_files(dataset: Path, df: pd.DataFrame, staging: Path, shard_bytes: int):
+def staging_dir(dataset: Path, mirror: Mirror) -> Path:
+    """Where the card and Parquet shards are made: named after the publish, so a re-run after a kill
+    finds and removes what the killed run left (``$TMPDIR`` chooses the disk)."""
+    where = f"{dataset.resolve()}\n{'s3' if mirror.is_s3 else 'file'}://{mirror.root}"
+    tag = hashlib.sha256(where.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"rb2v-publish-{tag}"
+
+
+def warn_hub_folder_limit(files: dict[str, Path]) -> None:
+    entries: dict[str, set[str]] = {}
+    for key in files:
+        parent, _, name = key.rpartition("/")
+        entries.setdefault(parent, set()).add(name)
+        while parent:  # a sub-folder is an entry of its own parent
+            grand, _, child = parent.rpartition("/")
+            entries.setdefault(grand, set()).add(child)
+            parent = grand
+    folder, names = max(entries.items(), key=lambda kv: len(kv[1]))
+    if len(names) > HUB_MAX_FOLDER_ENTRIES:
+        say(f"note: {folder or '.'} holds {len(names)} entries, more than the Hugging Face Hub accepts in one "
+            f"folder ({HUB_MAX_FOLDER_ENTRIES}); use --format parquet to publish to the Hub")
+
+
+def parquet_files(dataset: Path, df: pd.DataFrame, staging: Path,
+                  shard_bytes: int) -> tuple[dict[str, Path], list[Shard]]:
     dataset_files(dataset, df)  # the same check that every image is there
     shards = plan_shards(dataset, df, shard_bytes)
     schema = shard_schema()
@@ -84,15 +111,20 @@ def publish(dataset: str | Path, to: str, fmt: str = "files", shard_bytes: int =
     dataset = Path(dataset)
     df = read_manifest(dataset / MANIFEST_NAME)
     mirror = open_mirror(to, endpoint_url)
+    if not mirror.is_s3 and Path(mirror.root).is_relative_to(dataset.resolve()):
+        raise Rb2vError(f"{to}: the mirror cannot be inside the dataset folder {dataset}")
     mirror.ensure_root()
     report = PublishReport(url=mirror.url)
 
-    with tempfile.TemporaryDirectory(prefix="rb2v-publish-") as tmp:
-        staging = Path(tmp)
+    staging = staging_dir(dataset, mirror)
+    shutil.rmtree(staging, ignore_errors=True)  # what a killed run of the same publish left
+    staging.mkdir(parents=True)
+    try:
         if fmt == "parquet":
             files, shards = parquet_files(dataset, df, staging, shard_bytes)
         else:
             files, shards = dataset_files(dataset, df), []
+            warn_hub_folder_limit(files)
         card = staging / CARD_NAME
         write_text_atomic(card, dataset_card(dataset.name, df, fmt, shards, df.attrs["metadata"].get("settings_hash")))
         files[CARD_NAME] = card
@@ -129,7 +161,7 @@ def publish(dataset: str | Path, to: str, fmt: str = "files", shard_bytes: int =
             if limiter:
                 limiter.consume(digests[key].size)
 
-        # largest first keeps the threads busy to the end; the card goes with the data
+        # largest first, so no big object starts last while the other threads sit idle
         order = sorted(todo, key=lambda k: (-digests[k].size, k))
         try:
             run_all(jobs, upload, order, "uploading", weights={k: digests[k].size for k in order})
@@ -139,6 +171,8 @@ def publish(dataset: str | Path, to: str, fmt: str = "files", shard_bytes: int =
         report.uploaded = sorted(uploaded)
         report.bytes_uploaded = sum(digests[k].size for k in todo)
         mirror.put_bytes(format_sums(new_sums).encode("utf-8"), SUMS_NAME)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return report
 
 

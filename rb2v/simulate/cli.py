@@ -29,7 +29,7 @@ def _size(value: str) -> tuple[int, int]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same session, bit for bit.")
 @click.option("--source", type=click.Path(path_type=Path), default=None,
               help="A real video (or folder of frames) used as the street scene's backdrop.")
-@click.option("--size", default="640x512", show_default=True, help="Frame size of both cameras (WxH).")
+@click.option("--size", default="640x544", show_default=True, help="Frame size of both cameras (WxH).")
 @click.option("--flip", type=click.Choice(["horizontal", "vertical", "none"]), default=None,
               help="Mirror flip of the sharp camera (default: the rig file's).")
 @click.option("--no-audio", is_flag=True, help="Record no audio track (forces visual synchronisation).")

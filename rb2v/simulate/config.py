@@ -16,7 +16,7 @@ class SimConfig:
     seconds: float = 3.0
     seed: int = 0
     width: int = 640
-    height: int = 512
+    height: int = 544
     blur_fps: float = 25.0
     sharp_fps: float = 100.0
     # The blur camera integrates about four sharp-frame periods: 19 sub-frames at 1/600 s,

@@ -1,0 +1,92 @@
+"""The upsampled sharp sequence x of a take, produced lazily with a bounded cache.
+
+x[f*i] is sharp frame i and x[f*i + m] (0 < m < f) the frame interpolated at t = m/f
+between sharp frames i and i+1. Consecutive blurry frames need overlapping stretches of x,
+so frames are kept in an LRU cache: memory stays bounded however long the take is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Callable
+
+import numpy as np
+
+from ..interpolation import Interpolator
+
+
+class LRU:
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.items: OrderedDict = OrderedDict()
+
+    def get(self, key, make: Callable[[], np.ndarray]) -> np.ndarray:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = make()
+        self.items[key] = value
+        if len(self.items) > self.capacity:
+            self.items.popitem(last=False)
+        return value
+
+
+def _digest(a: np.ndarray) -> bytes:
+    # A strided sample identifies a real frame; full hashing would cost more than it saves.
+    return hashlib.blake2b(np.ascontiguousarray(a[::5, ::5]).tobytes(), digest_size=16).digest() + bytes(str(a.shape), "ascii")
+
+
+class CachedInterpolator(Interpolator):
+    """Remembers results by input content: overlapping candidate windows of consecutive blurry
+    frames ask for the same sub-frames again, and flow interpolation is the costly step."""
+
+    def __init__(self, inner: Interpolator, capacity: int = 256):
+        self.inner = inner
+        self.name = inner.name
+        self.cache = LRU(capacity)
+
+    def _batch(self, A, B, t):
+        out = np.empty_like(A)
+        missing = []
+        keys = [(_digest(a), _digest(b), round(t, 9)) for a, b in zip(A, B)]
+        for i, key in enumerate(keys):
+            hit = self.cache.items.get(key)
+            if hit is None:
+                missing.append(i)
+            else:
+                out[i] = hit
+        if missing:
+            made = self.inner.batch(A[missing], B[missing], t)
+            for j, i in enumerate(missing):
+                out[i] = made[j]
+                self.cache.get(keys[i], lambda m=made[j]: m.copy())
+        return out
+
+
+class UpsampledSequence:
+    def __init__(self, sharp_loader: Callable[[int], np.ndarray], sharp_count: int, interpolator: Interpolator,
+                 factor: int = 2, capacity: int = 64):
+        self.load = sharp_loader
+        self.sharp_count = sharp_count
+        self.interp = interpolator
+        self.factor = factor
+        self.cache = LRU(capacity)
+
+    def __len__(self) -> int:
+        return self.factor * (self.sharp_count - 1) + 1
+
+    def sharp(self, i: int) -> np.ndarray:
+        return self.cache.get(("s", i), lambda: self.load(i))
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        if not 0 <= j < len(self):
+            raise IndexError(j)
+        i, m = divmod(j, self.factor)
+        if m == 0:
+            return self.sharp(i)
+        return self.cache.get(("x", j), lambda: self.interp(self.sharp(i), self.sharp(i + 1), m / self.factor))
+
+    def window(self, lo: int, hi: int) -> np.ndarray:
+        """x[lo:hi] stacked (N,H,W,3)."""
+        return np.stack([self[j] for j in range(lo, hi)])

@@ -1,0 +1,289 @@
+"""One aligned take -> samples on disk: upsampling, Algorithm 1, colour correction, matting, QC.
+
+``build_take`` is the unit of work of ``rb2v build``: explicit inputs on disk (the aligned
+take, the settings) to outputs on disk (the sample PNGs and the take's rows), committed by
+a marker written last and keyed by the take's fingerprint and the settings. Executors
+(local processes, Ray) only decide where it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..config import settings_hash
+from ..errors import Rb2vError
+from ..fsutil import atomic_path, write_bytes_atomic, write_json_atomic
+from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
+from ..io.images import encode_png, read_image
+from .sequence import CachedInterpolator, UpsampledSequence
+from .settings import PipelineSettings
+from .takes import AlignedTake
+
+N_FRAMES = 7
+WORK_DIR = ".work"
+
+
+@dataclass
+class StageTools:
+    """What a worker loads once and reuses for every take (models, interpolators)."""
+
+    settings: PipelineSettings
+    upsampler: Interpolator
+    subframes: Interpolator
+    matter: object | None
+
+    @classmethod
+    def create(cls, settings: PipelineSettings) -> "StageTools":
+        up = settings.upsample
+        kwargs = {"device": up.device}
+        if up.interpolator == "cdfi":
+            if not up.cdfi_checkpoint:
+                raise Rb2vError("interpolator 'cdfi' needs a checkpoint: --cdfi-checkpoint PATH "
+                                "(or upsample.cdfi_checkpoint in the pipeline file)")
+            kwargs["checkpoint"] = up.cdfi_checkpoint
+        upsampler = cached(load_interpolator(up.interpolator, **kwargs))
+        choice = settings.search.subframe_interpolator
+        if choice == "same" and up.interpolator != "cdfi":
+            subframes = upsampler
+        else:
+            # CDFI interpolates only at t = k/2^m; the 1/3, 2/3 sub-frames come from flow.
+            subframes = cached(load_interpolator("linear" if choice == "linear" else "flow"))
+        matter = None
+        if settings.matting.method != "none":
+            from ..matting import load_matter
+
+            m = settings.matting
+            if m.method == "bgmv2":
+                if not m.bgmv2_checkpoint:
+                    raise Rb2vError("matting 'bgmv2' needs a checkpoint: --bgmv2-checkpoint PATH")
+                matter = load_matter("bgmv2", checkpoint=m.bgmv2_checkpoint, device=m.device)
+            else:
+                matter = load_matter(m.method)
+        return cls(settings, upsampler, subframes, matter)
+
+
+def cached(interp: Interpolator) -> Interpolator:
+    """Cache costly interpolators; the linear blend stays bare (the search has an exact fast path for it)."""
+    return interp if isinstance(interp, LinearInterpolator) else CachedInterpolator(interp)
+
+
+def take_key(take: AlignedTake, settings: PipelineSettings) -> str:
+    """What a take's results depend on: its aligned frames and every setting but the split."""
+    relevant = {k: v for k, v in asdict(settings).items() if k != "split"}
+    return settings_hash({"take": take.fingerprint, "settings": relevant})
+
+
+@dataclass
+class TakeSummary:
+    take: str
+    accepted: int = 0
+    rejected: int = 0
+    skipped: bool = False  # already built with the same inputs and settings
+    seconds: float = 0.0
+    reasons: dict = field(default_factory=dict)
+    time_offset_s: float = 0.0
+    sync_method: str = ""
+
+
+def sample_paths(base: str) -> tuple[str, list[str]]:
+    return f"{base}/blur.png", [f"{base}/frame{t:03d}.png" for t in range(1, N_FRAMES + 1)]
+
+
+def paths_for(take: AlignedTake, k: int) -> tuple[str, list[str]]:
+    return sample_paths(f"samples/{take.subject}/{take.take}/{k:06d}")
+
+
+def predicted_start(take: AlignedTake, k: int, factor: int) -> float:
+    """Where the take's synchronisation puts blurry frame k in the upsampled sequence."""
+    a = take.alignment
+    t_sharp = a["clock_ratio"] * k / a["blur_fps"] + a["time_offset_s"]
+    return factor * a["sharp_fps"] * t_sharp - (N_FRAMES - 1) / 2
+
+
+class _Matting:
+    """Per-take matting: the screen model is fitted once on frames spread over the take."""
+
+    def __init__(self, matter, take: AlignedTake, load_blur: Callable[[int], np.ndarray]):
+        from ..matting import estimate_plate
+
+        self.matter = matter
+        picks = np.linspace(0, take.blur_count - 1, num=min(8, take.blur_count)).round().astype(int)
+        frames = np.stack([load_blur(int(k)) for k in picks])
+        self.plate = None
+        if hasattr(matter, "fit"):
+            matter.fit(frames)
+        else:  # BackgroundMattingV2 needs a clean plate: estimated from the take
+            self.plate = estimate_plate(frames)
+
+    def __call__(self, frame: np.ndarray, background: np.ndarray) -> np.ndarray:
+        from ..matting import composite
+
+        if self.plate is not None:
+            alpha, fg = self.matter(frame, background=self.plate)
+        else:
+            alpha, fg = self.matter(frame)
+        return composite(fg, alpha, background, space=getattr(self.matter, "space", "linear"))
+
+
+def _qc(settings: PipelineSettings, res, p: int, lo: int, hi: int, motion: float) -> list[str]:
+    qc = settings.qc
+    reasons = []
+    if not res.psnr >= qc.min_psnr:
+        reasons.append("low_psnr")
+    if not res.margin >= qc.min_margin:
+        reasons.append("ambiguous")
+    if qc.reject_at_edge and p in (lo, hi):
+        reasons.append("edge_of_range")
+    if motion < qc.min_motion:
+        reasons.append("static")
+    return reasons
+
+
+def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path, tools: StageTools | None = None,
+               on_frame: Callable[[], None] | None = None) -> TakeSummary:
+    """Build (or resume) one take's samples; returns its summary. Idempotent."""
+    start = time.perf_counter()
+    dataset_dir = Path(dataset_dir)
+    key = take_key(take, settings)
+    done = done_summary(dataset_dir, take.key, key)
+    if done is not None:
+        return done
+    tools = tools or StageTools.create(settings)
+    sample_root = dataset_dir / "samples" / take.subject / take.take
+    shutil.rmtree(sample_root, ignore_errors=True)
+
+    factor = 2
+    load = lambda path: read_image(path)  # noqa: E731
+    x = UpsampledSequence(lambda i: load(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
+    matting = _Matting(tools.matter, take, lambda k: load(take.blur_path(k))) if tools.matter is not None else None
+    radius = settings.search.radius
+    last_start = len(x) - N_FRAMES
+    rows, rejects = [], []
+    ks = list(range(0, take.blur_count, settings.sampling.stride))
+    if settings.sampling.max_per_take:
+        ks = ks[: settings.sampling.max_per_take]
+    summary = TakeSummary(take.take_id, time_offset_s=float(take.alignment["time_offset_s"]),
+                          sync_method=str(take.alignment["sync_method"]))
+    for k in ks:
+        sample_id = f"{take.category}-{take.subject}-{take.take}-{k:06d}"
+        centre = int(round(predicted_start(take, k, factor)))
+        lo, hi = max(centre - radius, 0), min(centre + radius, last_start)
+        base = {"sample_id": sample_id, "take": take.take_id, "subject": take.subject, "blur_index": k}
+        if hi - lo < 2:
+            rejects.append({**base, "reason": "out_of_range", "sharp_start": -1, "psnr": np.nan, "psnr_margin": np.nan})
+            if on_frame:
+                on_frame()
+            continue
+        try:
+            row, reasons = _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, load)
+        except Exception as e:  # one bad frame is recorded, the take goes on
+            detail = str(e) if isinstance(e, Rb2vError) else f"{type(e).__name__}: {e}"
+            if not isinstance(e, Rb2vError) and os.environ.get("RB2V_DEBUG"):
+                traceback.print_exc()
+            rejects.append({**base, "reason": f"stage_failed: {detail}", "sharp_start": -1, "psnr": np.nan,
+                            "psnr_margin": np.nan})
+            row, reasons = None, None
+        if row is not None and not reasons:
+            rows.append(row)
+        elif row is not None:
+            rejects.append({**base, "reason": ";".join(reasons), "sharp_start": row["sharp_start"],
+                            "psnr": row["psnr"], "psnr_margin": row["psnr_margin"]})
+        if on_frame:
+            on_frame()
+    summary.accepted, summary.rejected = len(rows), len(rejects)
+    for r in rejects:
+        for reason in r["reason"].split(";"):
+            name = reason.split(":")[0]
+            summary.reasons[name] = summary.reasons.get(name, 0) + 1
+    summary.seconds = time.perf_counter() - start
+    commit_results(dataset_dir, take.key, key, rows, rejects, summary)
+    return summary
+
+
+def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, load):
+    from ..colormatch import apply_color_matrix, search
+
+    s = settings.search
+    blur = load(take.blur_path(k))
+    seq = x.window(lo, hi + N_FRAMES)
+    res = search(blur, seq, n=N_FRAMES, candidates=range(0, hi - lo + 1), interpolator=tools.subframes,
+                 sub=s.subframes, space=s.space, exclude_clipped=s.exclude_clipped, device=s.device)
+    p = lo + int(res.start)
+    window = seq[p - lo: p - lo + N_FRAMES]
+    motion = float(np.mean(np.abs(window[-1] - window[0])))
+    reasons = _qc(settings, res, p, lo, hi, motion)
+    row = {"sample_id": sample_id, "category": take.category, "subject": take.subject, "take": take.take_id,
+           "blur_index": k, "sharp_start": p, "upsample_factor": 2,
+           "color_matrix": np.asarray(res.matrix, np.float32).reshape(12).tolist(),
+           "psnr": float(res.psnr), "psnr_margin": float(res.margin),
+           "interpolator": tools.upsampler.name, "matting": None, "background": None, "order": "ignore",
+           "width": blur.shape[1], "height": blur.shape[0]}
+    if reasons:
+        return row, reasons
+    sharp = [apply_color_matrix(res.matrix, f) for f in window]
+    images = [blur, *sharp]
+    if matting is not None:
+        from ..matting import pick_background
+
+        background, bg_id = pick_background(sample_id, size=(blur.shape[1], blur.shape[0]),
+                                            backgrounds_dir=settings.matting.backgrounds or None)
+        images = [matting(img, background) for img in images]
+        row["matting"], row["background"] = settings.matting.method, bg_id
+    blur_path, sharp_paths = paths_for(take, k)
+    digests = write_sample_images(dataset_dir, [blur_path, *sharp_paths], images, settings.output.png_compression)
+    row.update(blur_path=blur_path, sharp_paths=sharp_paths, sha256=digests)
+    return row, []
+
+
+def done_summary(dataset_dir: Path, unit: str, key: str) -> TakeSummary | None:
+    """The summary of a unit of work committed with this key, or None (then it must be redone)."""
+    marker = Path(dataset_dir) / WORK_DIR / f"{unit}.done.json"
+    if marker.exists():
+        done = json.loads(marker.read_text())
+        if done.get("key") == key:
+            return TakeSummary(**{**done["summary"], "skipped": True})
+        marker.unlink()  # made with other inputs or settings
+    return None
+
+
+def commit_results(dataset_dir: Path, unit: str, key: str, rows: list, rejects: list, summary: TakeSummary) -> None:
+    work = Path(dataset_dir) / WORK_DIR
+    work.mkdir(parents=True, exist_ok=True)
+    with atomic_path(work / f"{unit}.rows.parquet") as tmp:
+        pd.DataFrame(rows, columns=ROW_COLUMNS).to_parquet(tmp, index=False)
+    with atomic_path(work / f"{unit}.rejects.parquet") as tmp:
+        pd.DataFrame(rejects, columns=REJECT_COLUMNS).to_parquet(tmp, index=False)
+    # The marker is written last: its presence (with the same key) is what "done" means.
+    write_json_atomic(work / f"{unit}.done.json", {"key": key, "summary": asdict(summary)})
+
+
+ROW_COLUMNS = ["sample_id", "category", "subject", "take", "blur_path", "sharp_paths", "blur_index", "sharp_start",
+               "upsample_factor", "color_matrix", "psnr", "psnr_margin", "interpolator", "matting", "background",
+               "order", "width", "height", "sha256"]
+REJECT_COLUMNS = ["sample_id", "take", "subject", "blur_index", "reason", "sharp_start", "psnr", "psnr_margin"]
+
+
+def load_results(dataset_dir: Path, unit: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    work = Path(dataset_dir) / WORK_DIR
+    return pd.read_parquet(work / f"{unit}.rows.parquet"), pd.read_parquet(work / f"{unit}.rejects.parquet")
+
+
+def write_sample_images(dataset_dir: Path, rels: list[str], images: list[np.ndarray], compression: int) -> list[str]:
+    """Write PNGs atomically; return their sha256 (hashed from the bytes written)."""
+    digests = []
+    for rel, img in zip(rels, images):
+        data = encode_png(img, compression)
+        write_bytes_atomic(Path(dataset_dir) / rel, data)
+        digests.append(hashlib.sha256(data).hexdigest())
+    return digests

@@ -1,0 +1,74 @@
+"""``rb2v validate``: check a manifest against its contract and the files it names."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+
+from ..errors import Rb2vError
+from ..manifest import FRAMES_PER_SEQ, MANIFEST_NAME, ORDERS, SPLITS, read_manifest
+
+
+def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
+    """Every problem found, one line each (empty list: valid)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    df = read_manifest(path)  # schema tag and columns: a one-line error if wrong
+    root = path.parent
+    problems: list[str] = []
+    if df.empty:
+        problems.append(f"{path}: manifest has no rows")
+    dup = df["sample_id"][df["sample_id"].duplicated()]
+    problems += [f"{path}: duplicate sample_id {s}" for s in dup.unique()]
+    crossing = df.groupby("subject")["split"].nunique()
+    problems += [f"{path}: subject {s} is in both train and test" for s in crossing[crossing > 1].index]
+    for r in df.itertuples(index=False):
+        where = f"{path}: {r.sample_id}"
+        if r.split not in SPLITS:
+            problems.append(f"{where}: split {r.split!r} is not train/test")
+        if r.order not in ORDERS:
+            problems.append(f"{where}: order {r.order!r} is not ignore/reverse")
+        if len(r.sharp_paths) != FRAMES_PER_SEQ:
+            problems.append(f"{where}: {len(r.sharp_paths)} sharp frames, expected {FRAMES_PER_SEQ}")
+        if len(r.sha256) != 1 + len(r.sharp_paths):
+            problems.append(f"{where}: {len(r.sha256)} checksums for {1 + len(r.sharp_paths)} files")
+        if not r.take.startswith(f"{r.category}/{r.subject}/"):
+            problems.append(f"{where}: take {r.take!r} is not <category>/<subject>/<take>")
+        if not np.all(np.isfinite(r.color_matrix)):
+            problems.append(f"{where}: colour matrix is not finite")
+        if not check_files:
+            continue
+        for rel, digest in zip([r.blur_path, *r.sharp_paths], r.sha256):
+            f = root / rel
+            if not f.is_file():
+                problems.append(f"{where}: missing file {rel}")
+                continue
+            data = f.read_bytes()
+            if hashlib.sha256(data).hexdigest() != digest:
+                problems.append(f"{where}: checksum mismatch for {rel}")
+                continue
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if img is None:
+                problems.append(f"{where}: {rel} is not a readable image")
+            elif img.shape[:2] != (r.height, r.width) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+                problems.append(f"{where}: {rel} is {img.shape} {img.dtype}, expected ({r.height}, {r.width}, 3) uint8")
+    return problems
+
+
+@click.command("validate")
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option("--no-files", is_flag=True, help="Check the table only, not the files it names.")
+def validate(manifest, no_files):
+    """Check a manifest: schema, splits, files, image sizes and sha256; report every problem."""
+    problems = validate_manifest(manifest, check_files=not no_files)
+    for p in problems:
+        click.echo(p, err=True)
+    if problems:
+        raise Rb2vError(f"{manifest}: {len(problems)} problem(s) found (listed above)")
+    df = read_manifest(manifest)
+    click.echo(f"{manifest}: valid ({len(df)} samples, {df['subject'].nunique()} subjects)")

@@ -1,0 +1,139 @@
+"""rb2v align: discovery, pairing by frame rate and by name, and every bad-input case.
+
+Videos are tiny real H.264 files written with ``write_video``; no alignment is run here
+(that is in test_align_sim.py), so these checks are fast.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from rb2v.align.discover import discover, pair_streams
+from rb2v.cli import main
+from rb2v.errors import Rb2vError
+from rb2v.io.video import write_video
+
+
+def _video(path: Path, fps, frames: int, size: int = 32) -> Path:
+    rng = np.random.default_rng(frames)
+    data = rng.integers(0, 255, (frames, size, size, 3), dtype=np.uint8)
+    return write_video(path, data, fps, preset="ultrafast")
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    """A capture tree with good takes (PAL, NTSC, chaptered, named) and one of each bad case."""
+    root = tmp_path_factory.mktemp("raw")
+    take = lambda *parts: root.joinpath(*parts)  # noqa: E731
+    # PAL pair; GoPro names whose numbers say nothing about the roles; sharp split in two chapters
+    _video(take("street", "s1", "pal", "GX010007.MP4"), 25, 5)
+    _video(take("street", "s1", "pal", "GX010003.MP4"), 100, 12)
+    _video(take("street", "s1", "pal", "GX020003.MP4"), 100, 8)
+    # NTSC pair 29.97 / 119.88
+    _video(take("street", "s1", "ntsc", "GX010100.MP4"), Fraction(30000, 1001), 4)
+    _video(take("street", "s1", "ntsc", "GX010101.MP4"), Fraction(120000, 1001), 16)
+    # named streams, with a take.toml naming a calibration take
+    _video(take("face", "s2", "named", "blur.mp4"), 25, 4)
+    _video(take("face", "s2", "named", "sharp.mp4"), 100, 16)
+    take("face", "s2", "named", "take.toml").write_text('calibration = "face-rig"\n')
+    # bad: one camera, three cameras, wrong ratio, corrupt, empty, names contradicting rates, missing chapter
+    _video(take("bad", "s3", "one_camera", "GX010001.MP4"), 25, 4)
+    for i, fps in enumerate((25, 100, 100)):
+        _video(take("bad", "s3", "three_cameras", f"GX01000{i}.MP4"), fps, 4)
+    _video(take("bad", "s3", "ratio_two", "GX010001.MP4"), 25, 4)
+    _video(take("bad", "s3", "ratio_two", "GX010002.MP4"), 50, 8)
+    _video(take("bad", "s3", "corrupt", "GX010001.MP4"), 25, 4)
+    take("bad", "s3", "corrupt", "GX010002.MP4").write_bytes(np.random.default_rng(0).bytes(5000))
+    _video(take("bad", "s3", "empty", "GX010001.MP4"), 25, 4)
+    take("bad", "s3", "empty", "GX010002.MP4").write_bytes(b"")
+    _video(take("bad", "s3", "swapped_names", "blur.mp4"), 100, 8)
+    _video(take("bad", "s3", "swapped_names", "sharp.mp4"), 25, 2)
+    _video(take("bad", "s3", "missing_chapter", "GX010001.MP4"), 25, 4)
+    _video(take("bad", "s3", "missing_chapter", "GX010002.MP4"), 100, 8)
+    _video(take("bad", "s3", "missing_chapter", "GX030002.MP4"), 100, 8)
+    return root
+
+
+def test_pairs_by_frame_rate_joins_chapters(raw):
+    blur, sharp = pair_streams(raw / "street" / "s1" / "pal")
+    assert blur.fps == 25 and sharp.fps == 100
+    assert [p.name for p in blur.paths] == ["GX010007.MP4"]
+    assert [p.name for p in sharp.paths] == ["GX010003.MP4", "GX020003.MP4"]
+    assert sharp.frames == 20
+
+
+def test_pairs_ntsc_rates(raw):
+    blur, sharp = pair_streams(raw / "street" / "s1" / "ntsc")
+    assert blur.fps == Fraction(30000, 1001) and sharp.fps == Fraction(120000, 1001)
+    assert blur.path.name == "GX010100.MP4"
+
+
+def test_pairs_by_name(raw):
+    blur, sharp = pair_streams(raw / "face" / "s2" / "named")
+    assert blur.path.name == "blur.mp4" and sharp.path.name == "sharp.mp4"
+
+
+@pytest.mark.parametrize("take, message", [
+    ("one_camera", "only one camera stream"),
+    ("three_cameras", "3 camera streams"),
+    ("ratio_two", "ratio 2.000, expected about 4"),
+    ("corrupt", "GX010002.MP4: corrupt or truncated video"),
+    ("empty", "GX010002.MP4: empty file"),
+    ("swapped_names", "ratio 0.250"),
+    ("missing_chapter", "missing chapter(s) [2]"),
+])
+def test_bad_take_is_named_with_its_problem(raw, take, message):
+    with pytest.raises(Rb2vError) as info:
+        pair_streams(raw / "bad" / "s3" / take)
+    assert message in str(info.value)
+    assert take in str(info.value)
+
+
+def test_discover_separates_good_and_bad_takes(raw):
+    takes, calibrations, errors = discover(raw)
+    assert sorted(t.key for t in takes) == ["face/s2/named", "street/s1/ntsc", "street/s1/pal"]
+    assert {t.key: t.calibration for t in takes}["face/s2/named"] == "face-rig"
+    assert calibrations == {}
+    assert sorted(e.take for e in errors) == sorted(BAD)
+
+
+BAD = ["one_camera", "three_cameras", "ratio_two", "corrupt", "empty", "swapped_names", "missing_chapter"]
+
+
+def test_cli_reports_each_failed_take_and_writes_tables(raw, tmp_path, capsys):
+    """Timecode-only sync: these streams carry none, so the paired takes fail fast at sync. Every
+    failed take is reported by name in one line and in align_errors.parquet, exit status 1;
+    takes.parquet lists the paired takes with their stream facts."""
+    out = tmp_path / "out"
+    code = main(["align", "--sync", "timecode", str(raw), str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("rb2v: error:")]
+    assert len(lines) == len(BAD) + 3 + 1  # bad takes, paired takes that cannot sync, the summary
+    for name in BAD + ["pal", "ntsc", "named"]:
+        assert sum(name in ln for ln in lines) == 1, name
+    failed = {e["take"]: e for e in pq.read_table(out / "align_errors.parquet").to_pylist()}
+    assert sorted(failed) == sorted(BAD + ["pal", "ntsc", "named"])
+    assert all(failed[n]["stage"] == "discover" for n in BAD)
+    assert failed["pal"]["stage"] == "align" and "cannot synchronise" in failed["pal"]["error"]
+
+    table = pq.read_table(out / "takes.parquet").to_pylist()
+    row = {r["take"]: r for r in table}["pal"]
+    assert len(table) == 3
+    assert row["category"] == "street" and row["subject"] == "s1"
+    assert row["blur_fps"] == 25.0 and row["sharp_fps"] == 100.0
+    assert row["blur_frames"] == 5 and row["sharp_frames"] == 20
+    assert row["sharp_files"] == ["street/s1/pal/GX010003.MP4", "street/s1/pal/GX020003.MP4"]
+    assert row["blur_width"] == 32 and row["blur_audio"] is False
+    assert row["blur_duration_s"] == pytest.approx(0.2, abs=0.05)
+
+
+def test_missing_raw_folder_is_one_line_error(tmp_path, capsys):
+    assert main(["align", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
+    assert "raw capture folder not found" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""rb2v align: homography, flip, borders and crop on a real photo warped by a known homography."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from rb2v.align.geometry import (FramePair, apply_flip, box_weights, choose_crop, crop_warp, estimate_geometry,
+                                 grey, valid_box)
+from rb2v.errors import Rb2vError
+
+W, H = 640, 512
+H_TRUE = np.array([[1.015, 0.012, -9.0], [-0.009, 0.992, 7.5], [1.5e-5, -1.2e-5, 1.0]])
+
+
+def _map(M, pts):
+    return cv2.perspectiveTransform(np.float64(pts).reshape(-1, 1, 2), M).reshape(-1, 2)
+
+
+def _pairs(flip: str, blur_sigma: float = 1.5, border: int = 20):
+    """Blur-camera frames and (mirrored) sharp-camera frames of a real photo seen through H_TRUE,
+    both blurred alike (as blur vs synthetic blur are), with noise and dark side borders."""
+    scene = cv2.resize(data.astronaut(), (1000, 900), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    pairs = []
+    for j in range(4):
+        view = np.array([[1.0, 0, -150 - 12 * j], [0, 1.0, -160 - 7 * j], [0, 0, 1]])
+        sharp = cv2.warpPerspective(scene, view, (W, H), flags=cv2.INTER_CUBIC)  # in blur handedness
+        blur = cv2.warpPerspective(sharp, H_TRUE, (W, H), flags=cv2.INTER_CUBIC)
+        blur[:, :border] = 0
+        blur[:, W - border:] = 0
+        frames = []
+        for img in (blur, apply_flip(sharp, flip)):
+            img = cv2.GaussianBlur(img, (0, 0), blur_sigma).astype(np.float32)
+            frames.append(grey(np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)))
+        pairs.append(FramePair(j, 0.0, blur=frames[0], synth=frames[1]))
+    return pairs
+
+
+@pytest.mark.parametrize("flip", ["horizontal", "vertical"])
+def test_homography_and_flip_from_a_real_photo(flip):
+    pairs = _pairs(flip)
+    g = estimate_geometry(pairs, (W, H), ["none", "horizontal", "vertical"], min_inliers=40)
+    assert g.flip_sharp == flip  # the wrong flip (or flip + 180° turn) is rejected
+    assert g.inliers > 200 and g.ecc_pairs >= 3
+    assert g.blur_valid[0] >= 20 and g.blur_valid[2] <= W - 21
+    crop = choose_crop(g.homography, (H, W), g.blur_valid, g.sharp_valid, (H, W), 448, 448)
+    x, y = crop["x"], crop["y"]
+    corners = [[x, y], [x + 447, y], [x + 447, y + 447], [x, y + 447]]
+    err = np.linalg.norm(_map(np.linalg.inv(g.homography), corners) - _map(np.linalg.inv(H_TRUE), corners), axis=1)
+    assert err.max() < 0.1, err
+
+    # the crop lies inside both views
+    x0, y0, x1, y1 = g.blur_valid
+    assert x0 <= crop["x"] and crop["x"] + 447 <= x1 and y0 <= crop["y"] and crop["y"] + 447 <= y1
+    # every crop pixel maps back inside the raw sharp frame
+    M = crop_warp(g.homography, flip, crop, W, H)
+    grid = np.stack(np.meshgrid(np.arange(0, 448, 7), np.arange(0, 448, 7)), -1).reshape(-1, 2)
+    back = _map(np.linalg.inv(M), grid)
+    assert back.min() >= 0 and back[:, 0].max() <= W - 1 and back[:, 1].max() <= H - 1
+    with pytest.raises(Rb2vError, match="overlap in less than"):
+        choose_crop(g.homography, (H, W), g.blur_valid, g.sharp_valid, (H, W), 620, 448)
+
+
+def test_crop_warp_reproduces_flip_then_homography():
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+    crop = {"x": 50, "y": 30, "width": 448, "height": 448}
+    M = crop_warp(H_TRUE, "vertical", crop, W, H)
+    one = cv2.warpPerspective(raw, M, (448, 448), flags=cv2.INTER_NEAREST)
+    two = cv2.warpPerspective(np.ascontiguousarray(raw[::-1]), H_TRUE, (W, H), flags=cv2.INTER_NEAREST)[30:478, 50:498]
+    assert (one != two).mean() < 0.01  # equal up to nearest-neighbour ties
+
+
+def test_valid_box_skips_black_border_and_its_ramp():
+    img = np.full((100, 120), 150.0, np.float32)
+    img[:, 60:70] = 5  # dark scene content inside the frame is kept
+    img[:, :10] = 0
+    img[:, 10:14] = [20, 60, 100, 125]  # soft edge of the housing
+    img[90:] = 0
+    assert valid_box([img]) == (14, 0, 119, 89)
+
+
+@pytest.mark.parametrize("centre, width", [(10.0, 4.0), (10.37, 4.0), (20.5, 3.17)])
+def test_box_weights_are_a_normalised_box_around_the_centre(centre, width):
+    w = box_weights(centre, width)
+    idx = np.array(list(w))
+    val = np.array(list(w.values()))
+    assert val.sum() == pytest.approx(1.0)
+    assert (idx * val).sum() == pytest.approx(centre)  # the box of a linear interpolant is centred
+    assert idx.min() >= np.floor(centre - width / 2) and idx.max() <= np.ceil(centre + width / 2)

@@ -1,0 +1,175 @@
+"""rb2v align end to end on simulated rig sessions with exact ground truth (truth.json).
+
+Two tiny sessions, each simulated once per module: a street take (audio + timecode, chaptered
+recordings, horizontal flip) and a green-screen face take with its calibration take (no audio:
+visual sync; vertical flip although the rig file says horizontal). Tolerances are the issue's:
+time offset within 1/400 s, crop corners within 0.5 px.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from rb2v.align import stage
+from rb2v.align.discover import discover
+from rb2v.align.geometry import crop_warp
+from rb2v.cli import main
+from rb2v.errors import Rb2vError
+from rb2v.io.images import read_image
+from rb2v.io.video import read_frames
+from rb2v.settings import load_rig
+from rb2v.simulate import SimConfig, simulate_session
+
+OFFSET_TOL_S = 1 / 400
+CORNER_TOL_PX = 0.5
+
+
+def corner_errors(meta: dict, truth: dict) -> np.ndarray:
+    """Distance (px, sharp frame) between where the estimated and the true homography take the crop's corners."""
+    c = meta["crop"]
+    x, y, w, h = c["x"], c["y"], c["width"], c["height"]
+    corners = np.float64([[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]]).reshape(-1, 1, 2)
+    est = cv2.perspectiveTransform(corners, np.linalg.inv(np.array(meta["homography"])))
+    true = cv2.perspectiveTransform(corners, np.linalg.inv(np.array(truth["homography"])))
+    return np.linalg.norm((est - true).reshape(-1, 2), axis=1)
+
+
+def _take(raw: Path, category: str) -> Path:
+    return raw / category / "subject01" / "take01"
+
+
+@pytest.fixture(scope="module")
+def street(tmp_path_factory):
+    """Simulate, interrupt an align run half-way, leave a crash leftover, align, align again."""
+    root = tmp_path_factory.mktemp("street")
+    raw, out = root / "raw", root / "out"
+    simulate_session(raw, SimConfig(category="street", seconds=2.0, seed=31, flip="horizontal", audio=True,
+                                    timecode=True, chapter_seconds=1.0, internal_fps=400), progress=False)
+    final = out / "aligned" / "street" / "subject01" / "take01"
+    calls = {"n": 0}
+    real_save = stage._save
+
+    def crash_after_some_frames(*args):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise RuntimeError("simulated crash")
+        real_save(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stage, "_save", crash_after_some_frames)
+        interrupted_code = main(["align", str(raw), str(out)])
+    interrupted = {"code": interrupted_code, "finished": final.exists(),
+                   "leftovers": [p.name for p in final.parent.iterdir()],
+                   "errors": pq.read_table(out / "align_errors.parquet").to_pylist()}
+    leftover = final.parent / ".take01.killed.partial"  # what a SIGKILL mid-take leaves
+    (leftover / "blur").mkdir(parents=True)
+    (leftover / "blur" / "000000.png").write_bytes(b"half")
+    first_code = main(["align", str(raw), str(out)])
+    mtime = (final / "alignment.json").stat().st_mtime_ns
+    second_code = main(["align", str(raw), str(out)])
+    return {"raw": raw, "out": out, "final": final, "interrupted": interrupted, "first_code": first_code,
+            "second_code": second_code, "mtime": mtime, "leftover": leftover,
+            "truth": json.loads((_take(raw, "street") / "truth.json").read_text()),
+            "meta": json.loads((final / "alignment.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def face(tmp_path_factory):
+    root = tmp_path_factory.mktemp("face")
+    raw, out = root / "raw", root / "out"
+    simulate_session(raw, SimConfig(category="face", seconds=2.0, seed=32, flip="vertical", audio=False,
+                                    internal_fps=400), progress=False)
+    code = main(["align", "--workers", "2", "--no-frames", str(raw), str(out)])
+    final = out / "aligned" / "face" / "subject01" / "take01"
+    return {"raw": raw, "out": out, "code": code, "truth": json.loads((_take(raw, "face") / "truth.json").read_text()),
+            "meta": json.loads((final / "alignment.json").read_text())}
+
+
+def test_street_offset_and_homography_within_tolerance(street):
+    meta, truth = street["meta"], street["truth"]
+    assert street["first_code"] == 0
+    assert meta["schema"] == "rb2v.alignment/1"
+    assert meta["sync_method"] == "audio" and meta["sync_prior"] == "timecode"
+    assert abs(meta["time_offset_s"] - truth["time_offset_s"]) <= OFFSET_TOL_S
+    assert meta["flip_sharp"] == truth["flip_sharp"] == "horizontal"
+    err = corner_errors(meta, truth)
+    assert err.max() <= CORNER_TOL_PX, err
+    assert meta["inliers"] >= 40 and meta["residual_px"] < 2.0
+    for key in ("blur_fps", "sharp_fps", "homography", "crop", "clock_ratio", "sync_method", "residual_px", "inliers"):
+        assert key in meta
+
+
+def test_street_frames_keep_indices_and_lie_inside_both_views(street):
+    meta, truth, final = street["meta"], street["truth"], street["final"]
+    assert len(list((final / "blur").glob("*.png"))) == truth["blur_frames"]
+    assert len(list((final / "sharp").glob("*.png"))) == truth["sharp_frames"]
+    crop, valid = meta["crop"], truth["valid_region"]
+    assert (crop["width"], crop["height"]) == (448, 448)
+    assert valid["x"] <= crop["x"] and crop["x"] + 448 <= valid["x"] + valid["width"]
+    assert valid["y"] <= crop["y"] and crop["y"] + 448 <= valid["y"] + valid["height"]
+    # sharp/000150.png is raw sharp frame 150 (second chapter) warped by flip, H and crop
+    sharp_files = [_take(street["raw"], "street") / f for f in truth["sharp_files"]]
+    assert len(sharp_files) >= 2
+    raw_frame = read_frames(sharp_files, 150, 1)[0]
+    expected = cv2.warpPerspective(raw_frame, crop_warp(np.array(meta["homography"]), meta["flip_sharp"], crop,
+                                                        truth["width"], truth["height"]), (448, 448),
+                                   flags=cv2.INTER_CUBIC)
+    got = read_image(final / "sharp" / "000150.png", dtype="uint8")
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    # a blur frame matches the exposure average of the aligned sharp frames the truth puts in it
+    k = 30
+    start = truth["sharp_start_exact"][k] / 2  # in sharp frames: window of 7 upsampled = 3 sharp periods
+    frames = [read_image(final / "sharp" / f"{i:06d}.png") for i in range(int(start), int(start) + 4)]
+    synth = np.mean(frames, axis=0)
+    blur = read_image(final / "blur" / f"{k:06d}.png")
+    assert np.corrcoef(synth[..., 1].ravel(), blur[..., 1].ravel())[0, 1] > 0.95
+
+
+def test_interrupted_run_leaves_nothing_finished_and_resumes(street):
+    it = street["interrupted"]
+    assert it["code"] == 1 and not it["finished"]
+    assert it["leftovers"] == []  # the temporary folder of the failed take is removed
+    assert [e["take"] for e in it["errors"]] == ["take01"] and "simulated crash" in it["errors"][0]["error"]
+    assert not street["leftover"].exists()  # a crashed run's partial folder is cleaned up
+    assert street["second_code"] == 0
+    assert (street["final"] / "alignment.json").stat().st_mtime_ns == street["mtime"]  # skipped, not redone
+
+
+def test_takes_table_joins_chapters(street):
+    rows = pq.read_table(street["out"] / "takes.parquet").to_pylist()
+    assert len(rows) == 1
+    assert len(rows[0]["blur_files"]) == 2 and rows[0]["blur_frames"] == street["truth"]["blur_frames"]
+    assert rows[0]["blur_audio"] and rows[0]["sharp_audio"]
+
+
+def test_face_visual_sync_detects_flip_within_tolerance(face):
+    meta, truth = face["meta"], face["truth"]
+    assert face["code"] == 0
+    assert meta["sync_method"] == "visual"
+    assert meta["rig_flip_sharp"] == "horizontal" and meta["flip_sharp"] == "vertical" == truth["flip_sharp"]
+    assert abs(meta["time_offset_s"] - truth["time_offset_s"]) <= OFFSET_TOL_S
+    err = corner_errors(meta, truth)
+    assert err.max() <= CORNER_TOL_PX, err
+    assert (face["out"] / "calibration" / "face-rig" / "alignment.json").exists()
+
+
+def test_face_falls_back_to_calibration_take(face, tmp_path):
+    """With an inlier threshold no take can meet, the take uses its calibration take's homography."""
+    takes, calibrations, _ = discover(face["raw"])
+    calib_meta = json.loads((face["out"] / "calibration" / "face-rig" / "alignment.json").read_text())
+    rig = load_rig(overrides={"align.min_inliers": 10 ** 9})
+    opts = stage.AlignOptions(rig=rig, write_frames=False)
+    status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
+    assert status == "aligned" and meta["calibration"] == "face-rig"
+    assert meta["homography"] == calib_meta["homography"] and meta["flip_sharp"] == "vertical"
+    assert corner_errors(meta, face["truth"]).max() <= CORNER_TOL_PX
+    # without a calibration take it is an error that names the take and says why
+    with pytest.raises(Rb2vError, match="too few feature matches"):
+        stage.align_take(takes[0], tmp_path / "take2", opts)
+

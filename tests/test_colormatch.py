@@ -1,0 +1,284 @@
+"""Colour matrix, synthetic blur and the Algorithm 1 search (fast vs the literal reference)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import skimage.data
+from click.testing import CliRunner
+
+from rb2v.benchmarks.colormatch import main as bench_main
+from rb2v.benchmarks.colormatch import simulated_take
+from rb2v.colormatch import apply_color_matrix, fit_color_matrix, search, synthesize_blur
+from rb2v.colormatch.reference import reference_search
+from rb2v.errors import Rb2vError
+from rb2v.interpolation import Interpolator, load_interpolator
+
+CORNERS = np.array([[r, g, b, 1.0] for r in (0, 1) for g in (0, 1) for b in (0, 1)])
+
+
+def photo(name: str = "astronaut", size: int = 96) -> np.ndarray:
+    import cv2
+
+    img = getattr(skimage.data, name)()[..., :3]
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+
+
+def panning(name: str, size: int, frames: int, step=(1.7, 0.9)) -> np.ndarray:
+    """A real photo panning with sub-pixel steps (bilinear resampling), 8-bit levels."""
+    import cv2
+
+    img = getattr(skimage.data, name)()[..., :3].astype(np.float32) / 255
+    out = []
+    for t in range(frames):
+        A = np.float32([[1, 0, 40 + step[0] * t], [0, 1, 30 + step[1] * t]])
+        out.append(cv2.warpAffine(img, A, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP))
+    return (np.round(np.stack(out) * 255) / 255).astype(np.float32)
+
+
+def random_matrix(rng) -> np.ndarray:
+    return np.hstack([np.eye(3) + rng.uniform(-0.2, 0.2, (3, 3)), rng.uniform(-0.1, 0.1, (3, 1))])
+
+
+def blurry(seq, start, M, rng, noise=0.01, **kw) -> np.ndarray:
+    """A blurry frame made the way Algorithm 1 models it, plus a colour matrix and noise."""
+    y = synthesize_blur(seq[start:start + 7], **kw)
+    return np.clip(y @ M[:, :3].T + M[:, 3] + rng.normal(0, noise, y.shape), 0, 1).astype(np.float32)
+
+
+class Squared(Interpolator):
+    """A deliberately non-linear interpolator (a + (b-a) t²): exercises the dense path."""
+
+    name = "squared"
+
+    def _batch(self, A, B, t):
+        return (A + (B - A) * (t * t)).astype(np.float32)
+
+
+# ---- colour matrix -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fit_recovers_a_known_matrix(seed):
+    rng = np.random.default_rng(seed)
+    src = photo(["astronaut", "coffee", "chelsea", "rocket"][seed])
+    M = random_matrix(rng)
+    dst = np.clip(src @ M[:, :3].T + M[:, 3], 0, 1).astype(np.float32)  # a camera clips
+    est = fit_color_matrix(src, dst)
+    assert est.shape == (3, 4) and est.dtype == np.float64
+    assert np.abs(CORNERS @ (est - M).T).max() <= 0.005
+    # the closed form equals lstsq over the same (unclipped) pixel rows
+    keep = ~(((src <= 0.5 / 255) | (src >= 1 - 0.5 / 255)).any(-1) | ((dst <= 0.5 / 255) | (dst >= 1 - 0.5 / 255)).any(-1))
+    X = np.concatenate([src[keep], np.ones((keep.sum(), 1))], axis=1).astype(np.float64)
+    np.testing.assert_allclose(est, np.linalg.lstsq(X, dst[keep].astype(np.float64), rcond=None)[0].T, atol=1e-9)
+
+
+def test_clipped_pixels_break_the_fit_unless_excluded():
+    rng = np.random.default_rng(7)
+    src = photo("astronaut")
+    M = np.array([[1.3, 0.1, 0.0, 0.05], [0.0, 1.2, 0.1, 0.02], [0.1, 0.0, 1.25, 0.04]])
+    dst = np.clip(src @ M[:, :3].T + M[:, 3] + rng.normal(0, 0.002, src.shape), 0, 1).astype(np.float32)
+    assert ((dst >= 1 - 0.5 / 255).any(-1)).mean() > 0.05  # many highlights clip
+    good = fit_color_matrix(src, dst, exclude_clipped=True)
+    bad = fit_color_matrix(src, dst, exclude_clipped=False)
+    assert np.abs(CORNERS @ (good - M).T).max() < 0.01
+    assert np.abs(CORNERS @ (bad - M).T).max() > 0.05
+
+
+def test_apply_color_matrix():
+    rng = np.random.default_rng(1)
+    src = photo("coffee")
+    M = random_matrix(rng)
+    raw = src.astype(np.float64) @ M[:, :3].T + M[:, 3]
+    out = apply_color_matrix(M, src)
+    assert out.dtype == np.float32 and out.shape == src.shape
+    np.testing.assert_allclose(out, np.clip(raw, 0, 1), atol=1e-6)
+    np.testing.assert_allclose(apply_color_matrix(M, src, clip=False), raw, atol=1e-6)
+    batch = apply_color_matrix(M, np.stack([src, src[::-1]]))
+    np.testing.assert_array_equal(batch[1], out[::-1])
+
+
+def test_degenerate_inputs_raise_clear_errors():
+    src = photo("astronaut", 32)
+    const = np.full_like(src, 0.4)
+    grey = np.repeat(src.mean(-1, keepdims=True), 3, axis=-1)
+    nan = src.copy()
+    nan[3, 4, 1] = np.nan
+    inf = src.copy()
+    inf[0, 0, 0] = np.inf
+    cases = [((const, src), "degenerate"), ((grey, src), "degenerate"), ((nan, src), "NaN"),
+             ((src, inf), "NaN or inf"), ((src, src[:16]), "differ in size"),
+             ((src[..., :2], src[..., :2]), "RGB"), ((np.zeros_like(src), src), "unclipped pixels")]
+    for (a, b), words in cases:
+        with pytest.raises(Rb2vError, match=words):
+            fit_color_matrix(a, b)
+    with pytest.raises(Rb2vError, match="shape"):
+        apply_color_matrix(np.eye(3), src)
+
+
+# ---- synthetic blur ------------------------------------------------------------------
+
+
+def test_synthetic_blur_is_the_mean_of_19_subframes():
+    seq = panning("astronaut", 48, 7)
+    y = synthesize_blur(seq)
+    # 2 in-betweens per pair at t=1/3, 2/3: sharp frames weigh 3/19, the two ends 2/19
+    w = np.array([2, 3, 3, 3, 3, 3, 2]) / 19
+    np.testing.assert_allclose(y, np.tensordot(w, seq.astype(np.float64), axes=1), atol=1e-6)
+    # an explicit list of the 19 sub-frames, interpolated by an object, averaged
+    sq = Squared()
+    subs = [seq[i] if j == 0 else sq(seq[i], seq[i + 1], j / 3) for i in range(6) for j in range(3)] + [seq[6]]
+    np.testing.assert_allclose(synthesize_blur(seq, 19, sq), np.mean(subs, axis=0), atol=1e-6)
+    # sub generalises: 13 sub-frames from 7 = one in-between per pair at t=1/2
+    w13 = np.array([1.5, 2, 2, 2, 2, 2, 1.5]) / 13
+    np.testing.assert_allclose(synthesize_blur(seq, 13), np.tensordot(w13, seq.astype(np.float64), axes=1), atol=1e-6)
+    with pytest.raises(Rb2vError, match="multiple"):
+        synthesize_blur(seq, sub=18)
+    with pytest.raises(Rb2vError, match="space"):
+        synthesize_blur(seq, space="log")
+
+
+def test_linear_light_blur():
+    black, white = np.zeros((1, 8, 8, 3), np.float32), np.ones((1, 8, 8, 3), np.float32)
+    frames = np.concatenate([black, white])  # n=2, sub=4: 0, 1/3, 2/3, 1
+    srgb = synthesize_blur(frames, sub=4)
+    lin = synthesize_blur(frames, sub=4, space="linear")
+    np.testing.assert_allclose(srgb, 0.5, atol=1e-6)
+    # linear light: mean of decoded (0, 1/3, 2/3, 1) sRGB values, then encoded
+    dec = [0.0, ((1 / 3 + 0.055) / 1.055) ** 2.4, ((2 / 3 + 0.055) / 1.055) ** 2.4, 1.0]
+    expect = 1.055 * np.mean(dec) ** (1 / 2.4) - 0.055
+    np.testing.assert_allclose(lin, expect, atol=1e-5)
+    static = np.repeat(photo("chelsea", 32)[None], 7, axis=0)
+    np.testing.assert_allclose(synthesize_blur(static, space="linear"), static[0], atol=1e-5)
+
+
+# ---- the search: fast vs reference ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name,options", [
+    ("astronaut", {}),
+    ("coffee", {"exclude_clipped": False}),
+    ("chelsea", {"space": "linear"}),
+    ("rocket", {"interpolator": Squared()}),
+    ("astronaut", {"interpolator": Squared(), "space": "linear", "sub": 13}),
+])
+def test_fast_search_equals_the_reference_on_real_photos(name, options):
+    rng = np.random.default_rng(len(name))
+    seq = panning(name, 80, 18)
+    kw = {k: v for k, v in options.items() if k in ("interpolator", "space", "sub")}
+    y = blurry(seq, 6, random_matrix(rng), rng, **kw)
+    fast = search(y, seq, **options)
+    ref = reference_search(y, seq, **options)
+    assert fast.start == ref.start == 6
+    assert sorted(fast.scores) == sorted(ref.scores) == list(range(12))
+    assert max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
+    np.testing.assert_allclose(fast.matrix, ref.matrix, atol=1e-6)
+    assert fast.psnr == fast.scores[6] and abs(fast.margin - ref.margin) < 0.01
+
+
+def test_fast_search_equals_the_reference_on_simulated_rig_data():
+    take = simulated_take(size=96, frames=20, start=7, seed=3)
+    for space in ("srgb", "linear"):
+        fast = search(take.blur, take.seq, space=space)
+        ref = reference_search(take.blur, take.seq, space=space)
+        assert fast.start == ref.start == take.start
+        assert max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_recovers_the_start_and_matrix_of_simulated_blur(seed):
+    # physically simulated: radiance integrated over the exposure, gamma, colour matrix, noise
+    take = simulated_take(size=128, frames=22, start=5 + 3 * seed, seed=seed)
+    lin = search(take.blur, take.seq, space="linear")
+    assert lin.start == take.start and lin.margin > 5
+    assert np.abs(CORNERS @ (lin.matrix - take.matrix).T).max() < 0.04
+    plain = search(take.blur, take.seq)  # the paper's sRGB average: same start, a worse model
+    assert plain.start == take.start and plain.psnr < lin.psnr - 3
+
+
+def test_recovers_a_known_start_and_matrix():
+    rng = np.random.default_rng(11)
+    seq = panning("coffee", 96, 24)
+    M = np.array([[0.9, 0.05, 0.0, 0.03], [0.02, 0.92, 0.03, 0.01], [0.0, 0.04, 0.88, 0.04]])  # nothing clips
+    y = blurry(seq, 13, M, rng, noise=0.003)
+    res = search(y, seq)
+    assert res.start == 13 and res.margin > 5
+    assert np.abs(CORNERS @ (res.matrix - M).T).max() < 0.005
+    assert abs(res.psnr - (-10 * np.log10(0.003 ** 2))) < 1.0  # the noise floor
+    # a subset of candidates, in two separate runs, gives the same scores
+    sub = search(y, seq, candidates=np.array([0, 1, 13, 12, 1]))
+    assert sorted(sub.scores) == [0, 1, 12, 13] and sub.start == 13
+    for p in sub.scores:
+        assert abs(sub.scores[p] - res.scores[p]) < 1e-6
+    assert sub.margin == pytest.approx(res.psnr - max(res.scores[0], res.scores[1]))
+
+
+def test_margins_are_small_without_motion_or_texture():
+    rng = np.random.default_rng(5)
+    still = np.repeat(panning("astronaut", 64, 1), 14, axis=0)
+    still = np.clip(still + rng.normal(0, 0.004, still.shape), 0, 1).astype(np.float32)
+    flat = np.clip(0.45 + rng.normal(0, 0.004, still.shape), 0, 1).astype(np.float32)
+    for seq in (still, flat):
+        y = blurry(seq, 4, random_matrix(rng), rng)
+        res = search(y, seq)
+        assert res.margin < 0.1
+        assert max(res.scores.values()) - min(res.scores.values()) < 0.2
+    moving = panning("astronaut", 64, 14)
+    assert search(blurry(moving, 4, random_matrix(rng), rng), moving).margin > 3
+
+
+def test_torch_backend_matches_numpy():
+    import torch
+
+    from rb2v.colormatch.arrays import NumpyArrays, TorchArrays
+    from rb2v.colormatch.search import _score_runs
+
+    rng = np.random.default_rng(2)
+    seq = panning("chelsea", 64, 14)
+    y = blurry(seq, 3, random_matrix(rng), rng)
+    for space in ("srgb", "linear"):
+        args = (y, seq, [0, 2, 3, 4, 7], 7, 19, load_interpolator("linear"), space, True)
+        s_np, m_np = _score_runs(*args, NumpyArrays())
+        s_t, m_t = _score_runs(*args, TorchArrays(torch.device("cpu")))
+        for p in s_np:
+            assert abs(s_np[p] - s_t[p]) < 1e-6
+            np.testing.assert_allclose(m_np[p], m_t[p], atol=1e-9)
+    if torch.cuda.is_available():
+        gpu, cpu = search(y, seq, device="cuda"), search(y, seq)
+        assert gpu.start == cpu.start and abs(gpu.psnr - cpu.psnr) < 1e-6
+    else:
+        with pytest.raises(Rb2vError, match="CUDA"):
+            search(y, seq, device="cuda")
+
+
+def test_search_rejects_bad_input():
+    seq = panning("astronaut", 32, 10)
+    y = seq[3]
+    bad_seq = seq.copy()
+    bad_seq[5, 1, 1, 0] = np.nan
+    cases = [
+        (dict(blur=y, seq=seq, candidates=[0, 4]), "out of range"),
+        (dict(blur=y, seq=seq, candidates=[]), "no candidate"),
+        (dict(blur=y, seq=seq[:5]), "fewer than the window"),
+        (dict(blur=y[:16], seq=seq), "differ in size"),
+        (dict(blur=y, seq=seq, sub=20), "multiple"),
+        (dict(blur=y, seq=seq, space="xyz"), "space"),
+        (dict(blur=y, seq=seq, interpolator="nope"), "unknown interpolator"),
+        (dict(blur=y, seq=bad_seq), "NaN or inf"),
+        (dict(blur=y, seq=seq[..., 0]), "RGB"),
+    ]
+    for kw, words in cases:
+        with pytest.raises(Rb2vError, match=words):
+            search(**kw)
+    res = search(y, seq, candidates=[1])
+    assert res.margin == float("inf")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.start = 2
+
+
+def test_benchmark_command_runs():
+    out = CliRunner().invoke(bench_main, ["--size", "48", "--candidates", "8", "--frames", "1"])
+    assert out.exit_code == 0, out.output
+    assert "same argmax 1/1" in out.output and "speed-up" in out.output
