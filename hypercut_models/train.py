@@ -50,9 +50,10 @@ class TrainSettings:
     seed: int = 0                 # seeds the hyperplane, the initial weights, shuffling and crops
     workers: int | None = None    # None: up to 4, one less than the CPUs
     device: str = "auto"
+    threads: int | None = None    # CPU threads of torch (None: its default); 1 is fastest on a busy machine
 
     # settings a resumed run may change without changing what it computes
-    RUNTIME = ("epochs", "workers", "device")
+    RUNTIME = ("epochs", "workers", "device", "threads")
 
 
 def seed_everything(seed: int) -> None:
@@ -130,6 +131,8 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
     """Train (or continue) a run; return the path of its ``last.pt``."""
     settings, ckpt = _resolve(settings, resume)
     device = resolve_device(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     seed_everything(settings.seed)
     out = Path(settings.out)
 

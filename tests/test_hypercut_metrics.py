@@ -73,7 +73,7 @@ def test_r_hyp_prefers_the_negative_side_and_reaches_the_frames():
     reg = HyperplaneRegularizer(net, plane)
     fwd, _ = pair_scores(net, plane, frames.detach(), with_reverse=False)
     value = reg(frames)
-    assert value == pytest.approx(float(torch.nn.functional.softplus(fwd).sum(1).mean()), rel=1e-5)
+    assert value.item() == pytest.approx(torch.nn.functional.softplus(fwd).sum(1).mean().item(), rel=1e-5)
     value.backward()
     assert frames.grad.abs().sum() > 0
     assert all(p.grad is None for p in net.parameters())

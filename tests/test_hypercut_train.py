@@ -19,7 +19,16 @@ from rb2v.errors import Rb2vError
 from rb2v.manifest import read_manifest, update_manifest, write_manifest
 
 STREET = Path(__file__).parent / "fixtures" / "hypercut" / "street"
-TINY = dict(crop=40, batch_size=4, workers=0, device="cpu", lr=1e-3)
+TINY = dict(crop=40, batch_size=2, workers=0, device="cpu", lr=1e-3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a small shared CI machine oversubscribed threads are several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +38,13 @@ def dataset(tmp_path_factory) -> Path:
     return make_dataset(out, photos=("astronaut", "coffee", "rocket", "brick", "chelsea"),
                         test_subjects=("chelsea", "street"), video_dirs=(STREET,), takes=1, samples=4,
                         size=64, seed=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Two photo subjects, two 48x48 train sequences each: for the checkpoint/resume mechanics."""
+    out = tmp_path_factory.mktemp("hypercut_tiny")
+    return make_dataset(out, photos=("astronaut", "coffee"), takes=1, samples=2, size=48, seed=2)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +95,8 @@ def test_checkpoint_round_trip(trained, dataset):
     assert torch.equal(pair_scores(net, plane, x)[0], pair_scores(again, plane2, x)[0])
 
 
-def test_resume_continues_exactly(dataset, tmp_path):
+def test_resume_continues_exactly(tiny_dataset, tmp_path):
+    dataset = tiny_dataset
     full = train(TrainSettings(manifest=str(dataset), out=str(tmp_path / "full"), epochs=2, **TINY))
     half = TrainSettings(manifest=str(dataset), out=str(tmp_path / "half"), epochs=1, **TINY)
     train(half)
@@ -131,7 +148,7 @@ def test_eval_and_order_commands(trained, dataset, tmp_path, capsys):
     update_manifest(dataset, df)  # leave the shared fixture as it was
 
 
-def test_bad_input_gives_clear_errors(dataset, trained, tmp_path, capsys):
+def test_bad_input_gives_clear_errors(dataset, tmp_path, capsys):
     empty = tmp_path / "empty" / "manifest.parquet"
     write_manifest(empty, [])
     with pytest.raises(Rb2vError, match="no 'train' samples"):

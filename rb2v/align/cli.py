@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -31,13 +30,16 @@ def _default_path(key: str) -> Path:
 @click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Takes aligned in parallel (processes).")
 @click.option("--flip", type=click.Choice(["auto", "horizontal", "vertical", "none"]), default="auto",
-              show_default=True, help="Flip of the sharp camera; auto detects it (the rig's flip is tried first).")
+              show_default=True,
+              help="Flip of the sharp camera; auto detects it from the images (the rig file only breaks ties).")
 @click.option("--sync", "sync_methods", default=None,
               help="Comma-separated sync methods in order of preference (default: the rig's, "
                    "timecode,audio,visual).")
 @click.option("--no-ecc", is_flag=True, help="Skip the photometric (ECC) refinement of the homography.")
 @click.option("--no-frames", is_flag=True, help="Only estimate and write alignment.json, no PNG frames.")
-def align(raw, out, rig, workers, flip, sync_methods, no_ecc, no_frames):
+@click.option("--png-compression", type=click.IntRange(0, 9), default=None,
+              help="zlib level of the aligned PNGs (default: the rig's align.png_compression).")
+def align(raw, out, rig, workers, flip, sync_methods, no_ecc, no_frames, png_compression):
     """Pair, synchronise and geometrically align the two cameras of each take in RAW.
 
     Writes OUT/takes.parquet, OUT/aligned/<category>/<subject>/<take>/ (alignment.json,
@@ -47,7 +49,7 @@ def align(raw, out, rig, workers, flip, sync_methods, no_ecc, no_frames):
     raw = raw or _default_path("raw")
     out = out or _default_path("out")
     methods = tuple(m.strip() for m in sync_methods.split(",") if m.strip()) if sync_methods else None
-    opts = AlignOptions(rig=load_rig(rig), flip=flip, sync_methods=methods, ecc=not no_ecc,
+    opts = AlignOptions(rig=load_rig(rig, overrides={"align.png_compression": png_compression}), flip=flip, sync_methods=methods, ecc=not no_ecc,
                         write_frames=not no_frames)
     summary = run_align(raw, out, opts, workers=workers)
-    click.echo(f"{summary['aligned']} aligned, {summary['skipped']} skipped, {summary['failed']} failed", file=sys.stdout)
+    click.echo(f"{summary['aligned']} aligned, {summary['skipped']} skipped, {summary['failed']} failed")

@@ -16,15 +16,14 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
+from .. import ffmpeg
 from ..config import settings_hash
 from ..errors import PartialFailure, Rb2vError
 from ..fsutil import atomic_dir, atomic_path, clean_partials, write_json_atomic
-from ..io.images import write_image
-from ..io.video import VideoSource, iter_frames
+from ..io.video import VideoSource
 from ..progress import progress, say
 from ..settings import RigSettings
 from . import geometry, sync
@@ -38,7 +37,7 @@ FLIPS = ("horizontal", "vertical", "none")
 @dataclasses.dataclass(frozen=True)
 class AlignOptions:
     rig: RigSettings
-    flip: str = "auto"  # "auto": detect (the rig's flip is tried first), or force one
+    flip: str = "auto"  # "auto": detect from the images (the rig's flip breaks ties), or force one
     sync_methods: tuple[str, ...] | None = None  # None: the rig's align.sync_methods
     ecc: bool = True
     write_frames: bool = True
@@ -153,44 +152,50 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
     return meta
 
 
-def _write_stream(src: VideoSource, folder: Path, transform, pool: cf.ThreadPoolExecutor, desc: str) -> int:
-    """Decode ``src`` in chunks, transform each frame, write PNGs from a thread pool (bounded queue)."""
+def _perspective_filter(M: np.ndarray, width: int, height: int) -> str:
+    """ffmpeg ``perspective`` arguments that sample input pixel M^-1(x, y) for output pixel (x, y).
+
+    The filter maps the output corners (0,0), (W,0), (0,H), (W,H) to the four given input points
+    and interpolates the projective map between them, with integer pixel centres as OpenCV."""
+    inv = np.linalg.inv(M)
+    pts = []
+    for x, y in ((0, 0), (width, 0), (0, height), (width, height)):
+        u, v, w = inv @ (x, y, 1.0)
+        pts += [u / w, v / w]
+    return ":".join(f"{p:.6f}" for p in pts)
+
+
+def _encode_chapter(path: Path, first_index: int, vf: str, folder: Path, compression: int) -> None:
+    """Decode one video file, filter every frame with ``vf`` and write ``folder/%06d.png`` from
+    ``first_index`` on. ffmpeg does it all in its own threads: no frame passes through Python."""
+    ffmpeg.run(["-v", "error", "-i", str(path), "-map", "0:v:0", *ffmpeg.passthrough_args(), "-vf", vf,
+                "-c:v", "png", "-pred", "sub" if compression else "none", "-compression_level", str(compression),
+                "-start_number", str(first_index),
+                "-f", "image2", str(folder / "%06d.png")], what=f"{path}: writing aligned frames")
+
+
+def _encode_stream(src: VideoSource, vf: str, folder: Path, compression: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    pending: list[cf.Future] = []
-    index = 0
-    for chunk in progress(iter_frames(src, chunk=8), total=(src.frames + 7) // 8, desc=desc, unit="chunk",
-                          leave=False):
-        for frame in chunk:
-            pending.append(pool.submit(_save, folder / f"{index:06d}.png", transform, frame))
-            index += 1
-        if len(pending) > 64:
-            for f in pending[:32]:
-                f.result()
-            pending = pending[32:]
-    for f in pending:
-        f.result()
-    return index
+    first = 0
+    for info in src.chapters:
+        _encode_chapter(info.path, first, vf, folder, compression)
+        first += info.frames
+    written = sum(1 for _ in folder.glob("*.png"))
+    if written != src.frames:
+        raise Rb2vError(f"{src.path}: wrote {written} aligned frames, the stream has {src.frames}")
 
 
-def _save(path: Path, transform, frame: np.ndarray) -> None:
-    write_image(path, transform(frame), compression=1)
-
-
-def write_frames(take: Take, meta: dict, folder: Path, threads: int = 2) -> None:
+def write_frames(take: Take, meta: dict, folder: Path, compression: int = 0) -> None:
+    """blur/%06d.png: the crop of each blur frame; sharp/%06d.png: each raw sharp frame flipped,
+    warped by the homography into the blur view and cropped, in one cubic resampling."""
     crop = meta["crop"]
     x, y, w, h = crop["x"], crop["y"], crop["width"], crop["height"]
     M = geometry.crop_warp(np.array(meta["homography"]), meta["flip_sharp"], crop, take.sharp.width,
                            take.sharp.height)
-
-    def blur_tf(frame):
-        return frame[y: y + h, x: x + w]
-
-    def sharp_tf(frame):
-        return cv2.warpPerspective(frame, M, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
-
-    with cf.ThreadPoolExecutor(threads) as pool:
-        _write_stream(take.blur, folder / "blur", blur_tf, pool, f"{take.key} blur")
-        _write_stream(take.sharp, folder / "sharp", sharp_tf, pool, f"{take.key} sharp")
+    _encode_stream(take.blur, f"format=rgb24,crop={w}:{h}:{x}:{y}:exact=1", folder / "blur", compression)
+    persp = _perspective_filter(M, take.sharp.width, take.sharp.height)
+    _encode_stream(take.sharp, f"format=gbrp,perspective={persp}:interpolation=cubic,crop={w}:{h}:0:0:exact=1,"
+                               "format=rgb24", folder / "sharp", compression)
 
 
 def align_take(take: Take, out_folder: Path, opts: AlignOptions, calibration: dict | None = None,
@@ -206,7 +211,7 @@ def align_take(take: Take, out_folder: Path, opts: AlignOptions, calibration: di
         say(meta["note"])
     with atomic_dir(out_folder) as tmp:
         if opts.write_frames:
-            write_frames(take, meta, tmp)
+            write_frames(take, meta, tmp, opts.rig.align.png_compression)
         write_json_atomic(tmp / "alignment.json", meta)
     return "aligned", meta
 
@@ -225,11 +230,17 @@ def align_calibration(take: Take, out_folder: Path, opts: AlignOptions) -> dict:
 
 
 # ---------------------------------------------------------------- a whole tree
+def _named(take: Take, error: Exception) -> str:
+    """The error as one line that names the take (most messages already start with its folder)."""
+    msg = str(error)
+    return msg if str(take.folder) in msg else f"{take.folder}: {msg}"
+
+
 def _calibration_job(take: Take, out: Path, opts: AlignOptions) -> tuple[str, dict | None, str | None]:
     try:
         return take.subject, align_calibration(take, out / CALIBRATION_DIR / take.subject, opts), None
     except Rb2vError as e:
-        return take.subject, None, str(e)
+        return take.subject, None, _named(take, e)
 
 
 def _take_job(take: Take, out: Path, opts: AlignOptions, calibration: dict | None,
@@ -239,7 +250,7 @@ def _take_job(take: Take, out: Path, opts: AlignOptions, calibration: dict | Non
         status, _ = align_take(take, folder, opts, calibration, calibration_take)
         return take.key, status, None
     except Rb2vError as e:
-        return take.key, "failed", str(e)
+        return take.key, "failed", _named(take, e)
     except Exception as e:  # a bug on one take must not lose the others; recorded with its type
         return take.key, "failed", f"{take.folder}: internal error: {type(e).__name__}: {e}"
 
@@ -283,7 +294,7 @@ def run_align(raw: str | os.PathLike, out: str | os.PathLike, opts: AlignOptions
         if err:
             c = calibrations[name]
             errors.append(TakeError(CALIBRATION_DIR, name, "", c.folder, "align", err))
-            say(f"rb2v: error: calibration take {name}: {err}")
+            say(f"rb2v: error: {err}")
         else:
             calib_meta[name] = meta
 

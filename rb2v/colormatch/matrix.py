@@ -24,9 +24,9 @@ from ..errors import Rb2vError
 CLIP_TOL = 0.5 / 255
 CLIP_LO, CLIP_HI = CLIP_TOL, 1.0 - CLIP_TOL
 # Smallest eigenvalue of the source colours' covariance below which M is not determined
-# (a constant image, or channels that are exact multiples of each other).
+# (a constant image, or colours confined to a line or a plane, such as a grey image).
 DEGENERATE_VAR = 1e-10
-_CHUNK = 1 << 18
+_CHUNK = 1 << 15
 
 
 def check_image(name: str, img: np.ndarray) -> None:
@@ -56,11 +56,12 @@ def gram(src: np.ndarray, dst: np.ndarray, keep: np.ndarray | None = None) -> np
         idx = np.flatnonzero(keep.reshape(-1))
         a, b = a[idx], b[idx]
     G = np.zeros((7, 7))
-    z = np.empty((min(_CHUNK, len(a)), 7))
-    for s in range(0, len(a), _CHUNK):  # chunks bound the float64 copy's memory
+    z = np.empty((7, min(_CHUNK, len(a))))
+    for s in range(0, len(a), _CHUNK):  # planar float64 chunks bound the memory and stay in cache
         m = min(_CHUNK, len(a) - s)
-        z[:m, :3], z[:m, 3], z[:m, 4:] = a[s:s + m], 1.0, b[s:s + m]
-        G += z[:m].T @ z[:m]
+        z[:3, :m], z[3, :m], z[4:, :m] = a[s:s + m].T, 1.0, b[s:s + m].T
+        # einsum: single-threaded; a threaded BLAS Gram of 7 rows stalls on a busy machine
+        G += np.einsum("in,jn->ij", z[:, :m], z[:, :m])
     return G
 
 
@@ -98,7 +99,7 @@ def fit_color_matrix(src: np.ndarray, dst: np.ndarray, *, exclude_clipped: bool 
     ``dst ≈ M @ [r,g,b,1]``. ``exclude_clipped`` (the pipeline's default) leaves out of
     the fit pixels clipped at 0 or 1 in any channel of either image. Raises ``Rb2vError``
     for NaN/inf, a size mismatch, too few usable pixels, or source colours that do not
-    determine M (a constant image, or channels that are multiples of each other).
+    determine M (a constant image, or colours on a line or plane such as a grey image).
     """
     check_image("color matrix source", src)
     check_image("color matrix target", dst)
@@ -112,8 +113,8 @@ def fit_color_matrix(src: np.ndarray, dst: np.ndarray, *, exclude_clipped: bool 
     mean = G[3, :3] / count
     cov = G[:3, :3] / count - np.outer(mean, mean)
     if np.linalg.eigvalsh(cov)[0] < DEGENERATE_VAR:
-        raise Rb2vError("color matrix: source colours are degenerate (constant image, or channels that are "
-                        "multiples of each other); the 3x4 matrix is not determined")
+        raise Rb2vError("color matrix: source colours are degenerate (a constant image, or colours on a line "
+                        "or plane such as a grey image); the 3x4 matrix is not determined")
     return solve_moments(G)
 
 

@@ -12,7 +12,7 @@
   fit by subtracting their moments.
 
 numpy on the CPU; torch (float64) on a CUDA device. Scores equal the reference's to
-float rounding (about 1e-7 dB), so the argmax is the same.
+float rounding (measured differences below 1e-5 dB), so the argmax is the same.
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ def _runs(starts: list[int], n: int) -> list[list[int]]:
     return runs
 
 
+def _take_pixels(frame: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``frame[order]`` for an (N,3) frame, moving each pixel as one 3-value record (much faster)."""
+    frame = np.ascontiguousarray(frame)
+    pixels = frame.view(np.dtype((np.void, 3 * frame.itemsize))).reshape(-1)
+    return np.take(pixels, order).view(frame.dtype).reshape(-1, 3)
+
+
 class _Run:
     """One run's base sequence and the sliding synthetic blur of its windows.
 
@@ -58,8 +65,7 @@ class _Run:
             base, self.stride, self.length = frames, 1, n
             self.inner, self.ends = float(k), (k - 1) / 2
         else:
-            dense = dense_frames(frames, k, interp)
-            base = srgb_to_linear(dense).astype(np.float32) if space == "linear" else dense
+            base = dense_frames(frames, k, interp)
             self.stride, self.length, self.inner, self.ends = k, sub, 1.0, 0.0
         self.base = base.reshape(len(base), -1, 3)
         self.scale, self.linear_light, self.xp, self.order = 1.0 / sub, space == "linear", xp, order
@@ -67,7 +73,9 @@ class _Run:
 
     def _frame(self, f: int):
         if f not in self._planar:
-            frame = self.base[f] if self.order is None else self.base[f][self.order]
+            frame = self.base[f] if self.order is None else _take_pixels(self.base[f], self.order)
+            if self.linear_light:
+                frame = srgb_to_linear(frame)
             self._planar[f] = self.xp.planar(frame, self.scale)
         return self._planar[f]
 
@@ -108,8 +116,8 @@ def _score_runs(blur: np.ndarray, seq: np.ndarray, starts: list[int], n: int, su
     N = blur.shape[0] * blur.shape[1]
     y = blur.reshape(N, 3)
     order, nf = None, 0
-    if exclude_clipped:
-        clipped = clipped_mask(y)
+    clipped = clipped_mask(y) if exclude_clipped else None
+    if clipped is not None and clipped.any():
         order = np.concatenate([np.flatnonzero(clipped), np.flatnonzero(~clipped)])
         nf, y = int(clipped.sum()), y[order]
     Q = xp.empty((7, N))  # planar rows: fake RGB, 1, blur RGB (the [src, 1, dst] of matrix.gram)

@@ -13,7 +13,7 @@ import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -48,6 +48,9 @@ class PublishReport:
 def dataset_files(dataset: Path, df: pd.DataFrame) -> dict[str, Path]:
     """Every file of the dataset folder by its relative key; the manifest's files must all be there."""
     listed = [p for row in df.itertuples(index=False) for p in (row.blur_path, *row.sharp_paths)]
+    outside = [p for p in listed if PurePosixPath(p).is_absolute() or ".." in PurePosixPath(p).parts]
+    if outside:
+        raise Rb2vError(f"{dataset / MANIFEST_NAME}: path {outside[0]!r} is not inside the dataset folder")
     missing = [p for p in listed if not (dataset / p).is_file()]
     if missing:
         raise Rb2vError(f"{dataset / missing[0]}: listed in the manifest but missing ({len(missing)} file(s) missing)")
@@ -60,7 +63,9 @@ def dataset_files(dataset: Path, df: pd.DataFrame) -> dict[str, Path]:
         key = rel.as_posix()
         if key not in (SUMS_NAME, CARD_NAME):
             files[key] = path
-    return files
+    for key in listed:  # what the manifest names is published whatever its name
+        files.setdefault(PurePosixPath(key).as_posix(), dataset / key)
+    return dict(sorted(files.items()))
 
 
 def staging_dir(dataset: Path, mirror: Mirror) -> Path:

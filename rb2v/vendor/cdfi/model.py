@@ -189,12 +189,15 @@ class CDFIAdaCoF(nn.Module):
         p = self.kernel_pad
         pad0 = F.pad(frame0, [p, p, p, p], mode="replicate")
         pad1 = F.pad(frame1, [p, p, p, p], mode="replicate")
-        warp0 = adacof(pad0, w1, a1, b1, self.dilation)
-        warp1 = adacof(pad1, w2, a2, b2, self.dilation)
-        combined = [warp0, warp1]
-        for feat in side:
-            feat = F.interpolate(feat, size=pad0.shape[-2:], mode="bilinear", align_corners=False)
-            combined += [adacof(feat, w1, a1, b1, self.dilation), adacof(feat, w2, a2, b2, self.dilation)]
+        # every map is warped by both kernel sets; maps sharing a kernel set go in one call
+        feats = [F.interpolate(f, size=pad0.shape[-2:], mode="bilinear", align_corners=False) for f in side]
+        warped0 = adacof(torch.cat([pad0] + feats, 1), w1, a1, b1, self.dilation)
+        warped1 = adacof(torch.cat([pad1] + feats, 1), w2, a2, b2, self.dilation)
+        sizes = [3] + [f.shape[1] for f in feats]
+        parts0, parts1 = warped0.split(sizes, 1), warped1.split(sizes, 1)
+        warp0, warp1 = parts0[0], parts1[0]
+        # synthesis input order: frame warps, then each feature level's two warps
+        combined = [warp0, warp1] + [p for pair in zip(parts0[1:], parts1[1:]) for p in pair]
         synth = self.context_synthesis(torch.cat(combined, 1))
         out = blend * synth + (1 - blend) * (occ * warp0 + (1 - occ) * warp1)
         return out[:, :, :h, :w]

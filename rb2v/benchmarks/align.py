@@ -1,0 +1,93 @@
+"""``rb2v bench align``: aligning one simulated take vs only decoding its two streams.
+
+Both run side by side in one process on the same files: the decode-only reference is ffmpeg
+decoding every frame of both cameras to the null muxer (no Python, no conversion), which is
+the floor for anything that must look at every frame. The ratio align / decode is printed
+(target: <= 3 on 2 cores), with the alignment's errors against the simulator's truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+
+from .. import ffmpeg
+from ..align.discover import discover
+from ..align.stage import AlignOptions, run_align
+from ..settings import load_rig
+
+
+def decode_only(paths: list[Path]) -> float:
+    """Seconds for ffmpeg to decode every video frame of ``paths``, one after the other."""
+    t0 = time.perf_counter()
+    for p in paths:
+        ffmpeg.run(["-v", "error", "-i", str(p), "-map", "0:v:0", "-f", "null", "-"], what=f"{p}: decode")
+    return time.perf_counter() - t0
+
+
+def corner_errors(meta: dict, truth: dict) -> np.ndarray:
+    c = meta["crop"]
+    x, y, w, h = c["x"], c["y"], c["width"], c["height"]
+    corners = np.float64([[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]]).reshape(-1, 1, 2)
+    est = cv2.perspectiveTransform(corners, np.linalg.inv(np.array(meta["homography"])))
+    true = cv2.perspectiveTransform(corners, np.linalg.inv(np.array(truth["homography"])))
+    return np.linalg.norm((est - true).reshape(-1, 2), axis=1)
+
+
+@click.command()
+@click.option("--seconds", default=10.0, show_default=True, help="Length of the simulated take.")
+@click.option("--seed", default=5, show_default=True)
+@click.option("--no-audio", is_flag=True, help="Simulate without audio (visual synchronisation).")
+@click.option("--work", type=click.Path(path_type=Path), default=None,
+              help="Folder for the simulated take (kept and reused); default: a temporary folder.")
+@click.option("--repeat", default=1, show_default=True, help="Timed runs of each side (the best is reported).")
+@click.option("--png-compression", type=click.IntRange(0, 9), default=None,
+              help="zlib level of the aligned PNGs (default: the rig's).")
+def main(seconds, seed, no_audio, work, repeat, png_compression):
+    """Align one simulated take vs only decode its two streams; print the time ratio."""
+    from ..simulate import SimConfig, simulate_session
+
+    keep = work is not None
+    work = work or Path(tempfile.mkdtemp(prefix="rb2v-bench-align-"))
+    raw = work / f"raw-{seconds:g}s-seed{seed}{'-silent' if no_audio else ''}"
+    try:
+        if not any(raw.glob("*/*/*/truth.json")):
+            click.echo(f"simulating a {seconds:g} s take under {raw} ...", err=True)
+            simulate_session(raw, SimConfig(category="street", seconds=seconds, seed=seed, audio=not no_audio))
+        takes, _, _ = discover(raw)
+        take = takes[0]
+        files = list(take.blur.paths) + list(take.sharp.paths)
+        opts = AlignOptions(rig=load_rig(overrides={"align.png_compression": png_compression}))
+        decode_times, align_times = [], []
+        for _ in range(repeat):
+            decode_times.append(decode_only(files))
+            out = work / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            t0 = time.perf_counter()
+            run_align(raw, out, opts, workers=1)
+            align_times.append(time.perf_counter() - t0)
+        meta = json.loads((out / "aligned" / take.key / "alignment.json").read_text())
+        truth = json.loads((take.folder / "truth.json").read_text())
+        err = corner_errors(meta, truth)
+        decode, align = min(decode_times), min(align_times)
+        click.echo(f"take: {take.key}, {take.blur.frames} blur + {take.sharp.frames} sharp frames "
+                   f"{take.blur.width}x{take.blur.height}, {os.cpu_count()} cores")
+        click.echo(f"decode only (ffmpeg, both streams): {decode:8.2f} s")
+        click.echo(f"rb2v align (sync, homography, warp, PNGs at zlib level {opts.rig.align.png_compression}): "
+                   f"{align:8.2f} s")
+        click.echo(f"ratio align / decode: {align / decode:.2f}  (target <= 3)")
+        offset_ms = 1000 * (meta["time_offset_s"] - truth["time_offset_s"])
+        click.echo(f"sync {meta['sync_method']}: offset error {offset_ms:+.3f} ms, clock ratio "
+                   f"{(meta['clock_ratio'] - 1) * 1e6:+.1f} ppm (true {(truth['clock_ratio'] - 1) * 1e6:+.1f}); "
+                   f"crop corner error mean {err.mean():.3f} px, max {err.max():.3f} px")
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,202 @@
+"""rb2v build / synth-reds / validate on simulated sessions with known truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rb2v.build.dataset import build_dataset
+from rb2v.build.reds import synth_reds_dataset
+from rb2v.build.settings import load_pipeline
+from rb2v.build.validate import validate_manifest
+from rb2v.errors import PartialFailure, Rb2vError
+from rb2v.io.images import read_image
+from rb2v.manifest import read_manifest
+
+FAST = {"upsample.interpolator": "linear", "sampling.stride": 2}
+
+
+def rb2v(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "rb2v", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def colour_error(M, C, sharp: np.ndarray) -> tuple[float, float]:
+    """Mean and 99th percentile of the max-channel difference of two 3x4 colour maps over a frame's own colours."""
+    X = np.hstack([sharp.reshape(-1, 3), np.ones((sharp.size // 3, 1))])
+    e = np.abs(X @ np.asarray(M).reshape(3, 4).T - X @ np.asarray(C).T).max(axis=1)
+    return float(e.mean()), float(np.percentile(e, 99))
+
+
+@pytest.fixture(scope="module")
+def street(oracle_session, tmp_path_factory):
+    raw, out = oracle_session
+    work = tmp_path_factory.mktemp("street")
+    shutil.copytree(out / "aligned", work / "aligned")
+    dataset = build_dataset(work, load_pipeline("street", FAST))
+    return raw, work, dataset
+
+
+def test_samples_sit_where_the_truth_says(street):
+    raw, work, dataset = street
+    df = read_manifest(dataset / "manifest.parquet")
+    assert len(df) >= 20
+    hits, errors = 0, []
+    for r in df.itertuples():
+        truth = json.loads((raw / r.take / "truth.json").read_text())
+        hits += r.sharp_start == truth["sharp_start"][r.blur_index]
+        sharp = read_image(work / "aligned" / r.take / "sharp" / f"{r.sharp_start // 2:06d}.png")
+        errors.append(colour_error(r.color_matrix, truth["color_matrix"], sharp))
+    assert hits / len(df) >= 0.95, (hits, len(df))
+    mean_err, p99_err = np.array(errors).T
+    # identity would be off by 0.07-0.1 on average; the fit also absorbs the sRGB-vs-linear
+    # averaging of real blur, hence not zero
+    assert mean_err.max() < 0.015 and p99_err.max() < 0.05, (mean_err.max(), p99_err.max())
+    assert df["psnr"].min() >= 28 and (df["upsample_factor"] == 2).all()
+
+
+def test_manifest_splits_and_validation(street):
+    _, _, dataset = street
+    df = read_manifest(dataset / "manifest.parquet")
+    assert set(df["split"]) == {"train", "test"}
+    assert df.groupby("subject")["split"].nunique().max() == 1  # subjects never cross splits
+    assert validate_manifest(dataset) == []
+    t1 = pd.read_csv(dataset / "table1.csv")
+    assert int(t1["train_samples"].iloc[0] + t1["test_samples"].iloc[0]) == len(df)
+    assert (dataset / "report.html").stat().st_size > 10_000
+    meta = read_manifest(dataset / "manifest.parquet").attrs["metadata"]
+    assert meta["schema"] == "rb2v.manifest/1" and len(meta["settings_hash"]) == 16
+
+
+def test_metadata_json_reads_like_the_official_trainer(street):
+    """Read metadata.json exactly as VinAIResearch/HyperCUT's Seq7Dataset does."""
+    _, work, dataset = street
+    dataset_root = dataset.parent  # DATASET_ROOT; the trainer joins DATASET_ROOT / name / path
+    meta = json.loads((dataset / "metadata.json").read_text())
+    assert meta["frame_per_seq"] == 7 and meta["name"] == dataset.name
+    df = read_manifest(dataset / "manifest.parquet").set_index("sample_id")
+    for entry in meta["data"]:
+        assert entry["partition"] in ("train", "val", "test") and entry["order"] in ("keep", "reverse", "random", "ignore")
+        frames = [os.path.join(dataset_root, meta["name"], entry[f"frame{t:03d}_path"]) for t in range(1, 8)]
+        assert all(os.path.isfile(f) for f in frames)
+        assert os.path.isfile(os.path.join(dataset_root, meta["name"], entry["blur_path"]))
+        row = df.loc[entry["id"]]
+        assert entry["partition"] == row["split"] and [entry[f"frame{t:03d}_path"] for t in range(1, 8)] == row["sharp_paths"]
+    assert len(meta["data"]) == len(df)
+
+
+def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, capsys):
+    _, work, dataset = street
+    before = read_manifest(dataset / "manifest.parquet")
+    build_dataset(work, load_pipeline("street", FAST), report=False)
+    assert "(2 already built)" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(read_manifest(dataset / "manifest.parquet"), before)
+    build_dataset(work, load_pipeline("street", {**FAST, "split.seed": 5, "split.test_fraction": 0.5}), report=False)
+    assert "(2 already built)" in capsys.readouterr().err  # the split does not touch the takes
+    with pytest.raises(Rb2vError, match="no sample passed QC"):
+        build_dataset(work, load_pipeline("street", {**FAST, "qc.min_psnr": 99.0}), report=False)
+    rejects = pd.read_parquet(dataset / ".work" / "subject01__take01.rejects.parquet")
+    assert (rejects["reason"].str.contains("low_psnr")).all()
+    build_dataset(work, load_pipeline("street", FAST), report=False)  # back: recomputed, same result
+    pd.testing.assert_frame_equal(read_manifest(dataset / "manifest.parquet"), before)
+
+
+def test_killed_build_resumes_to_the_same_manifest(oracle_session, street, tmp_path):
+    _, reference, dataset = street
+    shutil.copytree(reference / "aligned", tmp_path / "aligned")
+    args = [sys.executable, "-m", "rb2v", "build", "--category", "street", "--out", tmp_path,
+            "--interpolator", "linear", "--stride", "2", "--no-report"]
+    proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = tmp_path / "datasets" / "street" / ".work"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(work.glob("*.done.json")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(list(work.glob("*.done.json"))) == 1  # killed after the first take, before the second
+    assert not (tmp_path / "datasets" / "street" / "manifest.parquet").exists()
+    out = rb2v(*args[3:])
+    assert out.returncode == 0, out.stderr
+    assert "(1 already built)" in out.stderr
+    pd.testing.assert_frame_equal(read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet"),
+                                  read_manifest(dataset / "manifest.parquet"))
+
+
+def test_ray_and_process_executors_match_local(street, tmp_path):
+    pytest.importorskip("ray")
+    _, reference, dataset = street
+    expected = read_manifest(dataset / "manifest.parquet")
+    for executor, workers in (("ray", 2), ("local", 2)):
+        root = tmp_path / executor
+        shutil.copytree(reference / "aligned", root / "aligned")
+        got = build_dataset(root, load_pipeline("street", FAST), workers=workers, executor=executor, report=False)
+        pd.testing.assert_frame_equal(read_manifest(got / "manifest.parquet"), expected)
+
+
+def test_hand_samples_are_matted_onto_one_background(oracle_session, tmp_path):
+    raw, out = oracle_session
+    shutil.copytree(out / "aligned" / "hand", tmp_path / "aligned" / "hand")
+    dataset = build_dataset(tmp_path, load_pipeline("hand", {**FAST, "sampling.stride": 5}), report=False)
+    df = read_manifest(dataset / "manifest.parquet")
+    assert len(df) >= 4 and (df["matting"] == "chroma").all() and df["background"].notna().all()
+    assert df["background"].nunique() > 1  # a random background per sample
+    for r in df.head(3).itertuples():
+        images = [read_image(dataset / p) for p in [r.blur_path, *r.sharp_paths]]
+        for img in images:  # the green screen is gone
+            green = (img[..., 1] > 0.35) & (img[..., 1] > 1.6 * img[..., 0]) & (img[..., 1] > 1.6 * img[..., 2])
+            assert green.mean() < 0.01
+        # far from the moving hand, all 8 frames show the same background photo
+        static = np.std(np.stack(images), axis=0).max(axis=-1) < 0.02
+        assert static.mean() > 0.3
+
+
+def test_bad_inputs_give_clear_errors(street, tmp_path):
+    with pytest.raises(Rb2vError, match="no aligned takes for category 'face'"):
+        build_dataset(tmp_path, load_pipeline("face", FAST))
+    _, reference, _ = street
+    shutil.copytree(reference / "aligned", tmp_path / "aligned")
+    (tmp_path / "aligned" / "street" / "subject02" / "take01" / "alignment.json").write_text("{not json")
+    with pytest.raises(PartialFailure, match="1 take"):
+        build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
+    assert read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet")["subject"].unique().tolist() == ["subject01"]
+    out = rb2v("build", "--category", "underwater", "--out", tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('category = "street"\n[qc]\nmin_psnr = "high"\n')
+    out = rb2v("build", "--category", "street", "--out", tmp_path, "--pipeline", bad)
+    assert out.returncode == 2 and "key 'qc.min_psnr' must be a number" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_synth_reds_from_real_frames(fixtures_dir, tmp_path):
+    src = tmp_path / "in"
+    for name, files in (("seqA", range(0, 6)), ("seqB", range(6, 12))):
+        (src / name).mkdir(parents=True)
+        for i in files:
+            shutil.copy(fixtures_dir / "img_seq" / f"{i:05d}.jpg", src / name)
+    dataset = synth_reds_dataset(src, tmp_path / "out", 120, load_pipeline("reds", {"upsample.interpolator": "linear"}),
+                                 report=False)
+    df = read_manifest(dataset / "manifest.parquet")
+    assert len(df) == 2 and set(df["split"]) == {"train", "test"} and validate_manifest(dataset) == []
+    r = df.iloc[0]
+    frames = [read_image(dataset / p) for p in r.sharp_paths]
+    seq = sorted((src / r.subject).iterdir())
+    # 120 fps: frames 1, 3, 5, 7 are 4 consecutive real frames, the others interpolated between them
+    for j, f in zip((0, 2, 4, 6), frames[::2]):
+        np.testing.assert_allclose(f, read_image(seq[j // 2]), atol=1 / 255 + 1e-6)
+    np.testing.assert_allclose(frames[1], (frames[0] + frames[2]) / 2, atol=1.5 / 255)
+    blur = read_image(dataset / r.blur_path)
+    # 19 linear sub-frames weigh the inner frames 3/19 and the two end frames 2/19
+    weights = np.array([2, 3, 3, 3, 3, 3, 2]) / 19
+    np.testing.assert_allclose(blur, np.tensordot(weights, np.stack(frames), axes=1), atol=1.5 / 255)
+    assert r.sharp_start == 0 and r.upsample_factor == 2 and r.psnr > 45
+    with pytest.raises(Rb2vError, match="--fps 100"):
+        synth_reds_dataset(src, tmp_path / "o2", 100, load_pipeline("reds"))
