@@ -129,11 +129,12 @@ def main(data: Path | None, methods: str, cdfi_checkpoint: Path | None, device: 
         click.echo(f"{'< minterp.':<12}" + "".join(
             f"{sum(p < r for (p, _), r in zip(scores[n], ref)):>17d}/{len(ref)}" for n in names))
 
-    # speed on a 448x448 crop of the first scene, 2 threads
+    # speed on a central 448x448 crop of the largest scene (smaller if the scenes are), 2 threads
     _, a, b, _ = max(scenes, key=lambda s: s[1].shape[0] * s[1].shape[1])
-    y0, x0 = (a.shape[0] - SPEED_SIZE) // 2, (a.shape[1] - SPEED_SIZE) // 2
-    ca = np.ascontiguousarray(a[y0:y0 + SPEED_SIZE, x0:x0 + SPEED_SIZE])
-    cb = np.ascontiguousarray(b[y0:y0 + SPEED_SIZE, x0:x0 + SPEED_SIZE])
+    size = min(SPEED_SIZE, *a.shape[:2])
+    y0, x0 = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
+    ca = np.ascontiguousarray(a[y0:y0 + size, x0:x0 + size])
+    cb = np.ascontiguousarray(b[y0:y0 + size, x0:x0 + size])
     fps = {}
     for n in names:
         _mid(fns[n], ca, cb)  # warm-up
@@ -141,7 +142,7 @@ def main(data: Path | None, methods: str, cdfi_checkpoint: Path | None, device: 
         for _ in range(speed_repeats):
             _mid(fns[n], ca, cb)
         fps[n] = speed_repeats / (time.perf_counter() - t0)
-    click.echo(f"\nSpeed at {SPEED_SIZE}x{SPEED_SIZE}, {SPEED_THREADS} threads (minterpolate includes the ffmpeg process):")
+    click.echo(f"\nSpeed at {size}x{size}, {SPEED_THREADS} threads (minterpolate includes the ffmpeg process):")
     base = fps.get("minterpolate")
     for n in names:
         ratio = f"  ({fps[n] / base:.2f}x minterpolate)" if base else ""

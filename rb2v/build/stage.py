@@ -8,6 +8,7 @@ a marker written last and keyed by the take's fingerprint and the settings. Exec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -92,12 +93,28 @@ class TakeSummary:
     skipped: bool = False  # already built with the same inputs and settings
     seconds: float = 0.0
     reasons: dict = field(default_factory=dict)
+    stage_seconds: dict = field(default_factory=dict)  # where the time went (for rb2v bench build)
     time_offset_s: float = 0.0
     sync_method: str = ""
 
 
 def sample_paths(base: str) -> tuple[str, list[str]]:
     return f"{base}/blur.png", [f"{base}/frame{t:03d}.png" for t in range(1, N_FRAMES + 1)]
+
+
+class StageClock:
+    """Accumulates wall time per named phase of the work."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 def paths_for(take: AlignedTake, k: int) -> tuple[str, list[str]]:
@@ -165,8 +182,10 @@ def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path,
 
     factor = 2
     load = lambda path: read_image(path)  # noqa: E731
+    clock = StageClock()
     x = UpsampledSequence(lambda i: load(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
-    matting = _Matting(tools.matter, take, lambda k: load(take.blur_path(k))) if tools.matter is not None else None
+    with clock("matting"):
+        matting = _Matting(tools.matter, take, lambda k: load(take.blur_path(k))) if tools.matter is not None else None
     radius = settings.search.radius
     last_start = len(x) - N_FRAMES
     rows, rejects = [], []
@@ -186,7 +205,7 @@ def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path,
                 on_frame()
             continue
         try:
-            row, reasons = _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, load)
+            row, reasons = _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, load, clock)
         except Exception as e:  # one bad frame is recorded, the take goes on
             detail = str(e) if isinstance(e, Rb2vError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, Rb2vError) and os.environ.get("RB2V_DEBUG"):
@@ -207,18 +226,21 @@ def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path,
             name = reason.split(":")[0]
             summary.reasons[name] = summary.reasons.get(name, 0) + 1
     summary.seconds = time.perf_counter() - start
+    summary.stage_seconds = clock.seconds
     commit_results(dataset_dir, take.key, key, rows, rejects, summary)
     return summary
 
 
-def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, load):
+def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, load, clock):
     from ..colormatch import apply_color_matrix, search
 
     s = settings.search
-    blur = load(take.blur_path(k))
-    seq = x.window(lo, hi + N_FRAMES)
-    res = search(blur, seq, n=N_FRAMES, candidates=range(0, hi - lo + 1), interpolator=tools.subframes,
-                 sub=s.subframes, space=s.space, exclude_clipped=s.exclude_clipped, device=s.device)
+    with clock("decode+upsample"):
+        blur = load(take.blur_path(k))
+        seq = x.window(lo, hi + N_FRAMES)
+    with clock("search"):
+        res = search(blur, seq, n=N_FRAMES, candidates=range(0, hi - lo + 1), interpolator=tools.subframes,
+                     sub=s.subframes, space=s.space, exclude_clipped=s.exclude_clipped, device=s.device)
     p = lo + int(res.start)
     window = seq[p - lo: p - lo + N_FRAMES]
     motion = float(np.mean(np.abs(window[-1] - window[0])))
@@ -231,17 +253,20 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
            "width": blur.shape[1], "height": blur.shape[0]}
     if reasons:
         return row, reasons
-    sharp = [apply_color_matrix(res.matrix, f) for f in window]
+    with clock("colour"):
+        sharp = [apply_color_matrix(res.matrix, f) for f in window]
     images = [blur, *sharp]
     if matting is not None:
         from ..matting import pick_background
 
         background, bg_id = pick_background(sample_id, size=(blur.shape[1], blur.shape[0]),
                                             backgrounds_dir=settings.matting.backgrounds or None)
-        images = [matting(img, background) for img in images]
+        with clock("matting"):
+            images = [matting(img, background) for img in images]
         row["matting"], row["background"] = settings.matting.method, bg_id
     blur_path, sharp_paths = paths_for(take, k)
-    digests = write_sample_images(dataset_dir, [blur_path, *sharp_paths], images, settings.output.png_compression)
+    with clock("write"):
+        digests = write_sample_images(dataset_dir, [blur_path, *sharp_paths], images, settings.output.png_compression)
     row.update(blur_path=blur_path, sharp_paths=sharp_paths, sha256=digests)
     return row, []
 

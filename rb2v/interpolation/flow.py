@@ -114,7 +114,8 @@ def push_pull(values: np.ndarray, weights: np.ndarray, min_size: int = 4) -> np.
 class FlowInterpolator(Interpolator):
     """Bidirectional DIS flow, consistency-weighted splatting of the motion at t, candidate fusion.
 
-    ``fuse=False`` skips the candidate fusion: about 2.5x faster, about 0.3 dB lower on Middlebury.
+    ``fuse=False`` skips the candidate fusion: a little faster (DIS and splatting dominate the
+    time), 0.18 dB lower mean PSNR on Middlebury (35.61 vs 35.79 dB).
     """
 
     name = "flow"
