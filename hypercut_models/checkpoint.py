@@ -70,3 +70,12 @@ def load_model(path: str | Path, map_location="cpu") -> tuple[HyperCUTNet, Hyper
 
 def hyperplane_state(plane: Hyperplane) -> dict[str, Any]:
     return {"weight": plane.weight.detach().cpu(), "bias": plane.bias.detach().cpu(), "seed": plane.seed}
+
+
+def export_weights(checkpoint: str | Path, out: str | Path, half: bool = True) -> Path:
+    """A small inference/fine-tuning copy: network (float16 when ``half``), hyperplane, settings;
+    no optimiser or generator states."""
+    ckpt = load_checkpoint(checkpoint)
+    model = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ckpt["model"].items()}
+    return save_checkpoint(out, {"model": model, "net": ckpt["net"], "hyperplane": ckpt["hyperplane"],
+                                 "epoch": ckpt["epoch"], "settings": ckpt["settings"], "history": ckpt["history"]})

@@ -35,9 +35,11 @@ def _set_threads(threads: int | None) -> None:
 @click.option("--workers", type=int, default=None, help="Data loader processes (default up to 4).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--threads", type=int, default=None, help=THREADS_HELP)
+@click.option("--init", type=click.Path(), default=None,
+              help="Start from this checkpoint's network and hyperplane (fine-tuning).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 def train_hypercut(manifest, out, epochs, batch_size, lr, crop, same_weight, no_flips, seed, workers, device, threads,
-                   resume):
+                   init, resume):
     """Train the HyperCUT ordering network on the manifest's train split."""
     from .train import TrainSettings, train
 
@@ -50,7 +52,8 @@ def train_hypercut(manifest, out, epochs, batch_size, lr, crop, same_weight, no_
         if fixed or no_flips:
             say(f"note: --resume continues with the run's own settings; ignoring "
                 f"{', '.join('--' + k.replace('_', '-') for k in fixed + (['no_flips'] if no_flips else []))}")
-    settings = TrainSettings(manifest=str(manifest), out=out, device=device, threads=threads, flips=not no_flips,
+    settings = TrainSettings(manifest=str(manifest), out=out, device=device, threads=threads, init=init,
+                             flips=not no_flips,
                              **{k: v for k, v in given.items() if v is not None})
     last = train(settings, resume=resume)
     click.echo(str(last))

@@ -11,6 +11,12 @@ pooling. Decisions (where the table and the official code disagree or are loose)
 * LeakyReLU slope 0.2. The official code writes ``nn.LeakyReLU(True)``, which sets the *slope*
   to True == 1.0 (an identity, not an in-place flag), leaving the encoder linear up to the
   residual blocks; we use a real non-linearity as the table intends.
+* Temporal-difference initialisation: the first conv's weights on the second frame start as the
+  negative of those on the first (then train freely), so the initial features respond to
+  x_b - x_a. With the default initialisation H(x_a, x_b) ~ H(x_b, x_a) ~ a constant, L_h drives
+  every score to 0, where softplus(s * s') has a zero gradient (a saddle at loss 2 ln 2); on
+  small CPU runs training sat there for hundreds of steps. Starting from difference features the
+  pair and its reverse differ from step 0.
 * Inputs are RGB in [0, 1] (the public image convention of rb2v); the ImageNet normalisation of
   the official data pipeline is done inside the network so every caller (training, evaluation,
   the R_hyp regulariser of blur2vid training) feeds the same thing.
@@ -62,6 +68,9 @@ class HyperCUTNet(nn.Module):
             raise ValueError(f"{n_down} stride-2 convs from {base_channels} channels do not reach {out_dim}")
         layers += [ResidualBlock(out_dim) for _ in range(n_blocks)]
         self.encoder = nn.Sequential(*layers)
+        with torch.no_grad():  # temporal-difference initialisation (see the module docstring)
+            first = self.encoder[1].weight
+            first[:, 3:] = -first[:, :3]
 
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         if min(first.shape[-2:]) < MIN_SIDE:

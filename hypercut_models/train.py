@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from rb2v.errors import Rb2vError
 from rb2v.fsutil import write_json_atomic, write_text_atomic
 from rb2v.progress import progress, say
 
-from .checkpoint import build_model, hyperplane_state, load_checkpoint, save_checkpoint
+from .checkpoint import build_model, hyperplane_state, load_checkpoint, load_model, save_checkpoint
 from .data import SequenceDataset, default_workers, iterate, make_loader
 from .losses import HyperCUTLoss, Hyperplane, pair_scores
 from .metrics import sides
@@ -51,9 +52,17 @@ class TrainSettings:
     workers: int | None = None    # None: up to 4, one less than the CPUs
     device: str = "auto"
     threads: int | None = None    # CPU threads of torch (None: its default); 1 is fastest on a busy machine
+    init: str | None = None       # start from this checkpoint's network and hyperplane (fine-tuning)
 
     # settings a resumed run may change without changing what it computes
     RUNTIME = ("epochs", "workers", "device", "threads")
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    """Cosine decay from ``base`` to 0 over the run's ``total`` steps (a function of the step, so a
+    resumed run follows the same schedule). The product loss sharpens as scores grow; the decay
+    keeps the late steps from overshooting."""
+    return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
 def seed_everything(seed: int) -> None:
@@ -146,6 +155,10 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
     plane = Hyperplane(settings.out_dim, seed=settings.seed)
     if ckpt is not None:
         net, plane = build_model(ckpt)
+    elif settings.init:
+        net, plane, _ = load_model(settings.init)
+        if net.out_dim != settings.out_dim:
+            raise Rb2vError(f"{settings.init}: its network has out_dim {net.out_dim}, not {settings.out_dim}")
     cuda = device.type == "cuda"
     net = net.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
     plane = plane.to(device)
@@ -179,7 +192,10 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
             hits = con3 = seen = 0
             loader = make_loader(dataset, batch_size=settings.batch_size, shuffle=True, workers=workers,
                                  device=device, seed=settings.seed, epoch=epoch)
-            for frames, _ in iterate(loader):
+            for step, (frames, _) in enumerate(iterate(loader), start=epoch * steps_per_epoch):
+                lr = cosine_lr(settings.lr, step, settings.epochs * steps_per_epoch)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
                 frames = frames.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
                     forward, reverse = pair_scores(net, plane, frames, channels_last=cuda)
@@ -200,7 +216,7 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
             seconds = time.perf_counter() - t0
             history.append({"epoch": epoch + 1, "loss": sums["total"] / seen, "order_loss": sums["order"] / seen,
                             "same_loss": sums["same"] / seen, "train_hit": hits / (3 * seen),
-                            "train_con@3": con3 / seen, "lr": settings.lr, "seconds": round(seconds, 3),
+                            "train_con@3": con3 / seen, "lr": lr, "seconds": round(seconds, 3),
                             "sequences_per_s": round(seen / seconds, 3)})
             save_checkpoint(out / "last.pt", {
                 "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},

@@ -53,7 +53,7 @@ def street(tmp_path_factory):
                                     timecode=True, chapter_seconds=1.0, internal_fps=400), progress=False)
     final = out / "aligned" / "street" / "subject01" / "take01"
     calls = {"n": 0}
-    real_save = stage._save
+    real_save = stage._save_warped
 
     def crash_after_some_frames(*args):
         calls["n"] += 1
@@ -62,7 +62,7 @@ def street(tmp_path_factory):
         real_save(*args)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(stage, "_save", crash_after_some_frames)
+        mp.setattr(stage, "_save_warped", crash_after_some_frames)
         interrupted_code = main(["align", str(raw), str(out)])
     interrupted = {"code": interrupted_code, "finished": final.exists(),
                    "leftovers": [p.name for p in final.parent.iterdir()],
@@ -120,8 +120,11 @@ def test_street_frames_keep_indices_and_lie_inside_both_views(street):
     expected = cv2.warpPerspective(raw_frame, crop_warp(np.array(meta["homography"]), meta["flip_sharp"], crop,
                                                         truth["width"], truth["height"]), (448, 448),
                                    flags=cv2.INTER_CUBIC)
-    got = read_image(final / "sharp" / "000150.png", dtype="uint8")
-    assert np.abs(got.astype(int) - expected).max() <= 1
+    got = read_image(final / "sharp" / "000150.png", dtype="uint8").astype(int)
+    # equal up to the fixed-point resampling tables (and chroma at the decoded box's edge)
+    assert np.abs(got - expected).mean() < 0.2 and np.abs(got - expected).max() <= 3
+    neighbour = read_image(final / "sharp" / "000151.png", dtype="uint8").astype(int)
+    assert np.abs(neighbour - expected).mean() > 5 * np.abs(got - expected).mean()  # the index is exact
     # a blur frame matches the exposure average of the aligned sharp frames the truth puts in it
     k = 30
     start = truth["sharp_start_exact"][k] / 2  # in sharp frames: window of 7 upsampled = 3 sharp periods

@@ -11,7 +11,7 @@ from rb2v.io.images import write_image
 from rb2v.matting import (ChromaKeyer, composite, estimate_plate, list_backgrounds, load_matter, metrics,
                           pick_background)
 from rb2v.matting.chroma import unmix
-from rb2v.matting.colorspace import linear_to_srgb, srgb_to_linear
+from rb2v.colorspace import linear_to_srgb, srgb_to_linear
 from rb2v.matting.synthetic import SCREEN_LINEAR, _screen, make_take
 
 

@@ -14,18 +14,17 @@ flip to blur pixel coordinates, full frame, pixel centres at integers. OpenCV's 
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Iterator
-
 import cv2
 import numpy as np
 
 from ..errors import Rb2vError
-from ..io.video import VideoSource, iter_frames
+from ..io.video import VideoSource
+from .decode import grey_selected
 from .sync import SyncResult
 
-SEEK_GAP = 250  # frames: a larger gap between wanted frames is crossed by seeking, not decoding
 RANSAC_THRESHOLD_PX = 2.0
-ECC_PAIRS = 6
+ECC_PAIRS = 4
+SPREAD_SECONDS = 60.0
 FEATURE_SIDE = 1024  # px: longer side of the images features are detected on
 DARK_LEVEL = 16  # uint8 luma: columns/rows darker than this at every sampled frame are the rig's border
 
@@ -86,26 +85,6 @@ def grey(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
-def stream_selected(source: VideoSource, indices: Iterable[int], chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, RGB frame) for the wanted frames in increasing order, decoding sequentially and
-    seeking only across gaps larger than ``SEEK_GAP``, so sparse samples of a long take stay cheap."""
-    wanted = sorted(set(indices))
-    runs: list[list[int]] = []
-    for i in wanted:
-        if runs and i - runs[-1][-1] <= SEEK_GAP:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    for run in runs:
-        want = set(run)
-        pos = run[0]
-        for frames in iter_frames(source, run[0], run[-1] - run[0] + 1, chunk=chunk):
-            for f in frames:
-                if pos in want:
-                    yield pos, f
-                pos += 1
-
-
 @dataclasses.dataclass
 class FramePair:
     blur_index: int
@@ -115,11 +94,15 @@ class FramePair:
     blur_max: np.ndarray | None = None
 
 
-def sample_pairs(sync: SyncResult, blur: VideoSource, sharp: VideoSource, count: int, clusters: int = 3,
-                 step: int = 2) -> list[FramePair]:
-    """Up to ``count`` blur frames whose exposure lies inside the sharp stream, in ``clusters``
-    runs (every ``step``-th frame) spread over the take: variety of content and motion across
-    the take, while only short stretches of both streams need decoding."""
+def sample_pairs(sync: SyncResult, blur: VideoSource, sharp: VideoSource, count: int, step: int = 2) -> list[FramePair]:
+    """Up to ``count`` blur frames (every ``step``-th) whose exposure lies inside the sharp stream.
+
+    They come in runs so that only short stretches of both streams are decoded: one run at the
+    start of a take shorter than ``SPREAD_SECONDS`` (reaching a later run costs decoding from the
+    keyframe before it, up to a whole GOP, as much as the run itself), three runs spread over
+    longer takes, whose content and lighting may change along the way.
+    """
+    clusters = 3 if blur.frames / float(blur.fps) >= SPREAD_SECONDS else 1
     fb, fs = float(blur.fps), float(sharp.fps)
     width = fs / fb
     k = np.arange(blur.frames)
@@ -131,8 +114,7 @@ def sample_pairs(sync: SyncResult, blur: VideoSource, sharp: VideoSource, count:
     per = max(1, -(-count // clusters))
     picks = []
     for c in range(clusters):
-        mid = valid[int(round((c + 0.5) / clusters * (len(valid) - 1)))]
-        start = max(valid[0], min(mid - per * step // 2, valid[-1] - per * step))
+        start = max(valid[0], min(valid[int(round(c / clusters * (len(valid) - 1)))], valid[-1] - per * step))
         picks += [int(i) for i in range(start, start + per * step, step) if ok[min(i, len(ok) - 1)]]
     picks = sorted(set(picks))[:count]
     return [FramePair(i, float(centres[i])) for i in picks]
@@ -142,14 +124,14 @@ def load_pairs(pairs: list[FramePair], blur: VideoSource, sharp: VideoSource) ->
     """Fill each pair's blur frame and synthetic blur (streamed: sharp frames are accumulated, not kept)."""
     width = float(sharp.fps) / float(blur.fps)
     by_blur = {p.blur_index: p for p in pairs}
-    for i, frame in stream_selected(blur, by_blur):
-        by_blur[i].blur = grey(frame)
+    for i, frame in grey_selected(blur, by_blur):
+        by_blur[i].blur = frame.astype(np.float32)
     needs: dict[int, list[tuple[FramePair, float]]] = {}
     for p in pairs:
         for i, w in box_weights(p.centre, width).items():
             needs.setdefault(i, []).append((p, w))
-    for i, frame in stream_selected(sharp, needs):
-        g = grey(frame)
+    for i, frame in grey_selected(sharp, needs):
+        g = frame.astype(np.float32)
         for p, w in needs[i]:
             p.synth = g * w if p.synth is None else p.synth + g * w
 

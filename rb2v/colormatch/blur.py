@@ -12,22 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..colorspace import linear_to_srgb, srgb_to_linear  # noqa: F401 (part of this module's API)
 from ..errors import Rb2vError
 from ..interpolation import Interpolator, load_interpolator
 
 SPACES = ("srgb", "linear")
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB decoding (values outside [0,1] follow the same formulas)."""
-    c = np.asarray(c)
-    return np.where(c <= 0.04045, c / 12.92, ((np.maximum(c, 0.04045) + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB encoding, the inverse of ``srgb_to_linear``."""
-    x = np.asarray(x)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055)
 
 
 def steps_per_pair(n: int, sub: int) -> int:

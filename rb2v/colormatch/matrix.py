@@ -26,7 +26,7 @@ CLIP_LO, CLIP_HI = CLIP_TOL, 1.0 - CLIP_TOL
 # Smallest eigenvalue of the source colours' covariance below which M is not determined
 # (a constant image, or colours confined to a line or a plane, such as a grey image).
 DEGENERATE_VAR = 1e-10
-_CHUNK = 1 << 15
+_CHUNK = 1 << 13
 
 
 def check_image(name: str, img: np.ndarray) -> None:

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from ..errors import Rb2vError
-from .colorspace import linear_to_srgb, srgb_to_linear
+from ..colorspace import linear_to_srgb, srgb_to_linear
 from .frames import as_frame, as_frames
 
 OPAQUE = 0.97  # first-pass alpha above which a pixel counts as subject colour

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .colorspace import linear_to_srgb, srgb_to_linear
+from ..colorspace import linear_to_srgb, srgb_to_linear
 
 SCREEN_LINEAR = np.array([0.07, 0.42, 0.10], np.float32)
 

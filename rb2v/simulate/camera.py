@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .photos import linear_to_srgb_fast
+from ..colorspace import linear_to_srgb_fast
 from .scene import Scene
 
 

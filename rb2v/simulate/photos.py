@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..colorspace import srgb_to_linear
 from ..errors import Rb2vError
 
 # Photos bundled with scikit-image that load offline.
@@ -19,26 +20,6 @@ COLOUR_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemist
                  "retina", "colorwheel")
 GREY_TEXTURES = ("camera", "grass", "gravel", "brick", "moon", "coins", "clock", "text", "cell")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
-
-
-_LUT_SIZE = 1 << 16
-_SRGB_LUT = linear_to_srgb(np.linspace(0, 1, _LUT_SIZE, dtype=np.float32))
-
-
-def linear_to_srgb_fast(x: np.ndarray) -> np.ndarray:
-    """sRGB encoding through a 65536-entry table (max error 1e-4, far below 8-bit steps)."""
-    idx = np.clip(x * (_LUT_SIZE - 1) + 0.5, 0, _LUT_SIZE - 1).astype(np.int32)
-    return _SRGB_LUT[idx]
 
 
 @functools.lru_cache(maxsize=None)

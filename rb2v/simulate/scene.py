@@ -38,9 +38,9 @@ class Trajectory:
 
     @classmethod
     def random(cls, rng: np.random.Generator, centre, pos_amp: float, speed: float, rot_amp: float,
-               zoom_amp: float, motion_scale: float) -> "Trajectory":
+               zoom_amp: float, motion_scale: float, tempo: float = 1.0) -> "Trajectory":
         k = 3
-        freq = rng.uniform(0.25, 1.6, size=k)
+        freq = rng.uniform(0.25, 1.6, size=k) * tempo
         amp = np.zeros((k, 4))
         amp[:, 0:2] = rng.uniform(0.3, 1.0, size=(k, 2)) * pos_amp / k
         amp[:, 2] = rng.uniform(0.3, 1.0, size=k) * zoom_amp / k
@@ -195,9 +195,10 @@ class Scene:
             mask = _ellipse_mask(h, w, feather=2.0)
             tex = resize_cover(face, w, h)
         centre = (self.width * rng.uniform(0.42, 0.58), self.height * rng.uniform(0.45, 0.6))
+        # A waving hand moves faster than a head: larger swings at a quicker tempo.
         path = Trajectory.random(rng, centre, pos_amp=rng.uniform(50, 110), speed=rng.uniform(20, 60),
-                                 rot_amp=rng.uniform(0.15, 0.45) if hand else 0.12, zoom_amp=0.06,
-                                 motion_scale=motion_scale)
+                                 rot_amp=rng.uniform(0.3, 0.6) if hand else 0.12, zoom_amp=0.06,
+                                 motion_scale=motion_scale, tempo=1.8 if hand else 1.0)
         self.objects.append(SceneObject(tex.astype(np.float32), mask, path, spill=_rim_spill(mask, 6.0)))
 
     # ------------------------------------------------------------------ rendering

@@ -26,7 +26,8 @@ from .audio import WorldSound, record
 from .camera import (Camera, border_mask, compose_colour, random_colour_response, random_homography,
                      vignette_field)
 from .config import SimConfig
-from .photos import SourceFrames, srgb_to_linear
+from ..colorspace import srgb_to_linear
+from .photos import SourceFrames
 from .scene import Scene
 
 TRUTH_SCHEMA = "rb2v.truth/1"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 # elements of one gathered (N, C, taps, H, W) block: bounds the temporary memory per step
-GATHER_BUDGET = 1 << 24
+GATHER_BUDGET = 1 << 23
 
 
 def adacof(input: torch.Tensor, weight: torch.Tensor, offset_i: torch.Tensor, offset_j: torch.Tensor,
@@ -44,22 +44,24 @@ def adacof(input: torch.Tensor, weight: torch.Tensor, offset_i: torch.Tensor, of
 
     flat = input.reshape(n, c, h_in * w_in)
     out = torch.zeros(n, c, h, w, dtype=input.dtype, device=dev)
-    step = max(1, GATHER_BUDGET // (4 * n * c * h * w))
+    step = max(1, GATHER_BUDGET // (n * c * h * w))
     for s in range(0, taps, step):
         sl = slice(s, min(s + step, taps))
         m = sl.stop - sl.start
         oi, oj = offset_i[:, sl], offset_j[:, sl]
         a_int, b_int = torch.trunc(oi), torch.trunc(oj)
-        fa, fb = oi - a_int, oj - b_int                            # in (-1, 1): negative for negative offsets
+        fa = (oi - a_int).unsqueeze(1)                             # in (-1, 1): negative for negative offsets
+        fb = (oj - b_int).unsqueeze(1)
         r0 = rows[:, sl] + a_int.long()
         c0 = cols[:, sl] + b_int.long()
         r0, r1 = r0.clamp(0, h_in - 1) * w_in, (r0 + 1).clamp(0, h_in - 1) * w_in
         c0, c1 = c0.clamp(0, w_in - 1), (c0 + 1).clamp(0, w_in - 1)
-        # the four corners in one gather: (N, 1, 4*m*H*W) -> (N, C, 4, m, H, W)
-        idx = torch.stack([r0 + c0, r1 + c0, r0 + c1, r1 + c1], 1).reshape(n, 1, 4 * m * h * w)
-        v = torch.gather(flat, 2, idx.expand(n, c, 4 * m * h * w)).view(n, c, 4, m, h, w)
-        # bilinear corner weights times the tap weight: one multiply-add pass over v
-        wk = weight[:, sl]
-        coef = torch.stack([(1 - fa) * (1 - fb) * wk, fa * (1 - fb) * wk, (1 - fa) * fb * wk, fa * fb * wk], 1)
-        out += (v * coef.unsqueeze(1)).sum(dim=(2, 3))
+
+        def corner(r: torch.Tensor, cc: torch.Tensor) -> torch.Tensor:
+            idx = (r + cc).reshape(n, 1, m * h * w).expand(n, c, m * h * w)
+            return torch.gather(flat, 2, idx).view(n, c, m, h, w)
+
+        v = (corner(r0, c0) * ((1 - fa) * (1 - fb)) + corner(r1, c0) * (fa * (1 - fb))
+             + corner(r0, c1) * ((1 - fa) * fb) + corner(r1, c1) * (fa * fb))
+        out += (v * weight[:, sl].unsqueeze(1)).sum(dim=2)
     return out
