@@ -44,7 +44,10 @@ def train_hypercut(manifest, out, epochs, batch_size, lr, crop, same_weight, no_
     from .train import TrainSettings, train
 
     if out is None:
-        out = str(Path("runs") / f"hypercut-{Path(manifest).resolve().parent.name if Path(manifest).suffix else Path(manifest).name}")
+        dataset_dir = Path(manifest).resolve()
+        if dataset_dir.suffix:  # the manifest file, not its folder
+            dataset_dir = dataset_dir.parent
+        out = str(Path("runs") / f"hypercut-{dataset_dir.name}")
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "crop": crop, "same_weight": same_weight,
              "seed": seed, "workers": workers}
     if resume:

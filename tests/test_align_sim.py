@@ -169,7 +169,7 @@ def test_face_falls_back_to_calibration_take(face, tmp_path):
     rig = load_rig(overrides={"align.min_inliers": 10 ** 9})
     opts = stage.AlignOptions(rig=rig, write_frames=False)
     status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
-    assert status == "aligned" and meta["calibration"] == "face-rig"
+    assert status == "aligned" and meta["calibration"] == "face-rig" and meta["inliers"] == calib_meta["inliers"]
     assert meta["homography"] == calib_meta["homography"] and meta["flip_sharp"] == "vertical"
     assert corner_errors(meta, face["truth"]).max() <= CORNER_TOL_PX
     # without a calibration take it is an error that names the take and says why

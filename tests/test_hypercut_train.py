@@ -38,7 +38,8 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    """4 photo subjects (train) + 1 photo and the street video (test): 4 samples of 64x64 each."""
+    """4 photo subjects (train, 4 samples each) + 1 photo (4) and the street video (3 crops x 1
+    sample) for test, 64x64."""
     out = tmp_path_factory.mktemp("hypercut_data")
     return make_dataset(out, photos=("astronaut", "coffee", "rocket", "brick", "chelsea"),
                         test_subjects=("chelsea", "street"), video_dirs=(STREET,), takes=1, samples=4,
@@ -84,11 +85,11 @@ def test_training_separates_a_pair_from_its_reverse(trained, dataset):
     data = SequenceDataset(dataset, None)
     fwd, rev = score_dataset(net, plane, data, torch.device("cpu"), workers=0)
     hit = np.mean(np.sign(fwd) != np.sign(rev))
-    assert hit >= 0.9, f"pair/reverse separated for only {hit:.0%} of the pairs"
+    assert hit >= 0.8, f"pair/reverse separated for only {hit:.0%} of the pairs"
     # an untrained network does not: the pair and its reverse land on the same side
     torch.manual_seed(0)
     fresh_fwd, fresh_rev = score_dataset(HyperCUTNet(), Hyperplane(128, 0), data, torch.device("cpu"), workers=0)
-    assert np.mean(np.sign(fresh_fwd) != np.sign(fresh_rev)) < 0.5
+    assert np.mean(np.sign(fresh_fwd) != np.sign(fresh_rev)) < 0.2
 
 
 def test_checkpoint_round_trip(trained, dataset):
@@ -136,16 +137,29 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path, monkeypatch):
     assert log["epoch"].tolist() == [1, 2, 3]
 
 
+def test_train_command(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "cli run"  # a space in the path
+    args = ["train-hypercut", "--manifest", str(tiny_dataset.parent), "--out", str(out), "--epochs", "1",
+            "--crop", "40", "--batch-size", "2", "--workers", "0", "--threads", "1", "--device", "cpu"]
+    assert rb2v_main(args) == 0
+    assert {"last.pt", "log.csv", "settings.json"} <= {p.name for p in out.iterdir()}
+    assert capsys.readouterr().out.strip() == str(out / "last.pt")
+    assert rb2v_main(args + ["--resume"]) == 0  # already at --epochs: nothing to do
+    assert load_checkpoint(out)["epoch"] == 1
+    assert rb2v_main(args[:-2] + ["--device", "bogus"]) == 2
+
+
 def test_eval_and_order_commands(trained, dataset, tmp_path, capsys):
     out_json = tmp_path / "eval.json"
     assert rb2v_main(["eval-hypercut", "--manifest", str(dataset), "--checkpoint", str(trained),
                       "--json", str(out_json), "--workers", "0"]) == 0
     import json
     result = json.loads(out_json.read_text())
-    assert result["sequences"] == 8 and result["pairs"] == 24
+    n_test = int((read_manifest(dataset)["split"] == "test").sum())  # 4 chelsea + 3 street
+    assert n_test == 7 and result["sequences"] == n_test and result["pairs"] == 3 * n_test
     for key in ("hit", "con@2", "con@3"):
         assert 0 <= result[key] <= 1
-    assert result["hit_count"] == round(result["hit"] * 24)
+    assert result["hit_count"] == round(result["hit"] * 3 * n_test)
     assert "con@3" in capsys.readouterr().out
 
     assert rb2v_main(["order", "--manifest", str(dataset), "--checkpoint", str(trained), "--workers", "0"]) == 0

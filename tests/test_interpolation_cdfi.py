@@ -131,13 +131,13 @@ def test_batches_ends_and_dyadic_bisection(checkpoint, cases):
     interp = load_interpolator("cdfi", checkpoint=checkpoint, device="cpu", batch_size=2)
     a, b = _frames(cases, "rw_64x96", 32)
     A, B = np.stack([a, b, a]), np.stack([b, a, a])
-    mids = interp.batch(A, B, 0.5)
-    for i in range(3):
-        assert np.abs(mids[i] - interp(A[i], B[i], 0.5)).max() < 1e-5
+    mids = interp.batch(A, B, 0.5)                      # two chunks: 2 + 1 pairs
+    mid, mid_ba = interp(a, b, 0.5), interp(b, a, 0.5)
+    assert np.abs(mids[0] - mid).max() < 1e-5 and np.abs(mids[1] - mid_ba).max() < 1e-5
     assert np.array_equal(interp(a, b, 0.0), a) and np.array_equal(interp(a, b, 1.0), b)
-    mid = interp(a, b, 0.5)
-    assert np.abs(interp(a, b, 0.25) - interp(a, mid, 0.5)).max() < 1e-5
-    assert np.abs(interp(a, b, 0.75) - interp(mid, b, 0.5)).max() < 1e-5
+    quarters = interp.batch(np.stack([a, a]), np.stack([b, b]), [0.25, 0.75])
+    halves = interp.batch(np.stack([a, mid]), np.stack([mid, b]), 0.5)
+    assert np.abs(quarters - halves).max() < 1e-5
     assert dyadic_steps(0.375) == [0, 1] and dyadic_steps(0.5) == [] and dyadic_steps(1 / 3) is None
 
 

@@ -49,7 +49,7 @@ def align(raw, out, rig, workers, flip, sync_methods, no_ecc, no_frames, png_com
     raw = raw or _default_path("raw")
     out = out or _default_path("out")
     methods = tuple(m.strip() for m in sync_methods.split(",") if m.strip()) if sync_methods else None
-    opts = AlignOptions(rig=load_rig(rig, overrides={"align.png_compression": png_compression}), flip=flip, sync_methods=methods, ecc=not no_ecc,
-                        write_frames=not no_frames)
+    rig_settings = load_rig(rig, overrides={"align.png_compression": png_compression})
+    opts = AlignOptions(rig=rig_settings, flip=flip, sync_methods=methods, ecc=not no_ecc, write_frames=not no_frames)
     summary = run_align(raw, out, opts, workers=workers)
     click.echo(f"{summary['aligned']} aligned, {summary['skipped']} skipped, {summary['failed']} failed")

@@ -2,7 +2,7 @@
 
 Blur frames are matched against *synthetic* blur frames: the exposure average of the sharp
 frames that the synchronisation places inside each blur frame, so both sides carry the same
-motion blur. ORB matches pooled over many frame pairs across the take go into a USAC/MAGSAC
+motion blur. ORB matches pooled over many frame pairs (in runs along the take) go into a USAC/MAGSAC
 homography, which ECC then refines photometrically on the same pairs (one ECC per pair; the
 median of the refined corner positions is the answer, robust to a pair that ECC got wrong).
 
@@ -91,7 +91,6 @@ class FramePair:
     centre: float  # exposure centre in sharp frame units
     blur: np.ndarray | None = None  # grey float32
     synth: np.ndarray | None = None  # grey float32, raw (unflipped) sharp geometry
-    blur_max: np.ndarray | None = None
 
 
 def sample_pairs(sync: SyncResult, blur: VideoSource, sharp: VideoSource, count: int, step: int = 2) -> list[FramePair]:

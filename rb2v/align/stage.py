@@ -34,6 +34,7 @@ from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, 
 SCHEMA = "rb2v.alignment/1"
 ALGORITHM_VERSION = 1  # bump when a change alters results, so finished takes are redone
 FLIPS = ("horizontal", "vertical", "none")
+REFIT_SHARP_FRAMES = 0.1  # visual sync moved more than this on refinement: refit the homography
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,11 +122,13 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
         H, flip, used_calibration, note, sharp_box = g.homography, g.flip_sharp, None, None, g.sharp_valid
     if s.method == "visual":
         # The first visual estimate compares cells of two views that differ by H; refit per pixel
-        # in a common geometry, then redo the homography with the better synthetic blur.
+        # in a common geometry, then redo the homography if the synthetic blur it used was off.
         mask = geometry.common_mask(H, blur_shape, g.blur_valid, sharp_box, sharp_shape, erode=2)
         raw_to_blur = H @ geometry.flip_matrix(flip, take.sharp.width, take.sharp.height)
+        coarse = s
         s = sync.refine_visual(s, raw_to_blur, mask, take.blur, take.sharp, a.estimate_drift_min_seconds)
-        if not used_calibration:
+        moved = abs(s.time_offset_s - coarse.time_offset_s) * float(take.sharp.fps)
+        if not used_calibration and moved > REFIT_SHARP_FRAMES:
             g = _homography(take, s, [flip], opts)
             H, sharp_box = g.homography, g.sharp_valid
     crop = geometry.choose_crop(H, blur_shape, g.blur_valid, sharp_box, sharp_shape, opts.rig.crop.width,
@@ -138,8 +141,10 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
         "crop": crop,
         "time_offset_s": s.time_offset_s, "clock_ratio": s.clock_ratio,
         "sync_method": s.method,
-        "residual_px": None if used_calibration else g.residual_px,
-        "inliers": g.inliers,
+        # the quality of the homography used: the calibration take's when it stood in
+        "residual_px": calibration["residual_px"] if used_calibration else g.residual_px,
+        "inliers": calibration["inliers"] if used_calibration else g.inliers,
+        "take_inliers": g.inliers,
         "sync_confidence": s.confidence, "sync_prior": s.prior, "sync_details": s.details,
         "calibration": used_calibration, "ecc_pairs": g.ecc_pairs, "frame_pairs": g.pairs,
         "rig_flip_sharp": opts.rig.flip_sharp,
@@ -147,8 +152,6 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
         "blur_size": [take.blur.width, take.blur.height], "sharp_size": [take.sharp.width, take.sharp.height],
         "blur_files": [p.name for p in take.blur.paths], "sharp_files": [p.name for p in take.sharp.paths],
     }
-    if calibration is not None and used_calibration:
-        meta["calibration_residual_px"] = calibration.get("residual_px")
     if note:
         meta["note"] = note
     return meta
@@ -327,6 +330,9 @@ def run_align(raw: str | os.PathLike, out: str | os.PathLike, opts: AlignOptions
     """
     raw, out = Path(raw), Path(out)
     a = opts.rig.align
+    if opts.rig.lens.undistort:
+        raise Rb2vError(f"rig {opts.rig.name}: lens.undistort = true is not supported by rb2v align yet "
+                        "(the homography is fitted on the frames as recorded); set it to false")
     takes, calibrations, errors = discover(raw, a.fps_ratio, a.fps_ratio_tolerance)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "aligned").exists():

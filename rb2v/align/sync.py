@@ -194,11 +194,12 @@ def _box_integral(sig: np.ndarray) -> np.ndarray:
 
 
 def _box_average(sig: np.ndarray, cum: np.ndarray, centres: np.ndarray, width: float) -> np.ndarray:
-    """Mean of the linear interpolant of ``sig`` over [c - width/2, c + width/2] for each centre."""
+    """Mean of the linear interpolant of ``sig`` over [c - width/2, c + width/2] for each centre
+    (``centres`` of any shape; the result has the signal axis appended)."""
 
     def integral(x):
         i = np.clip(np.floor(x).astype(int), 0, len(sig) - 2)
-        f = (x - i)[:, None]
+        f = (x - i)[..., None]
         return cum[i] + sig[i] * f + (sig[i + 1] - sig[i]) * f * f / 2
 
     return (integral(centres + width / 2) - integral(centres - width / 2)) / width
@@ -238,6 +239,31 @@ class _VisualModel:
         pred = _box_average(self.s, self.cum, centres[ok], self.width)
         return _correlation(pred, self.b[ok])
 
+    def coarse_scores(self, offsets: np.ndarray) -> np.ndarray:
+        """``score(o)`` for many offsets (clock ratio 1) with exposure centres rounded to whole
+        sharp frames: a lookup in the once box-filtered signal. Good to one sharp frame, which is
+        all the search needs before ``fit``; computed in batches that bound memory."""
+        n_s = len(self.s)
+        box = _box_average(self.s, self.cum, np.clip(np.arange(n_s, dtype=np.float64), self.width / 2,
+                                                      n_s - 1 - self.width / 2), self.width)
+        n_k, n_c = self.b.shape
+        batch = max(1, int(4e6 // (n_k * n_c)))
+        obs, obs2 = self.b, self.b * self.b
+        out = []
+        for lo in range(0, len(offsets), batch):
+            centres = self.sharp_fps * (self.k[None] / self.blur_fps + offsets[lo: lo + batch, None])
+            w = ((centres - self.width / 2 >= 0) & (centres + self.width / 2 <= n_s - 1)).astype(np.float64)
+            n = w.sum(1)
+            pred = box[np.clip(np.rint(centres).astype(int), 0, n_s - 1)] * w[..., None]
+            safe = np.maximum(n, 1)[:, None]
+            mp, mo = pred.sum(1) / safe, (w @ obs) / safe
+            cov = np.einsum("bkc,kc->b", pred, obs) - n * (mp * mo).sum(1)
+            var_p = np.einsum("bkc,bkc->b", pred, pred) - n * (mp * mp).sum(1)
+            var_o = (w @ obs2).sum(1) - n * (mo * mo).sum(1)
+            corr = cov / (np.sqrt(np.clip(var_p * var_o, 0, None)) + 1e-12)
+            out.append(np.where(n >= max(8, n_k // 4), corr, -1.0))
+        return np.concatenate(out)
+
     def fit(self, offset: float, drift: bool) -> tuple[float, float, float]:
         """Continuous (offset, ratio, correlation) near ``offset`` (within 1.5 sharp frames)."""
         half = 1.5 / self.sharp_fps
@@ -245,12 +271,14 @@ class _VisualModel:
                                        method="bounded", options={"xatol": 1e-6})
         best = (float(res.x), 1.0, -float(res.fun))
         if drift:
-            o = best[0]
-            nm = optimize.minimize(lambda p: -self.score(p[0], 1 + p[1] * 1e-6), x0=[o, 0.0], method="Nelder-Mead",
-                                   options={"xatol": 1e-7, "fatol": 1e-9,
-                                            "initial_simplex": [[o, 0], [o + 2e-3, 0], [o, 200]]})
+            # parameters in ms and ppm, so one tolerance (0.01) suits both
+            o_ms = best[0] * 1e3
+            nm = optimize.minimize(lambda p: -self.score(p[0] * 1e-3, 1 + p[1] * 1e-6), x0=[o_ms, 0.0],
+                                   method="Nelder-Mead", options={"xatol": 0.01, "fatol": 1e-7,
+                                                                  "initial_simplex": [[o_ms, 0], [o_ms + 2, 0],
+                                                                                      [o_ms, 200]]})
             if -nm.fun >= best[2] and abs(nm.x[1]) < 1000:
-                best = (float(nm.x[0]), 1 + float(nm.x[1]) * 1e-6, -float(nm.fun))
+                best = (float(nm.x[0]) * 1e-3, 1 + float(nm.x[1]) * 1e-6, -float(nm.fun))
         return best
 
 
@@ -272,7 +300,7 @@ def visual_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, d
     best = None
     for cand in ([flip] if flip else FLIPS):
         model = _VisualModel(_coarse_grid(b_thumbs), _coarse_grid(_flip_frames(s_thumbs, cand)), fb, fs)
-        scores = np.array([model.score(o) for o in offsets])
+        scores = model.coarse_scores(offsets)
         i = int(np.argmax(scores))
         if best is None or scores[i] > best[0]:
             best = (scores[i], cand, model, scores, i)

@@ -64,6 +64,32 @@ class CachedInterpolator(Interpolator):
         return out
 
 
+class AnchoredInterpolator(Interpolator):
+    """Sub-frames of the upsampled sequence, interpolated from the real sharp frames around them.
+
+    Asked for the frame at t between x[j] and x[j+1], it returns the frame at the same instant
+    between the two real sharp frames that bracket it (t' = (j mod f + t) / f). Every
+    instant between two sharp frames then comes from one pair, one flow estimate, and
+    never from an interpolated frame. Pairs it does not recognise are passed through.
+    """
+
+    def __init__(self, seq: "UpsampledSequence", inner: Interpolator):
+        self.seq = seq
+        self.inner = inner
+        self.name = inner.name
+
+    def _one(self, a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+        j = self.seq.index_of(a)
+        if j is None or self.seq.index_of(b) != j + 1:
+            return self.inner(a, b, t)
+        i, m = divmod(j, self.seq.factor)
+        tau = (m + t) / self.seq.factor
+        return self.inner(self.seq.sharp(i), self.seq.sharp(i + 1), tau)
+
+    def _batch(self, A, B, t):
+        return np.stack([self._one(a, b, t) for a, b in zip(A, B)])
+
+
 class UpsampledSequence:
     def __init__(self, sharp_loader: Callable[[int], np.ndarray], sharp_count: int, interpolator: Interpolator,
                  factor: int = 2, capacity: int = 64):
@@ -72,20 +98,29 @@ class UpsampledSequence:
         self.interp = interpolator
         self.factor = factor
         self.cache = LRU(capacity)
+        self.positions: OrderedDict[bytes, int] = OrderedDict()  # content digest -> index in x
 
     def __len__(self) -> int:
         return self.factor * (self.sharp_count - 1) + 1
 
     def sharp(self, i: int) -> np.ndarray:
-        return self.cache.get(("s", i), lambda: self.load(i))
+        return self[self.factor * i]
+
+    def _make(self, j: int) -> np.ndarray:
+        i, m = divmod(j, self.factor)
+        frame = self.load(i) if m == 0 else self.interp(self.sharp(i), self.sharp(i + 1), m / self.factor)
+        self.positions[_digest(frame)] = j
+        while len(self.positions) > 4 * self.cache.capacity:
+            self.positions.popitem(last=False)
+        return frame
 
     def __getitem__(self, j: int) -> np.ndarray:
         if not 0 <= j < len(self):
             raise IndexError(j)
-        i, m = divmod(j, self.factor)
-        if m == 0:
-            return self.sharp(i)
-        return self.cache.get(("x", j), lambda: self.interp(self.sharp(i), self.sharp(i + 1), m / self.factor))
+        return self.cache.get(j, lambda: self._make(j))
+
+    def index_of(self, frame: np.ndarray) -> int | None:
+        return self.positions.get(_digest(frame))
 
     def window(self, lo: int, hi: int) -> np.ndarray:
         """x[lo:hi] stacked (N,H,W,3)."""

@@ -33,7 +33,7 @@ class SearchSettings:
     subframes: int = 19
     space: Literal["srgb", "linear"] = "srgb"
     exclude_clipped: bool = True
-    subframe_interpolator: Literal["flow", "linear", "same"] = "same"  # for t = 1/3, 2/3 inside the window
+    subframe_interpolator: Literal["flow", "linear", "same"] = "linear"  # for t = 1/3, 2/3 inside the window
     device: str = "auto"
 
     def validate(self) -> None:

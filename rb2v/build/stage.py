@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +27,7 @@ from ..errors import Rb2vError
 from ..fsutil import atomic_path, write_bytes_atomic, write_json_atomic
 from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
 from ..io.images import encode_png, read_image
-from .sequence import CachedInterpolator, UpsampledSequence
+from .sequence import AnchoredInterpolator, CachedInterpolator, UpsampledSequence
 from .settings import PipelineSettings
 from .takes import AlignedTake
 
@@ -53,13 +53,13 @@ class StageTools:
                 raise Rb2vError("interpolator 'cdfi' needs a checkpoint: --cdfi-checkpoint PATH "
                                 "(or upsample.cdfi_checkpoint in the pipeline file)")
             kwargs["checkpoint"] = up.cdfi_checkpoint
-        upsampler = cached(load_interpolator(up.interpolator, **kwargs))
+        upsampler = load_interpolator(up.interpolator, **kwargs)
         choice = settings.search.subframe_interpolator
         if choice == "same" and up.interpolator != "cdfi":
             subframes = upsampler
         else:
             # CDFI interpolates only at t = k/2^m; the 1/3, 2/3 sub-frames come from flow.
-            subframes = cached(load_interpolator("linear" if choice == "linear" else "flow"))
+            subframes = load_interpolator("linear" if choice == "linear" else "flow")
         matter = None
         if settings.matting.method != "none":
             from ..matting import load_matter
@@ -72,11 +72,6 @@ class StageTools:
             else:
                 matter = load_matter(m.method)
         return cls(settings, upsampler, subframes, matter)
-
-
-def cached(interp: Interpolator) -> Interpolator:
-    """Cache costly interpolators; the linear blend stays bare (the search has an exact fast path for it)."""
-    return interp if isinstance(interp, LinearInterpolator) else CachedInterpolator(interp)
 
 
 def take_key(take: AlignedTake, settings: PipelineSettings) -> str:
@@ -184,6 +179,8 @@ def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path,
     load = lambda path: read_image(path)  # noqa: E731
     clock = StageClock()
     x = UpsampledSequence(lambda i: load(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
+    if not isinstance(tools.subframes, LinearInterpolator):  # the linear blend needs no anchoring (exact already)
+        tools = replace(tools, subframes=CachedInterpolator(AnchoredInterpolator(x, tools.subframes)))
     with clock("matting"):
         matting = _Matting(tools.matter, take, lambda k: load(take.blur_path(k))) if tools.matter is not None else None
     radius = settings.search.radius

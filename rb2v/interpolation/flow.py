@@ -23,6 +23,9 @@ reliable: deciding who wins when splatted pixels collide.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import cv2
 import numpy as np
 
@@ -40,6 +43,8 @@ INCONSISTENT_WEIGHT = 0.05
 FUSION_SIGMA = 3.0
 # bicubic keeps the warped frames sharp (bilinear sampling at half-pixel positions blurs)
 IMAGE_SAMPLING = cv2.INTER_CUBIC
+# flow fields of this many recent pairs are kept (about 3 MB each at 448x448)
+FLOW_CACHE_PAIRS = 16
 
 
 def _dis(preset: str, variational_iters: int) -> cv2.DISOpticalFlow:
@@ -124,6 +129,9 @@ class FlowInterpolator(Interpolator):
         # ``device`` is accepted for a uniform interface; this interpolator runs on the CPU
         self._dis = _dis(preset, variational_iters)
         self.fuse = fuse
+        # The same pair is often asked for at several t (1/3 and 2/3 for synthetic blur):
+        # estimating its flow once saves the costliest step.
+        self._flow_cache: OrderedDict = OrderedDict()
 
     def _batch(self, A: np.ndarray, B: np.ndarray, t: float) -> np.ndarray:
         return np.stack([self.interpolate(a, b, t) for a, b in zip(A, B)])
@@ -131,7 +139,16 @@ class FlowInterpolator(Interpolator):
     def flows(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``F01`` (a->b) and ``F10`` (b->a), (H,W,2) float32 (x, y) displacements."""
         ga, gb = _grey8(a), _grey8(b)
-        return self._dis.calc(ga, gb, None), self._dis.calc(gb, ga, None)
+        key = hashlib.blake2b(ga.tobytes() + gb.tobytes(), digest_size=16).digest()
+        hit = self._flow_cache.get(key)
+        if hit is not None:
+            self._flow_cache.move_to_end(key)
+            return hit
+        result = self._dis.calc(ga, gb, None), self._dis.calc(gb, ga, None)
+        self._flow_cache[key] = result
+        if len(self._flow_cache) > FLOW_CACHE_PAIRS:
+            self._flow_cache.popitem(last=False)
+        return result
 
     def motion_at(self, a: np.ndarray, b: np.ndarray, f01: np.ndarray, f10: np.ndarray, t: float) -> np.ndarray:
         """The a->b motion of whatever is at each pixel at time t (forward splatting + hole filling)."""

@@ -197,7 +197,7 @@ class CDFIAdaCoF(nn.Module):
         parts0, parts1 = warped0.split(sizes, 1), warped1.split(sizes, 1)
         warp0, warp1 = parts0[0], parts1[0]
         # synthesis input order: frame warps, then each feature level's two warps
-        combined = [warp0, warp1] + [p for pair in zip(parts0[1:], parts1[1:]) for p in pair]
+        combined = [warp0, warp1] + [x for pair in zip(parts0[1:], parts1[1:]) for x in pair]
         synth = self.context_synthesis(torch.cat(combined, 1))
         out = blend * synth + (1 - blend) * (occ * warp0 + (1 - occ) * warp1)
         return out[:, :, :h, :w]
