@@ -36,7 +36,7 @@ def main() -> None:
         "--seed", "2")
     run("align", str(raw), str(out))
     for category in ("hand", "street"):
-        run("build", "--category", category, "--out", str(out), "--stride", "2")
+        run("build", "--category", category, "--out", str(out), "--stride", "3")
         run("validate", str(out / "datasets" / category / "manifest.parquet"))
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     for category in ("hand", "street"):
