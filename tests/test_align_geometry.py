@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from skimage import data
 
-from rb2v.align.geometry import (FramePair, apply_flip, box_weights, choose_crop, crop_warp, estimate_geometry,
+from rb2v.align.geometry import (FramePair, box_weights, choose_crop, crop_warp, estimate_geometry,
                                  grey, valid_box)
 from rb2v.errors import Rb2vError
+from rb2v.io.images import apply_flip
 
 W, H = 640, 512
 H_TRUE = np.array([[1.015, 0.012, -9.0], [-0.009, 0.992, 7.5], [1.5e-5, -1.2e-5, 1.0]])

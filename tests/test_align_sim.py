@@ -19,6 +19,7 @@ import pytest
 from rb2v.align import stage
 from rb2v.align.discover import discover
 from rb2v.align.geometry import crop_warp
+from rb2v.benchmarks.align import corner_errors
 from rb2v.cli import main
 from rb2v.errors import Rb2vError
 from rb2v.io.images import read_image
@@ -28,16 +29,6 @@ from rb2v.simulate import SimConfig, simulate_session
 
 OFFSET_TOL_S = 1 / 400
 CORNER_TOL_PX = 0.5
-
-
-def corner_errors(meta: dict, truth: dict) -> np.ndarray:
-    """Distance (px, sharp frame) between where the estimated and the true homography take the crop's corners."""
-    c = meta["crop"]
-    x, y, w, h = c["x"], c["y"], c["width"], c["height"]
-    corners = np.float64([[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]]).reshape(-1, 1, 2)
-    est = cv2.perspectiveTransform(corners, np.linalg.inv(np.array(meta["homography"])))
-    true = cv2.perspectiveTransform(corners, np.linalg.inv(np.array(truth["homography"])))
-    return np.linalg.norm((est - true).reshape(-1, 2), axis=1)
 
 
 def _take(raw: Path, category: str) -> Path:

@@ -282,3 +282,20 @@ def test_benchmark_command_runs():
     out = CliRunner().invoke(bench_main, ["--size", "48", "--candidates", "8", "--frames", "1"])
     assert out.exit_code == 0, out.output
     assert "same argmax 1/1" in out.output and "speed-up" in out.output
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_coarse_to_fine_keeps_the_argmax_and_the_margin(seed):
+    """Coarse-to-fine is allowed only where it never changes the answer: checked on simulated takes and real photos."""
+    take = simulated_take(size=256, frames=30, start=8 + 4 * seed, seed=seed)
+    rng = np.random.default_rng(seed)
+    seq = panning(("astronaut", "coffee", "chelsea")[seed], 128, 24)
+    cases = [(take.blur, take.seq), (blurry(seq, 9, random_matrix(rng), rng), seq)]
+    for blur, frames in cases:
+        exact = search(blur, frames)
+        for k in (4, 8):
+            c2f = search(blur, frames, coarse=k)
+            assert c2f.start == exact.start and c2f.psnr == pytest.approx(exact.psnr, abs=1e-9)
+            assert c2f.margin == pytest.approx(exact.margin, abs=0.01)
+            np.testing.assert_allclose(c2f.matrix, exact.matrix, atol=1e-9)
+            assert sorted(c2f.scores) == sorted(exact.scores)

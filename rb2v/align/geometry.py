@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import Rb2vError
+from ..io.images import apply_flip
 from ..io.video import VideoSource
 from .decode import grey_selected
 from .sync import SyncResult
@@ -51,14 +52,6 @@ def flip_matrix(flip: str, width: int, height: int) -> np.ndarray:
     elif flip != "none":
         raise Rb2vError(f"flip_sharp: unknown flip {flip!r} (horizontal, vertical or none)")
     return m
-
-
-def apply_flip(img: np.ndarray, flip: str) -> np.ndarray:
-    if flip == "horizontal":
-        return img[:, ::-1]
-    if flip == "vertical":
-        return img[::-1]
-    return img
 
 
 def box_weights(centre: float, width: float) -> dict[int, float]:

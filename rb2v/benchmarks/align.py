@@ -34,6 +34,7 @@ def decode_only(paths: list[Path]) -> float:
 
 
 def corner_errors(meta: dict, truth: dict) -> np.ndarray:
+    """Distance (px, sharp frame) between where the estimated and the true homography take the crop's corners."""
     c = meta["crop"]
     x, y, w, h = c["x"], c["y"], c["width"], c["height"]
     corners = np.float64([[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]]).reshape(-1, 1, 2)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import cv2
 import numpy as np
 
 from ..errors import Rb2vError
@@ -146,7 +147,7 @@ def _score_runs(blur: np.ndarray, seq: np.ndarray, starts: list[int], n: int, su
 
 def search(blur: np.ndarray, seq: np.ndarray, n: int = 7, candidates: Iterable[int] | None = None,
            interpolator: str | Interpolator = "linear", sub: int = 19, *, space: str = "srgb",
-           exclude_clipped: bool = True, device: str = "cpu") -> SearchResult:
+           exclude_clipped: bool = True, device: str = "cpu", coarse: int = 1, refine: int = 3) -> SearchResult:
     """Algorithm 1: where in ``seq`` the exposure of ``blur`` lies, and its colour matrix.
 
     ``blur``: (H,W,3) blurry frame y; ``seq``: (T,H,W,3) upsampled sharp sequence x;
@@ -162,8 +163,31 @@ def search(blur: np.ndarray, seq: np.ndarray, n: int = 7, candidates: Iterable[i
     residual of the fitted linear model); the PSNR covers all pixels, clipped or not.
     Returns the argmax (the first start on ties); equal, to rounding, to
     ``reference.reference_search`` with the same options.
+
+    ``coarse=k > 1`` is coarse-to-fine: every candidate is scored on k x k area-averaged
+    images, then the ``refine`` best and the two strongest at least 2 positions from
+    the full-resolution winner are re-scored at full resolution; the argmax and the margin
+    come from full-resolution scores, ``scores`` of the other candidates are the coarse ones.
     """
     seq, starts = check_search_inputs(blur, seq, n, sub, space, candidates)
     interp = load_interpolator(interpolator)
-    scores, matrices = _score_runs(blur, seq, starts, n, sub, interp, space, exclude_clipped, arrays_for(device))
-    return best_of(scores, matrices)
+    xp = arrays_for(device)
+    if coarse <= 1 or len(starts) <= refine + 1:
+        scores, matrices = _score_runs(blur, seq, starts, n, sub, interp, space, exclude_clipped, xp)
+        return best_of(scores, matrices)
+    small = lambda img: cv2.resize(img, (img.shape[1] // coarse, img.shape[0] // coarse),  # noqa: E731
+                                   interpolation=cv2.INTER_AREA)
+    rough, _ = _score_runs(small(blur), np.stack([small(f) for f in seq]), starts, n, sub, interp, space,
+                           exclude_clipped, xp)
+    ranked = sorted(starts, key=lambda p: (-rough[p], p))
+    fine, matrices = _score_runs(blur, seq, sorted(ranked[:refine]), n, sub, interp, space, exclude_clipped, xp)
+    # the margin needs full-resolution scores of the strongest candidates >= 2 from the winner
+    winner = best_of(fine, matrices).start
+    rivals = [p for p in ranked if abs(p - winner) >= 2 and p not in fine][:2]
+    if rivals:
+        more, more_m = _score_runs(blur, seq, sorted(rivals), n, sub, interp, space, exclude_clipped, xp)
+        fine.update(more)
+        matrices.update(more_m)
+    best = best_of(fine, matrices)
+    return SearchResult(start=best.start, matrix=best.matrix, psnr=best.psnr, scores={**rough, **fine},
+                        margin=best.margin)

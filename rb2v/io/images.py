@@ -12,6 +12,17 @@ from ..errors import Rb2vError
 from ..fsutil import atomic_path
 
 
+def apply_flip(img: np.ndarray, flip: str) -> np.ndarray:
+    """The alignment contract's flips (views, no copy): horizontal maps x to W-1-x, vertical y to H-1-y."""
+    if flip == "horizontal":
+        return img[:, ::-1]
+    if flip == "vertical":
+        return img[::-1]
+    if flip != "none":
+        raise Rb2vError(f"unknown flip {flip!r} (horizontal, vertical or none)")
+    return img
+
+
 def to_float(img: np.ndarray) -> np.ndarray:
     """uint8/uint16 -> float32 in [0,1]; float input is passed through as float32."""
     if img.dtype == np.uint8:

@@ -233,16 +233,25 @@ def _as_source(src) -> VideoSource:
 
 
 # ---------------------------------------------------------------- decoding
-def _decode_file(info: VideoInfo, start: int, count: int, chunk: int) -> Iterator[np.ndarray]:
+def decode_pipe(info: VideoInfo, start: int, count: int, chunk: int = 16, vf: str | None = None,
+                size: tuple[int, int] | None = None, channels: int = 3) -> Iterator[np.ndarray]:
+    """Decode ``count`` output frames of one file from frame ``start``, in chunks of uint8 arrays.
+
+    ``vf`` puts an ffmpeg filter in front (crop, select, format); ``size`` (w, h) and
+    ``channels`` (3 RGB, 1 grey) then describe what the filter hands back.
+    """
+    width, height = size or (info.width, info.height)
     args = []
     if start > 0:
         # Input seeking decodes from the previous keyframe and drops frames before the
         # target; aiming half a frame early makes the target frame's timestamp the first kept.
         args += ["-ss", f"{(start - 0.5) / float(info.fps):.6f}"]
     args += ["-v", "error", "-i", str(info.path), "-map", "0:v:0", *ffmpeg.passthrough_args(),
-             "-frames:v", str(count), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+             "-frames:v", str(count), *(["-vf", vf] if vf else []),
+             "-f", "rawvideo", "-pix_fmt", "gray" if channels == 1 else "rgb24", "-"]
     proc = ffmpeg.popen(args, stdout=subprocess.PIPE)
-    frame_bytes = info.width * info.height * 3
+    frame_bytes = width * height * channels
+    shape = (height, width) if channels == 1 else (height, width, channels)
     got = 0
     try:
         while got < count:
@@ -250,7 +259,7 @@ def _decode_file(info: VideoInfo, start: int, count: int, chunk: int) -> Iterato
             buf = proc.stdout.read(frame_bytes * n)
             whole = len(buf) // frame_bytes
             if whole:
-                yield np.frombuffer(buf[: whole * frame_bytes], np.uint8).reshape(whole, info.height, info.width, 3)
+                yield np.frombuffer(buf[: whole * frame_bytes], np.uint8).reshape(whole, *shape)
                 got += whole
             if whole < n:
                 break
@@ -258,12 +267,10 @@ def _decode_file(info: VideoInfo, start: int, count: int, chunk: int) -> Iterato
         proc.stdout.close()
         err = proc.stderr.read().decode("utf-8", "replace")
         proc.stderr.close()
-        rc = proc.wait()
+        proc.wait()
     if got < count:
         why = ffmpeg.last_error_line(err) if err.strip() else "stream ended early"
         raise Rb2vError(f"{info.path}: truncated or corrupt video: decoded {start + got} of {start + count} frames ({why})")
-    if rc not in (0, None) and got < count:
-        raise Rb2vError(_describe_failure(info.path, err))
 
 
 def iter_frames(source, start: int = 0, count: int | None = None, chunk: int = 16) -> Iterator[np.ndarray]:
@@ -281,7 +288,7 @@ def iter_frames(source, start: int = 0, count: int | None = None, chunk: int = 1
     for info in src.chapters:
         lo, hi = max(start, offset), min(start + count, offset + info.frames)
         if lo < hi:
-            yield from _decode_file(info, lo - offset, hi - lo, chunk)
+            yield from decode_pipe(info, lo - offset, hi - lo, chunk)
         offset += info.frames
 
 

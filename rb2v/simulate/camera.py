@@ -8,16 +8,8 @@ import cv2
 import numpy as np
 
 from ..colorspace import linear_to_srgb_fast
+from ..io.images import apply_flip
 from .scene import Scene
-
-
-def apply_flip(img: np.ndarray, flip: str) -> np.ndarray:
-    """The contract's flips: horizontal maps x to W-1-x, vertical maps y to H-1-y."""
-    if flip == "horizontal":
-        return img[:, ::-1]
-    if flip == "vertical":
-        return img[::-1]
-    return img
 
 
 _NOISE_BANK = np.random.default_rng(12345).standard_normal(1 << 22).astype(np.float32)

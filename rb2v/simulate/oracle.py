@@ -14,9 +14,8 @@ import cv2
 import numpy as np
 
 from ..fsutil import atomic_dir, write_json_atomic
-from ..io.images import write_image
+from ..io.images import apply_flip, write_image
 from ..io.video import iter_frames, open_source
-from .camera import apply_flip
 
 SHARP_BORDER = 16  # px at the sharp camera's top/bottom treated as invalid (housing + ramp)
 

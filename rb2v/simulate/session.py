@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import Rb2vError
 from ..fsutil import atomic_dir, write_json_atomic
-from ..io.images import write_image
+from ..io.images import apply_flip, write_image
 from ..io.video import VideoWriter
 from .audio import WorldSound, record
 from .camera import (Camera, border_mask, compose_colour, random_colour_response, random_homography,
@@ -89,8 +89,6 @@ class TakeSimulation:
     def _backdrop(self, backdrop: np.ndarray | None, camera: Camera) -> np.ndarray | None:
         if backdrop is None:
             return None
-        from .camera import apply_flip
-
         img = np.asarray(backdrop, np.float32)
         if img.shape != (self.cfg.height, self.cfg.width, 3):
             raise Rb2vError(f"backdrop must be ({self.cfg.height}, {self.cfg.width}, 3), got {img.shape}")
