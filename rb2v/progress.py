@@ -20,10 +20,10 @@ def enabled() -> bool:
 
 
 def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
-             unit: str = "it", leave: bool = True) -> tqdm:
+             unit: str = "it", leave: bool = True, disable: bool = False) -> tqdm:
     tty = sys.stderr.isatty()
     return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr,
-                dynamic_ncols=True, mininterval=0.5 if tty else 10.0, disable=not enabled())
+                dynamic_ncols=True, mininterval=0.5 if tty else 10.0, disable=disable or not enabled())
 
 
 def say(msg: str) -> None:

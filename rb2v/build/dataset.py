@@ -139,7 +139,7 @@ def build_dataset(out: Path, settings: PipelineSettings, workers: int = 1, execu
     dataset_dir = out / "datasets" / settings.category
     dataset_dir.mkdir(parents=True, exist_ok=True)
     clean_partials(dataset_dir)
-    for take_id, err in broken:
+    for _, err in broken:
         say(f"rb2v: error: {err}")
     summaries, failures = run_takes(takes, settings, dataset_dir, workers, executor, ray_address)
     for take_id, err in failures:

@@ -256,14 +256,11 @@ def simulate_session(raw: str | Path, cfg: SimConfig, progress: bool = True) -> 
         jobs.append((TakeSimulation(cfg, s, t), raw / cfg.category / subject / take, subject, take, calibration))
     todo = [j for j in jobs if not (j[1] / "truth.json").exists()]
     total = sum(_take_total(j[0]) for j in todo)
-    written = []
-    with bar(total=total, desc=f"simulate {cfg.category}", unit="frame") as pb:
-        for n, (sim, folder, subject, take, calib) in enumerate(jobs):
-            if (folder / "truth.json").exists():
-                continue
+    with bar(total=total, desc=f"simulate {cfg.category}", unit="frame", disable=not progress) as pb:
+        for sim, folder, subject, take, calib in todo:
+            # each camera has its own file counter, as two GoPros would
             number = 1000 + 10 * (sim.subject_index * 100 + sim.take_index) + (500 if sim.calibration else 0)
             write_take(sim, folder, subject, take, number, calib, lambda: pb.update(1))
-            written.append(folder)
     return [j[1] for j in jobs]
 
 
