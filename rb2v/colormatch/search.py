@@ -122,6 +122,7 @@ def _score_runs(blur: np.ndarray, seq: np.ndarray, starts: list[int], n: int, su
         order = np.concatenate([np.flatnonzero(clipped), np.flatnonzero(~clipped)])
         nf, y = int(clipped.sum()), y[order]
     Q = xp.empty((7, N))  # planar rows: fake RGB, 1, blur RGB (the [src, 1, dst] of matrix.gram)
+    Q[:3] = 0.0  # the synthetic blur rows, written per candidate (the constant moments below read them)
     Q[3] = 1.0
     Q[4:] = xp.put(y.T.astype(np.float64))
     # moments of the constant rows, over the blur-clipped pixels and over the others
