@@ -13,25 +13,9 @@ from rb2v.errors import Rb2vError
 from rb2v.interpolation import load_interpolator
 from rb2v.interpolation.cdfi import dyadic_steps
 from rb2v.vendor.cdfi import CDFIAdaCoF, adacof
+from fixture_weights import recipe_state_dict
 
 CASES = ("rw_64x96", "u2_67x101", "rw_128x128", "rw_64x96_seed7")
-
-
-def recipe_state_dict(spec: list[dict], seed: int) -> dict[str, torch.Tensor]:
-    """The fixture's deterministic weights (README: 'Weight recipe'), in official state-dict order."""
-    rng = np.random.default_rng(seed)
-    sd = {}
-    for e in spec:
-        key, shape = e["key"], tuple(e["shape"])
-        if len(shape) >= 2:
-            bound = 1 / np.sqrt(np.prod(shape[1:]))
-            value = rng.uniform(-bound, bound, size=shape)
-        elif key.endswith(".weight"):
-            value = rng.uniform(0.5, 1.5, size=shape)
-        else:
-            value = rng.uniform(-0.1, 0.1, size=shape)
-        sd[key] = torch.from_numpy(value.astype(np.float32))
-    return sd
 
 
 @pytest.fixture(scope="module")

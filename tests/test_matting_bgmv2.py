@@ -16,6 +16,7 @@ import torch
 from rb2v.errors import Rb2vError
 from rb2v.matting import load_matter
 from rb2v.vendor.bgmv2 import MattingBase, MattingRefine, load_model
+from fixture_weights import recipe_state_dict
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bgmv2"
 TOL = 1e-5
@@ -30,29 +31,6 @@ def cases():
 
 def spec(model_id: str) -> dict:
     return json.loads((FIXTURES / f"state_dict_spec_{model_id}.json").read_text())
-
-
-def recipe_state_dict(entries: list[dict], seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    state = {}
-    for e in entries:
-        key, shape = e["key"], tuple(e["shape"])
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros(shape, dtype=torch.int64)
-            continue
-        if key.endswith("running_var"):
-            v = rng.uniform(0.5, 1.5, size=shape)
-        elif key.endswith("running_mean"):
-            v = rng.uniform(-0.1, 0.1, size=shape)
-        elif len(shape) >= 2:
-            b = 1 / np.sqrt(np.prod(shape[1:]))
-            v = rng.uniform(-b, b, size=shape)
-        elif key.endswith(".weight"):
-            v = rng.uniform(0.5, 1.5, size=shape)
-        else:
-            v = rng.uniform(-0.1, 0.1, size=shape)
-        state[key] = torch.from_numpy(np.asarray(v, dtype=np.float32))
-    return state
 
 
 @pytest.fixture(scope="module")
