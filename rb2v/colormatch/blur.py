@@ -15,6 +15,7 @@ import numpy as np
 from ..colorspace import linear_to_srgb, srgb_to_linear  # noqa: F401 (part of this module's API)
 from ..errors import Rb2vError
 from ..interpolation import Interpolator, load_interpolator
+from .matrix import check_rgb
 
 SPACES = ("srgb", "linear")
 
@@ -31,17 +32,6 @@ def steps_per_pair(n: int, sub: int) -> int:
 def check_space(space: str) -> None:
     if space not in SPACES:
         raise Rb2vError(f"unknown blur space {space!r} (use 'srgb' or 'linear')")
-
-
-def check_frames(name: str, frames: np.ndarray) -> np.ndarray:
-    """(T,H,W,3) float frames as float32; a clear error otherwise."""
-    if not isinstance(frames, np.ndarray):
-        raise Rb2vError(f"{name}: expected a numpy array, got {type(frames).__name__}")
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise Rb2vError(f"{name}: expected (T,H,W,3) RGB frames, got shape {frames.shape}")
-    if not np.issubdtype(frames.dtype, np.floating):
-        raise Rb2vError(f"{name}: expected float RGB in [0,1], got dtype {frames.dtype}")
-    return frames.astype(np.float32, copy=False)
 
 
 def dense_frames(frames: np.ndarray, k: int, interp: Interpolator, batch: int = 8) -> np.ndarray:
@@ -70,7 +60,7 @@ def synthesize_blur(frames: np.ndarray, sub: int = 19, interpolator: str | Inter
 
     The default follows the paper: a plain average of the sRGB sub-frames.
     """
-    frames = check_frames("synthetic blur frames", frames)
+    frames = check_rgb("synthetic blur frames", frames, ndim=4, finite=False)
     check_space(space)
     if not np.isfinite(frames).all():
         raise Rb2vError("synthetic blur frames: contain NaN or inf")

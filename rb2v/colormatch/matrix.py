@@ -29,18 +29,23 @@ DEGENERATE_VAR = 1e-10
 _CHUNK = 1 << 13
 
 
-def check_image(name: str, img: np.ndarray) -> None:
-    """One RGB image: (H,W,3) finite floats."""
-    if not isinstance(img, np.ndarray):
-        raise Rb2vError(f"{name}: expected a numpy array, got {type(img).__name__}")
-    if img.ndim != 3 or img.shape[-1] != 3:
-        raise Rb2vError(f"{name}: expected an (H,W,3) RGB image, got shape {img.shape}")
-    if not np.issubdtype(img.dtype, np.floating):
-        raise Rb2vError(f"{name}: expected float RGB in [0,1], got dtype {img.dtype}")
-    if img.size == 0:
+def check_rgb(name: str, arr: np.ndarray, ndim: int = 3, finite: bool = True) -> np.ndarray:
+    """An (H,W,3) image (ndim 3) or (T,H,W,3) frames (ndim 4) of float RGB, as float32; a clear error otherwise.
+
+    ``finite=False`` skips the NaN/inf scan (sequences are checked once their moments are formed).
+    """
+    what = "an (H,W,3) RGB image" if ndim == 3 else "(T,H,W,3) RGB frames"
+    if not isinstance(arr, np.ndarray):
+        raise Rb2vError(f"{name}: expected a numpy array, got {type(arr).__name__}")
+    if arr.ndim != ndim or arr.shape[-1] != 3:
+        raise Rb2vError(f"{name}: expected {what}, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise Rb2vError(f"{name}: expected float RGB in [0,1], got dtype {arr.dtype}")
+    if arr.size == 0:
         raise Rb2vError(f"{name}: empty image")
-    if not np.isfinite(img).all():
+    if finite and not np.isfinite(arr).all():
         raise Rb2vError(f"{name}: contains NaN or inf")
+    return arr.astype(np.float32, copy=False)
 
 
 def clipped_mask(img: np.ndarray) -> np.ndarray:
@@ -101,8 +106,8 @@ def fit_color_matrix(src: np.ndarray, dst: np.ndarray, *, exclude_clipped: bool 
     for NaN/inf, a size mismatch, too few usable pixels, or source colours that do not
     determine M (a constant image, or colours on a line or plane such as a grey image).
     """
-    check_image("color matrix source", src)
-    check_image("color matrix target", dst)
+    check_rgb("color matrix source", src)
+    check_rgb("color matrix target", dst)
     if src.shape != dst.shape:
         raise Rb2vError(f"color matrix: source and target differ in size: {src.shape} vs {dst.shape}")
     keep = ~(clipped_mask(src) | clipped_mask(dst)) if exclude_clipped else None

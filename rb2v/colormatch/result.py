@@ -8,8 +8,8 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import Rb2vError
-from .blur import check_frames, check_space, steps_per_pair
-from .matrix import check_image
+from .blur import check_space, steps_per_pair
+from .matrix import check_rgb
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,8 +31,8 @@ class SearchResult:
 def check_search_inputs(blur: np.ndarray, seq: np.ndarray, n: int, sub: int, space: str,
                         candidates: Iterable[int] | None) -> tuple[np.ndarray, list[int]]:
     """Validate a search; return seq as float32 and the sorted, distinct candidate starts."""
-    check_image("blurry frame", blur)
-    seq = check_frames("sharp sequence", seq)
+    check_rgb("blurry frame", blur)
+    seq = check_rgb("sharp sequence", seq, ndim=4, finite=False)
     check_space(space)
     steps_per_pair(n, sub)
     if seq.shape[1:] != blur.shape:
