@@ -23,13 +23,12 @@ from typing import Iterator
 import click
 import numpy as np
 
-from ..config import settings_hash
 from ..errors import PartialFailure, Rb2vError
 from ..fsutil import clean_partials
 from ..io.images import read_image, to_float
 from ..progress import progress, say
 from .settings import PipelineSettings, load_pipeline
-from .stage import (N_FRAMES, StageTools, TakeSummary, commit_results, done_summary, sample_paths,
+from .stage import (N_FRAMES, StageTools, TakeSummary, commit_results, done_summary, sample_paths, unit_key,
                     write_sample_images)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -95,8 +94,7 @@ def build_sequence(seq: Sequence, fps: float, settings: PipelineSettings, datase
 
     k, decimate = rate_plan(fps)
     unit = f"{seq.name}__clip"
-    key = settings_hash({"input": [seq.name, seq.count, str(seq.path.stat().st_mtime_ns)], "fps": fps,
-                         "settings": {n: v for n, v in settings.__dict__.items() if n != "split"}})
+    key = unit_key([seq.name, seq.count, str(seq.path.stat().st_mtime_ns), fps], settings)
     done = done_summary(dataset_dir, unit, key)
     if done is not None:
         return done
@@ -154,7 +152,7 @@ def build_sequence(seq: Sequence, fps: float, settings: PipelineSettings, datase
 def synth_reds_dataset(input_dir: Path, out: Path, fps: float, settings: PipelineSettings, report: bool = True) -> Path:
     from .dataset import assemble, print_summary
 
-    rate_plan(fps)  # refuse early
+    k, d = rate_plan(fps)  # refuse a rate it cannot honour before any work
     started = time.perf_counter()
     seqs = find_sequences(Path(input_dir))
     dataset_dir = Path(out) / "datasets" / "reds"
@@ -162,7 +160,6 @@ def synth_reds_dataset(input_dir: Path, out: Path, fps: float, settings: Pipelin
     clean_partials(dataset_dir)
     tools = StageTools.create(settings)
     summaries, failures = [], []
-    k, d = rate_plan(fps)
     total = sum(max(0, (s.count // d - 1) // ((N_FRAMES - 1) // k + 1)) for s in seqs)
     with progress(total=total, desc="synth-reds", unit="sample") as bar:
         for seq in seqs:

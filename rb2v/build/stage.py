@@ -74,10 +74,10 @@ class StageTools:
         return cls(settings, upsampler, subframes, matter)
 
 
-def take_key(take: AlignedTake, settings: PipelineSettings) -> str:
-    """What a take's results depend on: its aligned frames and every setting but the split."""
+def unit_key(inputs, settings: PipelineSettings) -> str:
+    """What a unit of work's results depend on: its inputs and every setting but the split."""
     relevant = {k: v for k, v in asdict(settings).items() if k != "split"}
-    return settings_hash({"take": take.fingerprint, "settings": relevant})
+    return settings_hash({"inputs": inputs, "settings": relevant})
 
 
 @dataclass
@@ -167,7 +167,7 @@ def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path,
     """Build (or resume) one take's samples; returns its summary. Idempotent."""
     start = time.perf_counter()
     dataset_dir = Path(dataset_dir)
-    key = take_key(take, settings)
+    key = unit_key(take.fingerprint, settings)
     done = done_summary(dataset_dir, take.key, key)
     if done is not None:
         return done
@@ -176,13 +176,12 @@ def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path,
     shutil.rmtree(sample_root, ignore_errors=True)
 
     factor = 2
-    load = lambda path: read_image(path)  # noqa: E731
     clock = StageClock()
-    x = UpsampledSequence(lambda i: load(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
+    x = UpsampledSequence(lambda i: read_image(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
     if not isinstance(tools.subframes, LinearInterpolator):  # the linear blend needs no anchoring (exact already)
         tools = replace(tools, subframes=CachedInterpolator(AnchoredInterpolator(x, tools.subframes)))
     with clock("matting"):
-        matting = _Matting(tools.matter, take, lambda k: load(take.blur_path(k))) if tools.matter is not None else None
+        matting = _Matting(tools.matter, take, lambda k: read_image(take.blur_path(k))) if tools.matter is not None else None
     radius = settings.search.radius
     last_start = len(x) - N_FRAMES
     rows, rejects = [], []
@@ -202,7 +201,7 @@ def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path,
                 on_frame()
             continue
         try:
-            row, reasons = _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, load, clock)
+            row, reasons = _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, clock)
         except Exception as e:  # one bad frame is recorded, the take goes on
             detail = str(e) if isinstance(e, Rb2vError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, Rb2vError) and os.environ.get("RB2V_DEBUG"):
@@ -228,12 +227,12 @@ def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path,
     return summary
 
 
-def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, load, clock):
+def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, clock):
     from ..colormatch import apply_color_matrix, search
 
     s = settings.search
     with clock("decode+upsample"):
-        blur = load(take.blur_path(k))
+        blur = read_image(take.blur_path(k))
         seq = x.window(lo, hi + N_FRAMES)
     with clock("search"):
         res = search(blur, seq, n=N_FRAMES, candidates=range(0, hi - lo + 1), interpolator=tools.subframes,
