@@ -29,8 +29,13 @@ def _set_threads(threads: int | None) -> None:
 @click.option("--batch-size", type=int, default=None, help="Sequences per step (default 8).")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (default 2e-4).")
 @click.option("--crop", type=int, default=None, help="Random square crop side (default 256, or the smallest frame side).")
+@click.option("--final-epochs", type=int, default=None,
+              help="Train the last N epochs on --final-crop crops (default 0), e.g. at the evaluation scale.")
+@click.option("--final-crop", type=int, default=None,
+              help="Crop side of the final epochs (default: the smallest frame side).")
 @click.option("--same-weight", type=float, default=None, help="Weight of the same-side consistency terms (default 1; 0 = L_h only).")
-@click.option("--no-flips", is_flag=True, help="Do not flip training sequences.")
+@click.option("--clip-grad", type=float, default=None, help="Gradient norm cap (default 10; 0 = none).")
+@click.option("--no-flips", is_flag=True, help="Do not flip or transpose training sequences.")
 @click.option("--seed", type=int, default=None, help="Seed of the hyperplane, weights, shuffling and crops (default 0).")
 @click.option("--workers", type=int, default=None, help="Data loader processes (default up to 4).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -38,8 +43,8 @@ def _set_threads(threads: int | None) -> None:
 @click.option("--init", type=click.Path(), default=None,
               help="Start from this checkpoint's network and hyperplane (fine-tuning).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
-def train_hypercut(manifest, out, epochs, batch_size, lr, crop, same_weight, no_flips, seed, workers, device, threads,
-                   init, resume):
+def train_hypercut(manifest, out, epochs, batch_size, lr, crop, final_epochs, final_crop, same_weight, clip_grad,
+                   no_flips, seed, workers, device, threads, init, resume):
     """Train the HyperCUT ordering network on the manifest's train split."""
     from .train import TrainSettings, train
 
@@ -48,10 +53,11 @@ def train_hypercut(manifest, out, epochs, batch_size, lr, crop, same_weight, no_
         if dataset_dir.suffix:  # the manifest file, not its folder
             dataset_dir = dataset_dir.parent
         out = str(Path("runs") / f"hypercut-{dataset_dir.name}")
-    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "crop": crop, "same_weight": same_weight,
-             "seed": seed, "workers": workers}
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "crop": crop, "final_epochs": final_epochs,
+             "final_crop": final_crop, "same_weight": same_weight, "clip_grad": clip_grad, "seed": seed,
+             "workers": workers}
     if resume:
-        fixed = [k for k in ("batch_size", "lr", "crop", "same_weight", "seed") if given[k] is not None]
+        fixed = [k for k in given if k not in ("epochs", "workers") and given[k] is not None]
         if fixed or no_flips:
             say(f"note: --resume continues with the run's own settings; ignoring "
                 f"{', '.join('--' + k.replace('_', '-') for k in fixed + (['no_flips'] if no_flips else []))}")

@@ -2,8 +2,9 @@
 
 Random crops and flips are drawn from a generator seeded by (seed, epoch, sample index), so a
 sample's augmentation depends neither on the worker that loads it nor on where a run was
-resumed. A flip (horizontal or vertical) is applied to all 7 frames alike: it mirrors the motion
-but keeps the temporal order, so the pair/reverse labels stay right.
+resumed. A flip (horizontal or vertical) or a transposition (of square crops) is applied to all 7
+frames alike: it mirrors or turns the motion but keeps the temporal order, so the pair/reverse
+labels stay right.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class SequenceDataset(Dataset):
                 frames = frames[:, :, ::-1]
             if rng.random() < 0.5:
                 frames = frames[:, ::-1]
+            if self.crop is not None and rng.random() < 0.5:  # with the flips: the 8 right-angle views
+                frames = frames.transpose(0, 2, 1, 3)
         tensor = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
         return tensor, index
 

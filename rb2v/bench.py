@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "align": ("rb2v.benchmarks.align", "main", "Aligning a take vs only decoding its two streams."),
     "build": ("rb2v.benchmarks.build", "main", "Per-stage throughput and peak memory of rb2v build."),
     "publish": ("rb2v.benchmarks.publish", "main", "Publish throughput vs a plain copy, folder and S3."),
+    "hypercut": ("rb2v.benchmarks.hypercut", "main", "HyperCUT CPU accuracy recipe vs phase correlation."),
 }
 
 

@@ -2,6 +2,7 @@
 dataset made from real images (scikit-image photos with smooth camera motion, and frames of a
 real street video in tests/fixtures/hypercut/street)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -148,12 +149,22 @@ def test_train_command(tiny_dataset, tmp_path, capsys):
     assert load_checkpoint(out)["epoch"] == 1
     assert rb2v_main(args[:-2] + ["--device", "bogus"]) == 2
 
+    # the last epoch on whole 48x48 frames (the evaluation scale), the first on 40x40 crops
+    final = tmp_path / "final"
+    head, tail = args[:4], args[7:]  # around "<out> --epochs 1"
+    assert rb2v_main([*head, str(final), "--epochs", "2", "--final-epochs", "1", *tail]) == 0
+    settings = json.loads((final / "settings.json").read_text())
+    assert (settings["crop_used"], settings["final_crop_used"], settings["final_epochs"]) == (40, 48, 1)
+    assert load_checkpoint(final)["epoch"] == 2
+    capsys.readouterr()
+    assert rb2v_main([*head, str(tmp_path / "bad"), "--epochs", "1", "--final-epochs", "2", *tail]) == 2
+    assert "--final-epochs 2 must be between 0 and --epochs (1)" in capsys.readouterr().err
+
 
 def test_eval_and_order_commands(trained, dataset, tmp_path, capsys):
     out_json = tmp_path / "eval.json"
     assert rb2v_main(["eval-hypercut", "--manifest", str(dataset), "--checkpoint", str(trained),
                       "--json", str(out_json), "--workers", "0"]) == 0
-    import json
     result = json.loads(out_json.read_text())
     n_test = int((read_manifest(dataset)["split"] == "test").sum())  # 4 chelsea + 3 street
     assert n_test == 7 and result["sequences"] == n_test and result["pairs"] == 3 * n_test
