@@ -57,7 +57,7 @@ def train_hypercut(manifest, out, epochs, batch_size, lr, crop, final_epochs, fi
              "final_crop": final_crop, "same_weight": same_weight, "clip_grad": clip_grad, "seed": seed,
              "workers": workers}
     if resume:
-        fixed = [k for k in given if k not in ("epochs", "workers") and given[k] is not None]
+        fixed = [k for k in given if k not in TrainSettings.RUNTIME and given[k] is not None]
         if fixed or no_flips:
             say(f"note: --resume continues with the run's own settings; ignoring "
                 f"{', '.join('--' + k.replace('_', '-') for k in fixed + (['no_flips'] if no_flips else []))}")

@@ -8,9 +8,10 @@ with the recipe below on the CPU; scoring: ``rb2v eval-hypercut`` on whole frame
 
 Peer, on the same test split: a classical ordering by global motion. The shift from x_a to x_b
 is measured by phase correlation and its side is the sign of its projection on a fixed direction;
-a pair and its reverse then always differ (hit is 100 % by construction wherever a shift is
-found), so its con@3 is the figure to compare: it says how often the three pairs of a sequence
-agree when a model knows the motion exactly up to measurement noise.
+a pair and its reverse read opposite shifts, so hit is near 100 % by construction (measured: 5 of
+804 pairs missed, all on the static-camera street video, where the global shift is ~0). Its con@3
+is the figure to compare: how often the three pairs of a sequence agree when the motion is known
+up to measurement noise.
 """
 
 from __future__ import annotations
@@ -60,8 +61,6 @@ def main(work, threads, seed):
     """Make the data, train HyperCUT on the CPU with the recipe, score it and the classical peer."""
     import tempfile
 
-    import torch
-
     from hypercut_models.checkpoint import load_checkpoint
     from hypercut_models.evaluate import evaluate
     from hypercut_models.synthetic import make_dataset
@@ -81,7 +80,6 @@ def main(work, threads, seed):
         make_dataset(work / "data", test_subjects=TEST_SUBJECTS, video_dirs=tuple(video_dirs),
                      photo_dirs=tuple(photo_dirs), takes=16, samples=4, size=96)
         say(f"data: {manifest} in {time.perf_counter() - t0:.0f} s")
-    torch.set_num_threads(threads)
     run = work / f"run-seed{seed}"
     t0 = time.perf_counter()
     last = train(TrainSettings(manifest=str(manifest), out=str(run), seed=seed, device="cpu", threads=threads,
