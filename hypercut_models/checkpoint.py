@@ -40,8 +40,10 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated files, pickles of arbitrary objects, non-torch files
-        raise Rb2vError(f"{path}: not a readable HyperCUT checkpoint ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise Rb2vError(
+            f"{path}: not a readable HyperCUT checkpoint ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         tag = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise Rb2vError(f"{path}: not a HyperCUT checkpoint of rb2v (format {tag!r}, expected {FORMAT!r})")
@@ -77,5 +79,14 @@ def export_weights(checkpoint: str | Path, out: str | Path, half: bool = True) -
     no optimiser or generator states."""
     ckpt = load_checkpoint(checkpoint)
     model = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ckpt["model"].items()}
-    return save_checkpoint(out, {"model": model, "net": ckpt["net"], "hyperplane": ckpt["hyperplane"],
-                                 "epoch": ckpt["epoch"], "settings": ckpt["settings"], "history": ckpt["history"]})
+    return save_checkpoint(
+        out,
+        {
+            "model": model,
+            "net": ckpt["net"],
+            "hyperplane": ckpt["hyperplane"],
+            "epoch": ckpt["epoch"],
+            "settings": ckpt["settings"],
+            "history": ckpt["history"],
+        },
+    )

@@ -10,8 +10,10 @@ import click
 from rb2v.fsutil import write_json_atomic
 from rb2v.progress import say
 
-THREADS_HELP = ("CPU threads for torch (default: torch's own). On a machine shared with other jobs, "
-                "1 can be several times faster than oversubscribed threads.")
+THREADS_HELP = (
+    "CPU threads for torch (default: torch's own). On a machine shared with other jobs, "
+    "1 can be several times faster than oversubscribed threads."
+)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -23,28 +25,64 @@ def _set_threads(threads: int | None) -> None:
 
 @click.command("train-hypercut")
 @click.option("--manifest", required=True, type=click.Path(), help="manifest.parquet (or its folder).")
-@click.option("--out", default=None, type=click.Path(file_okay=False),
-              help="Run folder (default runs/hypercut-<dataset folder name>).")
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Run folder (default runs/hypercut-<dataset folder name>).",
+)
 @click.option("--epochs", type=int, default=None, help="Epochs in all (default 20; on --resume, the run's own).")
 @click.option("--batch-size", type=int, default=None, help="Sequences per step (default 8).")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (default 2e-4).")
-@click.option("--crop", type=int, default=None, help="Random square crop side (default 256, or the smallest frame side).")
-@click.option("--final-epochs", type=int, default=None,
-              help="Train the last N epochs on --final-crop crops (default 0), e.g. at the evaluation scale.")
-@click.option("--final-crop", type=int, default=None,
-              help="Crop side of the final epochs (default: the smallest frame side).")
-@click.option("--same-weight", type=float, default=None, help="Weight of the same-side consistency terms (default 1; 0 = L_h only).")
+@click.option(
+    "--crop", type=int, default=None, help="Random square crop side (default 256, or the smallest frame side)."
+)
+@click.option(
+    "--final-epochs",
+    type=int,
+    default=None,
+    help="Train the last N epochs on --final-crop crops (default 0), e.g. at the evaluation scale.",
+)
+@click.option(
+    "--final-crop", type=int, default=None, help="Crop side of the final epochs (default: the smallest frame side)."
+)
+@click.option(
+    "--same-weight",
+    type=float,
+    default=None,
+    help="Weight of the same-side consistency terms (default 1; 0 = L_h only).",
+)
 @click.option("--clip-grad", type=float, default=None, help="Gradient norm cap (default 10; 0 = none).")
 @click.option("--no-flips", is_flag=True, help="Do not flip or transpose training sequences.")
-@click.option("--seed", type=int, default=None, help="Seed of the hyperplane, weights, shuffling and crops (default 0).")
+@click.option(
+    "--seed", type=int, default=None, help="Seed of the hyperplane, weights, shuffling and crops (default 0)."
+)
 @click.option("--workers", type=int, default=None, help="Data loader processes (default up to 4).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--threads", type=int, default=None, help=THREADS_HELP)
-@click.option("--init", type=click.Path(), default=None,
-              help="Start from this checkpoint's network and hyperplane (fine-tuning).")
+@click.option(
+    "--init", type=click.Path(), default=None, help="Start from this checkpoint's network and hyperplane (fine-tuning)."
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
-def train_hypercut(manifest, out, epochs, batch_size, lr, crop, final_epochs, final_crop, same_weight, clip_grad,
-                   no_flips, seed, workers, device, threads, init, resume):
+def train_hypercut(
+    manifest,
+    out,
+    epochs,
+    batch_size,
+    lr,
+    crop,
+    final_epochs,
+    final_crop,
+    same_weight,
+    clip_grad,
+    no_flips,
+    seed,
+    workers,
+    device,
+    threads,
+    init,
+    resume,
+):
     """Train the HyperCUT ordering network on the manifest's train split."""
     from .train import TrainSettings, train
 
@@ -53,29 +91,50 @@ def train_hypercut(manifest, out, epochs, batch_size, lr, crop, final_epochs, fi
         if dataset_dir.suffix:  # the manifest file, not its folder
             dataset_dir = dataset_dir.parent
         out = str(Path("runs") / f"hypercut-{dataset_dir.name}")
-    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "crop": crop, "final_epochs": final_epochs,
-             "final_crop": final_crop, "same_weight": same_weight, "clip_grad": clip_grad, "seed": seed,
-             "workers": workers}
+    given = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "crop": crop,
+        "final_epochs": final_epochs,
+        "final_crop": final_crop,
+        "same_weight": same_weight,
+        "clip_grad": clip_grad,
+        "seed": seed,
+        "workers": workers,
+    }
     if resume:
         fixed = [k for k in given if k not in TrainSettings.RUNTIME and given[k] is not None]
         if fixed or no_flips:
-            say(f"note: --resume continues with the run's own settings; ignoring "
-                f"{', '.join('--' + k.replace('_', '-') for k in fixed + (['no_flips'] if no_flips else []))}")
-    settings = TrainSettings(manifest=str(manifest), out=out, device=device, threads=threads, init=init,
-                             flips=not no_flips,
-                             **{k: v for k, v in given.items() if v is not None})
+            say(
+                f"note: --resume continues with the run's own settings; ignoring "
+                f"{', '.join('--' + k.replace('_', '-') for k in fixed + (['no_flips'] if no_flips else []))}"
+            )
+    settings = TrainSettings(
+        manifest=str(manifest),
+        out=out,
+        device=device,
+        threads=threads,
+        init=init,
+        flips=not no_flips,
+        **{k: v for k, v in given.items() if v is not None},
+    )
     last = train(settings, resume=resume)
     click.echo(str(last))
 
 
 def _table(result: dict) -> str:
-    rows = [("hit", result["hit"], f"{result['hit_count']}/{result['pairs']} pairs"),
-            ("con@2", result["con@2"], f"{result['con@2_count']}/{result['pairs']} pairs of pairs"),
-            ("con@3", result["con@3"], f"{result['con@3_count']}/{result['sequences']} sequences")]
+    rows = [
+        ("hit", result["hit"], f"{result['hit_count']}/{result['pairs']} pairs"),
+        ("con@2", result["con@2"], f"{result['con@2_count']}/{result['pairs']} pairs of pairs"),
+        ("con@3", result["con@3"], f"{result['con@3_count']}/{result['sequences']} sequences"),
+    ]
     lines = [f"{'metric':<8}{'value':>8}  count", *(f"{n:<8}{100 * v:>7.2f}%  {c}" for n, v, c in rows)]
     per_pair = "  ".join(f"{k}: {100 * v:.2f}%" for k, v in result["hit_per_pair"].items())
     lines.append(f"hit per pair  {per_pair}")
-    lines.append(f"{result['split']} split, {result['sequences']} sequences, {result['seconds']:.1f}s on {result['device']}")
+    lines.append(
+        f"{result['split']} split, {result['sequences']} sequences, {result['seconds']:.1f}s on {result['device']}"
+    )
     return "\n".join(lines)
 
 
@@ -83,8 +142,13 @@ def _table(result: dict) -> str:
 @click.option("--manifest", required=True, type=click.Path(), help="manifest.parquet (or its folder).")
 @click.option("--checkpoint", required=True, type=click.Path(), help="A last.pt (or its run folder).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write the figures (fractions in [0,1] and counts) to this JSON file.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the figures (fractions in [0,1] and counts) to this JSON file.",
+)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--crop", type=int, default=None, help="Score a seeded random crop of this side instead of full frames.")
 @click.option("--workers", type=int, default=None)
@@ -95,8 +159,9 @@ def eval_hypercut(manifest, checkpoint, split, json_path, batch_size, crop, work
     from .evaluate import evaluate
 
     _set_threads(threads)
-    result = evaluate(manifest, checkpoint, split=split, device=device, batch_size=batch_size,
-                      workers=workers, crop=crop)
+    result = evaluate(
+        manifest, checkpoint, split=split, device=device, batch_size=batch_size, workers=workers, crop=crop
+    )
     click.echo(_table(result))
     if json_path:
         write_json_atomic(json_path, result)

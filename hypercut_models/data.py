@@ -31,8 +31,14 @@ def manifest_dir(df) -> Path:
 class SequenceDataset(Dataset):
     """Item i -> (frames (7, 3, h, w) float32 in [0, 1], i)."""
 
-    def __init__(self, manifest: str | Path, split: str | None = "train", crop: int | None = None,
-                 flips: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        manifest: str | Path,
+        split: str | None = "train",
+        crop: int | None = None,
+        flips: bool = False,
+        seed: int = 0,
+    ):
         df = read_manifest(manifest)
         self.manifest = df.attrs["path"]
         self.root = manifest_dir(df)
@@ -45,16 +51,19 @@ class SequenceDataset(Dataset):
         self.paths = [[self.root / p for p in paths] for paths in self.rows["sharp_paths"]]
         bad = [i for i, p in enumerate(self.paths) if len(p) != FRAMES_PER_SEQ]
         if bad:
-            raise Rb2vError(f"{self.manifest}: sample {self.rows['sample_id'][bad[0]]} has "
-                            f"{len(self.paths[bad[0]])} sharp frames, expected {FRAMES_PER_SEQ}")
+            raise Rb2vError(
+                f"{self.manifest}: sample {self.rows['sample_id'][bad[0]]} has "
+                f"{len(self.paths[bad[0]])} sharp frames, expected {FRAMES_PER_SEQ}"
+            )
         missing = [p for paths in self.paths for p in paths if not p.is_file()]
         if missing:
-            raise Rb2vError(f"{missing[0]}: image listed in {self.manifest} not found "
-                            f"({len(missing)} missing in all)")
+            raise Rb2vError(f"{missing[0]}: image listed in {self.manifest} not found ({len(missing)} missing in all)")
         smallest = int(min(self.rows["width"].min(), self.rows["height"].min()))
         if min(crop or smallest, smallest) < MIN_SIDE:
-            raise Rb2vError(f"{self.manifest}: frames or crops of side {min(crop or smallest, smallest)} are too small "
-                            f"for HyperCUT (at least {MIN_SIDE} pixels)")
+            raise Rb2vError(
+                f"{self.manifest}: frames or crops of side {min(crop or smallest, smallest)} are too small "
+                f"for HyperCUT (at least {MIN_SIDE} pixels)"
+            )
         if crop is not None and crop > smallest:
             raise Rb2vError(f"crop {crop} is larger than the smallest frame side ({smallest}) of {self.manifest}")
         self.crop, self.flips, self.seed, self.epoch = crop, flips, seed, 0
@@ -76,7 +85,7 @@ class SequenceDataset(Dataset):
         if self.crop is not None:
             h, w = frames.shape[1:3]
             y, x = rng.integers(0, h - self.crop + 1), rng.integers(0, w - self.crop + 1)
-            frames = frames[:, y:y + self.crop, x:x + self.crop]
+            frames = frames[:, y : y + self.crop, x : x + self.crop]
         if self.flips:
             if rng.random() < 0.5:
                 frames = frames[:, :, ::-1]
@@ -95,14 +104,30 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def make_loader(dataset: SequenceDataset, *, batch_size: int, shuffle: bool, workers: int,
-                device: torch.device, seed: int = 0, epoch: int = 0, drop_last: bool = False) -> DataLoader:
+def make_loader(
+    dataset: SequenceDataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    workers: int,
+    device: torch.device,
+    seed: int = 0,
+    epoch: int = 0,
+    drop_last: bool = False,
+) -> DataLoader:
     dataset.set_epoch(epoch)
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                      pin_memory=device.type == "cuda", drop_last=drop_last, generator=generator,
-                      worker_init_fn=_seed_worker if workers > 0 else None,
-                      persistent_workers=False)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=drop_last,
+        generator=generator,
+        worker_init_fn=_seed_worker if workers > 0 else None,
+        persistent_workers=False,
+    )
 
 
 def iterate(loader: DataLoader):

@@ -20,9 +20,17 @@ from .network import HyperCUTNet
 
 
 @torch.no_grad()
-def score_dataset(net: HyperCUTNet, plane: Hyperplane, dataset: SequenceDataset, device: torch.device, *,
-                  batch_size: int = 8, workers: int | None = None, with_reverse: bool = True,
-                  desc: str = "score") -> tuple[np.ndarray, np.ndarray | None]:
+def score_dataset(
+    net: HyperCUTNet,
+    plane: Hyperplane,
+    dataset: SequenceDataset,
+    device: torch.device,
+    *,
+    batch_size: int = 8,
+    workers: int | None = None,
+    with_reverse: bool = True,
+    desc: str = "score",
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Forward (and reverse) scores (S, 3) of every sample, in dataset order."""
     cuda = device.type == "cuda"
     net = net.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format).eval()
@@ -35,16 +43,25 @@ def score_dataset(net: HyperCUTNet, plane: Hyperplane, dataset: SequenceDataset,
     rev = np.zeros((len(dataset), 3), np.float64) if with_reverse else None
     for frames, index in progress(iterate(loader), total=len(loader), desc=desc, unit="batch"):
         with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
-            f, r = pair_scores(net, plane, frames.to(device, non_blocking=True), channels_last=cuda,
-                               with_reverse=with_reverse)
+            f, r = pair_scores(
+                net, plane, frames.to(device, non_blocking=True), channels_last=cuda, with_reverse=with_reverse
+            )
         fwd[index.numpy()] = f.float().cpu().numpy()
         if with_reverse:
             rev[index.numpy()] = r.float().cpu().numpy()
     return fwd, rev
 
 
-def evaluate(manifest: str | Path, checkpoint: str | Path, *, split: str = "test", device: str = "auto",
-             batch_size: int = 8, workers: int | None = None, crop: int | None = None) -> dict:
+def evaluate(
+    manifest: str | Path,
+    checkpoint: str | Path,
+    *,
+    split: str = "test",
+    device: str = "auto",
+    batch_size: int = 8,
+    workers: int | None = None,
+    crop: int | None = None,
+) -> dict:
     """hit / con@2 / con@3 (see ``metrics``) of a checkpoint on one split: on full frames, or on a
     seeded (hence repeatable) random crop of side ``crop`` per sample, which is faster."""
     dev = resolve_device(device)
@@ -54,20 +71,34 @@ def evaluate(manifest: str | Path, checkpoint: str | Path, *, split: str = "test
     fwd, rev = score_dataset(net, plane, dataset, dev, batch_size=batch_size, workers=workers, desc=f"eval {split}")
     seconds = time.perf_counter() - t0
     result = ordering_metrics(fwd, rev)
-    result.update({"split": split, "manifest": str(dataset.manifest), "checkpoint": str(checkpoint),
-                   "device": str(dev), "seconds": round(seconds, 3)})
+    result.update(
+        {
+            "split": split,
+            "manifest": str(dataset.manifest),
+            "checkpoint": str(checkpoint),
+            "device": str(dev),
+            "seconds": round(seconds, 3),
+        }
+    )
     return result
 
 
-def write_orders(manifest: str | Path, checkpoint: str | Path, *, device: str = "auto", batch_size: int = 8,
-                 workers: int | None = None) -> dict[str, int]:
+def write_orders(
+    manifest: str | Path,
+    checkpoint: str | Path,
+    *,
+    device: str = "auto",
+    batch_size: int = 8,
+    workers: int | None = None,
+) -> dict[str, int]:
     """Label every sample: "ignore" when h(H(x_0, x_6)) < 0 (the canonical, negative side: keep the
     order), "reverse" otherwise. Rewrites the manifest's ``order`` column and ``metadata.json``."""
     dev = resolve_device(device)
     net, plane, _ = load_model(checkpoint)
     dataset = SequenceDataset(manifest, split=None)
-    fwd, _ = score_dataset(net, plane, dataset, dev, batch_size=batch_size, workers=workers,
-                           with_reverse=False, desc="order")
+    fwd, _ = score_dataset(
+        net, plane, dataset, dev, batch_size=batch_size, workers=workers, with_reverse=False, desc="order"
+    )
     labels = dict(zip(dataset.rows["sample_id"], np.where(fwd[:, 0] < 0, "ignore", "reverse")))
     path = Path(dataset.manifest)
     df = read_manifest(path)

@@ -40,8 +40,9 @@ class Hyperplane(nn.Module):
         return v.float() @ self.weight + self.bias
 
 
-def pair_scores(net: HyperCUTNet, plane: Hyperplane, frames: torch.Tensor,
-                channels_last: bool = False, with_reverse: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+def pair_scores(
+    net: HyperCUTNet, plane: Hyperplane, frames: torch.Tensor, channels_last: bool = False, with_reverse: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Scores of the three symmetric pairs and of their reverses, each (B, 3).
 
     ``frames`` is (B, 7, 3, H, W) in [0, 1]; all pairs go through the network as one batch.
@@ -57,7 +58,7 @@ def pair_scores(net: HyperCUTNet, plane: Hyperplane, frames: torch.Tensor,
         firsts = firsts.contiguous(memory_format=torch.channels_last)
         seconds = seconds.contiguous(memory_format=torch.channels_last)
     scores = plane(net(firsts, seconds)).view(len(order), b).T  # (B, 3 or 6)
-    return scores[:, :len(PAIRS)], (scores[:, len(PAIRS):] if with_reverse else None)
+    return scores[:, : len(PAIRS)], (scores[:, len(PAIRS) :] if with_reverse else None)
 
 
 def order_loss(forward: torch.Tensor, reverse: torch.Tensor) -> torch.Tensor:
@@ -91,8 +92,9 @@ class HyperCUTLoss(nn.Module):
         super().__init__()
         self.same_weight = same_weight
 
-    def forward(self, forward: torch.Tensor, reverse: torch.Tensor,
-                escape_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    def forward(
+        self, forward: torch.Tensor, reverse: torch.Tensor, escape_weight: float = 0.0
+    ) -> dict[str, torch.Tensor]:
         diff = order_loss(forward, reverse)
         same = 0.5 * (same_side_loss(forward) + same_side_loss(reverse))
         total = diff + self.same_weight * same
@@ -114,13 +116,13 @@ class HyperplaneRegularizer(nn.Module):
             p.requires_grad_(False)
 
     @classmethod
-    def from_checkpoint(cls, path, map_location="cpu") -> "HyperplaneRegularizer":
+    def from_checkpoint(cls, path, map_location="cpu") -> HyperplaneRegularizer:
         from .checkpoint import load_model
 
         net, plane, _ = load_model(path, map_location=map_location)
         return cls(net, plane)
 
-    def train(self, mode: bool = True) -> "HyperplaneRegularizer":
+    def train(self, mode: bool = True) -> HyperplaneRegularizer:
         super().train(mode)
         self.net.eval()  # frozen: never switches to training behaviour
         return self

@@ -47,9 +47,11 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
             nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,14 +61,18 @@ class ResidualBlock(nn.Module):
 class HyperCUTNet(nn.Module):
     """H(x_a, x_b): two RGB frames (B,3,H,W) in [0,1] -> (B, out_dim) motion vectors."""
 
-    def __init__(self, out_dim: int = 128, base_channels: int = 32, n_down: int = 5,
-                 n_blocks: int = 6, slope: float = 0.2):
+    def __init__(
+        self, out_dim: int = 128, base_channels: int = 32, n_down: int = 5, n_blocks: int = 6, slope: float = 0.2
+    ):
         super().__init__()
         self.out_dim = out_dim
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN * 2).view(1, 6, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD * 2).view(1, 6, 1, 1), persistent=False)
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(6, base_channels, 7),
-                                   nn.LeakyReLU(slope, inplace=True)]
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(6, base_channels, 7),
+            nn.LeakyReLU(slope, inplace=True),
+        ]
         channels = base_channels
         for _ in range(n_down):
             out = min(channels * 2, out_dim)
@@ -79,7 +85,7 @@ class HyperCUTNet(nn.Module):
         with torch.no_grad():  # content + amplified temporal difference (see the module docstring)
             first = self.encoder[1].weight
             content, change = first[:, :3].clone(), torch.empty_like(first[:, :3])
-            nn.init.kaiming_uniform_(change, a=5 ** 0.5)  # torch's default conv initialisation
+            nn.init.kaiming_uniform_(change, a=5**0.5)  # torch's default conv initialisation
             first[:, :3] = content - DIFF_GAIN * change
             first[:, 3:] = content + DIFF_GAIN * change
 

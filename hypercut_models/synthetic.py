@@ -30,9 +30,26 @@ from rb2v.io.images import read_image, to_float, to_uint8, write_image
 from rb2v.manifest import MANIFEST_NAME, write_manifest, write_metadata_json
 
 # scikit-image's bundled photographs (``cat`` is ``chelsea`` again, so it is left out)
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
-          "retina", "camera", "grass", "gravel", "brick", "moon", "coins", "clock", "page", "text",
-          "stereo_motorcycle", "cell")
+PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "camera",
+    "grass",
+    "gravel",
+    "brick",
+    "moon",
+    "coins",
+    "clock",
+    "page",
+    "text",
+    "stereo_motorcycle",
+    "cell",
+)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CATEGORY = "synthetic"
 IDENTITY_COLOR = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]
@@ -70,8 +87,9 @@ def _smooth_motion(rng: np.random.Generator, n: int, speed: tuple[float, float] 
     return maps
 
 
-def render_photo_take(photo: np.ndarray, n: int, size: int, rng: np.random.Generator,
-                      speed: tuple[float, float] = DEFAULT_SPEED) -> np.ndarray:
+def render_photo_take(
+    photo: np.ndarray, n: int, size: int, rng: np.random.Generator, speed: tuple[float, float] = DEFAULT_SPEED
+) -> np.ndarray:
     """(n, size, size, 3) frames of a moving window over the photo (scaled so the window sees
     35-70 % of its shorter side, drawn per take), with sensor noise."""
     scale = size / (rng.uniform(0.35, 0.7) * min(photo.shape[:2]))
@@ -84,8 +102,9 @@ def render_photo_take(photo: np.ndarray, n: int, size: int, rng: np.random.Gener
         a = m[:, :2]
         offset = centre + m[:, 2] - a @ np.array([size / 2 - 0.5, size / 2 - 0.5])
         warp = np.hstack([a, offset[:, None]])
-        frame = cv2.warpAffine(photo, warp, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REFLECT)
+        frame = cv2.warpAffine(
+            photo, warp, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+        )
         frames.append(frame + rng.normal(0, 0.005, frame.shape).astype(np.float32))
     return np.clip(np.stack(frames), 0, 1)
 
@@ -118,7 +137,7 @@ def video_takes(folder: Path, size: int) -> list[np.ndarray]:
         frames.append(cv2.resize(img, (max(size, round(img.shape[1] * s)), size), interpolation=cv2.INTER_AREA))
     stream = np.stack(frames)
     w = stream.shape[2]
-    return [stream[:, :, x:x + size] for x in sorted({0, (w - size) // 2, w - size})]
+    return [stream[:, :, x : x + size] for x in sorted({0, (w - size) // 2, w - size})]
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -133,9 +152,9 @@ def write_take(out: Path, split: str, subject: str, take: str, stream: np.ndarra
         p = 2 + 8 * k
         if p + 8 >= len(stream):
             break
-        blur = to_float(to_uint8(stream[p:p + 7].mean(axis=0)))
-        score = _psnr(stream[p:p + 7].mean(axis=0), blur)
-        rival = max(_psnr(stream[q:q + 7].mean(axis=0), blur) for q in (p - 2, p + 2))
+        blur = to_float(to_uint8(stream[p : p + 7].mean(axis=0)))
+        score = _psnr(stream[p : p + 7].mean(axis=0), blur)
+        rival = max(_psnr(stream[q : q + 7].mean(axis=0), blur) for q in (p - 2, p + 2))
         folder = Path("samples") / subject / take / f"{k:04d}"
         write_image(out / folder / "blur.png", blur)
         sharp = []
@@ -143,22 +162,46 @@ def write_take(out: Path, split: str, subject: str, take: str, stream: np.ndarra
             write_image(out / folder / f"{i:03d}.png", stream[p + i])
             sharp.append(str(folder / f"{i:03d}.png"))
         files = [str(folder / "blur.png")] + sharp
-        rows.append({
-            "sample_id": hashlib.sha1(f"{CATEGORY}/{subject}/{take}/{k}".encode()).hexdigest()[:16],
-            "category": CATEGORY, "subject": subject, "take": f"{CATEGORY}/{subject}/{take}",
-            "split": split, "blur_path": files[0], "sharp_paths": sharp, "blur_index": k,
-            "sharp_start": p, "upsample_factor": 2, "color_matrix": IDENTITY_COLOR,
-            "psnr": score, "psnr_margin": score - rival, "interpolator": None, "matting": None,
-            "background": None, "order": "ignore", "width": stream.shape[2], "height": stream.shape[1],
-            "sha256": [sha256_file(out / f) for f in files],
-        })
+        rows.append(
+            {
+                "sample_id": hashlib.sha1(f"{CATEGORY}/{subject}/{take}/{k}".encode()).hexdigest()[:16],
+                "category": CATEGORY,
+                "subject": subject,
+                "take": f"{CATEGORY}/{subject}/{take}",
+                "split": split,
+                "blur_path": files[0],
+                "sharp_paths": sharp,
+                "blur_index": k,
+                "sharp_start": p,
+                "upsample_factor": 2,
+                "color_matrix": IDENTITY_COLOR,
+                "psnr": score,
+                "psnr_margin": score - rival,
+                "interpolator": None,
+                "matting": None,
+                "background": None,
+                "order": "ignore",
+                "width": stream.shape[2],
+                "height": stream.shape[1],
+                "sha256": [sha256_file(out / f) for f in files],
+            }
+        )
     return rows
 
 
-def make_dataset(out: str | Path, *, photos: tuple[str, ...] = PHOTOS, test_subjects: tuple[str, ...] = (),
-                 video_dirs: tuple[str | Path, ...] = (), photo_dirs: tuple[str | Path, ...] = (),
-                 takes: int = 2, samples: int = 8, size: int = 96, seed: int = 0,
-                 speed: tuple[float, float] = DEFAULT_SPEED) -> Path:
+def make_dataset(
+    out: str | Path,
+    *,
+    photos: tuple[str, ...] = PHOTOS,
+    test_subjects: tuple[str, ...] = (),
+    video_dirs: tuple[str | Path, ...] = (),
+    photo_dirs: tuple[str | Path, ...] = (),
+    takes: int = 2,
+    samples: int = 8,
+    size: int = 96,
+    seed: int = 0,
+    speed: tuple[float, float] = DEFAULT_SPEED,
+) -> Path:
     """Write the dataset and its manifest under ``out``; return the manifest path."""
     out = Path(out)
     rows = []
@@ -182,33 +225,61 @@ def make_dataset(out: str | Path, *, photos: tuple[str, ...] = PHOTOS, test_subj
             rows += write_take(out, split, folder.name, f"take{t:02d}", stream, samples)
     if not rows:
         raise Rb2vError(f"{out}: nothing to write (no subjects)")
-    manifest = write_manifest(out / MANIFEST_NAME, rows, {"settings": {"generator": "hypercut_models.synthetic",
-                                                                         "size": size, "seed": seed,
-                                                                         "speed": list(speed)}})
+    manifest = write_manifest(
+        out / MANIFEST_NAME,
+        rows,
+        {"settings": {"generator": "hypercut_models.synthetic", "size": size, "seed": seed, "speed": list(speed)}},
+    )
     write_metadata_json(out)
     return manifest
 
 
 @click.command()
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--test-subjects", default="coffee,camera,brick,hubble_deep_field",
-              help="Comma-separated subjects (photo names or video folder names) for the test split.")
-@click.option("--video-dir", "video_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="A folder of consecutive real video frames (one subject); repeatable.")
-@click.option("--photo-dir", "photo_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="A folder of photographs (each image, or each subfolder's first image, is one "
-                   "subject); repeatable.")
+@click.option(
+    "--test-subjects",
+    default="coffee,camera,brick,hubble_deep_field",
+    help="Comma-separated subjects (photo names or video folder names) for the test split.",
+)
+@click.option(
+    "--video-dir",
+    "video_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A folder of consecutive real video frames (one subject); repeatable.",
+)
+@click.option(
+    "--photo-dir",
+    "photo_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A folder of photographs (each image, or each subfolder's first image, is one subject); repeatable.",
+)
 @click.option("--takes", default=3, show_default=True, help="Takes per photo.")
 @click.option("--samples", default=10, show_default=True, help="Samples per take.")
 @click.option("--size", default=96, show_default=True, help="Frame side in pixels.")
-@click.option("--speed", nargs=2, type=float, default=DEFAULT_SPEED, show_default=True,
-              help="Range of the virtual camera's speed, px per sharp frame.")
+@click.option(
+    "--speed",
+    nargs=2,
+    type=float,
+    default=DEFAULT_SPEED,
+    show_default=True,
+    help="Range of the virtual camera's speed, px per sharp frame.",
+)
 @click.option("--seed", default=0, show_default=True)
 def main(out, test_subjects, video_dirs, photo_dirs, takes, samples, size, speed, seed):
     """Make a small real-image blur2vid dataset (python -m hypercut_models.synthetic OUT)."""
-    path = make_dataset(out, test_subjects=tuple(s for s in test_subjects.split(",") if s),
-                        video_dirs=video_dirs, photo_dirs=photo_dirs, takes=takes, samples=samples, size=size,
-                        seed=seed, speed=speed)
+    path = make_dataset(
+        out,
+        test_subjects=tuple(s for s in test_subjects.split(",") if s),
+        video_dirs=video_dirs,
+        photo_dirs=photo_dirs,
+        takes=takes,
+        samples=samples,
+        size=size,
+        seed=seed,
+        speed=speed,
+    )
     click.echo(path)
 
 

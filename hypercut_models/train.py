@@ -41,22 +41,22 @@ DEFAULT_EPOCHS = 20
 class TrainSettings:
     manifest: str
     out: str
-    epochs: int | None = None     # None: DEFAULT_EPOCHS for a new run, the run's own on resume
+    epochs: int | None = None  # None: DEFAULT_EPOCHS for a new run, the run's own on resume
     batch_size: int = 8
     lr: float = 2e-4
-    crop: int | None = None       # None: DEFAULT_CROP, or the smallest frame side if smaller
-    final_epochs: int = 0         # the last epochs train on final_crop crops (see train())
+    crop: int | None = None  # None: DEFAULT_CROP, or the smallest frame side if smaller
+    final_epochs: int = 0  # the last epochs train on final_crop crops (see train())
     final_crop: int | None = None  # None: the smallest frame side (the whole frame's scale)
     flips: bool = True
-    same_weight: float = 1.0      # weight of the same-side consistency terms (0 disables them)
-    clip_grad: float = 10.0       # gradient norm cap (0: none); see train()
-    warmup: int = 200             # steps over which the escape term (losses.escape_loss) fades out
+    same_weight: float = 1.0  # weight of the same-side consistency terms (0 disables them)
+    clip_grad: float = 10.0  # gradient norm cap (0: none); see train()
+    warmup: int = 200  # steps over which the escape term (losses.escape_loss) fades out
     out_dim: int = 128
-    seed: int = 0                 # seeds the hyperplane, the initial weights, shuffling and crops
-    workers: int | None = None    # None: up to 4, one less than the CPUs
+    seed: int = 0  # seeds the hyperplane, the initial weights, shuffling and crops
+    workers: int | None = None  # None: up to 4, one less than the CPUs
     device: str = "auto"
-    threads: int | None = None    # CPU threads of torch (None: its default); 1 is fastest on a busy machine
-    init: str | None = None       # start from this checkpoint's network and hyperplane (fine-tuning)
+    threads: int | None = None  # CPU threads of torch (None: its default); 1 is fastest on a busy machine
+    init: str | None = None  # start from this checkpoint's network and hyperplane (fine-tuning)
 
     # settings a resumed run may change without changing what it computes
     RUNTIME = ("epochs", "workers", "device", "threads")
@@ -76,9 +76,14 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                       for k, v in np.random.get_state(legacy=False)["state"].items()}}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {
+            k: (v.tolist() if isinstance(v, np.ndarray) else v)
+            for k, v in np.random.get_state(legacy=False)["state"].items()
+        },
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -103,6 +108,7 @@ class RunLog:
         self.path = folder / "log.csv"
         try:
             from torch.utils.tensorboard import SummaryWriter
+
             self.tb = SummaryWriter(str(folder / "tensorboard"))
         except ImportError:
             self.tb = None
@@ -159,8 +165,11 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
     # ~4 points of hit (measured: 94.5 % on 64 px crops vs 90.4 % on the 96 px frames); a few
     # final epochs at the evaluation scale recover it.
     final_crop = settings.final_crop or smallest
-    final_dataset = (SequenceDataset(settings.manifest, "train", crop=final_crop, flips=settings.flips,
-                                     seed=settings.seed) if settings.final_epochs > 0 else dataset)
+    final_dataset = (
+        SequenceDataset(settings.manifest, "train", crop=final_crop, flips=settings.flips, seed=settings.seed)
+        if settings.final_epochs > 0
+        else dataset
+    )
     first_final = settings.epochs - settings.final_epochs
     workers = default_workers() if settings.workers is None else settings.workers
 
@@ -189,15 +198,23 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
             say(f"{out}: already trained for {start} epoch(s) (>= --epochs {settings.epochs}); nothing to do")
             return out / "last.pt"
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "settings.json", {**dataclasses.asdict(settings), "crop_used": crop,
-                                              "final_crop_used": final_crop if settings.final_epochs else None})
+    write_json_atomic(
+        out / "settings.json",
+        {
+            **dataclasses.asdict(settings),
+            "crop_used": crop,
+            "final_crop_used": final_crop if settings.final_epochs else None,
+        },
+    )
     log = RunLog(out)
     net_args = {"out_dim": settings.out_dim}
 
     steps_per_epoch = -(-len(dataset) // settings.batch_size)
     final = f", the last {settings.final_epochs} on {final_crop}x{final_crop}" if settings.final_epochs else ""
-    say(f"training HyperCUT on {len(dataset)} sequences ({crop}x{crop} crops{final}) on {device}, "
-        f"epochs {start + 1}..{settings.epochs}, {steps_per_epoch} steps each, {workers} loader worker(s)")
+    say(
+        f"training HyperCUT on {len(dataset)} sequences ({crop}x{crop} crops{final}) on {device}, "
+        f"epochs {start + 1}..{settings.epochs}, {steps_per_epoch} steps each, {workers} loader worker(s)"
+    )
     bar = progress(total=(settings.epochs - start) * steps_per_epoch, desc="train-hypercut", unit="step")
     try:
         for epoch in range(start, settings.epochs):
@@ -205,8 +222,15 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
             net.train()
             sums = {"total": 0.0, "order": 0.0, "same": 0.0}
             hits = con3 = seen = 0
-            loader = make_loader(final_dataset if epoch >= first_final else dataset, batch_size=settings.batch_size,
-                                 shuffle=True, workers=workers, device=device, seed=settings.seed, epoch=epoch)
+            loader = make_loader(
+                final_dataset if epoch >= first_final else dataset,
+                batch_size=settings.batch_size,
+                shuffle=True,
+                workers=workers,
+                device=device,
+                seed=settings.seed,
+                epoch=epoch,
+            )
             for step, (frames, _) in enumerate(iterate(loader), start=epoch * steps_per_epoch):
                 lr = cosine_lr(settings.lr, step, settings.epochs * steps_per_epoch)
                 for group in optimizer.param_groups:
@@ -235,21 +259,39 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{sums['total'] / seen:.4f}")
             seconds = time.perf_counter() - t0
-            history.append({"epoch": epoch + 1, "loss": sums["total"] / seen, "order_loss": sums["order"] / seen,
-                            "same_loss": sums["same"] / seen, "train_hit": hits / (3 * seen),
-                            "train_con@3": con3 / seen, "lr": lr, "seconds": round(seconds, 3),
-                            "sequences_per_s": round(seen / seconds, 3)})
-            save_checkpoint(out / "last.pt", {
-                "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-                "hyperplane": hyperplane_state(plane), "net": net_args,
-                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if cuda else None,
-                "epoch": epoch + 1, "settings": dataclasses.asdict(settings), "rng": rng_state(),
-                "history": history,
-            })
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": sums["total"] / seen,
+                    "order_loss": sums["order"] / seen,
+                    "same_loss": sums["same"] / seen,
+                    "train_hit": hits / (3 * seen),
+                    "train_con@3": con3 / seen,
+                    "lr": lr,
+                    "seconds": round(seconds, 3),
+                    "sequences_per_s": round(seen / seconds, 3),
+                }
+            )
+            save_checkpoint(
+                out / "last.pt",
+                {
+                    "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+                    "hyperplane": hyperplane_state(plane),
+                    "net": net_args,
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if cuda else None,
+                    "epoch": epoch + 1,
+                    "settings": dataclasses.asdict(settings),
+                    "rng": rng_state(),
+                    "history": history,
+                },
+            )
             log.write(history)
             row = history[-1]
-            say(f"epoch {epoch + 1}/{settings.epochs}: loss {row['loss']:.4f}  train hit {row['train_hit']:.3f}  "
-                f"con@3 {row['train_con@3']:.3f}  {seconds:.1f}s  ETA {seconds * (settings.epochs - epoch - 1):.0f}s")
+            say(
+                f"epoch {epoch + 1}/{settings.epochs}: loss {row['loss']:.4f}  train hit {row['train_hit']:.3f}  "
+                f"con@3 {row['train_con@3']:.3f}  {seconds:.1f}s  ETA {seconds * (settings.epochs - epoch - 1):.0f}s"
+            )
     finally:
         bar.close()
         log.close()

@@ -21,10 +21,18 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "simulate-rig": ("rb2v.simulate.cli", "simulate_rig", "Write a synthetic capture tree with exact ground truth."),
     "probe": ("rb2v.io.cli", "probe", "Show what rb2v reads from a video (fps, frames, size, audio, timecode)."),
     "align": ("rb2v.align.cli", "align", "Pair, synchronise and geometrically align the two cameras of each take."),
-    "build": ("rb2v.build.cli", "build", "Build a category's dataset from aligned takes (Algorithm 1, matting, QC, split)."),
-    "synth-reds": ("rb2v.build.reds", "synth_reds", "Make the synthetic REDS-style blur2vid set in the manifest format."),
-    "validate": ("rb2v.build.validate", "validate", "Check a manifest: schema, files, sizes and checksums."),
-    "report": ("rb2v.build.report", "report_cmd", "Regenerate the HTML report of built datasets."),
+    "build": (
+        "rb2v.dataset.cli",
+        "build",
+        "Build a category's dataset from aligned takes (Algorithm 1, matting, QC, split).",
+    ),
+    "synth-reds": (
+        "rb2v.dataset.reds",
+        "synth_reds",
+        "Make the synthetic REDS-style blur2vid set in the manifest format.",
+    ),
+    "validate": ("rb2v.dataset.validate", "validate", "Check a manifest: schema, files, sizes and checksums."),
+    "report": ("rb2v.dataset.report", "report_cmd", "Regenerate the HTML report of built datasets."),
     "interpolate": ("rb2v.interpolation.cli", "interpolate", "Interpolate a frame between two images."),
     "bench": ("rb2v.bench", "bench", "Benchmarks that compare rb2v side by side with a reference or a peer."),
     "train-hypercut": ("hypercut_models.cli", "train_hypercut", "Train the HyperCUT ordering network on a manifest."),
@@ -102,7 +110,9 @@ def main(argv=None) -> int:
         if debug:
             traceback.print_exc()
         else:
-            click.echo(f"rb2v: internal error: {type(e).__name__}: {e} (re-run with --debug for the traceback)", err=True)
+            click.echo(
+                f"rb2v: internal error: {type(e).__name__}: {e} (re-run with --debug for the traceback)", err=True
+            )
         return 1
 
 

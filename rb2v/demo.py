@@ -30,10 +30,34 @@ def main() -> None:
     if ROOT.exists():
         shutil.rmtree(ROOT)
     raw, out = ROOT / "raw", ROOT / "out"
-    run("simulate-rig", str(raw), "--category", "hand", "--subjects", "2", "--takes", "1", "--seconds", "2",
-        "--seed", "1")
-    run("simulate-rig", str(raw), "--category", "street", "--subjects", "1", "--takes", "1", "--seconds", "2",
-        "--seed", "2")
+    run(
+        "simulate-rig",
+        str(raw),
+        "--category",
+        "hand",
+        "--subjects",
+        "2",
+        "--takes",
+        "1",
+        "--seconds",
+        "2",
+        "--seed",
+        "1",
+    )
+    run(
+        "simulate-rig",
+        str(raw),
+        "--category",
+        "street",
+        "--subjects",
+        "1",
+        "--takes",
+        "1",
+        "--seconds",
+        "2",
+        "--seed",
+        "2",
+    )
     run("align", str(raw), str(out))
     for category in ("hand", "street"):
         run("build", "--category", category, "--out", str(out), "--stride", "3")

@@ -12,7 +12,7 @@ import functools
 import os
 import shutil
 import subprocess
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import Rb2vError
 
@@ -52,8 +52,9 @@ def ffmpeg_cmd(args: Sequence[str]) -> list[str]:
     return [ffmpeg_exe(), "-hide_banner", "-nostdin", *map(str, args)]
 
 
-def run(args: Sequence[str], *, input: bytes | None = None, what: str = "", check: bool = True,
-        timeout: float | None = None) -> subprocess.CompletedProcess:
+def run(
+    args: Sequence[str], *, input: bytes | None = None, what: str = "", check: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess:
     """Run ffmpeg to completion; on failure raise a one-line error naming ``what``."""
     cmd = ffmpeg_cmd(args)
     if input is not None:

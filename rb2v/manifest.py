@@ -9,8 +9,9 @@ so ``name`` is the dataset folder's name and paths are relative to that folder.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,7 +102,9 @@ def read_manifest_table(path: str | Path) -> pa.Table:
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises several types for damaged files
-        raise Rb2vError(f"{path}: not a readable Parquet manifest ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        raise Rb2vError(
+            f"{path}: not a readable Parquet manifest ({type(e).__name__}: {str(e).splitlines()[0]})"
+        ) from None
     tag = (table.schema.metadata or {}).get(b"schema", b"").decode()
     if tag != SCHEMA_TAG:
         raise Rb2vError(f"{path}: not an rb2v manifest (schema tag {tag or 'missing'!r}, expected {SCHEMA_TAG!r})")

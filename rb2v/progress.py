@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, TypeVar
+from collections.abc import Iterable
+from typing import TypeVar
 
 from tqdm import tqdm
 
@@ -19,11 +20,27 @@ def enabled() -> bool:
     return os.environ.get("RB2V_PROGRESS", "1") != "0"
 
 
-def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
-             unit: str = "it", leave: bool = True, disable: bool = False) -> tqdm:
+def progress(
+    iterable: Iterable[T] | None = None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    leave: bool = True,
+    disable: bool = False,
+) -> tqdm:
     tty = sys.stderr.isatty()
-    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr,
-                dynamic_ncols=True, mininterval=0.5 if tty else 10.0, disable=disable or not enabled())
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        leave=leave,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5 if tty else 10.0,
+        disable=disable or not enabled(),
+    )
 
 
 def say(msg: str) -> None:

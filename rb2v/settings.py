@@ -121,8 +121,9 @@ def _find(kind: str, name_or_path: str | Path) -> Path:
         cand = base / f"{name_or_path}.toml"
         if cand.exists():
             return cand
-    raise Rb2vError(f"{kind}/{name_or_path}.toml: no such {kind[:-1]} definition "
-                    f"(looked in ./{kind} and {REPO_ROOT / kind})")
+    raise Rb2vError(
+        f"{kind}/{name_or_path}.toml: no such {kind[:-1]} definition (looked in ./{kind} and {REPO_ROOT / kind})"
+    )
 
 
 def load_rig(name_or_path: str | Path = DEFAULT_RIG, overrides: dict | None = None) -> RigSettings:

@@ -78,15 +78,18 @@ def test_pairs_by_name(raw):
     assert blur.path.name == "blur.mp4" and sharp.path.name == "sharp.mp4"
 
 
-@pytest.mark.parametrize("take, message", [
-    ("one_camera", "only one camera stream"),
-    ("three_cameras", "3 camera streams"),
-    ("ratio_two", "ratio 2.000, expected about 4"),
-    ("corrupt", "GX010002.MP4: corrupt or truncated video"),
-    ("empty", "GX010002.MP4: empty file"),
-    ("swapped_names", "ratio 0.250"),
-    ("missing_chapter", "missing chapter(s) [2]"),
-])
+@pytest.mark.parametrize(
+    "take, message",
+    [
+        ("one_camera", "only one camera stream"),
+        ("three_cameras", "3 camera streams"),
+        ("ratio_two", "ratio 2.000, expected about 4"),
+        ("corrupt", "GX010002.MP4: corrupt or truncated video"),
+        ("empty", "GX010002.MP4: empty file"),
+        ("swapped_names", "ratio 0.250"),
+        ("missing_chapter", "missing chapter(s) [2]"),
+    ],
+)
 def test_bad_take_is_named_with_its_problem(raw, take, message):
     with pytest.raises(Rb2vError) as info:
         pair_streams(raw / "bad" / "s3" / take)

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from rb2v.align.geometry import (FramePair, box_weights, choose_crop, crop_warp, estimate_geometry,
-                                 grey, valid_box)
+from rb2v.align.geometry import FramePair, box_weights, choose_crop, crop_warp, estimate_geometry, grey, valid_box
 from rb2v.errors import Rb2vError
 from rb2v.io.images import apply_flip
 
@@ -31,7 +30,7 @@ def _pairs(flip: str, blur_sigma: float = 1.5, border: int = 20):
         sharp = cv2.warpPerspective(scene, view, (W, H), flags=cv2.INTER_CUBIC)  # in blur handedness
         blur = cv2.warpPerspective(sharp, H_TRUE, (W, H), flags=cv2.INTER_CUBIC)
         blur[:, :border] = 0
-        blur[:, W - border:] = 0
+        blur[:, W - border :] = 0
         frames = []
         for img in (blur, apply_flip(sharp, flip)):
             img = cv2.GaussianBlur(img, (0, 0), blur_sigma).astype(np.float32)

@@ -40,8 +40,20 @@ def street(tmp_path_factory):
     """Simulate, interrupt an align run half-way, leave a crash leftover, align, align again."""
     root = tmp_path_factory.mktemp("street")
     raw, out = root / "raw", root / "out"
-    simulate_session(raw, SimConfig(category="street", seconds=2.0, seed=31, flip="horizontal", audio=True,
-                                    timecode=True, chapter_seconds=1.0, internal_fps=400), progress=False)
+    simulate_session(
+        raw,
+        SimConfig(
+            category="street",
+            seconds=2.0,
+            seed=31,
+            flip="horizontal",
+            audio=True,
+            timecode=True,
+            chapter_seconds=1.0,
+            internal_fps=400,
+        ),
+        progress=False,
+    )
     final = out / "aligned" / "street" / "subject01" / "take01"
     calls = {"n": 0}
     real_save = stage._save_warped
@@ -55,31 +67,50 @@ def street(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(stage, "_save_warped", crash_after_some_frames)
         interrupted_code = main(["align", str(raw), str(out)])
-    interrupted = {"code": interrupted_code, "finished": final.exists(),
-                   "leftovers": [p.name for p in final.parent.iterdir()],
-                   "errors": pq.read_table(out / "align_errors.parquet").to_pylist()}
+    interrupted = {
+        "code": interrupted_code,
+        "finished": final.exists(),
+        "leftovers": [p.name for p in final.parent.iterdir()],
+        "errors": pq.read_table(out / "align_errors.parquet").to_pylist(),
+    }
     leftover = final.parent / ".take01.killed.partial"  # what a SIGKILL mid-take leaves
     (leftover / "blur").mkdir(parents=True)
     (leftover / "blur" / "000000.png").write_bytes(b"half")
     first_code = main(["align", str(raw), str(out)])
     mtime = (final / "alignment.json").stat().st_mtime_ns
     second_code = main(["align", str(raw), str(out)])
-    return {"raw": raw, "out": out, "final": final, "interrupted": interrupted, "first_code": first_code,
-            "second_code": second_code, "mtime": mtime, "leftover": leftover,
-            "truth": json.loads((_take(raw, "street") / "truth.json").read_text()),
-            "meta": json.loads((final / "alignment.json").read_text())}
+    return {
+        "raw": raw,
+        "out": out,
+        "final": final,
+        "interrupted": interrupted,
+        "first_code": first_code,
+        "second_code": second_code,
+        "mtime": mtime,
+        "leftover": leftover,
+        "truth": json.loads((_take(raw, "street") / "truth.json").read_text()),
+        "meta": json.loads((final / "alignment.json").read_text()),
+    }
 
 
 @pytest.fixture(scope="module")
 def face(tmp_path_factory):
     root = tmp_path_factory.mktemp("face")
     raw, out = root / "raw", root / "out"
-    simulate_session(raw, SimConfig(category="face", seconds=2.0, seed=32, flip="vertical", audio=False,
-                                    internal_fps=400), progress=False)
+    simulate_session(
+        raw,
+        SimConfig(category="face", seconds=2.0, seed=32, flip="vertical", audio=False, internal_fps=400),
+        progress=False,
+    )
     code = main(["align", "--workers", "2", "--no-frames", str(raw), str(out)])
     final = out / "aligned" / "face" / "subject01" / "take01"
-    return {"raw": raw, "out": out, "code": code, "truth": json.loads((_take(raw, "face") / "truth.json").read_text()),
-            "meta": json.loads((final / "alignment.json").read_text())}
+    return {
+        "raw": raw,
+        "out": out,
+        "code": code,
+        "truth": json.loads((_take(raw, "face") / "truth.json").read_text()),
+        "meta": json.loads((final / "alignment.json").read_text()),
+    }
 
 
 def test_street_offset_and_homography_within_tolerance(street):
@@ -108,9 +139,12 @@ def test_street_frames_keep_indices_and_lie_inside_both_views(street):
     sharp_files = [_take(street["raw"], "street") / f for f in truth["sharp_files"]]
     assert len(sharp_files) >= 2
     raw_frame = read_frames(sharp_files, 150, 1)[0]
-    expected = cv2.warpPerspective(raw_frame, crop_warp(np.array(meta["homography"]), meta["flip_sharp"], crop,
-                                                        truth["width"], truth["height"]), (448, 448),
-                                   flags=cv2.INTER_CUBIC)
+    expected = cv2.warpPerspective(
+        raw_frame,
+        crop_warp(np.array(meta["homography"]), meta["flip_sharp"], crop, truth["width"], truth["height"]),
+        (448, 448),
+        flags=cv2.INTER_CUBIC,
+    )
     got = read_image(final / "sharp" / "000150.png", dtype="uint8").astype(int)
     # equal up to the fixed-point resampling tables (and chroma at the decoded box's edge)
     assert np.abs(got - expected).mean() < 0.2 and np.abs(got - expected).max() <= 3
@@ -157,7 +191,7 @@ def test_face_falls_back_to_calibration_take(face, tmp_path):
     """With an inlier threshold no take can meet, the take uses its calibration take's homography."""
     takes, calibrations, _ = discover(face["raw"])
     calib_meta = json.loads((face["out"] / "calibration" / "face-rig" / "alignment.json").read_text())
-    rig = load_rig(overrides={"align.min_inliers": 10 ** 9})
+    rig = load_rig(overrides={"align.min_inliers": 10**9})
     opts = stage.AlignOptions(rig=rig, write_frames=False)
     status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
     assert status == "aligned" and meta["calibration"] == "face-rig" and meta["inliers"] == calib_meta["inliers"]
@@ -166,4 +200,3 @@ def test_face_falls_back_to_calibration_take(face, tmp_path):
     # without a calibration take it is an error that names the take and says why
     with pytest.raises(Rb2vError, match="too few feature matches"):
         stage.align_take(takes[0], tmp_path / "take2", opts)
-

@@ -21,7 +21,7 @@ def _sound(seconds: float, seed: int = 0):
     rng = np.random.default_rng(seed)
     n = int(seconds * 8000)
     spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
-    spec[int(0.9 * len(spec)):] = 0
+    spec[int(0.9 * len(spec)) :] = 0
     base = np.fft.irfft(spec, n)
     base /= np.abs(base).max() * 2
     t_grid = np.arange(n) / 8000
@@ -52,8 +52,9 @@ def _take_with_audio(tmp_path, offset: float, ratio: float, seconds: float):
     sharp_audio = sound((t - offset) / ratio + 1.0)
     grey = np.full((int(seconds * 25), 16, 16, 3), 128, np.uint8)
     blur = write_video(tmp_path / "blur.mp4", grey, 25, audio=(blur_audio, RATE), preset="ultrafast")
-    sharp = write_video(tmp_path / "sharp.mp4", np.repeat(grey, 4, axis=0), 100, audio=(sharp_audio, RATE),
-                        preset="ultrafast")
+    sharp = write_video(
+        tmp_path / "sharp.mp4", np.repeat(grey, 4, axis=0), 100, audio=(sharp_audio, RATE), preset="ultrafast"
+    )
     return open_source(blur), open_source(sharp)
 
 
@@ -96,8 +97,10 @@ def _scene(t: float, size: int = 64) -> np.ndarray:
 def test_visual_sync_finds_offset_and_flip(tmp_path):
     offset, seconds = 0.1337, 2.4
     exposure = 19 / 600
-    blur = [np.mean([_scene(k / 25 + exposure * (j / 18 - 0.5)) for j in range(19)], axis=0)
-            for k in range(int(seconds * 25))]
+    blur = [
+        np.mean([_scene(k / 25 + exposure * (j / 18 - 0.5)) for j in range(19)], axis=0)
+        for k in range(int(seconds * 25))
+    ]
     # sharp frame i is at t_sharp = i / 100, i.e. world time t_blur = i / 100 - offset; mirrored
     sharp = [_scene(i / 100 - offset)[:, ::-1] for i in range(int(seconds * 100) + 20)]
     b = write_video(tmp_path / "blur.mp4", np.stack(blur), 25, crf=4, preset="ultrafast")

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rb2v.build.dataset import build_dataset
-from rb2v.build.reds import synth_reds_dataset
-from rb2v.build.settings import load_pipeline
-from rb2v.build.validate import validate_manifest
+from rb2v.dataset.build import build_dataset
+from rb2v.dataset.reds import synth_reds_dataset
+from rb2v.dataset.settings import load_pipeline
+from rb2v.dataset.validate import validate_manifest
 from rb2v.errors import PartialFailure, Rb2vError
 from rb2v.io.images import read_image
 from rb2v.manifest import read_manifest
@@ -84,12 +84,20 @@ def test_metadata_json_reads_like_the_official_trainer(street):
     assert meta["frame_per_seq"] == 7 and meta["name"] == dataset.name
     df = read_manifest(dataset / "manifest.parquet").set_index("sample_id")
     for entry in meta["data"]:
-        assert entry["partition"] in ("train", "val", "test") and entry["order"] in ("keep", "reverse", "random", "ignore")
+        assert entry["partition"] in ("train", "val", "test") and entry["order"] in (
+            "keep",
+            "reverse",
+            "random",
+            "ignore",
+        )
         frames = [os.path.join(dataset_root, meta["name"], entry[f"frame{t:03d}_path"]) for t in range(1, 8)]
         assert all(os.path.isfile(f) for f in frames)
         assert os.path.isfile(os.path.join(dataset_root, meta["name"], entry["blur_path"]))
         row = df.loc[entry["id"]]
-        assert entry["partition"] == row["split"] and [entry[f"frame{t:03d}_path"] for t in range(1, 8)] == row["sharp_paths"]
+        assert (
+            entry["partition"] == row["split"]
+            and [entry[f"frame{t:03d}_path"] for t in range(1, 8)] == row["sharp_paths"]
+        )
     assert len(meta["data"]) == len(df)
 
 
@@ -112,8 +120,21 @@ def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, cap
 def test_killed_build_resumes_to_the_same_manifest(oracle_session, street, tmp_path):
     _, reference, dataset = street
     shutil.copytree(reference / "aligned", tmp_path / "aligned")
-    args = [sys.executable, "-m", "rb2v", "build", "--category", "street", "--out", tmp_path,
-            "--interpolator", "linear", "--stride", "2", "--no-report"]
+    args = [
+        sys.executable,
+        "-m",
+        "rb2v",
+        "build",
+        "--category",
+        "street",
+        "--out",
+        tmp_path,
+        "--interpolator",
+        "linear",
+        "--stride",
+        "2",
+        "--no-report",
+    ]
     proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = tmp_path / "datasets" / "street" / ".work"
     deadline = time.time() + 240
@@ -126,8 +147,10 @@ def test_killed_build_resumes_to_the_same_manifest(oracle_session, street, tmp_p
     out = rb2v(*args[3:])
     assert out.returncode == 0, out.stderr
     assert "(1 already built)" in out.stderr
-    pd.testing.assert_frame_equal(read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet"),
-                                  read_manifest(dataset / "manifest.parquet"))
+    pd.testing.assert_frame_equal(
+        read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet"),
+        read_manifest(dataset / "manifest.parquet"),
+    )
 
 
 def test_ray_and_process_executors_match_local(street, tmp_path):
@@ -166,7 +189,9 @@ def test_bad_inputs_give_clear_errors(street, tmp_path):
     (tmp_path / "aligned" / "street" / "subject02" / "take01" / "alignment.json").write_text("{not json")
     with pytest.raises(PartialFailure, match="1 take"):
         build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
-    assert read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet")["subject"].unique().tolist() == ["subject01"]
+    assert read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet")["subject"].unique().tolist() == [
+        "subject01"
+    ]
     out = rb2v("build", "--category", "underwater", "--out", tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     bad = tmp_path / "bad.toml"
@@ -181,8 +206,9 @@ def test_synth_reds_from_real_frames(fixtures_dir, tmp_path):
         (src / name).mkdir(parents=True)
         for i in files:
             shutil.copy(fixtures_dir / "img_seq" / f"{i:05d}.jpg", src / name)
-    dataset = synth_reds_dataset(src, tmp_path / "out", 120, load_pipeline("reds", {"upsample.interpolator": "linear"}),
-                                 report=False)
+    dataset = synth_reds_dataset(
+        src, tmp_path / "out", 120, load_pipeline("reds", {"upsample.interpolator": "linear"}), report=False
+    )
     df = read_manifest(dataset / "manifest.parquet")
     assert len(df) == 2 and set(df["split"]) == {"train", "test"} and validate_manifest(dataset) == []
     r = df.iloc[0]

@@ -15,17 +15,32 @@ def rb2v(*args, cwd=None):
 def test_help_lists_every_command():
     out = rb2v("--help")
     assert out.returncode == 0
-    for name in ("simulate-rig", "align", "build", "synth-reds", "train-hypercut", "eval-hypercut", "order",
-                 "publish", "verify", "fetch", "validate", "bench"):
+    for name in (
+        "simulate-rig",
+        "align",
+        "build",
+        "synth-reds",
+        "train-hypercut",
+        "eval-hypercut",
+        "order",
+        "publish",
+        "verify",
+        "fetch",
+        "validate",
+        "bench",
+    ):
         assert name in out.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["probe", "does-not-exist.MP4"], "does-not-exist.MP4: file not found"),
-    (["simulate-rig", "RAW", "--seconds", "0.1"], "--seconds must be between"),
-    (["simulate-rig", "RAW", "--size", "320x240"], "at least 480x480"),
-    (["simulate-rig", "RAW", "--rig", "nope"], "rigs/nope.toml: no such rig"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["probe", "does-not-exist.MP4"], "does-not-exist.MP4: file not found"),
+        (["simulate-rig", "RAW", "--seconds", "0.1"], "--seconds must be between"),
+        (["simulate-rig", "RAW", "--size", "320x240"], "at least 480x480"),
+        (["simulate-rig", "RAW", "--rig", "nope"], "rigs/nope.toml: no such rig"),
+    ],
+)
 def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
     out = rb2v(*args, cwd=tmp_path)
     assert out.returncode == 2

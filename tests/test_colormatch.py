@@ -44,7 +44,7 @@ def random_matrix(rng) -> np.ndarray:
 
 def blurry(seq, start, M, rng, noise=0.01, **kw) -> np.ndarray:
     """A blurry frame made the way Algorithm 1 models it, plus a colour matrix and noise."""
-    y = synthesize_blur(seq[start:start + 7], **kw)
+    y = synthesize_blur(seq[start : start + 7], **kw)
     return np.clip(y @ M[:, :3].T + M[:, 3] + rng.normal(0, noise, y.shape), 0, 1).astype(np.float32)
 
 
@@ -70,7 +70,9 @@ def test_fit_recovers_a_known_matrix(seed):
     assert est.shape == (3, 4) and est.dtype == np.float64
     assert np.abs(CORNERS @ (est - M).T).max() <= 0.005
     # the closed form equals lstsq over the same (unclipped) pixel rows
-    keep = ~(((src <= 0.5 / 255) | (src >= 1 - 0.5 / 255)).any(-1) | ((dst <= 0.5 / 255) | (dst >= 1 - 0.5 / 255)).any(-1))
+    keep = ~(
+        ((src <= 0.5 / 255) | (src >= 1 - 0.5 / 255)).any(-1) | ((dst <= 0.5 / 255) | (dst >= 1 - 0.5 / 255)).any(-1)
+    )
     X = np.concatenate([src[keep], np.ones((keep.sum(), 1))], axis=1).astype(np.float64)
     np.testing.assert_allclose(est, np.linalg.lstsq(X, dst[keep].astype(np.float64), rcond=None)[0].T, atol=1e-9)
 
@@ -108,9 +110,15 @@ def test_degenerate_inputs_raise_clear_errors():
     nan[3, 4, 1] = np.nan
     inf = src.copy()
     inf[0, 0, 0] = np.inf
-    cases = [((const, src), "degenerate"), ((grey, src), "degenerate"), ((nan, src), "NaN"),
-             ((src, inf), "NaN or inf"), ((src, src[:16]), "differ in size"),
-             ((src[..., :2], src[..., :2]), "RGB"), ((np.zeros_like(src), src), "unclipped pixels")]
+    cases = [
+        ((const, src), "degenerate"),
+        ((grey, src), "degenerate"),
+        ((nan, src), "NaN"),
+        ((src, inf), "NaN or inf"),
+        ((src, src[:16]), "differ in size"),
+        ((src[..., :2], src[..., :2]), "RGB"),
+        ((np.zeros_like(src), src), "unclipped pixels"),
+    ]
     for (a, b), words in cases:
         with pytest.raises(Rb2vError, match=words):
             fit_color_matrix(a, b)
@@ -157,13 +165,16 @@ def test_linear_light_blur():
 # ---- the search: fast vs reference ----------------------------------------------------
 
 
-@pytest.mark.parametrize("name,options", [
-    ("astronaut", {}),
-    ("coffee", {"exclude_clipped": False}),
-    ("chelsea", {"space": "linear"}),
-    ("rocket", {"interpolator": Squared()}),
-    ("astronaut", {"interpolator": Squared(), "space": "linear", "sub": 13}),
-])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("astronaut", {}),
+        ("coffee", {"exclude_clipped": False}),
+        ("chelsea", {"space": "linear"}),
+        ("rocket", {"interpolator": Squared()}),
+        ("astronaut", {"interpolator": Squared(), "space": "linear", "sub": 13}),
+    ],
+)
 def test_fast_search_equals_the_reference_on_real_photos(name, options):
     rng = np.random.default_rng(len(name))
     seq = panning(name, 80, 18)
@@ -206,7 +217,7 @@ def test_recovers_a_known_start_and_matrix():
     res = search(y, seq)
     assert res.start == 13 and res.margin > 5
     assert np.abs(CORNERS @ (res.matrix - M).T).max() < 0.005
-    assert abs(res.psnr - (-10 * np.log10(0.003 ** 2))) < 1.0  # the noise floor
+    assert abs(res.psnr - (-10 * np.log10(0.003**2))) < 1.0  # the noise floor
     # a subset of candidates, in two separate runs, gives the same scores
     sub = search(y, seq, candidates=np.array([0, 1, 13, 12, 1]))
     assert sorted(sub.scores) == [0, 1, 12, 13] and sub.start == 13

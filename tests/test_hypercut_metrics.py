@@ -19,14 +19,22 @@ from hypercut_models.network import HyperCUTNet
 
 
 def test_metrics_on_hand_made_scores():
-    fwd = np.array([[-1.0, -2.0, -0.5],   # all negative: 3 same-side couples, con@3
-                    [1.0, -2.0, 3.0],     # one off: only (0-6, 2-4) agree
-                    [0.0, 2.0, 1.0],      # 0 counts as positive: all positive
-                    [-1.0, -1.0, 4.0]])   # (0-6, 1-5) agree
-    rev = np.array([[1.0, 2.0, 0.5],      # 3 hits
-                    [-1.0, -2.0, -3.0],   # hits on 0-6 and 2-4
-                    [-0.1, 2.0, -1.0],    # hits on 0-6 and 2-4 (0 vs -0.1 differ)
-                    [-1.0, 1.0, -4.0]])   # hits on 1-5 and 2-4
+    fwd = np.array(
+        [
+            [-1.0, -2.0, -0.5],  # all negative: 3 same-side couples, con@3
+            [1.0, -2.0, 3.0],  # one off: only (0-6, 2-4) agree
+            [0.0, 2.0, 1.0],  # 0 counts as positive: all positive
+            [-1.0, -1.0, 4.0],
+        ]
+    )  # (0-6, 1-5) agree
+    rev = np.array(
+        [
+            [1.0, 2.0, 0.5],  # 3 hits
+            [-1.0, -2.0, -3.0],  # hits on 0-6 and 2-4
+            [-0.1, 2.0, -1.0],  # hits on 0-6 and 2-4 (0 vs -0.1 differ)
+            [-1.0, 1.0, -4.0],
+        ]
+    )  # hits on 1-5 and 2-4
     m = ordering_metrics(fwd, rev)
     assert m["hit_count"] == 3 + 2 + 2 + 2 and m["pairs"] == 12
     assert m["hit"] == pytest.approx(9 / 12)
@@ -111,7 +119,7 @@ def test_classical_peer_measures_a_known_global_shift():
 
     photo = skimage.data.astronaut().astype(np.float32) / 255
     # the scene moves 2 px right and 1 px down per frame
-    frames = np.stack([photo[100 - t:164 - t, 200 - 2 * t:264 - 2 * t] for t in range(7)])
+    frames = np.stack([photo[100 - t : 164 - t, 200 - 2 * t : 264 - 2 * t] for t in range(7)])
     fwd, rev = phase_correlation_scores(frames, direction=0.3)
     shifts = np.array([6, 4, 2])  # frames apart in (0,6), (1,5), (2,4)
     expected = shifts * (2 * np.cos(0.3) + 1 * np.sin(0.3))

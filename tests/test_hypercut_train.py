@@ -42,9 +42,16 @@ def dataset(tmp_path_factory) -> Path:
     """4 photo subjects (train, 4 samples each) + 1 photo (4) and the street video (3 crops x 1
     sample) for test, 64x64."""
     out = tmp_path_factory.mktemp("hypercut_data")
-    return make_dataset(out, photos=("astronaut", "coffee", "rocket", "brick", "chelsea"),
-                        test_subjects=("chelsea", "street"), video_dirs=(STREET,), takes=1, samples=4,
-                        size=64, seed=1)
+    return make_dataset(
+        out,
+        photos=("astronaut", "coffee", "rocket", "brick", "chelsea"),
+        test_subjects=("chelsea", "street"),
+        video_dirs=(STREET,),
+        takes=1,
+        samples=4,
+        size=64,
+        seed=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +66,19 @@ def trained(dataset, tmp_path_factory) -> Path:
     """A short fine-tuning run from the pretrained weights (training from scratch leaves the
     scores at L_h's saddle for a hundred steps or more, too long for a unit test)."""
     out = tmp_path_factory.mktemp("hypercut_run") / "run"
-    return train(TrainSettings(manifest=str(dataset), out=str(out), epochs=TRAIN_EPOCHS, crop=48,
-                               batch_size=4, lr=1e-4, workers=0, device="cpu", init=str(PRETRAINED)))
+    return train(
+        TrainSettings(
+            manifest=str(dataset),
+            out=str(out),
+            epochs=TRAIN_EPOCHS,
+            crop=48,
+            batch_size=4,
+            lr=1e-4,
+            workers=0,
+            device="cpu",
+            init=str(PRETRAINED),
+        )
+    )
 
 
 TRAIN_EPOCHS = 2
@@ -74,7 +92,7 @@ def test_dataset_is_real_conformant_and_split_by_subject(dataset):
     ds = SequenceDataset(dataset, "train", crop=40, flips=True, seed=5)
     frames, index = ds[0]
     assert frames.shape == (7, 3, 40, 40) and frames.dtype == torch.float32
-    assert 0 <= float(frames.min()) and float(frames.max()) <= 1
+    assert float(frames.min()) >= 0 and float(frames.max()) <= 1
     assert torch.equal(ds[0][0], frames)  # the crop is a function of (seed, epoch, index)
     # consecutive frames differ (there is motion), the blurry frame is their mean
     assert float((frames[0] - frames[6]).abs().mean()) > 0.02
@@ -104,6 +122,7 @@ def test_checkpoint_round_trip(trained, dataset):
     assert torch.equal(plane.weight, ckpt["hyperplane"]["weight"]) and plane.bias == ckpt["hyperplane"]["bias"]
     x = torch.rand(1, 7, 3, 40, 40)
     from hypercut_models.losses import pair_scores
+
     assert torch.equal(pair_scores(net, plane, x)[0], pair_scores(again, plane2, x)[0])
 
 
@@ -113,6 +132,7 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path, monkeypatch):
 
     # the same run, killed right after the checkpoint of epoch 1
     import hypercut_models.train as train_module
+
     real_save = train_module.save_checkpoint
 
     def save_then_crash(path, state):
@@ -127,8 +147,10 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "crashed" / "last.pt")["epoch"] == 1
     with pytest.raises(Rb2vError, match="--resume"):
         train(crashed)
-    resumed = train(TrainSettings(manifest="ignored: the run's own", out=str(tmp_path / "crashed"),
-                                  workers=0, device="cpu"), resume=True)
+    resumed = train(
+        TrainSettings(manifest="ignored: the run's own", out=str(tmp_path / "crashed"), workers=0, device="cpu"),
+        resume=True,
+    )
     a, b = load_checkpoint(full), load_checkpoint(resumed)
     assert b["epoch"] == 3
     assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
@@ -140,8 +162,25 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path, monkeypatch):
 
 def test_train_command(tiny_dataset, tmp_path, capsys):
     out = tmp_path / "cli run"  # a space in the path
-    args = ["train-hypercut", "--manifest", str(tiny_dataset.parent), "--out", str(out), "--epochs", "1",
-            "--crop", "40", "--batch-size", "2", "--workers", "0", "--threads", "1", "--device", "cpu"]
+    args = [
+        "train-hypercut",
+        "--manifest",
+        str(tiny_dataset.parent),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--crop",
+        "40",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]
     assert rb2v_main(args) == 0
     assert {"last.pt", "log.csv", "settings.json"} <= {p.name for p in out.iterdir()}
     assert capsys.readouterr().out.strip() == str(out / "last.pt")
@@ -163,8 +202,22 @@ def test_train_command(tiny_dataset, tmp_path, capsys):
 
 def test_eval_and_order_commands(trained, dataset, tmp_path, capsys):
     out_json = tmp_path / "eval.json"
-    assert rb2v_main(["eval-hypercut", "--manifest", str(dataset), "--checkpoint", str(trained),
-                      "--json", str(out_json), "--workers", "0"]) == 0
+    assert (
+        rb2v_main(
+            [
+                "eval-hypercut",
+                "--manifest",
+                str(dataset),
+                "--checkpoint",
+                str(trained),
+                "--json",
+                str(out_json),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out_json.read_text())
     n_test = int((read_manifest(dataset)["split"] == "test").sum())  # 4 chelsea + 3 street
     assert n_test == 7 and result["sequences"] == n_test and result["pairs"] == 3 * n_test

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from fixture_weights import recipe_state_dict
 
 from rb2v.errors import Rb2vError
 from rb2v.interpolation import load_interpolator
 from rb2v.interpolation.cdfi import dyadic_steps
 from rb2v.vendor.cdfi import CDFIAdaCoF, adacof
-from fixture_weights import recipe_state_dict
 
 CASES = ("rw_64x96", "u2_67x101", "rw_128x128", "rw_64x96_seed7")
 
@@ -58,7 +58,7 @@ def test_adacof_op_matches_cuda_kernel_golden(cdfi_dir):
 
 def test_adacof_truncates_negative_offsets_toward_zero():
     # offset -0.3 extrapolates 1.3*v[+0] - 0.3*v[+1] (the kernel's quirk), not 0.7*v[0] + 0.3*v[-1]
-    img = torch.arange(5.0).view(1, 1, 1, 5) ** 2            # 0 1 4 9 16
+    img = torch.arange(5.0).view(1, 1, 1, 5) ** 2  # 0 1 4 9 16
     w = torch.ones(1, 1, 1, 5)
     out = adacof(img, w, torch.zeros(1, 1, 1, 5), torch.full((1, 1, 1, 5), -0.3), 1)
     expect = 1.3 * img[..., [0, 1, 2, 3, 4]] - 0.3 * img[..., [1, 2, 3, 4, 4]]
@@ -91,7 +91,9 @@ def test_cdfi_golden_on_cuda(cases, weights):
     for case in CASES:
         model.load_state_dict(weights[int(cases[f"{case}__seed"])], strict=True)
         with torch.no_grad():
-            out = model(torch.from_numpy(cases[f"{case}__frame0"]).cuda(), torch.from_numpy(cases[f"{case}__frame1"]).cuda())
+            out = model(
+                torch.from_numpy(cases[f"{case}__frame0"]).cuda(), torch.from_numpy(cases[f"{case}__frame1"]).cuda()
+            )
         assert (out.cpu() - torch.from_numpy(cases[f"{case}__out"])).abs().max().item() <= 1e-4, case
 
 
@@ -115,7 +117,7 @@ def test_batches_ends_and_dyadic_bisection(checkpoint, cases):
     interp = load_interpolator("cdfi", checkpoint=checkpoint, device="cpu", batch_size=2)
     a, b = _frames(cases, "rw_64x96", 32)
     A, B = np.stack([a, b, a]), np.stack([b, a, a])
-    mids = interp.batch(A, B, 0.5)                      # two chunks: 2 + 1 pairs
+    mids = interp.batch(A, B, 0.5)  # two chunks: 2 + 1 pairs
     mid, mid_ba = interp(a, b, 0.5), interp(b, a, 0.5)
     assert np.abs(mids[0] - mid).max() < 1e-5 and np.abs(mids[1] - mid_ba).max() < 1e-5
     assert np.array_equal(interp(a, b, 0.0), a) and np.array_equal(interp(a, b, 1.0), b)

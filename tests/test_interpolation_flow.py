@@ -14,7 +14,7 @@ from rb2v.errors import Rb2vError
 from rb2v.interpolation import load_interpolator, upsample_sequence
 from rb2v.io.images import read_image, write_image
 
-SIZE = 160   # test frames are SIZE x SIZE crops
+SIZE = 160  # test frames are SIZE x SIZE crops
 MARGIN = 24  # border excluded from the scores (content entering the frame is unknowable)
 
 
@@ -37,7 +37,7 @@ def moved(photo: np.ndarray, dx: float, dy: float, angle: float) -> np.ndarray:
     m[:, 2] += (dx, dy)
     out = cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
     y0, x0 = (h - SIZE) // 2, (w - SIZE) // 2
-    return np.ascontiguousarray(out[y0:y0 + SIZE, x0:x0 + SIZE])
+    return np.ascontiguousarray(out[y0 : y0 + SIZE, x0 : x0 + SIZE])
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,9 @@ def flow():
     return load_interpolator("flow")
 
 
-@pytest.mark.parametrize("dx, dy, angle, t", [(5.3, -3.7, 0.0, 0.5), (5.3, -3.7, 0.0, 1 / 3),
-                                                (0.0, 0.0, 8.0, 0.5), (2.5, 1.0, 6.0, 0.5)])
+@pytest.mark.parametrize(
+    "dx, dy, angle, t", [(5.3, -3.7, 0.0, 0.5), (5.3, -3.7, 0.0, 1 / 3), (0.0, 0.0, 8.0, 0.5), (2.5, 1.0, 6.0, 0.5)]
+)
 def test_known_motion_of_a_real_photo(photo, flow, dx, dy, angle, t):
     a = moved(photo, 0, 0, 0)
     b = moved(photo, dx, dy, angle)
@@ -124,15 +125,29 @@ def test_cli_writes_the_interpolated_frame(tmp_path, photo, flow, capsys):
     write_image(tmp_path / "small.png", a[:100])
     assert rb2v_main(["interpolate", str(tmp_path / "a b.png"), str(tmp_path / "small.png"), str(out)]) == 2
     assert "differs" in capsys.readouterr().err
-    assert rb2v_main(["interpolate", str(tmp_path / "a b.png"), str(tmp_path / "b.png"), str(out),
-                      "--method", "cdfi", "--checkpoint", str(tmp_path / "none.pth")]) == 2
+    assert (
+        rb2v_main(
+            [
+                "interpolate",
+                str(tmp_path / "a b.png"),
+                str(tmp_path / "b.png"),
+                str(out),
+                "--method",
+                "cdfi",
+                "--checkpoint",
+                str(tmp_path / "none.pth"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_benchmark_prints_the_table(fixtures_dir):
     from rb2v.benchmarks.interpolation import main
 
-    res = CliRunner().invoke(main, [str(fixtures_dir / "middlebury"), "--methods", "linear,flow,minterpolate",
-                                    "--speed-repeats", "1"])
+    res = CliRunner().invoke(
+        main, [str(fixtures_dir / "middlebury"), "--methods", "linear,flow,minterpolate", "--speed-repeats", "1"]
+    )
     assert res.exit_code == 0, res.output
     venus = next(line for line in res.output.splitlines() if line.startswith("Venus"))
     psnrs = [float(x) for x in venus.split()[1::3]]

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 from skimage import data
 
+from rb2v.colorspace import linear_to_srgb, srgb_to_linear
 from rb2v.errors import Rb2vError
 from rb2v.io.images import write_image
-from rb2v.matting import (ChromaKeyer, composite, estimate_plate, list_backgrounds, load_matter, metrics,
-                          pick_background)
+from rb2v.matting import ChromaKeyer, composite, estimate_plate, list_backgrounds, load_matter, metrics, pick_background
 from rb2v.matting.chroma import unmix
-from rb2v.colorspace import linear_to_srgb, srgb_to_linear
 from rb2v.matting.synthetic import SCREEN_LINEAR, _screen, make_take
 
 
@@ -25,7 +24,7 @@ def test_keyer_alpha_on_a_motion_blurred_take(take):
     for i in range(len(take.frames)):
         alpha, fg = keyer(take.frames[i])
         assert alpha.dtype == np.float32 and alpha.shape == take.alpha[i].shape and fg.shape == take.frames[i].shape
-        assert 0.0 <= alpha.min() and alpha.max() <= 1.0
+        assert alpha.min() >= 0.0 and alpha.max() <= 1.0
         band = take.band[i]
         assert band.mean() > 0.1  # the test is about wide semi-transparent bands
         # Measured ~0.43 (SAD/1000) and band MSE ~0.004; a naive G-max(R,B) key gives 1.5 / 0.04.
@@ -123,7 +122,7 @@ def test_backgrounds_are_deterministic_per_sample(tmp_path):
     a1, id1 = pick_background("hand/s01/t01/000012")
     a2, id2 = pick_background("hand/s01/t01/000012")
     b, idb = pick_background("hand/s01/t01/000013")
-    assert a1.shape == (448, 448, 3) and a1.dtype == np.float32 and 0 <= a1.min() and a1.max() <= 1
+    assert a1.shape == (448, 448, 3) and a1.dtype == np.float32 and a1.min() >= 0 and a1.max() <= 1
     assert id1 == id2 and np.array_equal(a1, a2)
     assert id1 != idb
     ids = {pick_background(f"s{i}")[1].split("#")[0] for i in range(40)}

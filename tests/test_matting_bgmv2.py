@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixture_weights import recipe_state_dict
 
 from rb2v.errors import Rb2vError
 from rb2v.matting import load_matter
 from rb2v.vendor.bgmv2 import MattingBase, MattingRefine, load_model
-from fixture_weights import recipe_state_dict
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bgmv2"
 TOL = 1e-5
@@ -111,7 +111,9 @@ def test_torchscript_float16_export_through_the_matter(cases, checkpoints, tmp_p
     np.testing.assert_allclose(fg, cases["A_128x192__fgr"][0].transpose(1, 2, 0), rtol=0, atol=TOL)
 
     half = tmp_path / "torchscript_mobilenetv2_fp16.pth"
-    torch.jit.save(torch.jit.trace(ExportWrapper(model).half().eval(), (src.half(), bgr.half()), check_trace=False), half)
+    torch.jit.save(
+        torch.jit.trace(ExportWrapper(model).half().eval(), (src.half(), bgr.half()), check_trace=False), half
+    )
     m16 = load_matter("bgmv2", checkpoint=half, refine_sample_pixels=4000)
     a16, _ = m16(frame, background=plate)
     assert np.abs(a16 - alpha).max() < 0.01  # half-precision weights, float32 arithmetic

@@ -25,8 +25,8 @@ import yaml
 from rb2v.benchmarks.publish import write_photo_dataset
 from rb2v.cli import main as rb2v_main
 from rb2v.manifest import COLUMNS, read_manifest
-from rb2v.publish import fetch, publish, verify
-from rb2v.publish import checksums, mirror as mirror_mod
+from rb2v.publish import checksums, fetch, publish, verify
+from rb2v.publish import mirror as mirror_mod
 from rb2v.publish.checksums import SUMS_NAME, digest_file, parse_sums
 from rb2v.publish.loopback_s3 import dummy_aws_env, loopback_s3_server
 from rb2v.publish.mirror import MirrorError, is_partial, open_mirror, retrying
@@ -133,8 +133,9 @@ def test_publish_verify_republish_fetch_round_trip(dataset, target, tmp_path, ca
     assert source_files(dest) == fetched
 
 
-def test_verify_finds_corrupt_deleted_and_unlisted_objects_and_republish_repairs(dataset, target, tmp_path,
-                                                                               capsys, monkeypatch):
+def test_verify_finds_corrupt_deleted_and_unlisted_objects_and_republish_repairs(
+    dataset, target, tmp_path, capsys, monkeypatch
+):
     publish(dataset, target.url, endpoint_url=target.endpoint)
     m = target.mirror()
     keys = sorted(m.read_sums())
@@ -176,8 +177,20 @@ def test_killed_publish_leaves_no_checksum_list_and_rerun_uploads_only_the_rest(
     total = len(source_files(dataset)) + 1
     env = dict(os.environ, RB2V_PROGRESS="0")
     # one object at a time at 40 kB/s: ~3 s for the ~110 kB, so the kill lands mid-publish
-    cmd = [sys.executable, "-m", "rb2v.cli", "publish", str(dataset), "--to", target.url, "--jobs", "1",
-           "--max-rate", "40kB", *target.cli_args()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rb2v.cli",
+        "publish",
+        str(dataset),
+        "--to",
+        target.url,
+        "--jobs",
+        "1",
+        "--max-rate",
+        "40kB",
+        *target.cli_args(),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     m = target.mirror()
     committed: list[str] = []
@@ -239,7 +252,9 @@ def test_parquet_format_loads_back_into_the_same_rows(dataset, target, tmp_path)
             if col == "color_matrix":
                 assert got == pytest.approx(list(exp))
             else:
-                assert (list(got) if isinstance(got, list) else got) == (list(exp) if isinstance(exp, list) else exp), col
+                assert (list(got) if isinstance(got, list) else got) == (list(exp) if isinstance(exp, list) else exp), (
+                    col
+                )
         assert row["blur"] == {"bytes": (dataset / want["blur_path"]).read_bytes(), "path": want["blur_path"]}
         assert [s["bytes"] for s in row["sharp"]] == [(dataset / p).read_bytes() for p in want["sharp_paths"]]
 
@@ -281,6 +296,7 @@ def test_transient_errors_retry_with_backoff_then_name_the_object(monkeypatch):
     def fail(e: Exception):
         def call():
             raise e
+
         return call
 
     with pytest.raises(MirrorError, match=r"s3://b/x\.png: failed after 5 attempts: ConnectionResetError"):
@@ -310,16 +326,22 @@ def test_multipart_etag_prediction_matches_the_server(s3_endpoint, tmp_path, mon
 def test_user_mistakes_are_one_line_errors(dataset, tmp_path, s3_endpoint, capsys):
     cases = [
         (["publish", str(dataset), "--to", "ftp://host/x"], "unsupported mirror"),
-        (["publish", str(dataset), "--to", str(tmp_path / "m"), "--endpoint-url", "http://127.0.0.1:1"],
-         "--endpoint-url applies to s3:// mirrors only"),
+        (
+            ["publish", str(dataset), "--to", str(tmp_path / "m"), "--endpoint-url", "http://127.0.0.1:1"],
+            "--endpoint-url applies to s3:// mirrors only",
+        ),
         (["publish", str(tmp_path), "--to", str(tmp_path / "m")], "manifest not found"),
         (["publish", str(dataset), "--to", str(dataset / "mirror")], "cannot be inside the dataset folder"),
         (["publish", str(dataset), "--to", str(tmp_path / "m"), "--shard-size", "lots"], "--shard-size 'lots'"),
-        (["publish", str(dataset), "--to", "s3://no-such-bucket/x", "--endpoint-url", s3_endpoint],
-         "bucket 'no-such-bucket' does not exist"),
+        (
+            ["publish", str(dataset), "--to", "s3://no-such-bucket/x", "--endpoint-url", s3_endpoint],
+            "bucket 'no-such-bucket' does not exist",
+        ),
         (["verify", str(tmp_path / "empty")], "nothing published there"),
-        (["fetch", f"s3://{BUCKET}/never-published", str(tmp_path / "f"), "--endpoint-url", s3_endpoint],
-         "SHA256SUMS: not found"),
+        (
+            ["fetch", f"s3://{BUCKET}/never-published", str(tmp_path / "f"), "--endpoint-url", s3_endpoint],
+            "SHA256SUMS: not found",
+        ),
     ]
     for args, message in cases:
         assert run_cli(*args) == 2, args

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rb2v.build.settings import load_pipeline
+from rb2v.dataset.settings import load_pipeline
 from rb2v.errors import Rb2vError
 from rb2v.settings import load_rig
 

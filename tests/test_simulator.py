@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from rb2v.colorspace import linear_to_srgb_fast
 from rb2v.io.images import apply_flip, read_image
 from rb2v.io.video import group_chapters, open_source, read_audio, read_frames
 from rb2v.simulate import SimConfig, TakeSimulation, load_take, simulate_session
-from rb2v.colorspace import linear_to_srgb_fast
 
 
 def psnr(a, b, mask=None):

@@ -10,8 +10,17 @@ import pytest
 
 from rb2v import ffmpeg
 from rb2v.errors import Rb2vError
-from rb2v.io.video import (VideoWriter, group_chapters, iter_frames, open_source, parse_fps, probe, read_audio,
-                           read_frames, write_video)
+from rb2v.io.video import (
+    VideoWriter,
+    group_chapters,
+    iter_frames,
+    open_source,
+    parse_fps,
+    probe,
+    read_audio,
+    read_frames,
+    write_video,
+)
 
 
 def moving_frames(n: int, h: int = 64, w: int = 96, seed: int = 0) -> np.ndarray:
@@ -19,7 +28,7 @@ def moving_frames(n: int, h: int = 64, w: int = 96, seed: int = 0) -> np.ndarray
     import skimage.data
 
     img = skimage.data.astronaut()
-    return np.stack([img[100 + i: 100 + i + h, 150 + 2 * i: 150 + 2 * i + w] for i in range(n)])
+    return np.stack([img[100 + i : 100 + i + h, 150 + 2 * i : 150 + 2 * i + w] for i in range(n)])
 
 
 def test_parse_fps_exact_ntsc_rates():
@@ -45,7 +54,7 @@ def test_h264_round_trip_is_near_lossless(tmp_path):
     path = write_video(tmp_path / "a.mp4", frames, 25, crf=12)
     decoded = read_frames(path)
     assert decoded.shape == frames.shape
-    psnr = 10 * np.log10(255.0 ** 2 / np.mean((decoded.astype(float) - frames) ** 2))
+    psnr = 10 * np.log10(255.0**2 / np.mean((decoded.astype(float) - frames) ** 2))
     assert psnr > 35  # yuv420p halves chroma resolution: the limit on a small, sharp crop
 
 
@@ -53,7 +62,7 @@ def test_seek_returns_exact_frames(tmp_path):
     frames = moving_frames(40)
     path = write_video(tmp_path / "s.mkv", frames, 100, lossless=True, gop=8)
     for start, count in [(0, 3), (7, 5), (13, 1), (33, 7)]:
-        np.testing.assert_array_equal(read_frames(path, start, count), frames[start:start + count])
+        np.testing.assert_array_equal(read_frames(path, start, count), frames[start : start + count])
     chunks = list(iter_frames(path, 5, 30, chunk=7))
     assert [len(c) for c in chunks] == [7, 7, 7, 7, 2]
     np.testing.assert_array_equal(np.concatenate(chunks), frames[5:35])
@@ -91,8 +100,8 @@ def test_audio_round_trip(tmp_path):
     audio, _ = read_audio(path)
     # AAC adds a priming delay; find it and compare the aligned signals.
     lag = int(np.argmax(np.correlate(audio[:4000], sig[:2000], mode="valid")))
-    seg = audio[lag:lag + 40000]
-    assert np.corrcoef(seg, sig[:len(seg)])[0, 1] > 0.99
+    seg = audio[lag : lag + 40000]
+    assert np.corrcoef(seg, sig[: len(seg)])[0, 1] > 0.99
 
 
 def test_timecode_is_read(tmp_path):
@@ -102,10 +111,13 @@ def test_timecode_is_read(tmp_path):
     assert info.timecode_s == pytest.approx(36001.2)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty file"),
-    (b"this is not a video at all" * 40, "not a video|unreadable|corrupt"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (b"this is not a video at all" * 40, "not a video|unreadable|corrupt"),
+    ],
+)
 def test_bad_files_give_one_line_errors(tmp_path, content, message):
     bad = tmp_path / "bad.MP4"
     bad.write_bytes(content)
@@ -127,10 +139,9 @@ def test_truncated_video_is_detected(tmp_path):
 
 def test_aborted_writer_leaves_nothing(tmp_path):
     out = tmp_path / "x.mp4"
-    with pytest.raises(RuntimeError):
-        with VideoWriter(out, 25, 96, 64) as vw:
-            vw.write(moving_frames(3))
-            raise RuntimeError("crash mid-encode")
+    with pytest.raises(RuntimeError), VideoWriter(out, 25, 96, 64) as vw:
+        vw.write(moving_frames(3))
+        raise RuntimeError("crash mid-encode")
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(Rb2vError, match="even frame size"):
         VideoWriter(tmp_path / "odd.mp4", 25, 95, 64)

@@ -27,18 +27,35 @@ def _default_path(key: str) -> Path:
 @click.argument("raw", required=False, type=click.Path(path_type=Path))
 @click.argument("out", required=False, type=click.Path(path_type=Path))
 @click.option("--rig", default=DEFAULT_RIG, show_default=True, help="Rig definition (name in rigs/ or a TOML path).")
-@click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
-              help="Takes aligned in parallel (processes).")
-@click.option("--flip", type=click.Choice(["auto", "horizontal", "vertical", "none"]), default="auto",
-              show_default=True,
-              help="Flip of the sharp camera; auto detects it from the images (the rig file only breaks ties).")
-@click.option("--sync", "sync_methods", default=None,
-              help="Comma-separated sync methods in order of preference (default: the rig's, "
-                   "timecode,audio,visual).")
+@click.option(
+    "--workers",
+    "-j",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Takes aligned in parallel (processes).",
+)
+@click.option(
+    "--flip",
+    type=click.Choice(["auto", "horizontal", "vertical", "none"]),
+    default="auto",
+    show_default=True,
+    help="Flip of the sharp camera; auto detects it from the images (the rig file only breaks ties).",
+)
+@click.option(
+    "--sync",
+    "sync_methods",
+    default=None,
+    help="Comma-separated sync methods in order of preference (default: the rig's, timecode,audio,visual).",
+)
 @click.option("--no-ecc", is_flag=True, help="Skip the photometric (ECC) refinement of the homography.")
 @click.option("--no-frames", is_flag=True, help="Only estimate and write alignment.json, no PNG frames.")
-@click.option("--png-compression", type=click.IntRange(0, 9), default=None,
-              help="zlib level of the aligned PNGs (default: the rig's align.png_compression).")
+@click.option(
+    "--png-compression",
+    type=click.IntRange(0, 9),
+    default=None,
+    help="zlib level of the aligned PNGs (default: the rig's align.png_compression).",
+)
 def align(raw, out, rig, workers, flip, sync_methods, no_ecc, no_frames, png_compression):
     """Pair, synchronise and geometrically align the two cameras of each take in RAW.
 

@@ -8,7 +8,7 @@ ffmpeg keeps Python off bytes it would throw away.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 

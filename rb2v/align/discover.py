@@ -56,9 +56,16 @@ class Take:
 
         row = {"category": self.category, "subject": self.subject, "take": self.take, "folder": rel(self.folder)}
         for role, src in (("blur", self.blur), ("sharp", self.sharp)):
-            row |= {f"{role}_path": rel(src.path), f"{role}_files": [rel(p) for p in src.paths],
-                    f"{role}_fps": float(src.fps), f"{role}_frames": src.frames, f"{role}_width": src.width,
-                    f"{role}_height": src.height, f"{role}_duration_s": src.duration, f"{role}_audio": src.has_audio}
+            row |= {
+                f"{role}_path": rel(src.path),
+                f"{role}_files": [rel(p) for p in src.paths],
+                f"{role}_fps": float(src.fps),
+                f"{role}_frames": src.frames,
+                f"{role}_width": src.width,
+                f"{role}_height": src.height,
+                f"{role}_duration_s": src.duration,
+                f"{role}_audio": src.has_audio,
+            }
         row["calibration"] = self.calibration
         return row
 
@@ -79,24 +86,49 @@ class TakeError:
         return f"{self.category}/{self.subject}/{self.take}"
 
 
-TAKES_SCHEMA = pa.schema([
-    ("category", pa.string()), ("subject", pa.string()), ("take", pa.string()), ("folder", pa.string()),
-    *[f for role in ("blur", "sharp") for f in (
-        pa.field(f"{role}_path", pa.string()), pa.field(f"{role}_files", pa.list_(pa.string())),
-        pa.field(f"{role}_fps", pa.float64()), pa.field(f"{role}_frames", pa.int64()),
-        pa.field(f"{role}_width", pa.int32()), pa.field(f"{role}_height", pa.int32()),
-        pa.field(f"{role}_duration_s", pa.float64()), pa.field(f"{role}_audio", pa.bool_()))],
-    ("calibration", pa.string()),
-])
+TAKES_SCHEMA = pa.schema(
+    [
+        ("category", pa.string()),
+        ("subject", pa.string()),
+        ("take", pa.string()),
+        ("folder", pa.string()),
+        *[
+            f
+            for role in ("blur", "sharp")
+            for f in (
+                pa.field(f"{role}_path", pa.string()),
+                pa.field(f"{role}_files", pa.list_(pa.string())),
+                pa.field(f"{role}_fps", pa.float64()),
+                pa.field(f"{role}_frames", pa.int64()),
+                pa.field(f"{role}_width", pa.int32()),
+                pa.field(f"{role}_height", pa.int32()),
+                pa.field(f"{role}_duration_s", pa.float64()),
+                pa.field(f"{role}_audio", pa.bool_()),
+            )
+        ],
+        ("calibration", pa.string()),
+    ]
+)
 
-ERRORS_SCHEMA = pa.schema([("category", pa.string()), ("subject", pa.string()), ("take", pa.string()),
-                           ("folder", pa.string()), ("stage", pa.string()), ("error", pa.string())])
+ERRORS_SCHEMA = pa.schema(
+    [
+        ("category", pa.string()),
+        ("subject", pa.string()),
+        ("take", pa.string()),
+        ("folder", pa.string()),
+        ("stage", pa.string()),
+        ("error", pa.string()),
+    ]
+)
 
 
 def video_files(folder: Path) -> list[Path]:
     """Video files directly in ``folder`` (hidden files and partial writes skipped)."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
+    )
 
 
 def read_take_toml(folder: Path) -> dict:
@@ -133,8 +165,10 @@ def pair_streams(folder: Path, fps_ratio: float = 4.0, tolerance: float = 0.02) 
         blur, sharp = sorted(sources, key=lambda s: float(s.fps))
     ratio = float(sharp.fps) / float(blur.fps)
     if abs(ratio - fps_ratio) > fps_ratio * tolerance:
-        raise Rb2vError(f"{folder}: frame rates {float(blur.fps):.3f} ({blur.name}) and {float(sharp.fps):.3f} "
-                        f"({sharp.name}) are in ratio {ratio:.3f}, expected about {fps_ratio:g}")
+        raise Rb2vError(
+            f"{folder}: frame rates {float(blur.fps):.3f} ({blur.name}) and {float(sharp.fps):.3f} "
+            f"({sharp.name}) are in ratio {ratio:.3f}, expected about {fps_ratio:g}"
+        )
     return blur, sharp
 
 
@@ -153,8 +187,9 @@ def take_folders(raw: Path) -> tuple[list[tuple[str, str, str, Path]], list[tupl
     return takes, calibrations
 
 
-def discover(raw: str | Path, fps_ratio: float = 4.0, tolerance: float = 0.02
-             ) -> tuple[list[Take], dict[str, Take], list[TakeError]]:
+def discover(
+    raw: str | Path, fps_ratio: float = 4.0, tolerance: float = 0.02
+) -> tuple[list[Take], dict[str, Take], list[TakeError]]:
     """All pairable takes, the calibration takes by name, and the takes that failed (with why)."""
     raw = Path(raw)
     folders, calib_folders = take_folders(raw)
@@ -188,6 +223,14 @@ def errors_table(errors: list[TakeError], raw: Path) -> pa.Table:
             folder = str(e.folder.relative_to(raw))
         except ValueError:
             folder = str(e.folder)
-        rows.append({"category": e.category, "subject": e.subject, "take": e.take, "folder": folder,
-                     "stage": e.stage, "error": e.error})
+        rows.append(
+            {
+                "category": e.category,
+                "subject": e.subject,
+                "take": e.take,
+                "folder": folder,
+                "stage": e.stage,
+                "error": e.error,
+            }
+        )
     return pa.Table.from_pylist(rows, schema=ERRORS_SCHEMA)

@@ -14,6 +14,7 @@ flip to blur pixel coordinates, full frame, pixel centres at integers. OpenCV's 
 from __future__ import annotations
 
 import dataclasses
+
 import cv2
 import numpy as np
 
@@ -136,7 +137,7 @@ def _inner_edge(profile: np.ndarray) -> int:
         i += 1
     if i == 0:
         return 0
-    while i < n - 17 and profile[i] < 0.85 * np.median(profile[i + 1: i + 17]):
+    while i < n - 17 and profile[i] < 0.85 * np.median(profile[i + 1 : i + 17]):
         i += 1
     return i
 
@@ -170,7 +171,7 @@ def _features(img: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarr
     scale = min(1.0, FEATURE_SIDE / max(img.shape))
     mask = np.zeros(img.shape, np.uint8)
     x0, y0, x1, y1 = box
-    mask[y0 + 4: y1 - 3, x0 + 4: x1 - 3] = 255
+    mask[y0 + 4 : y1 - 3, x0 + 4 : x1 - 3] = 255
     u8 = np.clip(img, 0, 255).astype(np.uint8)
     if scale < 1.0:
         size = (round(img.shape[1] * scale), round(img.shape[0] * scale))
@@ -219,16 +220,17 @@ def _map(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), H).reshape(-1, 2)
 
 
-def common_mask(H: np.ndarray, blur_shape: tuple[int, int], blur_box, sharp_box, sharp_shape: tuple[int, int],
-                erode: int = 0) -> np.ndarray:
+def common_mask(
+    H: np.ndarray, blur_shape: tuple[int, int], blur_box, sharp_box, sharp_shape: tuple[int, int], erode: int = 0
+) -> np.ndarray:
     """uint8 mask (255 inside) of blur pixels inside the blur camera's valid box *and* the
     (flipped) sharp camera's valid box mapped by H, shrunk by ``erode`` px."""
     box = np.zeros(blur_shape, np.uint8)
     x0, y0, x1, y1 = blur_box
-    box[y0: y1 + 1, x0: x1 + 1] = 255
+    box[y0 : y1 + 1, x0 : x1 + 1] = 255
     sharp = np.zeros(sharp_shape, np.uint8)
     x0, y0, x1, y1 = sharp_box
-    sharp[y0: y1 + 1, x0: x1 + 1] = 255
+    sharp[y0 : y1 + 1, x0 : x1 + 1] = 255
     sharp = cv2.warpPerspective(sharp, H, (blur_shape[1], blur_shape[0]), flags=cv2.INTER_NEAREST)
     mask = box & sharp
     if erode:
@@ -236,8 +238,9 @@ def common_mask(H: np.ndarray, blur_shape: tuple[int, int], blur_box, sharp_box,
     return mask
 
 
-def _ecc_refine(H: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray,
-                ref_pts: np.ndarray) -> tuple[np.ndarray, int]:
+def _ecc_refine(
+    H: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray, ref_pts: np.ndarray
+) -> tuple[np.ndarray, int]:
     """Refine H by ECC on each (blur, flipped synth) pair; combine by the median of mapped points.
 
     ``mask`` must exclude the dark borders of *both* views: a border edge seen by one camera
@@ -291,8 +294,9 @@ def _upright(H: np.ndarray, width: int, height: int, max_turn_deg: float = 30.0)
     return bool(det > 0 and abs(np.degrees(np.arctan2(ex[1], ex[0]))) <= max_turn_deg)
 
 
-def estimate_geometry(pairs: list[FramePair], sharp_size: tuple[int, int], flips: list[str], min_inliers: int,
-                      ecc: bool = True) -> Geometry:
+def estimate_geometry(
+    pairs: list[FramePair], sharp_size: tuple[int, int], flips: list[str], min_inliers: int, ecc: bool = True
+) -> Geometry:
     """Homography (flipped sharp -> blur) from loaded frame pairs; with several ``flips`` the
     one with the most inliers is used. Too few inliers are reported, not raised: the caller
     decides whether to fall back to a calibration take.
@@ -319,16 +323,30 @@ def estimate_geometry(pairs: list[FramePair], sharp_size: tuple[int, int], flips
         # ECC on the pairs with the most texture, at most ECC_PAIRS of them
         order = np.argsort([-float(np.std(cv2.Laplacian(p.blur, cv2.CV_32F))) for p in pairs])[:ECC_PAIRS]
         x0, y0, x1, y1 = blur_box
-        ref = np.float64([[x0 + (x1 - x0) * 0.2, y0 + (y1 - y0) * 0.2], [x0 + (x1 - x0) * 0.8, y0 + (y1 - y0) * 0.2],
-                          [x0 + (x1 - x0) * 0.8, y0 + (y1 - y0) * 0.8], [x0 + (x1 - x0) * 0.2, y0 + (y1 - y0) * 0.8]])
+        ref = np.float64(
+            [
+                [x0 + (x1 - x0) * 0.2, y0 + (y1 - y0) * 0.2],
+                [x0 + (x1 - x0) * 0.8, y0 + (y1 - y0) * 0.2],
+                [x0 + (x1 - x0) * 0.8, y0 + (y1 - y0) * 0.8],
+                [x0 + (x1 - x0) * 0.2, y0 + (y1 - y0) * 0.8],
+            ]
+        )
         mask = common_mask(H, pairs[0].blur.shape, blur_box, synth_box, pairs[0].synth.shape, erode=8)
         H, ecc_used = _ecc_refine(H, [(pairs[i].blur, flipped[i]) for i in order], mask, ref)
     residual = float(np.sqrt(np.mean(np.sum((_map(H, src) - dst) ** 2, axis=1)))) if n else float("inf")
     return Geometry(H, flip, n, residual, len(pairs), ecc_used, blur_box, synth_box)
 
 
-def choose_crop(H: np.ndarray, blur_shape: tuple[int, int], blur_box, sharp_box, sharp_shape: tuple[int, int],
-                crop_w: int, crop_h: int, margin: int = 2) -> dict:
+def choose_crop(
+    H: np.ndarray,
+    blur_shape: tuple[int, int],
+    blur_box,
+    sharp_box,
+    sharp_shape: tuple[int, int],
+    crop_w: int,
+    crop_h: int,
+    margin: int = 2,
+) -> dict:
     """A crop_w x crop_h box inside the blur camera's valid area *and* the sharp view mapped by H
     (``margin`` px inside both), as close to the centre of that common area as possible."""
     common = common_mask(H, blur_shape, blur_box, sharp_box, sharp_shape, erode=margin) // 255

@@ -58,8 +58,16 @@ class AlignOptions:
 
     @property
     def hash(self) -> str:
-        return settings_hash({"rig": self.rig.hash, "flip": self.flip, "sync": list(self.methods), "ecc": self.ecc,
-                              "frames": self.write_frames, "version": ALGORITHM_VERSION})
+        return settings_hash(
+            {
+                "rig": self.rig.hash,
+                "flip": self.flip,
+                "sync": list(self.methods),
+                "ecc": self.ecc,
+                "frames": self.write_frames,
+                "version": ALGORITHM_VERSION,
+            }
+        )
 
 
 def fingerprint(src: VideoSource) -> list[dict]:
@@ -93,16 +101,22 @@ def is_finished(folder: Path, inputs: dict, settings_hash_: str) -> bool:
 def _homography(take: Take, s: sync.SyncResult, flips: list[str], opts: AlignOptions) -> geometry.Geometry:
     pairs = geometry.sample_pairs(s, take.blur, take.sharp, opts.rig.align.homography_frames)
     geometry.load_pairs(pairs, take.blur, take.sharp)
-    return geometry.estimate_geometry(pairs, (take.sharp.width, take.sharp.height), flips,
-                                      opts.rig.align.min_inliers, ecc=opts.ecc)
+    return geometry.estimate_geometry(
+        pairs, (take.sharp.width, take.sharp.height), flips, opts.rig.align.min_inliers, ecc=opts.ecc
+    )
 
 
 def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) -> dict:
     """Sync + geometry + crop of one take, as the alignment.json fields (no frames written)."""
     a = opts.rig.align
-    s = sync.synchronise(take.blur, take.sharp, methods=opts.methods, max_offset_s=a.max_offset_s,
-                         drift_min_s=a.estimate_drift_min_seconds,
-                         flip=None if opts.flip == "auto" else opts.flip)
+    s = sync.synchronise(
+        take.blur,
+        take.sharp,
+        methods=opts.methods,
+        max_offset_s=a.max_offset_s,
+        drift_min_s=a.estimate_drift_min_seconds,
+        flip=None if opts.flip == "auto" else opts.flip,
+    )
     flips = opts.flips
     if s.flip_hint and opts.flip == "auto":
         flips = [s.flip_hint] + [f for f in flips if f != s.flip_hint]
@@ -110,14 +124,23 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
     if g.inliers < a.min_inliers:
         if calibration is None:
-            why = (f"names calibration take '{take.calibration}', which is not usable" if take.calibration
-                   else "no calibration take named in take.toml")
-            raise Rb2vError(f"{take.folder}: too few feature matches for a homography ({g.inliers} inliers, "
-                            f"need {a.min_inliers}) and {why}")
+            why = (
+                f"names calibration take '{take.calibration}', which is not usable"
+                if take.calibration
+                else "no calibration take named in take.toml"
+            )
+            raise Rb2vError(
+                f"{take.folder}: too few feature matches for a homography ({g.inliers} inliers, "
+                f"need {a.min_inliers}) and {why}"
+            )
         H, flip, used_calibration = np.array(calibration["homography"]), calibration["flip_sharp"], take.calibration
         note = f"{take.key}: {g.inliers} inliers (< {a.min_inliers}): using calibration take '{take.calibration}'"
-        sharp_box = geometry.flip_box(geometry.flip_box(g.sharp_valid, g.flip_sharp, take.sharp.width,
-                                                        take.sharp.height), flip, take.sharp.width, take.sharp.height)
+        sharp_box = geometry.flip_box(
+            geometry.flip_box(g.sharp_valid, g.flip_sharp, take.sharp.width, take.sharp.height),
+            flip,
+            take.sharp.width,
+            take.sharp.height,
+        )
     else:
         H, flip, used_calibration, note, sharp_box = g.homography, g.flip_sharp, None, None, g.sharp_valid
     if s.method == "visual":
@@ -131,26 +154,37 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
         if not used_calibration and moved > REFIT_SHARP_FRAMES:
             g = _homography(take, s, [flip], opts)
             H, sharp_box = g.homography, g.sharp_valid
-    crop = geometry.choose_crop(H, blur_shape, g.blur_valid, sharp_box, sharp_shape, opts.rig.crop.width,
-                                opts.rig.crop.height)
+    crop = geometry.choose_crop(
+        H, blur_shape, g.blur_valid, sharp_box, sharp_shape, opts.rig.crop.width, opts.rig.crop.height
+    )
     meta = {
         "schema": SCHEMA,
-        "blur_fps": float(take.blur.fps), "sharp_fps": float(take.sharp.fps),
+        "blur_fps": float(take.blur.fps),
+        "sharp_fps": float(take.sharp.fps),
         "flip_sharp": flip,
         "homography": [[float(v) for v in row] for row in H],
         "crop": crop,
-        "time_offset_s": s.time_offset_s, "clock_ratio": s.clock_ratio,
+        "time_offset_s": s.time_offset_s,
+        "clock_ratio": s.clock_ratio,
         "sync_method": s.method,
         # the quality of the homography used: the calibration take's when it stood in
         "residual_px": calibration["residual_px"] if used_calibration else g.residual_px,
         "inliers": calibration["inliers"] if used_calibration else g.inliers,
         "take_inliers": g.inliers,
-        "sync_confidence": s.confidence, "sync_prior": s.prior, "sync_details": s.details,
-        "calibration": used_calibration, "ecc_pairs": g.ecc_pairs, "frame_pairs": g.pairs,
+        "sync_confidence": s.confidence,
+        "sync_prior": s.prior,
+        "sync_details": s.details,
+        "calibration": used_calibration,
+        "ecc_pairs": g.ecc_pairs,
+        "frame_pairs": g.pairs,
         "rig_flip_sharp": opts.rig.flip_sharp,
-        "blur_valid": list(g.blur_valid), "blur_frames": take.blur.frames, "sharp_frames": take.sharp.frames,
-        "blur_size": [take.blur.width, take.blur.height], "sharp_size": [take.sharp.width, take.sharp.height],
-        "blur_files": [p.name for p in take.blur.paths], "sharp_files": [p.name for p in take.sharp.paths],
+        "blur_valid": list(g.blur_valid),
+        "blur_frames": take.blur.frames,
+        "sharp_frames": take.sharp.frames,
+        "blur_size": [take.blur.width, take.blur.height],
+        "sharp_size": [take.sharp.width, take.sharp.height],
+        "blur_files": [p.name for p in take.blur.paths],
+        "sharp_files": [p.name for p in take.sharp.paths],
     }
     if note:
         meta["note"] = note
@@ -160,10 +194,31 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
 def _encode_chapter(path: Path, first_index: int, vf: str, folder: Path, compression: int) -> None:
     """Decode one video file, filter every frame with ``vf`` and write ``folder/%06d.png`` from
     ``first_index`` on, all inside ffmpeg (no frame passes through Python)."""
-    ffmpeg.run(["-v", "error", "-i", str(path), "-map", "0:v:0", *ffmpeg.passthrough_args(), "-vf", vf,
-                "-c:v", "png", "-pred", "sub" if compression else "none", "-compression_level", str(compression),
-                "-start_number", str(first_index), "-f", "image2", str(folder / "%06d.png")],
-               what=f"{path}: writing aligned frames")
+    ffmpeg.run(
+        [
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            *ffmpeg.passthrough_args(),
+            "-vf",
+            vf,
+            "-c:v",
+            "png",
+            "-pred",
+            "sub" if compression else "none",
+            "-compression_level",
+            str(compression),
+            "-start_number",
+            str(first_index),
+            "-f",
+            "image2",
+            str(folder / "%06d.png"),
+        ],
+        what=f"{path}: writing aligned frames",
+    )
 
 
 def _check_count(src: VideoSource, folder: Path) -> None:
@@ -177,8 +232,14 @@ def _png_params(compression: int) -> list[int]:
     # the time of the default adaptive filters for files about as small.
     if compression == 0:
         return [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-    return [cv2.IMWRITE_PNG_COMPRESSION, compression, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
-            cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    return [
+        cv2.IMWRITE_PNG_COMPRESSION,
+        compression,
+        cv2.IMWRITE_PNG_FILTER,
+        cv2.IMWRITE_PNG_FILTER_SUB,
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_RLE,
+    ]
 
 
 def _warp_maps(M: np.ndarray, width: int, height: int, frame_w: int, frame_h: int):
@@ -219,16 +280,21 @@ def write_frames(take: Take, meta: dict, folder: Path, compression: int = 0, thr
     def write_blur() -> None:
         first = 0
         for info in take.blur.chapters:
-            _encode_chapter(info.path, first, f"format=rgb24,crop={w}:{h}:{x}:{y}:exact=1", folder / "blur",
-                            compression)
+            _encode_chapter(
+                info.path, first, f"format=rgb24,crop={w}:{h}:{x}:{y}:exact=1", folder / "blur", compression
+            )
             first += info.frames
         _check_count(take.blur, folder / "blur")
 
     sharp = folder / "sharp"
     sharp.mkdir(parents=True, exist_ok=True)
-    maps, box = _warp_maps(geometry.crop_warp(np.array(meta["homography"]), meta["flip_sharp"], crop,
-                                              take.sharp.width, take.sharp.height), w, h, take.sharp.width,
-                           take.sharp.height)
+    maps, box = _warp_maps(
+        geometry.crop_warp(np.array(meta["homography"]), meta["flip_sharp"], crop, take.sharp.width, take.sharp.height),
+        w,
+        h,
+        take.sharp.width,
+        take.sharp.height,
+    )
     params = _png_params(compression)
     pending: list[cf.Future] = []
     index = 0
@@ -248,8 +314,13 @@ def write_frames(take: Take, meta: dict, folder: Path, compression: int = 0, thr
     _check_count(take.sharp, sharp)
 
 
-def align_take(take: Take, out_folder: Path, opts: AlignOptions, calibration: dict | None = None,
-               calibration_take: Take | None = None) -> tuple[str, dict]:
+def align_take(
+    take: Take,
+    out_folder: Path,
+    opts: AlignOptions,
+    calibration: dict | None = None,
+    calibration_take: Take | None = None,
+) -> tuple[str, dict]:
     """Align one take into ``out_folder``; returns ("aligned" | "skipped", alignment fields)."""
     inputs = take_inputs(take, calibration_take)
     if is_finished(out_folder, inputs, opts.hash):
@@ -293,8 +364,9 @@ def _calibration_job(take: Take, out: Path, opts: AlignOptions) -> tuple[str, di
         return take.subject, None, _named(take, e)
 
 
-def _take_job(take: Take, out: Path, opts: AlignOptions, calibration: dict | None,
-              calibration_take: Take | None) -> tuple[str, str, str | None]:
+def _take_job(
+    take: Take, out: Path, opts: AlignOptions, calibration: dict | None, calibration_take: Take | None
+) -> tuple[str, str, str | None]:
     folder = out / "aligned" / take.category / take.subject / take.take
     try:
         status, _ = align_take(take, folder, opts, calibration, calibration_take)
@@ -331,8 +403,10 @@ def run_align(raw: str | os.PathLike, out: str | os.PathLike, opts: AlignOptions
     raw, out = Path(raw), Path(out)
     a = opts.rig.align
     if opts.rig.lens.undistort:
-        raise Rb2vError(f"rig {opts.rig.name}: lens.undistort = true is not supported by rb2v align yet "
-                        "(the homography is fitted on the frames as recorded); set it to false")
+        raise Rb2vError(
+            f"rig {opts.rig.name}: lens.undistort = true is not supported by rb2v align yet "
+            "(the homography is fitted on the frames as recorded); set it to false"
+        )
     takes, calibrations, errors = discover(raw, a.fps_ratio, a.fps_ratio_tolerance)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "aligned").exists():
@@ -353,8 +427,10 @@ def run_align(raw: str | os.PathLike, out: str | os.PathLike, opts: AlignOptions
 
     by_key = {t.key: t for t in takes}
     counts = {"aligned": 0, "skipped": 0, "failed": 0}
-    jobs = [(_take_job, (t, out, opts, calib_meta.get(t.calibration or ""), calibrations.get(t.calibration or "")))
-            for t in takes]
+    jobs = [
+        (_take_job, (t, out, opts, calib_meta.get(t.calibration or ""), calibrations.get(t.calibration or "")))
+        for t in takes
+    ]
     for key, status, err in progress(_run(jobs, workers), total=len(jobs), desc="align", unit="take"):
         counts[status] += 1
         if err:
@@ -363,8 +439,10 @@ def run_align(raw: str | os.PathLike, out: str | os.PathLike, opts: AlignOptions
             say(f"rb2v: error: {err}")
     _write_parquet(errors_table(errors, raw), out / "align_errors.parquet")
     summary = {**counts, "failed": len(errors), "errors": [e.error for e in errors]}
-    say(f"align: {summary['aligned']} aligned, {summary['skipped']} already done, {summary['failed']} failed "
-        f"-> {out / 'aligned'}")
+    say(
+        f"align: {summary['aligned']} aligned, {summary['skipped']} already done, {summary['failed']} failed "
+        f"-> {out / 'aligned'}"
+    )
     if errors:
         raise PartialFailure(f"{len(errors)} take(s) failed; see {out / 'align_errors.parquet'}")
     return summary

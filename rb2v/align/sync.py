@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+
 import cv2
 import numpy as np
 from scipy import optimize, signal
@@ -75,7 +76,7 @@ def gcc_phat(ref: np.ndarray, sig: np.ndarray, max_lag: int, interp: int = 8) ->
         denom = a - 2 * b + c
         frac = 0.5 * (a - c) / denom if denom < 0 else 0.0
     lag = (i - max_lag + frac) / interp
-    side = np.concatenate([window[: max(0, i - 4 * interp)], window[i + 4 * interp + 1:]])
+    side = np.concatenate([window[: max(0, i - 4 * interp)], window[i + 4 * interp + 1 :]])
     psr = float((peak - side.mean()) / (side.std() + 1e-12)) if side.size > 8 else 0.0
     return float(lag), psr
 
@@ -86,8 +87,15 @@ def _fit_drift(times: np.ndarray, offsets: np.ndarray) -> tuple[float, float]:
     return float(intercept), float(1.0 + slope)
 
 
-def audio_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, drift_min_s: float,
-               prior: float | None = None, prior_window_s: float = 0.1) -> SyncResult | None:
+def audio_sync(
+    blur: VideoSource,
+    sharp: VideoSource,
+    *,
+    max_offset_s: float,
+    drift_min_s: float,
+    prior: float | None = None,
+    prior_window_s: float = 0.1,
+) -> SyncResult | None:
     """GCC-PHAT offset (and drift) from the two cameras' audio, or None when it is not trustworthy."""
     if not (blur.has_audio and sharp.has_audio):
         return None
@@ -104,7 +112,7 @@ def audio_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, dr
     s_hi = min(len(s), lo + seg + int(round((centre + search) * rate)))
     if s_hi - s_lo < rate // 4:
         return None
-    lag, psr = gcc_phat(b[lo: lo + seg], s[s_lo:s_hi], int(search * rate) + (s_hi - s_lo))
+    lag, psr = gcc_phat(b[lo : lo + seg], s[s_lo:s_hi], int(search * rate) + (s_hi - s_lo))
     lag += s_lo - lo
     if psr < MIN_AUDIO_PSR:
         return None
@@ -113,24 +121,28 @@ def audio_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, dr
     windows = []
     if duration >= drift_min_s:
         offset, ratio, windows = _audio_drift(b, s, rate, offset, duration)
-    return SyncResult(offset, ratio, "audio", float(np.clip((psr - 5) / 20, 0, 1)),
-                      prior="timecode" if prior is not None else None,
-                      details={"psr": psr, "drift_windows": len(windows)})
+    return SyncResult(
+        offset,
+        ratio,
+        "audio",
+        float(np.clip((psr - 5) / 20, 0, 1)),
+        prior="timecode" if prior is not None else None,
+        details={"psr": psr, "drift_windows": len(windows)},
+    )
 
 
-def _audio_drift(b: np.ndarray, s: np.ndarray, rate: int, offset: float, duration: float
-                 ) -> tuple[float, float, list]:
+def _audio_drift(b: np.ndarray, s: np.ndarray, rate: int, offset: float, duration: float) -> tuple[float, float, list]:
     """Local GCC-PHAT lags in windows spread over the take, fitted by a line."""
     win = min(4.0, duration / 4)
     margin = 0.01 + 2e-4 * duration  # clock drift of GoPros is tens of ppm
     times, local = [], []
     for centre in np.linspace(win / 2, duration - win / 2, 8):
         lo = int((centre - win / 2) * rate)
-        seg_b = b[lo: lo + int(win * rate)]
+        seg_b = b[lo : lo + int(win * rate)]
         s_lo = lo + int(round(offset * rate))
         if s_lo < 0 or s_lo + len(seg_b) > len(s):
             continue
-        lag, psr = gcc_phat(seg_b, s[s_lo: s_lo + len(seg_b)], int(margin * rate))
+        lag, psr = gcc_phat(seg_b, s[s_lo : s_lo + len(seg_b)], int(margin * rate))
         if psr >= MIN_AUDIO_PSR:
             times.append(centre)
             local.append((s_lo - lo + lag) / rate)
@@ -147,9 +159,25 @@ def thumbnails(src: VideoSource, width: int = THUMB_WIDTH) -> np.ndarray:
     th = max(2, round(width * src.height / src.width))
     out = []
     for info in src.chapters:
-        proc = ffmpeg.popen(["-v", "error", "-i", str(info.path), "-map", "0:v:0", *ffmpeg.passthrough_args(),
-                             "-vf", f"scale={width}:{th}:flags=area", "-f", "rawvideo", "-pix_fmt", "gray16le", "-"],
-                            stdout=subprocess.PIPE)
+        proc = ffmpeg.popen(
+            [
+                "-v",
+                "error",
+                "-i",
+                str(info.path),
+                "-map",
+                "0:v:0",
+                *ffmpeg.passthrough_args(),
+                "-vf",
+                f"scale={width}:{th}:flags=area",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "gray16le",
+                "-",
+            ],
+            stdout=subprocess.PIPE,
+        )
         frame_bytes = width * th * 2
         got = 0
         try:
@@ -244,14 +272,18 @@ class _VisualModel:
         sharp frames: a lookup in the once box-filtered signal. Good to one sharp frame, which is
         all the search needs before ``fit``; computed in batches that bound memory."""
         n_s = len(self.s)
-        box = _box_average(self.s, self.cum, np.clip(np.arange(n_s, dtype=np.float64), self.width / 2,
-                                                      n_s - 1 - self.width / 2), self.width)
+        box = _box_average(
+            self.s,
+            self.cum,
+            np.clip(np.arange(n_s, dtype=np.float64), self.width / 2, n_s - 1 - self.width / 2),
+            self.width,
+        )
         n_k, n_c = self.b.shape
         batch = max(1, int(4e6 // (n_k * n_c)))
         obs, obs2 = self.b, self.b * self.b
         out = []
         for lo in range(0, len(offsets), batch):
-            centres = self.sharp_fps * (self.k[None] / self.blur_fps + offsets[lo: lo + batch, None])
+            centres = self.sharp_fps * (self.k[None] / self.blur_fps + offsets[lo : lo + batch, None])
             w = ((centres - self.width / 2 >= 0) & (centres + self.width / 2 <= n_s - 1)).astype(np.float64)
             n = w.sum(1)
             pred = box[np.clip(np.rint(centres).astype(int), 0, n_s - 1)] * w[..., None]
@@ -267,24 +299,34 @@ class _VisualModel:
     def fit(self, offset: float, drift: bool) -> tuple[float, float, float]:
         """Continuous (offset, ratio, correlation) near ``offset`` (within 1.5 sharp frames)."""
         half = 1.5 / self.sharp_fps
-        res = optimize.minimize_scalar(lambda o: -self.score(o), bounds=(offset - half, offset + half),
-                                       method="bounded", options={"xatol": 1e-6})
+        res = optimize.minimize_scalar(
+            lambda o: -self.score(o), bounds=(offset - half, offset + half), method="bounded", options={"xatol": 1e-6}
+        )
         best = (float(res.x), 1.0, -float(res.fun))
         if drift:
             # parameters in ms and ppm, so one tolerance (0.01) suits both
             o_ms = best[0] * 1e3
-            nm = optimize.minimize(lambda p: -self.score(p[0] * 1e-3, 1 + p[1] * 1e-6), x0=[o_ms, 0.0],
-                                   method="Nelder-Mead", options={"xatol": 0.01, "fatol": 1e-7,
-                                                                  "initial_simplex": [[o_ms, 0], [o_ms + 2, 0],
-                                                                                      [o_ms, 200]]})
+            nm = optimize.minimize(
+                lambda p: -self.score(p[0] * 1e-3, 1 + p[1] * 1e-6),
+                x0=[o_ms, 0.0],
+                method="Nelder-Mead",
+                options={"xatol": 0.01, "fatol": 1e-7, "initial_simplex": [[o_ms, 0], [o_ms + 2, 0], [o_ms, 200]]},
+            )
             if -nm.fun >= best[2] and abs(nm.x[1]) < 1000:
                 best = (float(nm.x[0]) * 1e-3, 1 + float(nm.x[1]) * 1e-6, -float(nm.fun))
         return best
 
 
-def visual_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, drift_min_s: float,
-                flip: str | None = None, prior: float | None = None, prior_window_s: float = 0.1
-                ) -> SyncResult | None:
+def visual_sync(
+    blur: VideoSource,
+    sharp: VideoSource,
+    *,
+    max_offset_s: float,
+    drift_min_s: float,
+    flip: str | None = None,
+    prior: float | None = None,
+    prior_window_s: float = 0.1,
+) -> SyncResult | None:
     """Offset (and drift) by matching blur thumbnails to box-filtered sharp thumbnails.
 
     This first estimate compares coarse grid cells of the two views as they are (flip tried
@@ -298,7 +340,7 @@ def visual_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, d
     else:
         offsets = prior + np.arange(-prior_window_s, prior_window_s + 1e-9, 1 / fs)
     best = None
-    for cand in ([flip] if flip else FLIPS):
+    for cand in [flip] if flip else FLIPS:
         model = _VisualModel(_coarse_grid(b_thumbs), _coarse_grid(_flip_frames(s_thumbs, cand)), fb, fs)
         scores = model.coarse_scores(offsets)
         i = int(np.argmax(scores))
@@ -311,13 +353,26 @@ def visual_sync(blur: VideoSource, sharp: VideoSource, *, max_offset_s: float, d
     second = float(scores[far].max()) if far.any() else -1.0
     offset, ratio, corr = model.fit(float(offsets[i]), drift=len(b_thumbs) / fb >= drift_min_s)
     confidence = float(np.clip(corr, 0, 1) * np.clip((corr - second) / 0.2, 0, 1))
-    return SyncResult(offset, ratio, "visual", confidence, prior="timecode" if prior is not None else None,
-                      flip_hint=flip_hint, details={"correlation": corr, "second_peak": second},
-                      thumbs=(b_thumbs, s_thumbs))
+    return SyncResult(
+        offset,
+        ratio,
+        "visual",
+        confidence,
+        prior="timecode" if prior is not None else None,
+        flip_hint=flip_hint,
+        details={"correlation": corr, "second_peak": second},
+        thumbs=(b_thumbs, s_thumbs),
+    )
 
 
-def refine_visual(result: SyncResult, sharp_to_blur: np.ndarray, mask: np.ndarray, blur: VideoSource,
-                  sharp: VideoSource, drift_min_s: float) -> SyncResult:
+def refine_visual(
+    result: SyncResult,
+    sharp_to_blur: np.ndarray,
+    mask: np.ndarray,
+    blur: VideoSource,
+    sharp: VideoSource,
+    drift_min_s: float,
+) -> SyncResult:
     """Refit a visual sync on per-pixel thumbnail signals with the sharp thumbnails warped into
     the blur view (``sharp_to_blur``: raw sharp -> blur full-frame pixels, flip included);
     ``mask``: blur pixels both cameras see validly."""
@@ -339,8 +394,12 @@ def refine_visual(result: SyncResult, sharp_to_blur: np.ndarray, mask: np.ndarra
         return result
     model = _VisualModel(b_thumbs[:, inside], warped[:, inside], fb, fs)
     offset, ratio, corr = model.fit(result.time_offset_s, drift=len(b_thumbs) / fb >= drift_min_s)
-    details = {**result.details, "refined_correlation": corr, "refined_signals": int(inside.sum()),
-               "coarse_offset_s": result.time_offset_s}
+    details = {
+        **result.details,
+        "refined_correlation": corr,
+        "refined_signals": int(inside.sum()),
+        "coarse_offset_s": result.time_offset_s,
+    }
     return dataclasses.replace(result, time_offset_s=offset, clock_ratio=ratio, details=details, thumbs=None)
 
 
@@ -354,8 +413,15 @@ def timecode_offset(blur: VideoSource, sharp: VideoSource) -> float | None:
     return tb - ts
 
 
-def synchronise(blur: VideoSource, sharp: VideoSource, *, methods: tuple[str, ...], max_offset_s: float,
-                drift_min_s: float, flip: str | None = None) -> SyncResult:
+def synchronise(
+    blur: VideoSource,
+    sharp: VideoSource,
+    *,
+    methods: tuple[str, ...],
+    max_offset_s: float,
+    drift_min_s: float,
+    flip: str | None = None,
+) -> SyncResult:
     """Try the methods in order; the first trustworthy result wins."""
     unknown = set(methods) - {"timecode", "audio", "visual"}
     if unknown:
@@ -366,8 +432,9 @@ def synchronise(blur: VideoSource, sharp: VideoSource, *, methods: tuple[str, ..
         if method == "audio":
             result = audio_sync(blur, sharp, max_offset_s=max_offset_s, drift_min_s=drift_min_s, prior=prior)
         elif method == "visual":
-            result = visual_sync(blur, sharp, max_offset_s=max_offset_s, drift_min_s=drift_min_s, flip=flip,
-                                 prior=prior)
+            result = visual_sync(
+                blur, sharp, max_offset_s=max_offset_s, drift_min_s=drift_min_s, flip=flip, prior=prior
+            )
         else:
             continue
         if result is not None:

@@ -47,11 +47,19 @@ def corner_errors(meta: dict, truth: dict) -> np.ndarray:
 @click.option("--seconds", default=10.0, show_default=True, help="Length of the simulated take.")
 @click.option("--seed", default=5, show_default=True)
 @click.option("--no-audio", is_flag=True, help="Simulate without audio (visual synchronisation).")
-@click.option("--work", type=click.Path(path_type=Path), default=None,
-              help="Folder for the simulated take (kept and reused); default: a temporary folder.")
+@click.option(
+    "--work",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the simulated take (kept and reused); default: a temporary folder.",
+)
 @click.option("--repeat", default=1, show_default=True, help="Timed runs of each side (the best is reported).")
-@click.option("--png-compression", type=click.IntRange(0, 9), default=None,
-              help="zlib level of the aligned PNGs (default: the rig's).")
+@click.option(
+    "--png-compression",
+    type=click.IntRange(0, 9),
+    default=None,
+    help="zlib level of the aligned PNGs (default: the rig's).",
+)
 def main(seconds, seed, no_audio, work, repeat, png_compression):
     """Align one simulated take vs only decode its two streams; print the time ratio."""
     from ..simulate import SimConfig, simulate_session
@@ -79,16 +87,21 @@ def main(seconds, seed, no_audio, work, repeat, png_compression):
         truth = json.loads((take.folder / "truth.json").read_text())
         err = corner_errors(meta, truth)
         decode, align = min(decode_times), min(align_times)
-        click.echo(f"take: {take.key}, {take.blur.frames} blur + {take.sharp.frames} sharp frames "
-                   f"{take.blur.width}x{take.blur.height}, {os.cpu_count()} cores")
+        click.echo(
+            f"take: {take.key}, {take.blur.frames} blur + {take.sharp.frames} sharp frames "
+            f"{take.blur.width}x{take.blur.height}, {os.cpu_count()} cores"
+        )
         click.echo(f"decode only (ffmpeg, both streams): {decode:8.2f} s")
-        click.echo(f"rb2v align (sync, homography, warp, PNGs at zlib level {opts.rig.align.png_compression}): "
-                   f"{align:8.2f} s")
+        click.echo(
+            f"rb2v align (sync, homography, warp, PNGs at zlib level {opts.rig.align.png_compression}): {align:8.2f} s"
+        )
         click.echo(f"ratio align / decode: {align / decode:.2f}  (target <= 3)")
         offset_ms = 1000 * (meta["time_offset_s"] - truth["time_offset_s"])
-        click.echo(f"sync {meta['sync_method']}: offset error {offset_ms:+.3f} ms, clock ratio "
-                   f"{(meta['clock_ratio'] - 1) * 1e6:+.1f} ppm (true {(truth['clock_ratio'] - 1) * 1e6:+.1f}); "
-                   f"crop corner error mean {err.mean():.3f} px, max {err.max():.3f} px")
+        click.echo(
+            f"sync {meta['sync_method']}: offset error {offset_ms:+.3f} ms, clock ratio "
+            f"{(meta['clock_ratio'] - 1) * 1e6:+.1f} ppm (true {(truth['clock_ratio'] - 1) * 1e6:+.1f}); "
+            f"crop corner error mean {err.mean():.3f} px, max {err.max():.3f} px"
+        )
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)

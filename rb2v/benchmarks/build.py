@@ -32,14 +32,33 @@ def main(category, seconds, interpolator, stride, workdir):
     root = Path(workdir or tempfile.mkdtemp(prefix="rb2v-bench-build-"))
     raw, out = root / "raw", root / "out"
     t0 = time.perf_counter()
-    takes = [t for t in simulate_session(raw, SimConfig(category=category, seconds=seconds, seed=1, audio=False))
-             if t.parent.name != "calibration"]
+    takes = [
+        t
+        for t in simulate_session(raw, SimConfig(category=category, seconds=seconds, seed=1, audio=False))
+        if t.parent.name != "calibration"
+    ]
     write_oracle_alignment(takes[0], out / "aligned" / takes[0].relative_to(raw))
     click.echo(f"simulated and aligned a {seconds:g} s {category} take in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "rb2v", "build", "--category", category, "--out", str(out),
-                           "--interpolator", interpolator, "--stride", str(stride), "--no-report"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rb2v",
+            "build",
+            "--category",
+            category,
+            "--out",
+            str(out),
+            "--interpolator",
+            interpolator,
+            "--stride",
+            str(stride),
+            "--no-report",
+        ],
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise click.ClickException(f"build failed: {proc.stderr.strip().splitlines()[-1]}")
@@ -48,12 +67,16 @@ def main(category, seconds, interpolator, stride, workdir):
     take = info["takes"][0]
     n = take["accepted"] + take["rejected"]
     total = sum(take["stage_seconds"].values())
-    click.echo(f"\nrb2v build --category {category} --interpolator {interpolator}: {n} blurry frames "
-               f"({take['accepted']} accepted) in {wall:.1f} s wall, {take['seconds']:.1f} s in the take stage")
+    click.echo(
+        f"\nrb2v build --category {category} --interpolator {interpolator}: {n} blurry frames "
+        f"({take['accepted']} accepted) in {wall:.1f} s wall, {take['seconds']:.1f} s in the take stage"
+    )
     click.echo(f"{'stage':<18}{'seconds':>9}{'share':>8}{'frames/s':>10}")
     for stage, sec in sorted(take["stage_seconds"].items(), key=lambda kv: -kv[1]):
         if sec < 1e-3:  # a stage this category does not run (matting on street)
             continue
         click.echo(f"{stage:<18}{sec:>9.2f}{sec / total:>8.1%}{n / sec if sec else float('inf'):>10.2f}")
     click.echo(f"{'all stages':<18}{total:>9.2f}{1:>8.1%}{n / total:>10.2f}")
-    click.echo(f"throughput: {take['accepted'] / wall:.2f} samples/s end to end; peak memory of the build: {peak_mb:.0f} MB")
+    click.echo(
+        f"throughput: {take['accepted'] / wall:.2f} samples/s end to end; peak memory of the build: {peak_mb:.0f} MB"
+    )

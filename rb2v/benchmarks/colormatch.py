@@ -23,14 +23,22 @@ from ..colormatch.reference import reference_search
 class SimulatedTake:
     """Sharp sequence x (every upsampled step rendered exactly), one blurry frame, the truth."""
 
-    seq: np.ndarray        # (T,H,W,3) float32, 8-bit sRGB levels
-    blur: np.ndarray       # (H,W,3) float32, 8-bit sRGB levels
-    start: int             # true p: the exposure spans x[p] .. x[p+n-1]
-    matrix: np.ndarray     # (3,4) true sharp->blur colour matrix
+    seq: np.ndarray  # (T,H,W,3) float32, 8-bit sRGB levels
+    blur: np.ndarray  # (H,W,3) float32, 8-bit sRGB levels
+    start: int  # true p: the exposure spans x[p] .. x[p+n-1]
+    matrix: np.ndarray  # (3,4) true sharp->blur colour matrix
 
 
-def simulated_take(size: int = 448, frames: int = 46, start: int = 20, n: int = 7, seed: int = 0,
-                   photo: str = "astronaut", noise: float = 0.01, renders_per_step: int = 6) -> SimulatedTake:
+def simulated_take(
+    size: int = 448,
+    frames: int = 46,
+    start: int = 20,
+    n: int = 7,
+    seed: int = 0,
+    photo: str = "astronaut",
+    noise: float = 0.01,
+    renders_per_step: int = 6,
+) -> SimulatedTake:
     """A physically simulated capture of a moving photo.
 
     The scene (the photo in linear light) translates, accelerates and turns a little,
@@ -61,32 +69,58 @@ def simulated_take(size: int = 448, frames: int = 46, start: int = 20, n: int = 
     seq = np.stack([levels(linear_to_srgb(render(i))) for i in range(frames)])
     ts = np.linspace(start, start + n - 1, (n - 1) * renders_per_step + 1)
     exposure = linear_to_srgb(np.mean([render(t) for t in ts], axis=0))
-    M = np.hstack([np.eye(3) * rng.uniform(0.85, 1.1, 3) + rng.uniform(-0.06, 0.06, (3, 3)) * (1 - np.eye(3)),
-                   rng.uniform(-0.04, 0.04, (3, 1))])
+    M = np.hstack(
+        [
+            np.eye(3) * rng.uniform(0.85, 1.1, 3) + rng.uniform(-0.06, 0.06, (3, 3)) * (1 - np.eye(3)),
+            rng.uniform(-0.04, 0.04, (3, 1)),
+        ]
+    )
     blur = levels(exposure @ M[:, :3].T + M[:, 3] + rng.normal(0, noise, exposure.shape))
     return SimulatedTake(seq=seq, blur=blur, start=start, matrix=M)
 
 
 @click.command()
 @click.option("--size", type=click.IntRange(16), default=448, show_default=True, help="Crop size (pixels, square).")
-@click.option("--candidates", type=click.IntRange(1), default=40, show_default=True,
-              help="Candidate starts per blurry frame.")
-@click.option("--frames", "blurry_frames", type=click.IntRange(1), default=3, show_default=True,
-              help="Blurry frames (independent takes).")
+@click.option(
+    "--candidates", type=click.IntRange(1), default=40, show_default=True, help="Candidate starts per blurry frame."
+)
+@click.option(
+    "--frames",
+    "blurry_frames",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Blurry frames (independent takes).",
+)
 @click.option("--interpolator", default="linear", show_default=True, help="Sub-frame interpolator.")
-@click.option("--space", type=click.Choice(["srgb", "linear"]), default="srgb", show_default=True,
-              help="Average the sub-frames as stored (sRGB, the paper) or in linear light.")
+@click.option(
+    "--space",
+    type=click.Choice(["srgb", "linear"]),
+    default="srgb",
+    show_default=True,
+    help="Average the sub-frames as stored (sRGB, the paper) or in linear light.",
+)
 @click.option("--device", default="cpu", show_default=True, help="Device of the fast search (cpu, cuda, auto).")
-@click.option("--coarse", type=click.IntRange(1), default=4, show_default=True,
-              help="Also time coarse-to-fine search at this downsampling (1: skip).")
-def main(size: int, candidates: int, blurry_frames: int, interpolator: str, space: str, device: str,
-         coarse: int) -> None:
+@click.option(
+    "--coarse",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    help="Also time coarse-to-fine search at this downsampling (1: skip).",
+)
+def main(
+    size: int, candidates: int, blurry_frames: int, interpolator: str, space: str, device: str, coarse: int
+) -> None:
     """Fast Algorithm 1 search vs the literal reference: time per blurry frame, ratio, agreement."""
     n = 7
-    click.echo(f"colormatch: {size}x{size}, {candidates} candidates, n={n}, sub=19, interpolator={interpolator}, "
-               f"space={space}, fast on {device}, {os.cpu_count()} cores")
-    click.echo(f"{'frame':>5} {'true':>5} {'fast p':>6} {'ref p':>6} {'psnr dB':>8} {'margin':>7} "
-               f"{'max|dscore|':>11} {'fast s':>7} {'ref s':>7} {'ratio':>6}")
+    click.echo(
+        f"colormatch: {size}x{size}, {candidates} candidates, n={n}, sub=19, interpolator={interpolator}, "
+        f"space={space}, fast on {device}, {os.cpu_count()} cores"
+    )
+    click.echo(
+        f"{'frame':>5} {'true':>5} {'fast p':>6} {'ref p':>6} {'psnr dB':>8} {'margin':>7} "
+        f"{'max|dscore|':>11} {'fast s':>7} {'ref s':>7} {'ratio':>6}"
+    )
     t_fast = t_ref = c_fast = c_ref = t_c2f = 0.0
     same = same_c2f = 0
     for i in range(blurry_frames):
@@ -105,13 +139,19 @@ def main(size: int, candidates: int, blurry_frames: int, interpolator: str, spac
             t_c2f += time.perf_counter() - t3
             same_c2f += c2f.start == ref.start and abs(c2f.margin - ref.margin) < 0.01
         diff = max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores)
-        click.echo(f"{i:>5} {take.start:>5} {fast.start:>6} {ref.start:>6} {fast.psnr:>8.3f} {fast.margin:>7.3f} "
-                   f"{diff:>11.2e} {t1 - t0:>7.3f} {t2 - t1:>7.3f} {(t2 - t1) / (t1 - t0):>6.1f}")
+        click.echo(
+            f"{i:>5} {take.start:>5} {fast.start:>6} {ref.start:>6} {fast.psnr:>8.3f} {fast.margin:>7.3f} "
+            f"{diff:>11.2e} {t1 - t0:>7.3f} {t2 - t1:>7.3f} {(t2 - t1) / (t1 - t0):>6.1f}"
+        )
     k = blurry_frames
-    click.echo(f"per blurry frame: fast {t_fast / k * 1e3:.1f} ms, reference {t_ref / k * 1e3:.1f} ms (wall), "
-               f"speed-up {t_ref / t_fast:.1f}x; CPU time {c_fast / k * 1e3:.1f} vs {c_ref / k * 1e3:.1f} ms, "
-               f"{c_ref / max(c_fast, 1e-9):.1f}x; same argmax {same}/{k}; load average {os.getloadavg()[0]:.1f}")
+    click.echo(
+        f"per blurry frame: fast {t_fast / k * 1e3:.1f} ms, reference {t_ref / k * 1e3:.1f} ms (wall), "
+        f"speed-up {t_ref / t_fast:.1f}x; CPU time {c_fast / k * 1e3:.1f} vs {c_ref / k * 1e3:.1f} ms, "
+        f"{c_ref / max(c_fast, 1e-9):.1f}x; same argmax {same}/{k}; load average {os.getloadavg()[0]:.1f}"
+    )
     if coarse > 1:
-        click.echo(f"coarse-to-fine ({coarse}x{coarse} downsampled scoring, best re-scored at full size): "
-                   f"{t_c2f / k * 1e3:.1f} ms per blurry frame, speed-up {t_ref / t_c2f:.1f}x vs the reference; "
-                   f"same argmax and margin (±0.01 dB) as the reference {same_c2f}/{k}")
+        click.echo(
+            f"coarse-to-fine ({coarse}x{coarse} downsampled scoring, best re-scored at full size): "
+            f"{t_c2f / k * 1e3:.1f} ms per blurry frame, speed-up {t_ref / t_c2f:.1f}x vs the reference; "
+            f"same argmax and margin (±0.01 dB) as the reference {same_c2f}/{k}"
+        )

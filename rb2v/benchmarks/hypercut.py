@@ -53,8 +53,12 @@ def classical_metrics(manifest: Path) -> dict:
 
 
 @click.command()
-@click.option("--work", type=click.Path(file_okay=False), default=None,
-              help="Folder for the dataset and the run (default: a new temporary folder).")
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the dataset and the run (default: a new temporary folder).",
+)
 @click.option("--threads", default=2, show_default=True, help="torch CPU threads for training.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the training run.")
 def main(work, threads, seed):
@@ -77,20 +81,31 @@ def main(work, threads, seed):
     manifest = work / "data" / "manifest.parquet"
     if not manifest.exists():
         t0 = time.perf_counter()
-        make_dataset(work / "data", test_subjects=TEST_SUBJECTS, video_dirs=tuple(video_dirs),
-                     photo_dirs=tuple(photo_dirs), takes=16, samples=4, size=96)
+        make_dataset(
+            work / "data",
+            test_subjects=TEST_SUBJECTS,
+            video_dirs=tuple(video_dirs),
+            photo_dirs=tuple(photo_dirs),
+            takes=16,
+            samples=4,
+            size=96,
+        )
         say(f"data: {manifest} in {time.perf_counter() - t0:.0f} s")
     run = work / f"run-seed{seed}"
     t0 = time.perf_counter()
-    last = train(TrainSettings(manifest=str(manifest), out=str(run), seed=seed, device="cpu", threads=threads,
-                               **RECIPE), resume=(run / "last.pt").exists())
+    last = train(
+        TrainSettings(manifest=str(manifest), out=str(run), seed=seed, device="cpu", threads=threads, **RECIPE),
+        resume=(run / "last.pt").exists(),
+    )
     wall = time.perf_counter() - t0
     history = load_checkpoint(last)["history"]
     train_seconds = sum(row["seconds"] for row in history)
     ours = evaluate(manifest, last, device="cpu", workers=0)
     peer = classical_metrics(manifest)
-    click.echo(f"\nHyperCUT, {len(history)} epochs on the CPU ({threads} threads): {train_seconds:.0f} s of epochs "
-               f"({wall:.0f} s wall this call); test split: {ours['sequences']} sequences of unseen subjects")
+    click.echo(
+        f"\nHyperCUT, {len(history)} epochs on the CPU ({threads} threads): {train_seconds:.0f} s of epochs "
+        f"({wall:.0f} s wall this call); test split: {ours['sequences']} sequences of unseen subjects"
+    )
     click.echo(f"{'':<34}{'hit':>8}{'con@2':>8}{'con@3':>8}")
     for name, m in (("ours (HyperCUT, whole frames)", ours), ("classical (phase correlation)", peer)):
         click.echo(f"{name:<34}{100 * m['hit']:>7.2f}%{100 * m['con@2']:>7.2f}%{100 * m['con@3']:>7.2f}%")

@@ -32,9 +32,33 @@ def minterpolate(a: np.ndarray, b: np.ndarray, threads: int = SPEED_THREADS) -> 
     h, w = a.shape[:2]
     # a, b, b: the filter needs a frame after b to emit the one between a and b
     raw = b"".join(to_uint8(x).tobytes() for x in (a, b, b))
-    proc = ffmpeg.run(["-threads", str(threads), "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", "1",
-                       "-i", "pipe:0", "-filter_threads", str(threads), "-vf", f"format=yuv444p,{MINTERPOLATE}",
-                       "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"], input=raw, what="ffmpeg minterpolate")
+    proc = ffmpeg.run(
+        [
+            "-threads",
+            str(threads),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{w}x{h}",
+            "-r",
+            "1",
+            "-i",
+            "pipe:0",
+            "-filter_threads",
+            str(threads),
+            "-vf",
+            f"format=yuv444p,{MINTERPOLATE}",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "pipe:1",
+        ],
+        input=raw,
+        what="ffmpeg minterpolate",
+    )
     frames = np.frombuffer(proc.stdout, np.uint8).reshape(-1, h, w, 3)
     if len(frames) < 2:
         raise Rb2vError(f"ffmpeg minterpolate returned {len(frames)} frames, expected at least 2")
@@ -50,8 +74,10 @@ def load_scenes(root: Path) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarra
         if (inp / "frame10.png").is_file() and (inp / "frame11.png").is_file():
             scenes.append((name, read_image(inp / "frame10.png"), read_image(inp / "frame11.png"), read_image(gt)))
     if not scenes:
-        raise Rb2vError(f"{root}: no Middlebury scenes (expected gt/<scene>/frame10i11.png and "
-                        "input/<scene>/frame10.png, frame11.png)")
+        raise Rb2vError(
+            f"{root}: no Middlebury scenes (expected gt/<scene>/frame10i11.png and "
+            "input/<scene>/frame10.png, frame11.png)"
+        )
     return scenes
 
 
@@ -87,10 +113,18 @@ def _mid(fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @click.command("interpolation")
 @click.argument("data", required=False, type=click.Path(path_type=Path))
-@click.option("--methods", default="linear,flow,flow-fast,minterpolate", show_default=True,
-              help="Comma list of linear, flow, flow-fast (no candidate fusion), minterpolate, cdfi.")
-@click.option("--cdfi-checkpoint", type=click.Path(path_type=Path), default=None,
-              help="Official CDFI_adacof.pth: adds 'cdfi' to the methods.")
+@click.option(
+    "--methods",
+    default="linear,flow,flow-fast,minterpolate",
+    show_default=True,
+    help="Comma list of linear, flow, flow-fast (no candidate fusion), minterpolate, cdfi.",
+)
+@click.option(
+    "--cdfi-checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Official CDFI_adacof.pth: adds 'cdfi' to the methods.",
+)
 @click.option("--device", default="auto", show_default=True, help="Device for cdfi.")
 @click.option("--speed-repeats", default=3, show_default=True, help="Timed runs per method at 448x448.")
 def main(data: Path | None, methods: str, cdfi_checkpoint: Path | None, device: str, speed_repeats: int):
@@ -126,15 +160,17 @@ def main(data: Path | None, methods: str, cdfi_checkpoint: Path | None, device: 
     click.echo(f"{'MEAN':<12}" + "".join(f"{means[n][0]:>12.2f} / {means[n][1]:.3f}" for n in names))
     if "minterpolate" in names:
         ref = [s[0] for s in scores["minterpolate"]]
-        click.echo(f"{'< minterp.':<12}" + "".join(
-            f"{sum(p < r for (p, _), r in zip(scores[n], ref)):>17d}/{len(ref)}" for n in names))
+        click.echo(
+            f"{'< minterp.':<12}"
+            + "".join(f"{sum(p < r for (p, _), r in zip(scores[n], ref)):>17d}/{len(ref)}" for n in names)
+        )
 
     # speed on a central 448x448 crop of the largest scene (smaller if the scenes are), 2 threads
     _, a, b, _ = max(scenes, key=lambda s: s[1].shape[0] * s[1].shape[1])
     size = min(SPEED_SIZE, *a.shape[:2])
     y0, x0 = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
-    ca = np.ascontiguousarray(a[y0:y0 + size, x0:x0 + size])
-    cb = np.ascontiguousarray(b[y0:y0 + size, x0:x0 + size])
+    ca = np.ascontiguousarray(a[y0 : y0 + size, x0 : x0 + size])
+    cb = np.ascontiguousarray(b[y0 : y0 + size, x0 : x0 + size])
     fps = {}
     for n in names:
         _mid(fns[n], ca, cb)  # warm-up

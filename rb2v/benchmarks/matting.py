@@ -29,14 +29,33 @@ MARGIN = 24  # the simulated rig's dark borders (16 px + a 4 px ramp) are croppe
 FFMPEG_GRID = [(s, b) for s in (0.03, 0.05, 0.08, 0.12, 0.18) for b in (0.02, 0.05, 0.1, 0.2)]
 
 
-def ffmpeg_key(frames: np.ndarray, colour: np.ndarray, similarity: float, blend: float) -> tuple[np.ndarray, np.ndarray]:
+def ffmpeg_key(
+    frames: np.ndarray, colour: np.ndarray, similarity: float, blend: float
+) -> tuple[np.ndarray, np.ndarray]:
     """ffmpeg chromakey + despill on (N,H,W,3) sRGB frames -> alphas (N,H,W), fgs (N,H,W,3)."""
     n, h, w, _ = frames.shape
     hexcol = "0x" + "".join(f"{int(round(float(c) * 255)):02X}" for c in colour)
-    vf = (f"format=yuva444p,chromakey=color={hexcol}:similarity={similarity}:blend={blend},"
-          f"format=gbrap,despill=type=green,format=rgba")
-    args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-", "-vf", vf,
-            "-f", "rawvideo", "-pix_fmt", "rgba", "-"]
+    vf = (
+        f"format=yuva444p,chromakey=color={hexcol}:similarity={similarity}:blend={blend},"
+        f"format=gbrap,despill=type=green,format=rgba"
+    )
+    args = [
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-i",
+        "-",
+        "-vf",
+        vf,
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgba",
+        "-",
+    ]
     proc = ffmpeg.run(args, input=to_uint8(frames).tobytes(), what="ffmpeg chromakey")
     out = np.frombuffer(proc.stdout, np.uint8).reshape(n, h, w, 4).astype(np.float32) / 255.0
     return out[..., 3], out[..., :3]
@@ -53,8 +72,9 @@ def simulated_frames(category: str, size: int, frames: int, seed: int):
     """(take, blur indices, frames (N,S,S,3), alphas (N,S,S)) of one simulated green-screen take."""
     from ..simulate import SimConfig, TakeSimulation
 
-    cfg = SimConfig(category=category, width=size + 2 * MARGIN, height=size + 2 * MARGIN, seconds=max(1.0, frames * 0.2),
-                    seed=seed)
+    cfg = SimConfig(
+        category=category, width=size + 2 * MARGIN, height=size + 2 * MARGIN, seconds=max(1.0, frames * 0.2), seed=seed
+    )
     take = TakeSimulation(cfg, 0, 0)
     idx = np.unique(np.linspace(2, take.blur_frames - 3, frames).round().astype(int))
     c = slice(MARGIN, -MARGIN)
@@ -80,15 +100,27 @@ def true_composite(take, k: int, background: np.ndarray) -> tuple[np.ndarray, np
 def score(alpha, fg, true_alpha, truth, background, space) -> dict:
     band = (true_alpha > 1e-4) & (true_alpha < 1 - 1e-4)
     comp = composite(fg, alpha, background, space=space)
-    return {"SAD": metrics.sad(alpha, true_alpha), "SAD band": metrics.sad(alpha, true_alpha, band),
-            "MSE": metrics.mse(alpha, true_alpha), "MSE band": metrics.mse(alpha, true_alpha, band),
-            "Grad": metrics.gradient_error(alpha, true_alpha), "Grad band": metrics.gradient_error(alpha, true_alpha, band),
-            "PSNR": metrics.psnr(comp, truth)}
+    return {
+        "SAD": metrics.sad(alpha, true_alpha),
+        "SAD band": metrics.sad(alpha, true_alpha, band),
+        "MSE": metrics.mse(alpha, true_alpha),
+        "MSE band": metrics.mse(alpha, true_alpha, band),
+        "Grad": metrics.gradient_error(alpha, true_alpha),
+        "Grad band": metrics.gradient_error(alpha, true_alpha, band),
+        "PSNR": metrics.psnr(comp, truth),
+    }
 
 
 @click.command()
-@click.option("--category", "categories", multiple=True, type=click.Choice(["hand", "face"]), default=("hand", "face"),
-              show_default=True, help="Simulated green-screen categories (repeatable).")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    type=click.Choice(["hand", "face"]),
+    default=("hand", "face"),
+    show_default=True,
+    help="Simulated green-screen categories (repeatable).",
+)
 @click.option("--frames", default=4, show_default=True, help="Blurry frames per take.")
 @click.option("--size", default=448, show_default=True, help="Side of the (cropped) frames in pixels.")
 @click.option("--seed", default=0, show_default=True, help="Simulator seed.")
@@ -143,7 +175,11 @@ def main(categories, frames, size, seed):
         ours = next(m for c, n, m, _ in rows if c == cat and n.startswith("ours"))
         ff = next(m for c, n, m, _ in rows if c == cat and n.startswith("ffmpeg"))
         ratio = ours["SAD band"] / max(ff["SAD band"], 1e-12)
-        click.echo(f"{cat}: band SAD ours/ffmpeg = {ratio:.3f} (target <= 0.7); composite PSNR ours = "
-                   f"{ours['PSNR']:.2f} dB (target >= 35 on hand), ffmpeg = {ff['PSNR']:.2f} dB")
-    click.echo(f"(blurry frames of simulated takes, seed {seed}, {frames} frames per take, {size}x{size}; "
-               f"SAD and Grad are /1000; ours includes fitting the take's screen, spread over its frames)")
+        click.echo(
+            f"{cat}: band SAD ours/ffmpeg = {ratio:.3f} (target <= 0.7); composite PSNR ours = "
+            f"{ours['PSNR']:.2f} dB (target >= 35 on hand), ffmpeg = {ff['PSNR']:.2f} dB"
+        )
+    click.echo(
+        f"(blurry frames of simulated takes, seed {seed}, {frames} frames per take, {size}x{size}; "
+        f"SAD and Grad are /1000; ours includes fitting the take's screen, spread over its frames)"
+    )

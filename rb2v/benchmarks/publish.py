@@ -26,8 +26,9 @@ from ..manifest import FRAMES_PER_SEQ, write_manifest, write_metadata_json
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina", "cat")
 
 
-def write_photo_dataset(folder: str | Path, samples: int = 8, size: int = 64, subjects: int = 4,
-                        category: str = "street", seed: int = 0) -> Path:
+def write_photo_dataset(
+    folder: str | Path, samples: int = 8, size: int = 64, subjects: int = 4, category: str = "street", seed: int = 0
+) -> Path:
     """A small manifest-conformant dataset made from scikit-image's photographs.
 
     Each sample: 7 sharp crops sliding 2 px per frame across a real photo, and their average as
@@ -49,7 +50,7 @@ def write_photo_dataset(folder: str | Path, samples: int = 8, size: int = 64, su
         photo = np.tile(photo, (scale, scale, 1)) if scale > 1 else photo
         y = int(rng.integers(0, photo.shape[0] - size + 1))
         x = int(rng.integers(0, photo.shape[1] - span + 1))
-        frames = [photo[y:y + size, x + 2 * t:x + 2 * t + size] for t in range(FRAMES_PER_SEQ)]
+        frames = [photo[y : y + size, x + 2 * t : x + 2 * t + size] for t in range(FRAMES_PER_SEQ)]
         subject = f"subject{i % subjects:02d}"
         sample_id = f"{category}-{subject}-take00-{i:06d}"
         rel = Path("samples") / sample_id
@@ -58,21 +59,38 @@ def write_photo_dataset(folder: str | Path, samples: int = 8, size: int = 64, su
         write_image(dataset / blur_path, np.mean(frames, axis=0))
         for p, frame in zip(sharp_paths, frames):
             write_image(dataset / p, frame)
-        rows.append({
-            "sample_id": sample_id, "category": category, "subject": subject,
-            "take": f"{category}/{subject}/take00", "split": "train" if (i % subjects) % 2 == 0 else "test",
-            "blur_path": blur_path, "sharp_paths": sharp_paths, "blur_index": i, "sharp_start": 2 * i,
-            "upsample_factor": 2, "color_matrix": np.hstack([np.eye(3), np.zeros((3, 1))]).ravel(),
-            "psnr": 40.0, "psnr_margin": 3.0, "interpolator": "linear", "matting": None, "background": None,
-            "order": "ignore", "width": size, "height": size,
-            "sha256": [sha256_file(dataset / p) for p in [blur_path, *sharp_paths]],
-        })
+        rows.append(
+            {
+                "sample_id": sample_id,
+                "category": category,
+                "subject": subject,
+                "take": f"{category}/{subject}/take00",
+                "split": "train" if (i % subjects) % 2 == 0 else "test",
+                "blur_path": blur_path,
+                "sharp_paths": sharp_paths,
+                "blur_index": i,
+                "sharp_start": 2 * i,
+                "upsample_factor": 2,
+                "color_matrix": np.hstack([np.eye(3), np.zeros((3, 1))]).ravel(),
+                "psnr": 40.0,
+                "psnr_margin": 3.0,
+                "interpolator": "linear",
+                "matting": None,
+                "background": None,
+                "order": "ignore",
+                "width": size,
+                "height": size,
+                "sha256": [sha256_file(dataset / p) for p in [blur_path, *sharp_paths]],
+            }
+        )
     write_manifest(dataset / "manifest.parquet", rows, {"settings_hash": "bench0000"})
     write_metadata_json(dataset)
     extra = dataset / "report files" / "table 1.csv"
     extra.parent.mkdir(parents=True, exist_ok=True)
-    extra.write_text("category,train,test\n" + f"{category},{sum(r['split'] == 'train' for r in rows)},"
-                     f"{sum(r['split'] == 'test' for r in rows)}\n")
+    extra.write_text(
+        "category,train,test\n" + f"{category},{sum(r['split'] == 'train' for r in rows)},"
+        f"{sum(r['split'] == 'test' for r in rows)}\n"
+    )
     return dataset
 
 
@@ -95,7 +113,7 @@ def plain_s3_upload(dataset: Path, url: str, endpoint: str) -> None:
     import s3fs
 
     fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
-    root = url[len("s3://"):]
+    root = url[len("s3://") :]
     for path in sorted(p for p in dataset.rglob("*") if p.is_file()):
         fs.put_file(str(path), f"{root}/{path.relative_to(dataset).as_posix()}")
 
@@ -105,7 +123,7 @@ def concurrent_s3_upload(dataset: Path, url: str, endpoint: str) -> None:
     import s3fs
 
     fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
-    fs.put(str(dataset) + "/", url[len("s3://"):] + "/", recursive=True)
+    fs.put(str(dataset) + "/", url[len("s3://") :] + "/", recursive=True)
 
 
 @click.command()
@@ -140,9 +158,13 @@ def main(samples, size, jobs, repeats):
         t_pub1 = best_of(repeats, lambda i: publish(dataset, str(fresh("pub1-", i)), jobs=1))
         t_again = best_of(repeats, lambda i: publish(dataset, str(tmp / "pub0"), jobs=jobs))
         t_ver = best_of(repeats, lambda i: verify(str(tmp / "pub0"), jobs=jobs))
-        rows = [("folder", "cp -r", t_cp, t_cp), ("folder", f"rb2v publish -j {jobs}", t_pub, t_cp),
-                ("folder", "rb2v publish -j 1", t_pub1, t_cp), ("folder", "re-publish (nothing to do)", t_again, t_cp),
-                ("folder", "rb2v verify", t_ver, t_cp)]
+        rows = [
+            ("folder", "cp -r", t_cp, t_cp),
+            ("folder", f"rb2v publish -j {jobs}", t_pub, t_cp),
+            ("folder", "rb2v publish -j 1", t_pub1, t_cp),
+            ("folder", "re-publish (nothing to do)", t_again, t_cp),
+            ("folder", "rb2v verify", t_ver, t_cp),
+        ]
 
         say("S3 mirror (moto server on 127.0.0.1) ...")
         with dummy_aws_env(), loopback_s3_server() as endpoint:
@@ -151,17 +173,25 @@ def main(samples, size, jobs, repeats):
             t_conc = best_of(repeats, lambda i: concurrent_s3_upload(dataset, f"s3://bench/conc{i}", endpoint))
             t_s3 = best_of(repeats, lambda i: publish(dataset, f"s3://bench/pub{i}", endpoint_url=endpoint, jobs=jobs))
             t_s3_1 = best_of(repeats, lambda i: publish(dataset, f"s3://bench/pub1-{i}", endpoint_url=endpoint, jobs=1))
-            t_s3_again = best_of(repeats, lambda i: publish(dataset, "s3://bench/pub0", endpoint_url=endpoint, jobs=jobs))
+            t_s3_again = best_of(
+                repeats, lambda i: publish(dataset, "s3://bench/pub0", endpoint_url=endpoint, jobs=jobs)
+            )
             t_s3_ver = best_of(repeats, lambda i: verify("s3://bench/pub0", endpoint_url=endpoint, jobs=jobs))
-        rows += [("s3 loopback", "plain single-threaded PUTs", t_plain, t_plain),
-                 ("s3 loopback", "s3fs put -r (concurrent)", t_conc, t_plain),
-                 ("s3 loopback", f"rb2v publish -j {jobs}", t_s3, t_plain),
-                 ("s3 loopback", "rb2v publish -j 1", t_s3_1, t_plain),
-                 ("s3 loopback", "re-publish (nothing to do)", t_s3_again, t_plain),
-                 ("s3 loopback", "rb2v verify", t_s3_ver, t_plain)]
+        rows += [
+            ("s3 loopback", "plain single-threaded PUTs", t_plain, t_plain),
+            ("s3 loopback", "s3fs put -r (concurrent)", t_conc, t_plain),
+            ("s3 loopback", f"rb2v publish -j {jobs}", t_s3, t_plain),
+            ("s3 loopback", "rb2v publish -j 1", t_s3_1, t_plain),
+            ("s3 loopback", "re-publish (nothing to do)", t_s3_again, t_plain),
+            ("s3 loopback", "rb2v verify", t_s3_ver, t_plain),
+        ]
 
-    click.echo(f"dataset: {samples} samples, {nfiles} files, {nbytes / 1e6:.1f} MB ({size}x{size} PNGs); "
-               f"fastest of {repeats} runs")
+    click.echo(
+        f"dataset: {samples} samples, {nfiles} files, {nbytes / 1e6:.1f} MB ({size}x{size} PNGs); "
+        f"fastest of {repeats} runs"
+    )
     click.echo(f"{'mirror':<12} {'method':<30} {'seconds':>8} {'MB/s':>8} {'speed vs baseline':>18}")
     for target, method, seconds, baseline in rows:
-        click.echo(f"{target:<12} {method:<30} {seconds:8.3f} {nbytes / 1e6 / seconds:8.1f} {baseline / seconds:17.2f}x")
+        click.echo(
+            f"{target:<12} {method:<30} {seconds:8.3f} {nbytes / 1e6 / seconds:8.1f} {baseline / seconds:17.2f}x"
+        )

@@ -13,5 +13,13 @@ from .matrix import apply_color_matrix, fit_color_matrix, psnr
 from .result import SearchResult
 from .search import search
 
-__all__ = ["SearchResult", "apply_color_matrix", "fit_color_matrix", "linear_to_srgb", "psnr", "search",
-           "srgb_to_linear", "synthesize_blur"]
+__all__ = [
+    "SearchResult",
+    "apply_color_matrix",
+    "fit_color_matrix",
+    "linear_to_srgb",
+    "psnr",
+    "search",
+    "srgb_to_linear",
+    "synthesize_blur",
+]

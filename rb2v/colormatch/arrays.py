@@ -38,7 +38,7 @@ class NumpyArrays:
         """
         P = np.zeros((rows, len(Q)))
         for s in range(0, Q.shape[1], _BLOCK):
-            P += np.einsum("in,jn->ij", Q[:rows, s:s + _BLOCK], Q[:, s:s + _BLOCK])
+            P += np.einsum("in,jn->ij", Q[:rows, s : s + _BLOCK], Q[:, s : s + _BLOCK])
         G[:rows], G[:, :rows] = P, P.T
         return G
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..colorspace import linear_to_srgb, srgb_to_linear  # noqa: F401 (part of this module's API)
+from ..colorspace import linear_to_srgb, srgb_to_linear
 from ..errors import Rb2vError
 from ..interpolation import Interpolator, load_interpolator
 from .matrix import check_rgb
@@ -42,7 +42,7 @@ def dense_frames(frames: np.ndarray, k: int, interp: Interpolator, batch: int = 
     for s in range(0, T - 1, batch):  # batches bound the interpolator's memory
         e = min(s + batch, T - 1)
         for j in range(1, k):
-            out[s * k + j:e * k:k] = interp.batch(frames[s:e], frames[s + 1:e + 1], j / k)
+            out[s * k + j : e * k : k] = interp.batch(frames[s:e], frames[s + 1 : e + 1], j / k)
     return out
 
 
@@ -54,8 +54,9 @@ def window_blur(frames: np.ndarray, sub: int, interp: Interpolator, space: str) 
     return dense.mean(axis=0)
 
 
-def synthesize_blur(frames: np.ndarray, sub: int = 19, interpolator: str | Interpolator = "linear",
-                    *, space: str = "srgb") -> np.ndarray:
+def synthesize_blur(
+    frames: np.ndarray, sub: int = 19, interpolator: str | Interpolator = "linear", *, space: str = "srgb"
+) -> np.ndarray:
     """Average of ``sub`` sub-frames upsampled from ``frames`` (n,H,W,3) -> (H,W,3) float32.
 
     The default follows the paper: a plain average of the sRGB sub-frames.

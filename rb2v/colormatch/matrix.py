@@ -64,7 +64,7 @@ def gram(src: np.ndarray, dst: np.ndarray, keep: np.ndarray | None = None) -> np
     z = np.empty((7, min(_CHUNK, len(a))))
     for s in range(0, len(a), _CHUNK):  # planar float64 chunks bound the memory and stay in cache
         m = min(_CHUNK, len(a) - s)
-        z[:3, :m], z[3, :m], z[4:, :m] = a[s:s + m].T, 1.0, b[s:s + m].T
+        z[:3, :m], z[3, :m], z[4:, :m] = a[s : s + m].T, 1.0, b[s : s + m].T
         # einsum: single-threaded; a threaded BLAS Gram of 7 rows stalls on a busy machine
         G += np.einsum("in,jn->ij", z[:, :m], z[:, :m])
     return G
@@ -118,8 +118,10 @@ def fit_color_matrix(src: np.ndarray, dst: np.ndarray, *, exclude_clipped: bool 
     mean = G[3, :3] / count
     cov = G[:3, :3] / count - np.outer(mean, mean)
     if np.linalg.eigvalsh(cov)[0] < DEGENERATE_VAR:
-        raise Rb2vError("color matrix: source colours are degenerate (a constant image, or colours on a line "
-                        "or plane such as a grey image); the 3x4 matrix is not determined")
+        raise Rb2vError(
+            "color matrix: source colours are degenerate (a constant image, or colours on a line "
+            "or plane such as a grey image); the 3x4 matrix is not determined"
+        )
     return solve_moments(G)
 
 

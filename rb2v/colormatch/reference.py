@@ -9,7 +9,7 @@ benchmark of the fast ``search``; same options, same conventions (see ``matrix``
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -19,16 +19,24 @@ from .matrix import clipped_mask, psnr
 from .result import SearchResult, best_of, check_search_inputs
 
 
-def reference_search(blur: np.ndarray, seq: np.ndarray, n: int = 7, candidates: Iterable[int] | None = None,
-                     interpolator: str | Interpolator = "linear", sub: int = 19, *, space: str = "srgb",
-                     exclude_clipped: bool = True) -> SearchResult:
+def reference_search(
+    blur: np.ndarray,
+    seq: np.ndarray,
+    n: int = 7,
+    candidates: Iterable[int] | None = None,
+    interpolator: str | Interpolator = "linear",
+    sub: int = 19,
+    *,
+    space: str = "srgb",
+    exclude_clipped: bool = True,
+) -> SearchResult:
     """The literal Algorithm 1; same signature and result as ``search``."""
     seq, starts = check_search_inputs(blur, seq, n, sub, space, candidates)
     interp = load_interpolator(interpolator)
     y = blur.astype(np.float64)
     scores, matrices = {}, {}
     for p in starts:
-        fake = window_blur(seq[p:p + n], sub, interp, space)
+        fake = window_blur(seq[p : p + n], sub, interp, space)
         X = np.concatenate([fake.reshape(-1, 3), np.ones((fake.size // 3, 1))], axis=1)
         Y = y.reshape(-1, 3)
         if exclude_clipped:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -28,8 +28,9 @@ class SearchResult:
     margin: float
 
 
-def check_search_inputs(blur: np.ndarray, seq: np.ndarray, n: int, sub: int, space: str,
-                        candidates: Iterable[int] | None) -> tuple[np.ndarray, list[int]]:
+def check_search_inputs(
+    blur: np.ndarray, seq: np.ndarray, n: int, sub: int, space: str, candidates: Iterable[int] | None
+) -> tuple[np.ndarray, list[int]]:
     """Validate a search; return seq as float32 and the sorted, distinct candidate starts."""
     check_rgb("blurry frame", blur)
     seq = check_rgb("sharp sequence", seq, ndim=4, finite=False)
@@ -51,8 +52,10 @@ def check_search_inputs(blur: np.ndarray, seq: np.ndarray, n: int, sub: int, spa
             raise Rb2vError("search: no candidate starts given")
         bad = [p for p in starts if p < 0 or p > last]
         if bad:
-            raise Rb2vError(f"search candidates {bad[:5]} out of range: starts must lie in 0..{last} "
-                            f"(sequence of {len(seq)} frames, window n={n})")
+            raise Rb2vError(
+                f"search candidates {bad[:5]} out of range: starts must lie in 0..{last} "
+                f"(sequence of {len(seq)} frames, window n={n})"
+            )
     return seq, starts
 
 

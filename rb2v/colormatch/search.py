@@ -17,7 +17,7 @@ float rounding (measured differences below 1e-5 dB), so the argmax is the same.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -58,8 +58,9 @@ class _Run:
     the window leaves it.
     """
 
-    def __init__(self, frames: np.ndarray, n: int, sub: int, interp: Interpolator, space: str, xp,
-                 order: np.ndarray | None):
+    def __init__(
+        self, frames: np.ndarray, n: int, sub: int, interp: Interpolator, space: str, xp, order: np.ndarray | None
+    ):
         k = steps_per_pair(n, sub)
         if type(interp) is LinearInterpolator and space == "srgb":
             # exact blends: inner frames weigh k, the two ends (k+1)/2 (sub = k(n-1)+1)
@@ -107,8 +108,17 @@ class _Run:
             yield q
 
 
-def _score_runs(blur: np.ndarray, seq: np.ndarray, starts: list[int], n: int, sub: int, interp: Interpolator,
-                space: str, exclude_clipped: bool, xp) -> tuple[dict[int, float], dict[int, np.ndarray]]:
+def _score_runs(
+    blur: np.ndarray,
+    seq: np.ndarray,
+    starts: list[int],
+    n: int,
+    sub: int,
+    interp: Interpolator,
+    space: str,
+    exclude_clipped: bool,
+    xp,
+) -> tuple[dict[int, float], dict[int, np.ndarray]]:
     """Scores and colour matrices of every start (see the module docstring).
 
     With ``exclude_clipped`` the pixels are reordered once so that those clipped in the
@@ -130,7 +140,7 @@ def _score_runs(blur: np.ndarray, seq: np.ndarray, starts: list[int], n: int, su
     scores, matrices = {}, {}
     for run in _runs(starts, n):
         p0 = run[0]
-        base = _Run(seq[p0:run[-1] + n], n, sub, interp, space, xp, order)
+        base = _Run(seq[p0 : run[-1] + n], n, sub, interp, space, xp, order)
         for q in base.blurs([p - p0 for p in run], Q[:3]):
             G_fit = xp.gram(Q[:, nf:], 3, G_rest.copy())
             G_all = G_fit + xp.gram(Q[:, :nf], 3, G_clipped.copy()) if nf else G_fit
@@ -146,9 +156,20 @@ def _score_runs(blur: np.ndarray, seq: np.ndarray, starts: list[int], n: int, su
     return scores, matrices
 
 
-def search(blur: np.ndarray, seq: np.ndarray, n: int = 7, candidates: Iterable[int] | None = None,
-           interpolator: str | Interpolator = "linear", sub: int = 19, *, space: str = "srgb",
-           exclude_clipped: bool = True, device: str = "cpu", coarse: int = 1, refine: int = 3) -> SearchResult:
+def search(
+    blur: np.ndarray,
+    seq: np.ndarray,
+    n: int = 7,
+    candidates: Iterable[int] | None = None,
+    interpolator: str | Interpolator = "linear",
+    sub: int = 19,
+    *,
+    space: str = "srgb",
+    exclude_clipped: bool = True,
+    device: str = "cpu",
+    coarse: int = 1,
+    refine: int = 3,
+) -> SearchResult:
     """Algorithm 1: where in ``seq`` the exposure of ``blur`` lies, and its colour matrix.
 
     ``blur``: (H,W,3) blurry frame y; ``seq``: (T,H,W,3) upsampled sharp sequence x;
@@ -176,10 +197,17 @@ def search(blur: np.ndarray, seq: np.ndarray, n: int = 7, candidates: Iterable[i
     if coarse <= 1 or len(starts) <= refine + 1:
         scores, matrices = _score_runs(blur, seq, starts, n, sub, interp, space, exclude_clipped, xp)
         return best_of(scores, matrices)
-    small = lambda img: cv2.resize(img, (img.shape[1] // coarse, img.shape[0] // coarse),  # noqa: E731
-                                   interpolation=cv2.INTER_AREA)
-    rough, _ = _score_runs(small(blur), np.stack([small(f) for f in seq]), starts, n, sub, interp, space,
-                           exclude_clipped, xp)
+
+    def small(img):
+        return cv2.resize(
+            img,
+            (img.shape[1] // coarse, img.shape[0] // coarse),
+            interpolation=cv2.INTER_AREA,
+        )
+
+    rough, _ = _score_runs(
+        small(blur), np.stack([small(f) for f in seq]), starts, n, sub, interp, space, exclude_clipped, xp
+    )
     ranked = sorted(starts, key=lambda p: (-rough[p], p))
     fine, matrices = _score_runs(blur, seq, sorted(ranked[:refine]), n, sub, interp, space, exclude_clipped, xp)
     # the margin needs full-resolution scores of the strongest candidates >= 2 from the winner
@@ -190,5 +218,6 @@ def search(blur: np.ndarray, seq: np.ndarray, n: int = 7, candidates: Iterable[i
         fine.update(more)
         matrices.update(more_m)
     best = best_of(fine, matrices)
-    return SearchResult(start=best.start, matrix=best.matrix, psnr=best.psnr, scores={**rough, **fine},
-                        margin=best.margin)
+    return SearchResult(
+        start=best.start, matrix=best.matrix, psnr=best.psnr, scores={**rough, **fine}, margin=best.margin
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -103,8 +103,9 @@ def load_interpolator(name: str | Interpolator = "flow", **kwargs) -> Interpolat
     return factory(**kwargs)
 
 
-def upsample_sequence(frames: Iterable[np.ndarray], factor: int = 2,
-                      interpolator: str | Interpolator = "flow", batch: int = 8) -> Iterator[np.ndarray]:
+def upsample_sequence(
+    frames: Iterable[np.ndarray], factor: int = 2, interpolator: str | Interpolator = "flow", batch: int = 8
+) -> Iterator[np.ndarray]:
     """Stream ``frames`` upsampled ``factor``x in time: x[factor*i] is frame i.
 
     Holds at most ``batch`` + 1 input frames in memory; yields frames in order.

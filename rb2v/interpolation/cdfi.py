@@ -35,7 +35,7 @@ MIN_REFLECT_SIZE = 17
 def dyadic_steps(t: float) -> list[int] | None:
     """The bisection path to ``t`` (0 = left half, 1 = right half), or None if t is not k/2^m."""
     for m in range(1, MAX_BISECTIONS + 1):
-        k = t * 2 ** m
+        k = t * 2**m
         if abs(k - round(k)) < 1e-9:
             k, path = int(round(k)), []
             for level in range(m - 1, -1, -1):
@@ -67,16 +67,23 @@ class CDFIInterpolator(Interpolator):
 
     name = "cdfi"
 
-    def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "auto", batch_size: int = 4,
-                 other_t: str = "error"):
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        device: str = "auto",
+        batch_size: int = 4,
+        other_t: str = "error",
+    ):
         import torch
 
         from ..device import resolve_device
         from ..vendor.cdfi import CDFIAdaCoF
 
         if checkpoint is None:
-            raise Rb2vError("interpolator 'cdfi' needs checkpoint=PATH (the official CDFI_adacof.pth); "
-                            "use 'flow' when you have none")
+            raise Rb2vError(
+                "interpolator 'cdfi' needs checkpoint=PATH (the official CDFI_adacof.pth); "
+                "use 'flow' when you have none"
+            )
         if other_t not in ("error", "flow"):
             raise Rb2vError(f"cdfi other_t must be 'error' or 'flow', got {other_t!r}")
         if batch_size < 1:
@@ -87,8 +94,11 @@ class CDFIInterpolator(Interpolator):
         missing, unexpected = sorted(want - got), sorted(got - want)
         bad_shape = [k for k in want & got if tuple(sd[k].shape) != tuple(model.state_dict()[k].shape)]
         if missing or unexpected or bad_shape:
-            detail = "; ".join(f"{what} {len(keys)} (e.g. {keys[0]})" for what, keys in
-                               (("missing", missing), ("unexpected", unexpected), ("wrong shape", bad_shape)) if keys)
+            detail = "; ".join(
+                f"{what} {len(keys)} (e.g. {keys[0]})"
+                for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", bad_shape))
+                if keys
+            )
             raise Rb2vError(f"{checkpoint}: not a CDFI_adacof (kernel 11, dilation 2) checkpoint: {detail}")
         model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
         self.device = resolve_device(device)
@@ -107,8 +117,10 @@ class CDFIInterpolator(Interpolator):
 
                     self._flow = FlowInterpolator()
                 return self._flow._batch(A, B, t)
-            raise Rb2vError(f"cdfi interpolates only t = k/2^m (0.5, 0.25, 0.75, ...), not t={t:.6g}; "
-                            "use the 'flow' interpolator for it, or cdfi with other_t='flow'")
+            raise Rb2vError(
+                f"cdfi interpolates only t = k/2^m (0.5, 0.25, 0.75, ...), not t={t:.6g}; "
+                "use the 'flow' interpolator for it, or cdfi with other_t='flow'"
+            )
         lo, hi = A, B
         for step in steps:
             mid = self.midpoints(lo, hi)
@@ -121,10 +133,10 @@ class CDFIInterpolator(Interpolator):
         out = np.empty_like(A)
         with torch.inference_mode():
             for s in range(0, len(A), self.batch_size):
-                x0 = self._to_tensor(A[s:s + self.batch_size])
-                x1 = self._to_tensor(B[s:s + self.batch_size])
+                x0 = self._to_tensor(A[s : s + self.batch_size])
+                x1 = self._to_tensor(B[s : s + self.batch_size])
                 y = self._forward(x0, x1)
-                out[s:s + self.batch_size] = y.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+                out[s : s + self.batch_size] = y.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         return out
 
     def _forward(self, x0, x1):

@@ -16,10 +16,16 @@ from .base import load_interpolator
 @click.argument("b", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--t", "t", type=float, default=0.5, show_default=True, help="Time of the new frame, 0 = A, 1 = B.")
-@click.option("--method", type=click.Choice(["flow", "cdfi", "linear"]), default="flow", show_default=True,
-              help="Interpolator; cdfi needs --checkpoint.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="Official CDFI_adacof.pth (for --method cdfi).")
+@click.option(
+    "--method",
+    type=click.Choice(["flow", "cdfi", "linear"]),
+    default="flow",
+    show_default=True,
+    help="Interpolator; cdfi needs --checkpoint.",
+)
+@click.option(
+    "--checkpoint", type=click.Path(path_type=Path), default=None, help="Official CDFI_adacof.pth (for --method cdfi)."
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (cdfi only).")
 def interpolate(a: Path, b: Path, out: Path, t: float, method: str, checkpoint: Path | None, device: str):
     """Write the frame at time T between images A and B to OUT."""
@@ -27,8 +33,9 @@ def interpolate(a: Path, b: Path, out: Path, t: float, method: str, checkpoint: 
         raise Rb2vError(f"--checkpoint is for --method cdfi, not {method}")
     img_a, img_b = read_image(a), read_image(b)
     if img_a.shape != img_b.shape:
-        raise Rb2vError(f"{b}: size {img_b.shape[1]}x{img_b.shape[0]} differs from {a} "
-                        f"({img_a.shape[1]}x{img_a.shape[0]})")
+        raise Rb2vError(
+            f"{b}: size {img_b.shape[1]}x{img_b.shape[0]} differs from {a} ({img_a.shape[1]}x{img_a.shape[0]})"
+        )
     kwargs = {"checkpoint": checkpoint, "device": device} if method == "cdfi" else {}
     interp = load_interpolator(method, **kwargs)
     write_image(out, interp(img_a, img_b, t))

@@ -48,8 +48,11 @@ FLOW_CACHE_PAIRS = 16
 
 
 def _dis(preset: str, variational_iters: int) -> cv2.DISOpticalFlow:
-    presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+    presets = {
+        "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+        "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+        "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    }
     if preset not in presets:
         raise Rb2vError(f"flow preset must be one of {', '.join(presets)}, got {preset!r}")
     dis = cv2.DISOpticalFlow_create(presets[preset])
@@ -77,12 +80,13 @@ def consistency(f01: np.ndarray, f10: np.ndarray) -> np.ndarray:
     """1 where a pixel of frame 0 comes back home through F01 then F10, 0 where it does not."""
     back = warp_backward(f10, f01)
     err = np.sum((f01 + back) ** 2, axis=-1)
-    bound = FB_REL * (np.sum(f01 ** 2, axis=-1) + np.sum(back ** 2, axis=-1)) + FB_ABS
+    bound = FB_REL * (np.sum(f01**2, axis=-1) + np.sum(back**2, axis=-1)) + FB_ABS
     return (err < bound).astype(np.float32)
 
 
-def splat(values: np.ndarray, weights: np.ndarray, dest_x: np.ndarray, dest_y: np.ndarray
-          ) -> tuple[np.ndarray, np.ndarray]:
+def splat(
+    values: np.ndarray, weights: np.ndarray, dest_x: np.ndarray, dest_y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear forward splatting: sum of ``weights * values`` and of ``weights`` per target pixel."""
     h, w = weights.shape
     x0, y0 = np.floor(dest_x), np.floor(dest_y)
@@ -109,8 +113,9 @@ def push_pull(values: np.ndarray, weights: np.ndarray, min_size: int = 4) -> np.
         return values / np.maximum(weights, 1e-6)[..., None]
     small_v = cv2.resize(values, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
     small_w = cv2.resize(weights, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
-    coarse = cv2.resize(push_pull(small_v.reshape(*small_w.shape, -1), small_w, min_size), (w, h),
-                        interpolation=cv2.INTER_LINEAR).reshape(values.shape)
+    coarse = cv2.resize(
+        push_pull(small_v.reshape(*small_w.shape, -1), small_w, min_size), (w, h), interpolation=cv2.INTER_LINEAR
+    ).reshape(values.shape)
     trust = np.clip(weights, 0, 1)[..., None]
     own = values / np.maximum(weights, 1e-6)[..., None]
     return trust * own + (1 - trust) * coarse

@@ -66,7 +66,11 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8, comp
     """
     path = Path(path)
     if bits == 16:
-        arr = img if img.dtype == np.uint16 else np.clip(np.rint(np.asarray(img, np.float64) * 65535), 0, 65535).astype(np.uint16)
+        arr = (
+            img
+            if img.dtype == np.uint16
+            else np.clip(np.rint(np.asarray(img, np.float64) * 65535), 0, 65535).astype(np.uint16)
+        )
     else:
         arr = to_uint8(img)
     if arr.ndim == 3:

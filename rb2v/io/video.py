@@ -13,9 +13,9 @@ import re
 import subprocess
 import tempfile
 import wave
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -97,8 +97,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if path.stat().st_size == 0:
         raise Rb2vError(f"{path}: empty file (0 bytes)")
     # Stream copy to the null muxer prints the header and counts packets without decoding.
-    proc = subprocess.run(ffmpeg.ffmpeg_cmd(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "null", "-"]),
-                          capture_output=True)
+    proc = subprocess.run(
+        ffmpeg.ffmpeg_cmd(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "null", "-"]), capture_output=True
+    )
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise Rb2vError(_describe_failure(path, err))
@@ -125,10 +126,21 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         channels = {"mono": 1, "stereo": 2}.get(layout) or int((re.match(r"(\d+)", layout) or [0, 0])[1] or 0) or 2
     tc = re.search(r"timecode\s*:\s*(\d+:\d+:\d+[:;.]\d+)", err)
     ct = re.search(r"creation_time\s*:\s*(\S+)", err)
-    return VideoInfo(path=path, fps=fps, frames=frames, width=int(size.group(1)), height=int(size.group(2)),
-                     duration=duration, codec=codec, pix_fmt=(pix.group(1) or pix.group(2)) if pix else "",
-                     has_audio=bool(aud), audio_rate=int(aud.group(2)) if aud else 0, audio_channels=channels,
-                     timecode=tc.group(1) if tc else None, creation_time=ct.group(1) if ct else None)
+    return VideoInfo(
+        path=path,
+        fps=fps,
+        frames=frames,
+        width=int(size.group(1)),
+        height=int(size.group(2)),
+        duration=duration,
+        codec=codec,
+        pix_fmt=(pix.group(1) or pix.group(2)) if pix else "",
+        has_audio=bool(aud),
+        audio_rate=int(aud.group(2)) if aud else 0,
+        audio_channels=channels,
+        timecode=tc.group(1) if tc else None,
+        creation_time=ct.group(1) if ct else None,
+    )
 
 
 # ---------------------------------------------------------------- GoPro chapters
@@ -233,8 +245,15 @@ def _as_source(src) -> VideoSource:
 
 
 # ---------------------------------------------------------------- decoding
-def decode_pipe(info: VideoInfo, start: int, count: int, chunk: int = 16, vf: str | None = None,
-                size: tuple[int, int] | None = None, channels: int = 3) -> Iterator[np.ndarray]:
+def decode_pipe(
+    info: VideoInfo,
+    start: int,
+    count: int,
+    chunk: int = 16,
+    vf: str | None = None,
+    size: tuple[int, int] | None = None,
+    channels: int = 3,
+) -> Iterator[np.ndarray]:
     """Decode ``count`` output frames of one file from frame ``start``, in chunks of uint8 arrays.
 
     ``vf`` puts an ffmpeg filter in front (crop, select, format); ``size`` (w, h) and
@@ -246,9 +265,23 @@ def decode_pipe(info: VideoInfo, start: int, count: int, chunk: int = 16, vf: st
         # Input seeking decodes from the previous keyframe and drops frames before the
         # target; aiming half a frame early makes the target frame's timestamp the first kept.
         args += ["-ss", f"{(start - 0.5) / float(info.fps):.6f}"]
-    args += ["-v", "error", "-i", str(info.path), "-map", "0:v:0", *ffmpeg.passthrough_args(),
-             "-frames:v", str(count), *(["-vf", vf] if vf else []),
-             "-f", "rawvideo", "-pix_fmt", "gray" if channels == 1 else "rgb24", "-"]
+    args += [
+        "-v",
+        "error",
+        "-i",
+        str(info.path),
+        "-map",
+        "0:v:0",
+        *ffmpeg.passthrough_args(),
+        "-frames:v",
+        str(count),
+        *(["-vf", vf] if vf else []),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "gray" if channels == 1 else "rgb24",
+        "-",
+    ]
     proc = ffmpeg.popen(args, stdout=subprocess.PIPE)
     frame_bytes = width * height * channels
     shape = (height, width) if channels == 1 else (height, width, channels)
@@ -270,7 +303,9 @@ def decode_pipe(info: VideoInfo, start: int, count: int, chunk: int = 16, vf: st
         proc.wait()
     if got < count:
         why = ffmpeg.last_error_line(err) if err.strip() else "stream ended early"
-        raise Rb2vError(f"{info.path}: truncated or corrupt video: decoded {start + got} of {start + count} frames ({why})")
+        raise Rb2vError(
+            f"{info.path}: truncated or corrupt video: decoded {start + got} of {start + count} frames ({why})"
+        )
 
 
 def iter_frames(source, start: int = 0, count: int | None = None, chunk: int = 16) -> Iterator[np.ndarray]:
@@ -338,9 +373,21 @@ class VideoWriter:
     ``audio`` is ``(samples, rate)``; ``timecode`` (``HH:MM:SS:FF``) writes a timecode track.
     """
 
-    def __init__(self, path: str | os.PathLike, fps, width: int, height: int, *, crf: int = 12,
-                 preset: str = "veryfast", lossless: bool = False, audio: tuple[np.ndarray, int] | None = None,
-                 timecode: str | None = None, creation_time: str | None = None, gop: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps,
+        width: int,
+        height: int,
+        *,
+        crf: int = 12,
+        preset: str = "veryfast",
+        lossless: bool = False,
+        audio: tuple[np.ndarray, int] | None = None,
+        timecode: str | None = None,
+        creation_time: str | None = None,
+        gop: int | None = None,
+    ):
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         self.fps = parse_fps(str(fps)) if not isinstance(fps, Fraction) else fps
@@ -349,8 +396,21 @@ class VideoWriter:
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
         self._wav = None
-        args = ["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
-                "-r", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-"]
+        args = [
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{self.width}x{self.height}",
+            "-r",
+            f"{self.fps.numerator}/{self.fps.denominator}",
+            "-i",
+            "-",
+        ]
         if audio is not None:
             fd, wav = tempfile.mkstemp(suffix=".wav", dir=self.path.parent, prefix=".audio.")
             os.close(fd)
@@ -418,7 +478,7 @@ class VideoWriter:
             why = ffmpeg.last_error_line(err) if rc else "no frames written"
             raise Rb2vError(f"{self.path}: encoding failed: {why}")
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

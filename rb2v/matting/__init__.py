@@ -40,5 +40,14 @@ def load_matter(name: str = "chroma", **kwargs):
     raise Rb2vError(f"unknown matter {name!r}: use one of {', '.join(MATTERS)}")
 
 
-__all__ = ["MATTERS", "BGMv2Matter", "ChromaKeyer", "composite", "estimate_plate", "list_backgrounds",
-           "load_matter", "pick_background", "take_plate"]
+__all__ = [
+    "MATTERS",
+    "BGMv2Matter",
+    "ChromaKeyer",
+    "composite",
+    "estimate_plate",
+    "list_backgrounds",
+    "load_matter",
+    "pick_background",
+    "take_plate",
+]

@@ -23,8 +23,20 @@ import numpy as np
 from ..errors import Rb2vError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
-BUNDLED = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
-           "retina", "camera", "grass", "gravel", "brick", "moon")
+BUNDLED = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "camera",
+    "grass",
+    "gravel",
+    "brick",
+    "moon",
+)
 BUNDLED_PREFIX = "skimage:"
 
 
@@ -35,8 +47,11 @@ def list_backgrounds(backgrounds_dir: str | os.PathLike | None = None) -> list[s
     root = Path(backgrounds_dir)
     if not root.is_dir():
         raise Rb2vError(f"{root}: backgrounds folder not found")
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                   if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
+    files = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")
+    )
     if not files:
         raise Rb2vError(f"{root}: no background photos (JPEG or PNG) in this folder")
     return files
@@ -48,7 +63,7 @@ def load_background(background_id: str, backgrounds_dir: str | None = None) -> n
     if background_id.startswith(BUNDLED_PREFIX):
         from skimage import data
 
-        name = background_id[len(BUNDLED_PREFIX):]
+        name = background_id[len(BUNDLED_PREFIX) :]
         if name not in BUNDLED:
             raise Rb2vError(f"{background_id}: not a bundled background ({', '.join(BUNDLED)})")
         img = np.asarray(getattr(data, name)())
@@ -65,8 +80,9 @@ def load_background(background_id: str, backgrounds_dir: str | None = None) -> n
     return read_image(Path(backgrounds_dir) / background_id)
 
 
-def pick_background(sample_id: str, size: tuple[int, int] = (448, 448),
-                    backgrounds_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
+def pick_background(
+    sample_id: str, size: tuple[int, int] = (448, 448), backgrounds_dir: str | os.PathLike | None = None
+) -> tuple[np.ndarray, str]:
     """(H,W,3) float32 background and its id, a pure function of ``sample_id`` and the photo set.
 
     ``size`` is (height, width).
@@ -87,7 +103,7 @@ def pick_background(sample_id: str, size: tuple[int, int] = (448, 448),
     y = int(rng.integers(ph - ch + 1))
     x = int(rng.integers(pw - cw + 1))
     flip = bool(rng.integers(2))
-    crop = photo[y:y + ch, x:x + cw]
+    crop = photo[y : y + ch, x : x + cw]
     if flip:
         crop = crop[:, ::-1]
     interp = cv2.INTER_AREA if ch >= h else cv2.INTER_CUBIC

@@ -23,10 +23,19 @@ class BGMv2Matter:
     name = "bgmv2"
     space = "srgb"
 
-    def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "cpu", backbone_scale: float = 0.25,
-                 refine_mode: str = "sampling", refine_sample_pixels: int = 80_000, refine_threshold: float = 0.1,
-                 refine_kernel_size: int = 3, refine_prevent_oversampling: bool = True,
-                 refine_patch_crop_method: str = "unfold", refine_patch_replace_method: str = "scatter_nd"):
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        device: str = "cpu",
+        backbone_scale: float = 0.25,
+        refine_mode: str = "sampling",
+        refine_sample_pixels: int = 80_000,
+        refine_threshold: float = 0.1,
+        refine_kernel_size: int = 3,
+        refine_prevent_oversampling: bool = True,
+        refine_patch_crop_method: str = "unfold",
+        refine_patch_replace_method: str = "scatter_nd",
+    ):
         if checkpoint is None:
             raise Rb2vError("bgmv2: a checkpoint is required (checkpoint=PATH to an official .pth)")
         from ..device import resolve_device
@@ -34,14 +43,20 @@ class BGMv2Matter:
 
         self.device = resolve_device(device)
         self.model, self.info = load_model(
-            checkpoint, backbone_scale=backbone_scale, refine_mode=refine_mode,
-            refine_sample_pixels=refine_sample_pixels, refine_threshold=refine_threshold,
-            refine_kernel_size=refine_kernel_size, refine_prevent_oversampling=refine_prevent_oversampling,
-            refine_patch_crop_method=refine_patch_crop_method, refine_patch_replace_method=refine_patch_replace_method)
+            checkpoint,
+            backbone_scale=backbone_scale,
+            refine_mode=refine_mode,
+            refine_sample_pixels=refine_sample_pixels,
+            refine_threshold=refine_threshold,
+            refine_kernel_size=refine_kernel_size,
+            refine_prevent_oversampling=refine_prevent_oversampling,
+            refine_patch_crop_method=refine_patch_crop_method,
+            refine_patch_replace_method=refine_patch_replace_method,
+        )
         self.model.to(self.device)
         self.plate: np.ndarray | None = None
 
-    def fit(self, frames, plate: np.ndarray | None = None) -> "BGMv2Matter":
+    def fit(self, frames, plate: np.ndarray | None = None) -> BGMv2Matter:
         """Set the take's plate: the given clean plate, or one estimated from the frames."""
         self.plate = as_frame(plate, "plate") if plate is not None else estimate_plate(as_frames(frames))
         return self

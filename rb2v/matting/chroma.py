@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import Rb2vError
 from ..colorspace import linear_to_srgb, srgb_to_linear
+from ..errors import Rb2vError
 from .frames import as_frame, as_frames
 
 OPAQUE = 0.97  # first-pass alpha above which a pixel counts as subject colour
@@ -165,7 +165,7 @@ class ChromaKeyer:
             raise Rb2vError(f"{what}: no green screen found (green excess {k_screen:.3f} too weak)")
         return k > 0.6 * k_screen
 
-    def fit(self, frames, what: str = "take") -> "ChromaKeyer":
+    def fit(self, frames, what: str = "take") -> ChromaKeyer:
         """Estimate the screen (and the subject's colour plane) from a few frames of one take."""
         frames = as_frames(frames, what)
         pick = np.unique(np.linspace(0, len(frames) - 1, min(8, len(frames))).round().astype(int))
@@ -178,8 +178,12 @@ class ChromaKeyer:
         # Pixels of the screen's own chromaticity measure its fine shading (wrinkles, uneven
         # light change brightness, a mix with the subject changes chroma): per-pixel median
         # over the frames, smoothed, holes filled.
-        clean = np.stack([cv2.erode(same_chroma(lin, screen).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-                          for lin in lins]) & masks
+        clean = (
+            np.stack(
+                [cv2.erode(same_chroma(lin, screen).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for lin in lins]
+            )
+            & masks
+        )
         if clean.any():
             resid = np.where(clean[..., None], lins - screen[None], np.nan)
             seen = clean.any(axis=0)
@@ -234,7 +238,11 @@ class ChromaKeyer:
     def __call__(self, frame) -> tuple[np.ndarray, np.ndarray]:
         img = as_frame(frame)
         h, w = img.shape[:2]
-        keyer = self if self.screen is not None else ChromaKeyer(self.degree, self.passes, self.fit_samples, self.seed).fit(img[None], "frame")
+        keyer = (
+            self
+            if self.screen is not None
+            else ChromaKeyer(self.degree, self.passes, self.fit_samples, self.seed).fit(img[None], "frame")
+        )
         lin = srgb_to_linear(img)
         screen = keyer.screen.evaluate(h, w)
         alpha = self._alpha(lin, screen, keyer.screen.noise, keyer.plane)

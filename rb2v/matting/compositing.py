@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import Rb2vError
 from ..colorspace import linear_to_srgb, srgb_to_linear
+from ..errors import Rb2vError
 
 SPACES = ("linear", "srgb")
 

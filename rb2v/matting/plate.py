@@ -10,10 +10,10 @@ the keyer's fitted screen model.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 from ..errors import Rb2vError
 from .chroma import ChromaKeyer
@@ -75,6 +75,8 @@ def take_plate(take_dir: str | os.PathLike, frames, keyer: ChromaKeyer | None = 
     plate = read_clean_plate(path)
     frames = as_frames(frames[:1] if len(np.shape(frames)) == 4 else frames, "take")
     if plate.shape != frames.shape[1:]:
-        raise Rb2vError(f"{path}: clean plate is {plate.shape[1]}x{plate.shape[0]}, the take's frames "
-                        f"{frames.shape[2]}x{frames.shape[1]} (they must be filmed alike)")
+        raise Rb2vError(
+            f"{path}: clean plate is {plate.shape[1]}x{plate.shape[0]}, the take's frames "
+            f"{frames.shape[2]}x{frames.shape[1]} (they must be filmed alike)"
+        )
     return plate

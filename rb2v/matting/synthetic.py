@@ -67,8 +67,17 @@ def _screen(h: int, w: int) -> np.ndarray:
     return SCREEN_LINEAR[None, None, :] * shade[..., None]
 
 
-def make_take(frames: int = 4, height: int = 192, width: int = 256, speed: float = 24.0, exposure: float = 1.0,
-              subframes: int = 32, noise: float = 0.004, spill: float = 0.06, seed: int = 0) -> SyntheticTake:
+def make_take(
+    frames: int = 4,
+    height: int = 192,
+    width: int = 256,
+    speed: float = 24.0,
+    exposure: float = 1.0,
+    subframes: int = 32,
+    noise: float = 0.004,
+    spill: float = 0.06,
+    seed: int = 0,
+) -> SyntheticTake:
     """A take of ``frames`` frames; the hand moves ``speed`` pixels per frame interval (exposure = that fraction)."""
     rng = np.random.default_rng(seed)
     size = int(min(height, width) * 0.8)

@@ -8,7 +8,7 @@ JSON scalars (valid YAML) so the package needs no YAML library and the card is d
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -63,23 +63,41 @@ def _size_category(n: int) -> str:
 
 
 def counts_table(df: pd.DataFrame) -> str:
-    lines = ["| category | train samples | test samples | train subjects | test subjects | frames per sample |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| category | train samples | test samples | train subjects | test subjects | frames per sample |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for category, rows in df.groupby("category", sort=True):
         by = {s: rows[rows["split"] == s] for s in ("train", "test")}
-        lines.append(f"| {category} | {len(by['train'])} | {len(by['test'])} | {by['train']['subject'].nunique()} "
-                     f"| {by['test']['subject'].nunique()} | 1 blurry + {FRAMES_PER_SEQ} sharp |")
+        lines.append(
+            f"| {category} | {len(by['train'])} | {len(by['test'])} | {by['train']['subject'].nunique()} "
+            f"| {by['test']['subject'].nunique()} | 1 blurry + {FRAMES_PER_SEQ} sharp |"
+        )
     return "\n".join(lines)
 
 
-def dataset_card(name: str, df: pd.DataFrame, fmt: str, shards: Iterable[Shard] = (),
-                 settings_hash: str | None = None) -> str:
+def dataset_card(
+    name: str, df: pd.DataFrame, fmt: str, shards: Iterable[Shard] = (), settings_hash: str | None = None
+) -> str:
     """The card's text for a dataset (manifest rows ``df``) published in ``fmt`` ("files" or "parquet")."""
     shards = list(shards)
-    y = ["---", f"pretty_name: {_q('RB2V-style blur2vid dataset: ' + name)}", "license: other",
-         f"license_name: {LICENSE_NAME}", "license_link: README.md", "task_categories:", "- image-to-video",
-         "tags:", "- deblurring", "- blur2vid", "- rb2v", "- hypercut",
-         "size_categories:", f"- {_size_category(len(df))}", "configs:"]
+    y = [
+        "---",
+        f"pretty_name: {_q('RB2V-style blur2vid dataset: ' + name)}",
+        "license: other",
+        f"license_name: {LICENSE_NAME}",
+        "license_link: README.md",
+        "task_categories:",
+        "- image-to-video",
+        "tags:",
+        "- deblurring",
+        "- blur2vid",
+        "- rb2v",
+        "- hypercut",
+        "size_categories:",
+        f"- {_size_category(len(df))}",
+        "configs:",
+    ]
     info = ["dataset_info:"]
     if fmt == "parquet":
         fields = [(f.name, f.type) for f in list(FIELDS) + IMAGE_FIELDS]
@@ -93,31 +111,47 @@ def dataset_card(name: str, df: pd.DataFrame, fmt: str, shards: Iterable[Shard] 
             for split in sorted({s.split for s in mine}):
                 y += [f"  - split: {_q(split)}", f"    path: {_q(f'data/{category}/{split}-*')}"]
                 part = [s for s in mine if s.split == split]
-                info += [f"  - name: {_q(split)}", f"    num_bytes: {sum(s.num_bytes for s in part)}",
-                         f"    num_examples: {sum(len(s.rows) for s in part)}"]
+                info += [
+                    f"  - name: {_q(split)}",
+                    f"    num_bytes: {sum(s.num_bytes for s in part)}",
+                    f"    num_examples: {sum(len(s.rows) for s in part)}",
+                ]
     else:  # files: the PNG tree as built; the Hub's loadable table is the manifest (both splits, column `split`)
-        y += ["- config_name: \"manifest\"", "  data_files:", "  - split: \"manifest\"", "    path: \"manifest.parquet\""]
-        info += ["- config_name: \"manifest\"", "  features:"]
+        y += ['- config_name: "manifest"', "  data_files:", '  - split: "manifest"', '    path: "manifest.parquet"']
+        info += ['- config_name: "manifest"', "  features:"]
         for f in FIELDS:
             info += yaml_feature(f.name, f.type, "  ")
-        info += ["  splits:", "  - name: \"manifest\"", f"    num_examples: {len(df)}"]
+        info += ["  splits:", '  - name: "manifest"', f"    num_examples: {len(df)}"]
     header = "\n".join(y + info + ["---"])
 
     if fmt == "parquet":
-        layout = ("Parquet shards `data/<category>/<split>-NNNNN-of-NNNNN.parquet`, one row per sample: every manifest "
-                  "column plus the images as PNG bytes (`blur`; `sharp`, the 7 frames in time order), in the "
-                  "`datasets` Image layout. Load with `datasets.load_dataset(\"parquet\", data_files=...)` or from the Hub.")
+        layout = (
+            "Parquet shards `data/<category>/<split>-NNNNN-of-NNNNN.parquet`, one row per sample: every manifest "
+            "column plus the images as PNG bytes (`blur`; `sharp`, the 7 frames in time order), in the "
+            '`datasets` Image layout. Load with `datasets.load_dataset("parquet", data_files=...)` or from the Hub.'
+        )
     else:
-        layout = ("The dataset folder as built: PNG files, `manifest.parquet` (schema `rb2v.manifest/1`, one row per "
-                  "sample, paths relative to the folder) and `metadata.json` (the official HyperCUT format).")
+        layout = (
+            "The dataset folder as built: PNG files, `manifest.parquet` (schema `rb2v.manifest/1`, one row per "
+            "sample, paths relative to the folder) and `metadata.json` (the official HyperCUT format)."
+        )
     body = [
-        f"# {name}", "",
+        f"# {name}",
+        "",
         "Real image-to-video deblurring (blur2vid) samples: one blurry frame and the 7 sharp frames of its "
-        "exposure, built by rb2v from a beam-splitter camera rig as the RB2V dataset of HyperCUT (CVPR 2023).", "",
-        "## Counts", "", counts_table(df), "",
-        "## Layout", "", layout, "",
+        "exposure, built by rb2v from a beam-splitter camera rig as the RB2V dataset of HyperCUT (CVPR 2023).",
+        "",
+        "## Counts",
+        "",
+        counts_table(df),
+        "",
+        "## Layout",
+        "",
+        layout,
+        "",
         "`manifest.parquet` is the full manifest; `SHA256SUMS` lists every file with its sha256 and is written last: "
-        "a mirror that has it is complete (`rb2v verify URL`, or `sha256sum -c SHA256SUMS` in a local copy).", "",
+        "a mirror that has it is complete (`rb2v verify URL`, or `sha256sum -c SHA256SUMS` in a local copy).",
+        "",
     ]
     if settings_hash:
         body += [f"Build settings hash: `{settings_hash}`.", ""]

@@ -43,7 +43,7 @@ def digest_file(path: str | Path, with_etags: bool = False) -> FileDigest:
                     take = block[: MULTIPART_CHUNK - in_part]
                     part.update(take)
                     in_part += len(take)
-                    block = block[len(take):]
+                    block = block[len(take) :]
                     if in_part == MULTIPART_CHUNK:
                         parts.append(part.digest())
                         part, in_part = hashlib.md5(), 0

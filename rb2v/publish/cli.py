@@ -8,11 +8,26 @@ import click
 
 from ..errors import PartialFailure, Rb2vError
 from .fetch import fetch as fetch_dataset
-from .publish import DEFAULT_JOBS, FORMATS, describe, publish as publish_dataset
+from .publish import DEFAULT_JOBS, FORMATS, describe
+from .publish import publish as publish_dataset
 from .verify import verify as verify_mirror
 
-UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-         "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def parse_size(text: str, what: str) -> int:
@@ -26,26 +41,43 @@ def parse_size(text: str, what: str) -> int:
     return value
 
 
-endpoint_option = click.option("--endpoint-url", default=None, metavar="URL",
-                               help="S3-compatible endpoint (MinIO, Ceph...), e.g. http://127.0.0.1:9000.")
-jobs_option = click.option("--jobs", "-j", default=DEFAULT_JOBS, show_default=True, type=int,
-                           help="Objects transferred at once.")
+endpoint_option = click.option(
+    "--endpoint-url",
+    default=None,
+    metavar="URL",
+    help="S3-compatible endpoint (MinIO, Ceph...), e.g. http://127.0.0.1:9000.",
+)
+jobs_option = click.option(
+    "--jobs", "-j", default=DEFAULT_JOBS, show_default=True, type=int, help="Objects transferred at once."
+)
 
 
 @click.command("publish")
 @click.argument("dataset", type=click.Path(file_okay=False, path_type=str))
 @click.option("--to", "to", required=True, metavar="URL", help="Mirror: a folder, file://PATH or s3://bucket/prefix.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="files", show_default=True,
-              help="files: the dataset folder as built; parquet: Hugging Face Hub shards with the images as bytes.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="files",
+    show_default=True,
+    help="files: the dataset folder as built; parquet: Hugging Face Hub shards with the images as bytes.",
+)
 @click.option("--shard-size", default="1GB", show_default=True, help="Largest image payload per Parquet shard.")
 @endpoint_option
 @jobs_option
 @click.option("--max-rate", default=None, metavar="SIZE/s", help="Cap the upload rate, e.g. 20MB (per second).")
 def publish(dataset, to, fmt, shard_size, endpoint_url, jobs, max_rate):
     """Publish DATASET (a folder with manifest.parquet) to a mirror; re-run to resume."""
-    report = publish_dataset(dataset, to, fmt=fmt, shard_bytes=parse_size(shard_size, "--shard-size"),
-                             endpoint_url=endpoint_url, jobs=jobs,
-                             max_rate=parse_size(max_rate, "--max-rate") if max_rate else None)
+    report = publish_dataset(
+        dataset,
+        to,
+        fmt=fmt,
+        shard_bytes=parse_size(shard_size, "--shard-size"),
+        endpoint_url=endpoint_url,
+        jobs=jobs,
+        max_rate=parse_size(max_rate, "--max-rate") if max_rate else None,
+    )
     click.echo(describe(report))
 
 
@@ -71,5 +103,7 @@ def verify(url, endpoint_url, jobs):
 def fetch(url, dest, endpoint_url, jobs):
     """Download the dataset published at URL into DIR, verified; re-run to resume."""
     report = fetch_dataset(url, dest, endpoint_url=endpoint_url, jobs=jobs)
-    click.echo(f"{report.url} -> {report.dest}: {report.objects} objects "
-               f"({len(report.downloaded)} downloaded, {report.kept} already there), all sha256 verified")
+    click.echo(
+        f"{report.url} -> {report.dest}: {report.objects} objects "
+        f"({len(report.downloaded)} downloaded, {report.kept} already there), all sha256 verified"
+    )

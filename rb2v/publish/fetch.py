@@ -39,8 +39,10 @@ def fetch(url: str, dest: str | Path, endpoint_url: str | None = None, jobs: int
     mirror = open_mirror(url, endpoint_url)
     sums = mirror.read_sums()
     if sums is None:
-        raise Rb2vError(f"{mirror.where(SUMS_NAME)}: not found: the mirror is incomplete (interrupted publish?) "
-                        "or not an rb2v mirror")
+        raise Rb2vError(
+            f"{mirror.where(SUMS_NAME)}: not found: the mirror is incomplete (interrupted publish?) "
+            "or not an rb2v mirror"
+        )
     for key in sums:
         _safe_key(key, mirror.where(SUMS_NAME))
     dest = Path(dest)

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import Rb2vError
 
@@ -60,8 +60,11 @@ def loopback_s3_server() -> Iterator[str]:
     except ModuleNotFoundError:
         raise Rb2vError("the loopback S3 server needs moto: pip install 'moto[server]'") from None
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -72,7 +75,9 @@ def loopback_s3_server() -> Iterator[str]:
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise Rb2vError(f"moto server did not listen on {HOST}:{port} within {START_TIMEOUT_S:.0f} s") from None
+                    raise Rb2vError(
+                        f"moto server did not listen on {HOST}:{port} within {START_TIMEOUT_S:.0f} s"
+                    ) from None
                 time.sleep(0.05)
         yield f"http://{HOST}:{port}"
     finally:

@@ -10,6 +10,7 @@ Credentials come from the usual AWS environment/config through botocore and are 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -18,9 +19,10 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import fsspec
 
@@ -39,8 +41,14 @@ PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{12}" + re.escape(PARTIAL_SUFFIX) + "$"
 # Errors no retry can fix: missing bucket, no permission, malformed request.
 PERMANENT_ERRNOS = {errno.EINVAL, errno.EPERM, errno.EACCES, errno.ENOENT, errno.EROFS, errno.ENOSPC}
 REMOTE_LIBRARIES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "urllib3")
-PERMANENT_REMOTE = ("NoCredentialsError", "PartialCredentialsError", "NoRegionError", "ParamValidationError",
-                    "InvalidURL", "UnknownEndpointError")
+PERMANENT_REMOTE = (
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "NoRegionError",
+    "ParamValidationError",
+    "InvalidURL",
+    "UnknownEndpointError",
+)
 
 
 class MirrorError(Rb2vError):
@@ -139,6 +147,7 @@ class Mirror:
     # --- reading -----------------------------------------------------------------------------
     def list_objects(self) -> dict[str, ObjectInfo]:
         """Every object below the root (recursive), by key."""
+
         def listing() -> dict[str, ObjectInfo]:
             self.fs.invalidate_cache()
             if not self.fs.exists(self.root):
@@ -150,17 +159,20 @@ class Mirror:
                 if info.get("type") != "file" or not path.startswith(prefix):
                     continue
                 etag = info.get("ETag") or info.get("etag")
-                out[path[len(prefix):]] = ObjectInfo(int(info["size"]), etag.strip('"') if etag else None)
+                out[path[len(prefix) :]] = ObjectInfo(int(info["size"]), etag.strip('"') if etag else None)
             return out
+
         return retrying(listing, f"{self.url}: listing")
 
     def read_bytes(self, key: str) -> bytes | None:
         """The object's content, or None when it does not exist."""
+
         def read() -> bytes | None:
             try:
                 return self.fs.cat_file(self.path(key))
             except FileNotFoundError:
                 return None
+
         return retrying(read, self.where(key))
 
     def read_sums(self) -> dict[str, str] | None:
@@ -175,12 +187,14 @@ class Mirror:
 
     def sha256(self, key: str) -> str:
         """sha256 of the object's bytes as stored (streamed, never held whole in memory)."""
+
         def stream() -> str:
             h = hashlib.sha256()
             with self.fs.open(self.path(key), "rb", block_size=READ_CHUNK * 8) as f:
                 while block := f.read(READ_CHUNK * 8):
                     h.update(block)
             return h.hexdigest()
+
         return retrying(stream, self.where(key))
 
     def holds(self, key: str, info: ObjectInfo, digest: FileDigest) -> bool:
@@ -202,6 +216,7 @@ class Mirror:
                     return True
                 except FileNotFoundError:
                     return False
+
             if not retrying(bucket_exists, f"{self.url}: bucket {bucket!r}", attempts=2):
                 raise Rb2vError(f"{self.url}: bucket {bucket!r} does not exist (create it first)")
         else:
@@ -221,10 +236,9 @@ class Mirror:
 
     def remove(self, key: str) -> None:
         def rm() -> None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(self.path(key))
-            except FileNotFoundError:
-                pass
+
         retrying(rm, self.where(key))
 
     def _put_once(self, source: Path | bytes, key: str, digest: FileDigest) -> None:
@@ -276,21 +290,21 @@ class Mirror:
             self.fs.cp_file(self.path(tmp), self.path(key), preserve_etag=True)
         else:
             bucket, tmp_key = self._split(tmp)
-            self.fs.call_s3("copy_object", Bucket=bucket, Key=self._split(key)[1],
-                            CopySource={"Bucket": bucket, "Key": tmp_key})
+            self.fs.call_s3(
+                "copy_object", Bucket=bucket, Key=self._split(key)[1], CopySource={"Bucket": bucket, "Key": tmp_key}
+            )
         self.fs.rm_file(self.path(tmp))
 
     def _remove_quietly(self, key: str) -> None:
-        try:
+        # best effort: a leftover partial is removed by the next publish
+        with contextlib.suppress(Exception):
             self.fs.rm_file(self.path(key))
-        except Exception:  # best effort: a leftover partial is removed by the next publish
-            pass
 
 
 def open_mirror(url: str, endpoint_url: str | None = None) -> Mirror:
     """The mirror at ``url``: a local path, ``file://PATH`` or ``s3://bucket[/prefix]``."""
     if url.startswith("s3://"):
-        root = url[len("s3://"):].strip("/")
+        root = url[len("s3://") :].strip("/")
         if not root:
             raise Rb2vError(f"{url}: an S3 mirror needs a bucket: s3://bucket/prefix")
         try:
@@ -300,14 +314,17 @@ def open_mirror(url: str, endpoint_url: str | None = None) -> Mirror:
         # One client per endpoint in a process (making one costs ~0.3 s); no listings cache, the
         # mirror may change under us. Retries live in ``retrying`` (whole objects, checksum
         # included), so the inner layers stay short.
-        fs = s3fs.S3FileSystem(endpoint_url=endpoint_url, use_listings_cache=False,
-                               config_kwargs={"retries": {"mode": "standard", "max_attempts": BOTOCORE_ATTEMPTS}})
+        fs = s3fs.S3FileSystem(
+            endpoint_url=endpoint_url,
+            use_listings_cache=False,
+            config_kwargs={"retries": {"mode": "standard", "max_attempts": BOTOCORE_ATTEMPTS}},
+        )
         fs.retries = S3FS_RETRIES
         return Mirror(url, fs, root, is_s3=True)
     if endpoint_url:
         raise Rb2vError(f"{url}: --endpoint-url applies to s3:// mirrors only")
     if url.startswith("file://"):
-        path = url[len("file://"):]
+        path = url[len("file://") :]
     elif "://" in url:
         raise Rb2vError(f"{url}: unsupported mirror (use a folder, file://PATH or s3://bucket/prefix)")
     else:

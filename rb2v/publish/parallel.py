@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Callable, Hashable, Iterable, Mapping, TypeVar
+from typing import TypeVar
 
 from ..progress import progress
 
@@ -11,8 +12,9 @@ K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
 
 
-def run_all(jobs: int, fn: Callable[[K], R], items: Iterable[K], desc: str,
-            weights: Mapping[K, int] | None = None) -> dict[K, R]:
+def run_all(
+    jobs: int, fn: Callable[[K], R], items: Iterable[K], desc: str, weights: Mapping[K, int] | None = None
+) -> dict[K, R]:
     """``{item: fn(item)}``; with ``weights`` (bytes per item) the bar counts bytes. Re-raises the first failure."""
     items = list(items)
     results: dict[K, R] = {}

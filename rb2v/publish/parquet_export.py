@@ -21,8 +21,15 @@ from ..manifest import FIELDS
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 IMAGE_FIELDS = [pa.field("blur", IMAGE_TYPE), pa.field("sharp", pa.list_(IMAGE_TYPE))]
-VALUE_DTYPES = {pa.string(): "string", pa.int8(): "int8", pa.int32(): "int32", pa.int64(): "int64",
-                pa.float32(): "float32", pa.float64(): "float64", pa.bool_(): "bool"}
+VALUE_DTYPES = {
+    pa.string(): "string",
+    pa.int8(): "int8",
+    pa.int32(): "int32",
+    pa.int64(): "int64",
+    pa.float32(): "float32",
+    pa.float64(): "float64",
+    pa.bool_(): "bool",
+}
 ROWS_PER_GROUP = 100  # small row groups let the Hub's viewer page through image rows
 
 
@@ -84,7 +91,7 @@ def write_shard(dataset_dir: Path, shard: Shard, out: Path, schema: pa.Schema) -
     out.parent.mkdir(parents=True, exist_ok=True)
     with pq.ParquetWriter(out, schema, compression="snappy") as writer:
         for start in range(0, len(shard.rows), ROWS_PER_GROUP):
-            chunk = shard.rows.iloc[start:start + ROWS_PER_GROUP]
+            chunk = shard.rows.iloc[start : start + ROWS_PER_GROUP]
             columns = {f.name: chunk[f.name].tolist() for f in FIELDS}
             columns["color_matrix"] = [[float(v) for v in m] for m in columns["color_matrix"]]
             columns["blur"] = [_image(dataset_dir, p) for p in chunk["blur_path"]]

@@ -37,10 +37,10 @@ HUB_MAX_FOLDER_ENTRIES = 10_000  # the Hugging Face Hub's limit of files per fol
 @dataclass
 class PublishReport:
     url: str
-    objects: int = 0                                  # objects the publication has (SHA256SUMS excluded)
+    objects: int = 0  # objects the publication has (SHA256SUMS excluded)
     uploaded: list[str] = field(default_factory=list)  # keys uploaded by this run
-    kept: int = 0                                     # already on the mirror with the same bytes
-    removed: list[str] = field(default_factory=list)   # stale partials and objects the publication dropped
+    kept: int = 0  # already on the mirror with the same bytes
+    removed: list[str] = field(default_factory=list)  # stale partials and objects the publication dropped
     bytes_total: int = 0
     bytes_uploaded: int = 0
 
@@ -87,12 +87,15 @@ def warn_hub_folder_limit(files: dict[str, Path]) -> None:
             parent = grand
     folder, names = max(entries.items(), key=lambda kv: len(kv[1]))
     if len(names) > HUB_MAX_FOLDER_ENTRIES:
-        say(f"note: {folder or '.'} holds {len(names)} entries, more than the Hugging Face Hub accepts in one "
-            f"folder ({HUB_MAX_FOLDER_ENTRIES}); use --format parquet to publish to the Hub")
+        say(
+            f"note: {folder or '.'} holds {len(names)} entries, more than the Hugging Face Hub accepts in one "
+            f"folder ({HUB_MAX_FOLDER_ENTRIES}); use --format parquet to publish to the Hub"
+        )
 
 
-def parquet_files(dataset: Path, df: pd.DataFrame, staging: Path,
-                  shard_bytes: int) -> tuple[dict[str, Path], list[Shard]]:
+def parquet_files(
+    dataset: Path, df: pd.DataFrame, staging: Path, shard_bytes: int
+) -> tuple[dict[str, Path], list[Shard]]:
     dataset_files(dataset, df)  # the same check that every image is there
     shards = plan_shards(dataset, df, shard_bytes)
     schema = shard_schema()
@@ -105,9 +108,15 @@ def parquet_files(dataset: Path, df: pd.DataFrame, staging: Path,
     return files, shards
 
 
-def publish(dataset: str | Path, to: str, fmt: str = "files", shard_bytes: int = DEFAULT_SHARD_BYTES,
-            endpoint_url: str | None = None, jobs: int = DEFAULT_JOBS,
-            max_rate: float | None = None) -> PublishReport:
+def publish(
+    dataset: str | Path,
+    to: str,
+    fmt: str = "files",
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
+    endpoint_url: str | None = None,
+    jobs: int = DEFAULT_JOBS,
+    max_rate: float | None = None,
+) -> PublishReport:
     """Publish the dataset folder ``dataset`` (with ``manifest.parquet``) to the mirror ``to``."""
     if fmt not in FORMATS:
         raise Rb2vError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
@@ -135,7 +144,8 @@ def publish(dataset: str | Path, to: str, fmt: str = "files", shard_bytes: int =
         files[CARD_NAME] = card
 
         digests: dict[str, FileDigest] = run_all(
-            jobs, lambda key: digest_file(files[key], with_etags=mirror.is_s3), sorted(files), "hashing")
+            jobs, lambda key: digest_file(files[key], with_etags=mirror.is_s3), sorted(files), "hashing"
+        )
         report.objects = len(files)
         report.bytes_total = sum(d.size for d in digests.values())
 
@@ -171,8 +181,10 @@ def publish(dataset: str | Path, to: str, fmt: str = "files", shard_bytes: int =
         try:
             run_all(jobs, upload, order, "uploading", weights={k: digests[k].size for k in order})
         except MirrorError as e:
-            raise PartialFailure(f"{e}; publish incomplete ({len(uploaded)}/{len(todo)} object(s) uploaded, "
-                                 f"no {SUMS_NAME} written): re-run to resume") from None
+            raise PartialFailure(
+                f"{e}; publish incomplete ({len(uploaded)}/{len(todo)} object(s) uploaded, "
+                f"no {SUMS_NAME} written): re-run to resume"
+            ) from None
         report.uploaded = sorted(uploaded)
         report.bytes_uploaded = sum(digests[k].size for k in todo)
         mirror.put_bytes(format_sums(new_sums).encode("utf-8"), SUMS_NAME)
@@ -183,6 +195,7 @@ def publish(dataset: str | Path, to: str, fmt: str = "files", shard_bytes: int =
 
 def describe(report: PublishReport) -> str:
     mb = report.bytes_uploaded / 1e6
-    return (f"{report.url}: {report.objects} objects published ({len(report.uploaded)} uploaded, {mb:.1f} MB; "
-            f"{report.kept} already there; {len(report.removed)} stale removed)")
-
+    return (
+        f"{report.url}: {report.objects} objects published ({len(report.uploaded)} uploaded, {mb:.1f} MB; "
+        f"{report.kept} already there; {len(report.removed)} stale removed)"
+    )

@@ -17,7 +17,7 @@ DEFAULT_JOBS = 8
 @dataclass
 class VerifyReport:
     url: str
-    complete: bool = True                                  # the checksum list exists
+    complete: bool = True  # the checksum list exists
     listed: int = 0
     bytes_checked: int = 0
     missing: list[str] = field(default_factory=list)
@@ -29,7 +29,11 @@ class VerifyReport:
         return self.complete and not (self.missing or self.corrupt or self.unlisted)
 
     def lines(self) -> list[str]:
-        out = [] if self.complete else [f"incomplete: {self.url} has no {SUMS_NAME} (publish interrupted or never finished)"]
+        out = (
+            []
+            if self.complete
+            else [f"incomplete: {self.url} has no {SUMS_NAME} (publish interrupted or never finished)"]
+        )
         out += [f"missing: {k}" for k in self.missing]
         out += [f"corrupt: {k} ({why})" for k, why in sorted(self.corrupt.items())]
         out += [f"unlisted: {k}" for k in self.unlisted]
@@ -56,7 +60,11 @@ def verify(url: str, endpoint_url: str | None = None, jobs: int = DEFAULT_JOBS) 
             got = mirror.sha256(key)
         except MirrorError as e:
             return f"unreadable: {e}"
-        return None if got == sums[key] else f"sha256 {got[:12]}… expected {sums[key][:12]}…, size {remote[key].size} bytes"
+        return (
+            None
+            if got == sums[key]
+            else f"sha256 {got[:12]}… expected {sums[key][:12]}…, size {remote[key].size} bytes"
+        )
 
     results = run_all(jobs, check, present, "verifying", weights={k: remote[k].size for k in present})
     report.corrupt = {k: why for k, why in results.items() if why}

@@ -39,8 +39,9 @@ class WorldSound:
         return np.interp(tau, self.times, self.samples, left=0.0, right=0.0)
 
 
-def record(sound: WorldSound, n_samples: int, rate: int, to_world, rng: np.random.Generator, gain: float,
-           noise: float) -> np.ndarray:
+def record(
+    sound: WorldSound, n_samples: int, rate: int, to_world, rng: np.random.Generator, gain: float, noise: float
+) -> np.ndarray:
     """What a camera's microphone records: its own sample clock mapped to world time."""
     t_own = np.arange(n_samples) / rate
     x = gain * sound.at(to_world(t_own)) + noise * rng.standard_normal(n_samples)

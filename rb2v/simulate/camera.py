@@ -11,7 +11,6 @@ from ..colorspace import linear_to_srgb_fast
 from ..io.images import apply_flip
 from .scene import Scene
 
-
 _NOISE_BANK = np.random.default_rng(12345).standard_normal(1 << 22).astype(np.float32)
 
 
@@ -23,7 +22,7 @@ def gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
         return rng.standard_normal(shape, dtype=np.float32)
     start = int(rng.integers(0, _NOISE_BANK.size - n))
     sign = np.float32(1 if rng.random() < 0.5 else -1)
-    return (_NOISE_BANK[start:start + n] * sign).reshape(shape)
+    return (_NOISE_BANK[start : start + n] * sign).reshape(shape)
 
 
 def random_colour_response(rng: np.random.Generator) -> np.ndarray:
@@ -47,10 +46,10 @@ def border_mask(width: int, height: int, sides: str, band: int) -> np.ndarray:
     ramp = np.clip((np.arange(band + 4, dtype=np.float32) - band + 0.5) / 4, 0, 1)
     if "lr" in sides:
         m[:, : band + 4] *= ramp[None]
-        m[:, -(band + 4):] *= ramp[::-1][None]
+        m[:, -(band + 4) :] *= ramp[::-1][None]
     if "tb" in sides:
         m[: band + 4] *= ramp[:, None]
-        m[-(band + 4):] *= ramp[::-1][:, None]
+        m[-(band + 4) :] *= ramp[::-1][:, None]
     return m
 
 
@@ -72,8 +71,14 @@ class Camera:
         n = max(1, int(np.ceil(self.exposure_s * internal_fps - 1e-9)))
         return centre + self.exposure_s * ((np.arange(n) + 0.5) / n - 0.5)
 
-    def film(self, scene: Scene, world_times: np.ndarray, size: tuple[int, int], rng: np.random.Generator | None,
-             backdrop: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def film(
+        self,
+        scene: Scene,
+        world_times: np.ndarray,
+        size: tuple[int, int],
+        rng: np.random.Generator | None,
+        backdrop: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One recorded frame (float32 RGB in [0,1], as flipped by the mirror) and its true alpha.
 
         The sensor averages radiance over the exposure (linear light), adds shot and read noise
@@ -91,7 +96,7 @@ class Camera:
         if self.vignette is not None:
             radiance *= self.vignette[..., None]
         if rng is not None:
-            sigma = np.sqrt(self.shot_noise * np.maximum(radiance, 0) + self.read_noise ** 2)
+            sigma = np.sqrt(self.shot_noise * np.maximum(radiance, 0) + self.read_noise**2)
             radiance += sigma * gaussian_noise(rng, radiance.shape)
         encoded = linear_to_srgb_fast(radiance)
         out = cv2.transform(encoded, self.colour.astype(np.float32))

@@ -27,18 +27,27 @@ def _size(value: str) -> tuple[int, int]:
 @click.option("--takes", type=int, default=1, show_default=True, help="Takes per subject.")
 @click.option("--seconds", type=float, default=3.0, show_default=True, help="Length of each take.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same session, bit for bit.")
-@click.option("--source", type=click.Path(path_type=Path), default=None,
-              help="A real video (or folder of frames) used as the street scene's backdrop.")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A real video (or folder of frames) used as the street scene's backdrop.",
+)
 @click.option("--size", default="640x544", show_default=True, help="Frame size of both cameras (WxH).")
-@click.option("--flip", type=click.Choice(["horizontal", "vertical", "none"]), default=None,
-              help="Mirror flip of the sharp camera (default: the rig file's).")
+@click.option(
+    "--flip",
+    type=click.Choice(["horizontal", "vertical", "none"]),
+    default=None,
+    help="Mirror flip of the sharp camera (default: the rig file's).",
+)
 @click.option("--no-audio", is_flag=True, help="Record no audio track (forces visual synchronisation).")
 @click.option("--timecode", is_flag=True, help="Write timecode tracks jammed to one clock.")
 @click.option("--chapter-seconds", type=float, default=0.0, help="Split recordings into GoPro chapters.")
 @click.option("--static", is_flag=True, help="Nothing moves (for colour and geometry checks).")
 @click.option("--rig", default="gopro-hero8-beamsplitter", show_default=True, help="Rig definition (rigs/NAME.toml).")
-def simulate_rig(raw, category, subjects, takes, seconds, seed, source, size, flip, no_audio, timecode,
-                 chapter_seconds, static, rig):
+def simulate_rig(
+    raw, category, subjects, takes, seconds, seed, source, size, flip, no_audio, timecode, chapter_seconds, static, rig
+):
     """Simulate a capture session of the beam-splitter rig into RAW/<category>/<subject>/<take>/."""
     from ..settings import load_rig
 
@@ -46,12 +55,26 @@ def simulate_rig(raw, category, subjects, takes, seconds, seed, source, size, fl
     width, height = _size(size)
     if source is not None and not source.exists():
         raise Rb2vError(f"{source}: --source not found")
-    cfg = SimConfig(category=category, subjects=subjects, takes=takes, seconds=seconds, seed=seed,
-                    width=width, height=height, blur_fps=rig_settings.blur.fps, sharp_fps=rig_settings.sharp.fps,
-                    flip=flip or rig_settings.flip_sharp, audio=not no_audio, timecode=timecode,
-                    chapter_seconds=chapter_seconds, motion_scale=0.0 if static else 1.0,
-                    source=str(source) if source else None)
+    cfg = SimConfig(
+        category=category,
+        subjects=subjects,
+        takes=takes,
+        seconds=seconds,
+        seed=seed,
+        width=width,
+        height=height,
+        blur_fps=rig_settings.blur.fps,
+        sharp_fps=rig_settings.sharp.fps,
+        flip=flip or rig_settings.flip_sharp,
+        audio=not no_audio,
+        timecode=timecode,
+        chapter_seconds=chapter_seconds,
+        motion_scale=0.0 if static else 1.0,
+        source=str(source) if source else None,
+    )
     start = time.perf_counter()
     folders = simulate_session(raw, cfg)
-    click.echo(f"simulated {len(folders)} take(s) of '{category}' under {raw} in {time.perf_counter() - start:.1f} s "
-               f"(truth in each take's truth.json)")
+    click.echo(
+        f"simulated {len(folders)} take(s) of '{category}' under {raw} in {time.perf_counter() - start:.1f} s "
+        f"(truth in each take's truth.json)"
+    )

@@ -25,12 +25,12 @@ def valid_crop(truth: dict, crop_w: int, crop_h: int) -> dict:
     w, h = truth["width"], truth["height"]
     H = np.asarray(truth["homography"], np.float64)
     sharp_valid = np.zeros((h, w), np.uint8)
-    sharp_valid[SHARP_BORDER:h - SHARP_BORDER] = 1  # rows of the recorded frame; a vertical flip keeps them
+    sharp_valid[SHARP_BORDER : h - SHARP_BORDER] = 1  # rows of the recorded frame; a vertical flip keeps them
     sharp_valid = apply_flip(sharp_valid, truth["flip_sharp"]).copy()
     valid = cv2.warpPerspective(sharp_valid, H, (w, h), flags=cv2.INTER_NEAREST)
     vr = truth["valid_region"]
     box = np.zeros_like(valid)
-    box[vr["y"]:vr["y"] + vr["height"], vr["x"]:vr["x"] + vr["width"]] = 1
+    box[vr["y"] : vr["y"] + vr["height"], vr["x"] : vr["x"] + vr["width"]] = 1
     valid &= box
     integral = cv2.integral(valid)
     best = None
@@ -58,27 +58,30 @@ def write_oracle_alignment(take_dir: str | Path, out_dir: str | Path, crop_size:
         x0, y0, cw, ch = crop["x"], crop["y"], crop["width"], crop["height"]
         for k0, chunk in _frames(take_dir, truth["blur_files"]):
             for j, f in enumerate(chunk):
-                write_image(tmp / "blur" / f"{k0 + j:06d}.png", f[y0:y0 + ch, x0:x0 + cw], compression=1)
+                write_image(tmp / "blur" / f"{k0 + j:06d}.png", f[y0 : y0 + ch, x0 : x0 + cw], compression=1)
         for i0, chunk in _frames(take_dir, truth["sharp_files"]):
             for j, f in enumerate(chunk):
                 un = np.ascontiguousarray(apply_flip(f, truth["flip_sharp"]))
                 warped = cv2.warpPerspective(un, shift @ H, (cw, ch), flags=cv2.INTER_LINEAR)
                 write_image(tmp / "sharp" / f"{i0 + j:06d}.png", warped, compression=1)
-        write_json_atomic(tmp / "alignment.json", {
-            "schema": "rb2v.alignment/1",
-            "blur_fps": truth["blur_fps"],
-            "sharp_fps": truth["sharp_fps"],
-            "flip_sharp": truth["flip_sharp"],
-            "homography": H.tolist(),
-            "crop": crop,
-            "time_offset_s": truth["time_offset_s"],
-            "clock_ratio": truth["clock_ratio"],
-            "sync_method": "oracle",
-            "residual_px": 0.0,
-            "inliers": 0,
-            "blur_frames": truth["blur_frames"],
-            "sharp_frames": truth["sharp_frames"],
-        })
+        write_json_atomic(
+            tmp / "alignment.json",
+            {
+                "schema": "rb2v.alignment/1",
+                "blur_fps": truth["blur_fps"],
+                "sharp_fps": truth["sharp_fps"],
+                "flip_sharp": truth["flip_sharp"],
+                "homography": H.tolist(),
+                "crop": crop,
+                "time_offset_s": truth["time_offset_s"],
+                "clock_ratio": truth["clock_ratio"],
+                "sync_method": "oracle",
+                "residual_px": 0.0,
+                "inliers": 0,
+                "blur_frames": truth["blur_frames"],
+                "sharp_frames": truth["sharp_frames"],
+            },
+        )
     return out_dir
 
 

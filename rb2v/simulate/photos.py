@@ -16,13 +16,21 @@ from ..colorspace import srgb_to_linear
 from ..errors import Rb2vError
 
 # Photos bundled with scikit-image that load offline.
-COLOUR_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
-                 "retina", "colorwheel")
+COLOUR_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "colorwheel",
+)
 GREY_TEXTURES = ("camera", "grass", "gravel", "brick", "moon", "coins", "clock", "text", "cell")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def photo(name: str) -> np.ndarray:
     """A bundled photo as linear RGB float32 (grey ones replicated to 3 channels)."""
     import skimage.data
@@ -47,7 +55,7 @@ def resize_cover(img: np.ndarray, width: int, height: int) -> np.ndarray:
     nw, nh = max(width, int(np.ceil(w * s))), max(height, int(np.ceil(h * s)))
     out = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
     y0, x0 = (nh - height) // 2, (nw - width) // 2
-    return np.ascontiguousarray(out[y0:y0 + height, x0:x0 + width])
+    return np.ascontiguousarray(out[y0 : y0 + height, x0 : x0 + width])
 
 
 class SourceFrames:
@@ -79,9 +87,14 @@ class SourceFrames:
             raise Rb2vError(f"{path}: --source frames differ in size")
         h, w = frames[0].shape[:2]
         s = min(1.0, max_side / max(h, w))
-        self.frames = [srgb_to_linear(cv2.resize(f, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-                                      .astype(np.float32) / 255.0) if s < 1 else
-                       srgb_to_linear(f.astype(np.float32) / 255.0) for f in frames]
+        self.frames = [
+            srgb_to_linear(
+                cv2.resize(f, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+            )
+            if s < 1
+            else srgb_to_linear(f.astype(np.float32) / 255.0)
+            for f in frames
+        ]
         self.name = path.name
 
     def __len__(self) -> int:

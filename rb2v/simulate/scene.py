@@ -37,8 +37,17 @@ class Trajectory:
     phase: np.ndarray  # (K,4)
 
     @classmethod
-    def random(cls, rng: np.random.Generator, centre, pos_amp: float, speed: float, rot_amp: float,
-               zoom_amp: float, motion_scale: float, tempo: float = 1.0) -> "Trajectory":
+    def random(
+        cls,
+        rng: np.random.Generator,
+        centre,
+        pos_amp: float,
+        speed: float,
+        rot_amp: float,
+        zoom_amp: float,
+        motion_scale: float,
+        tempo: float = 1.0,
+    ) -> Trajectory:
         k = 3
         freq = rng.uniform(0.25, 1.6, size=k) * tempo
         amp = np.zeros((k, 4))
@@ -47,9 +56,13 @@ class Trajectory:
         amp[:, 3] = rng.uniform(0.3, 1.0, size=k) * rot_amp / k
         drift = np.zeros(4)
         drift[0:2] = rng.normal(size=2) * speed * 0.3
-        return cls(base=np.array([centre[0], centre[1], 0.0, rng.uniform(-0.3, 0.3)]),
-                   drift=drift * motion_scale, amp=amp * motion_scale, freq=freq,
-                   phase=rng.uniform(0, 2 * np.pi, size=(k, 4)))
+        return cls(
+            base=np.array([centre[0], centre[1], 0.0, rng.uniform(-0.3, 0.3)]),
+            drift=drift * motion_scale,
+            amp=amp * motion_scale,
+            freq=freq,
+            phase=rng.uniform(0, 2 * np.pi, size=(k, 4)),
+        )
 
     def at(self, tau: float) -> np.ndarray:
         osc = (self.amp * np.sin(2 * np.pi * self.freq[:, None] * tau + self.phase)).sum(axis=0)
@@ -123,8 +136,17 @@ def _rim_spill(mask: np.ndarray, width: float) -> np.ndarray:
 class Scene:
     """Backdrop + objects; ``render(G, tau, size)`` gives linear RGB and the foreground's coverage."""
 
-    def __init__(self, category: str, rng: np.random.Generator, width: int, height: int, motion_scale: float,
-                 subject_index: int = 0, source: SourceFrames | None = None, calibration: bool = False):
+    def __init__(
+        self,
+        category: str,
+        rng: np.random.Generator,
+        width: int,
+        height: int,
+        motion_scale: float,
+        subject_index: int = 0,
+        source: SourceFrames | None = None,
+        calibration: bool = False,
+    ):
         self.width, self.height = width, height
         self.category = category
         self.green_screen = category in ("face", "hand") and not calibration
@@ -135,15 +157,24 @@ class Scene:
         # Green-screen sessions are shot from a tripod: the screen is static, so each camera's
         # view of it is rendered once and cached.
         pan_scale = 0.0 if self.green_screen else motion_scale
-        self.pan = Trajectory.random(rng, (0.0, 0.0), pos_amp=12.0, speed=25.0 if category == "street" else 4.0,
-                                     rot_amp=0.01, zoom_amp=0.01, motion_scale=pan_scale)
+        self.pan = Trajectory.random(
+            rng,
+            (0.0, 0.0),
+            pos_amp=12.0,
+            speed=25.0 if category == "street" else 4.0,
+            rot_amp=0.01,
+            zoom_amp=0.01,
+            motion_scale=pan_scale,
+        )
         self.pan.base[3] = 0.0
         self._static_views: dict[bytes, np.ndarray] = {}
         cw, ch = width + 2 * self.margin, height + 2 * self.margin
         if calibration:
             board = photo(COLOUR_PHOTOS[rng.integers(len(COLOUR_PHOTOS))])
             grey = photo(GREY_TEXTURES[rng.integers(len(GREY_TEXTURES))])
-            self.backdrop_tex = (0.6 * resize_cover(board, cw, ch) + 0.4 * resize_cover(grey, cw, ch)).astype(np.float32)
+            self.backdrop_tex = (0.6 * resize_cover(board, cw, ch) + 0.4 * resize_cover(grey, cw, ch)).astype(
+                np.float32
+            )
         elif self.green_screen:
             self.backdrop_tex = self._green_screen(rng, cw, ch)
         elif source is None:
@@ -164,7 +195,7 @@ class Scene:
     def _green_screen(self, rng: np.random.Generator, w: int, h: int) -> np.ndarray:
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         u, v = xx / w - 0.5, yy / h - 0.5
-        light = 1.0 + rng.uniform(-0.25, 0.25) * u + rng.uniform(-0.2, 0.2) * v - 0.35 * (u ** 2 + v ** 2)
+        light = 1.0 + rng.uniform(-0.25, 0.25) * u + rng.uniform(-0.2, 0.2) * v - 0.35 * (u**2 + v**2)
         wrinkles = cv2.GaussianBlur(rng.normal(size=(h, w)).astype(np.float32), (0, 0), 24)
         wrinkles *= 0.06 / max(float(wrinkles.std()), 1e-6)
         shade = (light + wrinkles).astype(np.float32)
@@ -178,8 +209,15 @@ class Scene:
             tex = resize_cover(photo(COLOUR_PHOTOS[rng.integers(len(COLOUR_PHOTOS))]), w, h)
             mask = _rounded_rect_mask(h, w, radius=rng.uniform(6, min(h, w) / 3)) if i % 2 == 0 else _ellipse_mask(h, w)
             centre = (rng.uniform(0.25, 0.75) * self.width, rng.uniform(0.25, 0.75) * self.height)
-            path = Trajectory.random(rng, centre, pos_amp=rng.uniform(60, 160), speed=rng.uniform(40, 120),
-                                     rot_amp=rng.uniform(0.05, 0.3), zoom_amp=0.08, motion_scale=motion_scale)
+            path = Trajectory.random(
+                rng,
+                centre,
+                pos_amp=rng.uniform(60, 160),
+                speed=rng.uniform(40, 120),
+                rot_amp=rng.uniform(0.05, 0.3),
+                zoom_amp=0.08,
+                motion_scale=motion_scale,
+            )
             self.objects.append(SceneObject(tex.astype(np.float32), mask, path))
 
     def _add_subject(self, rng: np.random.Generator, motion_scale: float, subject_index: int, hand: bool) -> None:
@@ -196,9 +234,16 @@ class Scene:
             tex = resize_cover(face, w, h)
         centre = (self.width * rng.uniform(0.42, 0.58), self.height * rng.uniform(0.45, 0.6))
         # A waving hand moves faster than a head: larger swings at a quicker tempo.
-        path = Trajectory.random(rng, centre, pos_amp=rng.uniform(50, 110), speed=rng.uniform(20, 60),
-                                 rot_amp=rng.uniform(0.3, 0.6) if hand else 0.12, zoom_amp=0.06,
-                                 motion_scale=motion_scale, tempo=1.8 if hand else 1.0)
+        path = Trajectory.random(
+            rng,
+            centre,
+            pos_amp=rng.uniform(50, 110),
+            speed=rng.uniform(20, 60),
+            rot_amp=rng.uniform(0.3, 0.6) if hand else 0.12,
+            zoom_amp=0.06,
+            motion_scale=motion_scale,
+            tempo=1.8 if hand else 1.0,
+        )
         self.objects.append(SceneObject(tex.astype(np.float32), mask, path, spill=_rim_spill(mask, 6.0)))
 
     # ------------------------------------------------------------------ rendering
@@ -207,8 +252,9 @@ class Scene:
         dx, dy, logs, ang = self.pan.at(tau)
         tex_w = self.width + 2 * self.margin
         tex_h = self.height + 2 * self.margin
-        return similarity((self.width - 1) / 2 + dx, (self.height - 1) / 2 + dy, math.exp(logs), ang,
-                          (tex_w - 1) / 2, (tex_h - 1) / 2)
+        return similarity(
+            (self.width - 1) / 2 + dx, (self.height - 1) / 2 + dy, math.exp(logs), ang, (tex_w - 1) / 2, (tex_h - 1) / 2
+        )
 
     def backdrop_texture(self, tau: float) -> np.ndarray:
         if self.backdrop_tex is not None:
@@ -221,8 +267,9 @@ class Scene:
         M = np.linalg.inv(self.backdrop_transform(tau)) @ G
         return cv2.warpPerspective(self.backdrop_texture(tau), M, size, flags=WARP_FLAGS, borderMode=cv2.BORDER_REFLECT)
 
-    def render(self, G: np.ndarray, tau: float, size: tuple[int, int], backdrop: np.ndarray | None = None,
-               spill: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def render(
+        self, G: np.ndarray, tau: float, size: tuple[int, int], backdrop: np.ndarray | None = None, spill: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Linear RGB (h,w,3) and foreground coverage (h,w) seen through camera map ``G`` at time ``tau``.
 
         ``backdrop`` (h,w,3 linear, already in this camera's pixel grid) replaces the scene's own.

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
+from ..colorspace import srgb_to_linear
 from ..errors import Rb2vError
 from ..fsutil import atomic_dir, write_json_atomic
 from ..io.images import apply_flip, write_image
 from ..io.video import VideoWriter
 from .audio import WorldSound, record
-from .camera import (Camera, border_mask, compose_colour, random_colour_response, random_homography,
-                     vignette_field)
+from .camera import Camera, border_mask, compose_colour, random_colour_response, random_homography, vignette_field
 from .config import SimConfig
-from ..colorspace import srgb_to_linear
 from .photos import SourceFrames
 from .scene import Scene
 
@@ -57,15 +56,34 @@ class TakeSimulation:
         self.clock_ratio = float(1 + rng.uniform(-50e-6, 50e-6))
         source = SourceFrames(cfg.source) if (cfg.source and not calibration and cfg.category == "street") else None
         motion = cfg.motion_scale * (0.25 if calibration else 1.0)
-        self.scene = Scene(cfg.category, rng, W, H, motion, subject_index=subject_index, source=source,
-                           calibration=calibration)
+        self.scene = Scene(
+            cfg.category, rng, W, H, motion, subject_index=subject_index, source=source, calibration=calibration
+        )
         vig = vignette_field(W, H, 0.25) if cfg.vignetting else None
-        self.blur = Camera("blur", cfg.blur_fps, cfg.blur_exposure_s, np.eye(3), "none", blur_colour,
-                           read_noise=0.002, shot_noise=5e-5, borders=border_mask(W, H, "lr", BORDER_BAND),
-                           vignette=vig)
-        self.sharp = Camera("sharp", cfg.sharp_fps, cfg.sharp_exposure_s, self.homography, cfg.flip, sharp_colour,
-                            read_noise=0.004, shot_noise=3e-4, borders=border_mask(W, H, "tb", SHARP_BORDER_BAND),
-                            vignette=vig)
+        self.blur = Camera(
+            "blur",
+            cfg.blur_fps,
+            cfg.blur_exposure_s,
+            np.eye(3),
+            "none",
+            blur_colour,
+            read_noise=0.002,
+            shot_noise=5e-5,
+            borders=border_mask(W, H, "lr", BORDER_BAND),
+            vignette=vig,
+        )
+        self.sharp = Camera(
+            "sharp",
+            cfg.sharp_fps,
+            cfg.sharp_exposure_s,
+            self.homography,
+            cfg.flip,
+            sharp_colour,
+            read_noise=0.004,
+            shot_noise=3e-4,
+            borders=border_mask(W, H, "tb", SHARP_BORDER_BAND),
+            vignette=vig,
+        )
         seconds = 1.2 if calibration else cfg.seconds
         self.blur_frames = int(round(seconds * cfg.blur_fps))
         last_centre = self.to_sharp_clock((self.blur_frames - 1) / cfg.blur_fps)
@@ -101,14 +119,24 @@ class TakeSimulation:
         green screen: the frame the camera would have filmed in front of that backdrop.
         """
         times = self.blur.subframe_times(k / self.cfg.blur_fps, self.cfg.internal_fps)
-        return self.blur.film(self.scene, times, (self.cfg.width, self.cfg.height), self._noise_rng("blur", k, noise),
-                              self._backdrop(backdrop, self.blur))
+        return self.blur.film(
+            self.scene,
+            times,
+            (self.cfg.width, self.cfg.height),
+            self._noise_rng("blur", k, noise),
+            self._backdrop(backdrop, self.blur),
+        )
 
     def film_sharp(self, i: int, noise: bool = True, backdrop: np.ndarray | None = None):
         """Sharp frame i as recorded (mirror-flipped) and its true alpha (same geometry)."""
         times = self.sharp_to_world(self.sharp.subframe_times(i / self.cfg.sharp_fps, self.cfg.internal_fps))
-        return self.sharp.film(self.scene, times, (self.cfg.width, self.cfg.height), self._noise_rng("sharp", i, noise),
-                               self._backdrop(backdrop, self.sharp))
+        return self.sharp.film(
+            self.scene,
+            times,
+            (self.cfg.width, self.cfg.height),
+            self._noise_rng("sharp", i, noise),
+            self._backdrop(backdrop, self.sharp),
+        )
 
     def blur_subframe_times(self, k: int) -> np.ndarray:
         """World times the blur camera integrates for frame k (for tests of the exposure model)."""
@@ -160,8 +188,12 @@ class TakeSimulation:
             "upsample_factor": UPSAMPLE,
             "sharp_start_exact": exact,
             "sharp_start": starts,
-            "valid_region": {"x": BORDER_BAND + 4, "y": 0, "width": cfg.width - 2 * (BORDER_BAND + 4),
-                             "height": cfg.height},
+            "valid_region": {
+                "x": BORDER_BAND + 4,
+                "y": 0,
+                "width": cfg.width - 2 * (BORDER_BAND + 4),
+                "height": cfg.height,
+            },
             "green_screen": self.scene.green_screen,
             "alpha_blur": "alpha/blur/%06d.png" if self.scene.green_screen else None,
             "alpha_sharp": "alpha/sharp/%06d.png" if self.scene.green_screen else None,
@@ -181,8 +213,9 @@ def _timecode(seconds: float, fps: float) -> str:
     return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"
 
 
-def _write_camera(sim: TakeSimulation, folder: Path, cam: str, number: int, audio: np.ndarray | None,
-                  tick: Callable[[], None]) -> list[str]:
+def _write_camera(
+    sim: TakeSimulation, folder: Path, cam: str, number: int, audio: np.ndarray | None, tick: Callable[[], None]
+) -> list[str]:
     cfg = sim.cfg
     fps = cfg.blur_fps if cam == "blur" else cfg.sharp_fps
     total = sim.blur_frames if cam == "blur" else sim.sharp_frames
@@ -202,8 +235,15 @@ def _write_camera(sim: TakeSimulation, folder: Path, cam: str, number: int, audi
         if audio is not None:
             a0, a1 = int(round(start / fps * cfg.audio_rate)), int(round((start + count) / fps * cfg.audio_rate))
             chunk_audio = (audio[a0:a1], cfg.audio_rate)
-        with VideoWriter(folder / name, fps, cfg.width, cfg.height, crf=cfg.crf, audio=chunk_audio,
-                         timecode=timecode if chapter == 1 else None) as vw:
+        with VideoWriter(
+            folder / name,
+            fps,
+            cfg.width,
+            cfg.height,
+            crf=cfg.crf,
+            audio=chunk_audio,
+            timecode=timecode if chapter == 1 else None,
+        ) as vw:
             for i in range(start, start + count):
                 rgb, alpha = film(i)
                 vw.write(rgb)
@@ -218,15 +258,29 @@ def _take_total(sim: TakeSimulation) -> int:
     return sim.blur_frames + sim.sharp_frames
 
 
-def write_take(sim: TakeSimulation, take_dir: Path, subject: str, take: str, file_number: int,
-               calibration: str | None, tick: Callable[[], None]) -> Path:
+def write_take(
+    sim: TakeSimulation,
+    take_dir: Path,
+    subject: str,
+    take: str,
+    file_number: int,
+    calibration: str | None,
+    tick: Callable[[], None],
+) -> Path:
     """Write one take folder atomically: nothing appears until every file is complete."""
     with atomic_dir(take_dir) as tmp:
         blur_audio, sharp_audio = sim.audio_tracks() if sim.cfg.audio else (None, None)
         blur_files = _write_camera(sim, tmp, "blur", file_number, blur_audio, tick)
         sharp_files = _write_camera(sim, tmp, "sharp", file_number + 1, sharp_audio, tick)
-        truth = sim.truth({"subject": subject, "take": take, "blur_files": blur_files, "sharp_files": sharp_files,
-                           "calibration": calibration})
+        truth = sim.truth(
+            {
+                "subject": subject,
+                "take": take,
+                "blur_files": blur_files,
+                "sharp_files": sharp_files,
+                "calibration": calibration,
+            }
+        )
         if calibration:
             (tmp / "take.toml").write_text(f'# simulated take\ncalibration = "{calibration}"\n')
         write_json_atomic(tmp / "truth.json", truth)
@@ -251,7 +305,9 @@ def simulate_session(raw: str | Path, cfg: SimConfig, progress: bool = True) -> 
     jobs = []
     calibration = f"{cfg.category}-rig" if cfg.green_screen else None
     if calibration:
-        jobs.append((TakeSimulation(cfg, 0, 0, calibration=True), raw / "calibration" / calibration, "", calibration, None))
+        jobs.append(
+            (TakeSimulation(cfg, 0, 0, calibration=True), raw / "calibration" / calibration, "", calibration, None)
+        )
     for s, t, subject, take in iter_takes(cfg):
         jobs.append((TakeSimulation(cfg, s, t), raw / cfg.category / subject / take, subject, take, calibration))
     todo = [j for j in jobs if not (j[1] / "truth.json").exists()]
@@ -274,4 +330,6 @@ def load_take(take_dir: str | Path) -> TakeSimulation:
     if truth.get("schema") != TRUTH_SCHEMA:
         raise Rb2vError(f"{path}: unknown truth schema {truth.get('schema')!r}")
     cfg = SimConfig(**truth["sim_config"])
-    return TakeSimulation(cfg, truth["subject_index"], truth["take_index"], calibration=truth["category"] == "calibration")
+    return TakeSimulation(
+        cfg, truth["subject_index"], truth["take_index"], calibration=truth["category"] == "calibration"
+    )

@@ -9,5 +9,13 @@ from .checkpoint import CheckpointInfo, describe, load_model, read_state_dict
 from .model import BACKBONES, MattingBase, MattingRefine
 from .refiner import REFINE_MODES
 
-__all__ = ["BACKBONES", "REFINE_MODES", "CheckpointInfo", "MattingBase", "MattingRefine", "describe",
-           "load_model", "read_state_dict"]
+__all__ = [
+    "BACKBONES",
+    "REFINE_MODES",
+    "CheckpointInfo",
+    "MattingBase",
+    "MattingRefine",
+    "describe",
+    "load_model",
+    "read_state_dict",
+]

@@ -49,8 +49,15 @@ class InvertedResidual(nn.Module):
 
 
 # (expand ratio t, channels c, repeats n, first stride s) of MobileNetV2, width 1.0.
-MOBILENETV2_SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                        (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+MOBILENETV2_SETTINGS = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 
 
 class MobileNetV2Encoder(nn.Module):
@@ -142,8 +149,9 @@ class ResNetEncoder(nn.Module):
             stride = 1
         downsample = None
         if stride != 1 or self.inplanes != planes * 4:
-            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride, bias=False),
-                                       nn.BatchNorm2d(planes * 4))
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
+            )
         layers = [Bottleneck(self.inplanes, planes, stride, first_dilation, downsample)]
         self.inplanes = planes * 4
         layers += [Bottleneck(self.inplanes, planes, 1, self.dilation) for _ in range(1, count)]

@@ -51,14 +51,15 @@ def read_state_dict(path: str | os.PathLike) -> tuple[OrderedDict, str]:
     except Rb2vError:
         raise
     except Exception as exc:  # corrupt or foreign file: one line for the user
-        raise Rb2vError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise Rb2vError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise Rb2vError(f"{path}: not a state dict (expected a mapping of names to tensors)")
     out = OrderedDict()
     for key, value in state.items():
         for prefix in ("model.", "module."):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
                 break
         out[key] = value.float() if value.is_floating_point() else value
     return out, fmt
@@ -67,8 +68,10 @@ def read_state_dict(path: str | os.PathLike) -> tuple[OrderedDict, str]:
 def describe(state: dict, path: str | os.PathLike = "checkpoint") -> CheckpointInfo:
     keys = list(state)
     if not any(k.startswith("backbone.") for k in keys) or not any(k.startswith("decoder.") for k in keys):
-        raise Rb2vError(f"{path}: not a BackgroundMattingV2 checkpoint (no backbone.*/decoder.* keys; "
-                        f"first keys: {', '.join(keys[:3]) or 'none'})")
+        raise Rb2vError(
+            f"{path}: not a BackgroundMattingV2 checkpoint (no backbone.*/decoder.* keys; "
+            f"first keys: {', '.join(keys[:3]) or 'none'})"
+        )
     if "backbone.features.0.0.weight" in state:
         backbone = "mobilenetv2"
     else:
@@ -80,7 +83,9 @@ def describe(state: dict, path: str | os.PathLike = "checkpoint") -> CheckpointI
     return CheckpointInfo(kind, backbone, "")
 
 
-def load_model(path: str | os.PathLike, *, base_only: bool = False, **refine_args) -> tuple[torch.nn.Module, CheckpointInfo]:
+def load_model(
+    path: str | os.PathLike, *, base_only: bool = False, **refine_args
+) -> tuple[torch.nn.Module, CheckpointInfo]:
     """Build the network the checkpoint holds, load it strictly, put it in eval mode.
 
     ``refine_args`` are MattingRefine's constructor arguments (ignored for base checkpoints).
@@ -101,6 +106,8 @@ def load_model(path: str | os.PathLike, *, base_only: bool = False, **refine_arg
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()
-        raise Rb2vError(f"{path}: does not match BackgroundMattingV2 {info.kind}/{info.backbone}: "
-                        f"{' '.join(s.strip() for s in first[:3])[:300]}") from None
+        raise Rb2vError(
+            f"{path}: does not match BackgroundMattingV2 {info.kind}/{info.backbone}: "
+            f"{' '.join(s.strip() for s in first[:3])[:300]}"
+        ) from None
     return model.eval(), info

@@ -43,16 +43,31 @@ class MattingRefine(MattingBase):
     Returns (pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm).
     """
 
-    def __init__(self, backbone: str, backbone_scale: float = 1 / 4, refine_mode: str = "sampling",
-                 refine_sample_pixels: int = 80_000, refine_threshold: float = 0.1, refine_kernel_size: int = 3,
-                 refine_prevent_oversampling: bool = True, refine_patch_crop_method: str = "unfold",
-                 refine_patch_replace_method: str = "scatter_nd"):
+    def __init__(
+        self,
+        backbone: str,
+        backbone_scale: float = 1 / 4,
+        refine_mode: str = "sampling",
+        refine_sample_pixels: int = 80_000,
+        refine_threshold: float = 0.1,
+        refine_kernel_size: int = 3,
+        refine_prevent_oversampling: bool = True,
+        refine_patch_crop_method: str = "unfold",
+        refine_patch_replace_method: str = "scatter_nd",
+    ):
         if not backbone_scale <= 1 / 2:
             raise ValueError(f"backbone_scale {backbone_scale}: must be at most 1/2")
         super().__init__(backbone)
         self.backbone_scale = backbone_scale
-        self.refiner = Refiner(refine_mode, refine_sample_pixels, refine_threshold, refine_kernel_size,
-                               refine_prevent_oversampling, refine_patch_crop_method, refine_patch_replace_method)
+        self.refiner = Refiner(
+            refine_mode,
+            refine_sample_pixels,
+            refine_threshold,
+            refine_kernel_size,
+            refine_prevent_oversampling,
+            refine_patch_crop_method,
+            refine_patch_replace_method,
+        )
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor):
         if src.shape != bgr.shape:

@@ -14,9 +14,16 @@ REFINE_MODES = ("full", "sampling", "thresholding")
 
 
 class Refiner(nn.Module):
-    def __init__(self, mode: str, sample_pixels: int, threshold: float, kernel_size: int = 3,
-                 prevent_oversampling: bool = True, patch_crop_method: str = "unfold",
-                 patch_replace_method: str = "scatter_nd"):
+    def __init__(
+        self,
+        mode: str,
+        sample_pixels: int,
+        threshold: float,
+        kernel_size: int = 3,
+        prevent_oversampling: bool = True,
+        patch_crop_method: str = "unfold",
+        patch_replace_method: str = "scatter_nd",
+    ):
         super().__init__()
         if mode not in REFINE_MODES:
             raise ValueError(f"refine_mode {mode!r}: use one of {', '.join(REFINE_MODES)}")

@@ -31,14 +31,17 @@ def _conv_relu_stack(*chs: int) -> list[nn.Module]:
 
 def _up_conv(cin: int, cout: int) -> nn.Sequential:
     """Bilinear 2x (align_corners=True), conv, ReLU — the U-Net decoder step."""
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), _conv(cin, cout),
-                         nn.ReLU(inplace=False))
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), _conv(cin, cout), nn.ReLU(inplace=False)
+    )
 
 
 def _head(chs: tuple[int, int, int, int], cout: int, last: nn.Module | None) -> nn.Sequential:
     """Three conv+ReLU, bilinear 2x up, conv to ``cout``, optional softmax/sigmoid."""
-    layers = _conv_relu_stack(*chs) + [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
-                                       _conv(chs[-1], cout)]
+    layers = _conv_relu_stack(*chs) + [
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+        _conv(chs[-1], cout),
+    ]
     if last is not None:
         layers.append(last)
     return nn.Sequential(*layers)
@@ -86,8 +89,16 @@ class PrunedKernelEstimation(nn.Module):
         for level in (5, 4, 3, 2):
             x = getattr(self, f"moduleUpsample{level}")(getattr(self, f"moduleDeconv{level}")(x))
             x = x + enc[level - 1]
-        heads = [self.moduleWeight1, self.moduleAlpha1, self.moduleBeta1, self.moduleWeight2, self.moduleAlpha2,
-                 self.moduleBeta2, self.moduleOcclusion, self.moduleBlend]
+        heads = [
+            self.moduleWeight1,
+            self.moduleAlpha1,
+            self.moduleBeta1,
+            self.moduleWeight2,
+            self.moduleAlpha2,
+            self.moduleBeta2,
+            self.moduleOcclusion,
+            self.moduleBlend,
+        ]
         side = [getattr(self, f"module1by1_{i}")(enc[i - 1]) for i in range(1, 6)]
         return [h(x) for h in heads], side
 
@@ -109,8 +120,9 @@ class LateralBlock(nn.Module):
 class DownSamplingBlock(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.f = nn.Sequential(nn.PReLU(), nn.Conv2d(cin, cout, kernel_size=3, stride=2, padding=1), nn.PReLU(),
-                               _conv(cout, cout))
+        self.f = nn.Sequential(
+            nn.PReLU(), nn.Conv2d(cin, cout, kernel_size=3, stride=2, padding=1), nn.PReLU(), _conv(cout, cout)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.f(x)
@@ -119,8 +131,13 @@ class DownSamplingBlock(nn.Module):
 class UpSamplingBlock(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.f = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.PReLU(),
-                               _conv(cin, cout), nn.PReLU(), _conv(cout, cout))
+        self.f = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.PReLU(),
+            _conv(cin, cout),
+            nn.PReLU(),
+            _conv(cout, cout),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.f(x)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -34,7 +34,9 @@ class LRU:
 
 def _digest(a: np.ndarray) -> bytes:
     # A strided sample identifies a real frame; full hashing would cost more than it saves.
-    return hashlib.blake2b(np.ascontiguousarray(a[::5, ::5]).tobytes(), digest_size=16).digest() + bytes(str(a.shape), "ascii")
+    return hashlib.blake2b(np.ascontiguousarray(a[::5, ::5]).tobytes(), digest_size=16).digest() + bytes(
+        str(a.shape), "ascii"
+    )
 
 
 class CachedInterpolator(Interpolator):
@@ -73,7 +75,7 @@ class AnchoredInterpolator(Interpolator):
     never from an interpolated frame. Pairs it does not recognise are passed through.
     """
 
-    def __init__(self, seq: "UpsampledSequence", inner: Interpolator):
+    def __init__(self, seq: UpsampledSequence, inner: Interpolator):
         self.seq = seq
         self.inner = inner
         self.name = inner.name
@@ -91,8 +93,14 @@ class AnchoredInterpolator(Interpolator):
 
 
 class UpsampledSequence:
-    def __init__(self, sharp_loader: Callable[[int], np.ndarray], sharp_count: int, interpolator: Interpolator,
-                 factor: int = 2, capacity: int = 64):
+    def __init__(
+        self,
+        sharp_loader: Callable[[int], np.ndarray],
+        sharp_count: int,
+        interpolator: Interpolator,
+        factor: int = 2,
+        capacity: int = 64,
+    ):
         self.load = sharp_loader
         self.sharp_count = sharp_count
         self.interp = interpolator

@@ -41,7 +41,9 @@ def _histograms(df: pd.DataFrame, rejects: pd.DataFrame) -> str:
         rej = rejects[col].to_numpy(float) if not rejects.empty else np.array([])
         rej = rej[np.isfinite(rej)]
         if not acc.size and not rej.size:
-            ax.text(0.5, 0.5, f"no {col} values (synthetic samples need no search)", ha="center", transform=ax.transAxes)
+            ax.text(
+                0.5, 0.5, f"no {col} values (synthetic samples need no search)", ha="center", transform=ax.transAxes
+            )
             continue
         bins = np.histogram_bin_edges(np.concatenate([acc, rej]) if rej.size else acc, bins=30)
         if acc.size:
@@ -88,29 +90,60 @@ def write_report(dataset_dir: str | Path) -> Path:
     dataset_dir = Path(dataset_dir)
     df = read_manifest(dataset_dir / MANIFEST_NAME)
     rej_path = dataset_dir / "rejects.parquet"
-    rejects = pd.read_parquet(rej_path) if rej_path.exists() else pd.DataFrame(columns=["reason", "psnr", "psnr_margin"])
+    rejects = (
+        pd.read_parquet(rej_path) if rej_path.exists() else pd.DataFrame(columns=["reason", "psnr", "psnr_margin"])
+    )
     build = json.loads((dataset_dir / "build.json").read_text()) if (dataset_dir / "build.json").exists() else {}
-    per_take = pd.DataFrame([{"take": t["take"], "sync": t["sync_method"], "time_offset_s": t["time_offset_s"],
-                              "accepted": t["accepted"], "rejected": t["rejected"],
-                              "reasons": ", ".join(f"{k}: {v}" for k, v in sorted(t["reasons"].items()))}
-                             for t in build.get("takes", [])])
-    reasons = (rejects["reason"].str.split(";").explode().str.split(":").str[0].value_counts()
-               .rename_axis("reason").reset_index(name="count")) if not rejects.empty else pd.DataFrame()
+    per_take = pd.DataFrame(
+        [
+            {
+                "take": t["take"],
+                "sync": t["sync_method"],
+                "time_offset_s": t["time_offset_s"],
+                "accepted": t["accepted"],
+                "rejected": t["rejected"],
+                "reasons": ", ".join(f"{k}: {v}" for k, v in sorted(t["reasons"].items())),
+            }
+            for t in build.get("takes", [])
+        ]
+    )
+    reasons = (
+        (
+            rejects["reason"]
+            .str.split(";")
+            .explode()
+            .str.split(":")
+            .str[0]
+            .value_counts()
+            .rename_axis("reason")
+            .reset_index(name="count")
+        )
+        if not rejects.empty
+        else pd.DataFrame()
+    )
     category = dataset_dir.name
     parts = [
         f"<h1>rb2v dataset: {html.escape(category)}</h1>",
-        f"<p>{len(df)} samples, {len(rejects)} rejected. Settings hash <code>{html.escape(build.get('settings_hash', ''))}</code>.</p>",
-        "<h2>Counts (Table 1 of the paper)</h2>", _table(table1(df)),
-        "<h2>PSNR and margin</h2>", f'<img src="{_histograms(df, rejects)}">',
-        "<h2>Takes</h2>", _table(per_take) if not per_take.empty else "<p>(no take summaries)</p>",
-        "<h2>Rejections</h2>", _table(reasons) if not reasons.empty else "<p>none</p>",
+        f"<p>{len(df)} samples, {len(rejects)} rejected. "
+        f"Settings hash <code>{html.escape(build.get('settings_hash', ''))}</code>.</p>",
+        "<h2>Counts (Table 1 of the paper)</h2>",
+        _table(table1(df)),
+        "<h2>PSNR and margin</h2>",
+        f'<img src="{_histograms(df, rejects)}">',
+        "<h2>Takes</h2>",
+        _table(per_take) if not per_take.empty else "<p>(no take summaries)</p>",
+        "<h2>Rejections</h2>",
+        _table(reasons) if not reasons.empty else "<p>none</p>",
         "<h2>Random samples</h2><p>blurry frame | the 7 sharp frames | heat map of |C*(y_fake) − y| (0 to 0.1)</p>",
         f'<img src="{_contact_sheet(dataset_dir, df)}" style="max-width:100%">',
     ]
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>rb2v " + html.escape(category) + "</title>"
-            "<style>body{font-family:sans-serif;margin:2em;max-width:1400px} table.t{border-collapse:collapse}"
-            "table.t td,table.t th{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
-            + "\n".join(parts) + "</body></html>\n")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>rb2v " + html.escape(category) + "</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px} table.t{border-collapse:collapse}"
+        "table.t td,table.t th{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )
     out = dataset_dir / "report.html"
     write_text_atomic(out, page)
     return out

@@ -15,9 +15,9 @@ import os
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -45,13 +45,15 @@ class StageTools:
     matter: object | None
 
     @classmethod
-    def create(cls, settings: PipelineSettings) -> "StageTools":
+    def create(cls, settings: PipelineSettings) -> StageTools:
         up = settings.upsample
         kwargs = {"device": up.device}
         if up.interpolator == "cdfi":
             if not up.cdfi_checkpoint:
-                raise Rb2vError("interpolator 'cdfi' needs a checkpoint: --cdfi-checkpoint PATH "
-                                "(or upsample.cdfi_checkpoint in the pipeline file)")
+                raise Rb2vError(
+                    "interpolator 'cdfi' needs a checkpoint: --cdfi-checkpoint PATH "
+                    "(or upsample.cdfi_checkpoint in the pipeline file)"
+                )
             kwargs["checkpoint"] = up.cdfi_checkpoint
         upsampler = load_interpolator(up.interpolator, **kwargs)
         choice = settings.search.subframe_interpolator
@@ -162,8 +164,13 @@ def _qc(settings: PipelineSettings, res, p: int, lo: int, hi: int, motion: float
     return reasons
 
 
-def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path, tools: StageTools | None = None,
-               on_frame: Callable[[], None] | None = None) -> TakeSummary:
+def build_take(
+    take: AlignedTake,
+    settings: PipelineSettings,
+    dataset_dir: Path,
+    tools: StageTools | None = None,
+    on_frame: Callable[[], None] | None = None,
+) -> TakeSummary:
     """Build (or resume) one take's samples; returns its summary. Idempotent."""
     start = time.perf_counter()
     dataset_dir = Path(dataset_dir)
@@ -181,15 +188,20 @@ def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path,
     if not isinstance(tools.subframes, LinearInterpolator):  # the linear blend needs no anchoring (exact already)
         tools = replace(tools, subframes=CachedInterpolator(AnchoredInterpolator(x, tools.subframes)))
     with clock("matting"):
-        matting = _Matting(tools.matter, take, lambda k: read_image(take.blur_path(k))) if tools.matter is not None else None
+        matting = (
+            _Matting(tools.matter, take, lambda k: read_image(take.blur_path(k))) if tools.matter is not None else None
+        )
     radius = settings.search.radius
     last_start = len(x) - N_FRAMES
     rows, rejects = [], []
     ks = list(range(0, take.blur_count, settings.sampling.stride))
     if settings.sampling.max_per_take:
         ks = ks[: settings.sampling.max_per_take]
-    summary = TakeSummary(take.take_id, time_offset_s=float(take.alignment["time_offset_s"]),
-                          sync_method=str(take.alignment["sync_method"]))
+    summary = TakeSummary(
+        take.take_id,
+        time_offset_s=float(take.alignment["time_offset_s"]),
+        sync_method=str(take.alignment["sync_method"]),
+    )
     for k in ks:
         sample_id = f"{take.category}-{take.subject}-{take.take}-{k:06d}"
         centre = int(round(predicted_start(take, k, factor)))
@@ -206,14 +218,22 @@ def build_take(take: AlignedTake, settings: PipelineSettings, dataset_dir: Path,
             detail = str(e) if isinstance(e, Rb2vError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, Rb2vError) and os.environ.get("RB2V_DEBUG"):
                 traceback.print_exc()
-            rejects.append({**base, "reason": f"stage_failed: {detail}", "sharp_start": -1, "psnr": np.nan,
-                            "psnr_margin": np.nan})
+            rejects.append(
+                {**base, "reason": f"stage_failed: {detail}", "sharp_start": -1, "psnr": np.nan, "psnr_margin": np.nan}
+            )
             row, reasons = None, None
         if row is not None and not reasons:
             rows.append(row)
         elif row is not None:
-            rejects.append({**base, "reason": ";".join(reasons), "sharp_start": row["sharp_start"],
-                            "psnr": row["psnr"], "psnr_margin": row["psnr_margin"]})
+            rejects.append(
+                {
+                    **base,
+                    "reason": ";".join(reasons),
+                    "sharp_start": row["sharp_start"],
+                    "psnr": row["psnr"],
+                    "psnr_margin": row["psnr_margin"],
+                }
+            )
         if on_frame:
             on_frame()
     summary.accepted, summary.rejected = len(rows), len(rejects)
@@ -235,18 +255,39 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
         blur = read_image(take.blur_path(k))
         seq = x.window(lo, hi + N_FRAMES)
     with clock("search"):
-        res = search(blur, seq, n=N_FRAMES, candidates=range(0, hi - lo + 1), interpolator=tools.subframes,
-                     sub=s.subframes, space=s.space, exclude_clipped=s.exclude_clipped, device=s.device)
+        res = search(
+            blur,
+            seq,
+            n=N_FRAMES,
+            candidates=range(0, hi - lo + 1),
+            interpolator=tools.subframes,
+            sub=s.subframes,
+            space=s.space,
+            exclude_clipped=s.exclude_clipped,
+            device=s.device,
+        )
     p = lo + int(res.start)
-    window = seq[p - lo: p - lo + N_FRAMES]
+    window = seq[p - lo : p - lo + N_FRAMES]
     motion = float(np.mean(np.abs(window[-1] - window[0])))
     reasons = _qc(settings, res, p, lo, hi, motion)
-    row = {"sample_id": sample_id, "category": take.category, "subject": take.subject, "take": take.take_id,
-           "blur_index": k, "sharp_start": p, "upsample_factor": 2,
-           "color_matrix": np.asarray(res.matrix, np.float32).reshape(12).tolist(),
-           "psnr": float(res.psnr), "psnr_margin": float(res.margin),
-           "interpolator": tools.upsampler.name, "matting": None, "background": None, "order": "ignore",
-           "width": blur.shape[1], "height": blur.shape[0]}
+    row = {
+        "sample_id": sample_id,
+        "category": take.category,
+        "subject": take.subject,
+        "take": take.take_id,
+        "blur_index": k,
+        "sharp_start": p,
+        "upsample_factor": 2,
+        "color_matrix": np.asarray(res.matrix, np.float32).reshape(12).tolist(),
+        "psnr": float(res.psnr),
+        "psnr_margin": float(res.margin),
+        "interpolator": tools.upsampler.name,
+        "matting": None,
+        "background": None,
+        "order": "ignore",
+        "width": blur.shape[1],
+        "height": blur.shape[0],
+    }
     if reasons:
         return row, reasons
     with clock("colour"):
@@ -255,8 +296,9 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
     if matting is not None:
         from ..matting import pick_background
 
-        background, bg_id = pick_background(sample_id, size=(blur.shape[1], blur.shape[0]),
-                                            backgrounds_dir=settings.matting.backgrounds or None)
+        background, bg_id = pick_background(
+            sample_id, size=(blur.shape[1], blur.shape[0]), backgrounds_dir=settings.matting.backgrounds or None
+        )
         with clock("matting"):
             images = [matting(img, background) for img in images]
         row["matting"], row["background"] = settings.matting.method, bg_id
@@ -289,9 +331,27 @@ def commit_results(dataset_dir: Path, unit: str, key: str, rows: list, rejects: 
     write_json_atomic(work / f"{unit}.done.json", {"key": key, "summary": asdict(summary)})
 
 
-ROW_COLUMNS = ["sample_id", "category", "subject", "take", "blur_path", "sharp_paths", "blur_index", "sharp_start",
-               "upsample_factor", "color_matrix", "psnr", "psnr_margin", "interpolator", "matting", "background",
-               "order", "width", "height", "sha256"]
+ROW_COLUMNS = [
+    "sample_id",
+    "category",
+    "subject",
+    "take",
+    "blur_path",
+    "sharp_paths",
+    "blur_index",
+    "sharp_start",
+    "upsample_factor",
+    "color_matrix",
+    "psnr",
+    "psnr_margin",
+    "interpolator",
+    "matting",
+    "background",
+    "order",
+    "width",
+    "height",
+    "sha256",
+]
 REJECT_COLUMNS = ["sample_id", "take", "subject", "blur_index", "reason", "sharp_start", "psnr", "psnr_margin"]
 
 

@@ -39,8 +39,14 @@ def _worker_build(take: AlignedTake, settings: PipelineSettings, dataset_dir: st
     return build_take(take, settings, Path(dataset_dir), _WORKER_TOOLS[key])
 
 
-def run_takes(takes: list[AlignedTake], settings: PipelineSettings, dataset_dir: Path, workers: int = 1,
-              executor: str = "local", ray_address: str | None = None) -> tuple[list[TakeSummary], list[tuple[str, str]]]:
+def run_takes(
+    takes: list[AlignedTake],
+    settings: PipelineSettings,
+    dataset_dir: Path,
+    workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
+) -> tuple[list[TakeSummary], list[tuple[str, str]]]:
     """Build every take; failures are reported per take and do not stop the others."""
     summaries, failures = [], []
     if executor == "ray":
@@ -50,8 +56,13 @@ def run_takes(takes: list[AlignedTake], settings: PipelineSettings, dataset_dir:
             raise Rb2vError("--executor ray needs Ray: pip install 'rb2v[ray]'") from None
         started = not ray.is_initialized()
         if started:
-            ray.init(address=ray_address, num_cpus=None if ray_address else workers, include_dashboard=False,
-                     log_to_driver=False, ignore_reinit_error=True)
+            ray.init(
+                address=ray_address,
+                num_cpus=None if ray_address else workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+            )
         try:
             remote = ray.remote(_worker_build)
             pending = {remote.remote(t, settings, str(dataset_dir)): t for t in takes}
@@ -81,8 +92,10 @@ def run_takes(takes: list[AlignedTake], settings: PipelineSettings, dataset_dir:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool, \
-            progress(total=len(takes), desc=f"build {settings.category} ({workers} workers)", unit="take") as bar:
+    with (
+        ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool,
+        progress(total=len(takes), desc=f"build {settings.category} ({workers} workers)", unit="take") as bar,
+    ):
         futures = {pool.submit(_worker_build, t, settings, str(dataset_dir)): t for t in takes}
         for fut in as_completed(futures):
             try:
@@ -98,8 +111,9 @@ def _one_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
-def assemble(dataset_dir: Path, units: list[str], summaries: list[TakeSummary],
-             settings: PipelineSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+def assemble(
+    dataset_dir: Path, units: list[str], summaries: list[TakeSummary], settings: PipelineSettings
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Collect the units' committed rows, split by subject, write manifest + metadata + rejects + tables.
 
     ``units`` are the work units (takes, sequences) that finished, by their file-safe key.
@@ -112,12 +126,17 @@ def assemble(dataset_dir: Path, units: list[str], summaries: list[TakeSummary],
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
     if rows.empty:
-        raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {rej['reason'].value_counts().to_dict() if not rej.empty else {}})")
+        reasons = rej["reason"].value_counts().to_dict() if not rej.empty else {}
+        raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {reasons})")
     counts = rows.groupby("subject").size().to_dict()
     splits = split_subjects(counts, settings.split.test_fraction, settings.split.seed)
     rows["split"] = rows["subject"].map(splits)
-    meta = {"settings_hash": settings.hash, "settings": to_dict(settings), "rb2v_version": __version__,
-            "category": settings.category}
+    meta = {
+        "settings_hash": settings.hash,
+        "settings": to_dict(settings),
+        "rb2v_version": __version__,
+        "category": settings.category,
+    }
     write_manifest(dataset_dir / MANIFEST_NAME, rows, meta)
     write_metadata_json(dataset_dir, rows)
     with atomic_path(dataset_dir / "rejects.parquet") as tmp:
@@ -125,14 +144,28 @@ def assemble(dataset_dir: Path, units: list[str], summaries: list[TakeSummary],
     t1 = table1(rows)
     with atomic_path(dataset_dir / "table1.csv") as tmp:
         t1.to_csv(tmp, index=False)
-    write_json_atomic(dataset_dir / "build.json", {
-        "category": settings.category, "settings_hash": settings.hash, "samples": len(rows), "rejected": len(rej),
-        "splits": splits, "takes": [asdict(s) for s in summaries]})
+    write_json_atomic(
+        dataset_dir / "build.json",
+        {
+            "category": settings.category,
+            "settings_hash": settings.hash,
+            "samples": len(rows),
+            "rejected": len(rej),
+            "splits": splits,
+            "takes": [asdict(s) for s in summaries],
+        },
+    )
     return rows, rej
 
 
-def build_dataset(out: Path, settings: PipelineSettings, workers: int = 1, executor: str = "local",
-                  ray_address: str | None = None, report: bool = True) -> Path:
+def build_dataset(
+    out: Path,
+    settings: PipelineSettings,
+    workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
+    report: bool = True,
+) -> Path:
     out = Path(out)
     started = time.perf_counter()
     takes, broken = find_aligned_takes(out, settings.category)
@@ -157,11 +190,16 @@ def build_dataset(out: Path, settings: PipelineSettings, workers: int = 1, execu
     return dataset_dir
 
 
-def print_summary(dataset_dir: Path, rows: pd.DataFrame, rej: pd.DataFrame, summaries: list[TakeSummary],
-                  seconds: float) -> None:
+def print_summary(
+    dataset_dir: Path, rows: pd.DataFrame, rej: pd.DataFrame, summaries: list[TakeSummary], seconds: float
+) -> None:
     skipped = sum(s.skipped for s in summaries)
     say(format_table1(table1(rows)))
-    reasons = rej["reason"].str.split(";").explode().str.split(":").str[0].value_counts().to_dict() if not rej.empty else {}
-    say(f"built {dataset_dir.name}: {len(rows)} samples from {len(summaries)} unit(s) ({skipped} already built), "
+    reasons = (
+        rej["reason"].str.split(";").explode().str.split(":").str[0].value_counts().to_dict() if not rej.empty else {}
+    )
+    say(
+        f"built {dataset_dir.name}: {len(rows)} samples from {len(summaries)} unit(s) ({skipped} already built), "
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s\n"
-        f"  manifest: {dataset_dir / MANIFEST_NAME}\n  report:   {dataset_dir / 'report.html'}")
+        f"  manifest: {dataset_dir / MANIFEST_NAME}\n  report:   {dataset_dir / 'report.html'}"
+    )

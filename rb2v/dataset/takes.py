@@ -9,8 +9,17 @@ from pathlib import Path
 
 from ..errors import Rb2vError
 
-REQUIRED = ("schema", "blur_fps", "sharp_fps", "flip_sharp", "homography", "crop", "time_offset_s", "clock_ratio",
-            "sync_method")
+REQUIRED = (
+    "schema",
+    "blur_fps",
+    "sharp_fps",
+    "flip_sharp",
+    "homography",
+    "crop",
+    "time_offset_s",
+    "clock_ratio",
+    "sync_method",
+)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import click
 import numpy as np
@@ -28,8 +28,16 @@ from ..fsutil import clean_partials
 from ..io.images import read_image, to_float
 from ..progress import progress, say
 from .settings import PipelineSettings, load_pipeline
-from .stage import (N_FRAMES, StageTools, TakeSummary, commit_results, done_summary, sample_paths, unit_key,
-                    write_sample_images)
+from .stage import (
+    N_FRAMES,
+    StageTools,
+    TakeSummary,
+    commit_results,
+    done_summary,
+    sample_paths,
+    unit_key,
+    write_sample_images,
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
@@ -44,8 +52,10 @@ def rate_plan(fps: float) -> tuple[int, int]:
     d = fps / SPAN_FPS
     if d > 1 and abs(d - round(d)) < 1e-6:
         return 1, int(round(d))
-    raise Rb2vError(f"--fps {fps:g}: the 7 frames of a sample span 6/240 s, which lands on source frames only at "
-                    "80, 120 or 240 fps or a multiple of 240 (use one of those, e.g. 120 for REDS)")
+    raise Rb2vError(
+        f"--fps {fps:g}: the 7 frames of a sample span 6/240 s, which lands on source frames only at "
+        "80, 120 or 240 fps or a multiple of 240 (use one of those, e.g. 120 for REDS)"
+    )
 
 
 class Sequence:
@@ -88,8 +98,9 @@ def find_sequences(root: Path) -> list[Sequence]:
     return seqs
 
 
-def build_sequence(seq: Sequence, fps: float, settings: PipelineSettings, dataset_dir: Path, tools: StageTools,
-                   on_sample=None) -> TakeSummary:
+def build_sequence(
+    seq: Sequence, fps: float, settings: PipelineSettings, dataset_dir: Path, tools: StageTools, on_sample=None
+) -> TakeSummary:
     from ..colormatch import synthesize_blur
 
     k, decimate = rate_plan(fps)
@@ -118,8 +129,10 @@ def build_sequence(seq: Sequence, fps: float, settings: PipelineSettings, datase
         next_start += step
         if settings.sampling.max_per_take and len(rows) >= settings.sampling.max_per_take:
             break
-        window = [buffer[j // k] if j % k == 0 else
-                  tools.upsampler(buffer[j // k], buffer[j // k + 1], (j % k) / k) for j in range(N_FRAMES)]
+        window = [
+            buffer[j // k] if j % k == 0 else tools.upsampler(buffer[j // k], buffer[j // k + 1], (j % k) / k)
+            for j in range(N_FRAMES)
+        ]
         window = np.stack(window)
         motion = float(np.mean(np.abs(window[-1] - window[0])))
         sample_id = f"reds-{seq.name}-{s:06d}"
@@ -127,22 +140,44 @@ def build_sequence(seq: Sequence, fps: float, settings: PipelineSettings, datase
         if motion < settings.qc.min_motion:
             rejects.append({**base, "reason": "static", "sharp_start": k * s, "psnr": np.nan, "psnr_margin": np.nan})
             continue
-        blur = synthesize_blur(window, sub=settings.search.subframes, interpolator=tools.subframes,
-                               space=settings.search.space)
+        blur = synthesize_blur(
+            window, sub=settings.search.subframes, interpolator=tools.subframes, space=settings.search.space
+        )
         blur_path, sharp_paths = sample_paths(f"samples/{seq.name}/{s:06d}")
-        digests = write_sample_images(dataset_dir, [blur_path, *sharp_paths], [blur, *window],
-                                      settings.output.png_compression)
+        digests = write_sample_images(
+            dataset_dir, [blur_path, *sharp_paths], [blur, *window], settings.output.png_compression
+        )
         stored = read_image(dataset_dir / blur_path)  # what users get: 8-bit
         mse = float(np.mean((stored.astype(np.float64) - blur) ** 2))
-        rows.append({**base, "category": "reds", "blur_path": blur_path, "sharp_paths": sharp_paths,
-                     "sharp_start": k * s, "upsample_factor": k, "color_matrix": np.eye(3, 4).reshape(12).tolist(),
-                     "psnr": 10 * np.log10(1.0 / max(mse, 1e-12)), "psnr_margin": np.nan,
-                     "interpolator": tools.upsampler.name if k > 1 else None, "matting": None, "background": None,
-                     "order": "ignore", "width": blur.shape[1], "height": blur.shape[0], "sha256": digests})
+        rows.append(
+            {
+                **base,
+                "category": "reds",
+                "blur_path": blur_path,
+                "sharp_paths": sharp_paths,
+                "sharp_start": k * s,
+                "upsample_factor": k,
+                "color_matrix": np.eye(3, 4).reshape(12).tolist(),
+                "psnr": 10 * np.log10(1.0 / max(mse, 1e-12)),
+                "psnr_margin": np.nan,
+                "interpolator": tools.upsampler.name if k > 1 else None,
+                "matting": None,
+                "background": None,
+                "order": "ignore",
+                "width": blur.shape[1],
+                "height": blur.shape[0],
+                "sha256": digests,
+            }
+        )
         if on_sample:
             on_sample()
-    summary = TakeSummary(f"reds/{seq.name}/clip", accepted=len(rows), rejected=len(rejects),
-                          seconds=time.perf_counter() - start, sync_method="synthetic")
+    summary = TakeSummary(
+        f"reds/{seq.name}/clip",
+        accepted=len(rows),
+        rejected=len(rejects),
+        seconds=time.perf_counter() - start,
+        sync_method="synthetic",
+    )
     for r in rejects:
         summary.reasons[r["reason"]] = summary.reasons.get(r["reason"], 0) + 1
     commit_results(dataset_dir, unit, key, rows, rejects, summary)
@@ -150,7 +185,7 @@ def build_sequence(seq: Sequence, fps: float, settings: PipelineSettings, datase
 
 
 def synth_reds_dataset(input_dir: Path, out: Path, fps: float, settings: PipelineSettings, report: bool = True) -> Path:
-    from .dataset import assemble, print_summary
+    from .build import assemble, print_summary
 
     k, d = rate_plan(fps)  # refuse a rate it cannot honour before any work
     started = time.perf_counter()
@@ -164,7 +199,9 @@ def synth_reds_dataset(input_dir: Path, out: Path, fps: float, settings: Pipelin
     with progress(total=total, desc="synth-reds", unit="sample") as bar:
         for seq in seqs:
             try:
-                summaries.append(build_sequence(seq, fps, settings, dataset_dir, tools, on_sample=lambda: bar.update(1)))
+                summaries.append(
+                    build_sequence(seq, fps, settings, dataset_dir, tools, on_sample=lambda: bar.update(1))
+                )
             except Rb2vError as e:
                 failures.append((seq.name, str(e)))
     for name, err in failures:
@@ -183,8 +220,13 @@ def synth_reds_dataset(input_dir: Path, out: Path, fps: float, settings: Pipelin
 
 @click.command("synth-reds")
 @click.option("--fps", type=float, required=True, help="Frame rate of the input sequences (REDS: 120).")
-@click.option("--input", "input_dir", type=click.Path(path_type=Path), required=True,
-              help="DIR/<sequence>/<frames> or DIR/<sequence>.mp4")
+@click.option(
+    "--input",
+    "input_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="DIR/<sequence>/<frames> or DIR/<sequence>.mp4",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--interpolator", type=click.Choice(["flow", "cdfi", "linear"]), default=None)
 @click.option("--cdfi-checkpoint", type=click.Path(dir_okay=False), default=None)
@@ -195,6 +237,13 @@ def synth_reds(fps, input_dir, out, interpolator, cdfi_checkpoint, stride, max_p
     """Make the synthetic REDS blur2vid set in the manifest format (OUT/datasets/reds)."""
     from .cli import default_out
 
-    settings = load_pipeline("reds", {"upsample.interpolator": interpolator, "upsample.cdfi_checkpoint": cdfi_checkpoint,
-                                      "sampling.stride": stride, "sampling.max_per_take": max_per_sequence})
+    settings = load_pipeline(
+        "reds",
+        {
+            "upsample.interpolator": interpolator,
+            "upsample.cdfi_checkpoint": cdfi_checkpoint,
+            "sampling.stride": stride,
+            "sampling.max_per_take": max_per_sequence,
+        },
+    )
     synth_reds_dataset(input_dir, out or default_out(), fps, settings, report=not no_report)

@@ -1,4 +1,4 @@
-"""``rb2v build``: a thin command over ``rb2v.build.dataset.build_dataset``."""
+"""``rb2v build``: a thin command over ``rb2v.dataset.build.build_dataset``."""
 
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ def default_out() -> Path:
 
 @click.command("build")
 @click.option("--category", type=click.Choice(CATEGORIES), required=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output root holding aligned/ (default: rb2v.toml's out, else ./out).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output root holding aligned/ (default: rb2v.toml's out, else ./out).",
+)
 @click.option("--pipeline", default=None, help="Pipeline file (default: pipelines/<category>.toml).")
 @click.option("--interpolator", type=click.Choice(["flow", "cdfi", "linear"]), default=None)
 @click.option("--cdfi-checkpoint", type=click.Path(dir_okay=False), default=None)
@@ -33,19 +37,46 @@ def default_out() -> Path:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--ray-address", default=None, help="Join an existing Ray cluster.")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
-def build(category, out, pipeline, interpolator, cdfi_checkpoint, matting, bgmv2_checkpoint, backgrounds, stride,
-          device, workers, executor, ray_address, no_report):
+def build(
+    category,
+    out,
+    pipeline,
+    interpolator,
+    cdfi_checkpoint,
+    matting,
+    bgmv2_checkpoint,
+    backgrounds,
+    stride,
+    device,
+    workers,
+    executor,
+    ray_address,
+    no_report,
+):
     """Build a category's dataset from OUT/aligned/<category>: upsampling, Algorithm 1, matting, QC, split."""
-    from .dataset import build_dataset
+    from .build import build_dataset
     from .settings import load_pipeline
 
-    overrides = {"upsample.interpolator": interpolator, "upsample.cdfi_checkpoint": cdfi_checkpoint,
-                 "matting.method": matting, "matting.bgmv2_checkpoint": bgmv2_checkpoint,
-                 "matting.backgrounds": backgrounds, "sampling.stride": stride}
+    overrides = {
+        "upsample.interpolator": interpolator,
+        "upsample.cdfi_checkpoint": cdfi_checkpoint,
+        "matting.method": matting,
+        "matting.bgmv2_checkpoint": bgmv2_checkpoint,
+        "matting.backgrounds": backgrounds,
+        "sampling.stride": stride,
+    }
     if device:
         overrides.update({"upsample.device": device, "search.device": device, "matting.device": device})
     settings = load_pipeline(pipeline or category, overrides)
     if settings.category != category:
-        raise click.BadParameter(f"pipeline file is for '{settings.category}', not '{category}'", param_hint="--pipeline")
-    build_dataset(out or default_out(), settings, workers=workers, executor=executor, ray_address=ray_address,
-                  report=not no_report)
+        raise click.BadParameter(
+            f"pipeline file is for '{settings.category}', not '{category}'", param_hint="--pipeline"
+        )
+    build_dataset(
+        out or default_out(),
+        settings,
+        workers=workers,
+        executor=executor,
+        ray_address=ray_address,
+        report=not no_report,
+    )

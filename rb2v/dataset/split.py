@@ -40,13 +40,25 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
             row[f"{split}_subjects"] = part["subject"].nunique()
             row[f"{split}_takes"] = part["take"].nunique()
         rows.append(row)
-    return pd.DataFrame(rows, columns=["category", "train_samples", "test_samples", "train_subjects", "test_subjects",
-                                       "train_takes", "test_takes"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "category",
+            "train_samples",
+            "test_samples",
+            "train_subjects",
+            "test_subjects",
+            "train_takes",
+            "test_takes",
+        ],
+    )
 
 
 def format_table1(t: pd.DataFrame) -> str:
     lines = [f"{'category':<10} {'train':>8} {'test':>8}   subjects (train/test)   takes (train/test)"]
     for r in t.itertuples(index=False):
-        lines.append(f"{r.category:<10} {r.train_samples:>8} {r.test_samples:>8}   "
-                     f"{r.train_subjects:>8} / {r.test_subjects:<8}      {r.train_takes:>5} / {r.test_takes:<5}")
+        lines.append(
+            f"{r.category:<10} {r.train_samples:>8} {r.test_samples:>8}   "
+            f"{r.train_subjects:>8} / {r.test_subjects:<8}      {r.train_takes:>5} / {r.test_takes:<5}"
+        )
     return "\n".join(lines)
