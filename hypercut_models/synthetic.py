@@ -28,6 +28,7 @@ from rb2v.errors import Rb2vError
 from rb2v.fsutil import sha256_file
 from rb2v.io.images import read_image, to_float, to_uint8, write_image
 from rb2v.manifest import MANIFEST_NAME, write_manifest, write_metadata_json
+from rb2v.metrics import psnr
 
 # scikit-image's bundled photographs (``cat`` is ``chelsea`` again, so it is left out)
 PHOTOS = (
@@ -140,11 +141,6 @@ def video_takes(folder: Path, size: int) -> list[np.ndarray]:
     return [stream[:, :, x : x + size] for x in sorted({0, (w - size) // 2, w - size})]
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(1.0 / mse) if mse > 0 else 100.0
-
-
 def write_take(out: Path, split: str, subject: str, take: str, stream: np.ndarray, n_samples: int) -> list[dict]:
     stream = to_float(to_uint8(stream))  # what the PNGs will hold
     rows = []
@@ -153,8 +149,8 @@ def write_take(out: Path, split: str, subject: str, take: str, stream: np.ndarra
         if p + 8 >= len(stream):
             break
         blur = to_float(to_uint8(stream[p : p + 7].mean(axis=0)))
-        score = _psnr(stream[p : p + 7].mean(axis=0), blur)
-        rival = max(_psnr(stream[q : q + 7].mean(axis=0), blur) for q in (p - 2, p + 2))
+        score = psnr(stream[p : p + 7].mean(axis=0), blur)
+        rival = max(psnr(stream[q : q + 7].mean(axis=0), blur) for q in (p - 2, p + 2))
         folder = Path("samples") / subject / take / f"{k:04d}"
         write_image(out / folder / "blur.png", blur)
         sharp = []

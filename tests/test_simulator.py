@@ -11,14 +11,8 @@ import pytest
 from rb2v.colorspace import linear_to_srgb_fast
 from rb2v.io.images import apply_flip, read_image
 from rb2v.io.video import group_chapters, open_source, read_audio, read_frames
+from rb2v.metrics import psnr
 from rb2v.simulate import SimConfig, TakeSimulation, load_take, simulate_session
-
-
-def psnr(a, b, mask=None):
-    d = (np.asarray(a, np.float64) - b) ** 2
-    if mask is not None:
-        d = d[mask]
-    return 10 * np.log10(1.0 / max(float(d.mean()), 1e-12))
 
 
 def to_blur_view(sim: TakeSimulation, sharp_frame: np.ndarray, H=None, flip=None) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import ffmpeg
+from .. import ffmpeg, metrics
 from ..errors import Rb2vError
 from ..interpolation import load_interpolator
 from ..io.images import read_image, to_uint8
@@ -83,8 +83,7 @@ def load_scenes(root: Path) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarra
 
 def psnr(out: np.ndarray, gt: np.ndarray) -> float:
     """PSNR (dB) over the RGB image of the 8-bit-quantised output, peak 1."""
-    mse = np.mean((to_uint8(out).astype(np.float64) / 255.0 - gt.astype(np.float64)) ** 2)
-    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+    return metrics.psnr(to_uint8(out).astype(np.float64) / 255.0, gt)
 
 
 def ssim(out: np.ndarray, gt: np.ndarray) -> float:

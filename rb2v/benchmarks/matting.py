@@ -23,6 +23,7 @@ import numpy as np
 from .. import ffmpeg
 from ..io.images import to_uint8
 from ..matting import ChromaKeyer, composite, metrics, pick_background
+from ..metrics import psnr
 from ..progress import say
 
 MARGIN = 24  # the simulated rig's dark borders (16 px + a 4 px ramp) are cropped, as alignment does
@@ -107,7 +108,7 @@ def score(alpha, fg, true_alpha, truth, background, space) -> dict:
         "MSE band": metrics.mse(alpha, true_alpha, band),
         "Grad": metrics.gradient_error(alpha, true_alpha),
         "Grad band": metrics.gradient_error(alpha, true_alpha, band),
-        "PSNR": metrics.psnr(comp, truth),
+        "PSNR": psnr(comp, truth),
     }
 
 

@@ -8,8 +8,9 @@ tested and benchmarked against.
 
 from __future__ import annotations
 
+from ..metrics import psnr
 from .blur import linear_to_srgb, srgb_to_linear, synthesize_blur
-from .matrix import apply_color_matrix, fit_color_matrix, psnr
+from .matrix import apply_color_matrix, fit_color_matrix
 from .result import SearchResult
 from .search import search
 

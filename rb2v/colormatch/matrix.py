@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import Rb2vError
+from ..metrics import psnr_from_mse
 
 CLIP_TOL = 0.5 / 255
 CLIP_LO, CLIP_HI = CLIP_TOL, 1.0 - CLIP_TOL
@@ -87,14 +88,7 @@ def residual_from_moments(G_all: np.ndarray, M: np.ndarray) -> float:
 
 def psnr_from_sse(sse: float, count: int) -> float:
     """PSNR (dB, data range 1) from a sum of squared errors over ``count`` values."""
-    mse = sse / count
-    return float("inf") if mse <= 0 else float(-10.0 * np.log10(mse))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) of two images: data range 1, MSE over all pixels and channels, float64."""
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    return psnr_from_sse(float(np.sum(d * d)), d.size)
+    return psnr_from_mse(sse / count)
 
 
 def fit_color_matrix(src: np.ndarray, dst: np.ndarray, *, exclude_clipped: bool = True) -> np.ndarray:

@@ -14,8 +14,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..interpolation import Interpolator, load_interpolator
+from ..metrics import psnr
 from .blur import window_blur
-from .matrix import clipped_mask, psnr
+from .matrix import clipped_mask
 from .result import SearchResult, best_of, check_search_inputs
 
 

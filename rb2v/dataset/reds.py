@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import PartialFailure, Rb2vError
 from ..fsutil import clean_partials
 from ..io.images import read_image, to_float
+from ..metrics import psnr
 from ..progress import progress, say
 from .settings import PipelineSettings, load_pipeline
 from .stage import (
@@ -148,7 +149,6 @@ def build_sequence(
             dataset_dir, [blur_path, *sharp_paths], [blur, *window], settings.output.png_compression
         )
         stored = read_image(dataset_dir / blur_path)  # what users get: 8-bit
-        mse = float(np.mean((stored.astype(np.float64) - blur) ** 2))
         rows.append(
             {
                 **base,
@@ -158,7 +158,7 @@ def build_sequence(
                 "sharp_start": k * s,
                 "upsample_factor": k,
                 "color_matrix": np.eye(3, 4).reshape(12).tolist(),
-                "psnr": 10 * np.log10(1.0 / max(mse, 1e-12)),
+                "psnr": psnr(stored, blur),
                 "psnr_margin": np.nan,
                 "interpolator": tools.upsampler.name if k > 1 else None,
                 "matting": None,

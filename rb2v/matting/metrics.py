@@ -35,8 +35,3 @@ def _gradient_magnitude(a: np.ndarray, sigma: float = 1.4) -> np.ndarray:
 def gradient_error(pred: np.ndarray, true: np.ndarray, mask: np.ndarray | None = None) -> float:
     d = _gradient_magnitude(pred) - _gradient_magnitude(true)
     return float((_select(d * d, mask)).sum() / 1000.0)
-
-
-def psnr(pred: np.ndarray, true: np.ndarray) -> float:
-    err = float(np.mean((pred.astype(np.float64) - true) ** 2))
-    return float("inf") if err == 0 else 10.0 * np.log10(1.0 / err)
