@@ -116,7 +116,7 @@ def face(tmp_path_factory):
 def test_street_offset_and_homography_within_tolerance(street):
     meta, truth = street["meta"], street["truth"]
     assert street["first_code"] == 0
-    assert meta["schema"] == "rb2v.alignment/1"
+    assert meta["schema"] == "rb2v.alignment/2"
     assert meta["sync_method"] == "audio" and meta["sync_prior"] == "timecode"
     assert abs(meta["time_offset_s"] - truth["time_offset_s"]) <= OFFSET_TOL_S
     assert meta["flip_sharp"] == truth["flip_sharp"] == "horizontal"

@@ -21,9 +21,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .. import ffmpeg
+from ..alignment import FLIPS, Alignment, Crop, read_alignment, write_alignment
 from ..config import settings_hash
 from ..errors import PartialFailure, Rb2vError
-from ..fsutil import atomic_dir, atomic_path, clean_partials, write_json_atomic
+from ..fsutil import atomic_dir, atomic_path, clean_partials
 from ..io.video import VideoSource
 from ..progress import progress, say
 from ..settings import RigSettings
@@ -31,9 +32,8 @@ from . import geometry, sync
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-SCHEMA = "rb2v.alignment/1"
 ALGORITHM_VERSION = 1  # bump when a change alters results, so finished takes are redone
-FLIPS = ("horizontal", "vertical", "none")
+
 REFIT_SHARP_FRAMES = 0.1  # visual sync moved more than this on refinement: refit the homography
 
 
@@ -87,14 +87,11 @@ def take_inputs(take: Take, calibration: Take | None) -> dict:
 
 
 def is_finished(folder: Path, inputs: dict, settings_hash_: str) -> bool:
-    path = folder / "alignment.json"
-    if not path.exists():
-        return False
     try:
-        meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        extra = read_alignment(folder).extra
+    except Rb2vError:
         return False
-    return meta.get("inputs") == json.loads(json.dumps(inputs)) and meta.get("settings_hash") == settings_hash_
+    return extra.get("inputs") == json.loads(json.dumps(inputs)) and extra.get("settings_hash") == settings_hash_
 
 
 # ---------------------------------------------------------------- one take
@@ -106,8 +103,8 @@ def _homography(take: Take, s: sync.SyncResult, flips: list[str], opts: AlignOpt
     )
 
 
-def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) -> dict:
-    """Sync + geometry + crop of one take, as the alignment.json fields (no frames written)."""
+def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = None) -> Alignment:
+    """Sync + geometry + crop of one take, as its alignment (no frames written)."""
     a = opts.rig.align
     s = sync.synchronise(
         take.blur,
@@ -133,7 +130,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
                 f"{take.folder}: too few feature matches for a homography ({g.inliers} inliers, "
                 f"need {a.min_inliers}) and {why}"
             )
-        H, flip, used_calibration = np.array(calibration["homography"]), calibration["flip_sharp"], take.calibration
+        H, flip, used_calibration = calibration.H, calibration.flip_sharp, take.calibration
         note = f"{take.key}: {g.inliers} inliers (< {a.min_inliers}): using calibration take '{take.calibration}'"
         sharp_box = geometry.flip_box(
             geometry.flip_box(g.sharp_valid, g.flip_sharp, take.sharp.width, take.sharp.height),
@@ -157,19 +154,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
     crop = geometry.choose_crop(
         H, blur_shape, g.blur_valid, sharp_box, sharp_shape, opts.rig.crop.width, opts.rig.crop.height
     )
-    meta = {
-        "schema": SCHEMA,
-        "blur_fps": float(take.blur.fps),
-        "sharp_fps": float(take.sharp.fps),
-        "flip_sharp": flip,
-        "homography": [[float(v) for v in row] for row in H],
-        "crop": crop,
-        "time_offset_s": s.time_offset_s,
-        "clock_ratio": s.clock_ratio,
-        "sync_method": s.method,
-        # the quality of the homography used: the calibration take's when it stood in
-        "residual_px": calibration["residual_px"] if used_calibration else g.residual_px,
-        "inliers": calibration["inliers"] if used_calibration else g.inliers,
+    extra = {
         "take_inliers": g.inliers,
         "sync_confidence": s.confidence,
         "sync_prior": s.prior,
@@ -187,8 +172,23 @@ def estimate(take: Take, opts: AlignOptions, calibration: dict | None = None) ->
         "sharp_files": [p.name for p in take.sharp.paths],
     }
     if note:
-        meta["note"] = note
-    return meta
+        extra["note"] = note
+    return Alignment(
+        blur_fps=float(take.blur.fps),
+        sharp_fps=float(take.sharp.fps),
+        flip_sharp=flip,
+        homography=tuple(tuple(float(v) for v in row) for row in H),
+        crop=Crop(**crop),
+        time_offset_s=s.time_offset_s,
+        clock_ratio=s.clock_ratio,
+        sync_method=s.method,
+        exposure=None,
+        lens=None,
+        # the quality of the homography used: the calibration take's when it stood in
+        residual_px=calibration.residual_px if used_calibration else g.residual_px,
+        inliers=calibration.inliers if used_calibration else g.inliers,
+        extra=extra,
+    )
 
 
 def _encode_chapter(path: Path, first_index: int, vf: str, folder: Path, compression: int) -> None:
@@ -268,12 +268,12 @@ def _save_warped(path: Path, frame: np.ndarray, maps, params: list[int]) -> None
     buf.tofile(path)  # the take's folder is temporary and renamed when complete
 
 
-def write_frames(take: Take, meta: dict, folder: Path, compression: int = 0, threads: int = 2) -> None:
+def write_frames(take: Take, meta: Alignment, folder: Path, compression: int = 0, threads: int = 2) -> None:
     """blur/%06d.png: the crop of each blur frame (ffmpeg alone); sharp/%06d.png: each raw sharp
     frame flipped, warped by the homography into the blur view and cropped in one cubic
     resampling, streamed in chunks (only the box the crop reads is decoded to RGB) through a
     thread pool (OpenCV releases the GIL)."""
-    crop = meta["crop"]
+    crop = meta.crop.to_json()
     x, y, w, h = crop["x"], crop["y"], crop["width"], crop["height"]
     (folder / "blur").mkdir(parents=True, exist_ok=True)
 
@@ -289,7 +289,7 @@ def write_frames(take: Take, meta: dict, folder: Path, compression: int = 0, thr
     sharp = folder / "sharp"
     sharp.mkdir(parents=True, exist_ok=True)
     maps, box = _warp_maps(
-        geometry.crop_warp(np.array(meta["homography"]), meta["flip_sharp"], crop, take.sharp.width, take.sharp.height),
+        geometry.crop_warp(meta.H, meta.flip_sharp, crop, take.sharp.width, take.sharp.height),
         w,
         h,
         take.sharp.width,
@@ -318,35 +318,33 @@ def align_take(
     take: Take,
     out_folder: Path,
     opts: AlignOptions,
-    calibration: dict | None = None,
+    calibration: Alignment | None = None,
     calibration_take: Take | None = None,
-) -> tuple[str, dict]:
-    """Align one take into ``out_folder``; returns ("aligned" | "skipped", alignment fields)."""
+) -> tuple[str, Alignment]:
+    """Align one take into ``out_folder``; returns ("aligned" | "skipped", its alignment)."""
     inputs = take_inputs(take, calibration_take)
     if is_finished(out_folder, inputs, opts.hash):
-        return "skipped", json.loads((out_folder / "alignment.json").read_text())
+        return "skipped", read_alignment(out_folder)
     meta = estimate(take, opts, calibration)
-    meta["settings_hash"] = opts.hash
-    meta["inputs"] = inputs
-    if meta.get("note"):
-        say(meta["note"])
+    meta = dataclasses.replace(meta, extra={**meta.extra, "settings_hash": opts.hash, "inputs": inputs})
+    if meta.extra.get("note"):
+        say(meta.extra["note"])
     with atomic_dir(out_folder) as tmp:
         if opts.write_frames:
             write_frames(take, meta, tmp, opts.rig.align.png_compression)
-        write_json_atomic(tmp / "alignment.json", meta)
+        write_alignment(tmp, meta)
     return "aligned", meta
 
 
-def align_calibration(take: Take, out_folder: Path, opts: AlignOptions) -> dict:
+def align_calibration(take: Take, out_folder: Path, opts: AlignOptions) -> Alignment:
     """A calibration take's alignment (no frames): its homography serves takes with too few features."""
     inputs = take_inputs(take, None)
     if is_finished(out_folder, inputs, opts.hash):
-        return json.loads((out_folder / "alignment.json").read_text())
+        return read_alignment(out_folder)
     meta = estimate(take, opts, None)
-    meta["settings_hash"] = opts.hash
-    meta["inputs"] = inputs
+    meta = dataclasses.replace(meta, extra={**meta.extra, "settings_hash": opts.hash, "inputs": inputs})
     out_folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_folder / "alignment.json", meta)
+    write_alignment(out_folder, meta)
     return meta
 
 

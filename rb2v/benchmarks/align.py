@@ -22,6 +22,7 @@ import numpy as np
 from .. import ffmpeg
 from ..align.discover import discover
 from ..align.stage import AlignOptions, run_align
+from ..alignment import Alignment, read_alignment
 from ..settings import load_rig
 
 
@@ -33,8 +34,10 @@ def decode_only(paths: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
-def corner_errors(meta: dict, truth: dict) -> np.ndarray:
+def corner_errors(meta: Alignment | dict, truth: dict) -> np.ndarray:
     """Distance (px, sharp frame) between where the estimated and the true homography take the crop's corners."""
+    if isinstance(meta, Alignment):
+        meta = meta.to_json()
     c = meta["crop"]
     x, y, w, h = c["x"], c["y"], c["width"], c["height"]
     corners = np.float64([[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]]).reshape(-1, 1, 2)
@@ -83,7 +86,7 @@ def main(seconds, seed, no_audio, work, repeat, png_compression):
             t0 = time.perf_counter()
             run_align(raw, out, opts, workers=1)
             align_times.append(time.perf_counter() - t0)
-        meta = json.loads((out / "aligned" / take.key / "alignment.json").read_text())
+        meta = read_alignment(out / "aligned" / take.key)
         truth = json.loads((take.folder / "truth.json").read_text())
         err = corner_errors(meta, truth)
         decode, align = min(decode_times), min(align_times)
@@ -96,10 +99,10 @@ def main(seconds, seed, no_audio, work, repeat, png_compression):
             f"rb2v align (sync, homography, warp, PNGs at zlib level {opts.rig.align.png_compression}): {align:8.2f} s"
         )
         click.echo(f"ratio align / decode: {align / decode:.2f}  (target <= 3)")
-        offset_ms = 1000 * (meta["time_offset_s"] - truth["time_offset_s"])
+        offset_ms = 1000 * (meta.time_offset_s - truth["time_offset_s"])
         click.echo(
-            f"sync {meta['sync_method']}: offset error {offset_ms:+.3f} ms, clock ratio "
-            f"{(meta['clock_ratio'] - 1) * 1e6:+.1f} ppm (true {(truth['clock_ratio'] - 1) * 1e6:+.1f}); "
+            f"sync {meta.sync_method}: offset error {offset_ms:+.3f} ms, clock ratio "
+            f"{(meta.clock_ratio - 1) * 1e6:+.1f} ppm (true {(truth['clock_ratio'] - 1) * 1e6:+.1f}); "
             f"crop corner error mean {err.mean():.3f} px, max {err.max():.3f} px"
         )
     finally:

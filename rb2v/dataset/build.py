@@ -21,6 +21,7 @@ from ..errors import PartialFailure, Rb2vError
 from ..fsutil import atomic_path, clean_partials, write_json_atomic
 from ..manifest import MANIFEST_NAME, write_manifest, write_metadata_json
 from ..progress import progress, say
+from ..settings import load_rig
 from .settings import PipelineSettings
 from .split import format_table1, split_subjects, table1
 from .stage import StageTools, TakeSummary, build_take, load_results
@@ -168,7 +169,7 @@ def build_dataset(
 ) -> Path:
     out = Path(out)
     started = time.perf_counter()
-    takes, broken = find_aligned_takes(out, settings.category)
+    takes, broken = find_aligned_takes(out, settings.category, load_rig(settings.rig))
     dataset_dir = out / "datasets" / settings.category
     dataset_dir.mkdir(parents=True, exist_ok=True)
     clean_partials(dataset_dir)

@@ -27,11 +27,12 @@ from ..errors import Rb2vError
 from ..fsutil import atomic_path, write_bytes_atomic, write_json_atomic
 from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
 from ..io.images import encode_png, read_image
+from ..settings import SequenceSettings, load_rig
 from .sequence import AnchoredInterpolator, CachedInterpolator, UpsampledSequence
 from .settings import PipelineSettings
 from .takes import AlignedTake
 
-N_FRAMES = 7
+N_FRAMES = 7  # sharp frames per sample in the manifest contract (the rig's sequence.frames)
 WORK_DIR = ".work"
 
 
@@ -43,6 +44,7 @@ class StageTools:
     upsampler: Interpolator
     subframes: Interpolator
     matter: object | None
+    sequence: SequenceSettings  # the rig's window length and temporal upsampling factor
 
     @classmethod
     def create(cls, settings: PipelineSettings) -> StageTools:
@@ -73,7 +75,13 @@ class StageTools:
                 matter = load_matter("bgmv2", checkpoint=m.bgmv2_checkpoint, device=m.device)
             else:
                 matter = load_matter(m.method)
-        return cls(settings, upsampler, subframes, matter)
+        sequence = load_rig(settings.rig).sequence
+        if sequence.frames != N_FRAMES:
+            raise Rb2vError(
+                f"rig {settings.rig}: sequence.frames = {sequence.frames}, but the manifest format "
+                f"(rb2v.manifest/1, HyperCUT metadata.json) holds {N_FRAMES} sharp frames per sample"
+            )
+        return cls(settings, upsampler, subframes, matter, sequence)
 
 
 def unit_key(inputs, settings: PipelineSettings) -> str:
@@ -116,13 +124,6 @@ class StageClock:
 
 def paths_for(take: AlignedTake, k: int) -> tuple[str, list[str]]:
     return sample_paths(f"samples/{take.subject}/{take.take}/{k:06d}")
-
-
-def predicted_start(take: AlignedTake, k: int, factor: int) -> float:
-    """Where the take's synchronisation puts blurry frame k in the upsampled sequence."""
-    a = take.alignment
-    t_sharp = a["clock_ratio"] * k / a["blur_fps"] + a["time_offset_s"]
-    return factor * a["sharp_fps"] * t_sharp - (N_FRAMES - 1) / 2
 
 
 class _Matting:
@@ -182,7 +183,7 @@ def build_take(
     sample_root = dataset_dir / "samples" / take.subject / take.take
     shutil.rmtree(sample_root, ignore_errors=True)
 
-    factor = 2
+    factor = tools.sequence.upsample_factor
     clock = StageClock()
     x = UpsampledSequence(lambda i: read_image(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
     if not isinstance(tools.subframes, LinearInterpolator):  # the linear blend needs no anchoring (exact already)
@@ -199,12 +200,12 @@ def build_take(
         ks = ks[: settings.sampling.max_per_take]
     summary = TakeSummary(
         take.take_id,
-        time_offset_s=float(take.alignment["time_offset_s"]),
-        sync_method=str(take.alignment["sync_method"]),
+        time_offset_s=take.alignment.time_offset_s,
+        sync_method=take.alignment.sync_method,
     )
     for k in ks:
         sample_id = f"{take.category}-{take.subject}-{take.take}-{k:06d}"
-        centre = int(round(predicted_start(take, k, factor)))
+        centre = int(round(take.alignment.predicted_start(k, factor, N_FRAMES)))
         lo, hi = max(centre - radius, 0), min(centre + radius, last_start)
         base = {"sample_id": sample_id, "take": take.take_id, "subject": take.subject, "blur_index": k}
         if hi - lo < 2:
@@ -277,7 +278,7 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
         "take": take.take_id,
         "blur_index": k,
         "sharp_start": p,
-        "upsample_factor": 2,
+        "upsample_factor": tools.sequence.upsample_factor,
         "color_matrix": np.asarray(res.matrix, np.float32).reshape(12).tolist(),
         "psnr": float(res.psnr),
         "psnr_margin": float(res.margin),

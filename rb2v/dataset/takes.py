@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..alignment import FILE_NAME, Alignment, read_alignment
 from ..errors import Rb2vError
-
-REQUIRED = (
-    "schema",
-    "blur_fps",
-    "sharp_fps",
-    "flip_sharp",
-    "homography",
-    "crop",
-    "time_offset_s",
-    "clock_ratio",
-    "sync_method",
-)
+from ..settings import RigSettings
 
 
 @dataclass(frozen=True)
@@ -28,7 +17,7 @@ class AlignedTake:
     subject: str
     take: str
     folder: Path
-    alignment: dict
+    alignment: Alignment
     blur_count: int
     sharp_count: int
     fingerprint: str  # changes whenever the aligned take is rewritten
@@ -58,42 +47,31 @@ def _count_frames(folder: Path) -> int:
     return len(names)
 
 
-def load_aligned_take(folder: Path, category: str) -> AlignedTake:
-    path = folder / "alignment.json"
-    try:
-        raw = path.read_bytes()
-        alignment = json.loads(raw)
-    except FileNotFoundError:
-        raise Rb2vError(f"{path}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise Rb2vError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(alignment, dict):
-        raise Rb2vError(f"{path}: not an alignment (expected a JSON object)")
-    missing = [k for k in REQUIRED if k not in alignment]
-    if missing:
-        raise Rb2vError(f"{path}: missing field(s) {', '.join(missing)}")
-    if alignment["schema"] != "rb2v.alignment/1":
-        raise Rb2vError(f"{path}: unknown schema {alignment['schema']!r}")
+def load_aligned_take(folder: Path, category: str, rig: RigSettings) -> AlignedTake:
+    path = folder / FILE_NAME
+    alignment = read_alignment(path)
     blur, sharp = _count_frames(folder / "blur"), _count_frames(folder / "sharp")
     if blur == 0 or sharp < 4:
         raise Rb2vError(f"{folder}: aligned take has {blur} blur and {sharp} sharp frames")
-    ratio = alignment["sharp_fps"] / alignment["blur_fps"]
-    if not 3.5 < ratio < 4.5:
-        raise Rb2vError(f"{path}: sharp/blur fps ratio {ratio:.3f} is not about 4")
-    fingerprint = hashlib.sha256(raw + f"{blur}/{sharp}".encode()).hexdigest()[:16]
+    expected, tolerance = rig.align.fps_ratio, rig.align.fps_ratio * rig.align.fps_ratio_tolerance
+    if abs(alignment.fps_ratio - expected) > tolerance:
+        raise Rb2vError(
+            f"{path}: sharp/blur fps ratio {alignment.fps_ratio:.3f} is not the rig {rig.name}'s {expected:g}"
+        )
+    fingerprint = hashlib.sha256(path.read_bytes() + f"{blur}/{sharp}".encode()).hexdigest()[:16]
     return AlignedTake(category, folder.parent.name, folder.name, folder, alignment, blur, sharp, fingerprint)
 
 
-def find_aligned_takes(out: Path, category: str) -> tuple[list[AlignedTake], list[tuple[str, str]]]:
+def find_aligned_takes(out: Path, category: str, rig: RigSettings) -> tuple[list[AlignedTake], list[tuple[str, str]]]:
     """All aligned takes of ``category`` under ``OUT/aligned``; broken ones come back as (take, error)."""
     root = Path(out) / "aligned" / category
-    folders = sorted(p.parent for p in root.glob("*/*/alignment.json")) if root.is_dir() else []
+    folders = sorted(p.parent for p in root.glob(f"*/*/{FILE_NAME}")) if root.is_dir() else []
     if not folders:
         raise Rb2vError(f"{root}: no aligned takes for category '{category}' (run `rb2v align RAW {out}` first)")
     takes, broken = [], []
     for folder in folders:
         try:
-            takes.append(load_aligned_take(folder, category))
+            takes.append(load_aligned_take(folder, category, rig))
         except Rb2vError as e:
             broken.append((f"{category}/{folder.parent.name}/{folder.name}", str(e)))
     return takes, broken

@@ -13,7 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..fsutil import atomic_dir, write_json_atomic
+from ..alignment import Alignment, Crop, Exposure, Lens, write_alignment
+from ..fsutil import atomic_dir
 from ..io.images import apply_flip, write_image
 from ..io.video import iter_frames, open_source
 
@@ -47,6 +48,27 @@ def valid_crop(truth: dict, crop_w: int, crop_h: int) -> dict:
     return {"x": int(best[1]), "y": int(best[2]), "width": crop_w, "height": crop_h}
 
 
+def truth_alignment(truth: dict, crop: dict) -> Alignment:
+    """The simulator's truth as an alignment (what a perfect ``rb2v align`` would write)."""
+    exposure = truth.get("exposure")
+    lens = truth.get("lens")
+    return Alignment(
+        blur_fps=truth["blur_fps"],
+        sharp_fps=truth["sharp_fps"],
+        flip_sharp=truth["flip_sharp"],
+        homography=tuple(tuple(r) for r in truth["homography"]),
+        crop=Crop(**crop),
+        time_offset_s=truth["time_offset_s"],
+        clock_ratio=truth["clock_ratio"],
+        sync_method="oracle",
+        exposure=None if exposure is None else {c: Exposure.from_json(e, "truth.json") for c, e in exposure.items()},
+        lens=None if lens is None else {c: Lens.from_json(v, "truth.json") for c, v in lens.items()},
+        residual_px=0.0,
+        inliers=0,
+        extra={"blur_frames": truth["blur_frames"], "sharp_frames": truth["sharp_frames"]},
+    )
+
+
 def write_oracle_alignment(take_dir: str | Path, out_dir: str | Path, crop_size: tuple[int, int] = (448, 448)) -> Path:
     """Align a simulated take with its true geometry and clock; same outputs as ``rb2v align``."""
     take_dir, out_dir = Path(take_dir), Path(out_dir)
@@ -64,24 +86,7 @@ def write_oracle_alignment(take_dir: str | Path, out_dir: str | Path, crop_size:
                 un = np.ascontiguousarray(apply_flip(f, truth["flip_sharp"]))
                 warped = cv2.warpPerspective(un, shift @ H, (cw, ch), flags=cv2.INTER_LINEAR)
                 write_image(tmp / "sharp" / f"{i0 + j:06d}.png", warped, compression=1)
-        write_json_atomic(
-            tmp / "alignment.json",
-            {
-                "schema": "rb2v.alignment/1",
-                "blur_fps": truth["blur_fps"],
-                "sharp_fps": truth["sharp_fps"],
-                "flip_sharp": truth["flip_sharp"],
-                "homography": H.tolist(),
-                "crop": crop,
-                "time_offset_s": truth["time_offset_s"],
-                "clock_ratio": truth["clock_ratio"],
-                "sync_method": "oracle",
-                "residual_px": 0.0,
-                "inliers": 0,
-                "blur_frames": truth["blur_frames"],
-                "sharp_frames": truth["sharp_frames"],
-            },
-        )
+        write_alignment(tmp, truth_alignment(truth, crop))
     return out_dir
 
 
