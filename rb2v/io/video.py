@@ -369,7 +369,8 @@ class VideoWriter:
     """Encode RGB frames to a video file, written atomically (temp name, then rename).
 
     ``lossless=True`` stores RGB exactly (FFV1 for .mkv/.avi, x264 RGB qp 0 for .mp4);
-    otherwise H.264 yuv420p at ``crf`` — what a GoPro writes, near-lossless at crf <= 14.
+    otherwise H.264 yuv420p at ``crf`` — what a GoPro writes, near-lossless at crf <= 14 — or at a
+    fixed ``bitrate`` (bits/s) when given.
     ``audio`` is ``(samples, rate)``; ``timecode`` (``HH:MM:SS:FF``) writes a timecode track.
     """
 
@@ -387,6 +388,7 @@ class VideoWriter:
         timecode: str | None = None,
         creation_time: str | None = None,
         gop: int | None = None,
+        bitrate: int | None = None,
     ):
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
@@ -424,7 +426,11 @@ class VideoWriter:
         elif lossless:
             args += ["-c:v", "libx264rgb", "-qp", "0", "-preset", preset, "-pix_fmt", "rgb24"]
         else:
-            args += ["-c:v", "libx264", "-crf", str(crf), "-preset", preset, "-pix_fmt", "yuv420p"]
+            args += ["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p"]
+            if bitrate:  # a camera's fixed bitrate (bits/s), as a GoPro records, instead of constant quality
+                args += ["-b:v", str(int(bitrate)), "-maxrate", str(int(bitrate)), "-bufsize", str(int(bitrate))]
+            else:
+                args += ["-crf", str(crf)]
         if gop:
             args += ["-g", str(gop)]
         if timecode:

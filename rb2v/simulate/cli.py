@@ -45,8 +45,67 @@ def _size(value: str) -> tuple[int, int]:
 @click.option("--chapter-seconds", type=float, default=0.0, help="Split recordings into GoPro chapters.")
 @click.option("--static", is_flag=True, help="Nothing moves (for colour and geometry checks).")
 @click.option("--rig", default="gopro-hero8-beamsplitter", show_default=True, help="Rig definition (rigs/NAME.toml).")
+@click.option(
+    "--exposure-anchor",
+    default="centre",
+    show_default=True,
+    help="Which instant of the blur camera's exposure its timestamps k/fps denote: start, centre, end, "
+    "or an offset in seconds after the exposure start (top row).",
+)
+@click.option("--sharp-exposure-anchor", default="centre", show_default=True, help="The same for the sharp camera.")
+@click.option(
+    "--blur-exposure",
+    type=float,
+    default=19 / 600,
+    show_default="19/600 s",
+    help="Blur camera exposure (s), at most one frame period (e.g. 0.02 for 1/50 s).",
+)
+@click.option("--sharp-exposure", type=float, default=1 / 800, show_default="1/800 s", help="Sharp exposure (s).")
+@click.option("--readout-blur", type=float, default=0.0, show_default=True, help="Rolling-shutter readout (s), blur.")
+@click.option("--readout-sharp", type=float, default=0.0, show_default=True, help="Rolling-shutter readout (s), sharp.")
+@click.option(
+    "--exposure-drift", type=float, default=0.0, show_default=True, help="Per-frame auto-exposure wander (relative)."
+)
+@click.option(
+    "--wb-drift", type=float, default=0.0, show_default=True, help="Per-frame white-balance wander (per channel)."
+)
+@click.option(
+    "--bitrate",
+    type=float,
+    default=None,
+    help="H.264 at a GoPro-like fixed bitrate: Mb/s at 1920x1080 (e.g. 45-100), scaled to the frame size "
+    "(default: constant quality, crf 14).",
+)
+@click.option(
+    "--randomize",
+    is_flag=True,
+    help="Draw anchor, exposures, readouts, drift and bitrate per take from plausible ranges (deterministic per seed).",
+)
 def simulate_rig(
-    raw, category, subjects, takes, seconds, seed, source, size, flip, no_audio, timecode, chapter_seconds, static, rig
+    raw,
+    category,
+    subjects,
+    takes,
+    seconds,
+    seed,
+    source,
+    size,
+    flip,
+    no_audio,
+    timecode,
+    chapter_seconds,
+    static,
+    rig,
+    exposure_anchor,
+    sharp_exposure_anchor,
+    blur_exposure,
+    sharp_exposure,
+    readout_blur,
+    readout_sharp,
+    exposure_drift,
+    wb_drift,
+    bitrate,
+    randomize,
 ):
     """Simulate a capture session of the beam-splitter rig into RAW/<category>/<subject>/<take>/."""
     from ..settings import load_rig
@@ -71,6 +130,16 @@ def simulate_rig(
         chapter_seconds=chapter_seconds,
         motion_scale=0.0 if static else 1.0,
         source=str(source) if source else None,
+        blur_exposure_s=blur_exposure,
+        sharp_exposure_s=sharp_exposure,
+        blur_anchor=exposure_anchor,
+        sharp_anchor=sharp_exposure_anchor,
+        blur_readout_s=readout_blur,
+        sharp_readout_s=readout_sharp,
+        exposure_drift=exposure_drift,
+        wb_drift=wb_drift,
+        bitrate_mbps=bitrate,
+        randomize=randomize,
     )
     start = time.perf_counter()
     folders = simulate_session(raw, cfg)

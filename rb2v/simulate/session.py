@@ -4,15 +4,19 @@ One call is one session: one rig geometry (homography, flip, colour responses) s
 all takes; every take has its own time offset, clock drift and scene. See
 ``/rb2v/simulate`` docs in the README for the tree and ``truth.json``.
 
-Time convention: a frame's timestamp ``k / fps`` is the centre of its exposure, audio
-sample ``n`` is at ``n / rate``, both on the camera's own clock. The blur camera's clock is
-world time; the sharp camera's is ``t_sharp = clock_ratio * t_blur + time_offset_s``.
+Time convention: frame k of a camera integrates light from ``k / fps + start_s`` to
+``k / fps + start_s + length_s`` (top row; row r of H starts ``r / (H - 1) * readout_s`` later),
+its ``Exposure`` in the alignment contract's terms; by default the timestamp ``k / fps`` is the
+exposure's centre with a global shutter, and ``SimConfig`` (or ``randomize``) sets any other
+convention. Audio sample ``n`` is at ``n / rate``, both on the camera's own clock. The blur
+camera's clock is world time; the sharp camera's is ``t_sharp = clock_ratio * t_blur + time_offset_s``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from .camera import Camera, border_mask, compose_colour, random_colour_response,
 from .config import SimConfig
 from .photos import SourceFrames
 from .scene import Scene
+from .timing import Drift, take_settings
 
 TRUTH_SCHEMA = "rb2v.truth/1"
 CATEGORY_IDS = {"street": 1, "face": 2, "hand": 3, "calibration": 9}
@@ -60,10 +65,14 @@ class TakeSimulation:
             cfg.category, rng, W, H, motion, subject_index=subject_index, source=source, calibration=calibration
         )
         vig = vignette_field(W, H, 0.25) if cfg.vignetting else None
+        self.settings = take_settings(cfg, self._key)
+        self.exposure = self.settings.exposure  # the true windows, rb2v.alignment.Exposure per camera
+        self.lens = None  # {"blur": Lens, "sharp": Lens} when the simulated lenses distort
+        eb, es = self.exposure["blur"], self.exposure["sharp"]
         self.blur = Camera(
             "blur",
             cfg.blur_fps,
-            cfg.blur_exposure_s,
+            eb.length_s,
             np.eye(3),
             "none",
             blur_colour,
@@ -71,11 +80,13 @@ class TakeSimulation:
             shot_noise=5e-5,
             borders=border_mask(W, H, "lr", BORDER_BAND),
             vignette=vig,
+            start_s=eb.start_s,
+            readout_s=eb.readout_s,
         )
         self.sharp = Camera(
             "sharp",
             cfg.sharp_fps,
-            cfg.sharp_exposure_s,
+            es.length_s,
             self.homography,
             cfg.flip,
             sharp_colour,
@@ -83,7 +94,15 @@ class TakeSimulation:
             shot_noise=3e-4,
             borders=border_mask(W, H, "tb", SHARP_BORDER_BAND),
             vignette=vig,
+            start_s=es.start_s,
+            readout_s=es.readout_s,
         )
+        st = self.settings
+        self.drift = {
+            c: Drift(np.random.default_rng([7, *self._key, i]), st.exposure_drift, st.wb_drift)
+            for i, c in enumerate(("blur", "sharp"))
+        }
+        self._renders: OrderedDict = OrderedDict()  # rolling shutter: renders shared by consecutive frames
         seconds = 1.2 if calibration else cfg.seconds
         self.blur_frames = int(round(seconds * cfg.blur_fps))
         last_centre = self.to_sharp_clock((self.blur_frames - 1) / cfg.blur_fps)
@@ -97,8 +116,15 @@ class TakeSimulation:
         return (np.asarray(t_sharp) - self.time_offset_s) / self.clock_ratio
 
     def sharp_start_exact(self, k: int) -> float:
-        """p such that the upsampled window x[p..p+6] is centred on blur frame k."""
-        return float(self.cfg.sharp_fps * UPSAMPLE * self.to_sharp_clock(k / self.cfg.blur_fps) - (WINDOW - 1) / 2)
+        """p such that the upsampled window x[p..p+6] is centred on blur frame k's exposure.
+
+        Centres of the middle row (under rolling shutter): the blur exposure's, mapped to the sharp
+        clock, is where the window's centre ``x[p + 3]`` (sharp frame ``(p + 3) / 2``) has its middle
+        row's exposure centre — ``Alignment.predicted_start`` with the true exposures.
+        """
+        t_blur = k / self.cfg.blur_fps + self.exposure["blur"].centre_s()
+        i = (self.to_sharp_clock(t_blur) - self.exposure["sharp"].centre_s()) * self.cfg.sharp_fps
+        return float(UPSAMPLE * i - (WINDOW - 1) / 2)
 
     # ------------------------------------------------------------------ filming
     def _noise_rng(self, cam: str, index: int, noise: bool):
@@ -112,35 +138,75 @@ class TakeSimulation:
             raise Rb2vError(f"backdrop must be ({self.cfg.height}, {self.cfg.width}, 3), got {img.shape}")
         return np.ascontiguousarray(apply_flip(srgb_to_linear(img), camera.flip))
 
+    def _to_world(self, cam: Camera):
+        return (lambda t: np.asarray(t)) if cam is self.blur else self.sharp_to_world
+
+    def gain(self, cam: str, index: int) -> np.ndarray | None:
+        """Per-frame gains (3,) of the camera's encoded colours (exposure and white-balance drift), or None."""
+        drift = self.drift[cam]
+        if not drift.active:
+            return None
+        fps = self.cfg.blur_fps if cam == "blur" else self.cfg.sharp_fps
+        return drift.gain(index / fps)
+
+    def _render(self, cam: Camera, j: int, dt: float, backdrop: np.ndarray | None, capacity: int):
+        """The scene through ``cam`` at grid time ``(j + 0.5) * dt`` of its clock (cached without a backdrop)."""
+        key = (cam.name, j)
+        if backdrop is None and key in self._renders:
+            self._renders.move_to_end(key)
+            return self._renders[key]
+        tau = float(self._to_world(cam)((j + 0.5) * dt))
+        out = self.scene.render(cam.G, tau, (self.cfg.width, self.cfg.height), backdrop=backdrop)
+        if backdrop is None:
+            self._renders[key] = out
+            while len(self._renders) > capacity:
+                self._renders.popitem(last=False)
+        return out
+
+    def _film(self, cam: Camera, index: int, noise: bool, backdrop: np.ndarray | None):
+        ts = index / cam.fps
+        rng = self._noise_rng(cam.name, index, noise)
+        bd = self._backdrop(backdrop, cam)
+        gain = self.gain(cam.name, index)
+        if cam.readout_s <= 0:
+            times = self._to_world(cam)(cam.exposure_times(ts, self.cfg.internal_fps))
+            return cam.film(self.scene, times, (self.cfg.width, self.cfg.height), rng, bd, gain=gain)
+        js, dt, weights = cam.rolling_grid(ts, self.cfg.internal_fps, self.cfg.height)
+        renders = [self._render(cam, int(j), dt, bd, capacity=len(js) + 2) for j in js]
+        radiance, alpha = cam.integrate_rows(renders, weights)
+        return cam.develop(radiance, alpha, rng, gain)
+
     def film_blur(self, k: int, noise: bool = True, backdrop: np.ndarray | None = None):
         """Blur frame k as recorded (float32 RGB) and its true alpha.
 
         ``backdrop`` (sRGB (H,W,3) in [0,1], in the recorded frame's geometry) replaces the
         green screen: the frame the camera would have filmed in front of that backdrop.
         """
-        times = self.blur.subframe_times(k / self.cfg.blur_fps, self.cfg.internal_fps)
-        return self.blur.film(
-            self.scene,
-            times,
-            (self.cfg.width, self.cfg.height),
-            self._noise_rng("blur", k, noise),
-            self._backdrop(backdrop, self.blur),
-        )
+        return self._film(self.blur, k, noise, backdrop)
 
     def film_sharp(self, i: int, noise: bool = True, backdrop: np.ndarray | None = None):
         """Sharp frame i as recorded (mirror-flipped) and its true alpha (same geometry)."""
-        times = self.sharp_to_world(self.sharp.subframe_times(i / self.cfg.sharp_fps, self.cfg.internal_fps))
-        return self.sharp.film(
-            self.scene,
-            times,
-            (self.cfg.width, self.cfg.height),
-            self._noise_rng("sharp", i, noise),
-            self._backdrop(backdrop, self.sharp),
-        )
+        return self._film(self.sharp, i, noise, backdrop)
 
     def blur_subframe_times(self, k: int) -> np.ndarray:
-        """World times the blur camera integrates for frame k (for tests of the exposure model)."""
-        return self.blur.subframe_times(k / self.cfg.blur_fps, self.cfg.internal_fps)
+        """World times the blur camera integrates for frame k under a global shutter (tests of the exposure model)."""
+        return self.blur.exposure_times(k / self.cfg.blur_fps, self.cfg.internal_fps)
+
+    def row_times(self, cam: str, index: int) -> np.ndarray:
+        """World time of each recorded row's exposure centre for frame ``index`` of camera ``cam`` (H,)."""
+        e, fps = self.exposure[cam], (self.cfg.blur_fps if cam == "blur" else self.cfg.sharp_fps)
+        rows = np.arange(self.cfg.height) / (self.cfg.height - 1)
+        own = index / fps + e.start_s + e.length_s / 2 + rows * e.readout_s
+        return self._to_world(self.blur if cam == "blur" else self.sharp)(own)
+
+    def colour_matrix_of(self, k: int) -> np.ndarray:
+        """The true sharp->blur 3x4 colour map for blur frame k under drift (the sharp frame at its window's centre)."""
+        gb = self.gain("blur", k)
+        if gb is None:
+            return self.color_matrix
+        i = int(round((self.sharp_start_exact(k) + (WINDOW - 1) / 2) / UPSAMPLE))
+        gs = self.gain("sharp", i)
+        return compose_colour(gb[:, None] * self.blur.colour, gs[:, None] * self.sharp.colour)
 
     # ------------------------------------------------------------------ audio
     def audio_tracks(self) -> tuple[np.ndarray, np.ndarray]:
@@ -161,6 +227,14 @@ class TakeSimulation:
         max_p = UPSAMPLE * (self.sharp_frames - 1) - (WINDOW - 1)
         exact = [self.sharp_start_exact(k) for k in range(self.blur_frames)]
         starts = [int(round(p)) if 0 <= round(p) <= max_p else None for p in exact]
+        centred = all(e.readout_s == 0 and e.start_s == -e.length_s / 2 for e in self.exposure.values())
+        per_frame = gains = None
+        if self.drift["blur"].active:
+            per_frame = [self.colour_matrix_of(k).tolist() for k in range(self.blur_frames)]
+            gains = {
+                "blur": [self.gain("blur", k).tolist() for k in range(self.blur_frames)],
+                "sharp": [self.gain("sharp", i).tolist() for i in range(self.sharp_frames)],
+            }
         return {
             "schema": TRUTH_SCHEMA,
             "category": "calibration" if self.calibration else cfg.category,
@@ -182,9 +256,14 @@ class TakeSimulation:
             "time_offset_s": self.time_offset_s,
             "clock_ratio": self.clock_ratio,
             "color_matrix": self.color_matrix.tolist(),
-            "blur_exposure_s": cfg.blur_exposure_s,
-            "sharp_exposure_s": cfg.sharp_exposure_s,
-            "timestamp_convention": "exposure centre",
+            "blur_exposure_s": self.exposure["blur"].length_s,
+            "sharp_exposure_s": self.exposure["sharp"].length_s,
+            "timestamp_convention": "exposure centre" if centred else "see exposure",
+            "exposure": {c: e.to_json() for c, e in self.exposure.items()},
+            "lens": None if self.lens is None else {c: v.to_json() for c, v in self.lens.items()},
+            "camera_settings": self.settings.to_json(),
+            "color_matrix_per_frame": per_frame,
+            "gains": gains,
             "upsample_factor": UPSAMPLE,
             "sharp_start_exact": exact,
             "sharp_start": starts,
@@ -241,6 +320,7 @@ def _write_camera(
             cfg.width,
             cfg.height,
             crf=cfg.crf,
+            bitrate=sim.settings.bitrate_bps(cfg.width, cfg.height),
             audio=chunk_audio,
             timecode=timecode if chapter == 1 else None,
         ) as vw:

@@ -1,0 +1,107 @@
+"""Per-take camera conventions: exposure windows (anchor, length, readout), drift and codec.
+
+``take_settings`` resolves them for one take, from the ``SimConfig`` or — with ``randomize`` —
+drawn from the seed and the take's key (its own random stream: the scene, clocks and noise of a
+take are the same with and without ``randomize``). Everything is stated in the alignment
+contract's terms (``rb2v.alignment.Exposure``, method ``"truth"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..alignment import Exposure
+from .config import BITRATE_REFERENCE_PIXELS, SimConfig, anchor_offset
+
+# --randomize: the ranges draws come from (seconds unless said otherwise)
+BLUR_EXPOSURE_RANGE = (1 / 100, 1 / 25)  # shutter of the 25 fps camera (log-uniform), capped at its period
+SHARP_EXPOSURE_RANGE = (1 / 1000, 1 / 200)  # shutter of the 100 fps camera (log-uniform), capped at its period
+READOUT_RANGE = (0.008, 0.016)  # rolling-shutter readout, capped at each camera's frame period
+EXPOSURE_DRIFT_RANGE = (0.005, 0.03)  # relative amplitude of auto-exposure wander
+WB_DRIFT_RANGE = (0.005, 0.02)  # relative amplitude of per-channel white-balance wander
+BITRATE_RANGE = (45.0, 100.0)  # Mb/s at 1920x1080 (GoPro high/standard bitrates), scaled to the frame
+
+
+class Drift:
+    """Smooth per-channel gains ``g(t)`` (3,) of a camera's encoded colours: exposure x white balance.
+
+    Each is a sum of two sinusoids (0.1-0.8 Hz, random phase) normalised to amplitude ``a``: the
+    wander of auto exposure and auto white balance, nearly constant over one blurry exposure.
+    """
+
+    def __init__(self, rng: np.random.Generator, exposure: float, wb: float):
+        self.exposure, self.wb = float(exposure), float(wb)
+        self.freq = rng.uniform(0.1, 0.8, size=(4, 2))  # rows: exposure, r, g, b
+        self.phase = rng.uniform(0, 2 * np.pi, size=(4, 2))
+
+    def _wave(self, t: float) -> np.ndarray:
+        return np.sin(2 * np.pi * self.freq * t + self.phase).sum(axis=1) / 2  # in [-1, 1]
+
+    def gain(self, t: float) -> np.ndarray:
+        w = self._wave(float(t))
+        return (1 + self.exposure * w[0]) * (1 + self.wb * w[1:])
+
+    @property
+    def active(self) -> bool:
+        return self.exposure > 0 or self.wb > 0
+
+
+@dataclass(frozen=True)
+class TakeSettings:
+    exposure: dict[str, Exposure]  # "blur", "sharp": the true windows (method "truth")
+    anchor_offset_s: dict[str, float]  # seconds from the top row's exposure start to the timestamp
+    exposure_drift: float
+    wb_drift: float
+    bitrate_mbps: float | None  # at 1920x1080; None: crf
+
+    def bitrate_bps(self, width: int, height: int) -> int | None:
+        """The encoder's bitrate for a ``width`` x ``height`` stream (GoPro rate scaled by pixel count)."""
+        if self.bitrate_mbps is None:
+            return None
+        return int(round(self.bitrate_mbps * 1e6 * width * height / BITRATE_REFERENCE_PIXELS))
+
+    def to_json(self) -> dict:
+        return {
+            "anchor_offset_s": dict(self.anchor_offset_s),
+            "exposure_drift": self.exposure_drift,
+            "wb_drift": self.wb_drift,
+            "bitrate_mbps": self.bitrate_mbps,
+        }
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def take_settings(cfg: SimConfig, key: list[int]) -> TakeSettings:
+    """The take's camera conventions: from ``cfg``, or drawn per take when ``cfg.randomize``."""
+    if cfg.randomize:
+        rng = np.random.default_rng([6, *key])
+        lengths = {
+            "blur": min(_log_uniform(rng, *BLUR_EXPOSURE_RANGE), 1 / cfg.blur_fps),
+            "sharp": min(_log_uniform(rng, *SHARP_EXPOSURE_RANGE), 1 / cfg.sharp_fps),
+        }
+        anchors = {c: float(rng.uniform(0, 1)) * lengths[c] for c in ("blur", "sharp")}  # anywhere in [start, end]
+        readouts = {
+            c: float(rng.uniform(READOUT_RANGE[0], min(READOUT_RANGE[1], 1 / fps)))
+            for c, fps in (("blur", cfg.blur_fps), ("sharp", cfg.sharp_fps))
+        }
+        exposure_drift = float(rng.uniform(*EXPOSURE_DRIFT_RANGE))
+        wb_drift = float(rng.uniform(*WB_DRIFT_RANGE))
+        bitrate = float(rng.uniform(*BITRATE_RANGE))
+    else:
+        lengths = {"blur": cfg.blur_exposure_s, "sharp": cfg.sharp_exposure_s}
+        anchors = {
+            "blur": anchor_offset(cfg.blur_anchor, cfg.blur_exposure_s),
+            "sharp": anchor_offset(cfg.sharp_anchor, cfg.sharp_exposure_s),
+        }
+        readouts = {"blur": cfg.blur_readout_s, "sharp": cfg.sharp_readout_s}
+        exposure_drift, wb_drift, bitrate = cfg.exposure_drift, cfg.wb_drift, cfg.bitrate_mbps
+    exposure = {}
+    for c in ("blur", "sharp"):
+        centred = anchors[c] == lengths[c] / 2
+        start = -lengths[c] / 2 if centred else -anchors[c]  # exactly -L/2 when centred (bit-identical renders)
+        exposure[c] = Exposure(start, lengths[c], readouts[c], "truth")
+    return TakeSettings(exposure, anchors, exposure_drift, wb_drift, bitrate)
