@@ -17,7 +17,7 @@ import torch
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import atomic_path
 
-from .losses import Hyperplane
+from .losses import Hyperplane, HyperplaneRegularizer
 from .network import HyperCUTNet
 
 FORMAT = "rb2v.hypercut/1"
@@ -68,6 +68,12 @@ def load_model(path: str | Path, map_location="cpu") -> tuple[HyperCUTNet, Hyper
     ckpt = load_checkpoint(path, map_location)
     net, plane = build_model(ckpt)
     return net.eval(), plane, ckpt
+
+
+def load_regularizer(path: str | Path, map_location="cpu") -> HyperplaneRegularizer:
+    """R_hyp (Eq. 7) with the frozen network and hyperplane of a HyperCUT checkpoint."""
+    net, plane, _ = load_model(path, map_location=map_location)
+    return HyperplaneRegularizer(net, plane)
 
 
 def hyperplane_state(plane: Hyperplane) -> dict[str, Any]:

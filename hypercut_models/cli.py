@@ -154,7 +154,13 @@ def _table(result: dict) -> str:
 @click.option("--workers", type=int, default=None)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, default=None, help=THREADS_HELP)
-def eval_hypercut(manifest, checkpoint, split, json_path, batch_size, crop, workers, device, threads):
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also draw the t-SNE map of the split's (x_0, x_6) vectors and their reverses (PNG), as the paper's Fig. 7.",
+)
+def eval_hypercut(manifest, checkpoint, split, json_path, batch_size, crop, workers, device, threads, plot):
     """Report hit / con@2 / con@3 of a HyperCUT checkpoint on one split."""
     from .evaluate import evaluate
 
@@ -165,6 +171,16 @@ def eval_hypercut(manifest, checkpoint, split, json_path, batch_size, crop, work
     click.echo(_table(result))
     if json_path:
         write_json_atomic(json_path, result)
+    if plot:
+        from rb2v.device import resolve_device
+
+        from .checkpoint import load_model
+        from .data import SequenceDataset
+        from .plot import pair_vectors, tsne_plot
+
+        net, plane, _ = load_model(checkpoint)
+        fwd, rev = pair_vectors(net, SequenceDataset(manifest, split, crop=crop), resolve_device(device), batch_size)
+        click.echo(f"t-SNE map: {tsne_plot(fwd, rev, plane, plot)}")
 
 
 @click.command("order")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from rb2v.device import resolve_device
-from rb2v.manifest import read_manifest, update_manifest, write_metadata_json
+from rb2v.manifest import manifest_metadata, read_manifest, write_manifest, write_metadata_json
 from rb2v.progress import progress
 
 from .checkpoint import load_model
@@ -17,6 +18,9 @@ from .data import SequenceDataset, default_workers, iterate, make_loader
 from .losses import Hyperplane, pair_scores
 from .metrics import ordering_metrics
 from .network import HyperCUTNet
+
+# manifest metadata key written by ``write_orders``: the labels were computed (and by which checkpoint)
+ORDER_KEY = "hypercut_order"
 
 
 @torch.no_grad()
@@ -92,7 +96,9 @@ def write_orders(
     workers: int | None = None,
 ) -> dict[str, int]:
     """Label every sample: "ignore" when h(H(x_0, x_6)) < 0 (the canonical, negative side: keep the
-    order), "reverse" otherwise. Rewrites the manifest's ``order`` column and ``metadata.json``."""
+    order), "reverse" otherwise. Rewrites the manifest's ``order`` column (recording the checkpoint under the
+    schema metadata key ``ORDER_KEY``, so blur2vid training can tell computed labels from the
+    default "ignore") and ``metadata.json``."""
     dev = resolve_device(device)
     net, plane, _ = load_model(checkpoint)
     dataset = SequenceDataset(manifest, split=None)
@@ -103,6 +109,10 @@ def write_orders(
     path = Path(dataset.manifest)
     df = read_manifest(path)
     df["order"] = [labels[s] for s in df["sample_id"]]
-    update_manifest(path, df)
+    counts = {"ignore": int((df["order"] == "ignore").sum()), "reverse": int((df["order"] == "reverse").sum())}
+    meta = manifest_metadata(path)
+    meta.pop("schema", None)
+    meta[ORDER_KEY] = json.dumps({"checkpoint": str(checkpoint), **counts}, sort_keys=True)
+    write_manifest(path, df, meta)
     write_metadata_json(path.parent, df)
-    return {"ignore": int((df["order"] == "ignore").sum()), "reverse": int((df["order"] == "reverse").sum())}
+    return counts

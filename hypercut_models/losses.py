@@ -107,20 +107,14 @@ class HyperplaneRegularizer(nn.Module):
     """R_hyp (Eq. 7) for blur2vid training: sum over the symmetric pairs of the *predicted*
     sequence of softplus(h(H(x̂_k, x̂_{N-1-k}))), batch mean. It is small when the prediction lies
     on the canonical (negative) side, so the model stops hesitating between a sequence and its
-    reverse. The HyperCUT network is frozen; gradients flow to the predicted frames only."""
+    reverse. The HyperCUT network is frozen; gradients flow to the predicted frames only.
+    From a checkpoint: ``checkpoint.load_regularizer(path)``."""
 
     def __init__(self, net: HyperCUTNet, plane: Hyperplane):
         super().__init__()
         self.net, self.plane = net.eval(), plane
         for p in self.net.parameters():
             p.requires_grad_(False)
-
-    @classmethod
-    def from_checkpoint(cls, path, map_location="cpu") -> HyperplaneRegularizer:
-        from .checkpoint import load_model
-
-        net, plane, _ = load_model(path, map_location=map_location)
-        return cls(net, plane)
 
     def train(self, mode: bool = True) -> HyperplaneRegularizer:
         super().train(mode)

@@ -9,6 +9,7 @@ breaks another. User mistakes (``Rb2vError``) print one line and exit non-zero;
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 
@@ -38,6 +39,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train-hypercut": ("hypercut_models.cli", "train_hypercut", "Train the HyperCUT ordering network on a manifest."),
     "eval-hypercut": ("hypercut_models.cli", "eval_hypercut", "Report hit / con@2 / con@3 of a HyperCUT checkpoint."),
     "order": ("hypercut_models.cli", "order", "Write HyperCUT order labels into a manifest and metadata.json."),
+    "train-blur2vid": ("hypercut_models.blur2vid.cli", "train_blur2vid", "Train a blur2vid (image-to-video) model."),
+    "eval-blur2vid": ("hypercut_models.blur2vid.cli", "eval_blur2vid", "pPSNR / pSSIM of a blur2vid model."),
+    "deblur": ("hypercut_models.blur2vid.cli", "deblur_cmd", "Any blurry photo -> its 7 sharp frames."),
     "publish": ("rb2v.publish.cli", "publish", "Publish a built dataset to a mirror (folder or S3), resumably."),
     "verify": ("rb2v.publish.cli", "verify", "Check a published mirror against its SHA256SUMS."),
     "fetch": ("rb2v.publish.cli", "fetch", "Download and verify a published dataset."),
@@ -85,6 +89,8 @@ def cli(ctx, debug):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if debug:  # worker processes and Ray tasks inherit it: recorded tracebacks are printed too
+        os.environ["RB2V_DEBUG"] = "1"
     try:
         cli.main(args=argv, prog_name="rb2v", standalone_mode=False)
         return 0

@@ -1,0 +1,112 @@
+"""``rb2v train-blur2vid``, ``rb2v eval-blur2vid`` and ``rb2v deblur``."""
+
+from __future__ import annotations
+
+import click
+
+from rb2v.fsutil import write_json_atomic
+
+from ..cli import THREADS_HELP, _set_threads
+
+
+@click.command("train-blur2vid")
+@click.option("--manifest", required=True, type=click.Path(), help="manifest.parquet (or its folder).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option(
+    "--loss",
+    type=click.Choice(["naive", "order-invariant", "hypercut"]),
+    default=None,
+    help="Training loss (default naive).",
+)
+@click.option("--hypercut", type=click.Path(), default=None, help="HyperCUT checkpoint for R_hyp (--loss hypercut).")
+@click.option("--alpha", type=float, default=None, help="Weight of R_hyp (default 0.2).")
+@click.option("--size", type=click.Choice(["small", "base"]), default=None, help="Network size (default small).")
+@click.option("--epochs", type=int, default=None, help="Epochs in all (default 30; on --resume, the run's own).")
+@click.option("--crop", type=int, default=None, help="Random square crop side (default 64).")
+@click.option("--batch-size", type=int, default=None, help="Samples per step (default 8).")
+@click.option("--lr", type=float, default=None, help="Adam learning rate (default 5e-4, cosine decay).")
+@click.option("--seed", type=int, default=None, help="Seed of the weights, shuffling and crops (default 0).")
+@click.option("--workers", type=int, default=None, help="Data loader processes (default 0).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--threads", type=int, default=None, help=THREADS_HELP)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+def train_blur2vid(
+    manifest, out, loss, hypercut, alpha, size, epochs, crop, batch_size, lr, seed, workers, device, threads, resume
+):
+    """Train an image-to-video deblurring model (7 frames from one blurry image)."""
+    from rb2v.progress import say
+
+    from .train import Blur2VidSettings, train
+
+    given = {
+        "loss": loss,
+        "hypercut": hypercut,
+        "alpha": alpha,
+        "size": size,
+        "epochs": epochs,
+        "crop": crop,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "workers": workers,
+    }
+    if resume:
+        fixed = [k for k, v in given.items() if v is not None and k not in Blur2VidSettings.RUNTIME]
+        if fixed:
+            say(f"note: --resume continues with the run's own settings; ignoring {', '.join(fixed)}")
+    settings = Blur2VidSettings(
+        manifest=str(manifest),
+        out=str(out),
+        device=device,
+        threads=threads,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    click.echo(str(train(settings, resume=resume)))
+
+
+@click.command("eval-blur2vid")
+@click.option("--manifest", required=True, type=click.Path(), help="manifest.parquet (or its folder).")
+@click.option("--checkpoint", required=True, type=click.Path(), help="A blur2vid last.pt (or its run folder).")
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--hypercut", type=click.Path(), default=None, help="Also score the predictions' order (hit, con@3).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the figures here.")
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=int, default=None, help=THREADS_HELP)
+def eval_blur2vid(manifest, checkpoint, split, hypercut, json_path, batch_size, workers, device, threads):
+    """pPSNR per frame (official definition), pSSIM, forward PSNR and the blurry-input floor."""
+    from .evaluate import evaluate, format_result
+
+    _set_threads(threads)
+    result = evaluate(
+        manifest, checkpoint, split=split, hypercut=hypercut, device=device, batch_size=batch_size, workers=workers
+    )
+    click.echo(format_result(result))
+    if json_path:
+        write_json_atomic(json_path, result)
+
+
+@click.command("deblur")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--checkpoint", required=True, type=click.Path(), help="A blur2vid last.pt (or its run folder).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Writes OUT/<name>/frame00k.png.")
+@click.option(
+    "--video",
+    type=click.Choice(["mp4", "gif"]),
+    is_flag=False,
+    flag_value="mp4",
+    default=None,
+    help="Also write a video of the 7 frames (--video: MP4; --video gif).",
+)
+@click.option("--tile", type=int, default=512, show_default=True, help="Tile side for large images.")
+@click.option("--overlap", type=int, default=32, show_default=True, help="Pixels shared by neighbouring tiles.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=int, default=None, help=THREADS_HELP)
+def deblur_cmd(inputs, checkpoint, out, video, tile, overlap, device, threads):
+    """Any blurry photo(s) or folder -> OUT/<name>/frame001.png ... frame007.png (time order)."""
+    from .deblur import deblur
+
+    _set_threads(threads)
+    for folder in deblur(list(inputs), checkpoint, out, video=video, device=device, tile=tile, overlap=overlap):
+        click.echo(str(folder))

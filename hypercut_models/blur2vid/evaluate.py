@@ -1,0 +1,104 @@
+"""``rb2v eval-blur2vid``: pPSNR per frame (official definition, see ``metrics``), p̄PSNR, pSSIM,
+forward PSNR and the blurry-input floor on one split; with a HyperCUT checkpoint, hit / con@3 of
+the *predicted* sequences (as predicted, in time order) under that ordering network."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rb2v.device import resolve_device
+from rb2v.progress import progress
+
+from ..checkpoint import load_model as load_hypercut
+from ..data import iterate, make_loader
+from ..losses import pair_scores
+from ..metrics import ordering_metrics
+from .checkpoint import load_network
+from .data import BlurSequenceDataset
+from .network import Blur2VidNet
+from .train import channels_last_for, place
+
+
+@torch.no_grad()
+def predict(net: Blur2VidNet, blur: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """(B, 3, H, W) blurry images in [0, 1] -> (B, 7, 3, H, W) float32 frames on the CPU, clamped to [0, 1]."""
+    cl = channels_last_for(device)
+    with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        pred = net(place(blur, device, cl))
+    return pred.float().clamp_(0, 1).cpu()
+
+
+def evaluate(
+    manifest: str | Path,
+    checkpoint: str | Path,
+    *,
+    split: str = "test",
+    hypercut: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 4,
+    workers: int = 0,
+    ssim: bool = True,
+    net: Blur2VidNet | None = None,
+) -> dict:
+    """The figures of ``eval-blur2vid`` (the JSON keys of DESIGN.md, plus counts and timings)."""
+    from .metrics import PPSNRAccumulator
+
+    dev = resolve_device(device)
+    if net is None:
+        net, _ = load_network(checkpoint)
+    net = place(net, dev, channels_last_for(dev)).eval()
+    hc = None
+    if hypercut is not None:
+        hc_net, plane, _ = load_hypercut(hypercut)
+        hc = (place(hc_net, dev, channels_last_for(dev)).eval(), plane.to(dev))
+    dataset = BlurSequenceDataset(manifest, split)
+    if not dataset.uniform_size():
+        batch_size = 1
+    loader = make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers, device=dev)
+    acc = PPSNRAccumulator(ssim=ssim)
+    fwd_scores, rev_scores = [], []
+    t0 = time.perf_counter()
+    for blur, frames, _ in progress(iterate(loader), total=len(loader), desc=f"eval-blur2vid {split}", unit="batch"):
+        pred = predict(net, blur, dev)
+        if hc is not None:
+            with torch.no_grad(), torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
+                f, r = pair_scores(hc[0], hc[1], pred.to(dev), channels_last=dev.type == "cuda")
+            fwd_scores.append(f.float().cpu().numpy())
+            rev_scores.append(r.float().cpu().numpy())
+        p = pred.numpy().transpose(0, 1, 3, 4, 2)
+        t = frames.numpy().transpose(0, 1, 3, 4, 2)
+        b = blur.numpy().transpose(0, 2, 3, 1)
+        for i in range(len(p)):
+            acc.add(p[i], t[i], b[i])
+    result = acc.result()
+    if hc is not None:
+        m = ordering_metrics(np.concatenate(fwd_scores), np.concatenate(rev_scores))
+        result.update({"hit": m["hit"], "con@2": m["con@2"], "con@3": m["con@3"]})
+    result.update(
+        {
+            "split": split,
+            "manifest": str(dataset.manifest),
+            "checkpoint": str(checkpoint),
+            "device": str(dev),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+    )
+    return result
+
+
+def format_result(result: dict) -> str:
+    head = f"{'':<16}" + "".join(f"{f'x{k}':>7}" for k in range(7)) + f"{'mean':>8}"
+    rows = [head]
+    for name, key in (("pPSNR", "ppsnr"), ("forward PSNR", "psnr_forward"), ("blurry input", "baseline_ppsnr")):
+        vals = result[key]
+        rows.append(f"{name:<16}" + "".join(f"{v:>7.2f}" for v in vals) + f"{np.mean(vals):>8.2f}")
+    extra = f"pSSIM {result['pssim_mean']:.4f}" if "pssim_mean" in result else ""
+    if "con@3" in result:
+        extra += f"   predictions under HyperCUT: hit {100 * result['hit']:.2f} %, con@3 {100 * result['con@3']:.2f} %"
+    rows.append(extra.strip())
+    rows.append(f"{result['split']} split, {result['samples']} samples, {result['seconds']:.1f}s on {result['device']}")
+    return "\n".join(rows)

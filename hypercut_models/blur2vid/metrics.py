@@ -1,0 +1,86 @@
+"""pPSNR and pSSIM exactly as the official HyperCUT evaluation computes them.
+
+Per sample: the PSNR of each of the 7 predicted frames against its ground truth, on 0-255 values
+(``rb2v.metrics.psnr(..., peak=255)``), once for the prediction as is and once reversed in time;
+the direction whose *mean PSNR over the 7 frames* is higher is kept (ties: as is), and that
+direction's per-frame PSNRs are the sample's pPSNR. pPSNR per frame is the mean over samples;
+p̄PSNR is the mean of those 7. A per-frame max (best direction chosen frame by frame) would score
+higher and is not the definition. pSSIM is the SSIM of the same chosen direction (scikit-image,
+RGB, 0-255 data range). Frames are (7, H, W, 3) float arrays in [0, 1]; predictions are rounded to
+8 bits first, as the official code saves and scores PNGs. An identical frame has PSNR inf (the one PSNR of
+rb2v invents no ceiling), and a mean over it is inf too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rb2v.metrics import psnr
+
+
+def quantize(frames: np.ndarray) -> np.ndarray:
+    """[0, 1] floats -> 0-255 values (float64, rounded), as 8-bit PNGs hold them."""
+    return np.clip(np.rint(np.asarray(frames, np.float64) * 255.0), 0, 255)
+
+
+def frame_psnrs(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(7,) PSNRs (dB, 0-255 values) of pred[k] against target[k]; inputs in [0, 1]."""
+    p, t = quantize(pred), quantize(target)
+    return np.array([psnr(p[k], t[k], peak=255.0) for k in range(len(p))])
+
+
+def ppsnr_sample(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(per-frame PSNRs of the better direction, whether that direction is the reverse)."""
+    fwd = frame_psnrs(pred, target)
+    rev = frame_psnrs(pred[::-1], target)
+    if rev.mean() > fwd.mean():
+        return rev, True
+    return fwd, False
+
+
+def ssim_frames(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    from skimage.metrics import structural_similarity
+
+    p, t = quantize(pred), quantize(target)
+    win = min(7, *p.shape[1:3])
+    win -= 1 - win % 2  # odd
+    return np.array(
+        [structural_similarity(p[k], t[k], data_range=255.0, channel_axis=2, win_size=win) for k in range(len(p))]
+    )
+
+
+class PPSNRAccumulator:
+    """Sums over samples: pPSNR, forward PSNR, pSSIM (chosen direction), and the floor (every frame
+    = the blurry input, which is the same in both directions)."""
+
+    def __init__(self, ssim: bool = True):
+        self.ssim = ssim
+        self.ppsnr: list[np.ndarray] = []
+        self.forward: list[np.ndarray] = []
+        self.pssim: list[float] = []
+        self.baseline: list[np.ndarray] = []
+        self.reversed = 0
+
+    def add(self, pred: np.ndarray, target: np.ndarray, blur: np.ndarray | None = None) -> None:
+        chosen, rev = ppsnr_sample(pred, target)
+        self.ppsnr.append(chosen)
+        self.forward.append(frame_psnrs(pred, target))
+        self.reversed += int(rev)
+        if self.ssim:
+            self.pssim.append(float(ssim_frames(pred[::-1] if rev else pred, target).mean()))
+        if blur is not None:
+            self.baseline.append(frame_psnrs(np.repeat(blur[None], len(target), axis=0), target))
+
+    def result(self) -> dict:
+        out = {
+            "ppsnr": np.mean(self.ppsnr, axis=0).tolist(),
+            "ppsnr_mean": float(np.mean(self.ppsnr)),
+            "psnr_forward": np.mean(self.forward, axis=0).tolist(),
+            "samples": len(self.ppsnr),
+            "reversed_fraction": self.reversed / max(len(self.ppsnr), 1),
+        }
+        if self.ssim:
+            out["pssim_mean"] = float(np.mean(self.pssim))
+        if self.baseline:
+            out["baseline_ppsnr"] = np.mean(self.baseline, axis=0).tolist()
+        return out

@@ -1,0 +1,227 @@
+"""``rb2v train-blur2vid``: train the blur2vid network on a manifest's train split.
+
+Run conventions of ``train-hypercut``: the run folder holds ``settings.json``, ``log.csv`` (one row
+per epoch), TensorBoard events when ``tensorboard`` is installed, and ``last.pt``, rewritten
+atomically after every epoch. ``resume=True`` continues from ``last.pt`` with the run's own
+settings (only ``epochs``, ``workers``, ``device``, ``threads`` may change), restoring the optimiser,
+the scaler and every random generator, so it computes exactly what an uninterrupted run would.
+On CUDA: float16 autocast with a gradient scaler, channels-last tensors, pinned memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rb2v.device import resolve_device
+from rb2v.errors import Rb2vError
+from rb2v.fsutil import write_json_atomic
+from rb2v.manifest import read_manifest
+from rb2v.progress import progress, say
+
+from ..checkpoint import load_regularizer
+from ..data import default_workers, iterate, make_loader
+from ..network import MIN_SIDE
+from ..train import RunLog, cosine_lr, rng_state, seed_everything, set_rng_state
+from .checkpoint import build_network, load_checkpoint, save_checkpoint
+from .data import BlurSequenceDataset, order_record
+from .losses import LOSSES, Blur2VidLoss
+from .network import SIZES, make_network
+
+DEFAULT_EPOCHS = 30
+DEFAULT_CROP = 64
+
+
+@dataclass
+class Blur2VidSettings:
+    manifest: str
+    out: str
+    loss: str = "naive"  # naive | order-invariant | hypercut
+    hypercut: str | None = None  # HyperCUT checkpoint for R_hyp (--loss hypercut)
+    alpha: float = 0.2  # weight of R_hyp
+    size: str = "small"
+    epochs: int | None = None  # None: DEFAULT_EPOCHS for a new run, the run's own on resume
+    crop: int | None = None  # None: DEFAULT_CROP, or the smallest frame side if smaller
+    batch_size: int = 8
+    lr: float = 5e-4
+    clip_grad: float = 1.0  # gradient norm cap (0: none)
+    seed: int = 0
+    workers: int | None = 0  # data loader processes (None: up to 4)
+    device: str = "auto"
+    threads: int | None = None
+
+    RUNTIME = ("epochs", "workers", "device", "threads")
+
+
+def channels_last_for(device: torch.device) -> bool:
+    """Channels-last (and float16 autocast) on CUDA only; on the CPU they are slower."""
+    return device.type == "cuda"
+
+
+def place(x, device: torch.device, channels_last: bool):
+    """A module or a 4-D tensor on ``device``, channels-last when asked (the one placement rule)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if isinstance(x, torch.nn.Module):
+        return x.to(device, memory_format=fmt)
+    if x.ndim == 4:
+        return x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+    return x.to(device, non_blocking=True)
+
+
+def hyp_note(row: dict) -> str:
+    return f", R_hyp {row['hyp_loss']:.3f}"
+
+
+def _resolve(settings: Blur2VidSettings, resume: bool) -> tuple[Blur2VidSettings, dict | None]:
+    out = Path(settings.out)
+    last = out / "last.pt"
+    if not resume:
+        if last.exists():
+            raise Rb2vError(f"{out}: already holds a run (last.pt): pass --resume to continue it, or another --out")
+        return dataclasses.replace(settings, epochs=settings.epochs or DEFAULT_EPOCHS), None
+    if not last.exists():
+        raise Rb2vError(f"{last}: nothing to resume (no checkpoint in {out})")
+    ckpt = load_checkpoint(last)
+    saved = Blur2VidSettings(**ckpt["settings"])
+    changes = {k: getattr(settings, k) for k in Blur2VidSettings.RUNTIME if getattr(settings, k) is not None}
+    return dataclasses.replace(saved, **changes, out=str(out)), ckpt
+
+
+def _check(settings: Blur2VidSettings) -> None:
+    if settings.loss not in LOSSES:
+        raise Rb2vError(f"--loss {settings.loss!r}: use one of {', '.join(LOSSES)}")
+    if settings.size not in SIZES:
+        raise Rb2vError(f"--size {settings.size!r}: use one of {', '.join(SIZES)}")
+    if settings.loss == "hypercut" and not settings.hypercut:
+        raise Rb2vError("--loss hypercut needs --hypercut CKPT (the HyperCUT checkpoint that ordered the manifest)")
+
+
+def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
+    """Train (or continue) a run; return the path of its ``last.pt``."""
+    settings, ckpt = _resolve(settings, resume)
+    _check(settings)
+    device = resolve_device(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    seed_everything(settings.seed)
+    out = Path(settings.out)
+    hypercut = settings.loss == "hypercut"
+
+    probe = BlurSequenceDataset(settings.manifest, "train", ordered=hypercut)
+    smallest = int(min(probe.rows["width"].min(), probe.rows["height"].min()))
+    crop = settings.crop or min(DEFAULT_CROP, smallest)
+    if hypercut and crop < MIN_SIDE:
+        raise Rb2vError(f"--crop {crop}: R_hyp runs HyperCUT on the crops, which needs sides >= {MIN_SIDE}")
+    dataset = BlurSequenceDataset(settings.manifest, "train", crop=crop, seed=settings.seed, ordered=hypercut)
+    workers = default_workers() if settings.workers is None else settings.workers
+
+    cl = channels_last_for(device)
+    cuda = device.type == "cuda"
+    net = build_network(ckpt) if ckpt is not None else make_network(settings.size)
+    net = place(net, device, cl)
+    regularizer = None
+    if hypercut:
+        regularizer = place(load_regularizer(settings.hypercut), device, cl)
+    criterion = Blur2VidLoss(settings.loss, regularizer, settings.alpha)
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    start, history = 0, []
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        start, history = int(ckpt["epoch"]), list(ckpt["history"])
+        set_rng_state(ckpt["rng"])
+        if start >= settings.epochs:
+            say(f"{out}: already trained for {start} epoch(s) (>= --epochs {settings.epochs}); nothing to do")
+            return out / "last.pt"
+    out.mkdir(parents=True, exist_ok=True)
+    order = order_record(read_manifest(settings.manifest)) if hypercut else None
+    write_json_atomic(out / "settings.json", {**dataclasses.asdict(settings), "crop_used": crop, "order_labels": order})
+    log = RunLog(out)
+
+    steps_per_epoch = -(-len(dataset) // settings.batch_size)
+    total_steps = settings.epochs * steps_per_epoch
+    say(
+        f"training blur2vid ({settings.size}, loss {settings.loss}"
+        f"{f', alpha {settings.alpha:g}' if hypercut else ''}) on {len(dataset)} sequences ({crop}x{crop} crops) "
+        f"on {device}, epochs {start + 1}..{settings.epochs}, {steps_per_epoch} steps each"
+    )
+    bar = progress(total=(settings.epochs - start) * steps_per_epoch, desc="train-blur2vid", unit="step")
+    try:
+        for epoch in range(start, settings.epochs):
+            t0 = time.perf_counter()
+            net.train()
+            sums = {"total": 0.0, "recon": 0.0, "hyp": 0.0}
+            seen = 0
+            loader = make_loader(
+                dataset,
+                batch_size=settings.batch_size,
+                shuffle=True,
+                workers=workers,
+                device=device,
+                seed=settings.seed,
+                epoch=epoch,
+            )
+            for step, (blur, frames, _) in enumerate(iterate(loader), start=epoch * steps_per_epoch):
+                lr = cosine_lr(settings.lr, step, total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                blur, frames = place(blur, device, cl), frames.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+                    pred = net(blur)
+                    losses = criterion(pred.float(), frames)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(losses["total"]).backward()
+                if settings.clip_grad > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), settings.clip_grad)
+                scaler.step(optimizer)
+                scaler.update()
+                n = len(blur)
+                for k in sums:
+                    sums[k] += float(losses[k].detach()) * n
+                seen += n
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{sums['total'] / seen:.4f}")
+            seconds = time.perf_counter() - t0
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": sums["total"] / seen,
+                    "recon_loss": sums["recon"] / seen,
+                    "hyp_loss": sums["hyp"] / seen,
+                    "lr": lr,
+                    "seconds": round(seconds, 3),
+                    "sequences_per_s": round(seen / seconds, 3),
+                }
+            )
+            save_checkpoint(
+                out / "last.pt",
+                {
+                    "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+                    "net": net.config(),
+                    "size": settings.size,
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if cuda else None,
+                    "epoch": epoch + 1,
+                    "settings": dataclasses.asdict(settings),
+                    "rng": rng_state(),
+                    "history": history,
+                },
+            )
+            log.write(history)
+            row = history[-1]
+            say(
+                f"epoch {epoch + 1}/{settings.epochs}: loss {row['loss']:.4f} (recon {row['recon_loss']:.4f}"
+                f"{hyp_note(row) if hypercut else ''})  {seconds:.1f}s  "
+                f"ETA {seconds * (settings.epochs - epoch - 1):.0f}s"
+            )
+    finally:
+        bar.close()
+        log.close()
+    return out / "last.pt"

@@ -1,0 +1,211 @@
+"""``rb2v bench blur2vid``: the shape of the paper's Table 2 (per-frame pPSNR x0 ... x6) on the CPU.
+
+One run, one dataset, one training budget per model, seeds fixed:
+
+1. Videos (``--input``, or made here): folders of consecutive frames at 120 fps. Made here: a
+   virtual camera panning over real images (the 12 Middlebury scenes, scikit-image's photographs
+   and a frame of the real street video ``img_seq``; 1.5-6 px per frame, 96x96), plus three crops
+   of the real street video itself (static camera, moving cars and people).
+2. ``rb2v synth-reds --fps 120`` over them (4 real + 3 interpolated frames per sample, 19-sub-frame
+   blur). Sequences are disjoint between train and test; test = the videos of ``TEST_SOURCES``
+   (sources the bundled HyperCUT never trained on either).
+3. HyperCUT: ``--hypercut CKPT``, else the bundled CPU checkpoint (tests/fixtures/hypercut), else
+   one trained here with the recipe of ``rb2v bench hypercut``; then ``rb2v order``.
+4. ``train-blur2vid`` with the naive, order-invariant and hypercut losses (same seed, network,
+   crops, steps), then ``eval-blur2vid --hypercut`` of each on the test split.
+5. ``--alpha-sweep``: the hypercut loss with alpha in {0, 0.1, 0.2, 0.3} (paper, Table 6).
+
+Every step resumes: finished data, labels and runs in ``--work`` are reused.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import click
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT / ".." / "shared" / "data"
+BUNDLED_HYPERCUT = ROOT / "tests" / "fixtures" / "hypercut" / "pretrained.pt"
+TEST_SOURCES = ("coffee", "camera", "hubble_deep_field", "street")
+SPEED = (1.5, 6.0)  # px per 120-fps frame: a 7-frame (6/240 s) blur of 4.5-18 px, as HyperCUT was trained on
+SIZE = 96
+ALPHAS = (0.0, 0.1, 0.2, 0.3)
+PAPER = "paper, Table 2 (REDS): the gain of hypercut over the others grows toward the border frames"
+
+
+def make_videos(out: Path, takes: int, frames: int, seed: int = 0) -> Path:
+    """Image-folder videos at 120 fps (see the module docstring); return ``out``."""
+    from hypercut_models.synthetic import PHOTOS, folder_photos, load_photo, render_photo_take, video_takes
+    from rb2v.io.images import read_image, write_image
+
+    from ..progress import say
+
+    sources: list[tuple[str, np.ndarray]] = [(name, load_photo(name)) for name in PHOTOS]
+    shared = SHARED.resolve()
+    if (shared / "middlebury" / "input").is_dir():
+        sources += [(name, read_image(p)) for name, p in folder_photos(shared / "middlebury" / "input")]
+    street = shared / "img_seq" if (shared / "img_seq").is_dir() else ROOT / "tests" / "fixtures" / "img_seq"
+    if not (shared / "middlebury").is_dir():
+        say(f"note: {shared} not found: only scikit-image's photos and the bundled street frames are used")
+    street_files = sorted(street.glob("*.jpg")) + sorted(street.glob("*.png"))
+    sources.append(("img_seq", read_image(street_files[len(street_files) // 2])))
+    for name, photo in sources:
+        for t in range(takes):
+            folder = out / f"{name}-{t:02d}"
+            if (folder / f"{frames - 1:05d}.png").exists():
+                continue
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode()), t])
+            for i, frame in enumerate(render_photo_take(photo, frames, SIZE, rng, SPEED)):
+                write_image(folder / f"{i:05d}.png", frame)
+    for t, stream in enumerate(video_takes(street, SIZE)):
+        folder = out / f"street-{t:02d}"
+        if not (folder / f"{len(stream) - 1:05d}.png").exists():
+            for i, frame in enumerate(stream):
+                write_image(folder / f"{i:05d}.png", frame)
+    return out
+
+
+def source_of(subject: str) -> str:
+    return subject.rsplit("-", 1)[0]
+
+
+def rb2v(*args: str) -> None:
+    """Run an rb2v command as a user would (a separate process); stop the benchmark if it fails."""
+    proc = subprocess.run([sys.executable, "-m", "rb2v", *map(str, args)])
+    if proc.returncode != 0:
+        raise click.ClickException(f"rb2v {args[0]} failed (exit {proc.returncode})")
+
+
+def train_run(manifest: Path, out: Path, loss: str, epochs: int, threads: int, seed: int, **extra) -> float:
+    """Train (or finish) one blur2vid run; return the sum of its epoch times in seconds."""
+    from hypercut_models.blur2vid.checkpoint import load_checkpoint
+
+    args = ["train-blur2vid", "--manifest", manifest, "--out", out, "--epochs", epochs, "--threads", threads]
+    args += ["--device", "cpu"]
+    if (out / "last.pt").exists():
+        if load_checkpoint(out)["epoch"] < epochs:
+            rb2v(*args, "--resume")
+    else:
+        args += ["--loss", loss, "--seed", seed]
+        for k, v in extra.items():
+            args += [f"--{k.replace('_', '-')}", v]
+        rb2v(*args)
+    return float(sum(row["seconds"] for row in load_checkpoint(out)["history"]))
+
+
+def fmt_row(name: str, values, extra: str = "") -> str:
+    return f"{name:<24}" + "".join(f"{v:>7.2f}" for v in values) + f"{np.mean(values):>8.2f}" + extra
+
+
+@click.command()
+@click.option(
+    "--work", type=click.Path(file_okay=False), default=None, help="Working folder (default: a new temp one)."
+)
+@click.option("--input", "input_dir", type=click.Path(file_okay=False), default=None, help="120 fps videos to use.")
+@click.option("--hypercut", type=click.Path(), default=None, help="HyperCUT checkpoint (default: the bundled one).")
+@click.option("--epochs", default=8, show_default=True, help="Training epochs per blur2vid model (the budget).")
+@click.option("--takes", default=4, show_default=True, help="Videos per source image (made videos only).")
+@click.option("--frames", default=28, show_default=True, help="Frames per made video (4 per sample).")
+@click.option("--threads", default=1, show_default=True, help="torch CPU threads per training.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--alpha-sweep", is_flag=True, help="Also train the hypercut loss with alpha in {0, 0.1, 0.2, 0.3}.")
+def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, alpha_sweep):
+    """Per-frame pPSNR of the naive, order-invariant and hypercut losses beside the blurry-input floor."""
+    import tempfile
+
+    from rb2v.manifest import read_manifest, update_manifest
+
+    from ..progress import say
+
+    work = Path(work) if work else Path(tempfile.mkdtemp(prefix="rb2v-bench-blur2vid-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    videos = Path(input_dir) if input_dir else make_videos(work / "videos", takes, frames, seed)
+    manifest = work / "reds" / "datasets" / "reds" / "manifest.parquet"
+    if not manifest.exists():
+        rb2v("synth-reds", "--fps", "120", "--input", videos, "--out", work / "reds", "--no-report")
+    df = read_manifest(manifest)
+    split = np.where([source_of(s) in TEST_SOURCES for s in df["subject"]], "test", "train")
+    if (df["split"].to_numpy() != split).any() and (split == "test").any():
+        df["split"] = split
+        update_manifest(manifest, df)
+    counts = df["split"].value_counts().to_dict()
+    say(f"data: {manifest}: {counts.get('train', 0)} train / {counts.get('test', 0)} test samples")
+
+    if hypercut is None:
+        if BUNDLED_HYPERCUT.is_file():
+            hypercut = BUNDLED_HYPERCUT
+        else:
+            from .hypercut import RECIPE
+
+            hypercut = work / "hypercut" / "last.pt"
+            if not hypercut.exists():
+                recipe = [f"--{k.replace('_', '-')}={v}" for k, v in RECIPE.items()]
+                rb2v("train-hypercut", "--manifest", manifest, "--out", hypercut.parent, "--threads", threads, *recipe)
+    from hypercut_models.evaluate import ORDER_KEY
+    from hypercut_models.evaluate import evaluate as eval_hypercut
+
+    if ORDER_KEY not in read_manifest(manifest).attrs["metadata"]:
+        rb2v("order", "--manifest", manifest, "--checkpoint", hypercut, "--workers", "0", "--device", "cpu")
+    gt_order = eval_hypercut(manifest, hypercut, device="cpu", workers=0)
+
+    runs = [("naive", "naive", {}), ("order-invariant", "order-invariant", {})]
+    runs.append(("hypercut (alpha 0.2)", "hypercut", {"hypercut": hypercut, "alpha": 0.2}))
+    if alpha_sweep:
+        runs += [
+            (f"hypercut (alpha {a:g})", "hypercut", {"hypercut": hypercut, "alpha": a}) for a in ALPHAS if a != 0.2
+        ]
+    results, seconds = {}, {}
+    for name, loss, extra in runs:
+        out = work / "runs" / name.replace(" ", "_").replace("(", "").replace(")", "")
+        seconds[name] = train_run(manifest, out, loss, epochs, threads, seed, **extra)
+        cache = out / "eval.json"
+        if not cache.exists():
+            rb2v("eval-blur2vid", "--manifest", manifest, "--checkpoint", out, "--hypercut", hypercut,
+                 "--json", cache, "--device", "cpu", "--threads", threads)  # fmt: skip
+        results[name] = json.loads(cache.read_text())
+
+    first = results["naive"]
+    click.echo(
+        f"\nblur2vid, synth-reds 120 fps, {first['samples']} test samples of unseen videos; each model: {epochs} "
+        f"epochs of the small network on 64x64 crops, CPU, {threads} thread(s); HyperCUT: {hypercut}"
+    )
+    click.echo(
+        f"HyperCUT on the ground-truth test sequences: hit {100 * gt_order['hit']:.2f} %, "
+        f"con@3 {100 * gt_order['con@3']:.2f} %"
+    )
+    click.echo(f"{'pPSNR (dB)':<24}" + "".join(f"{f'x{k}':>7}" for k in range(7)) + f"{'mean':>8}"
+               + f"{'pSSIM':>8}{'con@3':>8}{'train s':>9}")  # fmt: skip
+    click.echo(fmt_row("blurry input", first["baseline_ppsnr"]))
+    for name, r in results.items():
+        extra = f"{r['pssim_mean']:>8.4f}{100 * r['con@3']:>7.1f}%{seconds[name]:>9.0f}"
+        click.echo(fmt_row(name, r["ppsnr"], extra))
+    base = np.array(first["baseline_ppsnr"])
+    hc, nv, oi = (np.array(results[n]["ppsnr"]) for n in ("hypercut (alpha 0.2)", "naive", "order-invariant"))
+    border = [0, 6]
+    click.echo("\ntargets (border frames x0, x6; measured):")
+    click.echo(f"  hypercut - naive           {', '.join(f'{v:+.2f}' for v in (hc - nv)[border])} dB (target >= +1.0)")
+    click.echo(f"  hypercut - order-invariant {', '.join(f'{v:+.2f}' for v in (hc - oi)[border])} dB (target >= +0.3)")
+    for name in ("naive", "order-invariant", "hypercut (alpha 0.2)"):
+        gain = (np.array(results[name]["ppsnr"]) - base)[border]
+        click.echo(f"  {name} - blurry input {', '.join(f'{v:+.2f}' for v in gain)} dB (target >= +1.0)")
+    click.echo(
+        f"  p̄PSNR: hypercut {hc.mean():.2f}, naive {nv.mean():.2f}, order-invariant {oi.mean():.2f} dB "
+        "(target: hypercut highest)"
+    )
+    gain_by_distance = [float(np.mean((hc - np.maximum(nv, oi))[[3 - d, 3 + d]])) for d in range(4)]
+    click.echo(
+        "  gain of hypercut over the better other, by distance from the middle frame (0..3): "
+        + ", ".join(f"{g:+.2f}" for g in gain_by_distance)
+        + " dB (paper: grows toward the border)"
+    )
+    click.echo(f"  con@3 of the hypercut model's predictions: {100 * results['hypercut (alpha 0.2)']['con@3']:.1f} % "
+               "(target >= 90 %)")  # fmt: skip
+    click.echo(f"{PAPER}\nwork: {work} ({time.perf_counter() - t_all:.0f} s wall this call)")
