@@ -9,7 +9,6 @@ breaks another. User mistakes (``Rb2vError``) print one line and exit non-zero;
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import traceback
 
@@ -89,8 +88,6 @@ def cli(ctx, debug):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    if debug:  # worker processes and Ray tasks inherit it: recorded tracebacks are printed too
-        os.environ["RB2V_DEBUG"] = "1"
     try:
         cli.main(args=argv, prog_name="rb2v", standalone_mode=False)
         return 0
