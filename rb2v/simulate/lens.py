@@ -1,0 +1,248 @@
+"""Lens distortion of the simulated cameras and the checkerboard calibration take.
+
+Model: OpenCV's (``k1 k2 p1 p2 [k3]``) around a pinhole ``K`` with ``fx = fy = FOCAL_FRACTION ·
+width`` and the principal point at the frame centre. A camera's *undistorted* pixel grid is the
+one its map ``G`` (camera pixel -> canonical, see ``scene.py``) is defined on; the recorded pixel
+``p_d`` shows the undistorted point ``p_u = K · undistort(K⁻¹ · p_d)``. So a distorted camera
+renders the scene on an undistorted canvas large enough to hold every ``p_u`` and resamples it
+once per frame through a fixed map. truth.json states each camera's ``(K, dist)`` as an
+``rb2v.alignment.Lens`` with method "truth".
+
+The calibration take (``RAW/calibration/<name>/`` with ``board.toml``) films a planar
+checkerboard held in a sequence of poses in front of the rig (tilted up to about 35°, all over
+the field of view), each held still for a moment: ``BoardScene`` renders it over the calibration
+backdrop from its 3-D pose, seen by both cameras through the rig (canonical = the blur camera's
+undistorted pixels, ``K_blur [r1 r2 t]`` maps the board plane in mm to it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..alignment import Lens
+from ..errors import Rb2vError
+from .scene import WARP_FLAGS, Scene
+
+FOCAL_FRACTION = 0.8  # fx = fy = 0.8 * width: about 64° horizontal field of view
+MAX_COEFFS = 8
+
+# the board (board.toml): inner corners (cols, rows), square side in mm
+BOARD_INNER = (9, 6)
+BOARD_SQUARE_MM = 25.0
+BOARD_POSES = 12
+POSE_HOLD_S = 0.25  # the board is held still this long in each pose ...
+POSE_MOVE_S = 0.15  # ... and moved to the next one in this time
+BOARD_TEXELS_PER_MM = 3.0
+
+
+def pinhole(width: int, height: int, focal_fraction: float = FOCAL_FRACTION) -> np.ndarray:
+    f = focal_fraction * width
+    return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]], np.float64)
+
+
+def check_coeffs(coeffs, what: str) -> tuple[float, ...]:
+    """Distortion coefficients as a tuple (empty: no distortion); one-line error when unusable."""
+    try:
+        c = tuple(float(v) for v in (coeffs or ()))
+    except (TypeError, ValueError):
+        raise Rb2vError(f"simulate-rig: {what} must be numbers (k1 k2 p1 p2 k3), got {coeffs!r}") from None
+    if len(c) > MAX_COEFFS or not all(math.isfinite(v) for v in c):
+        raise Rb2vError(f"simulate-rig: {what} must be at most {MAX_COEFFS} finite numbers, got {coeffs!r}")
+    if c and abs(c[0]) > 0.5:
+        raise Rb2vError(f"simulate-rig: {what}: |k1| must be at most 0.5, got {c[0]}")
+    return c
+
+
+@dataclass(frozen=True)
+class SimLens:
+    """One simulated camera's lens: pinhole ``K`` plus OpenCV distortion ``dist``, for frames of ``size``."""
+
+    K: np.ndarray
+    dist: np.ndarray
+    size: tuple[int, int]
+
+    @classmethod
+    def make(cls, coeffs, width: int, height: int) -> SimLens | None:
+        c = check_coeffs(coeffs, "distortion")
+        if not any(c):
+            return None
+        dist = np.zeros(max(5, len(c)) if len(c) <= 5 else 8)
+        dist[: len(c)] = c
+        return cls(pinhole(width, height), dist, (width, height))
+
+    def to_lens(self) -> Lens:
+        return Lens(
+            tuple(tuple(float(v) for v in r) for r in self.K),
+            tuple(float(v) for v in self.dist),
+            self.size,
+            "truth",
+        )
+
+    def undistort_points(self, pts: np.ndarray) -> np.ndarray:
+        """Recorded pixels (N,2) -> undistorted pixels (iterative inverse, converged to < 1e-6 px)."""
+        pts = np.asarray(pts, np.float64).reshape(-1, 1, 2)
+        crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
+        return cv2.undistortPoints(pts, self.K, self.dist, None, None, self.K, crit).reshape(-1, 2)
+
+    def distort_points(self, pts: np.ndarray) -> np.ndarray:
+        return distort_points(self.K, self.dist, pts)
+
+    def canvas(self) -> tuple[np.ndarray, tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+        """(shift, canvas size, (map_x, map_y)): the undistorted canvas that holds every recorded
+        pixel's ``p_u`` (``shift`` maps canvas pixels to undistorted camera pixels) and the float32
+        maps from the recorded grid into the canvas."""
+        cached = getattr(self, "_canvas", None)
+        if cached is not None:
+            return cached
+        w, h = self.size
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+        pu = self.undistort_points(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(h, w, 2)
+        x0, y0 = math.floor(pu[..., 0].min()) - 2, math.floor(pu[..., 1].min()) - 2
+        x1, y1 = math.ceil(pu[..., 0].max()) + 3, math.ceil(pu[..., 1].max()) + 3
+        shift = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
+        maps = ((pu[..., 0] - x0).astype(np.float32), (pu[..., 1] - y0).astype(np.float32))
+        out = (shift, (x1 - x0, y1 - y0), maps)
+        object.__setattr__(self, "_canvas", out)
+        return out
+
+    def render(self, scene: Scene, G: np.ndarray, tau: float, backdrop: np.ndarray | None):
+        """What the camera records (before its mirror flip) at world time ``tau``: linear RGB and coverage.
+
+        ``backdrop`` is in the recorded grid: the foreground is rendered premultiplied on an empty
+        canvas, resampled, and composited over it (the "over" operator is associative).
+        """
+        shift, csize, (mx, my) = self.canvas()
+        if backdrop is None:
+            img, a = scene.render(G @ shift, tau, csize)
+            return _remap(img, mx, my), _remap(a, mx, my)
+        empty = np.zeros((csize[1], csize[0], 3), np.float32)
+        fg, a = scene.render(G @ shift, tau, csize, backdrop=empty)
+        fg, a = _remap(fg, mx, my), _remap(a, mx, my)
+        return fg + (1 - a[..., None]) * backdrop, a
+
+
+def _remap(img: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+    return cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def distort_points(K: np.ndarray, dist: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Undistorted pixels (N,2) -> recorded (distorted) pixels under OpenCV's model."""
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    n = np.linalg.solve(K, np.vstack([pts.T, np.ones(len(pts))]))
+    obj = np.ascontiguousarray((n / n[2]).T.reshape(-1, 1, 3))
+    out, _ = cv2.projectPoints(obj, np.zeros(3), np.zeros(3), K, np.asarray(dist, np.float64))
+    return out.reshape(-1, 2)
+
+
+# ---------------------------------------------------------------------- the calibration board
+def board_toml(inner=BOARD_INNER, square_mm=BOARD_SQUARE_MM) -> str:
+    return (
+        "# simulated checkerboard calibration take: a planar board moved in front of the rig\n"
+        'type = "checkerboard"\n'
+        f"inner_corners = [{inner[0]}, {inner[1]}]\n"
+        f"square_mm = {square_mm}\n"
+    )
+
+
+def board_seconds(poses: int = BOARD_POSES) -> float:
+    return poses * (POSE_HOLD_S + POSE_MOVE_S)
+
+
+def _rodrigues(v) -> np.ndarray:
+    return cv2.Rodrigues(np.asarray(v, np.float64))[0]
+
+
+class BoardScene:
+    """A scene (the calibration backdrop) with a checkerboard held in front of it in several poses."""
+
+    def __init__(
+        self,
+        scene: Scene,
+        rng: np.random.Generator,
+        K_canonical: np.ndarray,
+        inner=BOARD_INNER,
+        square_mm=BOARD_SQUARE_MM,
+        poses: int = BOARD_POSES,
+    ):
+        self.scene = scene
+        self.green_screen = scene.green_screen
+        self.inner, self.square = tuple(inner), float(square_mm)
+        self.K = np.asarray(K_canonical, np.float64)
+        cols, rows = self.inner
+        s = BOARD_TEXELS_PER_MM
+        # board plane: x right, y down, mm, origin at the top-left inner corner; a white quiet
+        # zone of one square around the (cols+1) x (rows+1) squares
+        self.x0, self.y0 = -2 * self.square, -2 * self.square
+        bw, bh = (cols + 3) * self.square, (rows + 3) * self.square
+        tw, th = int(round(bw * s)), int(round(bh * s))
+        u = (np.arange(tw) + 0.5) / s + self.x0
+        v = (np.arange(th) + 0.5) / s + self.y0
+        cu = np.floor(u / self.square).astype(int)
+        cv = np.floor(v / self.square).astype(int)
+        inside = (cu[None, :] >= -1) & (cu[None, :] <= cols - 1) & (cv[:, None] >= -1) & (cv[:, None] <= rows - 1)
+        black = ((cu[None, :] + cv[:, None]) % 2 == 0) & inside
+        tex = np.where(black, 0.02, 0.75).astype(np.float32)
+        tex = cv2.GaussianBlur(tex, (0, 0), 0.45 * s)  # prefilter: the texture is minified about 2.5x
+        self.texture = np.repeat(tex[..., None], 3, axis=2)
+        self.mask = np.ones((th, tw), np.float32)
+        self.tex_from_board = np.array([[s, 0, -self.x0 * s - 0.5], [0, s, -self.y0 * s - 0.5], [0, 0, 1]])
+        self.poses = self._draw_poses(rng, poses)
+
+    def _draw_poses(self, rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Poses (rvec, t in mm) spread over the field of view: a grid of board centres, random tilts."""
+        cols, rows = self.inner
+        centre_mm = np.array([(cols - 1) * self.square / 2, (rows - 1) * self.square / 2, 0.0])
+        f = self.K[0, 0]
+        w, h = 2 * self.K[0, 2] + 1, 2 * self.K[1, 2] + 1
+        grid = [(gx, gy) for gy in (0.3, 0.5, 0.7) for gx in (0.28, 0.5, 0.72)]
+        order = rng.permutation(len(grid))
+        poses = []
+        for i in range(n):
+            gx, gy = grid[order[i % len(grid)]]
+            z = rng.uniform(0.9, 1.25) * f * (cols + 1) * self.square / (0.55 * w)
+            tilt = np.deg2rad(rng.uniform(12, 35))
+            axis = rng.uniform(0, 2 * np.pi)
+            rvec = np.array([tilt * np.cos(axis), tilt * np.sin(axis), rng.uniform(-0.25, 0.25)])
+            R = _rodrigues(rvec)
+            px = np.array([(gx + rng.uniform(-0.06, 0.06)) * w, (gy + rng.uniform(-0.06, 0.06)) * h])
+            ray = np.linalg.solve(self.K, np.array([px[0], px[1], 1.0]))
+            t = ray * z - R @ centre_mm  # the board's centre on that pixel's ray at depth z
+            poses.append((rvec, t))
+        return poses
+
+    def pose(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
+        period = POSE_HOLD_S + POSE_MOVE_S
+        i = int(np.clip(np.floor(tau / period), 0, len(self.poses) - 1))
+        phase = tau - i * period
+        if phase <= POSE_HOLD_S or i == len(self.poses) - 1:
+            return self.poses[i]
+        s = (phase - POSE_HOLD_S) / POSE_MOVE_S
+        s = s * s * (3 - 2 * s)  # smoothstep
+        (r0, t0), (r1, t1) = self.poses[i], self.poses[i + 1]
+        return r0 + s * (r1 - r0), t0 + s * (t1 - t0)
+
+    def board_to_canonical(self, tau: float) -> np.ndarray:
+        rvec, t = self.pose(tau)
+        R = _rodrigues(rvec)
+        return self.K @ np.column_stack([R[:, 0], R[:, 1], t])
+
+    def corners_canonical(self, tau: float) -> np.ndarray:
+        """The inner corners (row-major, as OpenCV orders them) in canonical pixels at ``tau``."""
+        cols, rows = self.inner
+        obj = np.array([[c * self.square, r * self.square, 1.0] for r in range(rows) for c in range(cols)]).T
+        p = self.board_to_canonical(tau) @ obj
+        return (p[:2] / p[2]).T
+
+    def render(self, G: np.ndarray, tau: float, size: tuple[int, int], backdrop=None, spill: bool = True):
+        img, alpha = self.scene.render(G, tau, size, backdrop=backdrop, spill=spill)
+        # camera pixel -> canonical -> board mm -> texture pixel
+        M = self.tex_from_board @ np.linalg.inv(self.board_to_canonical(tau)) @ G
+        w, h = size
+        tex = cv2.warpPerspective(self.texture, M, (w, h), flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)
+        m = cv2.warpPerspective(self.mask, M, (w, h), flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)
+        img = m[..., None] * tex + (1 - m[..., None]) * img
+        return img.astype(np.float32), alpha
