@@ -67,11 +67,45 @@ class Camera:
     borders: np.ndarray  # (h,w) multiplicative, in the recorded (flipped) frame
     vignette: np.ndarray | None = None
     lens: SimLens | None = None  # lens distortion (None: a pinhole)
+    # Frame k integrates from k/fps + start_s to k/fps + start_s + exposure_s (top row; own clock);
+    # row r of H starts r/(H-1) * readout_s later (rolling shutter). None: centred on k/fps.
+    start_s: float | None = None
+    readout_s: float = 0.0
+
+    @property
+    def exposure_start_s(self) -> float:
+        return -self.exposure_s / 2 if self.start_s is None else self.start_s
 
     def subframe_times(self, centre: float, internal_fps: float) -> np.ndarray:
         """Sample times (own clock) integrating [centre - E/2, centre + E/2] at >= internal_fps."""
         n = max(1, int(np.ceil(self.exposure_s * internal_fps - 1e-9)))
         return centre + self.exposure_s * ((np.arange(n) + 0.5) / n - 0.5)
+
+    def exposure_times(self, timestamp: float, internal_fps: float) -> np.ndarray:
+        """Sample times (own clock) integrating frame ``timestamp``'s (global-shutter) exposure window,
+        ``[timestamp + start_s, timestamp + start_s + E]``, at the midpoints of n >= E * internal_fps bins."""
+        # (start_s + E/2) is exactly 0 for a centred exposure: the same samples as subframe_times
+        return self.subframe_times(timestamp + (self.exposure_start_s + self.exposure_s / 2), internal_fps)
+
+    def rolling_grid(self, timestamp: float, internal_fps: float, height: int) -> tuple[np.ndarray, float, np.ndarray]:
+        """Rolling shutter: the render grid and each recorded row's weights for frame ``timestamp``.
+
+        Renders sit at ``(j + 0.5) * dt`` on the camera's own clock, ``dt = 1 / (fps * m)`` with
+        ``m = ceil(internal_fps / fps)``, so consecutive frames share them. Row r integrates
+        ``[a_r, a_r + E]``, ``a_r = timestamp + start_s + r / (H - 1) * readout_s``; its weight on render j
+        is the overlap of that window with bin ``[j dt, (j + 1) dt]`` over E (rows of the recorded
+        frame: the sensor reads the frame it writes top to bottom). Returns (j, dt, weights (n, H)).
+        """
+        m = max(1, int(np.ceil(internal_fps / self.fps - 1e-9)))
+        dt = 1.0 / (self.fps * m)
+        a = timestamp + self.exposure_start_s + np.arange(height) / max(height - 1, 1) * self.readout_s
+        b = a + self.exposure_s
+        j = np.arange(int(np.floor(a.min() / dt + 1e-9)), int(np.ceil(b.max() / dt - 1e-9)))
+        lo = np.maximum(a[None, :], j[:, None] * dt)
+        hi = np.minimum(b[None, :], (j[:, None] + 1) * dt)
+        w = np.clip(hi - lo, 0, None) / self.exposure_s
+        keep = w.max(axis=1) > 0
+        return j[keep], dt, (w[keep] / w[keep].sum(axis=0, keepdims=True)).astype(np.float32)
 
     def render(self, scene: Scene, tau: float, size: tuple[int, int], backdrop: np.ndarray | None = None):
         """The scene at world time ``tau`` through this camera's lens (linear RGB and coverage,
@@ -87,11 +121,13 @@ class Camera:
         size: tuple[int, int],
         rng: np.random.Generator | None,
         backdrop: np.ndarray | None = None,
+        gain: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One recorded frame (float32 RGB in [0,1], as flipped by the mirror) and its true alpha.
 
-        The sensor averages radiance over the exposure (linear light), adds shot and read noise
-        (``rng=None``: noiseless), then the response curve and colour transform are applied.
+        The sensor averages radiance over the exposure (linear light, global shutter: the renders at
+        ``world_times``), adds shot and read noise (``rng=None``: noiseless), then the response curve
+        and colour transform are applied.
         """
         w, h = size
         radiance = np.zeros((h, w, 3), np.float32)
@@ -102,13 +138,35 @@ class Camera:
             alpha += a
         radiance *= np.float32(1 / len(world_times))
         alpha *= np.float32(1 / len(world_times))
+        return self.develop(radiance, alpha, rng, gain)
+
+    def integrate_rows(self, renders, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rolling shutter: sum of renders (linear RGB, alpha; unflipped) with per-row weights (n, H)
+        given for the rows of the recorded frame."""
+        radiance = alpha = None
+        for (img, a), wr in zip(renders, weights):
+            wr = wr[::-1] if self.flip == "vertical" else wr  # recorded row r is rendered row H-1-r
+            wr = np.ascontiguousarray(wr)[:, None]
+            if radiance is None:
+                radiance, alpha = img * wr[..., None], a * wr
+            else:
+                radiance += img * wr[..., None]
+                alpha += a * wr
+        return radiance, alpha
+
+    def develop(
+        self, radiance: np.ndarray, alpha: np.ndarray, rng: np.random.Generator | None, gain: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sensor radiance (unflipped, linear) -> recorded frame: noise, response, colour (times the
+        per-frame ``gain`` of each encoded channel: exposure and white-balance drift), flip, borders."""
         if self.vignette is not None:
             radiance *= self.vignette[..., None]
         if rng is not None:
             sigma = np.sqrt(self.shot_noise * np.maximum(radiance, 0) + self.read_noise**2)
             radiance += sigma * gaussian_noise(rng, radiance.shape)
         encoded = linear_to_srgb_fast(radiance)
-        out = cv2.transform(encoded, self.colour.astype(np.float32))
+        colour = self.colour if gain is None else np.asarray(gain, np.float64)[:, None] * self.colour
+        out = cv2.transform(encoded, colour.astype(np.float32))
         out = apply_flip(out, self.flip)
         alpha = apply_flip(alpha, self.flip)
         out = np.clip(out * self.borders[..., None], 0, 1)

@@ -1,4 +1,11 @@
-"""Settings of a simulated capture session."""
+"""Settings of a simulated capture session.
+
+Every convention of the simulated cameras is a setting (issue 13): which instant of the exposure
+a frame's timestamp denotes (the *anchor*), exposure length, rolling-shutter readout, per-frame
+exposure and white-balance drift, the codec's bitrate — and ``randomize`` draws them per take
+(``rb2v.simulate.timing.draw_take_settings``). The defaults are the historical simulator: centred
+exposures, global shutter, no drift, H.264 at ``crf``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,29 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from ..errors import Rb2vError
+
+ANCHORS = ("start", "centre", "center", "end")
+# The codec's bitrate is given as a GoPro would record a 1920x1080 frame, scaled by pixel count.
+BITRATE_REFERENCE_PIXELS = 1920 * 1080
+
+
+def anchor_offset(anchor: float | str, length_s: float) -> float:
+    """Seconds from the (top row's) exposure start to the instant the timestamp ``k/fps`` denotes."""
+    if isinstance(anchor, str):
+        a = anchor.strip().lower()
+        if a == "start":
+            return 0.0
+        if a in ("centre", "center"):
+            return length_s / 2
+        if a == "end":
+            return length_s
+        try:
+            return float(a)
+        except ValueError:
+            raise Rb2vError(
+                f"simulate-rig: exposure anchor must be start, centre, end or an offset in seconds, got {anchor!r}"
+            ) from None
+    return float(anchor)
 
 
 @dataclass(frozen=True)
@@ -23,6 +53,17 @@ class SimConfig:
     # the span that the synthetic blur of 7 upsampled frames (19 sub-frames) represents.
     blur_exposure_s: float = 19 / 600
     sharp_exposure_s: float = 1 / 800
+    # Which instant of each camera's exposure its timestamps denote: "start", "centre", "end" or an
+    # offset in seconds after the top row's exposure start.
+    blur_anchor: float | str = "centre"
+    sharp_anchor: float | str = "centre"
+    # Rolling shutter: seconds from the top row's exposure start to the bottom row's (0: global shutter).
+    blur_readout_s: float = 0.0
+    sharp_readout_s: float = 0.0
+    # Per-frame drift (relative amplitude, smooth in time): exposure (all channels) and white balance
+    # (per channel), applied as gains on each camera's encoded colours.
+    exposure_drift: float = 0.0
+    wb_drift: float = 0.0
     internal_fps: float = 480.0  # rendering rate used to integrate exposures (>= 400)
     flip: Literal["horizontal", "vertical", "none"] = "horizontal"
     audio: bool = True
@@ -38,6 +79,9 @@ class SimConfig:
     # A session with distortion also films a checkerboard calibration take (RAW/calibration/<name>/board.toml).
     distortion_blur: tuple[float, ...] = ()
     distortion_sharp: tuple[float, ...] = ()
+    # H.264 at a fixed bitrate instead of crf: Mb/s a GoPro would use for 1920x1080, scaled to the frame size.
+    bitrate_mbps: float | None = None
+    randomize: bool = False  # draw anchor, exposure, readout, drift and bitrate per take from the seed
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -58,6 +102,27 @@ class SimConfig:
 
         check_coeffs(self.distortion_blur, "--distortion-blur")
         check_coeffs(self.distortion_sharp, "--distortion-sharp")
+        if self.sharp_exposure_s <= 0 or self.sharp_exposure_s > 1 / self.sharp_fps:
+            raise Rb2vError("simulate-rig: sharp exposure must be within one sharp frame period")
+        for cam, fps, readout in (
+            ("blur", self.blur_fps, self.blur_readout_s),
+            ("sharp", self.sharp_fps, self.sharp_readout_s),
+        ):
+            if not 0 <= readout <= 1 / fps + 1e-12:
+                raise Rb2vError(
+                    f"simulate-rig: {cam} readout must be between 0 and the frame period "
+                    f"({1000 / fps:g} ms), got {1000 * readout:g} ms"
+                )
+        for cam, fps, anchor, length in (
+            ("blur", self.blur_fps, self.blur_anchor, self.blur_exposure_s),
+            ("sharp", self.sharp_fps, self.sharp_anchor, self.sharp_exposure_s),
+        ):
+            if abs(anchor_offset(anchor, length)) > 1 / fps:
+                raise Rb2vError(f"simulate-rig: {cam} exposure anchor must be within one frame period")
+        if not (0 <= self.exposure_drift < 0.5 and 0 <= self.wb_drift < 0.5):
+            raise Rb2vError("simulate-rig: drift amplitudes must be in [0, 0.5)")
+        if self.bitrate_mbps is not None and self.bitrate_mbps <= 0:
+            raise Rb2vError("simulate-rig: --bitrate must be positive")
 
     @property
     def green_screen(self) -> bool:
