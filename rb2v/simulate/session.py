@@ -30,6 +30,7 @@ from ..io.video import VideoWriter
 from .audio import WorldSound, record
 from .camera import Camera, border_mask, compose_colour, random_colour_response, random_homography, vignette_field
 from .config import SimConfig
+from .lens import BoardScene, SimLens, board_seconds, board_toml, pinhole
 from .photos import SourceFrames
 from .scene import Scene
 from .timing import Drift, take_settings
@@ -67,7 +68,15 @@ class TakeSimulation:
         vig = vignette_field(W, H, 0.25) if cfg.vignetting else None
         self.settings = take_settings(cfg, self._key)
         self.exposure = self.settings.exposure  # the true windows, rb2v.alignment.Exposure per camera
+        # lens distortion (a session's rig: the same for all its takes); truth states both cameras' lenses
+        lenses = {c: SimLens.make(k, W, H) for c, k in (("blur", cfg.distortion_blur), ("sharp", cfg.distortion_sharp))}
         self.lens = None  # {"blur": Lens, "sharp": Lens} when the simulated lenses distort
+        if cfg.distorted:
+            self.lens = {c: (v or SimLens(pinhole(W, H), np.zeros(5), (W, H))).to_lens() for c, v in lenses.items()}
+        # a distorted session's calibration take films a checkerboard (board.toml) in front of its backdrop
+        self.board = calibration and cfg.distorted
+        if self.board:
+            self.scene = BoardScene(self.scene, np.random.default_rng([5, *self._key]), pinhole(W, H))
         eb, es = self.exposure["blur"], self.exposure["sharp"]
         self.blur = Camera(
             "blur",
@@ -80,6 +89,7 @@ class TakeSimulation:
             shot_noise=5e-5,
             borders=border_mask(W, H, "lr", BORDER_BAND),
             vignette=vig,
+            lens=lenses["blur"],
             start_s=eb.start_s,
             readout_s=eb.readout_s,
         )
@@ -94,6 +104,7 @@ class TakeSimulation:
             shot_noise=3e-4,
             borders=border_mask(W, H, "tb", SHARP_BORDER_BAND),
             vignette=vig,
+            lens=lenses["sharp"],
             start_s=es.start_s,
             readout_s=es.readout_s,
         )
@@ -103,7 +114,7 @@ class TakeSimulation:
             for i, c in enumerate(("blur", "sharp"))
         }
         self._renders: OrderedDict = OrderedDict()  # rolling shutter: renders shared by consecutive frames
-        seconds = 1.2 if calibration else cfg.seconds
+        seconds = (board_seconds() if self.board else 1.2) if calibration else cfg.seconds
         self.blur_frames = int(round(seconds * cfg.blur_fps))
         last_centre = self.to_sharp_clock((self.blur_frames - 1) / cfg.blur_fps)
         self.sharp_frames = int(math.ceil((last_centre + 0.12) * cfg.sharp_fps)) + 1
@@ -156,7 +167,7 @@ class TakeSimulation:
             self._renders.move_to_end(key)
             return self._renders[key]
         tau = float(self._to_world(cam)((j + 0.5) * dt))
-        out = self.scene.render(cam.G, tau, (self.cfg.width, self.cfg.height), backdrop=backdrop)
+        out = cam.render(self.scene, tau, (self.cfg.width, self.cfg.height), backdrop=backdrop)
         if backdrop is None:
             self._renders[key] = out
             while len(self._renders) > capacity:
@@ -361,6 +372,8 @@ def write_take(
                 "calibration": calibration,
             }
         )
+        if getattr(sim, "board", False):
+            (tmp / "board.toml").write_text(board_toml())
         if calibration:
             (tmp / "take.toml").write_text(f'# simulated take\ncalibration = "{calibration}"\n')
         write_json_atomic(tmp / "truth.json", truth)
@@ -383,7 +396,7 @@ def simulate_session(raw: str | Path, cfg: SimConfig, progress: bool = True) -> 
     cfg.validate()
     raw = Path(raw)
     jobs = []
-    calibration = f"{cfg.category}-rig" if cfg.green_screen else None
+    calibration = f"{cfg.category}-rig" if cfg.green_screen or cfg.distorted else None
     if calibration:
         jobs.append(
             (TakeSimulation(cfg, 0, 0, calibration=True), raw / "calibration" / calibration, "", calibration, None)
