@@ -79,15 +79,15 @@ def test_true_homography_flip_and_colour_map_sharp_onto_blur():
     mapped = to_blur_view(sim, sharp)
     m = valid_mask(sim, blur, mapped)
     assert m.mean() > 0.5
-    good = psnr(mapped, blur, m)
+    good = psnr(mapped, blur, mask=m)
     assert good > 33, good  # both cameras' sensor noise (noiseless: 40 dB, the resampling limit)
     # each part of the truth matters: a wrong flip, a 1 px shift or no colour map is far worse
-    assert psnr(to_blur_view(sim, sharp, flip="none"), blur, m) < good - 15
+    assert psnr(to_blur_view(sim, sharp, flip="none"), blur, mask=m) < good - 15
     shifted = sim.homography.copy()
     shifted[0, 2] += 1.0
-    assert psnr(to_blur_view(sim, sharp, H=shifted), blur, m) < good - 3
+    assert psnr(to_blur_view(sim, sharp, H=shifted), blur, mask=m) < good - 3
     raw = cv2.warpPerspective(np.ascontiguousarray(sharp[:, ::-1]), sim.homography, (sim.cfg.width, sim.cfg.height))
-    assert psnr(raw, blur, m) < good - 6
+    assert psnr(raw, blur, mask=m) < good - 6
 
 
 def test_sharp_start_truth_puts_the_window_on_the_exposure():
@@ -102,7 +102,7 @@ def test_sharp_start_truth_puts_the_window_on_the_exposure():
         p = truth["sharp_start"][k] + shift
         subframes = [sharp_at(sim, (p + j / 3) / 200) for j in range(19)]  # x[p..p+6] at 1/3 steps
         synth = to_blur_view(sim, np.mean(subframes, axis=0))
-        scores[shift] = psnr(synth, blur, valid_mask(sim, blur, synth))
+        scores[shift] = psnr(synth, blur, mask=valid_mask(sim, blur, synth))
     assert scores[0] > 33, scores
     assert scores[0] > max(scores[-2], scores[2]) + 3, scores
 

@@ -1,0 +1,211 @@
+"""The simulator's camera conventions (issue 13.5): exposure anchor and length, rolling shutter,
+drift, bitrate and ``--randomize`` — each checked against the truth it writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from rb2v.alignment import Exposure
+from rb2v.io.images import apply_flip
+from rb2v.io.video import open_source, probe
+from rb2v.metrics import psnr
+from rb2v.simulate import SimConfig, TakeSimulation
+from rb2v.simulate.config import anchor_offset
+from rb2v.simulate.oracle import truth_alignment
+from rb2v.simulate.timing import BITRATE_RANGE, READOUT_RANGE
+
+SMALL = {"width": 480, "height": 480, "seconds": 1.0}
+NAMES = {"subject": "s", "take": "t", "blur_files": [], "sharp_files": []}
+
+
+def _truth(sim: TakeSimulation) -> dict:
+    return json.loads(json.dumps(sim.truth(NAMES)))  # as read back from truth.json
+
+
+def _global_frame(sim: TakeSimulation, cam_name: str, t_own: float, length_s: float) -> np.ndarray:
+    """Noiseless global-shutter frame of camera ``cam_name`` whose exposure (``length_s``) is centred on ``t_own``."""
+    cam = sim.blur if cam_name == "blur" else sim.sharp
+    n = max(1, int(np.ceil(length_s * sim.cfg.internal_fps - 1e-9)))
+    own = t_own + length_s * ((np.arange(n) + 0.5) / n - 0.5)
+    world = own if cam_name == "blur" else sim.sharp_to_world(own)
+    return cam.film(sim.scene, world, (sim.cfg.width, sim.cfg.height), None)[0]
+
+
+@pytest.mark.parametrize("anchor", ["start", "end", 0.004])
+def test_blur_frame_averages_the_stated_window_for_any_anchor(anchor):
+    cfg = SimConfig(category="street", seed=21, blur_anchor=anchor, blur_exposure_s=1 / 50, **SMALL)
+    sim = TakeSimulation(cfg, 0, 0)
+    e = Exposure.from_json(_truth(sim)["exposure"]["blur"], "truth")
+    assert e.start_s == pytest.approx(-anchor_offset(anchor, 1 / 50)) and e.length_s == pytest.approx(1 / 50)
+    k = 11
+    frame, _ = sim.film_blur(k, noise=False)
+    n = int(np.ceil(e.length_s * cfg.internal_fps))
+    times = k / cfg.blur_fps + e.start_s + e.length_s * (np.arange(n) + 0.5) / n  # the stated window
+    size = (cfg.width, cfg.height)
+    radiance = np.zeros((cfg.height, cfg.width, 3), np.float32)
+    for t in times:
+        radiance += sim.scene.render(np.eye(3), t, size)[0]
+    radiance *= np.float32(1 / n)
+    np.testing.assert_allclose(frame, sim.blur.develop(radiance, np.zeros(radiance.shape[:2]), None)[0], atol=2e-5)
+    # the anchor matters: the window centred on the timestamp gives another frame
+    assert psnr(frame, _global_frame(sim, "blur", k / cfg.blur_fps, e.length_s)) < 40
+
+
+def test_rolling_shutter_rows_are_exposed_when_the_truth_says():
+    """Sharp camera, vertical mirror flip, 10 ms readout: a band of rows at the top and one at the bottom
+    of a moving scene each match a global-shutter render at that band's true time, not ±2-4 ms off."""
+    cfg = SimConfig(
+        category="street",
+        seed=22,
+        flip="vertical",
+        sharp_readout_s=0.010,
+        sharp_exposure_s=1 / 1000,
+        sharp_anchor="start",
+        motion_scale=4.0,
+        internal_fps=2000.0,
+        **SMALL,
+    )
+    sim = TakeSimulation(cfg, 0, 0)
+    e = Exposure.from_json(_truth(sim)["exposure"]["sharp"], "truth")
+    assert e.readout_s == pytest.approx(0.010) and e.start_s == 0.0
+    i = 40
+    frame, _ = sim.film_sharp(i, noise=False)
+    H = cfg.height
+    found = {}
+    for name, (r0, r1) in {"top": (24, 40), "bottom": (H - 40, H - 24)}.items():
+        t_band = i / cfg.sharp_fps + e.centre_s((r0 + r1 - 1) / 2 / (H - 1))  # own clock
+        assert sim.row_times("sharp", i)[(r0 + r1) // 2] == pytest.approx(sim.sharp_to_world(t_band), abs=2e-4)
+        errors = {}
+        for d_ms in (-4, -2, 0, 2, 4):
+            ref = _global_frame(sim, "sharp", t_band + d_ms / 1000, e.length_s)
+            errors[d_ms] = float(np.mean((frame[r0:r1, 40:-40] - ref[r0:r1, 40:-40]) ** 2))
+        assert min(errors, key=errors.get) == 0, (name, errors)
+        assert errors[0] * 10 < min(errors[-2], errors[2]), (name, errors)
+        found[name] = t_band
+    assert found["bottom"] - found["top"] == pytest.approx(0.010 * (H - 40 - 24) / (H - 1))
+
+
+def test_randomize_is_deterministic_per_seed_and_differs_across_takes():
+    cfg = SimConfig(category="street", seed=23, randomize=True, **SMALL)
+    a, b = TakeSimulation(cfg, 0, 0).settings, TakeSimulation(cfg, 0, 0).settings
+    assert a == b
+    others = [TakeSimulation(cfg, 0, 1).settings, TakeSimulation(cfg, 1, 0).settings]
+    others.append(TakeSimulation(SimConfig(category="street", seed=24, randomize=True, **SMALL), 0, 0).settings)
+    for o in others:
+        assert o.exposure["blur"] != a.exposure["blur"] and o.bitrate_mbps != a.bitrate_mbps
+    for s in (a, *others):
+        blur, sharp = s.exposure["blur"], s.exposure["sharp"]
+        assert 1 / 100 <= blur.length_s <= 1 / 25 and sharp.length_s <= 1 / 100
+        for e in (blur, sharp):
+            assert -e.length_s <= e.start_s <= 0  # the timestamp is somewhere in [start, end] of the exposure
+        assert READOUT_RANGE[0] <= blur.readout_s <= READOUT_RANGE[1] and READOUT_RANGE[0] <= sharp.readout_s <= 0.010
+        assert BITRATE_RANGE[0] <= s.bitrate_mbps <= BITRATE_RANGE[1]
+        assert s.exposure_drift > 0 and s.wb_drift > 0
+    # the scene, clocks and rig do not depend on the draws
+    plain = TakeSimulation(SimConfig(category="street", seed=23, **SMALL), 0, 0)
+    rand = TakeSimulation(cfg, 0, 0)
+    assert plain.time_offset_s == rand.time_offset_s and np.array_equal(plain.homography, rand.homography)
+
+
+def test_truth_exposure_block_round_trips_and_predicts_the_start():
+    sim = TakeSimulation(SimConfig(category="street", seed=25, randomize=True, **SMALL), 0, 0)
+    truth = _truth(sim)
+    assert truth["lens"] is None and truth["timestamp_convention"] == "see exposure"
+    for cam in ("blur", "sharp"):
+        e = Exposure.from_json(truth["exposure"][cam], "truth.json")
+        assert e.method == "truth" and e.to_json() == truth["exposure"][cam] and e == sim.exposure[cam]
+    alignment = truth_alignment(truth, {"x": 0, "y": 0, "width": 448, "height": 448})
+    for k in (0, 5, 17):
+        assert alignment.predicted_start(k, 2, 7) == pytest.approx(truth["sharp_start_exact"][k], abs=1e-9)
+    # default: centred, no readout — the historical truth
+    plain = _truth(TakeSimulation(SimConfig(category="street", seed=25, **SMALL), 0, 0))
+    assert plain["timestamp_convention"] == "exposure centre" and plain["color_matrix_per_frame"] is None
+    assert plain["exposure"]["blur"]["start_s"] == -plain["exposure"]["blur"]["length_s"] / 2
+
+
+def test_sharp_start_truth_follows_a_non_centre_anchor():
+    """Anchor at the exposure end: the synthetic blur of the window the truth names reproduces the blurry
+    frame; the window the centred convention would name (about 3 steps later) does not."""
+    cfg = SimConfig(category="street", seed=26, blur_anchor="end", **SMALL)
+    sim = TakeSimulation(cfg, 0, 0)
+    truth = _truth(sim)
+    k = 12
+    blur, _ = sim.film_blur(k, noise=False)
+    C = sim.color_matrix
+    crop = (slice(40, -40), slice(60, -60))
+
+    def synth(p):
+        sub = [_global_frame(sim, "sharp", (p + j / 3) / 200, cfg.sharp_exposure_s) for j in range(19)]
+        un = np.ascontiguousarray(apply_flip(np.mean(sub, axis=0), cfg.flip))
+        warped = cv2.warpPerspective(un, sim.homography, (cfg.width, cfg.height), flags=cv2.INTER_LINEAR)
+        return psnr((warped @ C[:, :3].T + C[:, 3])[crop], blur[crop])
+
+    p = truth["sharp_start"][k]
+    assert abs(truth["sharp_start_exact"][k] - p) <= 0.5
+    centred = truth["sharp_start_exact"][k] + 2 * cfg.sharp_fps * cfg.blur_exposure_s / 2  # timestamp = centre
+    shift = int(round(centred)) - p
+    assert shift == 3
+    scores = {d: synth(p + d) for d in (0, shift)}
+    assert scores[0] > 33 and scores[0] > scores[shift] + 3, scores
+
+
+def test_drift_truth_per_frame_colour_map():
+    cfg = SimConfig(category="street", seed=27, motion_scale=0.0, exposure_drift=0.08, wb_drift=0.05, **SMALL)
+    sim = TakeSimulation(cfg, 0, 0)
+    truth = _truth(sim)
+    gains = np.array(truth["gains"]["blur"])
+    assert gains.shape == (sim.blur_frames, 3) and gains.std(axis=0).max() > 0.005
+    k = 20
+    blur, _ = sim.film_blur(k, noise=False)
+    i = int(round((truth["sharp_start_exact"][k] + 3) / 2))
+    sharp, _ = sim.film_sharp(i, noise=False)
+    un = np.ascontiguousarray(apply_flip(sharp, cfg.flip))
+    warped = cv2.warpPerspective(un, sim.homography, (cfg.width, cfg.height), flags=cv2.INTER_LINEAR)
+    crop = (slice(40, -40), slice(60, -60))
+
+    def score(M):
+        M = np.asarray(M)
+        return psnr(np.clip(warped @ M[:, :3].T + M[:, 3], 0, 1)[crop], blur[crop])
+
+    good = score(truth["color_matrix_per_frame"][k])
+    assert good > 35 and good > score(truth["color_matrix"]) + 1, (good, score(truth["color_matrix"]))
+
+
+def rb2v(*args):
+    return subprocess.run([sys.executable, "-m", "rb2v", *map(str, args)], capture_output=True, text=True)
+
+
+def test_cli_randomize_writes_the_draws_and_the_bitrate(tmp_path):
+    raw = tmp_path / "raw"
+    r = rb2v("simulate-rig", raw, "--seconds", 0.5, "--size", "480x480", "--randomize", "--seed", 28, "--no-audio")
+    assert r.returncode == 0, r.stderr
+    take = raw / "street" / "subject01" / "take01"
+    truth = json.loads((take / "truth.json").read_text())
+    assert truth["sim_config"]["randomize"] and truth["exposure"]["blur"]["method"] == "truth"
+    expected = TakeSimulation(SimConfig(**truth["sim_config"]), 0, 0).settings
+    assert truth["camera_settings"] == json.loads(json.dumps(expected.to_json()))
+    src = open_source([take / f for f in truth["blur_files"]])
+    bits = sum(p.stat().st_size for p in src.paths) * 8 / (src.frames / 25)
+    target = expected.bitrate_bps(480, 480)
+    assert 0.6 * target < bits < 1.4 * target, (bits, target)
+    assert probe(src.paths[0]).fps == 25
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--exposure-anchor", "middle"], "exposure anchor must be start, centre, end"),
+        (["--readout-sharp", "0.02"], "sharp readout must be between 0 and the frame period"),
+        (["--blur-exposure", "0.05"], "blur exposure must be within one blur frame period"),
+        (["--bitrate", "-3"], "--bitrate must be positive"),
+    ],
+)
+def test_cli_refuses_impossible_conventions(tmp_path, args, message):
+    r = rb2v("simulate-rig", tmp_path / "raw", *args)
+    assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
