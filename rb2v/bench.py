@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "build": ("rb2v.benchmarks.build", "main", "Per-stage throughput and peak memory of rb2v build."),
     "publish": ("rb2v.benchmarks.publish", "main", "Publish throughput vs a plain copy, folder and S3."),
     "hypercut": ("rb2v.benchmarks.hypercut", "main", "HyperCUT CPU accuracy recipe vs phase correlation."),
+    "rig-unknowns": ("rb2v.benchmarks.rig_unknowns", "main", "Align + build errors per camera convention (issue 13)."),
     "blur2vid": ("rb2v.benchmarks.blur2vid", "main", "Table 2: per-frame pPSNR of naive, order-invariant, hypercut."),
 }
 

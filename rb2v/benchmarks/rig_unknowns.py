@@ -1,0 +1,249 @@
+"""``rb2v bench rig-unknowns``: what each unknown of the rig costs, end to end (issue 13).
+
+For every setting of the simulated cameras (exposure anchor start / centre / end, rolling-shutter
+readout 0 / 8 / 16 ms, ``--randomize``, …) and every seed given, simulate one take, run
+``rb2v align`` and ``rb2v build`` on it exactly as a user would (child processes, default
+pipeline unless told), and compare with the simulator's truth:
+
+- offset error (ms): ``time_offset_s`` of alignment.json against the truth
+- corner error (px): ``rb2v.benchmarks.align.corner_errors`` of the crop (mean and max over corners)
+- at exact start (%): accepted samples whose ``sharp_start`` is the truth's (middle row, true exposures)
+- accepted (%): accepted samples over the blurry frames the build considered (and over all frames)
+- colour error: median over accepted samples of the mean max-channel difference between the sample's
+  3x4 matrix and the true one (per-frame under drift) over the sharp frame's own colours
+
+One seed gives the same scene, clocks and rig in every setting: only the convention changes.
+Targets (issue 13): offset <= 2.5 ms, corner <= 0.5 px, >= 95 % at exact start, >= 70 % accepted,
+colour <= 0.03.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+# name -> SimConfig fields; the sharp camera's readout is capped at its 10 ms frame period
+SETTINGS: dict[str, dict] = {
+    "centre": {},
+    "start": {"blur_anchor": "start"},
+    "end": {"blur_anchor": "end"},
+    "short-1/50": {"blur_exposure_s": 1 / 50, "blur_anchor": "start"},
+    "readout-8": {"blur_readout_s": 0.008, "sharp_readout_s": 0.008},
+    "readout-16": {"blur_readout_s": 0.016, "sharp_readout_s": 0.010},
+    "drift+codec": {"exposure_drift": 0.03, "wb_drift": 0.02, "bitrate_mbps": 45.0},
+    "distortion": {"distortion_blur": (-0.06,), "distortion_sharp": (0.05,)},
+    "randomized": {"randomize": True},
+}
+DEFAULT_SETTINGS = "centre,start,end,readout-8,readout-16,randomized"
+TARGETS = {"offset_ms": 2.5, "corner_px": 0.5, "at_exact": 0.95, "accepted": 0.70, "colour": 0.03}
+
+
+def colour_error(M, C, sharp: np.ndarray) -> float:
+    """Mean over the frame's pixels of the max-channel difference of two 3x4 colour maps (as tests/test_build)."""
+    X = np.hstack([sharp.reshape(-1, 3), np.ones((sharp.size // 3, 1))])
+    return float(
+        np.abs(X @ np.asarray(M, np.float64).reshape(3, 4).T - X @ np.asarray(C, np.float64).T).max(axis=1).mean()
+    )
+
+
+def _rb2v(args: list[str], log: Path) -> tuple[bool, str]:
+    proc = subprocess.run([sys.executable, "-m", "rb2v", *args], capture_output=True, text=True)
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        return False, lines[-1] if lines else f"exit {proc.returncode}"
+    return True, ""
+
+
+def measure_take(raw: Path, out: Path, category: str) -> dict:
+    """Errors of one aligned and built take against its truth.json."""
+    from ..alignment import read_alignment
+    from ..io.images import read_image
+    from .align import corner_errors
+
+    truth_path = next(raw.glob(f"{category}/*/*/truth.json"))
+    truth = json.loads(truth_path.read_text())
+    key = truth_path.parent.relative_to(raw).as_posix()
+    meta = read_alignment(out / "aligned" / key)
+    corners = corner_errors(meta, truth)
+    res = {
+        "offset_ms": 1000 * (meta.time_offset_s - truth["time_offset_s"]),
+        "corner_mean_px": float(corners.mean()),
+        "corner_max_px": float(corners.max()),
+        "exposure_est": None if meta.exposure is None else {c: e.to_json() for c, e in meta.exposure.items()},
+        "exposure_true": truth.get("exposure"),
+        "blur_frames": truth["blur_frames"],
+    }
+    dataset = out / "datasets" / category
+    info = json.loads((dataset / "build.json").read_text())
+    take = info["takes"][0]
+    df = pd.read_parquet(dataset / "manifest.parquet")
+    df = df[df["take"] == key]
+    starts = np.array(
+        [truth["sharp_start"][k] if truth["sharp_start"][k] is not None else -999 for k in df["blur_index"]]
+    )
+    steps = df["sharp_start"].to_numpy() - starts
+    per_frame = truth.get("color_matrix_per_frame")
+    errors = []
+    for r in df.itertuples():
+        C = per_frame[r.blur_index] if per_frame else truth["color_matrix"]
+        sharp = read_image(out / "aligned" / key / "sharp" / f"{r.sharp_start // 2:06d}.png")
+        errors.append(colour_error(r.color_matrix, C, sharp))
+    considered = take["accepted"] + take["rejected"]
+    res.update(
+        {
+            "accepted": int(take["accepted"]),
+            "considered": int(considered),
+            "accepted_frac": take["accepted"] / considered if considered else 0.0,
+            "accepted_of_all": take["accepted"] / truth["blur_frames"],
+            "at_exact": float(np.mean(steps == 0)) if len(steps) else 0.0,
+            "step_errors": {int(s): int(n) for s, n in zip(*np.unique(steps, return_counts=True))},
+            "colour_median": float(np.median(errors)) if errors else float("nan"),
+            "colour_max": float(np.max(errors)) if errors else float("nan"),
+            "reject_reasons": take.get("reasons", {}),
+        }
+    )
+    return res
+
+
+def run_one(work: Path, name: str, seed: int, args: dict) -> dict:
+    from ..simulate import SimConfig, simulate_session
+
+    raw, out = work / name / f"seed{seed}" / "raw", work / name / f"seed{seed}" / "out"
+    cfg = SimConfig(
+        category=args["category"],
+        seconds=args["seconds"],
+        seed=seed,
+        width=args["width"],
+        height=args["height"],
+        **SETTINGS[name],
+    )
+    t0 = time.perf_counter()
+    simulate_session(raw, cfg, progress=False)
+    t_sim = time.perf_counter() - t0
+    res: dict = {"setting": name, "seed": seed, "simulate_s": t_sim}
+    if not (out / "takes.parquet").exists():
+        t0 = time.perf_counter()
+        ok, err = _rb2v(["align", str(raw), str(out)], out.parent / "align.log")
+        res["align_s"] = time.perf_counter() - t0
+        if not ok:
+            return {**res, "error": f"align: {err}"}
+    build_args = ["build", "--category", args["category"], "--out", str(out), "--no-report"]
+    if args["interpolator"]:
+        build_args += ["--interpolator", args["interpolator"]]
+    t0 = time.perf_counter()
+    ok, err = _rb2v(build_args, out.parent / "build.log")
+    res["build_s"] = time.perf_counter() - t0
+    if not ok:
+        return {**res, "error": f"build: {err}"}
+    try:
+        res.update(measure_take(raw, out, args["category"]))
+    except Exception as e:  # a missing output is a result of the run, reported as such
+        res["error"] = f"measure: {type(e).__name__}: {e}"
+    return res
+
+
+def _fmt_row(name: str, rs: list[dict]) -> str:
+    ok = [r for r in rs if "error" not in r]
+    if not ok:
+        return f"{name:<12}{len(rs):>3}  failed: {rs[0]['error']}"
+    off = max(abs(r["offset_ms"]) for r in ok)
+    cm = np.mean([r["corner_mean_px"] for r in ok])
+    cx = max(r["corner_max_px"] for r in ok)
+    ex = min(r["at_exact"] for r in ok)
+    acc = min(r["accepted_frac"] for r in ok)
+    acc_all = min(r["accepted_of_all"] for r in ok)
+    col = float(np.nanmax([r["colour_median"] for r in ok]))
+    steps: dict[int, int] = {}
+    for r in ok:
+        for s, n in r["step_errors"].items():
+            steps[int(s)] = steps.get(int(s), 0) + n
+    step_txt = " ".join(f"{s:+d}:{n}" for s, n in sorted(steps.items()))
+    flags = "".join(
+        "*" if bad else "."
+        for bad in (
+            off > TARGETS["offset_ms"],
+            cx > TARGETS["corner_px"],
+            ex < TARGETS["at_exact"],
+            acc < TARGETS["accepted"],
+            col > TARGETS["colour"],
+        )
+    )
+    failed = f"  ({len(rs) - len(ok)} failed)" if len(ok) < len(rs) else ""
+    return (
+        f"{name:<12}{len(ok):>3}{off:>9.3f}{cm:>8.3f}{cx:>8.3f}{100 * ex:>8.1f}{100 * acc:>8.1f}{100 * acc_all:>8.1f}"
+        f"{col:>9.4f}  {flags}  steps {step_txt}{failed}"
+    )
+
+
+@click.command("rig-unknowns")
+@click.option("--seeds", default="301", show_default=True, help="Comma-separated simulator seeds (one take each).")
+@click.option(
+    "--settings",
+    "names",
+    default=DEFAULT_SETTINGS,
+    show_default=True,
+    help=f"Comma-separated settings: {', '.join(SETTINGS)}.",
+)
+@click.option("--category", type=click.Choice(["street", "face", "hand"]), default="street", show_default=True)
+@click.option("--seconds", type=float, default=2.0, show_default=True, help="Length of each simulated take.")
+@click.option("--size", default="640x544", show_default=True, help="Frame size (WxH).")
+@click.option(
+    "--interpolator", type=click.Choice(["flow", "linear", "cdfi"]), default=None, help="Build's (default: pipeline's)."
+)
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for takes and outputs (kept; finished takes are reused, align/build re-run when missing).",
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def main(seeds, names, category, seconds, size, interpolator, work, json_path):
+    """Offset, corner, start, acceptance and colour errors per camera convention, end to end."""
+    seeds = [int(s) for s in seeds.split(",") if s.strip()]
+    names = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        raise click.ClickException(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+    w, h = (int(v) for v in size.lower().split("x"))
+    args = {"category": category, "seconds": seconds, "width": w, "height": h, "interpolator": interpolator}
+    results: dict[str, list[dict]] = {}
+    t_all = time.perf_counter()
+    for name in names:
+        for seed in seeds:
+            r = run_one(work, name, seed, args)
+            results.setdefault(name, []).append(r)
+            click.echo(
+                f"  {name} seed {seed}: "
+                + (
+                    r["error"]
+                    if "error" in r
+                    else f"offset {r['offset_ms']:+.3f} ms, corners {r['corner_max_px']:.3f} px, "
+                    f"exact {100 * r['at_exact']:.1f} %, accepted {r['accepted']}/{r['considered']}, "
+                    f"colour {r['colour_median']:.4f}"
+                ),
+                err=True,
+            )
+    click.echo(
+        f"\nrig unknowns: {category}, {len(seeds)} seed(s) {','.join(map(str, seeds))}, {seconds:g} s takes {size}, "
+        f"build interpolator {interpolator or 'pipeline default'}; worst of seeds; {time.perf_counter() - t_all:.0f} s"
+    )
+    click.echo(
+        f"{'setting':<12}{'n':>3}{'|off|ms':>9}{'corner':>8}{'cornmax':>8}{'exact%':>8}{'acc%':>8}{'acc/all':>8}"
+        f"{'colour':>9}  flags (off,corner,exact,acc,colour; * misses target)"
+    )
+    for name in names:
+        click.echo(_fmt_row(name, results[name]))
+    click.echo(
+        f"targets: offset <= {TARGETS['offset_ms']} ms, corner <= {TARGETS['corner_px']} px, exact >= 95 %, "
+        f"accepted >= 70 %, colour <= {TARGETS['colour']}"
+    )
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=1, default=str))
