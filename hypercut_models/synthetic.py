@@ -26,8 +26,8 @@ import numpy as np
 
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import sha256_file
-from rb2v.io.images import read_image, to_float, to_uint8, write_image
-from rb2v.manifest import MANIFEST_NAME, write_manifest, write_metadata_json
+from rb2v.io.images import bundled_photo, read_image, to_float, to_uint8, write_image
+from rb2v.manifest import MANIFEST_NAME, sample_row, write_manifest, write_metadata_json
 from rb2v.metrics import psnr
 
 # scikit-image's bundled photographs (``cat`` is ``chelsea`` again, so it is left out)
@@ -53,7 +53,6 @@ PHOTOS = (
 )
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CATEGORY = "synthetic"
-IDENTITY_COLOR = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]
 # camera speed in px per sharp frame: a 7-frame blur of 4.5-18 px on a 96 px frame that sees
 # 35-70 % of a photo's side, i.e. about 2-10 % of the scene's width, the range of real blur
 # datasets (GoPro, REDS). Faster motion (1.5-5 px) made the three pairs of a sequence disagree:
@@ -62,13 +61,7 @@ DEFAULT_SPEED = (0.75, 3.0)
 
 
 def load_photo(name: str) -> np.ndarray:
-    import skimage.data
-
-    img = getattr(skimage.data, name)()
-    img = np.asarray(img[0] if isinstance(img, tuple) else img)  # stereo pairs: the left view
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    return to_float(img[..., :3])
+    return bundled_photo(name)
 
 
 def _smooth_motion(rng: np.random.Generator, n: int, speed: tuple[float, float] = DEFAULT_SPEED) -> list[np.ndarray]:
@@ -159,28 +152,23 @@ def write_take(out: Path, split: str, subject: str, take: str, stream: np.ndarra
             sharp.append(str(folder / f"{i:03d}.png"))
         files = [str(folder / "blur.png")] + sharp
         rows.append(
-            {
-                "sample_id": hashlib.sha1(f"{CATEGORY}/{subject}/{take}/{k}".encode()).hexdigest()[:16],
-                "category": CATEGORY,
-                "subject": subject,
-                "take": f"{CATEGORY}/{subject}/{take}",
-                "split": split,
-                "blur_path": files[0],
-                "sharp_paths": sharp,
-                "blur_index": k,
-                "sharp_start": p,
-                "upsample_factor": 2,
-                "color_matrix": IDENTITY_COLOR,
-                "psnr": score,
-                "psnr_margin": score - rival,
-                "interpolator": None,
-                "matting": None,
-                "background": None,
-                "order": "ignore",
-                "width": stream.shape[2],
-                "height": stream.shape[1],
-                "sha256": [sha256_file(out / f) for f in files],
-            }
+            sample_row(
+                sample_id=hashlib.sha1(f"{CATEGORY}/{subject}/{take}/{k}".encode()).hexdigest()[:16],
+                category=CATEGORY,
+                subject=subject,
+                take=f"{CATEGORY}/{subject}/{take}",
+                split=split,
+                blur_path=files[0],
+                sharp_paths=sharp,
+                blur_index=k,
+                sharp_start=p,
+                upsample_factor=2,
+                psnr=score,
+                psnr_margin=score - rival,
+                width=stream.shape[2],
+                height=stream.shape[1],
+                sha256=[sha256_file(out / f) for f in files],
+            )
         )
     return rows
 

@@ -9,6 +9,7 @@ breaks another. User mistakes (``Rb2vError``) print one line and exit non-zero;
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 
@@ -31,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "synth_reds",
         "Make the synthetic REDS-style blur2vid set in the manifest format.",
     ),
-    "validate": ("rb2v.dataset.validate", "validate", "Check a manifest: schema, files, sizes and checksums."),
+    "validate": ("rb2v.manifest.validate", "validate", "Check a manifest: schema, files, sizes and checksums."),
     "report": ("rb2v.dataset.report", "report_cmd", "Regenerate the HTML report of built datasets."),
     "interpolate": ("rb2v.interpolation.cli", "interpolate", "Interpolate a frame between two images."),
     "bench": ("rb2v.bench", "bench", "Benchmarks that compare rb2v side by side with a reference or a peer."),
@@ -88,6 +89,8 @@ def cli(ctx, debug):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if debug:  # worker processes and Ray tasks inherit it: recorded tracebacks are printed too
+        os.environ["RB2V_DEBUG"] = "1"
     try:
         cli.main(args=argv, prog_name="rb2v", standalone_mode=False)
         return 0

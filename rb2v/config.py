@@ -156,3 +156,21 @@ def settings_hash(obj) -> str:
     data = to_dict(obj) if dataclasses.is_dataclass(obj) else obj
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+PROJECT_FILE = "rb2v.toml"
+PROJECT_DEFAULTS = {"raw": "raw", "out": "out"}
+
+
+def project_path(key: str, *, required: bool = False) -> Path:
+    """RAW / OUT when a command is not given one: ``./rb2v.toml``'s value, else its default name
+    (``raw``, ``out``). Without an rb2v.toml, ``required`` paths are an error, others the default."""
+    cfg = Path(PROJECT_FILE)
+    if not cfg.exists():
+        if required:
+            raise Rb2vError(f"no {key.upper()} given and no {PROJECT_FILE} in {Path.cwd()}")
+        return Path(PROJECT_DEFAULTS[key])
+    value = read_toml(cfg).get(key, PROJECT_DEFAULTS[key])
+    if not isinstance(value, str):
+        raise Rb2vError(f"{cfg}: key '{key}' must be a path string")
+    return Path(value)

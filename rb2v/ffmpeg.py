@@ -3,7 +3,9 @@
 The system ``ffmpeg`` is used when it is on PATH (or named by ``RB2V_FFMPEG``),
 else the static binary shipped by the ``imageio-ffmpeg`` wheel, so a plain
 ``pip install`` is enough. Commands are argument lists, never shell strings, so
-paths with spaces or odd characters are safe.
+paths with spaces or odd characters are safe. Stages describe their inputs, filter chains
+and outputs as ffmpeg-python graphs (``graph``) where that reads better than a hand-built
+list; ``run`` and ``popen`` compile them to argument lists here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
+import ffmpeg as graph  # ffmpeg-python: builds the graph, compiles it to arguments; never runs a shell
+
 from .errors import Rb2vError
+
+Args = Sequence[str] | graph.nodes.OutputStream
 
 INSTALL_HINT = "install ffmpeg (apt install ffmpeg / brew install ffmpeg) or `pip install imageio-ffmpeg`"
 
@@ -47,13 +53,15 @@ def ffmpeg_exe() -> str:
     raise Rb2vError(f"ffmpeg not found or not working{where}: {INSTALL_HINT}")
 
 
-def ffmpeg_cmd(args: Sequence[str]) -> list[str]:
-    """The full command line: our binary, quiet banner, then ``args``."""
+def ffmpeg_cmd(args: Args) -> list[str]:
+    """The full command line: our binary, quiet banner, then ``args`` (a list or a compiled graph)."""
+    if not isinstance(args, (list, tuple)):
+        args = ["-v", "error", *args.get_args()]  # a graph: errors only, as every list caller asks
     return [ffmpeg_exe(), "-hide_banner", "-nostdin", *map(str, args)]
 
 
 def run(
-    args: Sequence[str], *, input: bytes | None = None, what: str = "", check: bool = True, timeout: float | None = None
+    args: Args, *, input: bytes | None = None, what: str = "", check: bool = True, timeout: float | None = None
 ) -> subprocess.CompletedProcess:
     """Run ffmpeg to completion; on failure raise a one-line error naming ``what``."""
     cmd = ffmpeg_cmd(args)
@@ -65,7 +73,7 @@ def run(
     return proc
 
 
-def popen(args: Sequence[str], *, stdin=None, stdout=None, stderr=subprocess.PIPE) -> subprocess.Popen:
+def popen(args: Args, *, stdin=None, stdout=None, stderr=subprocess.PIPE) -> subprocess.Popen:
     """Start ffmpeg streaming through pipes (the caller owns the process)."""
     cmd = ffmpeg_cmd(args)
     if stdin is not None:
@@ -96,3 +104,9 @@ def version_major() -> int:
 def passthrough_args() -> list[str]:
     """Keep every decoded frame exactly once (no duplication/dropping to a constant rate)."""
     return ["-fps_mode", "passthrough"] if version_major() >= 5 else ["-vsync", "passthrough"]
+
+
+def passthrough() -> dict:
+    """``passthrough_args`` as output options of a graph."""
+    flag, value = passthrough_args()
+    return {flag.lstrip("-"): value}

@@ -15,7 +15,10 @@ from typing import Literal
 from .config import apply_overrides, from_mapping, read_toml, settings_hash
 from .errors import Rb2vError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Where the bundled rigs/ and pipelines/ are: inside the installed package (a wheel ships the
+# repository's top-level folders as rb2v/rigs, rb2v/pipelines), or at the top of a checkout.
+BUNDLED_ROOTS = (PACKAGE_DIR, PACKAGE_DIR.parent)
 DEFAULT_RIG = "gopro-hero8-beamsplitter"
 CATEGORIES = ("street", "face", "hand")
 FlipName = Literal["horizontal", "vertical", "none"]
@@ -114,16 +117,22 @@ class RigSettings:
 
 
 def _find(kind: str, name_or_path: str | Path) -> Path:
+    """A rig or pipeline by path, or by name: ./<kind>/NAME.toml first, then the bundled ones."""
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
         return p
-    for base in (Path.cwd() / kind, REPO_ROOT / kind):
+    bases = [Path.cwd() / kind, *(root / kind for root in BUNDLED_ROOTS if (root / kind).is_dir())]
+    for base in bases:
         cand = base / f"{name_or_path}.toml"
         if cand.exists():
             return cand
-    raise Rb2vError(
-        f"{kind}/{name_or_path}.toml: no such {kind[:-1]} definition (looked in ./{kind} and {REPO_ROOT / kind})"
-    )
+    looked = ", ".join(str(b) for b in bases)
+    raise Rb2vError(f"{kind}/{name_or_path}.toml: no such {kind[:-1]} definition (looked in {looked})")
+
+
+def bundled(kind: str) -> list[str]:
+    """Names of the bundled rigs or pipelines."""
+    return sorted({p.stem for root in BUNDLED_ROOTS for p in (root / kind).glob("*.toml")})
 
 
 def load_rig(name_or_path: str | Path = DEFAULT_RIG, overrides: dict | None = None) -> RigSettings:

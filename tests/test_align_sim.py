@@ -19,6 +19,7 @@ import pytest
 from rb2v.align import stage
 from rb2v.align.discover import discover
 from rb2v.align.geometry import crop_warp
+from rb2v.alignment import read_alignment
 from rb2v.benchmarks.align import corner_errors
 from rb2v.cli import main
 from rb2v.errors import Rb2vError
@@ -164,6 +165,8 @@ def test_interrupted_run_leaves_nothing_finished_and_resumes(street):
     assert it["code"] == 1 and not it["finished"]
     assert it["leftovers"] == []  # the temporary folder of the failed take is removed
     assert [e["take"] for e in it["errors"]] == ["take01"] and "simulated crash" in it["errors"][0]["error"]
+    # a bug is recorded with its traceback, down to the frame that raised it
+    assert "crash_after_some_frames" in it["errors"][0]["traceback"]
     assert not street["leftover"].exists()  # a crashed run's partial folder is cleaned up
     assert street["second_code"] == 0
     assert (street["final"] / "alignment.json").stat().st_mtime_ns == street["mtime"]  # skipped, not redone
@@ -190,12 +193,12 @@ def test_face_visual_sync_detects_flip_within_tolerance(face):
 def test_face_falls_back_to_calibration_take(face, tmp_path):
     """With an inlier threshold no take can meet, the take uses its calibration take's homography."""
     takes, calibrations, _ = discover(face["raw"])
-    calib_meta = json.loads((face["out"] / "calibration" / "face-rig" / "alignment.json").read_text())
+    calib_meta = read_alignment(face["out"] / "calibration" / "face-rig")
     rig = load_rig(overrides={"align.min_inliers": 10**9})
     opts = stage.AlignOptions(rig=rig, write_frames=False)
     status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
-    assert status == "aligned" and meta["calibration"] == "face-rig" and meta["inliers"] == calib_meta["inliers"]
-    assert meta["homography"] == calib_meta["homography"] and meta["flip_sharp"] == "vertical"
+    assert status == "aligned" and meta.extra["calibration"] == "face-rig" and meta.inliers == calib_meta.inliers
+    assert meta.homography == calib_meta.homography and meta.flip_sharp == "vertical"
     assert corner_errors(meta, face["truth"]).max() <= CORNER_TOL_PX
     # without a calibration take it is an error that names the take and says why
     with pytest.raises(Rb2vError, match="too few feature matches"):

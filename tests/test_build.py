@@ -17,10 +17,10 @@ import pytest
 from rb2v.dataset.build import build_dataset
 from rb2v.dataset.reds import synth_reds_dataset
 from rb2v.dataset.settings import load_pipeline
-from rb2v.dataset.validate import validate_manifest
 from rb2v.errors import PartialFailure, Rb2vError
+from rb2v.executor import ExecutorSettings
 from rb2v.io.images import read_image
-from rb2v.manifest import read_manifest
+from rb2v.manifest import read_manifest, validate_manifest
 
 FAST = {"upsample.interpolator": "linear", "sampling.stride": 2}
 
@@ -153,15 +153,19 @@ def test_killed_build_resumes_to_the_same_manifest(oracle_session, street, tmp_p
     )
 
 
-def test_ray_and_process_executors_match_local(street, tmp_path):
+def test_manifest_is_byte_identical_whatever_the_chunks_and_workers(street, tmp_path):
     pytest.importorskip("ray")
     _, reference, dataset = street
-    expected = read_manifest(dataset / "manifest.parquet")
-    for executor, workers in (("ray", 2), ("local", 2)):
-        root = tmp_path / executor
+    expected = (dataset / "manifest.parquet").read_bytes()
+    for backend, workers, chunk in (("local", 1, 3), ("local", 2, 2), ("ray", 2, 5)):
+        root = tmp_path / f"{backend}{workers}-{chunk}"
         shutil.copytree(reference / "aligned", root / "aligned")
-        got = build_dataset(root, load_pipeline("street", FAST), workers=workers, executor=executor, report=False)
-        pd.testing.assert_frame_equal(read_manifest(got / "manifest.parquet"), expected)
+        got = build_dataset(
+            root, load_pipeline("street", FAST), ExecutorSettings(workers, backend), report=False, chunk_frames=chunk
+        )
+        assert (got / "manifest.parquet").read_bytes() == expected, (backend, workers, chunk)
+        chunk_markers = list((got / ".work").glob("*.done.json"))
+        assert len(chunk_markers) > 2  # really cut into chunks (two takes)
 
 
 def test_hand_samples_are_matted_onto_one_background(oracle_session, tmp_path):

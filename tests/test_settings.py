@@ -5,16 +5,31 @@ from __future__ import annotations
 import pytest
 
 from rb2v.dataset.settings import load_pipeline
+from rb2v.dataset.stage import StageTools
 from rb2v.errors import Rb2vError
-from rb2v.settings import load_rig
+from rb2v.settings import DEFAULT_RIG, _find, bundled, load_rig
 
 
-def test_bundled_rig_describes_the_rb2v_rig():
-    rig = load_rig()
-    assert (rig.blur.fps, rig.sharp.fps) == (25.0, 100.0)
-    assert rig.flip_sharp == "horizontal"
-    assert (rig.crop.width, rig.crop.height) == (448, 448)
-    assert (rig.sequence.frames, rig.sequence.upsample_factor, rig.sequence.synth_subframes) == (7, 2, 19)
+def test_rigs_and_pipelines_are_found_from_any_folder_and_a_local_one_shadows_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not a checkout: the bundled files are found next to the package
+    assert sorted(bundled("rigs")) == ["gopro-hero8-beamsplitter"]
+    assert {"street", "face", "hand", "reds"} <= set(bundled("pipelines"))
+    assert load_rig().sharp.fps == 100.0
+    (tmp_path / "rigs").mkdir()
+    (tmp_path / "rigs" / "gopro-hero8-beamsplitter.toml").write_text(
+        bundled_rig_text().replace("fps = 25.0", "fps = 30.0").replace("fps = 100.0", "fps = 120.0")
+    )
+    assert load_rig().blur.fps == 30.0  # ./rigs wins over the bundled definition
+
+
+def test_the_build_takes_window_and_factor_from_the_rigs_sequence_block(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rigs").mkdir()
+    (tmp_path / "rigs" / "wide.toml").write_text(bundled_rig_text().replace("frames = 7", "frames = 10"))
+    with pytest.raises(Rb2vError, match=r"rig wide: sequence\.frames = 10.*holds 7"):
+        StageTools.create(load_pipeline("street", {"rig": "wide", "upsample.interpolator": "linear"}))
+    tools = StageTools.create(load_pipeline("street", {"upsample.interpolator": "linear"}))
+    assert (tools.sequence.frames, tools.sequence.upsample_factor) == (7, 2)
 
 
 @pytest.mark.parametrize("category", ["street", "face", "hand", "reds"])
@@ -24,10 +39,13 @@ def test_bundled_pipelines_load(category):
     assert (p.matting.method != "none") == (category in ("face", "hand"))
 
 
+def bundled_rig_text() -> str:
+    return _find("rigs", DEFAULT_RIG).read_text()
+
+
 def write_rig(tmp_path, extra: str):
-    src = load_rig.__globals__["REPO_ROOT"] / "rigs" / "gopro-hero8-beamsplitter.toml"
     path = tmp_path / "rig.toml"
-    path.write_text(src.read_text() + extra)
+    path.write_text(bundled_rig_text() + extra)
     return path
 
 
@@ -49,8 +67,7 @@ def test_wrong_type_is_named(tmp_path):
 
 def test_invalid_values_and_broken_toml(tmp_path):
     bad_ratio = tmp_path / "r.toml"
-    src = load_rig.__globals__["REPO_ROOT"] / "rigs" / "gopro-hero8-beamsplitter.toml"
-    bad_ratio.write_text(src.read_text().replace("fps = 100.0", "fps = 60.0"))
+    bad_ratio.write_text(bundled_rig_text().replace("fps = 100.0", "fps = 60.0"))
     with pytest.raises(Rb2vError, match="fps ratio"):
         load_rig(bad_ratio)
     broken = tmp_path / "b.toml"

@@ -6,35 +6,17 @@ from pathlib import Path
 
 import click
 
-from ..config import read_toml
-from ..errors import Rb2vError
+from ..config import project_path
+from ..executor import ExecutorSettings, executor_options
 from ..settings import DEFAULT_RIG, load_rig
 from .stage import AlignOptions, run_align
-
-
-def _default_path(key: str) -> Path:
-    """RAW / OUT from ./rb2v.toml (``raw = "raw"``, ``out = "out"``) when not given."""
-    cfg = Path("rb2v.toml")
-    if not cfg.exists():
-        raise Rb2vError(f"align: no {key.upper()} given and no rb2v.toml in {Path.cwd()}")
-    value = read_toml(cfg).get(key)
-    if not isinstance(value, str):
-        raise Rb2vError(f"rb2v.toml: key '{key}' must be a path string")
-    return Path(value)
 
 
 @click.command("align")
 @click.argument("raw", required=False, type=click.Path(path_type=Path))
 @click.argument("out", required=False, type=click.Path(path_type=Path))
 @click.option("--rig", default=DEFAULT_RIG, show_default=True, help="Rig definition (name in rigs/ or a TOML path).")
-@click.option(
-    "--workers",
-    "-j",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Takes aligned in parallel (processes).",
-)
+@executor_options("Takes aligned")
 @click.option(
     "--flip",
     type=click.Choice(["auto", "horizontal", "vertical", "none"]),
@@ -56,17 +38,17 @@ def _default_path(key: str) -> Path:
     default=None,
     help="zlib level of the aligned PNGs (default: the rig's align.png_compression).",
 )
-def align(raw, out, rig, workers, flip, sync_methods, no_ecc, no_frames, png_compression):
+def align(raw, out, rig, workers, backend, ray_address, flip, sync_methods, no_ecc, no_frames, png_compression):
     """Pair, synchronise and geometrically align the two cameras of each take in RAW.
 
     Writes OUT/takes.parquet, OUT/aligned/<category>/<subject>/<take>/ (alignment.json,
     blur/%06d.png, sharp/%06d.png) and OUT/align_errors.parquet. Takes already aligned with
     the same inputs and settings are skipped; re-running after a crash resumes.
     """
-    raw = raw or _default_path("raw")
-    out = out or _default_path("out")
+    raw = raw or project_path("raw", required=True)
+    out = out or project_path("out", required=True)
     methods = tuple(m.strip() for m in sync_methods.split(",") if m.strip()) if sync_methods else None
     rig_settings = load_rig(rig, overrides={"align.png_compression": png_compression})
     opts = AlignOptions(rig=rig_settings, flip=flip, sync_methods=methods, ecc=not no_ecc, write_frames=not no_frames)
-    summary = run_align(raw, out, opts, workers=workers)
+    summary = run_align(raw, out, opts, ExecutorSettings(workers, backend, ray_address))
     click.echo(f"{summary['aligned']} aligned, {summary['skipped']} skipped, {summary['failed']} failed")

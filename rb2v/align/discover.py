@@ -80,6 +80,7 @@ class TakeError:
     folder: Path
     stage: str
     error: str
+    traceback: str | None = None  # for a bug (not a user error): where it happened
 
     @property
     def key(self) -> str:
@@ -118,6 +119,7 @@ ERRORS_SCHEMA = pa.schema(
         ("folder", pa.string()),
         ("stage", pa.string()),
         ("error", pa.string()),
+        ("traceback", pa.string()),
     ]
 )
 
@@ -231,6 +233,7 @@ def errors_table(errors: list[TakeError], raw: Path) -> pa.Table:
                 "folder": folder,
                 "stage": e.stage,
                 "error": e.error,
+                "traceback": e.traceback,
             }
         )
     return pa.Table.from_pylist(rows, schema=ERRORS_SCHEMA)

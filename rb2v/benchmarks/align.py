@@ -30,7 +30,7 @@ def decode_only(paths: list[Path]) -> float:
     """Seconds for ffmpeg to decode every video frame of ``paths``, one after the other."""
     t0 = time.perf_counter()
     for p in paths:
-        ffmpeg.run(["-v", "error", "-i", str(p), "-map", "0:v:0", "-f", "null", "-"], what=f"{p}: decode")
+        ffmpeg.run(ffmpeg.graph.input(str(p))["v:0"].output("-", f="null"), what=f"{p}: decode")
     return time.perf_counter() - t0
 
 
@@ -84,7 +84,7 @@ def main(seconds, seed, no_audio, work, repeat, png_compression):
             out = work / "out"
             shutil.rmtree(out, ignore_errors=True)
             t0 = time.perf_counter()
-            run_align(raw, out, opts, workers=1)
+            run_align(raw, out, opts)
             align_times.append(time.perf_counter() - t0)
         meta = read_alignment(out / "aligned" / take.key)
         truth = json.loads((take.folder / "truth.json").read_text())

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..colormatch import linear_to_srgb, search, srgb_to_linear
 from ..colormatch.reference import reference_search
+from ..io.images import bundled_photo
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,10 @@ def simulated_take(
     radiance over x[start] .. x[start+n-1] (``renders_per_step`` renders per step), is
     gamma-encoded, passes through a colour matrix, gets Gaussian noise and 8-bit levels.
     """
-    import skimage.data
-
     rng = np.random.default_rng(seed)
-    src = getattr(skimage.data, photo)()[..., :3]
     side = int(size * 1.4)
-    scene = srgb_to_linear(cv2.resize(src, (side, side), interpolation=cv2.INTER_CUBIC) / 255.0).astype(np.float32)
+    src = cv2.resize(bundled_photo(photo), (side, side), interpolation=cv2.INTER_CUBIC)
+    scene = srgb_to_linear(np.clip(src, 0, 1)).astype(np.float32)
     v = rng.uniform(0.6, 1.4, 2) * rng.choice([-1, 1], 2)
     acc = rng.uniform(-0.01, 0.01, 2)
     spin = rng.uniform(-0.05, 0.05)  # degrees per step

@@ -20,8 +20,8 @@ import click
 import numpy as np
 
 from ..fsutil import sha256_file
-from ..io.images import write_image
-from ..manifest import FRAMES_PER_SEQ, write_manifest, write_metadata_json
+from ..io.images import bundled_photo, write_image
+from ..manifest import FRAMES_PER_SEQ, sample_row, write_manifest, write_metadata_json
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina", "cat")
 
@@ -35,16 +35,11 @@ def write_photo_dataset(
     the blurry frame (a true box-filter motion blur). Subjects alternate train/test (never both).
     Also an extra file in a folder with a space in its name, as a built dataset may hold.
     """
-    import skimage.data
-
     dataset = Path(folder) / category
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(samples):
-        photo = getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()
-        photo = np.atleast_3d(photo)[..., :3].astype(np.float32) / 255.0
-        if photo.shape[2] == 1:
-            photo = np.repeat(photo, 3, axis=2)
+        photo = bundled_photo(PHOTOS[i % len(PHOTOS)])
         span = size + 2 * FRAMES_PER_SEQ
         scale = int(np.ceil(span / min(photo.shape[:2])))
         photo = np.tile(photo, (scale, scale, 1)) if scale > 1 else photo
@@ -60,28 +55,24 @@ def write_photo_dataset(
         for p, frame in zip(sharp_paths, frames):
             write_image(dataset / p, frame)
         rows.append(
-            {
-                "sample_id": sample_id,
-                "category": category,
-                "subject": subject,
-                "take": f"{category}/{subject}/take00",
-                "split": "train" if (i % subjects) % 2 == 0 else "test",
-                "blur_path": blur_path,
-                "sharp_paths": sharp_paths,
-                "blur_index": i,
-                "sharp_start": 2 * i,
-                "upsample_factor": 2,
-                "color_matrix": np.hstack([np.eye(3), np.zeros((3, 1))]).ravel(),
-                "psnr": 40.0,
-                "psnr_margin": 3.0,
-                "interpolator": "linear",
-                "matting": None,
-                "background": None,
-                "order": "ignore",
-                "width": size,
-                "height": size,
-                "sha256": [sha256_file(dataset / p) for p in [blur_path, *sharp_paths]],
-            }
+            sample_row(
+                sample_id=sample_id,
+                category=category,
+                subject=subject,
+                take=f"{category}/{subject}/take00",
+                split="train" if (i % subjects) % 2 == 0 else "test",
+                blur_path=blur_path,
+                sharp_paths=sharp_paths,
+                blur_index=i,
+                sharp_start=2 * i,
+                upsample_factor=2,
+                psnr=40.0,
+                psnr_margin=3.0,
+                interpolator="linear",
+                width=size,
+                height=size,
+                sha256=[sha256_file(dataset / p) for p in [blur_path, *sharp_paths]],
+            )
         )
     write_manifest(dataset / "manifest.parquet", rows, {"settings_hash": "bench0000"})
     write_metadata_json(dataset)

@@ -1,15 +1,15 @@
 """``rb2v build``: every aligned take of a category -> the dataset, its manifest and report.
 
-Takes are independent units (``stage.build_take``); they run in this process, in worker
-processes, or on Ray. The manifest is assembled from the takes' committed results, so a
-killed build re-run skips finished takes and ends with the same manifest.
+Each take is cut into chunks of consecutive blurry frames (``stage.build_take`` on a chunk),
+the units of work of the one executor (``rb2v.executor``: inline, processes or Ray). The
+manifest is assembled from the chunks' committed results in take and frame order, so it is
+the same whatever the chunk size or the number of workers, and a killed build re-run skips
+finished chunks and ends with the same manifest.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,102 +18,82 @@ import pandas as pd
 from .. import __version__
 from ..config import to_dict
 from ..errors import PartialFailure, Rb2vError
+from ..executor import INLINE, ExecutorSettings, Outcome, Unit, chunks, failures_table, run_units
 from ..fsutil import atomic_path, clean_partials, write_json_atomic
 from ..manifest import MANIFEST_NAME, write_manifest, write_metadata_json
-from ..progress import progress, say
+from ..progress import say
 from ..settings import load_rig
 from .settings import PipelineSettings
 from .split import format_table1, split_subjects, table1
-from .stage import StageTools, TakeSummary, build_take, load_results
+from .stage import StageTools, TakeSummary, build_take, chunk_name, load_results, take_frames
 from .takes import AlignedTake, find_aligned_takes
+
+CHUNK_FRAMES = 200  # blurry frames per unit of work: a crash late in a long take loses one chunk
 
 _WORKER_TOOLS: dict = {}
 
 
-def _worker_build(take: AlignedTake, settings: PipelineSettings, dataset_dir: str) -> TakeSummary:
-    """Process/Ray entry point: tools are created once per worker and reused."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+def _tools(settings: PipelineSettings) -> StageTools:
+    """Models and interpolators, created once per worker process and reused by its chunks."""
     key = settings.hash
     if key not in _WORKER_TOOLS:
         _WORKER_TOOLS.clear()
         _WORKER_TOOLS[key] = StageTools.create(settings)
-    return build_take(take, settings, Path(dataset_dir), _WORKER_TOOLS[key])
+    return _WORKER_TOOLS[key]
+
+
+def build_chunk(take: AlignedTake, ks: list[int], settings: PipelineSettings, dataset_dir: str) -> TakeSummary:
+    """One unit of work of ``rb2v build`` (a chunk of a take), wherever the executor runs it."""
+    return build_take(take, settings, Path(dataset_dir), _tools(settings), ks=ks)
+
+
+def take_units(
+    takes: list[AlignedTake], settings: PipelineSettings, dataset_dir: Path, chunk_frames: int = CHUNK_FRAMES
+) -> list[Unit]:
+    """Every take cut into chunks of consecutive blurry frames, in take and frame order."""
+    units = []
+    for take in takes:
+        for ks in chunks(take_frames(take, settings), chunk_frames):
+            units.append(
+                Unit(f"{take.take_id}@{ks[0]}", build_chunk, (take, ks, settings, str(dataset_dir)), weight=len(ks))
+            )
+    return units
 
 
 def run_takes(
     takes: list[AlignedTake],
     settings: PipelineSettings,
     dataset_dir: Path,
-    workers: int = 1,
-    executor: str = "local",
-    ray_address: str | None = None,
-) -> tuple[list[TakeSummary], list[tuple[str, str]]]:
-    """Build every take; failures are reported per take and do not stop the others."""
-    summaries, failures = [], []
-    if executor == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise Rb2vError("--executor ray needs Ray: pip install 'rb2v[ray]'") from None
-        started = not ray.is_initialized()
-        if started:
-            ray.init(
-                address=ray_address,
-                num_cpus=None if ray_address else workers,
-                include_dashboard=False,
-                log_to_driver=False,
-                ignore_reinit_error=True,
-            )
-        try:
-            remote = ray.remote(_worker_build)
-            pending = {remote.remote(t, settings, str(dataset_dir)): t for t in takes}
-            with progress(total=len(takes), desc=f"build {settings.category} (ray)", unit="take") as bar:
-                while pending:
-                    done, _ = ray.wait(list(pending), num_returns=1)
-                    take = pending.pop(done[0])
-                    try:
-                        summaries.append(ray.get(done[0]))
-                    except Exception as e:  # the task's exception, re-raised by ray.get
-                        failures.append((take.take_id, _one_line(e)))
-                    bar.update(1)
-        finally:
-            if started:
-                ray.shutdown()
-        return summaries, failures
-    if workers <= 1:
-        tools = StageTools.create(settings)  # a bad model setting stops the build here, before any take
-        frames = sum(len(range(0, t.blur_count, settings.sampling.stride)) for t in takes)
-        with progress(total=frames, desc=f"build {settings.category}", unit="frame") as bar:
-            for take in takes:
-                try:
-                    summaries.append(build_take(take, settings, dataset_dir, tools, on_frame=lambda: bar.update(1)))
-                except Rb2vError as e:
-                    failures.append((take.take_id, str(e)))
-        return summaries, failures
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    with (
-        ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool,
-        progress(total=len(takes), desc=f"build {settings.category} ({workers} workers)", unit="take") as bar,
-    ):
-        futures = {pool.submit(_worker_build, t, settings, str(dataset_dir)): t for t in takes}
-        for fut in as_completed(futures):
-            try:
-                summaries.append(fut.result())
-            except Exception as e:
-                failures.append((futures[fut].take_id, _one_line(e)))
-            bar.update(1)
-    return summaries, failures
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    executor: ExecutorSettings = INLINE,
+    chunk_frames: int = CHUNK_FRAMES,
+) -> tuple[list[TakeSummary], list[str], list[Outcome]]:
+    """Build every take in chunks; returns the finished takes' summaries, their chunks' unit keys
+    (in order) and the failed outcomes. A failed chunk fails its take; the other takes go on."""
+    if executor.backend == "local" and executor.workers == 1:
+        _tools(settings)  # a bad model setting stops the build here, before any take
+    units = take_units(takes, settings, dataset_dir, chunk_frames)
+    outcomes = run_units(units, executor, desc=f"build {settings.category}", unit_name="frame")
+    by_take: dict[str, list[Outcome]] = {}
+    for unit, outcome in zip(units, outcomes):
+        by_take.setdefault(unit.args[0].take_id, []).append(outcome)
+    summaries, keys, failed = [], [], []
+    for take in takes:
+        parts = by_take.get(take.take_id, [])
+        bad = [o for o in parts if not o.ok]
+        if bad or not parts:
+            failed.extend(bad)
+            continue
+        summaries.append(TakeSummary.merge([o.value for o in parts]))
+        keys.extend(chunk_name(take, u.args[1]) for u in units if u.args[0] is take)
+    return summaries, keys, failed
 
 
 def assemble(
-    dataset_dir: Path, units: list[str], summaries: list[TakeSummary], settings: PipelineSettings
+    dataset_dir: Path,
+    units: list[str],
+    summaries: list[TakeSummary],
+    settings: PipelineSettings,
+    failures: list[dict] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Collect the units' committed rows, split by subject, write manifest + metadata + rejects + tables.
 
@@ -154,6 +134,7 @@ def assemble(
             "rejected": len(rej),
             "splits": splits,
             "takes": [asdict(s) for s in summaries],
+            "failures": failures or [],
         },
     )
     return rows, rej
@@ -162,10 +143,9 @@ def assemble(
 def build_dataset(
     out: Path,
     settings: PipelineSettings,
-    workers: int = 1,
-    executor: str = "local",
-    ray_address: str | None = None,
+    executor: ExecutorSettings = INLINE,
     report: bool = True,
+    chunk_frames: int = CHUNK_FRAMES,
 ) -> Path:
     out = Path(out)
     started = time.perf_counter()
@@ -175,19 +155,19 @@ def build_dataset(
     clean_partials(dataset_dir)
     for _, err in broken:
         say(f"rb2v: error: {err}")
-    summaries, failures = run_takes(takes, settings, dataset_dir, workers, executor, ray_address)
-    for take_id, err in failures:
-        say(f"rb2v: error: {take_id}: {err}")
-    done = {s.take for s in summaries}
-    rows, rej = assemble(dataset_dir, [t.key for t in takes if t.take_id in done], summaries, settings)
+    summaries, keys, failed = run_takes(takes, settings, dataset_dir, executor, chunk_frames)
+    rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed))
     if report:
         from .report import write_report
 
         write_report(dataset_dir)
     print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started)
-    bad = len(broken) + len(failures)
+    bad = len(broken) + len({o.unit.split("@")[0] for o in failed})
     if bad:
-        raise PartialFailure(f"{bad} take(s) of '{settings.category}' failed (named above); the others were built")
+        raise PartialFailure(
+            f"{bad} take(s) of '{settings.category}' failed (named above; tracebacks in "
+            f"{dataset_dir / 'build.json'}); the others were built"
+        )
     return dataset_dir
 
 

@@ -6,15 +6,10 @@ from pathlib import Path
 
 import click
 
+from ..config import project_path
+from ..executor import ExecutorSettings, executor_options
 from ..settings import CATEGORIES
-
-
-def default_out() -> Path:
-    """``out`` from ./rb2v.toml when present, else ./out."""
-    from ..config import read_toml
-
-    cfg = Path("rb2v.toml")
-    return Path(read_toml(cfg).get("out", "out")) if cfg.exists() else Path("out")
+from .build import CHUNK_FRAMES
 
 
 @click.command("build")
@@ -33,9 +28,14 @@ def default_out() -> Path:
 @click.option("--backgrounds", type=click.Path(file_okay=False), default=None, help="Folder of background photos.")
 @click.option("--stride", type=int, default=None, help="Use every N-th blurry frame.")
 @click.option("--device", default=None, help="auto | cpu | cuda for the models and the search.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Takes built in parallel (processes).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--ray-address", default=None, help="Join an existing Ray cluster.")
+@executor_options("Chunks of takes built")
+@click.option(
+    "--chunk-frames",
+    type=click.IntRange(min=1),
+    default=CHUNK_FRAMES,
+    show_default=True,
+    help="Blurry frames per unit of work (the manifest does not depend on it).",
+)
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
 def build(
     category,
@@ -49,8 +49,9 @@ def build(
     stride,
     device,
     workers,
-    executor,
+    backend,
     ray_address,
+    chunk_frames,
     no_report,
 ):
     """Build a category's dataset from OUT/aligned/<category>: upsampling, Algorithm 1, matting, QC, split."""
@@ -73,10 +74,9 @@ def build(
             f"pipeline file is for '{settings.category}', not '{category}'", param_hint="--pipeline"
         )
     build_dataset(
-        out or default_out(),
+        out or project_path("out"),
         settings,
-        workers=workers,
-        executor=executor,
-        ray_address=ray_address,
+        ExecutorSettings(workers, backend, ray_address),
         report=not no_report,
+        chunk_frames=chunk_frames,
     )

@@ -23,11 +23,13 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..config import project_path
 from ..errors import PartialFailure, Rb2vError
+from ..executor import INLINE, ExecutorSettings, Unit, chunks, executor_options, failures_table, run_units
 from ..fsutil import clean_partials
 from ..io.images import read_image, to_float
+from ..manifest import sample_paths, sample_row
 from ..metrics import psnr
-from ..progress import progress, say
 from .settings import PipelineSettings, load_pipeline
 from .stage import (
     N_FRAMES,
@@ -35,7 +37,6 @@ from .stage import (
     TakeSummary,
     commit_results,
     done_summary,
-    sample_paths,
     unit_key,
     write_sample_images,
 )
@@ -77,16 +78,27 @@ class Sequence:
             self.source = open_source(path)
             self.count = self.source.frames
 
-    def frames(self) -> Iterator[np.ndarray]:
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """Frames ``start .. stop-1`` in order (a chunk decodes only what it needs)."""
+        stop = self.count if stop is None else min(stop, self.count)
         if self.files is not None:
-            for f in self.files:
+            for f in self.files[start:stop]:
                 yield read_image(f)
         else:
             from ..io.video import iter_frames
 
-            for chunk in iter_frames(self.source):
+            for chunk in iter_frames(self.source, start, stop - start):
                 for f in chunk:
                     yield to_float(f)
+
+
+def sample_starts(seq: Sequence, fps: float, settings: PipelineSettings) -> list[int]:
+    """First frames (after decimation) of a sequence's samples: disjoint windows, every stride-th."""
+    k, decimate = rate_plan(fps)
+    span = (N_FRAMES - 1) // k  # source frames between a sample's first and last frame
+    usable = (seq.count + decimate - 1) // decimate
+    starts = list(range(0, usable - span, (span + 1) * settings.sampling.stride))
+    return starts[: settings.sampling.max_per_take] if settings.sampling.max_per_take else starts
 
 
 def find_sequences(root: Path) -> list[Sequence]:
@@ -99,37 +111,35 @@ def find_sequences(root: Path) -> list[Sequence]:
     return seqs
 
 
+def chunk_key(seq: Sequence, starts: list[int]) -> str:
+    return f"{seq.name}__{starts[0]:06d}"
+
+
 def build_sequence(
-    seq: Sequence, fps: float, settings: PipelineSettings, dataset_dir: Path, tools: StageTools, on_sample=None
+    seq: Sequence, fps: float, settings: PipelineSettings, dataset_dir: Path, tools: StageTools, starts: list[int]
 ) -> TakeSummary:
+    """The samples starting at ``starts`` (decimated frame indices) of one sequence: a unit of work."""
     from ..colormatch import synthesize_blur
 
     k, decimate = rate_plan(fps)
-    unit = f"{seq.name}__clip"
-    key = unit_key([seq.name, seq.count, str(seq.path.stat().st_mtime_ns), fps], settings)
+    unit = chunk_key(seq, starts)
+    key = unit_key([seq.name, seq.count, str(seq.path.stat().st_mtime_ns), fps, starts], settings)
     done = done_summary(dataset_dir, unit, key)
     if done is not None:
         return done
     start = time.perf_counter()
-    span = (N_FRAMES - 1) // k  # source frames between a sample's first and last frame
-    step = (span + 1) * settings.sampling.stride
+    span = (N_FRAMES - 1) // k
+    wanted = set(starts)
     rows, rejects = [], []
-    buffer: deque = deque()
-    source_index = -1  # index (after decimation) of the newest frame in the buffer
-    next_start = 0
-    for raw_index, frame in enumerate(seq.frames()):
+    buffer: deque = deque(maxlen=span + 1)
+    first_raw, stop_raw = starts[0] * decimate, (starts[-1] + span) * decimate + 1
+    for raw_index, frame in enumerate(seq.frames(first_raw, stop_raw), start=first_raw):
         if raw_index % decimate:
             continue
-        source_index += 1
         buffer.append(frame)
-        while len(buffer) > span + 1:
-            buffer.popleft()
-        if source_index != next_start + span:
+        s = raw_index // decimate - span
+        if s not in wanted or len(buffer) <= span:
             continue
-        s = next_start
-        next_start += step
-        if settings.sampling.max_per_take and len(rows) >= settings.sampling.max_per_take:
-            break
         window = [
             buffer[j // k] if j % k == 0 else tools.upsampler(buffer[j // k], buffer[j // k + 1], (j % k) / k)
             for j in range(N_FRAMES)
@@ -150,27 +160,20 @@ def build_sequence(
         )
         stored = read_image(dataset_dir / blur_path)  # what users get: 8-bit
         rows.append(
-            {
+            sample_row(
                 **base,
-                "category": "reds",
-                "blur_path": blur_path,
-                "sharp_paths": sharp_paths,
-                "sharp_start": k * s,
-                "upsample_factor": k,
-                "color_matrix": np.eye(3, 4).reshape(12).tolist(),
-                "psnr": psnr(stored, blur),
-                "psnr_margin": np.nan,
-                "interpolator": tools.upsampler.name if k > 1 else None,
-                "matting": None,
-                "background": None,
-                "order": "ignore",
-                "width": blur.shape[1],
-                "height": blur.shape[0],
-                "sha256": digests,
-            }
+                category="reds",
+                blur_path=blur_path,
+                sharp_paths=sharp_paths,
+                sharp_start=k * s,
+                upsample_factor=k,
+                psnr=psnr(stored, blur),
+                interpolator=tools.upsampler.name if k > 1 else None,
+                width=blur.shape[1],
+                height=blur.shape[0],
+                sha256=digests,
+            )
         )
-        if on_sample:
-            on_sample()
     summary = TakeSummary(
         f"reds/{seq.name}/clip",
         accepted=len(rows),
@@ -184,37 +187,58 @@ def build_sequence(
     return summary
 
 
-def synth_reds_dataset(input_dir: Path, out: Path, fps: float, settings: PipelineSettings, report: bool = True) -> Path:
-    from .build import assemble, print_summary
+CHUNK_SAMPLES = 100  # samples per unit of work
 
-    k, d = rate_plan(fps)  # refuse a rate it cannot honour before any work
+
+def reds_chunk(
+    seq: Sequence, fps: float, settings: PipelineSettings, dataset_dir: str, starts: list[int]
+) -> TakeSummary:
+    """One unit of work of ``rb2v synth-reds``: a chunk of a sequence's samples."""
+    from .build import _tools
+
+    return build_sequence(seq, fps, settings, Path(dataset_dir), _tools(settings), starts)
+
+
+def synth_reds_dataset(
+    input_dir: Path,
+    out: Path,
+    fps: float,
+    settings: PipelineSettings,
+    report: bool = True,
+    executor: ExecutorSettings = INLINE,
+    chunk_samples: int = CHUNK_SAMPLES,
+) -> Path:
+    from .build import _tools, assemble, print_summary
+
+    rate_plan(fps)  # refuse a rate it cannot honour before any work
     started = time.perf_counter()
     seqs = find_sequences(Path(input_dir))
     dataset_dir = Path(out) / "datasets" / "reds"
     dataset_dir.mkdir(parents=True, exist_ok=True)
     clean_partials(dataset_dir)
-    tools = StageTools.create(settings)
-    summaries, failures = [], []
-    total = sum(max(0, (s.count // d - 1) // ((N_FRAMES - 1) // k + 1)) for s in seqs)
-    with progress(total=total, desc="synth-reds", unit="sample") as bar:
-        for seq in seqs:
-            try:
-                summaries.append(
-                    build_sequence(seq, fps, settings, dataset_dir, tools, on_sample=lambda: bar.update(1))
-                )
-            except Rb2vError as e:
-                failures.append((seq.name, str(e)))
-    for name, err in failures:
-        say(f"rb2v: error: {name}: {err}")
-    done = [f"{s.take.split('/')[1]}__clip" for s in summaries]
-    rows, rej = assemble(dataset_dir, done, summaries, settings)
+    if executor.backend == "local" and executor.workers == 1:
+        _tools(settings)  # a bad model setting stops here, before any sequence
+    units = [
+        Unit(f"{seq.path}@{part[0]}", reds_chunk, (seq, fps, settings, str(dataset_dir), part), weight=len(part))
+        for seq in seqs
+        for part in chunks(sample_starts(seq, fps, settings), chunk_samples)
+    ]
+    outcomes = run_units(units, executor, desc="synth-reds", unit_name="sample")
+    summaries, keys, failed = [], [], [o for o in outcomes if not o.ok]
+    for seq in seqs:
+        mine = [(u, o) for u, o in zip(units, outcomes) if u.args[0] is seq]
+        if mine and all(o.ok for _, o in mine):
+            summaries.append(TakeSummary.merge([o.value for _, o in mine]))
+            keys.extend(chunk_key(seq, u.args[4]) for u, _ in mine)
+    rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed))
     if report:
         from .report import write_report
 
         write_report(dataset_dir)
     print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started)
-    if failures:
-        raise PartialFailure(f"{len(failures)} sequence(s) failed (named above); the others were built")
+    bad = len({o.unit.rsplit("@", 1)[0] for o in failed})
+    if bad:
+        raise PartialFailure(f"{bad} sequence(s) failed (named above); the others were built")
     return dataset_dir
 
 
@@ -232,11 +256,22 @@ def synth_reds_dataset(input_dir: Path, out: Path, fps: float, settings: Pipelin
 @click.option("--cdfi-checkpoint", type=click.Path(dir_okay=False), default=None)
 @click.option("--stride", type=int, default=None, help="Use every N-th sample position.")
 @click.option("--max-per-sequence", type=int, default=None)
+@executor_options("Chunks of sequences made")
 @click.option("--no-report", is_flag=True)
-def synth_reds(fps, input_dir, out, interpolator, cdfi_checkpoint, stride, max_per_sequence, no_report):
+def synth_reds(
+    fps,
+    input_dir,
+    out,
+    interpolator,
+    cdfi_checkpoint,
+    stride,
+    max_per_sequence,
+    workers,
+    backend,
+    ray_address,
+    no_report,
+):
     """Make the synthetic REDS blur2vid set in the manifest format (OUT/datasets/reds)."""
-    from .cli import default_out
-
     settings = load_pipeline(
         "reds",
         {
@@ -246,4 +281,11 @@ def synth_reds(fps, input_dir, out, interpolator, cdfi_checkpoint, stride, max_p
             "sampling.max_per_take": max_per_sequence,
         },
     )
-    synth_reds_dataset(input_dir, out or default_out(), fps, settings, report=not no_report)
+    synth_reds_dataset(
+        input_dir,
+        out or project_path("out"),
+        fps,
+        settings,
+        report=not no_report,
+        executor=ExecutorSettings(workers, backend, ray_address),
+    )

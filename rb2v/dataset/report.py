@@ -12,6 +12,7 @@ import click
 import numpy as np
 import pandas as pd
 
+from ..config import project_path
 from ..errors import Rb2vError
 from ..fsutil import write_text_atomic
 from ..io.images import read_image
@@ -153,9 +154,7 @@ def write_report(dataset_dir: str | Path) -> Path:
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path), default=None, required=False)
 def report_cmd(out):
     """Regenerate OUT/datasets/<category>/report.html for every built dataset under OUT."""
-    from .cli import default_out
-
-    out = out or default_out()
+    out = out or project_path("out")
     found = sorted(p.parent for p in (out / "datasets").glob(f"*/{MANIFEST_NAME}"))
     if not found:
         raise Rb2vError(f"{out / 'datasets'}: no built dataset (run rb2v build first)")

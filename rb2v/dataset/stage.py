@@ -27,12 +27,13 @@ from ..errors import Rb2vError
 from ..fsutil import atomic_path, write_bytes_atomic, write_json_atomic
 from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
 from ..io.images import encode_png, read_image
+from ..manifest import FRAMES_PER_SEQ, sample_paths, sample_row
 from ..settings import SequenceSettings, load_rig
 from .sequence import AnchoredInterpolator, CachedInterpolator, UpsampledSequence
 from .settings import PipelineSettings
 from .takes import AlignedTake
 
-N_FRAMES = 7  # sharp frames per sample in the manifest contract (the rig's sequence.frames)
+N_FRAMES = FRAMES_PER_SEQ  # sharp frames per sample in the manifest contract (the rig's sequence.frames)
 WORK_DIR = ".work"
 
 
@@ -102,9 +103,20 @@ class TakeSummary:
     time_offset_s: float = 0.0
     sync_method: str = ""
 
-
-def sample_paths(base: str) -> tuple[str, list[str]]:
-    return f"{base}/blur.png", [f"{base}/frame{t:03d}.png" for t in range(1, N_FRAMES + 1)]
+    @classmethod
+    def merge(cls, parts: list[TakeSummary]) -> TakeSummary:
+        """One take's summary from its chunks' summaries."""
+        first = parts[0]
+        total = cls(first.take, time_offset_s=first.time_offset_s, sync_method=first.sync_method)
+        total.skipped = all(p.skipped for p in parts)
+        for p in parts:
+            total.accepted += p.accepted
+            total.rejected += p.rejected
+            total.seconds += p.seconds
+            for d, src in ((total.reasons, p.reasons), (total.stage_seconds, p.stage_seconds)):
+                for k, v in src.items():
+                    d[k] = d.get(k, 0) + v
+        return total
 
 
 class StageClock:
@@ -127,27 +139,18 @@ def paths_for(take: AlignedTake, k: int) -> tuple[str, list[str]]:
 
 
 class _Matting:
-    """Per-take matting: the screen model is fitted once on frames spread over the take."""
+    """Per-take matting: the matter is fitted once on frames spread over the take (the chroma
+    keyer's screen model, BackgroundMattingV2's clean plate)."""
 
     def __init__(self, matter, take: AlignedTake, load_blur: Callable[[int], np.ndarray]):
-        from ..matting import estimate_plate
-
         self.matter = matter
         picks = np.linspace(0, take.blur_count - 1, num=min(8, take.blur_count)).round().astype(int)
-        frames = np.stack([load_blur(int(k)) for k in picks])
-        self.plate = None
-        if hasattr(matter, "fit"):
-            matter.fit(frames)
-        else:  # BackgroundMattingV2 needs a clean plate: estimated from the take
-            self.plate = estimate_plate(frames)
+        matter.fit(np.stack([load_blur(int(k)) for k in picks]))
 
     def __call__(self, frame: np.ndarray, background: np.ndarray) -> np.ndarray:
         from ..matting import composite
 
-        if self.plate is not None:
-            alpha, fg = self.matter(frame, background=self.plate)
-        else:
-            alpha, fg = self.matter(frame)
+        alpha, fg = self.matter(frame)
         return composite(fg, alpha, background, space=getattr(self.matter, "space", "linear"))
 
 
@@ -165,23 +168,38 @@ def _qc(settings: PipelineSettings, res, p: int, lo: int, hi: int, motion: float
     return reasons
 
 
+def take_frames(take: AlignedTake, settings: PipelineSettings) -> list[int]:
+    """The blurry frames of a take that become samples (stride, cap)."""
+    ks = list(range(0, take.blur_count, settings.sampling.stride))
+    return ks[: settings.sampling.max_per_take] if settings.sampling.max_per_take else ks
+
+
+def chunk_name(take: AlignedTake, ks: list[int]) -> str:
+    """The file-safe key of a chunk of a take (its first blurry frame)."""
+    return f"{take.key}__{ks[0]:06d}" if ks else take.key
+
+
 def build_take(
     take: AlignedTake,
     settings: PipelineSettings,
     dataset_dir: Path,
     tools: StageTools | None = None,
     on_frame: Callable[[], None] | None = None,
+    ks: list[int] | None = None,
 ) -> TakeSummary:
-    """Build (or resume) one take's samples; returns its summary. Idempotent."""
+    """Build (or resume) the samples of blurry frames ``ks`` of a take (default: all of them);
+    returns the chunk's summary. Idempotent: committed by a marker keyed by inputs and settings."""
     start = time.perf_counter()
     dataset_dir = Path(dataset_dir)
-    key = unit_key(take.fingerprint, settings)
-    done = done_summary(dataset_dir, take.key, key)
+    ks = take_frames(take, settings) if ks is None else list(ks)
+    unit = chunk_name(take, ks)
+    key = unit_key([take.fingerprint, ks], settings)
+    done = done_summary(dataset_dir, unit, key)
     if done is not None:
         return done
     tools = tools or StageTools.create(settings)
-    sample_root = dataset_dir / "samples" / take.subject / take.take
-    shutil.rmtree(sample_root, ignore_errors=True)
+    for k in ks:  # leftovers of a crashed or differently-set run of this chunk
+        shutil.rmtree(dataset_dir / paths_for(take, k)[0].rsplit("/", 1)[0], ignore_errors=True)
 
     factor = tools.sequence.upsample_factor
     clock = StageClock()
@@ -195,9 +213,6 @@ def build_take(
     radius = settings.search.radius
     last_start = len(x) - N_FRAMES
     rows, rejects = [], []
-    ks = list(range(0, take.blur_count, settings.sampling.stride))
-    if settings.sampling.max_per_take:
-        ks = ks[: settings.sampling.max_per_take]
     summary = TakeSummary(
         take.take_id,
         time_offset_s=take.alignment.time_offset_s,
@@ -244,7 +259,7 @@ def build_take(
             summary.reasons[name] = summary.reasons.get(name, 0) + 1
     summary.seconds = time.perf_counter() - start
     summary.stage_seconds = clock.seconds
-    commit_results(dataset_dir, take.key, key, rows, rejects, summary)
+    commit_results(dataset_dir, unit, key, rows, rejects, summary)
     return summary
 
 
@@ -271,26 +286,9 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
     window = seq[p - lo : p - lo + N_FRAMES]
     motion = float(np.mean(np.abs(window[-1] - window[0])))
     reasons = _qc(settings, res, p, lo, hi, motion)
-    row = {
-        "sample_id": sample_id,
-        "category": take.category,
-        "subject": take.subject,
-        "take": take.take_id,
-        "blur_index": k,
-        "sharp_start": p,
-        "upsample_factor": tools.sequence.upsample_factor,
-        "color_matrix": np.asarray(res.matrix, np.float32).reshape(12).tolist(),
-        "psnr": float(res.psnr),
-        "psnr_margin": float(res.margin),
-        "interpolator": tools.upsampler.name,
-        "matting": None,
-        "background": None,
-        "order": "ignore",
-        "width": blur.shape[1],
-        "height": blur.shape[0],
-    }
+    fit = {"sharp_start": p, "psnr": float(res.psnr), "psnr_margin": float(res.margin)}
     if reasons:
-        return row, reasons
+        return fit, reasons
     with clock("colour"):
         sharp = [apply_color_matrix(res.matrix, f) for f in window]
     images = [blur, *sharp]
@@ -302,11 +300,27 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
         )
         with clock("matting"):
             images = [matting(img, background) for img in images]
-        row["matting"], row["background"] = settings.matting.method, bg_id
     blur_path, sharp_paths = paths_for(take, k)
     with clock("write"):
         digests = write_sample_images(dataset_dir, [blur_path, *sharp_paths], images, settings.output.png_compression)
-    row.update(blur_path=blur_path, sharp_paths=sharp_paths, sha256=digests)
+    row = sample_row(
+        sample_id=sample_id,
+        category=take.category,
+        subject=take.subject,
+        take=take.take_id,
+        blur_path=blur_path,
+        sharp_paths=sharp_paths,
+        blur_index=k,
+        upsample_factor=tools.sequence.upsample_factor,
+        color_matrix=res.matrix,
+        interpolator=tools.upsampler.name,
+        matting=settings.matting.method if matting is not None else None,
+        background=bg_id if matting is not None else None,
+        width=blur.shape[1],
+        height=blur.shape[0],
+        sha256=digests,
+        **fit,
+    )
     return row, []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -30,6 +31,26 @@ def to_float(img: np.ndarray) -> np.ndarray:
     if img.dtype == np.uint16:
         return img.astype(np.float32) / 65535.0
     return img.astype(np.float32, copy=False)
+
+
+@functools.cache
+def bundled_photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photographs by name, as read-only float32 sRGB RGB in [0,1]
+    (grey ones replicated to 3 channels, alpha dropped, binary ones as 0/1, stereo pairs: the left view)."""
+    import skimage.data
+
+    try:
+        img = getattr(skimage.data, name)()
+    except AttributeError:
+        raise Rb2vError(f"{name!r}: not a photograph bundled with scikit-image") from None
+    img = np.asarray(img[0] if isinstance(img, tuple) else img)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    img = img[..., :3]
+    out = img.astype(np.float32) if img.dtype == bool else to_float(img)
+    out = np.ascontiguousarray(np.clip(out, 0, 1), dtype=np.float32)
+    out.setflags(write=False)
+    return out
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

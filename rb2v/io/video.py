@@ -260,28 +260,17 @@ def decode_pipe(
     ``channels`` (3 RGB, 1 grey) then describe what the filter hands back.
     """
     width, height = size or (info.width, info.height)
-    args = []
-    if start > 0:
-        # Input seeking decodes from the previous keyframe and drops frames before the
-        # target; aiming half a frame early makes the target frame's timestamp the first kept.
-        args += ["-ss", f"{(start - 0.5) / float(info.fps):.6f}"]
-    args += [
-        "-v",
-        "error",
-        "-i",
-        str(info.path),
-        "-map",
-        "0:v:0",
-        *ffmpeg.passthrough_args(),
-        "-frames:v",
-        str(count),
-        *(["-vf", vf] if vf else []),
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "gray" if channels == 1 else "rgb24",
+    # Input seeking decodes from the previous keyframe and drops frames before the target;
+    # aiming half a frame early makes the target frame's timestamp the first kept.
+    seek = {"ss": f"{(start - 0.5) / float(info.fps):.6f}"} if start > 0 else {}
+    args = ffmpeg.graph.input(str(info.path), **seek)["v:0"].output(
         "-",
-    ]
+        f="rawvideo",
+        pix_fmt="gray" if channels == 1 else "rgb24",
+        **{"frames:v": count},
+        **({"vf": vf} if vf else {}),
+        **ffmpeg.passthrough(),
+    )
     proc = ffmpeg.popen(args, stdout=subprocess.PIPE)
     frame_bytes = width * height * channels
     shape = (height, width) if channels == 1 else (height, width, channels)

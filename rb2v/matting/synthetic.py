@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..colorspace import linear_to_srgb, srgb_to_linear
+from ..io.images import bundled_photo
 
 SCREEN_LINEAR = np.array([0.07, 0.42, 0.10], np.float32)
 
@@ -53,10 +54,8 @@ def _hand_mask(size: int) -> np.ndarray:
 
 
 def _skin_texture(size: int) -> np.ndarray:
-    from skimage import data
-
-    face = data.astronaut()[60:220, 150:310]  # the astronaut's face: real skin tones and detail
-    tex = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    face = bundled_photo("astronaut")[60:220, 150:310]  # the astronaut's face: real skin tones and detail
+    tex = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
     return srgb_to_linear(tex)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..colorspace import srgb_to_linear
 from ..errors import Rb2vError
+from ..io.images import bundled_photo
 
 # Photos bundled with scikit-image that load offline.
 COLOUR_PHOTOS = (
@@ -33,16 +34,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 @functools.cache
 def photo(name: str) -> np.ndarray:
     """A bundled photo as linear RGB float32 (grey ones replicated to 3 channels)."""
-    import skimage.data
-
-    img = getattr(skimage.data, name)()
-    if img.dtype == bool:
-        img = img.astype(np.uint8) * 255
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    img = img[..., :3]
-    if img.dtype != np.uint8:
-        img = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    # 8-bit levels first: the simulator's scenes are the photos as their 8-bit files hold them
+    img = np.round(bundled_photo(name) * 255).astype(np.uint8)
     lin = srgb_to_linear(img.astype(np.float32) / 255.0)
     lin.setflags(write=False)
     return lin

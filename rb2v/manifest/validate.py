@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..errors import Rb2vError
-from ..manifest import FRAMES_PER_SEQ, MANIFEST_NAME, ORDERS, SPLITS, read_manifest
+from .schema import FRAMES_PER_SEQ, MANIFEST_NAME, ORDERS, SPLITS, read_manifest
 
 
 def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:

@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import Rb2vError
-from .fsutil import atomic_path, write_json_atomic
+from ..errors import Rb2vError
+from ..fsutil import atomic_path, write_json_atomic
 
 SCHEMA_TAG = "rb2v.manifest/1"
 MANIFEST_NAME = "manifest.parquet"
@@ -51,6 +51,66 @@ FIELDS = [
     pa.field("sha256", pa.list_(pa.string()), nullable=False),
 ]
 COLUMNS = [f.name for f in FIELDS]
+
+
+IDENTITY_COLOUR = np.eye(3, 4, dtype=np.float32).reshape(12).tolist()
+
+
+def sample_paths(base: str, frames: int = FRAMES_PER_SEQ) -> tuple[str, list[str]]:
+    """A sample's files under ``base``: ``blur.png`` and ``frame001.png`` … in time order."""
+    return f"{base}/blur.png", [f"{base}/frame{t:03d}.png" for t in range(1, frames + 1)]
+
+
+def sample_row(
+    *,
+    sample_id: str,
+    category: str,
+    subject: str,
+    take: str,
+    blur_path: str,
+    sharp_paths: list[str],
+    blur_index: int,
+    sharp_start: int,
+    upsample_factor: int,
+    width: int,
+    height: int,
+    sha256: list[str] | None = None,
+    color_matrix: Iterable[float] = IDENTITY_COLOUR,
+    psnr: float = float("nan"),
+    psnr_margin: float = float("nan"),
+    interpolator: str | None = None,
+    matting: str | None = None,
+    background: str | None = None,
+    order: str = "ignore",
+    split: str | None = None,
+) -> dict:
+    """One manifest row, every column named (the split is set when the dataset is assembled)."""
+    if len(sharp_paths) != FRAMES_PER_SEQ:
+        raise ValueError(f"{sample_id}: {len(sharp_paths)} sharp frames, the manifest holds {FRAMES_PER_SEQ}")
+    row = {
+        "sample_id": sample_id,
+        "category": category,
+        "subject": subject,
+        "take": take,
+        "blur_path": blur_path,
+        "sharp_paths": list(sharp_paths),
+        "blur_index": int(blur_index),
+        "sharp_start": int(sharp_start),
+        "upsample_factor": int(upsample_factor),
+        "color_matrix": [float(v) for v in np.asarray(color_matrix, np.float32).reshape(12)],
+        "psnr": float(psnr),
+        "psnr_margin": float(psnr_margin),
+        "interpolator": interpolator,
+        "matting": matting,
+        "background": background,
+        "order": order,
+        "width": int(width),
+        "height": int(height),
+        "sha256": list(sha256 or []),
+    }
+    if split is not None:
+        row["split"] = split
+    return row
 
 
 def _missing(v) -> bool:

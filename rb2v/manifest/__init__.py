@@ -1,0 +1,50 @@
+"""The manifest contract (``rb2v.manifest/1``): its schema, the one row constructor, reading and
+writing, the official HyperCUT ``metadata.json`` export, and the validator."""
+
+from .schema import (
+    COLUMNS,
+    FIELDS,
+    FRAMES_PER_SEQ,
+    IDENTITY_COLOUR,
+    MANIFEST_NAME,
+    METADATA_NAME,
+    ORDERS,
+    SCHEMA_TAG,
+    SPLITS,
+    manifest_metadata,
+    manifest_schema,
+    metadata_json,
+    read_manifest,
+    read_manifest_table,
+    sample_paths,
+    sample_row,
+    to_table,
+    update_manifest,
+    write_manifest,
+    write_metadata_json,
+)
+from .validate import validate_manifest
+
+__all__ = [
+    "COLUMNS",
+    "FIELDS",
+    "FRAMES_PER_SEQ",
+    "IDENTITY_COLOUR",
+    "MANIFEST_NAME",
+    "METADATA_NAME",
+    "ORDERS",
+    "SCHEMA_TAG",
+    "SPLITS",
+    "manifest_metadata",
+    "manifest_schema",
+    "metadata_json",
+    "read_manifest",
+    "read_manifest_table",
+    "sample_paths",
+    "sample_row",
+    "to_table",
+    "update_manifest",
+    "validate_manifest",
+    "write_manifest",
+    "write_metadata_json",
+]
