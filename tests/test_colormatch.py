@@ -310,3 +310,48 @@ def test_coarse_to_fine_keeps_the_argmax_and_the_margin(seed):
             assert c2f.margin == pytest.approx(exact.margin, abs=0.01)
             np.testing.assert_allclose(c2f.matrix, exact.matrix, atol=1e-9)
             assert sorted(c2f.scores) == sorted(exact.scores)
+
+
+# ---- the default search from frame-pair moments (rb2v.colormatch.gram) ------------------
+
+
+@pytest.mark.parametrize("n,sub,start", [(7, 19, 9), (5, 13, 4), (3, 5, 11)])
+def test_moment_search_equals_the_reference_with_clipping(n, sub, start):
+    """Known start, real photo, a bright exposure that clips: same argmax, scores within 0.01 dB."""
+    rng = np.random.default_rng(n)
+    seq = np.clip(panning("coffee", 96, 20) * 1.35, 0, 1).astype(np.float32)  # highlights clip in the frames
+    M = np.array([[0.95, 0.03, 0.0, 0.03], [0.02, 0.93, 0.03, 0.02], [0.0, 0.04, 0.9, 0.05]])
+    y = synthesize_blur(seq[start : start + n], sub)
+    y = np.clip(y @ M[:, :3].T + M[:, 3] + rng.normal(0, 0.005, y.shape), 0, 1).astype(np.float32)
+    from rb2v.colormatch.matrix import clipped_mask
+
+    # clipped: in the blurry frame, in some frame of most pixels, in the synthetic blur of the true start
+    assert clipped_mask(y).mean() > 0.003 and clipped_mask(seq).any(axis=0).mean() > 0.5
+    assert clipped_mask(synthesize_blur(seq[start : start + n], sub)).mean() > 0.005
+    fast = search(y, seq, n=n, sub=sub)
+    ref = reference_search(y, seq, n=n, sub=sub)
+    assert fast.start == ref.start == start
+    assert max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
+    np.testing.assert_allclose(fast.matrix, ref.matrix, atol=1e-6)
+    assert abs(fast.margin - ref.margin) < 0.01
+
+
+def test_default_search_uses_the_moments_and_any_candidates(monkeypatch):
+    """The default call never builds a synthetic blur; sparse candidates score as in a full search."""
+    import importlib
+
+    search_module = importlib.import_module("rb2v.colormatch.search")  # the package exports search()
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("per-candidate synthetic blur in the default search")
+
+    monkeypatch.setattr(search_module, "_Run", forbidden)
+    take = simulated_take(size=64, frames=30, start=11, seed=4)
+    full = search(take.blur, take.seq)
+    assert full.start == 11
+    sparse = search(take.blur, take.seq, candidates=[23, 0, 11, 10, 2])  # three separate runs
+    assert sparse.start == 11 and sorted(sparse.scores) == [0, 2, 10, 11, 23]
+    for p in sparse.scores:
+        assert abs(sparse.scores[p] - full.scores[p]) < 1e-6
+    ref = reference_search(take.blur, take.seq, candidates=[23, 0, 11, 10, 2])
+    assert max(abs(sparse.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01

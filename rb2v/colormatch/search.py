@@ -1,5 +1,9 @@
 """Algorithm 1, fast: the same scores as ``reference_search`` without its per-candidate work.
 
+The default call (linear sub-frames, sRGB average, CPU) scores every candidate from
+frame-pair moment matrices (``gram.py``): no synthetic blur is formed and the per-candidate
+cost does not grow with the pixel count. The other settings use sliding sums:
+
 * Every window's synthetic blur is a sliding sum over one "base" sequence built once per
   run of overlapping candidates: with the linear interpolator the sub-frames are exact
   blends, so the blur is a fixed weighting of the n sharp frames (k on inner frames,
@@ -24,8 +28,9 @@ import numpy as np
 
 from ..errors import Rb2vError
 from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
-from .arrays import arrays_for
+from .arrays import NumpyArrays, arrays_for
 from .blur import dense_frames, srgb_to_linear, steps_per_pair
+from .gram import gram_scores
 from .matrix import clipped_mask, psnr_from_sse, residual_from_moments, solve_moments
 from .result import SearchResult, best_of, check_search_inputs
 
@@ -124,6 +129,8 @@ def _score_runs(
     With ``exclude_clipped`` the pixels are reordered once so that those clipped in the
     blurry frame come first: their moments are then a slice, not a gather per candidate.
     """
+    if isinstance(xp, NumpyArrays) and type(interp) is LinearInterpolator and space == "srgb":
+        return gram_scores(blur, seq, _runs(starts, n), n, sub, exclude_clipped)  # the default: see gram.py
     N = blur.shape[0] * blur.shape[1]
     y = blur.reshape(N, 3)
     order, nf = None, 0

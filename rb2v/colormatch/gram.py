@@ -1,0 +1,178 @@
+"""Algorithm 1 from frame-pair moments: the default search (linear sub-frames, sRGB average, numpy).
+
+With linearly interpolated sub-frames the synthetic blur of a window is a fixed weighting of
+its n frames, ``fake(p) = sum_i w_i x[p+i]`` (inner frames k/sub, the two ends (k+1)/(2 sub)).
+So every candidate's 7x7 moment matrix of ``[fake, 1, blur]`` (see ``matrix``) is a weighted
+sum of moments of frame pairs:
+
+* ``fake·fake`` needs ``x[f] x[g]ᵀ`` (3x3, summed over the pixels) for the pairs |f-g| < n:
+  a band of the frames' Gram matrix, computed with one dense BLAS product per block of a few
+  frames (against themselves and the next n-1 frames) on pixel tiles that stay in cache;
+* ``fake·[1, blur]`` needs ``x[f] [1, blur]ᵀ`` per frame (one more product per tile);
+* ``[1, blur]`` moments are the same for every candidate.
+
+The per-candidate work is then a few 21x21 products, independent of the pixel count. Clipping
+(``exclude_clipped``): pixels clipped in the blurry frame are moved to the front once, so
+their moments are a second Gram of the same band (subtracted from the fit); a pixel can be
+clipped in a synthetic blur only where some frame of its window is clipped (a convex
+combination never exceeds its largest term), so only those few pixels are checked per
+candidate, and the moments of the ones that clip are subtracted from the fit.
+
+Moments accumulate in float64 (the frames are converted tile by tile), so the scores equal
+``reference_search``'s to float rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import Rb2vError
+from .matrix import CLIP_HI, CLIP_LO, clipped_mask, psnr_from_sse, residual_from_moments, solve_moments
+
+# Pixels per tile (a 46-frame run's float64 tile, 1 MB, stays in cache), frames per band block,
+# frame rows per product with [1, blur]. All keep every BLAS product below OpenBLAS's threading
+# threshold (m*n*k < 2^18): on a shared machine a threaded product this small stalls far longer
+# than it computes.
+_TILE = 896
+_BLOCK = 3
+_ROWS = 48
+
+
+def window_weights(n: int, sub: int) -> np.ndarray:
+    """w (n,): the synthetic blur of linearly interpolated sub-frames is ``sum_i w_i x[p+i]``."""
+    k = (sub - 1) // (n - 1)
+    w = np.full(n, k / sub)
+    w[0] = w[-1] = (k + 1) / (2 * sub)
+    return w
+
+
+class _Band:
+    """Band moments of F frames over a set of pixels: pairs |f-g| < n, and each frame against [1, blur].
+
+    Block b (frames b0..b0+_BLOCK-1) is multiplied with frames b0..b0+_BLOCK+n-2: every pair of a
+    window (|f-g| < n) then lies in the block of its earlier frame.
+    """
+
+    def __init__(self, F: int, n: int):
+        self.F, self.n = F, n
+        self.blocks = [(b0, min(b0 + _BLOCK, F), min(b0 + _BLOCK + n - 1, F)) for b0 in range(0, F, _BLOCK)]
+        self.P = [np.zeros((3 * (a1 - b0), 3 * (c1 - b0))) for b0, a1, c1 in self.blocks]
+        self.lin = np.zeros((3 * F, 4))
+        self.const = np.zeros((4, 4))
+
+    def add(self, Z: np.ndarray, Yb: np.ndarray) -> None:
+        """Accumulate one tile: Z (3F, m) planar frames, Yb (4, m) rows [1, blur]."""
+        for r in range(0, len(Z), _ROWS):
+            self.lin[r : r + _ROWS] += Z[r : r + _ROWS] @ Yb.T
+        for (b0, a1, c1), P in zip(self.blocks, self.P):
+            P += Z[3 * b0 : 3 * a1] @ Z[3 * b0 : 3 * c1].T
+
+    def dense(self) -> np.ndarray:
+        """The (3F, 3F) Gram with the band filled (zeros beyond it)."""
+        G = np.zeros((3 * self.F, 3 * self.F))
+        for (b0, a1, c1), P in zip(self.blocks, self.P):
+            G[3 * b0 : 3 * c1, 3 * b0 : 3 * a1] = P.T
+            G[3 * b0 : 3 * a1, 3 * b0 : 3 * c1] = P
+        return G
+
+    def window(self, G: np.ndarray, q: int, w: np.ndarray, Wk: np.ndarray) -> np.ndarray:
+        """The 7x7 moments of ``[fake, 1, blur]`` of the window starting at run frame q."""
+        n = len(w)
+        ff = Wk @ G[3 * q : 3 * (q + n), 3 * q : 3 * (q + n)] @ Wk.T
+        fl = w @ self.lin.reshape(self.F, 12)[q : q + n]
+        fl = fl.reshape(3, 4)
+        out = np.empty((7, 7))
+        out[:3, :3] = 0.5 * (ff + ff.T)
+        out[:3, 3:], out[3:, :3], out[3:, 3:] = fl, fl.T, self.const
+        return out
+
+
+class _Staged:
+    """Columns gathered from the tiles into full tiles for a band: its BLAS products stay efficient."""
+
+    def __init__(self, band: _Band, rows: int):
+        self.band, self.rows = band, rows
+        self.Z, self.Y, self.fill = np.empty((rows, _TILE)), np.empty((4, _TILE)), 0
+
+    def add(self, Z: np.ndarray, Yb: np.ndarray, idx: np.ndarray) -> None:
+        if self.fill + len(idx) > _TILE:
+            self.flush()
+        self.Z[:, self.fill : self.fill + len(idx)] = Z[:, idx]
+        self.Y[:, self.fill : self.fill + len(idx)] = Yb[:, idx]
+        self.fill += len(idx)
+
+    def flush(self) -> None:
+        if self.fill:
+            self.band.add(self.Z[:, : self.fill], self.Y[:, : self.fill])
+            self.band.const += self.Y[:, : self.fill] @ self.Y[:, : self.fill].T
+        self.fill = 0
+
+
+def _tiles(start: int, stop: int):
+    for s in range(start, stop, _TILE):
+        yield s, min(s + _TILE, stop)
+
+
+def gram_scores(
+    blur: np.ndarray, seq: np.ndarray, runs: list[list[int]], n: int, sub: int, exclude_clipped: bool
+) -> tuple[dict[int, float], dict[int, np.ndarray]]:
+    """Scores and colour matrices of every start in ``runs`` (groups of starts whose windows overlap)."""
+    w = window_weights(n, sub)
+    Wk = np.kron(w, np.eye(3))  # (3, 3n): fake = Wk @ the window's stacked frames
+    N = blur.shape[0] * blur.shape[1]
+    y = blur.reshape(N, 3)
+    X = seq.reshape(len(seq), N, 3)
+    clipped = clipped_mask(y) if exclude_clipped else np.zeros(N, dtype=bool)
+    nf = int(clipped.sum())
+    Yb = np.empty((4, N))
+    Yb[0] = 1.0
+    Yb[1:] = y.T
+    scores, matrices = {}, {}
+    for run in runs:
+        f0, F = run[0], run[-1] + n - run[0]
+        frames = X[f0 : f0 + F]
+        every = _Band(F, n)  # over all pixels
+        for s, e in _tiles(0, N):
+            every.const += Yb[:, s:e] @ Yb[:, s:e].T
+        out = _Staged(_Band(F, n), 3 * F)  # over the blur-clipped pixels (never in the fit)
+        risky = []  # fit pixels where some frame of the run is clipped
+        Z = np.empty((F, 3, _TILE))
+        for s, e in _tiles(0, N):
+            Zt = Z[:, :, : e - s]
+            np.copyto(Zt, frames[:, s:e].transpose(0, 2, 1))
+            Z2 = Zt.reshape(3 * F, e - s)
+            every.add(Z2, Yb[:, s:e])
+            if exclude_clipped:
+                c = clipped[s:e]
+                if c.any():
+                    out.add(Z2, Yb[:, s:e], np.flatnonzero(c))
+                edge = (frames[:, s:e].max(axis=0) >= CLIP_HI) | (frames[:, s:e].min(axis=0) <= CLIP_LO)
+                risky.append(s + np.flatnonzero(edge.any(axis=1) & ~c))
+        out.flush()
+        G_every, G_out = every.dense(), out.band.dense()
+        V = np.concatenate(risky) if risky else np.empty(0, dtype=np.intp)
+        if len(V):
+            XV = np.ascontiguousarray(np.take(frames, V, axis=1).transpose(0, 2, 1))  # (F,3,|V|) float32
+            yV = Yb[:, V]
+            k, e2 = w[1] * sub, w[0] * sub  # weights of the unnormalised sum: k inner, (k+1)/2 ends
+            lo, hi = CLIP_LO * sub, CLIP_HI * sub
+        for p in run:
+            q = p - f0
+            M_all = every.window(G_every, q, w, Wk)
+            if not np.isfinite(M_all).all():
+                raise Rb2vError(f"sharp sequence frames {p}..{p + n - 1}: contain NaN or inf")
+            M_fit = M_all - out.band.window(G_out, q, w, Wk) if nf else M_all.copy()
+            if len(V):  # pixels clipped in this candidate's synthetic blur leave the fit
+                win = XV[q : q + n]
+                fake = win[1:-1].sum(axis=0)
+                fake *= k
+                fake += e2 * (win[0] + win[-1])
+                hits = np.flatnonzero((fake.max(axis=0) >= hi) | (fake.min(axis=0) <= lo))
+                if len(hits):
+                    fake = w @ win[:, :, hits].reshape(n, -1).astype(np.float64)
+                    zh = np.concatenate([fake.reshape(3, -1), yV[:, hits]])
+                    M_fit -= zh @ zh.T
+            M = solve_moments(M_fit)
+            scores[p] = psnr_from_sse(residual_from_moments(M_all, M), 3 * N)
+            matrices[p] = M
+    return scores, matrices
