@@ -34,7 +34,7 @@ SETTINGS: dict[str, dict] = {
     "centre": {},
     "start": {"blur_anchor": "start"},
     "end": {"blur_anchor": "end"},
-    "short-1/50": {"blur_exposure_s": 1 / 50, "blur_anchor": "start"},
+    "short-20ms": {"blur_exposure_s": 1 / 50, "blur_anchor": "start"},
     "readout-8": {"blur_readout_s": 0.008, "sharp_readout_s": 0.008},
     "readout-16": {"blur_readout_s": 0.016, "sharp_readout_s": 0.010},
     "drift+codec": {"exposure_drift": 0.03, "wb_drift": 0.02, "bitrate_mbps": 45.0},
