@@ -1,0 +1,577 @@
+"""Lens intrinsics and distortion: calibration from board takes, undistortion before the homography.
+
+A homography cannot absorb two different lens distortions, so when the lenses are known both
+streams are undistorted first (OpenCV model, the new camera matrix is the calibrated one: the
+undistorted frame keeps the recorded size and focal length) and everything the align stage does
+afterwards — features, ECC, exposure timing, the crop — happens in undistorted pixels.
+
+Where the lenses come from, per take (``take_lenses``):
+1. the take's calibration take (take.toml ``calibration = "<name>"``) when
+   ``RAW/calibration/<name>/board.toml`` says it films a board: each camera is calibrated on it
+   (``calibrate_session``) and the intrinsics are stored in the output's calibration folder,
+   ``OUT/calibration/<name>/intrinsics.json`` ({"schema": "rb2v.intrinsics/1", "board": {...},
+   "blur": Lens, "sharp": Lens, "views": ...}); RAW stays read-only. A finished file whose input
+   fingerprint matches is reused.
+2. otherwise, with the rig's ``lens.undistort = true``, the rig's ``[lens]`` intrinsics (fx, fy, cx,
+   cy for the rig's camera size, scaled to the recorded size; ``dist``), the same for both cameras.
+3. otherwise none: frames are used as recorded (``lens: null`` in alignment.json).
+
+The sharp camera is calibrated on its raw frames, mirror and all: a mirrored view of a board is a
+perspective view of a mirrored board, so each view's object points take the handedness its
+detected grid shows. Its lens is therefore in raw sharp pixels, applied before the flip.
+
+board.toml: ``type = "checkerboard"`` (or ``"charuco"``), ``inner_corners = [cols, rows]``,
+``square_mm``; charuco also ``marker_mm`` and ``dictionary`` (an OpenCV ``DICT_*`` name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..alignment import Alignment, Crop, Lens
+from ..errors import Rb2vError
+from ..fsutil import write_json_atomic
+from ..io.images import apply_flip
+from ..io.video import VideoSource, decode_pipe
+from ..progress import say
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+BOARD_FILE = "board.toml"
+INTRINSICS_FILE = "intrinsics.json"
+INTRINSICS_SCHEMA = "rb2v.intrinsics/1"
+CALIBRATION_VERSION = 1  # bump when a change alters calibration results
+MAX_TRIES = 60  # frame pairs tried per camera
+MAX_VIEWS = 24  # views that go into one calibration
+MIN_VIEWS = 6
+STILL_PX = 0.35  # a view counts when its corners move less than this (median) to the next frame
+MAX_RMS_PX = 1.5  # reprojection error above which a calibration is refused
+
+
+# ---------------------------------------------------------------------- board.toml
+@dataclasses.dataclass(frozen=True)
+class Board:
+    type: str
+    cols: int
+    rows: int
+    square_mm: float
+    marker_mm: float | None = None
+    dictionary: str | None = None
+    source: str = BOARD_FILE
+
+    def to_json(self) -> dict:
+        d = {"type": self.type, "inner_corners": [self.cols, self.rows], "square_mm": self.square_mm}
+        if self.type == "charuco":
+            d |= {"marker_mm": self.marker_mm, "dictionary": self.dictionary}
+        return d
+
+    def object_points(self) -> np.ndarray:
+        """Inner corners in mm (row-major, x along cols), z = 0."""
+        g = np.mgrid[0 : self.rows, 0 : self.cols].astype(np.float32)
+        return np.stack([g[1].ravel(), g[0].ravel(), np.zeros(self.cols * self.rows, np.float32)], 1) * np.float32(
+            self.square_mm
+        )
+
+    def charuco(self):
+        name = self.dictionary or ""
+        d = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, name))
+        # a ChArUco board of N x M squares has (N-1) x (M-1) inner corners
+        return cv2.aruco.CharucoBoard((self.cols + 1, self.rows + 1), self.square_mm, self.marker_mm, d)
+
+
+def read_board(folder: str | Path) -> Board | None:
+    """The folder's board.toml (None when there is none); a bad file is a one-line error naming it."""
+    path = Path(folder) / BOARD_FILE
+    if not path.exists():
+        return None
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise Rb2vError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise Rb2vError(f"{path}: cannot read: {e.strerror}") from None
+
+    def bad(msg: str):
+        return Rb2vError(f"{path}: {msg}")
+
+    known = {"type", "inner_corners", "square_mm", "marker_mm", "dictionary", "notes"}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise bad(f"unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    kind = d.get("type")
+    if kind not in ("checkerboard", "charuco"):
+        raise bad(f'type must be "checkerboard" or "charuco", got {kind!r}')
+    inner = d.get("inner_corners")
+    if (
+        not isinstance(inner, list)
+        or len(inner) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in inner)
+        or min(inner) < 2
+    ):
+        raise bad(f"inner_corners must be [cols, rows], two integers >= 2, got {inner!r}")
+    square = d.get("square_mm")
+    if isinstance(square, bool) or not isinstance(square, (int, float)) or not square > 0:
+        raise bad(f"square_mm must be a positive number (mm), got {square!r}")
+    marker = dictionary = None
+    if kind == "charuco":
+        marker, dictionary = d.get("marker_mm"), d.get("dictionary")
+        if isinstance(marker, bool) or not isinstance(marker, (int, float)) or not 0 < marker < square:
+            raise bad(f"marker_mm must be a positive number smaller than square_mm, got {marker!r}")
+        if not isinstance(dictionary, str) or not dictionary.startswith("DICT_") or not hasattr(cv2.aruco, dictionary):
+            raise bad(f'dictionary must name an OpenCV ArUco dictionary such as "DICT_5X5_100", got {dictionary!r}')
+        marker = float(marker)
+    elif inner[0] == inner[1]:
+        raise bad(f"inner_corners {inner}: a square checkerboard has no unique orientation; use one with cols != rows")
+    return Board(kind, int(inner[0]), int(inner[1]), float(square), marker, dictionary, str(path))
+
+
+# ---------------------------------------------------------------------- detection
+def detect(grey: np.ndarray, board: Board) -> tuple[np.ndarray, np.ndarray] | None:
+    """(image points (N,2) float32, object point ids (N,)) of the board in a grey uint8 frame, or None.
+
+    Checkerboards: OpenCV's detector (with its fast check, so frames without the board cost little)
+    and ``cornerSubPix``, which is more precise than ``findChessboardCornersSB`` on sharp views and
+    ten times faster; SB is the fallback for views the first does not find.
+    """
+    if board.type == "charuco":
+        det = cv2.aruco.CharucoDetector(board.charuco())
+        corners, ids, _, _ = det.detectBoard(grey)
+        if ids is None or len(ids) < 8:
+            return None
+        return corners.reshape(-1, 2).astype(np.float32), ids.ravel().astype(np.int32)
+    size = (board.cols, board.rows)
+    flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_FAST_CHECK
+    ok, corners = cv2.findChessboardCorners(grey, size, flags=flags)
+    if ok:
+        crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3)
+        corners = cv2.cornerSubPix(grey, corners, (5, 5), (-1, -1), crit)
+    else:
+        ok, corners = cv2.findChessboardCornersSB(grey, size, flags=cv2.CALIB_CB_NORMALIZE_IMAGE)
+        if not ok:
+            return None
+    return corners.reshape(-1, 2).astype(np.float32), np.arange(board.cols * board.rows, dtype=np.int32)
+
+
+def _object_points(board: Board, pts: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The view's object points, mirrored when the detected grid's handedness is mirrored (a camera
+    behind a mirror, or a detector that ordered the grid the other way round)."""
+    obj = board.object_points()[ids].copy()
+    # sign of the image-space area of the object's (x, y) frame, from a least-squares affine fit
+    A = np.hstack([obj[:, :2], np.ones((len(obj), 1), np.float32)])
+    sol, *_ = np.linalg.lstsq(A, pts.astype(np.float64), rcond=None)
+    if np.linalg.det(sol[:2].T) < 0:
+        obj[:, 0] = (board.cols - 1) * board.square_mm - obj[:, 0]
+    return obj
+
+
+def _grey_frames(src: VideoSource, wanted: set[int]):
+    """(index, grey uint8 frame) of the wanted frames, decoding the stream straight through (a
+    calibration take is short, and the wanted frames are dense)."""
+    offset = 0
+    for info in src.chapters:
+        if any(offset <= i < offset + info.frames for i in wanted):
+            j = offset
+            for chunk in decode_pipe(info, 0, info.frames, 16, vf="format=gray", channels=1):
+                for frame in chunk:
+                    if j in wanted:
+                        yield j, frame
+                    j += 1
+        offset += info.frames
+
+
+@dataclasses.dataclass
+class View:
+    index: int
+    points: np.ndarray  # (N,2) image points
+    ids: np.ndarray  # (N,) object point ids
+
+
+def collect_views(src: VideoSource, board: Board, max_tries: int = MAX_TRIES) -> tuple[list[View], int]:
+    """Detections in frames where the board holds still: frames are decoded in pairs (i, i+1)
+    spread over the take, a view is kept when both detect it and its corners moved less than
+    ``STILL_PX`` (median) in between (motion blur and rolling shutter skew the corners).
+    Returns (views, pairs tried)."""
+    n = src.frames
+    starts = np.unique(np.linspace(0, max(n - 2, 0), min(max_tries, max(n - 1, 1))).round().astype(int))
+    wanted = sorted({int(i) for s in starts for i in (s, s + 1) if i < n})
+    found: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
+    for i, frame in _grey_frames(src, set(wanted)):
+        found[i] = detect(frame, board)
+    views = []
+    for s in starts:
+        a, b = found.get(int(s)), found.get(int(s) + 1)
+        if a is None or b is None:
+            continue
+        common, ia, ib = np.intersect1d(a[1], b[1], return_indices=True)
+        if len(common) < 8:
+            continue
+        if float(np.median(np.linalg.norm(a[0][ia] - b[0][ib], axis=1))) < STILL_PX:
+            views.append(View(int(s), a[0], a[1]))
+    return views, len(starts)
+
+
+def select_views(views: list[View], size: tuple[int, int], count: int = MAX_VIEWS) -> list[View]:
+    """Up to ``count`` views spread over position, size and tilt (farthest-point sampling)."""
+    if len(views) <= count:
+        return views
+    w, h = size
+    feats = []
+    for v in views:
+        c = v.points.mean(axis=0)
+        spread = v.points.std(axis=0)
+        cov = np.cov(v.points.T)
+        ev = np.linalg.eigvalsh(cov)
+        feats.append([c[0] / w, c[1] / h, spread[0] / w, spread[1] / h, math.sqrt(ev[0] / max(ev[1], 1e-9))])
+    f = np.asarray(feats)
+    f = (f - f.mean(0)) / (f.std(0) + 1e-9)
+    chosen = [int(np.argmax(np.linalg.norm(f - f.mean(0), axis=1)))]
+    d = np.linalg.norm(f - f[chosen[0]], axis=1)
+    while len(chosen) < count:
+        i = int(np.argmax(d))
+        chosen.append(i)
+        d = np.minimum(d, np.linalg.norm(f - f[i], axis=1))
+    return [views[i] for i in sorted(chosen)]
+
+
+def calibrate_views(views: list[View], board: Board, size: tuple[int, int], what: str) -> tuple[Lens, dict]:
+    """OpenCV calibration (k1 k2 p1 p2; k3 fixed at 0) on the views; the worst views (per-view error
+    above 3x the median) are dropped once and the calibration is redone."""
+    if len(views) < MIN_VIEWS:
+        raise Rb2vError(
+            f"{what}: the board was found still in {len(views)} frame(s), need at least {MIN_VIEWS} "
+            f"(hold it still in several poses, tilted, all over the view)"
+        )
+    flags = cv2.CALIB_FIX_K3
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-10)
+
+    def run(vs: list[View]):
+        obj = [_object_points(board, v.points, v.ids) for v in vs]
+        img = [v.points.reshape(-1, 1, 2) for v in vs]
+        return cv2.calibrateCameraExtended(obj, img, size, None, None, flags=flags, criteria=crit)
+
+    rms, K, dist, _, _, _, _, per_view = run(views)
+    per_view = np.asarray(per_view).ravel()
+    keep = per_view <= 3 * np.median(per_view) + 0.05
+    dropped = int((~keep).sum())
+    if dropped and keep.sum() >= MIN_VIEWS:
+        views = [v for v, k in zip(views, keep) if k]
+        rms, K, dist, _, _, _, _, per_view = run(views)
+    if not np.isfinite(rms) or rms > MAX_RMS_PX:
+        raise Rb2vError(f"{what}: calibration failed (reprojection error {rms:.2f} px over {len(views)} views)")
+    lens = Lens(
+        tuple(tuple(float(v) for v in r) for r in K),
+        tuple(float(v) for v in np.asarray(dist).ravel()),
+        (int(size[0]), int(size[1])),
+        "calibrated",
+        float(rms),
+    )
+    return lens, {"views": len(views), "dropped": dropped, "frames": [v.index for v in views]}
+
+
+def calibrate_camera(src: VideoSource, board: Board, what: str) -> tuple[Lens, dict]:
+    views, tried = collect_views(src, board)
+    chosen = select_views(views, (src.width, src.height))
+    lens, info = calibrate_views(chosen, board, (src.width, src.height), f"{what} ({len(views)} still views)")
+    return lens, {**info, "still_views": len(views), "pairs_tried": tried}
+
+
+# ---------------------------------------------------------------------- per session
+def _fingerprint(src: VideoSource) -> list[dict]:
+    out = []
+    for p in src.paths:
+        st = p.stat()
+        out.append({"name": p.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+def calibrate_take(take, out_folder: Path) -> dict[str, Lens]:
+    """Both cameras' lenses from a board calibration take (``discover.Take``), stored in
+    ``out_folder/intrinsics.json``; a stored file with the same inputs is reused."""
+    board = read_board(take.folder)
+    if board is None:
+        raise Rb2vError(f"{take.folder}: no {BOARD_FILE}: not a board calibration take")
+    inputs = {
+        "blur": _fingerprint(take.blur),
+        "sharp": _fingerprint(take.sharp),
+        "board": board.to_json(),
+        "version": CALIBRATION_VERSION,
+    }
+    path = Path(out_folder) / INTRINSICS_FILE
+    stored = read_intrinsics(path, quiet=True)
+    if stored is not None and stored[1].get("inputs") == json.loads(json.dumps(inputs)):
+        return stored[0]
+    lenses, views = {}, {}
+    for cam, src in (("blur", take.blur), ("sharp", take.sharp)):
+        lenses[cam], views[cam] = calibrate_camera(src, board, f"{take.folder}: {cam} camera")
+    write_json_atomic(
+        path,
+        {
+            "schema": INTRINSICS_SCHEMA,
+            "board": board.to_json(),
+            **{c: v.to_json() for c, v in lenses.items()},
+            "views": views,
+            "inputs": inputs,
+        },
+    )
+    say(
+        f"calibration {take.subject}: blur rms {lenses['blur'].rms_px:.3f} px ({views['blur']['views']} views), "
+        f"sharp rms {lenses['sharp'].rms_px:.3f} px ({views['sharp']['views']} views) -> {path}"
+    )
+    return lenses
+
+
+def read_intrinsics(path: str | Path, quiet: bool = False) -> tuple[dict[str, Lens], dict] | None:
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+        if d.get("schema") != INTRINSICS_SCHEMA:
+            raise Rb2vError(f"{path}: unknown schema {d.get('schema')!r}")
+        return {c: Lens.from_json(d[c], f"{path}: {c}") for c in ("blur", "sharp")}, d
+    except FileNotFoundError:
+        if quiet:
+            return None
+        raise Rb2vError(f"{path}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, Rb2vError) as e:
+        if quiet:
+            return None
+        raise Rb2vError(f"{path}: not valid intrinsics ({e})") from None
+
+
+def calibrate_session(calibrations: dict, names, out: str | Path) -> tuple[dict[str, dict[str, Lens]], dict[str, str]]:
+    """Calibrate the lenses of every board take among ``names`` (``calibrations``: name -> Take, as
+    ``discover`` returns them) into ``OUT/calibration/<name>/intrinsics.json``.
+
+    Returns ({name: {"blur": Lens, "sharp": Lens}}, {name: one-line error}); calibration takes
+    without board.toml are not board takes and are left out of both.
+    """
+    lenses, errors = {}, {}
+    for name in sorted(set(names)):
+        take = calibrations.get(name)
+        if take is None:
+            continue
+        try:
+            if read_board(take.folder) is None:
+                continue
+            lenses[name] = calibrate_take(take, Path(out) / "calibration" / name)
+        except Rb2vError as e:
+            errors[name] = str(e)
+    return lenses, errors
+
+
+def rig_lenses(rig, blur: VideoSource, sharp: VideoSource) -> dict[str, Lens] | None:
+    """The rig file's ``[lens]`` intrinsics for both cameras (None unless ``undistort = true``)."""
+    ls = rig.lens
+    if not ls.undistort:
+        return None
+    if ls.fx <= 0 or ls.fy <= 0:
+        raise Rb2vError(
+            f"rig {rig.name}: lens.undistort = true but no intrinsics: give lens.fx, fy, cx, cy, dist "
+            "or a board calibration take (RAW/calibration/<name>/board.toml named in take.toml)"
+        )
+    out = {}
+    for cam, src, spec in (("blur", blur, rig.blur), ("sharp", sharp, rig.sharp)):
+        sx, sy = src.width / spec.width, src.height / spec.height
+        cx = ls.cx if ls.cx > 0 else (spec.width - 1) / 2
+        cy = ls.cy if ls.cy > 0 else (spec.height - 1) / 2
+        K = ((ls.fx * sx, 0.0, (cx + 0.5) * sx - 0.5), (0.0, ls.fy * sy, (cy + 0.5) * sy - 0.5), (0.0, 0.0, 1.0))
+        out[cam] = Lens(K, tuple(float(v) for v in ls.dist) or (0.0,) * 5, (src.width, src.height), "rig")
+    return out
+
+
+def check_size(lenses: dict[str, Lens], blur: VideoSource, sharp: VideoSource, where) -> None:
+    for cam, src in (("blur", blur), ("sharp", sharp)):
+        if tuple(lenses[cam].size) != (src.width, src.height):
+            raise Rb2vError(
+                f"{where}: the {cam} camera's intrinsics are for {lenses[cam].size[0]}x{lenses[cam].size[1]} "
+                f"frames, the take's are {src.width}x{src.height}"
+            )
+
+
+# ---------------------------------------------------------------------- geometry
+def distort(lens: Lens, pts: np.ndarray) -> np.ndarray:
+    """Undistorted pixels (N,2) -> recorded pixels."""
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    K = lens.K
+    n = np.linalg.solve(K, np.vstack([pts.T, np.ones(len(pts))]))
+    obj = np.ascontiguousarray((n / n[2]).T.reshape(-1, 1, 3))
+    out, _ = cv2.projectPoints(obj, np.zeros(3), np.zeros(3), K, lens.dist)
+    return out.reshape(-1, 2)
+
+
+def undistort(lens: Lens, pts: np.ndarray) -> np.ndarray:
+    """Recorded pixels (N,2) -> undistorted pixels (new camera matrix = the lens's own)."""
+    pts = np.asarray(pts, np.float64).reshape(-1, 1, 2)
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
+    return cv2.undistortPoints(pts, lens.K, lens.dist, None, None, lens.K, crit).reshape(-1, 2)
+
+
+def _undistort_maps(lens: Lens, size: tuple[int, int], scale: float = 1.0):
+    """float32 maps of an undistorted image of ``size`` (at ``scale`` of the lens's resolution)
+    into the recorded one at the same scale."""
+    w, h = size
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    full = np.stack([(xs.ravel() + 0.5) / scale - 0.5, (ys.ravel() + 0.5) / scale - 0.5], 1)
+    src = (distort(lens, full) + 0.5) * scale - 0.5
+    return src[:, 0].reshape(h, w).astype(np.float32), src[:, 1].reshape(h, w).astype(np.float32)
+
+
+def undistort_image(img: np.ndarray, lens: Lens, scale: float = 1.0) -> np.ndarray:
+    """An image (grey or colour, any dtype OpenCV remaps) as the undistorted camera sees it; 0 outside."""
+    mx, my = _undistort_maps(lens, (img.shape[1], img.shape[0]), scale)
+    return cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def undistort_pairs(pairs, lenses: dict[str, Lens] | None) -> None:
+    """Undistort loaded ``geometry.FramePair`` s in place (blur frame; synthetic blur in raw sharp pixels)."""
+    if not lenses:
+        return
+    for p in pairs:
+        if p.blur is not None:
+            p.blur = undistort_image(p.blur, lenses["blur"])
+        if p.synth is not None:
+            p.synth = undistort_image(p.synth, lenses["sharp"])
+
+
+def undistort_timing(data, lenses: dict[str, Lens] | None) -> None:
+    """Undistort ``exposure.TimingData`` frames in place (they are at ``data.scale`` of full size)."""
+    if not lenses:
+        return
+    data.blur = [undistort_image(b, lenses["blur"], data.scale) for b in data.blur]
+    data.sharp = {i: undistort_image(f, lenses["sharp"], data.scale) for i, f in data.sharp.items()}
+
+
+def coverage(lens: Lens, size: tuple[int, int], margin: float = 2.0) -> np.ndarray:
+    """uint8 mask (255 inside) of undistorted pixels whose recorded pixel lies in the frame (``margin`` px in)."""
+    mx, my = _undistort_maps(lens, size)
+    w, h = size
+    ok = (mx >= margin) & (mx <= w - 1 - margin) & (my >= margin) & (my <= h - 1 - margin)
+    return ok.astype(np.uint8) * 255
+
+
+def lens_json(lenses: dict[str, Lens] | None) -> dict | None:
+    return None if lenses is None else {c: v.to_json() for c, v in lenses.items()}
+
+
+def frame_maps(meta: Alignment, camera: str):
+    """float32 (map_x, map_y) from the cropped output grid to the camera's recorded frame: for the
+    sharp camera undistorted blur pixel -> H⁻¹ -> flip -> sharp undistorted -> distort; for the blur
+    camera crop -> distort. ``meta.lens`` must be set."""
+    from .geometry import flip_matrix
+
+    c = meta.crop
+    ys, xs = np.mgrid[0 : c.height, 0 : c.width].astype(np.float64)
+    pts = np.stack([xs.ravel() + c.x, ys.ravel() + c.y], 1)
+    if camera == "sharp":
+        w, h = meta.lens["sharp"].size
+        M = flip_matrix(meta.flip_sharp, w, h) @ np.linalg.inv(meta.H)  # the flip is its own inverse
+        q = M @ np.vstack([pts.T, np.ones(len(pts))])
+        pts = (q[:2] / q[2]).T
+    src = distort(meta.lens[camera], pts)
+    return src[:, 0].reshape(c.height, c.width), src[:, 1].reshape(c.height, c.width)
+
+
+def corner_errors(meta: Alignment, truth: dict) -> np.ndarray:
+    """Crop-corner error (px) of an alignment against a simulated take's truth, lens-aware.
+
+    For each corner of the crop, the recorded pixel each camera's output samples there is taken
+    back into the *true* undistorted blur view (the blur camera's through its true lens; the
+    sharp camera's through its true lens, flip and homography): the distance between the two is
+    how far apart the scene points are that the output pairs at that corner. Without lenses on
+    either side it is the plain homography comparison (in blur pixels).
+    """
+    from .geometry import flip_matrix
+
+    c = meta.crop
+    corners = np.float64([[c.x, c.y], [c.x + c.width - 1, c.y], [c.x + c.width - 1, c.y + c.height - 1]])
+    corners = np.vstack([corners, [c.x, c.y + c.height - 1]])
+    w, h = truth["width"], truth["height"]
+    tl = truth.get("lens")
+    true = {k: Lens.from_json(v, "truth.json") for k, v in tl.items()} if tl else None
+    est = meta.lens
+    # recorded pixels sampled by the output at the corners
+    blur_raw = distort(est["blur"], corners) if est else corners
+    F = flip_matrix(meta.flip_sharp, w, h)
+    q = F @ np.linalg.inv(meta.H) @ np.vstack([corners.T, np.ones(4)])
+    sharp_u = (q[:2] / q[2]).T  # raw sharp pixels, undistorted by the estimate
+    sharp_raw = distort(est["sharp"], sharp_u) if est else sharp_u
+    # ... into the true undistorted blur view
+    b = undistort(true["blur"], blur_raw) if true else blur_raw
+    s = undistort(true["sharp"], sharp_raw) if true else sharp_raw
+    Ht = np.asarray(truth["homography"], np.float64) @ flip_matrix(truth["flip_sharp"], w, h)
+    q = Ht @ np.vstack([s.T, np.ones(4)])
+    s = (q[:2] / q[2]).T
+    return np.linalg.norm(b - s, axis=1)
+
+
+def choose_crop(
+    lenses: dict[str, Lens] | None, H, flip: str, blur_shape, blur_box, sharp_box, sharp_shape, crop_w, crop_h
+):
+    """``geometry.choose_crop``; with lenses, restricted to undistorted pixels that both cameras
+    recorded (an undistorted frame has empty corners or edges where its lens showed less)."""
+    from .geometry import choose_crop as plain
+    from .geometry import common_mask
+
+    if not lenses:
+        return plain(H, blur_shape, blur_box, sharp_box, sharp_shape, crop_w, crop_h)
+    margin = 2
+    h, w = blur_shape
+    sh, sw = sharp_shape
+    common = common_mask(H, blur_shape, blur_box, sharp_box, sharp_shape, erode=margin)
+    sharp_cov = np.ascontiguousarray(apply_flip(coverage(lenses["sharp"], (sw, sh), margin), flip))
+    sharp_cov = cv2.warpPerspective(sharp_cov, H, (w, h), flags=cv2.INTER_NEAREST)
+    valid = (common & coverage(lenses["blur"], (w, h), margin) & sharp_cov) // 255
+    sat = cv2.integral(valid)
+    area = sat[crop_h:, crop_w:] - sat[:-crop_h, crop_w:] - sat[crop_h:, :-crop_w] + sat[:-crop_h, :-crop_w]
+    ys, xs = np.nonzero(area == crop_w * crop_h)
+    if len(ys) == 0:
+        raise Rb2vError(f"the two cameras' valid undistorted views overlap in less than the {crop_w}x{crop_h} crop")
+    cy, cx = np.argwhere(valid).mean(axis=0)
+    i = int(np.argmin((xs + crop_w / 2 - 0.5 - cx) ** 2 + (ys + crop_h / 2 - 0.5 - cy) ** 2))
+    return {"x": int(xs[i]), "y": int(ys[i]), "width": int(crop_w), "height": int(crop_h)}
+
+
+def take_lenses(take, rig, calibration: Alignment | None) -> dict[str, Lens] | None:
+    """The lenses to undistort a take with: its board calibration take's (carried in that take's
+    alignment), else the rig file's when ``lens.undistort = true``, else None."""
+    if calibration is not None and calibration.lens and {"blur", "sharp"} <= set(calibration.lens):
+        lenses = {c: calibration.lens[c] for c in ("blur", "sharp")}
+    else:
+        lenses = rig_lenses(rig, take.blur, take.sharp)
+    if lenses:
+        check_size(lenses, take.blur, take.sharp, take.folder)
+    return lenses
+
+
+def board_alignment(take, out_folder: Path, opts, estimate) -> Alignment:
+    """A board calibration take's alignment: both lenses calibrated (``intrinsics.json`` beside it)
+    and, where the take allows one (a textured background behind the board), its homography
+    between the undistorted views; otherwise the lenses alone (``inliers`` 0: its homography
+    stands in for no take)."""
+    lenses = calibrate_take(take, out_folder)
+    carrier = Alignment(
+        blur_fps=float(take.blur.fps),
+        sharp_fps=float(take.sharp.fps),
+        flip_sharp=opts.rig.flip_sharp,
+        homography=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+        crop=Crop(0, 0, 0, 0),
+        time_offset_s=0.0,
+        clock_ratio=1.0,
+        sync_method="none",
+        lens=lenses,
+        inliers=0,
+    )
+    try:
+        return estimate(take, opts, carrier)
+    except Rb2vError as e:
+        return dataclasses.replace(carrier, extra={"note": f"board take without a usable homography: {e}"})
