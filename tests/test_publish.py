@@ -367,3 +367,66 @@ def test_multipart_objects_commit_and_resume_by_etag(s3_endpoint, tmp_path, monk
 
     monkeypatch.setattr(mirror_mod.Mirror, "sha256", no_read_back)
     assert publish(dataset, url, endpoint_url=s3_endpoint).uploaded == []
+
+
+def test_a_fresh_publish_reads_each_file_once_and_its_list_is_exact(dataset, target, monkeypatch):
+    """New objects are hashed while they upload: no hashing pass, and SHA256SUMS still holds the source's sha256."""
+    import importlib
+
+    publish_mod = importlib.import_module("rb2v.publish.publish")  # the package exports publish()
+    reads: dict[str, int] = {}
+    real_open, real_read_bytes = open, Path.read_bytes
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        if "r" in mode and "b" in mode and str(file).startswith(str(dataset)):
+            reads[str(file)] = reads.get(str(file), 0) + 1
+        return real_open(file, mode, *args, **kwargs)
+
+    def counting_read_bytes(self):
+        if str(self).startswith(str(dataset)):
+            reads[str(self)] = reads.get(str(self), 0) + 1
+        return real_read_bytes(self)
+
+    def no_hashing_pass(*args, **kwargs):
+        raise AssertionError("a new object was hashed before its upload")
+
+    monkeypatch.setattr(publish_mod, "digest_file", no_hashing_pass)
+    monkeypatch.setattr(mirror_mod, "open", counting_open, raising=False)
+    monkeypatch.setattr(Path, "read_bytes", counting_read_bytes)
+    report = publish(dataset, target.url, endpoint_url=target.endpoint)
+    monkeypatch.undo()
+    src = source_files(dataset)
+    assert len(report.uploaded) == len(src) + 1  # and the card
+    assert sorted(reads) == sorted(str(dataset / k) for k in src) and set(reads.values()) == {1}
+    sums = target.mirror().read_sums()
+    assert all(sums[k] == sha(v) for k, v in src.items())
+    assert verify(target.url, endpoint_url=target.endpoint).ok
+
+
+def test_s3_upload_corrupted_in_flight_is_detected_retried_and_never_left(dataset, s3_endpoint, monkeypatch):
+    """No read-back on S3: the ETag the server computes from what it stored must be the md5 computed while reading."""
+    import s3fs
+
+    real = s3fs.S3FileSystem.call_s3
+    victim, calls = "blur.png", []
+
+    def corrupting(self, method, *args, **kwargs):
+        if method == "put_object" and kwargs["Key"].endswith(victim) and len(calls) < budget[0]:
+            calls.append(kwargs["Key"])
+            body = bytearray(kwargs["Body"])
+            body[len(body) // 2] ^= 0xFF
+            kwargs = {k: v for k, v in kwargs.items() if k != "ContentMD5"} | {"Body": bytes(body)}
+        return real(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "call_s3", corrupting)  # what the mirror calls (s3fs itself: _call_s3)
+    monkeypatch.setattr(mirror_mod, "RETRY_BASE_DELAY_S", 0.001)
+    url = f"s3://{BUCKET}/inflight/street"
+    budget = [1]  # the first PUT of one blurry frame is corrupted: retried, then right
+    assert verify(publish(dataset, url, endpoint_url=s3_endpoint).url, endpoint_url=s3_endpoint).ok
+    assert len(calls) == 1
+    budget[0] = 10**6  # every PUT of it corrupted: publish fails naming it, and no bad object stays
+    url2 = f"s3://{BUCKET}/inflight2/street"
+    with pytest.raises(Exception, match="ChecksumMismatch"):
+        publish(dataset, url2, endpoint_url=s3_endpoint, jobs=1)
+    listing = open_mirror(url2, s3_endpoint).list_objects()
+    assert SUMS_NAME not in listing and not any(k.endswith(victim) for k in listing)

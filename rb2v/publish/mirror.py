@@ -1,15 +1,19 @@
 """A mirror: a folder (local path or ``file://``) or an S3 prefix (``s3://bucket/prefix``), via fsspec.
 
 Objects are addressed by keys relative to the mirror's root ("data/street/train-00000-of-00001.parquet").
-Every upload goes to a temporary sibling name (``.<name>.<token>.partial``), is checked (size, and the
-sha256 of what landed: re-read on a folder, the server's ETag = md5 on S3, read back if the ETag is
-not an md5) and only then moved to its final name, so a key is either absent or complete.
+A key is either absent or complete, and every upload reads its source once, hashing as it reads:
+on a folder the copy goes to a temporary sibling name (``.<name>.<token>.partial``), is flushed and
+size-checked, then renamed into place; on S3 each body carries its ``Content-MD5`` (the server
+refuses bytes that do not match) and the ETag returned is checked against the md5s computed while
+reading; a PUT or a completed multipart upload becomes visible whole, so S3 needs no temporary key
+(old ``.partial`` keys of earlier versions are still cleaned by ``publish``).
 Transient errors retry with backoff; a permanent one raises ``MirrorError`` naming the object.
 Credentials come from the usual AWS environment/config through botocore and are never printed.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import hashlib
@@ -20,6 +24,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -28,7 +33,7 @@ import fsspec
 
 from ..errors import Rb2vError
 from ..fsutil import PARTIAL_SUFFIX
-from .checksums import MULTIPART_CHUNK, READ_CHUNK, SUMS_NAME, FileDigest, parse_sums
+from .checksums import MULTIPART_CHUNK, READ_CHUNK, SUMS_NAME, FileDigest, multipart_etag, parse_sums
 
 T = TypeVar("T")
 
@@ -36,6 +41,8 @@ RETRY_ATTEMPTS = 5
 RETRY_BASE_DELAY_S = 0.2
 RETRY_MAX_DELAY_S = 10.0
 S3FS_RETRIES = 2
+PARALLEL_PARTS = 4  # parts of one multipart upload in flight (each MULTIPART_CHUNK bytes in memory)
+COPY_CHUNK = 1 << 20
 BOTOCORE_ATTEMPTS = 1  # no retries inside botocore: ours back off and re-check whole objects
 PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{12}" + re.escape(PARTIAL_SUFFIX) + "$")
 # Errors no retry can fix: missing bucket, no permission, malformed request.
@@ -225,14 +232,19 @@ class Mirror:
             except OSError as e:
                 raise Rb2vError(f"{self.root}: cannot create the mirror folder ({e.strerror})") from None
 
-    def put_file(self, local: Path, key: str, digest: FileDigest) -> None:
-        """Upload ``local`` as ``key``: under a temporary name, checked, then moved into place."""
-        retrying(lambda: self._put_once(local, key, digest), self.where(key))
+    def put_file(self, local: Path, key: str) -> FileDigest:
+        """Upload ``local`` as ``key``, reading it once (hashed while read); returns its digest.
+
+        A folder: copied to a temporary name, flushed, checked (size), renamed into place. S3: one
+        PUT (or a multipart upload) to the final key with each body's ``Content-MD5``, so the server
+        checks every byte it stores, and the returned ETag is checked again; S3 makes a PUT or a
+        completed multipart upload visible whole or not at all, so no temporary key is needed.
+        """
+        return retrying(lambda: self._put_once(local, key), self.where(key))
 
     def put_bytes(self, data: bytes, key: str) -> None:
         """A small object (the checksum list), written the same way."""
-        digest = FileDigest(len(data), hashlib.sha256(data).hexdigest(), frozenset({hashlib.md5(data).hexdigest()}))
-        retrying(lambda: self._put_once(data, key, digest), self.where(key))
+        retrying(lambda: self._put_once(data, key), self.where(key))
 
     def remove(self, key: str) -> None:
         def rm() -> None:
@@ -241,59 +253,110 @@ class Mirror:
 
         retrying(rm, self.where(key))
 
-    def _put_once(self, source: Path | bytes, key: str, digest: FileDigest) -> None:
+    def _put_once(self, source: Path | bytes, key: str) -> FileDigest:
+        if self.is_s3:
+            return self._put_s3(source, key)
         tmp = partial_key(key)
         try:
-            stored = self._upload(source, tmp, digest)
-            if not self.holds(tmp, stored, digest):
-                raise ChecksumMismatch(errno.EIO, "the uploaded bytes differ from the source (size or sha256)")
-            self._commit(tmp, key, stored)
+            digest = self._copy_hashing(source, self.path(tmp))
+            os.replace(self.path(tmp), self.path(key))  # within its folder: atomic
+            return digest
         except BaseException:
             self._remove_quietly(tmp)
             raise
 
-    def _upload(self, source: Path | bytes, tmp: str, digest: FileDigest) -> ObjectInfo:
-        if self.is_s3 and digest.size < 2 * MULTIPART_CHUNK:
-            # one PUT; its reply carries the ETag (md5) the server computed from the bytes it received
+    def _copy_hashing(self, source: Path | bytes, dest: str) -> FileDigest:
+        """Copy to ``dest`` hashing the bytes as they pass; flushed to disk, size checked."""
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        sha, size = hashlib.sha256(), 0
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if isinstance(source, bytes):
+                sha.update(source)
+                size = len(source)
+                view = memoryview(source)
+                while view:
+                    view = view[os.write(fd, view) :]
+            else:
+                buf = bytearray(COPY_CHUNK)
+                with open(source, "rb", buffering=0) as f:
+                    while n := f.readinto(buf):
+                        chunk = memoryview(buf)[:n]
+                        sha.update(chunk)
+                        size += n
+                        while chunk:
+                            chunk = chunk[os.write(fd, chunk) :]
+            os.fsync(fd)
+            if os.fstat(fd).st_size != size:
+                raise ChecksumMismatch(errno.EIO, f"wrote {os.fstat(fd).st_size} bytes of {size}")
+        finally:
+            os.close(fd)
+        return FileDigest(size, sha.hexdigest())
+
+    def _put_s3(self, source: Path | bytes, key: str) -> FileDigest:
+        bucket, obj = self._split(key)
+        if isinstance(source, bytes) or source.stat().st_size < 2 * MULTIPART_CHUNK:
             data = source if isinstance(source, bytes) else source.read_bytes()
-            bucket, tmp_key = self._split(tmp)
-            reply = self.fs.call_s3("put_object", Bucket=bucket, Key=tmp_key, Body=data)
-            return ObjectInfo(len(data), reply["ETag"].strip('"'))
-        if isinstance(source, bytes):
-            self.fs.makedirs(os.path.dirname(self.path(tmp)), exist_ok=True)
-            self.fs.pipe_file(self.path(tmp), source)
-        elif self.is_s3:  # large: s3fs's multipart upload, parts of MULTIPART_CHUNK
-            self.fs.put_file(str(source), self.path(tmp), chunksize=MULTIPART_CHUNK)
+            md5 = hashlib.md5(data)
+            reply = self.fs.call_s3(
+                "put_object", Bucket=bucket, Key=obj, Body=data, ContentMD5=base64.b64encode(md5.digest()).decode()
+            )
+            digest = FileDigest(len(data), hashlib.sha256(data).hexdigest(), frozenset({md5.hexdigest()}))
+            etag = reply["ETag"].strip('"')
         else:
-            self.fs.makedirs(os.path.dirname(self.path(tmp)), exist_ok=True)
-            self.fs.put_file(str(source), self.path(tmp))
-        info = self.fs.info(self.path(tmp))
-        etag = info.get("ETag")
-        return ObjectInfo(int(info["size"]), etag.strip('"') if etag else None)
+            digest, etag = self._put_multipart(source, bucket, obj)
+        if etag not in digest.etags:  # the server checked Content-MD5; a different ETag means a broken store
+            self._remove_quietly(key)
+            raise ChecksumMismatch(errno.EIO, f"the server's ETag {etag} is not the md5 of the bytes sent")
+        return digest
+
+    def _put_multipart(self, source: Path, bucket: str, obj: str) -> tuple[FileDigest, str]:
+        """Parts of MULTIPART_CHUNK read in turn (hashed as read) and sent PARALLEL_PARTS at a time."""
+        upload_id = self.fs.call_s3("create_multipart_upload", Bucket=bucket, Key=obj)["UploadId"]
+        sha, md5s, size, pending, etags = hashlib.sha256(), [], 0, [], {}
+
+        def send(number: int, body: bytes, md5: bytes) -> None:
+            reply = self.fs.call_s3(
+                "upload_part",
+                Bucket=bucket,
+                Key=obj,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                ContentMD5=base64.b64encode(md5).decode(),
+            )
+            etags[number] = reply["ETag"]
+
+        try:
+            with ThreadPoolExecutor(PARALLEL_PARTS) as pool, open(source, "rb") as f:
+                while body := f.read(MULTIPART_CHUNK):
+                    sha.update(body)
+                    size += len(body)
+                    md5s.append(hashlib.md5(body).digest())
+                    if len(pending) >= PARALLEL_PARTS:  # bounds the parts held in memory
+                        pending.pop(0).result()
+                    pending.append(pool.submit(send, len(md5s), body, md5s[-1]))
+                for fut in pending:
+                    fut.result()
+            parts = [{"PartNumber": i, "ETag": etags[i]} for i in sorted(etags)]
+            reply = self.fs.call_s3(
+                "complete_multipart_upload",
+                Bucket=bucket,
+                Key=obj,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=obj, UploadId=upload_id)
+            raise
+        digest = FileDigest(size, sha.hexdigest(), frozenset({multipart_etag(md5s)}))
+        return digest, reply["ETag"].strip('"')
 
     def _split(self, key: str) -> tuple[str, str]:
         """(bucket, object key) of a mirror key on S3."""
         bucket, _, path = self.path(key).partition("/")
         return bucket, path
-
-    def _commit(self, tmp: str, key: str, stored: ObjectInfo) -> None:
-        if not self.is_s3:  # flushed to disk, then renamed within its folder (atomic)
-            fd = os.open(self.path(tmp), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(self.path(tmp), self.path(key))
-            return
-        # a server-side copy is atomic too: the key appears complete or not at all
-        if stored.etag and "-" in stored.etag:  # multipart: copied part by part so the ETag stays predictable
-            self.fs.cp_file(self.path(tmp), self.path(key), preserve_etag=True)
-        else:
-            bucket, tmp_key = self._split(tmp)
-            self.fs.call_s3(
-                "copy_object", Bucket=bucket, Key=self._split(key)[1], CopySource={"Bucket": bucket, "Key": tmp_key}
-            )
-        self.fs.rm_file(self.path(tmp))
 
     def _remove_quietly(self, key: str) -> None:
         # best effort: a leftover partial is removed by the next publish

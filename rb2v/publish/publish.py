@@ -1,8 +1,9 @@
 """``rb2v publish``: put a built dataset on a mirror, resumably, nothing half-visible.
 
 Order of work: plan the objects (the dataset's files, or Parquet shards made in a temporary
-folder), hash them, list the mirror, keep what is already there with the same bytes, and upload
-the rest (each under a temporary name, checked, then moved into place). ``SHA256SUMS`` is removed
+folder), list the mirror, keep what is already there with the same bytes (those are hashed to
+compare), and upload the rest in parallel, each read once and hashed as it is sent (see
+``mirror``: a key is absent or complete, never half-written). ``SHA256SUMS`` is removed
 before the first change and written last, so a mirror with a checksum list is always complete;
 an interrupted publish leaves no list and the next run uploads only what is missing or changed.
 """
@@ -143,20 +144,23 @@ def publish(
         write_text_atomic(card, dataset_card(dataset.name, df, fmt, shards, df.attrs["metadata"].get("settings_hash")))
         files[CARD_NAME] = card
 
-        digests: dict[str, FileDigest] = run_all(
-            jobs, lambda key: digest_file(files[key], with_etags=mirror.is_s3), sorted(files), "hashing"
-        )
+        sizes = {key: path.stat().st_size for key, path in files.items()}
         report.objects = len(files)
-        report.bytes_total = sum(d.size for d in digests.values())
+        report.bytes_total = sum(sizes.values())
 
         remote = mirror.list_objects()
         old_sums = mirror.read_sums() if SUMS_NAME in remote else None
-        present = sorted(k for k in files if k in remote)
+        # only objects already on the mirror are hashed up front (to compare); the rest are hashed
+        # while they upload, so no file is read twice
+        present = sorted(k for k in files if k in remote and remote[k].size == sizes[k])
+        digests: dict[str, FileDigest] = run_all(
+            jobs, lambda key: digest_file(files[key], with_etags=mirror.is_s3), present, "hashing"
+        )
         same = run_all(jobs, lambda key: mirror.holds(key, remote[key], digests[key]), present, "comparing")
         todo = [k for k in sorted(files) if not same.get(k, False)]
         stale = sorted(k for k in remote if is_partial(k) or (old_sums and k in old_sums and k not in files))
-        new_sums = {k: digests[k].sha256 for k in files}
         report.kept = len(files) - len(todo)
+        new_sums = {k: digests[k].sha256 for k in files} if not todo else None
 
         if not todo and not stale and old_sums == new_sums:
             say(f"{mirror.url}: up to date ({report.objects} objects)")
@@ -171,23 +175,23 @@ def publish(
         uploaded: list[str] = []
 
         def upload(key: str) -> None:
-            mirror.put_file(files[key], key, digests[key])
+            digests[key] = mirror.put_file(files[key], key)
             uploaded.append(key)
             if limiter:
-                limiter.consume(digests[key].size)
+                limiter.consume(sizes[key])
 
         # largest first, so no big object starts last while the other threads sit idle
-        order = sorted(todo, key=lambda k: (-digests[k].size, k))
+        order = sorted(todo, key=lambda k: (-sizes[k], k))
         try:
-            run_all(jobs, upload, order, "uploading", weights={k: digests[k].size for k in order})
+            run_all(jobs, upload, order, "uploading", weights={k: sizes[k] for k in order})
         except MirrorError as e:
             raise PartialFailure(
                 f"{e}; publish incomplete ({len(uploaded)}/{len(todo)} object(s) uploaded, "
                 f"no {SUMS_NAME} written): re-run to resume"
             ) from None
         report.uploaded = sorted(uploaded)
-        report.bytes_uploaded = sum(digests[k].size for k in todo)
-        mirror.put_bytes(format_sums(new_sums).encode("utf-8"), SUMS_NAME)
+        report.bytes_uploaded = sum(sizes[k] for k in todo)
+        mirror.put_bytes(format_sums({k: digests[k].sha256 for k in files}).encode("utf-8"), SUMS_NAME)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
