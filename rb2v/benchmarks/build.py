@@ -1,8 +1,11 @@
-"""``rb2v bench build``: per-stage throughput and peak memory of ``rb2v build`` on a simulated take.
+"""``rb2v bench build``: throughput vs the I/O floor, per-stage time and peak memory of ``rb2v build``.
 
 Simulates one take (default 10 s), aligns it with its true geometry (so only the build is
-measured), builds it in a child process and reports samples/s, the share of time per stage
-and the child's peak resident memory.
+measured), builds it in a child process and reports samples/s, the share of time per stage,
+the child's peak resident memory, and, in the same run, the I/O floor of the same work
+(decode the take's frames, encode and write the samples' PNGs with the same settings) with the
+ratio build / floor. Accuracy against the simulator's truth: the fraction of accepted samples
+at the exact start and the median colour error.
 """
 
 from __future__ import annotations
@@ -79,4 +82,20 @@ def main(category, seconds, interpolator, stride, workdir):
     click.echo(f"{'all stages':<18}{total:>9.2f}{1:>8.1%}{n / total:>10.2f}")
     click.echo(
         f"throughput: {take['accepted'] / wall:.2f} samples/s end to end; peak memory of the build: {peak_mb:.0f} MB"
+    )
+    import os
+
+    from ..dataset.settings import load_pipeline
+    from .floor import io_floor
+    from .rig_unknowns import measure_take
+
+    aligned = out / "aligned" / takes[0].relative_to(raw)
+    inputs = sorted((aligned / "blur").glob("*.png"))[::stride] + sorted((aligned / "sharp").glob("*.png"))
+    compression = load_pipeline(category).output.png_compression
+    floor = io_floor(inputs, out / "datasets" / category, compression)
+    click.echo(floor.line(wall, "build (wall, child process)"))
+    acc = measure_take(raw, out, category)
+    click.echo(
+        f"accuracy: {100 * acc['at_exact']:.1f} % of {acc['accepted']} accepted samples at the exact start, "
+        f"median colour error {acc['colour_median']:.4f}; load average {os.getloadavg()[0]:.1f}"
     )

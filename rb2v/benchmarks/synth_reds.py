@@ -1,0 +1,72 @@
+"""``rb2v bench synth-reds``: ``rb2v synth-reds`` vs its I/O floor, side by side in one run.
+
+Input: real video frames (``../shared/data/img_seq``, else the bundled ``tests/fixtures/img_seq``),
+cropped to ``--width`` x ``--height`` and written as a PNG sequence (untimed). The command runs
+in a child process as a user would run it; the floor (decode every input frame once, encode and
+write every output PNG with the same compression) runs in this process on the same files.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def source_frames() -> list[Path]:
+    for folder in (ROOT / ".." / "shared" / "data" / "img_seq", ROOT / "tests" / "fixtures" / "img_seq"):
+        if folder.is_dir():
+            return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    raise click.ClickException("no img_seq frames found (../shared/data/img_seq or tests/fixtures/img_seq)")
+
+
+@click.command("synth-reds")
+@click.option("--width", type=int, default=640, show_default=True)
+@click.option("--height", type=int, default=272, show_default=True)
+@click.option("--frames", type=int, default=52, show_default=True, help="Input frames (at most those available).")
+@click.option("--interpolator", type=click.Choice(["flow", "linear", "cdfi"]), default="flow", show_default=True)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
+def main(width, height, frames, interpolator, workdir):
+    """rb2v synth-reds --fps 120 on real frames: wall time, samples/s, ratio to the I/O floor."""
+    import cv2
+
+    from ..dataset.settings import load_pipeline
+    from ..io.images import read_image, write_image
+    from .floor import io_floor
+
+    root = Path(workdir or tempfile.mkdtemp(prefix="rb2v-bench-reds-"))
+    seq_dir = root / "input" / "street000"
+    seq_dir.mkdir(parents=True, exist_ok=True)
+    sources = source_frames()[:frames]
+    for i, src in enumerate(sources):
+        img = read_image(src)
+        scale = max(width / img.shape[1], height / img.shape[0])
+        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        y0, x0 = (img.shape[0] - height) // 2, (img.shape[1] - width) // 2
+        write_image(seq_dir / f"{i:05d}.png", img[y0 : y0 + height, x0 : x0 + width])
+    out = root / "out"
+    cmd = [sys.executable, "-m", "rb2v", "synth-reds", "--fps", "120", "--input", str(root / "input")]
+    cmd += ["--out", str(out), "--interpolator", interpolator, "--no-report"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, RB2V_PROGRESS="0"))
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise click.ClickException(f"synth-reds failed: {proc.stderr.strip().splitlines()[-1]}")
+    dataset = out / "datasets" / "reds"
+    import pandas as pd
+
+    samples = len(pd.read_parquet(dataset / "manifest.parquet"))
+    floor = io_floor(sorted(seq_dir.glob("*.png")), dataset, load_pipeline("reds").output.png_compression)
+    click.echo(
+        f"rb2v synth-reds --fps 120 --interpolator {interpolator}: {len(sources)} frames {width}x{height} -> "
+        f"{samples} samples in {wall:.2f} s wall ({wall / max(samples, 1):.2f} s per sample, child process)"
+    )
+    click.echo(floor.line(wall, "synth-reds"))
+    click.echo(f"load average {os.getloadavg()[0]:.1f}")
