@@ -61,7 +61,10 @@ class SequenceSettings:
 
 @dataclass(frozen=True)
 class LensSettings:
-    """Optional intrinsics (OpenCV model) for undistortion before alignment."""
+    """Optional intrinsics (OpenCV model) for undistortion before alignment (``undistort = true``).
+
+    A board calibration take named by a take (take.toml) is used instead when there is one;
+    see ``rb2v.align.lens``. ``cx``/``cy`` of 0 mean the frame centre."""
 
     undistort: bool = False
     fx: float = 0.0
@@ -69,6 +72,9 @@ class LensSettings:
     cx: float = 0.0
     cy: float = 0.0
     dist: tuple[float, ...] = ()
+    # per camera, when the two lenses differ (empty: ``dist``); fx..cy are for the rig's camera sizes
+    dist_blur: tuple[float, ...] = ()
+    dist_sharp: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ board.toml: ``type = "checkerboard"`` (or ``"charuco"``), ``inner_corners = [col
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import sys
@@ -385,7 +386,8 @@ def rig_lenses(rig, blur: VideoSource, sharp: VideoSource) -> dict[str, Lens] | 
         cx = ls.cx if ls.cx > 0 else (spec.width - 1) / 2
         cy = ls.cy if ls.cy > 0 else (spec.height - 1) / 2
         K = ((ls.fx * sx, 0.0, (cx + 0.5) * sx - 0.5), (0.0, ls.fy * sy, (cy + 0.5) * sy - 0.5), (0.0, 0.0, 1.0))
-        out[cam] = Lens(K, tuple(float(v) for v in ls.dist) or (0.0,) * 5, (src.width, src.height), "rig")
+        dist = (ls.dist_blur if cam == "blur" else ls.dist_sharp) or ls.dist
+        out[cam] = Lens(K, tuple(float(v) for v in dist) or (0.0,) * 5, (src.width, src.height), "rig")
     return out
 
 
@@ -416,6 +418,7 @@ def undistort(lens: Lens, pts: np.ndarray) -> np.ndarray:
     return cv2.undistortPoints(pts, lens.K, lens.dist, None, None, lens.K, crit).reshape(-1, 2)
 
 
+@functools.lru_cache(maxsize=16)
 def _undistort_maps(lens: Lens, size: tuple[int, int], scale: float = 1.0):
     """float32 maps of an undistorted image of ``size`` (at ``scale`` of the lens's resolution)
     into the recorded one at the same scale."""
@@ -428,7 +431,7 @@ def _undistort_maps(lens: Lens, size: tuple[int, int], scale: float = 1.0):
 
 def undistort_image(img: np.ndarray, lens: Lens, scale: float = 1.0) -> np.ndarray:
     """An image (grey or colour, any dtype OpenCV remaps) as the undistorted camera sees it; 0 outside."""
-    mx, my = _undistort_maps(lens, (img.shape[1], img.shape[0]), scale)
+    mx, my = _undistort_maps(lens, (int(img.shape[1]), int(img.shape[0])), float(scale))
     return cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
@@ -453,7 +456,7 @@ def undistort_timing(data, lenses: dict[str, Lens] | None) -> None:
 
 def coverage(lens: Lens, size: tuple[int, int], margin: float = 2.0) -> np.ndarray:
     """uint8 mask (255 inside) of undistorted pixels whose recorded pixel lies in the frame (``margin`` px in)."""
-    mx, my = _undistort_maps(lens, size)
+    mx, my = _undistort_maps(lens, (int(size[0]), int(size[1])))
     w, h = size
     ok = (mx >= margin) & (mx <= w - 1 - margin) & (my >= margin) & (my <= h - 1 - margin)
     return ok.astype(np.uint8) * 255

@@ -148,8 +148,8 @@ def board_toml(inner=BOARD_INNER, square_mm=BOARD_SQUARE_MM) -> str:
     )
 
 
-def board_seconds(poses: int = BOARD_POSES) -> float:
-    return poses * (POSE_HOLD_S + POSE_MOVE_S)
+def board_seconds(poses: int | None = None) -> float:
+    return (BOARD_POSES if poses is None else poses) * (POSE_HOLD_S + POSE_MOVE_S)
 
 
 def _rodrigues(v) -> np.ndarray:
@@ -166,7 +166,7 @@ class BoardScene:
         K_canonical: np.ndarray,
         inner=BOARD_INNER,
         square_mm=BOARD_SQUARE_MM,
-        poses: int = BOARD_POSES,
+        poses: int | None = None,
     ):
         self.scene = scene
         self.green_screen = scene.green_screen
@@ -190,27 +190,44 @@ class BoardScene:
         self.texture = np.repeat(tex[..., None], 3, axis=2)
         self.mask = np.ones((th, tw), np.float32)
         self.tex_from_board = np.array([[s, 0, -self.x0 * s - 0.5], [0, s, -self.y0 * s - 0.5], [0, 0, 1]])
-        self.poses = self._draw_poses(rng, poses)
+        self.poses = self._draw_poses(rng, BOARD_POSES if poses is None else poses)
 
     def _draw_poses(self, rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Poses (rvec, t in mm) spread over the field of view: a grid of board centres, random tilts."""
+        """Poses (rvec, t in mm) spread over the field of view: board centres on a 3x3 grid, random
+        tilts; the whole board (with its quiet zone) stays inside the frame with a margin."""
         cols, rows = self.inner
         centre_mm = np.array([(cols - 1) * self.square / 2, (rows - 1) * self.square / 2, 0.0])
+        outline = np.array(
+            [[self.x0, self.y0], [-self.x0 + (cols - 1) * self.square, self.y0]]
+            + [
+                [self.x0, -self.y0 + (rows - 1) * self.square],
+                [-self.x0 + (cols - 1) * self.square, -self.y0 + (rows - 1) * self.square],
+            ]
+        )
         f = self.K[0, 0]
         w, h = 2 * self.K[0, 2] + 1, 2 * self.K[1, 2] + 1
-        grid = [(gx, gy) for gy in (0.3, 0.5, 0.7) for gx in (0.28, 0.5, 0.72)]
+        margin = 0.06 * w
+        grid = [(gx, gy) for gy in (0.3, 0.5, 0.7) for gx in (0.3, 0.5, 0.7)]
         order = rng.permutation(len(grid))
         poses = []
         for i in range(n):
             gx, gy = grid[order[i % len(grid)]]
-            z = rng.uniform(0.9, 1.25) * f * (cols + 1) * self.square / (0.55 * w)
-            tilt = np.deg2rad(rng.uniform(12, 35))
-            axis = rng.uniform(0, 2 * np.pi)
-            rvec = np.array([tilt * np.cos(axis), tilt * np.sin(axis), rng.uniform(-0.25, 0.25)])
-            R = _rodrigues(rvec)
-            px = np.array([(gx + rng.uniform(-0.06, 0.06)) * w, (gy + rng.uniform(-0.06, 0.06)) * h])
-            ray = np.linalg.solve(self.K, np.array([px[0], px[1], 1.0]))
-            t = ray * z - R @ centre_mm  # the board's centre on that pixel's ray at depth z
+            for attempt in range(200):
+                shrink = 1.0 + 0.01 * attempt  # farther away until it fits
+                z = rng.uniform(1.0, 1.3) * shrink * f * (cols + 3) * self.square / (0.62 * w)
+                tilt = np.deg2rad(rng.uniform(15, 38))
+                axis = rng.uniform(0, 2 * np.pi)
+                rvec = np.array([tilt * np.cos(axis), tilt * np.sin(axis), rng.uniform(-0.3, 0.3)])
+                R = _rodrigues(rvec)
+                px = np.array([(gx + rng.uniform(-0.05, 0.05)) * w, (gy + rng.uniform(-0.05, 0.05)) * h])
+                ray = np.linalg.solve(self.K, np.array([px[0], px[1], 1.0]))
+                t = ray * z - R @ centre_mm  # the board's centre on that pixel's ray at depth z
+                Hb = self.K @ np.column_stack([R[:, 0], R[:, 1], t])
+                q = Hb @ np.vstack([outline.T, np.ones(4)])
+                q = q[:2] / q[2]
+                inside = (q[0] > margin) & (q[0] < w - margin) & (q[1] > margin) & (q[1] < h - margin)
+                if inside.all():
+                    break
             poses.append((rvec, t))
         return poses
 
