@@ -111,7 +111,7 @@ def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, cap
     assert "(2 already built)" in capsys.readouterr().err  # the split does not touch the takes
     with pytest.raises(Rb2vError, match="no sample passed QC"):
         build_dataset(work, load_pipeline("street", {**FAST, "qc.min_psnr": 99.0}), report=False)
-    rejects = pd.read_parquet(dataset / ".work" / "subject01__take01.rejects.parquet")
+    rejects = pd.read_parquet(dataset / ".work" / "subject01__take01__000000.rejects.parquet")
     assert (rejects["reason"].str.contains("low_psnr")).all()
     build_dataset(work, load_pipeline("street", FAST), report=False)  # back: recomputed, same result
     pd.testing.assert_frame_equal(read_manifest(dataset / "manifest.parquet"), before)

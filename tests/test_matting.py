@@ -12,6 +12,7 @@ from rb2v.io.images import write_image
 from rb2v.matting import ChromaKeyer, composite, estimate_plate, list_backgrounds, load_matter, metrics, pick_background
 from rb2v.matting.chroma import unmix
 from rb2v.matting.synthetic import SCREEN_LINEAR, _screen, make_take
+from rb2v.metrics import psnr
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,6 @@ def test_keyer_alpha_on_a_motion_blurred_take(take):
         assert metrics.mse(alpha, take.alpha[i], band) < 0.007
         screen = take.alpha[i] == 0
         assert np.abs(alpha[screen]).mean() < 0.002
-    # A fitted keyer is stable: the same frame keyed twice gives the same matte.
-    np.testing.assert_array_equal(keyer(take.frames[0])[0], keyer(take.frames[0])[0])
 
 
 def test_keyer_composite_matches_the_true_composite(take):
@@ -42,7 +41,7 @@ def test_keyer_composite_matches_the_true_composite(take):
     truth = take.true_composite(bg)
     for i in range(len(take.frames)):
         alpha, fg = keyer(take.frames[i])
-        assert metrics.psnr(composite(fg, alpha, bg), truth[i]) > 36.0  # measured ~38.5
+        assert psnr(composite(fg, alpha, bg), truth[i]) > 36.0  # measured ~38.5
 
 
 def test_keyer_standalone_frame_and_sharp_frames():
@@ -115,7 +114,8 @@ def test_plate_estimate_recovers_the_screen(take):
     truth = linear_to_srgb(_screen(*take.frames.shape[1:3]))
     seen = (take.alpha == 0).any(axis=0)
     assert np.abs(plate - truth)[seen].mean() < 0.01
-    assert np.abs(plate - truth)[~seen].mean() < 0.05 if (~seen).any() else True
+    assert (~seen).mean() > 0.01  # the subject covers some pixels in every frame: those are inpainted
+    assert np.abs(plate - truth)[~seen].mean() < 0.05
 
 
 def test_backgrounds_are_deterministic_per_sample(tmp_path):

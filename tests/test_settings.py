@@ -28,6 +28,8 @@ def test_the_build_takes_window_and_factor_from_the_rigs_sequence_block(tmp_path
     (tmp_path / "rigs" / "wide.toml").write_text(bundled_rig_text().replace("frames = 7", "frames = 10"))
     with pytest.raises(Rb2vError, match=r"rig wide: sequence\.frames = 10.*holds 7"):
         StageTools.create(load_pipeline("street", {"rig": "wide", "upsample.interpolator": "linear"}))
+    with pytest.raises(Rb2vError, match=r"search\.subframes = 13, but rig .* from 19 sub-frames"):
+        StageTools.create(load_pipeline("street", {"search.subframes": 13, "upsample.interpolator": "linear"}))
     tools = StageTools.create(load_pipeline("street", {"upsample.interpolator": "linear"}))
     assert (tools.sequence.frames, tools.sequence.upsample_factor) == (7, 2)
 

@@ -1,7 +1,7 @@
 """``rb2v align``: pair, synchronise and geometrically align the two cameras of each take.
 
 Stage function: ``align_take(take, out_folder, options)``; a whole capture tree:
-``run_align(raw, out, options, workers)``. Outputs follow DESIGN.md's alignment contract.
+``run_align(raw, out, options, executor)``. Outputs follow the alignment contract (``rb2v.alignment``).
 """
 
 from .discover import Take, TakeError, discover, pair_streams

@@ -1,6 +1,6 @@
 """Find the takes under RAW and pair each take's two camera streams.
 
-Layout (DESIGN.md, "Raw capture layout"): ``RAW/<category>/<subject>/<take>/`` holds one
+Layout (README, "Formats"): ``RAW/<category>/<subject>/<take>/`` holds one
 recording per camera (GoPro chapters joined into one stream); ``RAW/calibration/<name>/``
 holds calibration takes. The blur camera is the slow one: the two measured frame rates
 must be in the rig's ratio (≈4: 25/100 PAL, 29.97/119.88 NTSC …), or the files are named

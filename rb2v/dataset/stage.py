@@ -82,6 +82,11 @@ class StageTools:
                 f"rig {settings.rig}: sequence.frames = {sequence.frames}, but the manifest format "
                 f"(rb2v.manifest/1, HyperCUT metadata.json) holds {N_FRAMES} sharp frames per sample"
             )
+        if settings.search.subframes != sequence.synth_subframes:
+            raise Rb2vError(
+                f"pipeline {settings.category}: search.subframes = {settings.search.subframes}, but rig "
+                f"{settings.rig} synthesises blur from {sequence.synth_subframes} sub-frames ([sequence])"
+            )
         return cls(settings, upsampler, subframes, matter, sequence)
 
 

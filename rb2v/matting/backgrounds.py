@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import Rb2vError
+from ..io.images import bundled_photo, read_image
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 BUNDLED = (
@@ -61,19 +62,10 @@ def list_backgrounds(backgrounds_dir: str | os.PathLike | None = None) -> list[s
 def load_background(background_id: str, backgrounds_dir: str | None = None) -> np.ndarray:
     """The full photo as float32 RGB in [0,1] (cached: a build reuses a few photos many times)."""
     if background_id.startswith(BUNDLED_PREFIX):
-        from skimage import data
-
         name = background_id[len(BUNDLED_PREFIX) :]
         if name not in BUNDLED:
             raise Rb2vError(f"{background_id}: not a bundled background ({', '.join(BUNDLED)})")
-        img = np.asarray(getattr(data, name)())
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        img = img[..., :3]
-        if img.dtype != np.uint8:  # a few are uint16 or float
-            img = (img / img.max() * 255).round().astype(np.uint8)
-        return img.astype(np.float32) / 255.0
-    from ..io.images import read_image
+        return bundled_photo(name)
 
     if backgrounds_dir is None:
         raise Rb2vError(f"{background_id}: not a bundled background and no backgrounds folder given")
