@@ -18,9 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from rb2v.errors import Rb2vError
 from rb2v.io.images import read_image
-from rb2v.manifest import read_manifest
+from rb2v.manifest import FRAMES_PER_SEQ, read_manifest
 
-from .losses import FRAMES_PER_SEQ
 from .network import MIN_SIDE
 
 

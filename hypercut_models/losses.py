@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rb2v.manifest import FRAMES_PER_SEQ
+
 from .network import HyperCUTNet
 
 PAIRS = ((0, 6), (1, 5), (2, 4))
-FRAMES_PER_SEQ = 7
 
 
 class Hyperplane(nn.Module):

@@ -27,7 +27,7 @@ import numpy as np
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import sha256_file
 from rb2v.io.images import bundled_photo, read_image, to_float, to_uint8, write_image
-from rb2v.manifest import MANIFEST_NAME, sample_row, write_manifest, write_metadata_json
+from rb2v.manifest import FRAMES_PER_SEQ, MANIFEST_NAME, sample_row, write_manifest, write_metadata_json
 from rb2v.metrics import psnr
 
 # scikit-image's bundled photographs (``cat`` is ``chelsea`` again, so it is left out)
@@ -141,13 +141,13 @@ def write_take(out: Path, split: str, subject: str, take: str, stream: np.ndarra
         p = 2 + 8 * k
         if p + 8 >= len(stream):
             break
-        blur = to_float(to_uint8(stream[p : p + 7].mean(axis=0)))
-        score = psnr(stream[p : p + 7].mean(axis=0), blur)
-        rival = max(psnr(stream[q : q + 7].mean(axis=0), blur) for q in (p - 2, p + 2))
+        blur = to_float(to_uint8(stream[p : p + FRAMES_PER_SEQ].mean(axis=0)))
+        score = psnr(stream[p : p + FRAMES_PER_SEQ].mean(axis=0), blur)
+        rival = max(psnr(stream[q : q + FRAMES_PER_SEQ].mean(axis=0), blur) for q in (p - 2, p + 2))
         folder = Path("samples") / subject / take / f"{k:04d}"
         write_image(out / folder / "blur.png", blur)
         sharp = []
-        for i in range(7):
+        for i in range(FRAMES_PER_SEQ):
             write_image(out / folder / f"{i:03d}.png", stream[p + i])
             sharp.append(str(folder / f"{i:03d}.png"))
         files = [str(folder / "blur.png")] + sharp

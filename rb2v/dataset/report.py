@@ -71,7 +71,7 @@ def _contact_sheet(dataset_dir: Path, df: pd.DataFrame, n: int = 6, seed: int = 
         sharp = np.stack([read_image(dataset_dir / p) for p in r.sharp_paths])
         fake = synthesize_blur(sharp, sub=19, interpolator="linear")
         err = np.abs(fake - blur).mean(axis=-1)
-        for ax, img, title in zip(row, [blur, *sharp], ["blurry", *[f"x[p+{i}]" for i in range(7)]]):
+        for ax, img, title in zip(row, [blur, *sharp], ["blurry", *[f"x[p+{i}]" for i in range(len(sharp))]]):
             ax.imshow(np.clip(img, 0, 1))
             ax.set_title(title, fontsize=8)
         row[8].imshow(err, cmap="inferno", vmin=0, vmax=0.1)

@@ -27,6 +27,7 @@ from ..errors import Rb2vError
 from ..fsutil import atomic_dir, write_json_atomic
 from ..io.images import apply_flip, write_image
 from ..io.video import VideoWriter
+from ..manifest import FRAMES_PER_SEQ
 from .audio import WorldSound, record
 from .camera import Camera, border_mask, compose_colour, random_colour_response, random_homography, vignette_field
 from .config import SimConfig
@@ -40,7 +41,7 @@ CATEGORY_IDS = {"street": 1, "face": 2, "hand": 3, "calibration": 9}
 BORDER_BAND = 16  # px of rig housing visible at the blur camera's left/right edges
 SHARP_BORDER_BAND = 12  # ... and at the sharp camera's top/bottom edges
 UPSAMPLE = 2
-WINDOW = 7
+WINDOW = FRAMES_PER_SEQ  # the manifest's sample length: truth's sharp_start is for such windows
 
 
 class TakeSimulation:
