@@ -55,22 +55,29 @@ def flip_matrix(flip: str, width: int, height: int) -> np.ndarray:
     return m
 
 
+def _hat_cdf(x: np.ndarray) -> np.ndarray:
+    """Integral from -inf to x of the unit hat function (support -1 .. 1), elementwise."""
+    x = np.clip(x, -1.0, 1.0)
+    return np.where(x <= 0, (x + 1) ** 2 / 2, 1 - (1 - x) ** 2 / 2)
+
+
 def box_weights(centre: float, width: float) -> dict[int, float]:
     """Weights of integer frames whose linear interpolant, averaged over [c - w/2, c + w/2], gives the box mean."""
-    a, b = centre - width / 2, centre + width / 2
+    weights = box_weights_rows(np.array([centre], np.float64), width)
+    return {i: float(w[0]) for i, w in weights.items() if w[0] > 1e-9}
+
+
+def box_weights_rows(centres: np.ndarray, width: float) -> dict[int, np.ndarray]:
+    """``box_weights`` for many centres at once (one per image row under a rolling shutter):
+    frame index -> weight per centre. A zero ``width`` is the linear interpolant at the centre."""
+    centres = np.asarray(centres, np.float64)
+    width = max(float(width), 1e-6)
+    a, b = centres - width / 2, centres + width / 2
     weights = {}
-    for i in range(int(np.floor(a)) - 1, int(np.ceil(b)) + 2):
+    for i in range(int(np.floor(a.min())) - 1, int(np.ceil(b.max())) + 2):
         # integral over [a, b] of the hat function centred at i (support i-1 .. i+1)
-        lo, hi = max(a, i - 1), min(b, i + 1)
-        if hi <= lo:
-            continue
-
-        def hat_cdf(x, i=i):
-            x = x - i
-            return (x + 1) ** 2 / 2 if x <= 0 else 1 - (1 - x) ** 2 / 2
-
-        w = (hat_cdf(hi) - hat_cdf(lo)) / width
-        if w > 1e-9:
+        w = (_hat_cdf(b - i) - _hat_cdf(a - i)) / width
+        if w.max() > 1e-9:
             weights[i] = w
     return weights
 
@@ -82,14 +89,39 @@ def grey(frame: np.ndarray) -> np.ndarray:
 @dataclasses.dataclass
 class FramePair:
     blur_index: int
-    centre: float  # exposure centre in sharp frame units
+    centre: float  # exposure centre (the blur frame's middle row) in sharp frame units
     blur: np.ndarray | None = None  # grey float32
     synth: np.ndarray | None = None  # grey float32, raw (unflipped) sharp geometry
+    width: float | None = None  # exposure length in sharp frames (None: one blur frame period)
+    skew: float = 0.0  # rolling shutter: the exposure centre moves this many sharp frames from top to bottom row
+    flip: str = "none"  # the sharp camera's flip (which raw sharp rows are the blur frame's top rows)
+
+    def row_centres(self, height: int) -> np.ndarray:
+        """The exposure centre (sharp frame units) of each row of the raw sharp frame."""
+        f = np.arange(height, dtype=np.float64) / max(height - 1, 1)  # blur-row fraction seen by each sharp row
+        if self.flip == "vertical":
+            f = f[::-1]
+        return self.centre + (f - 0.5) * self.skew
 
 
-def sample_pairs(sync: SyncResult, blur: VideoSource, sharp: VideoSource, count: int, step: int = 2) -> list[FramePair]:
-    """Up to ``count`` blur frames (every ``step``-th) whose exposure lies inside the sharp stream.
+def sample_pairs(
+    sync: SyncResult,
+    blur: VideoSource,
+    sharp: VideoSource,
+    count: int,
+    step: int = 2,
+    *,
+    centre_s: float = 0.0,
+    length_s: float | None = None,
+    skew_s: float = 0.0,
+    flip: str = "none",
+) -> list[FramePair]:
+    """Up to ``count`` blur frames (every ``step``-th; every one in a take too short for that) whose
+    exposure lies inside the sharp stream.
 
+    The exposure of blur frame k spans ``length_s`` (default: one frame period) around
+    ``k / fps + centre_s`` (blur clock, middle row; ``skew_s`` from the top row to the bottom
+    one), sharp frame i being at ``i / fps`` (rb2v.align.exposure estimates these).
     They come in runs so that only short stretches of both streams are decoded: one run at the
     start of a take shorter than ``SPREAD_SECONDS`` (reaching a later run costs decoding from the
     keyframe before it, up to a whole GOP, as much as the run itself), three runs spread over
@@ -97,32 +129,41 @@ def sample_pairs(sync: SyncResult, blur: VideoSource, sharp: VideoSource, count:
     """
     clusters = 3 if blur.frames / float(blur.fps) >= SPREAD_SECONDS else 1
     fb, fs = float(blur.fps), float(sharp.fps)
-    width = fs / fb
+    width = fs * (1.0 / fb if length_s is None else length_s)
+    reach = width / 2 + abs(fs * skew_s) / 2
     k = np.arange(blur.frames)
-    centres = fs * sync.sharp_time(k / fb)
-    ok = (centres - width / 2 >= 1) & (centres + width / 2 <= sharp.frames - 2)
+    centres = fs * sync.sharp_time(k / fb + centre_s)
+    ok = (centres - reach >= 1) & (centres + reach <= sharp.frames - 2)
     valid = k[ok]
     if len(valid) == 0:
         raise Rb2vError(f"{blur.path.parent}: after synchronisation no blur frame lies inside the sharp stream")
+    if len(valid) < count * step:
+        step = 1  # a short take: every frame it has
     per = max(1, -(-count // clusters))
     picks = []
     for c in range(clusters):
         start = max(valid[0], min(valid[int(round(c / clusters * (len(valid) - 1)))], valid[-1] - per * step))
-        picks += [int(i) for i in range(start, start + per * step, step) if ok[min(i, len(ok) - 1)]]
+        picks += [int(i) for i in range(start, start + per * step, step) if i < len(ok) and ok[i]]
     picks = sorted(set(picks))[:count]
-    return [FramePair(i, float(centres[i])) for i in picks]
+    return [FramePair(i, float(centres[i]), width=width, skew=fs * skew_s, flip=flip) for i in picks]
 
 
 def load_pairs(pairs: list[FramePair], blur: VideoSource, sharp: VideoSource) -> None:
-    """Fill each pair's blur frame and synthetic blur (streamed: sharp frames are accumulated, not kept)."""
-    width = float(sharp.fps) / float(blur.fps)
+    """Fill each pair's blur frame and synthetic blur (streamed: sharp frames are accumulated, not kept).
+    Under a rolling shutter (``skew``) each row of the synthetic blur has its own window."""
+    period = float(sharp.fps) / float(blur.fps)
     by_blur = {p.blur_index: p for p in pairs}
     for i, frame in grey_selected(blur, by_blur):
         by_blur[i].blur = frame.astype(np.float32)
-    needs: dict[int, list[tuple[FramePair, float]]] = {}
+    needs: dict[int, list[tuple[FramePair, np.ndarray | float]]] = {}
     for p in pairs:
-        for i, w in box_weights(p.centre, width).items():
-            needs.setdefault(i, []).append((p, w))
+        width = period if p.width is None else p.width
+        if p.skew:
+            for i, w in box_weights_rows(p.row_centres(sharp.height), width).items():
+                needs.setdefault(i, []).append((p, w.astype(np.float32)[:, None]))
+        else:
+            for i, w in box_weights(p.centre, width).items():
+                needs.setdefault(i, []).append((p, w))
     for i, frame in grey_selected(sharp, needs):
         g = frame.astype(np.float32)
         for p, w in needs[i]:

@@ -24,17 +24,23 @@ from .. import ffmpeg
 from ..alignment import FLIPS, Alignment, Crop, read_alignment, write_alignment
 from ..config import settings_hash
 from ..errors import PartialFailure, Rb2vError
+from ..executor import INLINE, ExecutorSettings, Unit, run_units
 from ..fsutil import atomic_dir, atomic_path, clean_partials
 from ..io.video import VideoSource
-from ..progress import progress, say
+from ..progress import say
 from ..settings import RigSettings
-from . import geometry, sync
+from . import exposure, geometry, sync
+from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 1  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 2  # bump when a change alters results, so finished takes are redone
 
 REFIT_SHARP_FRAMES = 0.1  # visual sync moved more than this on refinement: refit the homography
+EXPOSURE_ROUNDS = 4  # exposure window <-> homography alternations at most
+# The shortest take align accepts: visual synchronisation needs this many blurry frames inside the
+# sharp stream (audio needs 0.5 s); from there one sample can be built.
+MIN_BLUR_FRAMES = sync.MIN_VISUAL_FRAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +50,7 @@ class AlignOptions:
     sync_methods: tuple[str, ...] | None = None  # None: the rig's align.sync_methods
     ecc: bool = True
     write_frames: bool = True
+    exposure: bool = True  # estimate the blur exposure window (False: assume centred on the timestamps)
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -65,6 +72,7 @@ class AlignOptions:
                 "sync": list(self.methods),
                 "ecc": self.ecc,
                 "frames": self.write_frames,
+                "exposure": self.exposure,
                 "version": ALGORITHM_VERSION,
             }
         )
@@ -95,17 +103,63 @@ def is_finished(folder: Path, inputs: dict, settings_hash_: str) -> bool:
 
 
 # ---------------------------------------------------------------- one take
-def _homography(take: Take, s: sync.SyncResult, flips: list[str], opts: AlignOptions) -> geometry.Geometry:
-    pairs = geometry.sample_pairs(s, take.blur, take.sharp, opts.rig.align.homography_frames)
+def _homography(
+    take: Take,
+    s: sync.SyncResult,
+    flips: list[str],
+    opts: AlignOptions,
+    window: exposure.Window | None = None,
+    lenses: dict | None = None,
+) -> geometry.Geometry:
+    """The homography from synthetic blur of the sharp frames inside each blur frame's exposure:
+    ``window`` (estimated) or, before it is known, one blur frame period centred on the timestamp."""
+    w = {} if window is None else {"centre_s": window.centre_s, "length_s": window.length_s, "skew_s": window.skew_s}
+    pairs = geometry.sample_pairs(s, take.blur, take.sharp, opts.rig.align.homography_frames, flip=flips[0], **w)
     geometry.load_pairs(pairs, take.blur, take.sharp)
+    lensmod.undistort_pairs(pairs, lenses)  # with lenses, all geometry is in undistorted pixels
     return geometry.estimate_geometry(
         pairs, (take.sharp.width, take.sharp.height), flips, opts.rig.align.min_inliers, ecc=opts.ecc
     )
 
 
+def _exposure_rounds(
+    take: Take, s: sync.SyncResult, opts: AlignOptions, H, flip: str, g, sharp_box, refit: bool, lenses=None
+):
+    """Estimate the blur exposure window, alternating with the homography (``refit``) until both
+    settle; returns (H, geometry, sharp box, window or None, details)."""
+    pairs = geometry.sample_pairs(s, take.blur, take.sharp, opts.rig.align.homography_frames)
+    data = exposure.load_timing_data(s, take.blur, take.sharp, [p.blur_index for p in pairs])
+    lensmod.undistort_timing(data, lenses)
+    window, rounds = None, []
+    for _ in range(EXPOSURE_ROUNDS):
+        if not data.blur_indices:
+            return H, g, sharp_box, None, {"why_not": "take too short to estimate the exposure timing"}
+        model = exposure.TimingModel(data, s, H, flip, g.blur_valid, sharp_box)
+        new, details = exposure.fit_window(model, prior=window)
+        if new is None:
+            return H, g, sharp_box, None, details
+        rounds.append(
+            {**details, "centre_ms": new.centre_s * 1e3, "length_ms": new.length_s * 1e3, "skew_ms": new.skew_s * 1e3}
+        )
+        settled = new.close_to(window)
+        window = new
+        if settled or not refit:
+            break
+        g = _homography(take, s, [flip], opts, window, lenses)
+        if g.inliers < opts.rig.align.min_inliers:
+            break  # keep the homography the first round had
+        H, sharp_box = g.homography, g.sharp_valid
+    return H, g, sharp_box, window, {"rounds": rounds}
+
+
 def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = None) -> Alignment:
     """Sync + geometry + crop of one take, as its alignment (no frames written)."""
     a = opts.rig.align
+    if take.blur.frames < MIN_BLUR_FRAMES:
+        raise Rb2vError(
+            f"{take.folder}: take too short: {take.blur.frames} blurry frame(s); aligning needs at least "
+            f"{MIN_BLUR_FRAMES} (visual synchronisation matches that many)"
+        )
     s = sync.synchronise(
         take.blur,
         take.sharp,
@@ -117,10 +171,11 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     flips = opts.flips
     if s.flip_hint and opts.flip == "auto":
         flips = [s.flip_hint] + [f for f in flips if f != s.flip_hint]
-    g = _homography(take, s, flips, opts)
+    lenses = lensmod.take_lenses(take, opts.rig, calibration)
+    g = _homography(take, s, flips, opts, None, lenses)
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
     if g.inliers < a.min_inliers:
-        if calibration is None:
+        if calibration is None or (calibration.inliers or 0) < a.min_inliers:
             why = (
                 f"names calibration take '{take.calibration}', which is not usable"
                 if take.calibration
@@ -149,10 +204,15 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         s = sync.refine_visual(s, raw_to_blur, mask, take.blur, take.sharp, a.estimate_drift_min_seconds)
         moved = abs(s.time_offset_s - coarse.time_offset_s) * float(take.sharp.fps)
         if not used_calibration and moved > REFIT_SHARP_FRAMES:
-            g = _homography(take, s, [flip], opts)
+            g = _homography(take, s, [flip], opts, None, lenses)
             H, sharp_box = g.homography, g.sharp_valid
-    crop = geometry.choose_crop(
-        H, blur_shape, g.blur_valid, sharp_box, sharp_shape, opts.rig.crop.width, opts.rig.crop.height
+    window, timing = None, {}
+    if opts.exposure:
+        H, g, sharp_box, window, timing = _exposure_rounds(
+            take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses
+        )
+    crop = lensmod.choose_crop(
+        lenses, H, flip, blur_shape, g.blur_valid, sharp_box, sharp_shape, opts.rig.crop.width, opts.rig.crop.height
     )
     extra = {
         "take_inliers": g.inliers,
@@ -173,6 +233,8 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     }
     if note:
         extra["note"] = note
+    if timing:
+        extra["exposure_fit"] = timing
     return Alignment(
         blur_fps=float(take.blur.fps),
         sharp_fps=float(take.sharp.fps),
@@ -182,8 +244,14 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         time_offset_s=s.time_offset_s,
         clock_ratio=s.clock_ratio,
         sync_method=s.method,
-        exposure=None,
-        lens=None,
+        exposure=None
+        if window is None
+        else {
+            # visual sync measures content time: the window is relative to it (the timestamps' phase is not seen)
+            "blur": window.exposure("estimated" if s.method != "visual" else "estimated relative to visual sync"),
+            "sharp": exposure.sharp_exposure(float(take.sharp.fps)),
+        },
+        lens=lenses,
         # the quality of the homography used: the calibration take's when it stood in
         residual_px=calibration.residual_px if used_calibration else g.residual_px,
         inliers=calibration.inliers if used_calibration else g.inliers,
@@ -194,31 +262,17 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
 def _encode_chapter(path: Path, first_index: int, vf: str, folder: Path, compression: int) -> None:
     """Decode one video file, filter every frame with ``vf`` and write ``folder/%06d.png`` from
     ``first_index`` on, all inside ffmpeg (no frame passes through Python)."""
-    ffmpeg.run(
-        [
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-map",
-            "0:v:0",
-            *ffmpeg.passthrough_args(),
-            "-vf",
-            vf,
-            "-c:v",
-            "png",
-            "-pred",
-            "sub" if compression else "none",
-            "-compression_level",
-            str(compression),
-            "-start_number",
-            str(first_index),
-            "-f",
-            "image2",
-            str(folder / "%06d.png"),
-        ],
-        what=f"{path}: writing aligned frames",
+    out = ffmpeg.graph.input(str(path))["v:0"].output(
+        str(folder / "%06d.png"),
+        vf=vf,
+        vcodec="png",
+        pred="sub" if compression else "none",
+        compression_level=compression,
+        start_number=first_index,
+        f="image2",
+        **ffmpeg.passthrough(),
     )
+    ffmpeg.run(out, what=f"{path}: writing aligned frames")
 
 
 def _check_count(src: VideoSource, folder: Path) -> None:
@@ -251,6 +305,12 @@ def _warp_maps(M: np.ndarray, width: int, height: int, frame_w: int, frame_h: in
     den = inv[2, 0] * xs + inv[2, 1] * ys + inv[2, 2]
     map_x = (inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]) / den
     map_y = (inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]) / den
+    return _maps_and_box(map_x, map_y, frame_w, frame_h)
+
+
+def _maps_and_box(map_x: np.ndarray, map_y: np.ndarray, frame_w: int, frame_h: int):
+    """Fixed-point remap tables from float maps into the input frame, and the even-aligned box of
+    the input they read (with the cubic kernel's reach)."""
     x0 = max(0, int(np.floor(map_x.min())) - 2) // 2 * 2
     y0 = max(0, int(np.floor(map_y.min())) - 2) // 2 * 2
     x1 = min(frame_w, int(np.ceil(map_x.max())) + 3)
@@ -277,7 +337,26 @@ def write_frames(take: Take, meta: Alignment, folder: Path, compression: int = 0
     x, y, w, h = crop["x"], crop["y"], crop["width"], crop["height"]
     (folder / "blur").mkdir(parents=True, exist_ok=True)
 
+    if meta.lens:  # undistortion: the blur frames need a remap of their own, the sharp map composes it
+        blur_maps = _maps_and_box(*lensmod.frame_maps(meta, "blur"), take.blur.width, take.blur.height)
+        sharp_maps = _maps_and_box(*lensmod.frame_maps(meta, "sharp"), take.sharp.width, take.sharp.height)
+    else:
+        blur_maps = None
+        sharp_maps = _warp_maps(
+            geometry.crop_warp(meta.H, meta.flip_sharp, crop, take.sharp.width, take.sharp.height),
+            w,
+            h,
+            take.sharp.width,
+            take.sharp.height,
+        )
+    params = _png_params(compression)
+
     def write_blur() -> None:
+        if blur_maps is not None:
+            with cf.ThreadPoolExecutor(threads) as blur_pool:
+                _write_remapped(take.blur, blur_maps, folder / "blur", params, blur_pool)
+            _check_count(take.blur, folder / "blur")
+            return
         first = 0
         for info in take.blur.chapters:
             _encode_chapter(
@@ -288,30 +367,29 @@ def write_frames(take: Take, meta: Alignment, folder: Path, compression: int = 0
 
     sharp = folder / "sharp"
     sharp.mkdir(parents=True, exist_ok=True)
-    maps, box = _warp_maps(
-        geometry.crop_warp(meta.H, meta.flip_sharp, crop, take.sharp.width, take.sharp.height),
-        w,
-        h,
-        take.sharp.width,
-        take.sharp.height,
-    )
-    params = _png_params(compression)
-    pending: list[cf.Future] = []
-    index = 0
     with cf.ThreadPoolExecutor(threads + 1) as pool:
-        blur_done = pool.submit(write_blur)  # its own ffmpeg process, beside the sharp stream's
-        for chunk in crop_filtered(take.sharp, box):
-            for frame in chunk:
-                pending.append(pool.submit(_save_warped, sharp / f"{index:06d}.png", frame, maps, params))
-                index += 1
-            if len(pending) > 32:  # bounded: decoding must not run ahead of writing
-                for f in pending[:16]:
-                    f.result()
-                pending = pending[16:]
-        for f in pending:
-            f.result()
+        blur_done = pool.submit(write_blur)  # its own ffmpeg process (or remap pool), beside the sharp stream's
+        _write_remapped(take.sharp, sharp_maps, sharp, params, pool)
         blur_done.result()
     _check_count(take.sharp, sharp)
+
+
+def _write_remapped(src: VideoSource, maps_box, out: Path, params: list[int], pool: cf.Executor) -> None:
+    """Every frame of ``src`` through one remap into ``out/%06d.png``: only the box the maps read is
+    decoded to RGB, in chunks, and the frames are remapped and encoded in ``pool``."""
+    maps, box = maps_box
+    pending: list[cf.Future] = []
+    index = 0
+    for chunk in crop_filtered(src, box):
+        for frame in chunk:
+            pending.append(pool.submit(_save_warped, out / f"{index:06d}.png", frame, maps, params))
+            index += 1
+        if len(pending) > 32:  # bounded: decoding must not run ahead of writing
+            for f in pending[:16]:
+                f.result()
+            pending = pending[16:]
+    for f in pending:
+        f.result()
 
 
 def align_take(
@@ -337,11 +415,15 @@ def align_take(
 
 
 def align_calibration(take: Take, out_folder: Path, opts: AlignOptions) -> Alignment:
-    """A calibration take's alignment (no frames): its homography serves takes with too few features."""
+    """A calibration take's alignment (no frames): its homography serves takes with too few features;
+    a board take (board.toml) also calibrates both lenses, which its alignment's ``lens`` carries."""
     inputs = take_inputs(take, None)
+    board = lensmod.read_board(take.folder)
+    if board is not None:
+        inputs["board"] = board.to_json()
     if is_finished(out_folder, inputs, opts.hash):
         return read_alignment(out_folder)
-    meta = estimate(take, opts, None)
+    meta = estimate(take, opts, None) if board is None else lensmod.board_alignment(take, out_folder, opts, estimate)
     meta = dataclasses.replace(meta, extra={**meta.extra, "settings_hash": opts.hash, "inputs": inputs})
     out_folder.mkdir(parents=True, exist_ok=True)
     write_alignment(out_folder, meta)
@@ -349,42 +431,21 @@ def align_calibration(take: Take, out_folder: Path, opts: AlignOptions) -> Align
 
 
 # ---------------------------------------------------------------- a whole tree
-def _named(take: Take, error: Exception) -> str:
-    """The error as one line that names the take (most messages already start with its folder)."""
-    msg = str(error)
-    return msg if str(take.folder) in msg else f"{take.folder}: {msg}"
+def calibration_unit(take: Take, out: str, opts: AlignOptions) -> Alignment:
+    """Unit of work: a calibration take's alignment (its homography serves takes of its session)."""
+    return align_calibration(take, Path(out) / CALIBRATION_DIR / take.subject, opts)
 
 
-def _calibration_job(take: Take, out: Path, opts: AlignOptions) -> tuple[str, dict | None, str | None]:
+def take_unit(
+    take: Take, out: str, opts: AlignOptions, calibration: Alignment | None, calibration_take: Take | None
+) -> str:
+    """Unit of work: one take (its sync and homography need the whole take); returns its status."""
+    folder = Path(out) / "aligned" / take.category / take.subject / take.take
     try:
-        return take.subject, align_calibration(take, out / CALIBRATION_DIR / take.subject, opts), None
+        return align_take(take, folder, opts, calibration, calibration_take)[0]
     except Rb2vError as e:
-        return take.subject, None, _named(take, e)
-
-
-def _take_job(
-    take: Take, out: Path, opts: AlignOptions, calibration: dict | None, calibration_take: Take | None
-) -> tuple[str, str, str | None]:
-    folder = out / "aligned" / take.category / take.subject / take.take
-    try:
-        status, _ = align_take(take, folder, opts, calibration, calibration_take)
-        return take.key, status, None
-    except Rb2vError as e:
-        return take.key, "failed", _named(take, e)
-    except Exception as e:  # a bug on one take must not lose the others; recorded with its type
-        return take.key, "failed", f"{take.folder}: internal error: {type(e).__name__}: {e}"
-
-
-def _run(jobs, workers: int):
-    """Run (fn, args) jobs in a process pool (or inline for one worker), yielding results as they finish."""
-    if workers <= 1 or len(jobs) <= 1:
-        for fn, args in jobs:
-            yield fn(*args)
-        return
-    with cf.ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(fn, *args) for fn, args in jobs]
-        for f in cf.as_completed(futures):
-            yield f.result()
+        msg = str(e)  # name the take's folder when the message does not already
+        raise Rb2vError(msg if str(take.folder) in msg else f"{take.folder}: {msg}") from None
 
 
 def _write_parquet(table, path: Path) -> None:
@@ -392,7 +453,9 @@ def _write_parquet(table, path: Path) -> None:
         pq.write_table(table, tmp)
 
 
-def run_align(raw: str | os.PathLike, out: str | os.PathLike, opts: AlignOptions, workers: int = 1) -> dict:
+def run_align(
+    raw: str | os.PathLike, out: str | os.PathLike, opts: AlignOptions, executor: ExecutorSettings = INLINE
+) -> dict:
     """Discover, pair and align every take under ``raw`` into ``out``.
 
     Writes ``out/takes.parquet`` and ``out/align_errors.parquet`` (one row per failed take);
@@ -400,41 +463,44 @@ def run_align(raw: str | os.PathLike, out: str | os.PathLike, opts: AlignOptions
     """
     raw, out = Path(raw), Path(out)
     a = opts.rig.align
-    if opts.rig.lens.undistort:
-        raise Rb2vError(
-            f"rig {opts.rig.name}: lens.undistort = true is not supported by rb2v align yet "
-            "(the homography is fitted on the frames as recorded); set it to false"
-        )
     takes, calibrations, errors = discover(raw, a.fps_ratio, a.fps_ratio_tolerance)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "aligned").exists():
         clean_partials(out / "aligned")  # leftovers of a crashed run; finished takes are whole folders
     _write_parquet(takes_table(takes, raw), out / "takes.parquet")
-    for e in errors:
+    for e in errors:  # pairing errors; the executor says each failed unit as it happens
         say(f"rb2v: error: {e.error}")
 
     wanted = sorted({t.calibration for t in takes if t.calibration and t.calibration in calibrations})
-    calib_meta: dict[str, dict] = {}
-    for name, meta, err in _run([(_calibration_job, (calibrations[n], out, opts)) for n in wanted], workers):
-        if err:
-            c = calibrations[name]
-            errors.append(TakeError(CALIBRATION_DIR, name, "", c.folder, "align", err))
-            say(f"rb2v: error: {err}")
+    calib_meta: dict[str, Alignment] = {}
+    calib_units = [
+        Unit(str(calibrations[n].folder), calibration_unit, (calibrations[n], str(out), opts)) for n in wanted
+    ]
+    for name, outcome in zip(wanted, run_units(calib_units, executor, desc="align calibration", unit_name="take")):
+        if outcome.ok:
+            calib_meta[name] = outcome.value
         else:
-            calib_meta[name] = meta
+            c = calibrations[name]
+            errors.append(TakeError(CALIBRATION_DIR, name, "", c.folder, "align", outcome.error, outcome.traceback))
 
-    by_key = {t.key: t for t in takes}
-    counts = {"aligned": 0, "skipped": 0, "failed": 0}
-    jobs = [
-        (_take_job, (t, out, opts, calib_meta.get(t.calibration or ""), calibrations.get(t.calibration or "")))
+    units = [
+        Unit(
+            str(t.folder),
+            take_unit,
+            (t, str(out), opts, calib_meta.get(t.calibration or ""), calibrations.get(t.calibration or "")),
+        )
         for t in takes
     ]
-    for key, status, err in progress(_run(jobs, workers), total=len(jobs), desc="align", unit="take"):
-        counts[status] += 1
-        if err:
-            t = by_key[key]
-            errors.append(TakeError(t.category, t.subject, t.take, t.folder, "align", err))
-            say(f"rb2v: error: {err}")
+    counts = {"aligned": 0, "skipped": 0}
+    for take, outcome in zip(takes, run_units(units, executor, desc="align", unit_name="take")):
+        if outcome.ok:
+            counts[outcome.value] += 1
+        else:
+            errors.append(
+                TakeError(
+                    take.category, take.subject, take.take, take.folder, "align", outcome.error, outcome.traceback
+                )
+            )
     _write_parquet(errors_table(errors, raw), out / "align_errors.parquet")
     summary = {**counts, "failed": len(errors), "errors": [e.error for e in errors]}
     say(

@@ -1,6 +1,6 @@
 """Temporal synchronisation of the blur and sharp streams of one take.
 
-Result convention (DESIGN.md, alignment contract): ``t_sharp = clock_ratio * t_blur + time_offset_s``,
+Result convention (the alignment contract, ``rb2v.alignment``): ``t_sharp = clock_ratio * t_blur + time_offset_s``,
 each stream's time being its own clock (frame k at k / fps, audio sample n at n / rate).
 
 Methods, tried in the rig's ``align.sync_methods`` order:
@@ -31,6 +31,7 @@ THUMB_WIDTH = 40  # visual signals: luma thumbnails this wide (16x16 px cells at
 COARSE_SECONDS = 8.0
 MIN_AUDIO_PSR = 8.0  # GCC-PHAT peak-to-sidelobe ratio below which audio is not trusted
 MIN_VISUAL_CORR = 0.5
+MIN_VISUAL_FRAMES = 8  # blurry frames inside the sharp stream that a visual match needs at least
 FLIPS = ("none", "horizontal", "vertical")
 
 
@@ -262,7 +263,7 @@ class _VisualModel:
     def score(self, offset: float, ratio: float = 1.0) -> float:
         centres = self.sharp_fps * (ratio * self.k / self.blur_fps + offset)
         ok = (centres - self.width / 2 >= 0) & (centres + self.width / 2 <= len(self.s) - 1)
-        if ok.sum() < max(8, len(self.k) // 4):
+        if ok.sum() < max(MIN_VISUAL_FRAMES, len(self.k) // 4):
             return -1.0
         pred = _box_average(self.s, self.cum, centres[ok], self.width)
         return _correlation(pred, self.b[ok])
@@ -293,7 +294,7 @@ class _VisualModel:
             var_p = np.einsum("bkc,bkc->b", pred, pred) - n * (mp * mp).sum(1)
             var_o = (w @ obs2).sum(1) - n * (mo * mo).sum(1)
             corr = cov / (np.sqrt(np.clip(var_p * var_o, 0, None)) + 1e-12)
-            out.append(np.where(n >= max(8, n_k // 4), corr, -1.0))
+            out.append(np.where(n >= max(MIN_VISUAL_FRAMES, n_k // 4), corr, -1.0))
         return np.concatenate(out)
 
     def fit(self, offset: float, drift: bool) -> tuple[float, float, float]:

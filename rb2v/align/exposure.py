@@ -1,0 +1,304 @@
+"""The blur camera's exposure window, estimated from the images instead of assumed.
+
+A real rig never says which instant of its exposure a frame's timestamp ``k / fps`` denotes
+(start, centre, end or anything between), how long the exposure is, or how far its rolling
+shutter moves the exposure from the top row to the bottom one. Synchronisation by audio or
+timecode relates the *timestamps* of the two cameras; this module finds where, relative to its
+timestamp, the blur camera actually integrated light, with the synthetic-blur model of
+Algorithm 1: for a candidate window, the synthetic blur of the sharp frames that cover it (the
+box average of their linear interpolant in time, i.e. Algorithm 1's sub-frame average in the
+limit) is warped into the blur view by the homography, fitted to the real blurry frame by a gain
+and offset (the grey form of the colour matrix), and scored by PSNR, pooled over the frames used
+for the homography and restricted to moving content (static pixels carry no timing). The
+window maximising the score is searched on a grid of centres (a quarter of a sharp frame apart)
+and exposure lengths, then refined continuously (Nelder-Mead on centre, length and, where the
+data prefer it, the rolling-shutter skew). ``rb2v.align.stage`` alternates this with the
+homography (whose synthetic blur uses the estimated window) until both settle.
+
+What the images can tell, and what is assumed (stated in ``alignment.json``):
+- blur ``start_s`` and ``length_s``: estimated. ``readout_s`` is the rolling-shutter skew of the
+  blur camera *relative to the sharp one* (only the difference is visible; with a vertical flip
+  the two readouts add): estimated when it improves the fit, else 0.
+- sharp: its exposure is short (1/8 of its frame period is assumed) and centred on its
+  timestamps, with no readout skew ("assumed"): only the blur window relative to the sharp
+  frames is observable, so any sharp-side phase is absorbed by the blur window.
+- with visual synchronisation, ``time_offset_s`` is measured on content (exposure centres), not
+  on timestamps: there the blur window is estimated relative to that offset, and the timestamp
+  phase of the exposure is not observable (no second clock says it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+from scipy import optimize
+
+from ..alignment import Exposure
+from ..io.video import VideoSource, decode_pipe
+from .decode import SEEK_GAP
+from .geometry import box_weights_rows, common_mask, flip_matrix
+from .sync import SyncResult
+
+WORK_SIDE = 640  # px: longer side of the images the timing is scored on
+CENTRE_RANGE = 0.75  # blur frame periods either side of the timestamp searched for the exposure centre
+LENGTHS = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0)  # coarse exposure lengths, blur frame periods
+SKEW_RANGE_S = 0.035  # rolling-shutter skews searched (top to bottom, relative to the sharp camera)
+SKEW_MIN_GAIN_DB = 0.02  # a skew is kept only when it improves the pooled PSNR by this much
+MOTION_LEVEL = 3.0  # grey levels: pixels whose sharp frames vary less than this carry no timing
+MIN_MOVING_PX = 400  # below this many moving pixels (all pairs) the timing is not estimated
+MAX_PIXELS = 20000  # moving pixels kept per blurry frame (a regular subsample beyond)
+SHARP_EXPOSURE_FRACTION = 1 / 8  # the sharp camera's exposure, assumed: 1/8 of its period (1/800 s at 100 fps)
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """The blur camera's exposure relative to its timestamps (blur clock, seconds)."""
+
+    centre_s: float  # exposure centre of the middle row minus the timestamp
+    length_s: float
+    skew_s: float = 0.0  # the exposure's shift from the top row to the bottom one (relative to the sharp camera)
+
+    @property
+    def start_s(self) -> float:
+        """Start of the top row's exposure minus the timestamp (the contract's ``start_s``)."""
+        return self.centre_s - self.length_s / 2 - self.skew_s / 2
+
+    def exposure(self, method: str = "estimated") -> Exposure:
+        return Exposure(self.start_s, self.length_s, self.skew_s, method)
+
+    def close_to(self, other: Window | None, tol_s: float = 2.5e-4) -> bool:
+        if other is None:
+            return False
+        return (
+            abs(self.centre_s - other.centre_s) <= tol_s
+            and abs(self.length_s - other.length_s) <= 4 * tol_s
+            and abs(self.skew_s - other.skew_s) <= 4 * tol_s
+        )
+
+
+def sharp_exposure(sharp_fps: float) -> Exposure:
+    """What is assumed of the sharp camera: a short exposure centred on its timestamps."""
+    return Exposure.centred(SHARP_EXPOSURE_FRACTION / sharp_fps, "assumed")
+
+
+@dataclasses.dataclass
+class TimingData:
+    """Blur frames and the raw sharp frames around them, grey, at the working scale."""
+
+    blur_indices: list[int]
+    blur: list[np.ndarray]  # float32 (h, w)
+    sharp: dict[int, np.ndarray]  # raw sharp frames, uint8 (hs, ws)
+    scale: float  # working / full resolution
+    blur_fps: float
+    sharp_fps: float
+    sharp_size: tuple[int, int]  # full resolution (width, height)
+    blur_size: tuple[int, int]
+
+
+def _grey_frames(src: VideoSource, indices, scale: float) -> dict[int, np.ndarray]:
+    """Grey uint8 frames at ``indices``, scaled inside ffmpeg (area): contiguous runs are decoded
+    as they come, separate runs by seeking (no per-frame select expression)."""
+    wanted = sorted(set(int(i) for i in indices))
+    w, h = max(2, round(src.width * scale)), max(2, round(src.height * scale))
+    vf = "format=gray" if scale >= 1.0 else f"scale={w}:{h}:flags=area,format=gray"
+    out: dict[int, np.ndarray] = {}
+    offset = 0
+    for info in src.chapters:
+        mine = [i - offset for i in wanted if offset <= i < offset + info.frames]
+        runs: list[list[int]] = []
+        for i in mine:
+            if runs and i - runs[-1][-1] <= SEEK_GAP:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        for run in runs:
+            n = run[-1] - run[0] + 1
+            frames = np.concatenate(list(decode_pipe(info, run[0], n, 32, vf=vf, size=(w, h), channels=1)))
+            keep = set(run)
+            for j, frame in enumerate(frames):
+                if run[0] + j in keep:
+                    out[offset + run[0] + j] = frame
+        offset += info.frames
+    return out
+
+
+def load_timing_data(sync: SyncResult, blur: VideoSource, sharp: VideoSource, blur_indices: list[int]) -> TimingData:
+    """Decode the blur frames and every sharp frame a candidate window of theirs can reach."""
+    fb, fs = float(blur.fps), float(sharp.fps)
+    scale = min(1.0, WORK_SIDE / max(blur.width, blur.height, sharp.width, sharp.height))
+    reach = fs * ((CENTRE_RANGE + 0.5) / fb + SKEW_RANGE_S / 2) + 2
+    wanted: set[int] = set()
+    inside = []
+    for k in blur_indices:  # only frames every candidate window of which lies inside the sharp stream
+        c = fs * float(sync.sharp_time(k / fb))
+        if c - reach >= 0 and c + reach <= sharp.frames - 1:
+            inside.append(k)
+            wanted.update(range(int(np.floor(c - reach)), int(np.ceil(c + reach)) + 1))
+    blur_indices = inside
+    frames = _grey_frames(sharp, wanted, scale)
+    blurs = {i: f.astype(np.float32) for i, f in _grey_frames(blur, blur_indices, scale).items()}
+    ks = [k for k in blur_indices if k in blurs]
+    return TimingData(
+        ks, [blurs[k] for k in ks], frames, scale, fb, fs, (sharp.width, sharp.height), (blur.width, blur.height)
+    )
+
+
+class TimingModel:
+    """Scores exposure windows against the real blurry frames under one homography.
+
+    The sharp frames are warped into the blur view once; per pair only its moving pixels (at most
+    ``MAX_PIXELS`` of them, on a regular subsample) are kept, as one row of values per sharp frame,
+    so a candidate window costs a weighted sum of a few short vectors per pair.
+    """
+
+    def __init__(self, data: TimingData, sync: SyncResult, homography: np.ndarray, flip: str, blur_box, sharp_box):
+        self.data, self.sync = data, sync
+        s = data.scale
+        to_small = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1.0]])  # pixel centres
+        sw, sh = data.sharp_size
+        # raw sharp (small) -> blur (small): undo the scaling, flip, H, scale again
+        M = to_small @ homography @ flip_matrix(flip, sw, sh) @ np.linalg.inv(to_small)
+        h, w = data.blur[0].shape
+        full_mask = common_mask(
+            homography, (data.blur_size[1], data.blur_size[0]), blur_box, sharp_box, (sh, sw), erode=6
+        )
+        valid = cv2.resize(full_mask, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        warped = {
+            i: cv2.warpPerspective(f.astype(np.float32), M, (w, h), flags=cv2.INTER_LINEAR)
+            for i, f in data.sharp.items()
+        }
+        row_fraction = np.arange(h, dtype=np.float64) / max(h - 1, 1)
+        self.pairs = []  # (k, first sharp index, values (frames, n), blur values (n,), rows (unique), inverse)
+        self.moving_px = 0
+        for k, blur in zip(data.blur_indices, data.blur):
+            span = self._span(k, warped)
+            if len(span) < 2:
+                continue
+            stack = np.stack([warped[i] for i in span])
+            moving = (stack.max(axis=0) - stack.min(axis=0)) > MOTION_LEVEL
+            moving = (cv2.dilate(moving.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & valid
+            idx = np.flatnonzero(moving)
+            if len(idx) > MAX_PIXELS:
+                idx = idx[:: -(-len(idx) // MAX_PIXELS)]
+            if len(idx) == 0:
+                continue
+            self.moving_px += len(idx)
+            rows, inverse = np.unique(idx // w, return_inverse=True)
+            values = stack.reshape(len(span), -1)[:, idx].astype(np.float64)
+            self.pairs.append(
+                (k, span[0], values, blur.reshape(-1)[idx].astype(np.float64), row_fraction[rows], inverse)
+            )
+        self.evaluations = 0
+
+    def _span(self, k: int, warped: dict) -> list[int]:
+        d = self.data
+        c = d.sharp_fps * float(self.sync.sharp_time(k / d.blur_fps))
+        reach = d.sharp_fps * ((CENTRE_RANGE + 0.5) / d.blur_fps + SKEW_RANGE_S / 2) + 1
+        span = list(range(int(np.floor(c - reach)), int(np.ceil(c + reach)) + 1))
+        return span if all(i in warped for i in span) else []
+
+    def synth(self, pair, window: Window) -> np.ndarray | None:
+        """The synthetic blur of a pair's window at its kept pixels."""
+        k, first, values, _, rows, inverse = pair
+        d = self.data
+        t = k / d.blur_fps + window.centre_s + ((rows - 0.5) * window.skew_s if window.skew_s else np.zeros(1))
+        centres = d.sharp_fps * np.asarray(self.sync.sharp_time(t), np.float64)
+        out = np.zeros(values.shape[1])
+        for i, w in box_weights_rows(centres, d.sharp_fps * window.length_s).items():
+            j = i - first
+            if not 0 <= j < len(values):
+                return None  # the window reaches past the decoded frames
+            out += values[j] * (w[inverse] if len(w) > 1 else w[0])
+        return out
+
+    def score(self, window: Window) -> float:
+        """Pooled PSNR (dB, 8-bit peak) over the moving pixels of every pair, each pair's synthetic
+        blur fitted to its blurry frame by a gain and offset."""
+        self.evaluations += 1
+        sse, n = 0.0, 0
+        for pair in self.pairs:
+            x = self.synth(pair, window)
+            if x is None:
+                return -np.inf
+            y = pair[3]
+            dx, dy = x - x.mean(), y - y.mean()
+            # plain sums, not BLAS dots: those spin threads per call (slow on a busy machine)
+            sxx, sxy, syy = float(np.sum(dx * dx)), float(np.sum(dx * dy)), float(np.sum(dy * dy))
+            sse += syy - (sxy * sxy / sxx if sxx > 1e-9 else 0.0)
+            n += len(x)
+        if n == 0:
+            return -np.inf
+        return float(10 * np.log10(255.0**2 / max(sse / n, 1e-12)))
+
+
+def _refine(model: TimingModel, start: Window, fb: float, with_skew: bool) -> tuple[Window, float]:
+    """Nelder-Mead on (centre, length[, skew]) in milliseconds from ``start``, inside the search bounds."""
+    period_ms = 1e3 / fb
+    lo_c, hi_c = -CENTRE_RANGE * period_ms, CENTRE_RANGE * period_ms
+
+    def window(p) -> Window | None:
+        c, L = float(p[0]), float(p[1])
+        sk = float(p[2]) if with_skew else 0.0
+        if not (lo_c <= c <= hi_c and 0.05 * period_ms <= L <= period_ms and abs(sk) <= SKEW_RANGE_S * 1e3):
+            return None
+        return Window(c * 1e-3, L * 1e-3, sk * 1e-3)
+
+    def cost(p) -> float:
+        w = window(p)
+        return 1e3 if w is None else -model.score(w)
+
+    x0 = [start.centre_s * 1e3, start.length_s * 1e3] + ([start.skew_s * 1e3] if with_skew else [])
+    steps = [1.0, 3.0] + ([4.0] if with_skew else [])
+    simplex = [x0] + [[v + (s if i == j else 0.0) for j, v in enumerate(x0)] for i, s in enumerate(steps)]
+    res = optimize.minimize(
+        cost, x0, method="Nelder-Mead", options={"initial_simplex": simplex, "xatol": 0.02, "fatol": 1e-4}
+    )
+    best = window(res.x)
+    if best is None or -res.fun < model.score(start):
+        return start, model.score(start)
+    return best, float(-res.fun)
+
+
+def fit_window(model: TimingModel, prior: Window | None = None, skew: bool = True) -> tuple[Window | None, dict]:
+    """The exposure window that best explains the blurry frames (None when the take shows too little
+    motion to tell), and what the search saw. With a ``prior`` (a previous round's answer) only the
+    continuous refinement runs, from it."""
+    d = model.data
+    fb, fs = d.blur_fps, d.sharp_fps
+    details: dict = {"pairs": len(d.blur_indices), "moving_px": model.moving_px}
+    if not d.blur_indices:
+        details["why_not"] = "no blurry frame whose every candidate window lies inside the sharp stream"
+        return None, details
+    if model.moving_px < MIN_MOVING_PX:
+        details["why_not"] = f"too little motion ({model.moving_px} moving px at the working scale)"
+        return None, details
+    if prior is None:
+        step = 1 / (4 * fs)  # a quarter of a sharp frame
+        centres = np.arange(-CENTRE_RANGE / fb, CENTRE_RANGE / fb + 1e-12, step)
+        L0 = 0.75 / fb
+        curve = np.array([model.score(Window(float(c), L0)) for c in centres])
+        c0 = float(centres[int(np.argmax(curve))])
+        lengths = [L / fb for L in LENGTHS]
+        by_length = [model.score(Window(c0, L)) for L in lengths]
+        start = Window(c0, lengths[int(np.argmax(by_length))])
+        details["grid_centre_ms"] = round(c0 * 1e3, 3)
+        details["grid_psnr_spread_db"] = round(float(np.max(curve) - np.min(curve[np.isfinite(curve)])), 3)
+    else:
+        start = prior
+    best, psnr = _refine(model, dataclasses.replace(start, skew_s=0.0), fb, with_skew=False)
+    details["psnr_no_skew"] = round(psnr, 4)
+    if skew:
+        skews = np.linspace(-SKEW_RANGE_S, SKEW_RANGE_S, 15)
+        guess = [model.score(dataclasses.replace(best, skew_s=float(s))) for s in skews]
+        s0 = float(skews[int(np.argmax(guess))])
+        if prior is not None and abs(prior.skew_s) > 0:
+            s0 = prior.skew_s if model.score(dataclasses.replace(best, skew_s=prior.skew_s)) > max(guess) else s0
+        skewed, psnr_s = _refine(model, dataclasses.replace(best, skew_s=s0), fb, with_skew=True)
+        details["psnr_skew"] = round(psnr_s, 4)
+        if psnr_s - psnr >= SKEW_MIN_GAIN_DB:
+            best, psnr = skewed, psnr_s
+    details["psnr"] = round(psnr, 4)
+    details["evaluations"] = model.evaluations
+    return best, details

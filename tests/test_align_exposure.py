@@ -1,0 +1,251 @@
+"""The blur camera's exposure window, estimated (issue 13): where, relative to its timestamps, a
+blurry frame integrated light, how long, and the rolling-shutter skew; and short takes.
+
+Unit tests score windows on rendered frames with an exact answer (no video, fast); the end-to-end
+tests align and build simulated takes whose timestamps mark the exposure's *start* (our pipeline
+used to assume its centre: the predicted start was 3 steps early and the homography biased).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from rb2v.align import exposure
+from rb2v.align.geometry import FramePair, sample_pairs
+from rb2v.align.sync import SyncResult
+from rb2v.alignment import Exposure, read_alignment
+from rb2v.benchmarks.align import corner_errors
+from rb2v.cli import main
+
+FB, FS = 25.0, 100.0
+
+
+# ---------------------------------------------------------------- unit: the timing model
+def _texture(rng, h, w):
+    tex = cv2.GaussianBlur(rng.uniform(0, 255, (h, w)).astype(np.float32), (0, 0), 2.0)
+    return (tex - tex.mean()) * 3 + 128
+
+
+def _render(tex, x, rows=None):
+    """The texture shifted right by x(t) px (per row when ``x`` is an array over rows)."""
+    h, w = 96, 128
+    if np.ndim(x) == 0:
+        return cv2.warpAffine(tex[:h], np.float32([[1, 0, x - 40], [0, 1, 0]]), (w, h), flags=cv2.INTER_LINEAR)
+    out = np.empty((h, w), np.float32)
+    for r in range(h):
+        M = np.float32([[1, 0, x[r] - 40], [0, 1, 0]])
+        out[r] = cv2.warpAffine(tex[r : r + 1], M, (w, 1), flags=cv2.INTER_LINEAR)[0]
+    return out
+
+
+def _motion(t):
+    return 40 + 320 * t + 150 * np.sin(3.0 * t)  # px: accelerating, never static
+
+
+def _timing_data(start_s: float, length_s: float, readout_s: float = 0.0, frames: int = 10) -> exposure.TimingData:
+    """Blurry frames k (timestamp k/25 s) integrating [k/25 + start + row*readout/(H-1), + length]
+    from a moving texture; sharp frames at i/100 s, instantaneous."""
+    rng = np.random.default_rng(3)
+    tex = _texture(rng, 96, 1400)
+    h = 96
+    ks = list(range(3, 3 + frames))
+    blur = []
+    for k in ks:
+        sub = (np.arange(64) + 0.5) / 64 * length_s
+        rows = np.arange(h) / (h - 1) * readout_s
+        acc = np.zeros((h, 128), np.float32)
+        for u in sub:
+            t = k / FB + start_s + u + (rows if readout_s else 0.0)
+            acc += _render(tex, _motion(t))
+        blur.append(acc / len(sub))
+    first, last = int(ks[0] * 4 - 12), int(ks[-1] * 4 + 12)
+    sharp = {i: _render(tex, _motion(i / FS)) for i in range(first, last + 1)}
+    return exposure.TimingData(ks, blur, sharp, 1.0, FB, FS, (128, 96), (128, 96))
+
+
+def _fit(data, skew=True):
+    model = exposure.TimingModel(
+        data, SyncResult(0.0, 1.0, "audio", 1.0), np.eye(3), "none", (0, 0, 127, 95), (0, 0, 127, 95)
+    )
+    return exposure.fit_window(model, skew=skew)
+
+
+@pytest.mark.parametrize(
+    "start_s, length_s",
+    [(0.0, 19 / 600), (-19 / 1200, 19 / 600), (-19 / 600, 19 / 600), (0.004, 0.02), (-0.031, 0.038)],
+    ids=["start", "centre", "end", "offset-short", "late-long"],
+)
+def test_window_is_recovered_to_a_fraction_of_a_sharp_frame(start_s, length_s):
+    window, details = _fit(_timing_data(start_s, length_s), skew=False)
+    assert window is not None, details
+    assert abs(window.centre_s - (start_s + length_s / 2)) < 0.5e-3, (window, details)  # 1/20 sharp frame
+    assert abs(window.length_s - length_s) < 2.5e-3, (window, details)
+    assert abs(window.start_s - start_s) < 2e-3
+
+
+def test_rolling_shutter_skew_is_estimated():
+    readout = 0.012
+    window, details = _fit(_timing_data(0.0, 0.03, readout))
+    assert abs(window.skew_s - readout) < 2e-3, (window, details)
+    # the middle row's exposure centre, what the manifest's sharp_start refers to
+    assert abs(window.centre_s - (0.015 + readout / 2)) < 0.5e-3, (window, details)
+    e = window.exposure()
+    assert e.readout_s == window.skew_s and abs(e.centre_s() - window.centre_s) < 1e-12
+
+
+def test_global_shutter_gets_no_skew():
+    window, details = _fit(_timing_data(-0.01, 0.03))
+    assert window.skew_s == 0.0 or abs(window.skew_s) < 1e-3, (window, details)
+
+
+def test_static_content_is_not_timed():
+    data = _timing_data(0.0, 0.03, frames=3)
+    still = data.sharp[min(data.sharp)]
+    data = dataclasses.replace(data, blur=[still.copy() for _ in data.blur], sharp={i: still for i in data.sharp})
+    window, details = _fit(data)
+    assert window is None and "motion" in details["why_not"]
+
+
+def test_window_states_the_contract_terms():
+    w = exposure.Window(centre_s=0.01, length_s=0.03, skew_s=0.008)
+    e = w.exposure("estimated")
+    assert e.start_s == pytest.approx(0.01 - 0.015 - 0.004) and e.method == "estimated"
+    assert e.centre_s(0.5) == pytest.approx(0.01)  # middle row
+    s = exposure.sharp_exposure(100.0)
+    assert s.method == "assumed" and s.centre_s() == 0.0 and s.length_s == pytest.approx(1 / 800)
+
+
+# ---------------------------------------------------------------- unit: short takes
+@dataclasses.dataclass
+class _Stream:
+    fps: float
+    frames: int
+    path: Path = Path("/raw/street/s/t/blur.mp4")
+
+
+@pytest.mark.parametrize("blur_frames", [8, 16, 40])
+def test_sample_pairs_stay_inside_short_takes(blur_frames):
+    s = SyncResult(0.1, 1.0, "audio", 1.0)
+    blur, sharp = _Stream(25.0, blur_frames), _Stream(100.0, int((blur_frames / 25 + 0.25) * 100))
+    pairs = sample_pairs(s, blur, sharp, 12)
+    assert pairs and all(0 <= p.blur_index < blur_frames for p in pairs)
+    assert len(pairs) == min(12, len({p.blur_index for p in pairs}))
+    # shifted windows stay inside the sharp stream too
+    for p in sample_pairs(s, blur, sharp, 12, centre_s=0.015, length_s=0.03, skew_s=0.01, flip="vertical"):
+        c = p.row_centres(10)
+        assert c.min() - p.width / 2 >= 1 and c.max() + p.width / 2 <= sharp.frames - 2
+        assert c[0] > c[-1]  # vertical flip: the raw sharp frame's top row is the blur view's bottom
+
+
+def test_frame_pair_rows_follow_the_skew():
+    p = FramePair(0, 100.0, width=3.0, skew=2.0)
+    assert np.allclose(p.row_centres(3), [99.0, 100.0, 101.0])
+
+
+# ---------------------------------------------------------------- end to end
+def _simulate(raw: Path, **kw):
+    from rb2v.simulate import SimConfig, simulate_session
+
+    simulate_session(raw, SimConfig(category="street", internal_fps=400, **kw), progress=False)
+    return raw / "street" / "subject01" / "take01"
+
+
+def _build(out: Path):
+    from rb2v.dataset.build import build_dataset
+    from rb2v.dataset.settings import load_pipeline
+    from rb2v.manifest import read_manifest
+
+    dataset = build_dataset(out, load_pipeline("street", {"upsample.interpolator": "linear"}), report=False)
+    return read_manifest(dataset / "manifest.parquet")
+
+
+@pytest.fixture(scope="module")
+def start_take(tmp_path_factory):
+    """A street take whose timestamps mark the blur exposure's start, aligned and built."""
+    root = tmp_path_factory.mktemp("start")
+    raw, out = root / "raw", root / "out"
+    take = _simulate(raw, seconds=1.6, seed=41, blur_anchor="start")
+    assert main(["align", str(raw), str(out)]) == 0
+    folder = out / "aligned" / "street" / "subject01" / "take01"
+    return {
+        "truth": json.loads((take / "truth.json").read_text()),
+        "meta": read_alignment(folder),
+        "manifest": _build(out),
+        "folder": folder,
+    }
+
+
+def test_start_anchored_exposure_is_estimated(start_take):
+    meta, truth = start_take["meta"], start_take["truth"]
+    true_blur = Exposure.from_json(truth["exposure"]["blur"], "truth")
+    est = meta.exposure["blur"]
+    assert est.method == "estimated" and meta.exposure["sharp"].method == "assumed"
+    assert abs(est.start_s - true_blur.start_s) <= 2e-3, (est, true_blur)
+    assert abs(est.centre_s() - true_blur.centre_s()) <= 1e-3, (est, true_blur)
+    assert abs(est.length_s - true_blur.length_s) <= 3e-3
+    assert abs(meta.time_offset_s - truth["time_offset_s"]) <= 2.5e-3
+    assert corner_errors(meta, truth).max() <= 0.5
+    # the build's prediction is unbiased: within a quarter step of the true start, every frame
+    pred = np.array([meta.predicted_start(k, 2, 7) for k in range(truth["blur_frames"])])
+    assert np.abs(pred - np.array(truth["sharp_start_exact"])).max() < 0.25
+
+
+def test_centred_assumption_would_be_three_steps_early(start_take):
+    """What this issue fixed: without the exposure block the prediction is off by the half exposure."""
+    meta, truth = start_take["meta"], start_take["truth"]
+    blind = dataclasses.replace(meta, exposure=None)
+    bias = np.mean([blind.predicted_start(k, 2, 7) - truth["sharp_start_exact"][k] for k in range(10)])
+    assert bias < -2.5
+
+
+def test_start_anchored_build_hits_the_true_starts(start_take):
+    df, truth, meta = start_take["manifest"], start_take["truth"], start_take["meta"]
+    hits = np.mean([r.sharp_start == truth["sharp_start"][r.blur_index] for r in df.itertuples()])
+    assert hits >= 0.95, hits
+    assert len(df) >= 0.7 * truth["blur_frames"], len(df)
+    C = np.asarray(truth["color_matrix"])
+    errs = []
+    for r in df.itertuples():
+        from rb2v.io.images import read_image
+
+        sharp = read_image(start_take["folder"] / "sharp" / f"{r.sharp_start // 2:06d}.png")
+        X = np.hstack([sharp.reshape(-1, 3), np.ones((sharp.size // 3, 1))])
+        errs.append(np.abs(X @ np.asarray(r.color_matrix).reshape(3, 4).T - X @ C.T).max(axis=1).mean())
+    assert np.median(errs) <= 0.03
+    assert meta.extra["exposure_fit"]["rounds"], meta.extra["exposure_fit"]
+
+
+def test_sixteen_frame_take_aligns_and_builds(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    take = _simulate(raw, seconds=16 / 25, seed=43, blur_anchor="end")
+    truth = json.loads((take / "truth.json").read_text())
+    assert truth["blur_frames"] == 16
+    assert main(["align", str(raw), str(out)]) == 0
+    meta = read_alignment(out / "aligned" / "street" / "subject01" / "take01")
+    assert corner_errors(meta, truth).max() <= 0.5
+    df = _build(out)
+    assert len(df) >= 1
+    assert np.mean([r.sharp_start == truth["sharp_start"][r.blur_index] for r in df.itertuples()]) >= 0.95
+
+
+def test_too_short_take_is_refused_with_one_line(tmp_path, capsys):
+    from rb2v.simulate import SimConfig
+    from rb2v.simulate.session import TakeSimulation, write_take
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    cfg = SimConfig(category="street", seconds=0.2, seed=44, internal_fps=400)  # 5 blurry frames
+    folder = raw / "street" / "subject01" / "take01"
+    write_take(TakeSimulation(cfg, 0, 0), folder, "subject01", "take01", 1000, None, lambda: None)
+    assert main(["align", str(raw), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    rows = pq.read_table(out / "align_errors.parquet").to_pylist()
+    assert len(rows) == 1 and "\n" not in rows[0]["error"]
+    assert str(folder) in rows[0]["error"] and "too short" in rows[0]["error"], rows[0]["error"]
