@@ -2,7 +2,8 @@
 
 Per sample: the PSNR of each of the 7 predicted frames against its ground truth, on 0-255 values
 (``rb2v.metrics.psnr(..., peak=255)``), once for the prediction as is and once reversed in time;
-the direction whose *mean PSNR over the 7 frames* is higher is kept (ties: as is), and that
+the direction whose *mean PSNR over the 7 frames* is higher is kept (ties: as is; with identical
+frames, whose PSNR is inf, see ``_rank``), and that
 direction's per-frame PSNRs are the sample's pPSNR. pPSNR per frame is the mean over samples;
 p̄PSNR is the mean of those 7. A per-frame max (best direction chosen frame by frame) would score
 higher and is not the definition. pSSIM is the SSIM of the same chosen direction (scikit-image,
@@ -29,11 +30,18 @@ def frame_psnrs(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.array([psnr(p[k], t[k], peak=255.0) for k in range(len(p))])
 
 
+def _rank(psnrs: np.ndarray) -> tuple[int, float]:
+    """Order of directions: the mean PSNR; where frames are identical (inf), the number of such
+    frames first, then the mean of the others (so two means of inf still compare)."""
+    finite = psnrs[np.isfinite(psnrs)]
+    return int(np.isinf(psnrs).sum()), float(finite.mean()) if len(finite) else 0.0
+
+
 def ppsnr_sample(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, bool]:
     """(per-frame PSNRs of the better direction, whether that direction is the reverse)."""
     fwd = frame_psnrs(pred, target)
     rev = frame_psnrs(pred[::-1], target)
-    if rev.mean() > fwd.mean():
+    if _rank(rev) > _rank(fwd):
         return rev, True
     return fwd, False
 

@@ -65,9 +65,8 @@ class Blur2VidNet(nn.Module):
             )
             self.dec.append(nn.Sequential(*[ResBlock(widths[i - 1]) for _ in range(blocks)]))
         self.tail = nn.Conv2d(widths[0], 3 * FRAMES, 3, padding=1)
-        with torch.no_grad():  # start at the floor: every frame = the blurry input
-            self.tail.weight.mul_(0.1)
-            self.tail.bias.zero_()
+        nn.init.zeros_(self.tail.weight)  # start at the floor: every frame = the blurry input
+        nn.init.zeros_(self.tail.bias)
 
     def config(self) -> dict:
         return {"widths": list(self.widths), "blocks": self.blocks}

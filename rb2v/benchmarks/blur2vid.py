@@ -83,21 +83,41 @@ def rb2v(*args: str) -> None:
         raise click.ClickException(f"rb2v {args[0]} failed (exit {proc.returncode})")
 
 
-def train_run(manifest: Path, out: Path, loss: str, epochs: int, threads: int, seed: int, **extra) -> float:
-    """Train (or finish) one blur2vid run; return the sum of its epoch times in seconds."""
+def train_args(manifest: Path, out: Path, loss: str, epochs: int, threads: int, seed: int, **extra) -> list | None:
+    """The ``train-blur2vid`` arguments that start or finish one run; None when it is complete."""
     from hypercut_models.blur2vid.checkpoint import load_checkpoint
 
     args = ["train-blur2vid", "--manifest", manifest, "--out", out, "--epochs", epochs, "--threads", threads]
     args += ["--device", "cpu"]
     if (out / "last.pt").exists():
-        if load_checkpoint(out)["epoch"] < epochs:
-            rb2v(*args, "--resume")
-    else:
-        args += ["--loss", loss, "--seed", seed]
-        for k, v in extra.items():
-            args += [f"--{k.replace('_', '-')}", v]
-        rb2v(*args)
-    return float(sum(row["seconds"] for row in load_checkpoint(out)["history"]))
+        return [*args, "--resume"] if load_checkpoint(out)["epoch"] < epochs else None
+    args += ["--loss", loss, "--seed", seed]
+    for k, v in extra.items():
+        args += [f"--{k.replace('_', '-')}", v]
+    return args
+
+
+def run_all(jobs: list[tuple[str, list]], parallel: int, logs: Path) -> None:
+    """Run rb2v commands, ``parallel`` at a time, each logging to ``logs/<name>.log``."""
+    from ..progress import say
+
+    logs.mkdir(parents=True, exist_ok=True)
+    waiting, running = list(jobs), []
+    while waiting or running:
+        while waiting and len(running) < max(1, parallel):
+            name, args = waiting.pop(0)
+            log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 (closed when the process ends)
+            say(f"started: rb2v {' '.join(map(str, args[:1]))} ({name}), log {logs / f'{name}.log'}")
+            proc = subprocess.Popen([sys.executable, "-m", "rb2v", *map(str, args)], stdout=log, stderr=log)
+            running.append((name, proc, log))
+        time.sleep(2)
+        for item in list(running):
+            name, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                running.remove(item)
+                if proc.returncode != 0:
+                    raise click.ClickException(f"{name}: failed (exit {proc.returncode}), see {logs / f'{name}.log'}")
 
 
 def fmt_row(name: str, values, extra: str = "") -> str:
@@ -115,11 +135,13 @@ def fmt_row(name: str, values, extra: str = "") -> str:
 @click.option("--frames", default=28, show_default=True, help="Frames per made video (4 per sample).")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads per training.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--jobs", default=1, show_default=True, help="Trainings (and evaluations) run at the same time.")
 @click.option("--alpha-sweep", is_flag=True, help="Also train the hypercut loss with alpha in {0, 0.1, 0.2, 0.3}.")
-def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, alpha_sweep):
+def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, alpha_sweep):
     """Per-frame pPSNR of the naive, order-invariant and hypercut losses beside the blurry-input floor."""
     import tempfile
 
+    from hypercut_models.blur2vid.checkpoint import load_checkpoint
     from rb2v.manifest import read_manifest, update_manifest
 
     from ..progress import say
@@ -153,7 +175,11 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, alpha_
     from hypercut_models.evaluate import evaluate as eval_hypercut
 
     if ORDER_KEY not in read_manifest(manifest).attrs["metadata"]:
-        rb2v("order", "--manifest", manifest, "--checkpoint", hypercut, "--workers", "0", "--device", "cpu")
+        rb2v("order", "--manifest", manifest, "--checkpoint", hypercut, "--workers", "0", "--device", "cpu",
+             "--threads", threads)  # fmt: skip
+    import torch
+
+    torch.set_num_threads(threads)
     gt_order = eval_hypercut(manifest, hypercut, device="cpu", workers=0)
 
     runs = [("naive", "naive", {}), ("order-invariant", "order-invariant", {})]
@@ -162,15 +188,20 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, alpha_
         runs += [
             (f"hypercut (alpha {a:g})", "hypercut", {"hypercut": hypercut, "alpha": a}) for a in ALPHAS if a != 0.2
         ]
-    results, seconds = {}, {}
-    for name, loss, extra in runs:
-        out = work / "runs" / name.replace(" ", "_").replace("(", "").replace(")", "")
-        seconds[name] = train_run(manifest, out, loss, epochs, threads, seed, **extra)
-        cache = out / "eval.json"
-        if not cache.exists():
-            rb2v("eval-blur2vid", "--manifest", manifest, "--checkpoint", out, "--hypercut", hypercut,
-                 "--json", cache, "--device", "cpu", "--threads", threads)  # fmt: skip
-        results[name] = json.loads(cache.read_text())
+    folders = {name: work / "runs" / name.replace(" ", "_").replace("(", "").replace(")", "") for name, _, _ in runs}
+    trainings = [(name, train_args(manifest, folders[name], loss, epochs, threads, seed, **extra))
+                 for name, loss, extra in runs]  # fmt: skip
+    run_all([(n.replace(" ", "_"), a) for n, a in trainings if a is not None], jobs, work / "logs")
+    cache = f"eval-{epochs}epochs.json"  # a run trained further is scored again
+    evals = [
+        (f"eval-{name}".replace(" ", "_"), ["eval-blur2vid", "--manifest", manifest, "--checkpoint", folders[name],
+         "--hypercut", hypercut, "--json", folders[name] / cache, "--device", "cpu", "--threads", threads])
+        for name in folders
+        if not (folders[name] / cache).exists()
+    ]  # fmt: skip
+    run_all(evals, jobs, work / "logs")
+    results = {name: json.loads((folders[name] / cache).read_text()) for name in folders}
+    seconds = {name: sum(r["seconds"] for r in load_checkpoint(folders[name])["history"]) for name in folders}
 
     first = results["naive"]
     click.echo(

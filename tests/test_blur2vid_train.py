@@ -1,0 +1,222 @@
+"""blur2vid end to end: training (exact resume), the three commands, deblur of odd sizes and big
+images, a synth-reds dataset, and one-line errors. Data: tiny sets made from real images."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hypercut_models.blur2vid.checkpoint import load_checkpoint, save_checkpoint
+from hypercut_models.blur2vid.deblur import deblur_array, tile_starts
+from hypercut_models.blur2vid.evaluate import evaluate
+from hypercut_models.blur2vid.metrics import frame_psnrs
+from hypercut_models.blur2vid.network import make_network
+from hypercut_models.blur2vid.train import Blur2VidSettings, train
+from hypercut_models.synthetic import make_dataset, write_take
+from rb2v.cli import main as rb2v_main
+from rb2v.errors import Rb2vError
+from rb2v.io.images import read_image, write_image
+from rb2v.manifest import read_manifest, write_manifest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PRETRAINED = FIXTURES / "hypercut" / "pretrained.pt"
+STREET = FIXTURES / "img_seq"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ordered(tmp_path_factory) -> Path:
+    """3 photos x 2 samples of 40x40 (chelsea held out), labelled by `rb2v order` with the bundled HyperCUT."""
+    out = tmp_path_factory.mktemp("blur2vid_data")
+    manifest = make_dataset(
+        out, photos=("astronaut", "coffee", "chelsea"), test_subjects=("chelsea",), takes=1, samples=2, size=40, seed=5
+    )
+    args = ["order", "--manifest", str(manifest), "--checkpoint", str(PRETRAINED), "--workers", "0", "--device", "cpu"]
+    assert rb2v_main(args) == 0
+    return manifest
+
+
+TINY = dict(crop=36, batch_size=2, workers=0, device="cpu", lr=1e-3)
+
+
+def test_exact_resume(ordered, tmp_path, monkeypatch):
+    common = dict(manifest=str(ordered), loss="hypercut", hypercut=str(PRETRAINED), epochs=2, **TINY)
+    full = train(Blur2VidSettings(out=str(tmp_path / "full"), **common))
+
+    import hypercut_models.blur2vid.train as train_module
+
+    real_save = train_module.save_checkpoint
+
+    def save_then_crash(path, state):
+        real_save(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_crash)
+    crashed = Blur2VidSettings(out=str(tmp_path / "crashed"), **common)
+    with pytest.raises(KeyboardInterrupt):
+        train(crashed)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    assert load_checkpoint(tmp_path / "crashed")["epoch"] == 1
+    with pytest.raises(Rb2vError, match="--resume"):
+        train(crashed)
+    resumed = train(Blur2VidSettings(manifest="unused: the run's own", out=str(tmp_path / "crashed")), resume=True)
+    a, b = load_checkpoint(full), load_checkpoint(resumed)
+    assert b["epoch"] == 2 and b["settings"]["loss"] == "hypercut"
+    assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
+    assert all(r["hyp_loss"] > 0 for r in b["history"])  # R_hyp was part of the loss
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert not torch.equal(a["model"]["tail.weight"], torch.zeros_like(a["model"]["tail.weight"]))  # it trained
+    assert pd.read_csv(tmp_path / "crashed" / "log.csv")["epoch"].tolist() == [1, 2]
+
+
+def test_short_training_beats_the_blurry_input_on_held_out_sequences(tmp_path):
+    """A few sequences of a real street frame filmed by a camera panning right at 2 px per frame
+    (40x40, the blurry frame the mean of the 7): 100 steps of the naive loss must beat the floor
+    on sequences from other parts of the frame, which a fresh network scores exactly."""
+    photo = cv2.resize(read_image(STREET / "00000.jpg"), None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    rows, size, speed, length = [], 40, 2, 19  # 2 samples per take
+    for t in range(10):
+        y = int(rng.integers(0, photo.shape[0] - size))
+        x = int(rng.integers(0, photo.shape[1] - size - speed * length))
+        stream = np.stack([photo[y : y + size, x + speed * i : x + speed * i + size] for i in range(length)])
+        rows += write_take(tmp_path, "test" if t >= 8 else "train", f"pan{t}", "take00", stream, 2)
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows)
+    settings = Blur2VidSettings(
+        manifest=str(manifest), out=str(tmp_path / "run"), epochs=25, crop=40, batch_size=4, workers=0, device="cpu"
+    )
+    fresh = evaluate(manifest, None, net=make_network("small"), device="cpu", ssim=False)
+    np.testing.assert_allclose(fresh["ppsnr"], fresh["baseline_ppsnr"], atol=1e-9)  # the floor, exactly
+    result = evaluate(manifest, train(settings), device="cpu", ssim=False)
+    assert result["samples"] == 4
+    gain = np.array(result["ppsnr"]) - np.array(result["baseline_ppsnr"])
+    assert gain.mean() > MIN_GAIN_DB, f"pPSNR gain over the blurry input: {np.round(gain, 2)} dB"
+    assert (gain > 0).all(), f"pPSNR gain over the blurry input: {np.round(gain, 2)} dB"
+
+
+MIN_GAIN_DB = 0.3
+
+
+def test_train_eval_deblur_commands(ordered, tmp_path, capsys):
+    run = tmp_path / "run dir"  # a space in the path
+    args = ["train-blur2vid", "--manifest", str(ordered), "--out", str(run), "--loss", "hypercut"]
+    args += ["--hypercut", str(PRETRAINED), "--epochs", "1", "--crop", "36", "--batch-size", "2", "--device", "cpu"]
+    assert rb2v_main(args) == 0
+    assert capsys.readouterr().out.strip() == str(run / "last.pt")
+    settings = json.loads((run / "settings.json").read_text())
+    assert settings["loss"] == "hypercut" and settings["crop_used"] == 36
+    assert settings["order_labels"]["checkpoint"] == str(PRETRAINED)  # which HyperCUT made the labels
+    assert list(pd.read_csv(run / "log.csv")["epoch"]) == [1]
+
+    out_json = tmp_path / "eval.json"
+    args = ["eval-blur2vid", "--manifest", str(ordered), "--checkpoint", str(run), "--hypercut", str(PRETRAINED)]
+    assert rb2v_main([*args, "--json", str(out_json), "--device", "cpu"]) == 0
+    result = json.loads(out_json.read_text())
+    for key in ("ppsnr", "psnr_forward", "baseline_ppsnr"):
+        assert len(result[key]) == 7, key
+    assert result["ppsnr_mean"] == pytest.approx(np.mean(result["ppsnr"]))
+    assert np.mean(result["ppsnr"]) >= np.mean(result["psnr_forward"]) - 1e-9  # the better direction per sample
+    assert 0 < result["pssim_mean"] <= 1 and {"hit", "con@3"} <= set(result)
+    # the floor, computed here from the files: every frame = the stored blurry input
+    df = read_manifest(ordered)
+    test = df[df.split == "test"]
+    floors = [
+        frame_psnrs(np.repeat(read_image(ordered.parent / r.blur_path)[None], 7, 0), sharp)
+        for r in test.itertuples()
+        for sharp in [np.stack([read_image(ordered.parent / p) for p in r.sharp_paths])]
+    ]
+    np.testing.assert_allclose(result["baseline_ppsnr"], np.mean(floors, axis=0))
+    assert result["samples"] == len(test) == 2
+
+    # deblur: an odd-sized photo (37x53) and a folder, frames of the input's size, a GIF and an MP4
+    photo = read_image(STREET / "00000.jpg")
+    odd = tmp_path / "in put" / "odd photo.png"
+    write_image(odd, cv2.resize(photo, (53, 37), interpolation=cv2.INTER_AREA))
+    out = tmp_path / "frames"
+    base = ["deblur", str(odd), "--checkpoint", str(run), "--out", str(out), "--device", "cpu"]
+    assert rb2v_main([*base, "--video", "gif", "--tile", "24", "--overlap", "8"]) == 0
+    frames = sorted((out / "odd photo").glob("frame*.png"))
+    assert [f.name for f in frames] == [f"frame{k:03d}.png" for k in range(1, 8)]
+    assert {read_image(f).shape for f in frames} == {(37, 53, 3)}
+    assert (out / "odd photo" / "odd photo.gif").stat().st_size > 0
+    assert (
+        rb2v_main(["deblur", str(odd.parent), "--video", "--checkpoint", str(run), "--out", str(tmp_path / "v")]) == 0
+    )
+    assert (tmp_path / "v" / "odd photo" / "odd photo.mp4").stat().st_size > 0
+
+
+def test_tiles_cover_the_image_and_blend_exactly(tmp_path):
+    assert tile_starts(100, 40, 8) == [0, 32, 60] and tile_starts(30, 40, 8) == [0]
+    for length, tile, overlap in ((100, 40, 8), (97, 24, 8), (513, 512, 32)):
+        starts = tile_starts(length, tile, overlap)
+        assert starts[0] == 0 and starts[-1] + tile == length
+        assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+    # a fresh network predicts the blurry input itself: blending overlapping tiles must give it back
+    net = make_network("small").eval()
+    image = read_image(STREET / "00001.jpg")[:45, :71]
+    tiled = deblur_array(net, image, torch.device("cpu"), tile=20, overlap=6)
+    assert tiled.shape == (7, 45, 71, 3)
+    np.testing.assert_allclose(tiled, np.repeat(image[None], 7, 0), atol=1e-6)
+
+
+def test_synth_reds_dataset_end_to_end(tmp_path):
+    """synth-reds over 120 fps videos made from a real street frame -> order -> train -> eval."""
+    photo = cv2.resize(read_image(STREET / "00002.jpg"), (171, 96), interpolation=cv2.INTER_AREA)
+    for v, (y, dx) in enumerate(((10, 3), (40, -3), (20, 4))):
+        for i in range(12):  # 3 samples of 4 source frames each
+            x = 60 + dx * i
+            write_image(tmp_path / "videos" / f"pan{v}" / f"{i:05d}.png", photo[y : y + 40, x : x + 40])
+    assert rb2v_main(["synth-reds", "--fps", "120", "--input", str(tmp_path / "videos"), "--out", str(tmp_path / "o"),
+                      "--no-report"]) == 0  # fmt: skip
+    manifest = tmp_path / "o" / "datasets" / "reds" / "manifest.parquet"
+    df = read_manifest(manifest)
+    df["split"] = np.where(df["subject"] == "pan2", "test", "train")  # one video held out
+    write_manifest(manifest, df)
+    assert rb2v_main(["order", "--manifest", str(manifest), "--checkpoint", str(PRETRAINED), "--workers", "0"]) == 0
+    run = tmp_path / "run"
+    assert rb2v_main(["train-blur2vid", "--manifest", str(manifest), "--out", str(run), "--loss", "hypercut",
+                      "--hypercut", str(PRETRAINED), "--epochs", "1", "--batch-size", "3"]) == 0  # fmt: skip
+    result = evaluate(manifest, run, device="cpu")
+    assert result["samples"] == 3 and all(np.isfinite(result["ppsnr"]))
+
+
+def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
+    def error_of(args) -> str:
+        capsys.readouterr()
+        assert rb2v_main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("rb2v: error:") and "\n" not in err, err
+        return err
+
+    ckpt = tmp_path / "b2v.pt"
+    save_checkpoint(ckpt, {"model": make_network("small").state_dict(), "net": make_network("small").config()})
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert "not a readable image" in error_of(["deblur", str(bad), "--checkpoint", str(ckpt), "--out", str(tmp_path)])
+    assert "input not found" in error_of(["deblur", str(tmp_path / "nope.png"), "--checkpoint", str(ckpt),
+                                          "--out", str(tmp_path)])  # fmt: skip
+    good = tmp_path / "good.png"
+    write_image(good, read_image(STREET / "00000.jpg")[:40, :40])
+    # the wrong kind of checkpoint, both ways round
+    err = error_of(["deblur", str(good), "--checkpoint", str(PRETRAINED), "--out", str(tmp_path / "o")])
+    assert "not a blur2vid checkpoint" in err and "rb2v.hypercut/1" in err
+    err = error_of(["eval-blur2vid", "--manifest", str(ordered), "--checkpoint", str(ckpt), "--hypercut", str(ckpt)])
+    assert "not a HyperCUT checkpoint" in err
+    # hypercut training needs computed labels and a HyperCUT checkpoint
+    unlabelled = make_dataset(tmp_path / "raw", photos=("astronaut", "coffee"), takes=1, samples=1, size=40)
+    train_args = ["train-blur2vid", "--manifest", str(unlabelled), "--out", str(tmp_path / "r"), "--loss", "hypercut"]
+    assert "never computed" in error_of([*train_args, "--hypercut", str(PRETRAINED)])
+    assert "needs --hypercut" in error_of(train_args)
+    assert "nothing to resume" in error_of([*train_args[:4], str(tmp_path / "none"), "--resume"])
