@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rb2v.alignment import Exposure
+from rb2v.alignment import Exposure, Lens
 from rb2v.io.images import apply_flip
 from rb2v.io.video import open_source, probe
 from rb2v.metrics import psnr
@@ -107,6 +107,10 @@ def test_randomize_is_deterministic_per_seed_and_differs_across_takes():
         assert READOUT_RANGE[0] <= blur.readout_s <= READOUT_RANGE[1] and READOUT_RANGE[0] <= sharp.readout_s <= 0.010
         assert BITRATE_RANGE[0] <= s.bitrate_mbps <= BITRATE_RANGE[1]
         assert s.exposure_drift > 0 and s.wb_drift > 0
+    # lenses are the session's (its calibration take films them): same for every take, drawn per seed
+    assert cfg.distortion_blur and cfg.distortion_sharp and cfg.distortion_blur != cfg.distortion_sharp
+    assert SimConfig(category="street", seed=24, randomize=True).distortion_blur != cfg.distortion_blur
+    assert not SimConfig(category="street", seed=23, randomize=True, randomize_lens=False).distorted
     # the scene, clocks and rig do not depend on the draws
     plain = TakeSimulation(SimConfig(category="street", seed=23, **SMALL), 0, 0)
     rand = TakeSimulation(cfg, 0, 0)
@@ -116,7 +120,10 @@ def test_randomize_is_deterministic_per_seed_and_differs_across_takes():
 def test_truth_exposure_block_round_trips_and_predicts_the_start():
     sim = TakeSimulation(SimConfig(category="street", seed=25, randomize=True, **SMALL), 0, 0)
     truth = _truth(sim)
-    assert truth["lens"] is None and truth["timestamp_convention"] == "see exposure"
+    assert truth["timestamp_convention"] == "see exposure"
+    lens = {c: Lens.from_json(truth["lens"][c], "truth.json") for c in ("blur", "sharp")}  # drawn per session
+    assert all(0.02 <= abs(v.dist_coeffs[0]) <= 0.08 for v in lens.values())
+    assert lens["blur"].dist_coeffs != lens["sharp"].dist_coeffs
     for cam in ("blur", "sharp"):
         e = Exposure.from_json(truth["exposure"][cam], "truth.json")
         assert e.method == "truth" and e.to_json() == truth["exposure"][cam] and e == sim.exposure[cam]
@@ -126,6 +133,7 @@ def test_truth_exposure_block_round_trips_and_predicts_the_start():
     # default: centred, no readout — the historical truth
     plain = _truth(TakeSimulation(SimConfig(category="street", seed=25, **SMALL), 0, 0))
     assert plain["timestamp_convention"] == "exposure centre" and plain["color_matrix_per_frame"] is None
+    assert plain["lens"] is None
     assert plain["exposure"]["blur"]["start_s"] == -plain["exposure"]["blur"]["length_s"] / 2
 
 
@@ -183,11 +191,15 @@ def rb2v(*args):
 
 def test_cli_randomize_writes_the_draws_and_the_bitrate(tmp_path):
     raw = tmp_path / "raw"
-    r = rb2v("simulate-rig", raw, "--seconds", 0.5, "--size", "480x480", "--randomize", "--seed", 28, "--no-audio")
+    pinholes = ["--distortion-blur", "0", "--distortion-sharp", "0"]  # given lenses are kept: no board take here
+    r = rb2v(
+        "simulate-rig", raw, "--seconds", 0.5, "--size", "480x480", "--randomize", "--seed", 28, "--no-audio", *pinholes
+    )
     assert r.returncode == 0, r.stderr
     take = raw / "street" / "subject01" / "take01"
     truth = json.loads((take / "truth.json").read_text())
     assert truth["sim_config"]["randomize"] and truth["exposure"]["blur"]["method"] == "truth"
+    assert truth["lens"] is None and not (raw / "calibration").exists()
     expected = TakeSimulation(SimConfig(**truth["sim_config"]), 0, 0).settings
     assert truth["camera_settings"] == json.loads(json.dumps(expected.to_json()))
     src = open_source([take / f for f in truth["blur_files"]])

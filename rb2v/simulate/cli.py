@@ -20,6 +20,13 @@ def _size(value: str) -> tuple[int, int]:
     return w, h
 
 
+def _coeffs(value: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in value.replace(" ", ",").split(",") if v)
+    except ValueError:
+        raise Rb2vError(f"simulate-rig: {what} must be numbers k1[,k2,p1,p2,k3], got {value!r}") from None
+
+
 @click.command("simulate-rig")
 @click.argument("raw", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--category", type=click.Choice(["street", "face", "hand"]), default="street", show_default=True)
@@ -77,9 +84,16 @@ def _size(value: str) -> tuple[int, int]:
     "(default: constant quality, crf 14).",
 )
 @click.option(
+    "--distortion-blur",
+    default="",
+    help="Blur lens distortion, OpenCV coefficients k1[,k2,p1,p2,k3] (e.g. -0.06); films a checkerboard take.",
+)
+@click.option("--distortion-sharp", default="", help="Sharp lens distortion, as --distortion-blur (e.g. 0.05).")
+@click.option(
     "--randomize",
     is_flag=True,
-    help="Draw anchor, exposures, readouts, drift and bitrate per take from plausible ranges (deterministic per seed).",
+    help="Draw anchor, exposures, readouts, drift and bitrate per take, and both lenses' k1 per session, "
+    "from plausible ranges (deterministic per seed).",
 )
 def simulate_rig(
     raw,
@@ -105,6 +119,8 @@ def simulate_rig(
     exposure_drift,
     wb_drift,
     bitrate,
+    distortion_blur,
+    distortion_sharp,
     randomize,
 ):
     """Simulate a capture session of the beam-splitter rig into RAW/<category>/<subject>/<take>/."""
@@ -139,6 +155,8 @@ def simulate_rig(
         exposure_drift=exposure_drift,
         wb_drift=wb_drift,
         bitrate_mbps=bitrate,
+        distortion_blur=_coeffs(distortion_blur, "--distortion-blur"),
+        distortion_sharp=_coeffs(distortion_sharp, "--distortion-sharp"),
         randomize=randomize,
     )
     start = time.perf_counter()

@@ -82,7 +82,17 @@ class SimConfig:
     # H.264 at a fixed bitrate instead of crf: Mb/s a GoPro would use for 1920x1080, scaled to the frame size.
     bitrate_mbps: float | None = None
     randomize: bool = False  # draw anchor, exposure, readout, drift and bitrate per take from the seed
+    # with randomize and no distortion given (an explicit 0 is given): draw each camera's k1 once per session
+    randomize_lens: bool = True
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.randomize and self.randomize_lens and not self.distortion_blur and not self.distortion_sharp:
+            from .timing import draw_distortion
+
+            blur, sharp = draw_distortion(self.seed)
+            object.__setattr__(self, "distortion_blur", blur)
+            object.__setattr__(self, "distortion_sharp", sharp)
 
     def validate(self) -> None:
         if self.subjects < 1 or self.takes < 1:

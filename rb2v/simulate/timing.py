@@ -22,6 +22,14 @@ READOUT_RANGE = (0.008, 0.016)  # rolling-shutter readout, capped at each camera
 EXPOSURE_DRIFT_RANGE = (0.005, 0.03)  # relative amplitude of auto-exposure wander
 WB_DRIFT_RANGE = (0.005, 0.02)  # relative amplitude of per-channel white-balance wander
 BITRATE_RANGE = (45.0, 100.0)  # Mb/s at 1920x1080 (GoPro high/standard bitrates), scaled to the frame
+DISTORTION_K1_RANGE = (0.02, 0.08)  # |k1| per camera, either sign (a session's lenses: shared by its takes)
+
+
+def draw_distortion(seed: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """--randomize: the session's radial distortion (k1) of the blur and the sharp lens, different per camera."""
+    rng = np.random.default_rng([8, seed])
+    k1 = rng.uniform(*DISTORTION_K1_RANGE, size=2) * rng.choice([-1.0, 1.0], size=2)
+    return (float(k1[0]),), (float(k1[1]),)
 
 
 class Drift:
