@@ -15,8 +15,11 @@ subject's colour and ``S`` the screen's. The keyer therefore works in linear lig
    lie close to such a plane whatever their brightness, and the key ``L = G - lr*R - lb*B``
    is linear in the mix, so ``a = 1 - L(I) / L(S)`` holds for every subject colour on
    the plane, however dark or bright the blurred part was;
-4. soft thresholds at a multiple of the noise measured on the screen;
-5. the foreground colour by un-mixing ``F = S + (I - S) / a``: the screen's share is
+4. soft thresholds at a multiple of the noise measured on the screen (last);
+5. in the mixed band, alpha by projection onto the line between the local subject colour
+   (the nearest opaque pixels') and the screen (``mix_alpha``): the edge is un-mixed against
+   the colour that was smeared over the screen, rim spill included;
+6. the foreground colour by un-mixing ``F = S + (I - S) / a``: the screen's share is
    removed, not just desaturated.
 """
 
@@ -33,6 +36,14 @@ from .frames import as_frame, as_frames
 
 OPAQUE = 0.97  # first-pass alpha above which a pixel counts as subject colour
 MIN_SCREEN_FRACTION = 0.02  # below this share of green pixels there is no screen to key
+MIX_OPAQUE = 0.8  # plane alpha above which a pixel's colour is taken as the local subject colour
+MIX_BAND = (0.02, 0.98)  # plane alpha of the pixels that are re-estimated as mixtures
+MIX_FLAT = 0.025  # px^-1: largest alpha gradient of an opaque plateau pixel
+MIX_REACH = 4.0  # px: sigma of the plateau density that sets the trust in the projection
+MIX_SUPPORT = 0.15  # plateau density at which the projection is fully trusted
+MIX_SPREAD = 0.1  # colour variance / |F - S|^2 of the filled subject colour at which the projection is not used
+MIX_LOW = 0.15  # plane alpha below which the projection is always used
+MIX_MIN_CONTRAST = 0.05  # |F - S|^2 below this share of |S|^2: subject too close to the screen colour
 
 
 @dataclass
@@ -233,6 +244,7 @@ class ChromaKeyer:
             # Where the subject's plane passes near the screen colour the key cannot tell them apart.
             usable = key_s > 0.25 * screen[..., 1]
             alpha = np.where(usable, 1.0 - plane_key(lin, lam) / np.maximum(key_s, 1e-6), a0)
+        alpha = mix_alpha(lin, screen, alpha.astype(np.float32))
         return soft_threshold(alpha, max(3.0 * noise, 0.004))
 
     def __call__(self, frame) -> tuple[np.ndarray, np.ndarray]:
@@ -255,6 +267,40 @@ class ChromaKeyer:
         if self.screen is None:
             raise Rb2vError("chroma: call fit(frames) before asking for the screen image")
         return linear_to_srgb(self.screen.evaluate(h, w))
+
+
+def mix_alpha(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Alpha of the mixed pixels (the motion-blurred band) by projection onto the line between the
+    *local* subject colour and the screen: ``a = (I - S)·(F - S) / |F - S|²``.
+
+    ``F`` is the colour of the nearest opaque plateau (pixels keyed nearly opaque where the key is
+    flat: inside the subject, not on a blur ramp), filled outwards by push-pull, so a blurred edge
+    is un-mixed against the colour that was actually smeared over the screen, including the screen
+    light its rim reflects (spill), which the colour plane reads as partial coverage. All three
+    channels vote, so noise costs less than on one key axis. The projection is trusted in
+    proportion to how much plateau is near (a wide band with no opaque core keeps the plane's
+    alpha), and not where the subject's colour is too close to the screen's (|F - S| small).
+    """
+    smooth = cv2.GaussianBlur(alpha, (0, 0), 1.0)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / 8
+    plateau = ((alpha > MIX_OPAQUE) & (gx * gx + gy * gy < MIX_FLAT**2)).astype(np.float32)
+    if plateau.sum() < 16:
+        return alpha
+    moments = push_pull(np.concatenate([lin, lin * lin], axis=-1), plateau)
+    d = moments[..., :3] - screen
+    dd = (d * d).sum(-1)
+    spread = np.maximum(moments[..., 3:] - moments[..., :3] ** 2, 0).sum(-1)  # the filled colour's variance
+    projected = ((lin - screen) * d).sum(-1) / np.maximum(dd, 1e-6)
+    trust = np.clip(cv2.GaussianBlur(plateau, (0, 0), MIX_REACH) / MIX_SUPPORT, 0.0, 1.0)
+    # nearly clear pixels (screen shading, the thin end of a blur) are told from the screen better
+    # along any subject colour than along the plane's one axis
+    trust = np.maximum(trust, (alpha < MIX_LOW).astype(np.float32))
+    # ... when the subject colour there is one colour: a fill across differently coloured parts
+    # (skin and hair) is no colour the edge had, the plane key is right for all of them
+    trust *= np.clip(1.0 - spread / np.maximum(dd, 1e-6) / MIX_SPREAD, 0.0, 1.0)
+    trust *= (alpha > MIX_BAND[0]) & (alpha < MIX_BAND[1]) & (dd > MIX_MIN_CONTRAST * (screen * screen).sum(-1))
+    return (trust * projected + (1.0 - trust) * alpha).astype(np.float32)
 
 
 def unmix(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndarray:
