@@ -25,13 +25,18 @@ def valid_crop(truth: dict, crop_w: int, crop_h: int) -> dict:
     """The crop nearest the frame centre inside the blur view's valid region and the warped sharp view."""
     w, h = truth["width"], truth["height"]
     H = np.asarray(truth["homography"], np.float64)
+    lenses = _lenses(truth)
     sharp_valid = np.zeros((h, w), np.uint8)
     sharp_valid[SHARP_BORDER : h - SHARP_BORDER] = 1  # rows of the recorded frame; a vertical flip keeps them
+    if lenses:  # valid regions are in recorded pixels; the crop is in undistorted ones
+        sharp_valid = _undistorted_mask(sharp_valid, lenses["sharp"])
     sharp_valid = apply_flip(sharp_valid, truth["flip_sharp"]).copy()
     valid = cv2.warpPerspective(sharp_valid, H, (w, h), flags=cv2.INTER_NEAREST)
     vr = truth["valid_region"]
     box = np.zeros_like(valid)
     box[vr["y"] : vr["y"] + vr["height"], vr["x"] : vr["x"] + vr["width"]] = 1
+    if lenses:
+        box = _undistorted_mask(box, lenses["blur"])
     valid &= box
     integral = cv2.integral(valid)
     best = None
@@ -46,6 +51,18 @@ def valid_crop(truth: dict, crop_w: int, crop_h: int) -> dict:
     if best is None:
         raise ValueError("no crop of the requested size fits inside both views")
     return {"x": int(best[1]), "y": int(best[2]), "width": crop_w, "height": crop_h}
+
+
+def _lenses(truth: dict) -> dict[str, Lens] | None:
+    lens = truth.get("lens")
+    return None if not lens else {c: Lens.from_json(v, "truth.json") for c, v in lens.items()}
+
+
+def _undistorted_mask(mask: np.ndarray, lens: Lens) -> np.ndarray:
+    """A 0/1 mask of recorded pixels as the undistorted view sees it (0 where the lens showed nothing)."""
+    from ..align.lens import undistort_image
+
+    return (undistort_image(mask.astype(np.float32), lens) > 0.999).astype(np.uint8)
 
 
 def truth_alignment(truth: dict, crop: dict) -> Alignment:
@@ -70,10 +87,13 @@ def truth_alignment(truth: dict, crop: dict) -> Alignment:
 
 
 def write_oracle_alignment(take_dir: str | Path, out_dir: str | Path, crop_size: tuple[int, int] = (448, 448)) -> Path:
-    """Align a simulated take with its true geometry and clock; same outputs as ``rb2v align``."""
+    """Align a simulated take with its true geometry and clock; same outputs as ``rb2v align``
+    (with the true lenses, both streams undistorted through one remap each)."""
     take_dir, out_dir = Path(take_dir), Path(out_dir)
     truth = json.loads((take_dir / "truth.json").read_text())
     crop = valid_crop(truth, *crop_size)
+    if truth.get("lens"):
+        return _write_undistorted(take_dir, out_dir, truth, crop)
     H = np.asarray(truth["homography"], np.float64)
     shift = np.array([[1, 0, -crop["x"]], [0, 1, -crop["y"]], [0, 0, 1]], np.float64)
     with atomic_dir(out_dir) as tmp:
@@ -87,6 +107,21 @@ def write_oracle_alignment(take_dir: str | Path, out_dir: str | Path, crop_size:
                 warped = cv2.warpPerspective(un, shift @ H, (cw, ch), flags=cv2.INTER_LINEAR)
                 write_image(tmp / "sharp" / f"{i0 + j:06d}.png", warped, compression=1)
         write_alignment(tmp, truth_alignment(truth, crop))
+    return out_dir
+
+
+def _write_undistorted(take_dir: Path, out_dir: Path, truth: dict, crop: dict) -> Path:
+    from ..align.lens import frame_maps
+
+    meta = truth_alignment(truth, crop)
+    with atomic_dir(out_dir) as tmp:
+        for cam in ("blur", "sharp"):
+            mx, my = (m.astype(np.float32) for m in frame_maps(meta, cam))
+            for i0, chunk in _frames(take_dir, truth[f"{cam}_files"]):
+                for j, f in enumerate(chunk):
+                    out = cv2.remap(f, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                    write_image(tmp / cam / f"{i0 + j:06d}.png", out, compression=1)
+        write_alignment(tmp, meta)
     return out_dir
 
 
