@@ -254,3 +254,45 @@ def test_too_short_take_is_refused_with_one_line(tmp_path, capsys):
     rows = pq.read_table(out / "align_errors.parquet").to_pylist()
     assert len(rows) == 1 and "\n" not in rows[0]["error"]
     assert str(folder) in rows[0]["error"] and "too short" in rows[0]["error"], rows[0]["error"]
+
+
+# ---------------------------------------------------------------- build: rows scored against their own time
+def _alignment(flip="horizontal", blur_readout=0.016, sharp_readout=0.010):
+    from rb2v.alignment import Alignment, Crop
+
+    return Alignment(
+        blur_fps=25.0,
+        sharp_fps=100.0,
+        flip_sharp=flip,
+        homography=tuple(tuple(r) for r in np.eye(3)),
+        crop=Crop(0, 0, 448, 448),
+        time_offset_s=0.1,
+        clock_ratio=1.0,
+        sync_method="audio",
+        exposure={"blur": Exposure(0.0, 0.03, blur_readout), "sharp": Exposure(0.0, 0.001, sharp_readout)},
+        extra={"blur_size": [448, 448]},
+    )
+
+
+def test_row_shifts_follow_the_relative_readout():
+    from rb2v.dataset.rowtime import row_shifts
+
+    same = row_shifts(_alignment("horizontal"), 448, 2)  # skews subtract: 6 ms = 1.2 steps top to bottom
+    assert same[-1] - same[0] == pytest.approx(1.2) and same[0] == pytest.approx(-0.6)
+    turned = row_shifts(_alignment("vertical"), 448, 2)  # the sharp rows turned over: skews add, 26 ms
+    assert turned[-1] - turned[0] == pytest.approx(5.2)
+    assert row_shifts(_alignment("horizontal", 0.008, 0.008), 448, 2) is None  # global shutter in effect
+    assert row_shifts(dataclasses.replace(_alignment(), exposure=None), 448, 2) is None
+
+
+def test_deskew_takes_each_row_from_its_own_time():
+    from rb2v.dataset.rowtime import deskew, reach
+
+    T, H = 12, 5
+    seq = np.broadcast_to(np.arange(T, dtype=np.float32)[:, None, None, None], (T, H, 2, 3)).copy()
+    shifts = np.array([-1.5, -0.75, 0.0, 0.75, 1.5])
+    before, after = reach(shifts)
+    assert (before, after) == (2, 3)
+    out = deskew(seq, shifts, first=before, count=4)
+    # row r of frame j holds time before + j + shift_r (linear between frames)
+    assert np.allclose(out[:, :, 0, 0], before + np.arange(4)[:, None] + shifts[None, :])

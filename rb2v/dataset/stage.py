@@ -29,6 +29,7 @@ from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
 from ..io.images import encode_png, read_image
 from ..manifest import FRAMES_PER_SEQ, sample_paths, sample_row
 from ..settings import SequenceSettings, load_rig
+from . import rowtime
 from .sequence import AnchoredInterpolator, CachedInterpolator, UpsampledSequence
 from .settings import PipelineSettings
 from .takes import AlignedTake
@@ -275,10 +276,17 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
     with clock("decode+upsample"):
         blur = read_image(take.blur_path(k))
         seq = x.window(lo, hi + N_FRAMES)
+        # rolling shutter: each row scored against its own time (the sample keeps x's own frames)
+        shifts = rowtime.row_shifts(take.alignment, blur.shape[0], tools.sequence.upsample_factor)
+        scored = seq
+        if shifts is not None:
+            before, after = rowtime.reach(shifts)
+            a, b = max(lo - before, 0), min(hi + N_FRAMES + after, len(x))
+            scored = rowtime.deskew(x.window(a, b), shifts, lo - a, len(seq))
     with clock("search"):
         res = search(
             blur,
-            seq,
+            scored,
             n=N_FRAMES,
             candidates=range(0, hi - lo + 1),
             interpolator=tools.subframes,
