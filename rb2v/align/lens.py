@@ -401,13 +401,20 @@ def check_size(lenses: dict[str, Lens], blur: VideoSource, sharp: VideoSource, w
 
 
 # ---------------------------------------------------------------------- geometry
+def _coeffs(lens: Lens) -> np.ndarray:
+    """The distortion coefficients zero-padded to a length OpenCV takes (4, 5, 8, 12 or 14)."""
+    d = lens.dist.ravel()
+    n = next(k for k in (4, 5, 8, 12, 14) if k >= len(d)) if len(d) <= 14 else len(d)
+    return np.concatenate([d, np.zeros(n - len(d))])
+
+
 def distort(lens: Lens, pts: np.ndarray) -> np.ndarray:
     """Undistorted pixels (N,2) -> recorded pixels."""
     pts = np.asarray(pts, np.float64).reshape(-1, 2)
     K = lens.K
     n = np.linalg.solve(K, np.vstack([pts.T, np.ones(len(pts))]))
     obj = np.ascontiguousarray((n / n[2]).T.reshape(-1, 1, 3))
-    out, _ = cv2.projectPoints(obj, np.zeros(3), np.zeros(3), K, lens.dist)
+    out, _ = cv2.projectPoints(obj, np.zeros(3), np.zeros(3), K, _coeffs(lens))
     return out.reshape(-1, 2)
 
 
@@ -415,7 +422,7 @@ def undistort(lens: Lens, pts: np.ndarray) -> np.ndarray:
     """Recorded pixels (N,2) -> undistorted pixels (new camera matrix = the lens's own)."""
     pts = np.asarray(pts, np.float64).reshape(-1, 1, 2)
     crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
-    return cv2.undistortPoints(pts, lens.K, lens.dist, None, None, lens.K, crit).reshape(-1, 2)
+    return cv2.undistortPoints(pts, lens.K, _coeffs(lens), None, None, lens.K, crit).reshape(-1, 2)
 
 
 @functools.lru_cache(maxsize=16)
