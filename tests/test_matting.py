@@ -28,7 +28,8 @@ def test_keyer_alpha_on_a_motion_blurred_take(take):
         assert alpha.min() >= 0.0 and alpha.max() <= 1.0
         band = take.band[i]
         assert band.mean() > 0.1  # the test is about wide semi-transparent bands
-        # Measured ~0.43 (SAD/1000) and band MSE ~0.004; a naive G-max(R,B) key gives 1.5 / 0.04.
+        # Measured ~0.52 (SAD/1000) and band MSE ~0.006 (a wide band with no opaque core: the projection of
+        # chroma.mix_alpha has little to lean on; the plane key alone: 0.43 / 0.004); naive G-max(R,B): 1.5 / 0.04.
         assert metrics.sad(alpha, take.alpha[i]) < 0.6
         assert metrics.mse(alpha, take.alpha[i], band) < 0.007
         screen = take.alpha[i] == 0
