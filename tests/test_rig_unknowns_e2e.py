@@ -1,6 +1,7 @@
 """Issue 13, done-when: ``rb2v align`` + ``rb2v build`` on a randomized simulated take meet the targets.
 
-One street take with every camera convention drawn by ``--randomize`` (exposure anchor anywhere in
+One street take with every camera convention drawn by ``--randomize`` (lens distortion per camera
+with its checkerboard calibration take, exposure anchor anywhere in
 the exposure, blur exposure 1/100-1/25 s, rolling-shutter readout per camera, exposure and
 white-balance drift, H.264 at a GoPro-like bitrate), from a seed no other test uses and nothing
 was tuned on. The same measurement as ``rb2v bench rig-unknowns``.

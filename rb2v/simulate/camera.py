@@ -143,15 +143,17 @@ class Camera:
     def integrate_rows(self, renders, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rolling shutter: sum of renders (linear RGB, alpha; unflipped) with per-row weights (n, H)
         given for the rows of the recorded frame."""
-        radiance = alpha = None
+        radiance = np.zeros_like(renders[0][0])
+        alpha = np.zeros_like(renders[0][1])
         for (img, a), wr in zip(renders, weights):
             wr = wr[::-1] if self.flip == "vertical" else wr  # recorded row r is rendered row H-1-r
-            wr = np.ascontiguousarray(wr)[:, None]
-            if radiance is None:
-                radiance, alpha = img * wr[..., None], a * wr
-            else:
-                radiance += img * wr[..., None]
-                alpha += a * wr
+            nz = np.flatnonzero(wr)
+            if nz.size == 0:
+                continue
+            band = slice(nz[0], nz[-1] + 1)  # a render lights only the rows whose window overlaps its bin
+            w = np.ascontiguousarray(wr[band])[:, None]
+            radiance[band] += img[band] * w[..., None]
+            alpha[band] += a[band] * w
         return radiance, alpha
 
     def develop(
