@@ -39,7 +39,8 @@ SETTINGS: dict[str, dict] = {
     "readout-16": {"blur_readout_s": 0.016, "sharp_readout_s": 0.010},
     "drift+codec": {"exposure_drift": 0.03, "wb_drift": 0.02, "bitrate_mbps": 45.0},
     "distortion": {"distortion_blur": (-0.06,), "distortion_sharp": (0.05,)},
-    "randomized": {"randomize": True},
+    "randomized-nolens": {"randomize": True, "randomize_lens": False},
+    "randomized": {"randomize": True},  # all of the above drawn, lenses too (with a checkerboard take)
 }
 DEFAULT_SETTINGS = "centre,start,end,readout-8,readout-16,randomized"
 TARGETS = {"offset_ms": 2.5, "corner_px": 0.5, "at_exact": 0.95, "accepted": 0.70, "colour": 0.03}
