@@ -51,12 +51,13 @@ else:  # pragma: no cover
 BOARD_FILE = "board.toml"
 INTRINSICS_FILE = "intrinsics.json"
 INTRINSICS_SCHEMA = "rb2v.intrinsics/1"
-CALIBRATION_VERSION = 1  # bump when a change alters calibration results
+CALIBRATION_VERSION = 2  # bump when a change alters calibration results
 MAX_TRIES = 60  # frame pairs tried per camera
 MAX_VIEWS = 24  # views that go into one calibration
 MIN_VIEWS = 6
 STILL_PX = 0.35  # a view counts when its corners move less than this (median) to the next frame
 MAX_RMS_PX = 1.5  # reprojection error above which a calibration is refused
+SIGNIFICANT = 4.0  # a distortion term below this many standard deviations is not estimated (fixed at 0)
 
 
 # ---------------------------------------------------------------------- board.toml
@@ -246,28 +247,44 @@ def select_views(views: list[View], size: tuple[int, int], count: int = MAX_VIEW
 
 
 def calibrate_views(views: list[View], board: Board, size: tuple[int, int], what: str) -> tuple[Lens, dict]:
-    """OpenCV calibration (k1 k2 p1 p2; k3 fixed at 0) on the views; the worst views (per-view error
-    above 3x the median) are dropped once and the calibration is redone."""
+    """OpenCV calibration on the views: k1 k2 p1 p2 (k3 fixed at 0), then the terms the views cannot
+    determine are fixed at 0 and the calibration redone: k2 when |k2| < ``SIGNIFICANT`` standard
+    deviations (OpenCV's estimate), the tangential pair when both are. An undetermined term only
+    trades off against k1 and bends the map where no corner constrained it. The worst views
+    (per-view error above 3x the median) are dropped once."""
     if len(views) < MIN_VIEWS:
         raise Rb2vError(
             f"{what}: the board was found still in {len(views)} frame(s), need at least {MIN_VIEWS} "
             f"(hold it still in several poses, tilted, all over the view)"
         )
-    flags = cv2.CALIB_FIX_K3
     crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-10)
 
-    def run(vs: list[View]):
+    def run(vs: list[View], flags: int):
         obj = [_object_points(board, v.points, v.ids) for v in vs]
         img = [v.points.reshape(-1, 1, 2) for v in vs]
         return cv2.calibrateCameraExtended(obj, img, size, None, None, flags=flags, criteria=crit)
 
-    rms, K, dist, _, _, _, _, per_view = run(views)
+    flags = cv2.CALIB_FIX_K3
+    rms, K, dist, _, _, sd, _, per_view = run(views, flags)
     per_view = np.asarray(per_view).ravel()
     keep = per_view <= 3 * np.median(per_view) + 0.05
     dropped = int((~keep).sum())
     if dropped and keep.sum() >= MIN_VIEWS:
         views = [v for v, k in zip(views, keep) if k]
-        rms, K, dist, _, _, _, _, per_view = run(views)
+        rms, K, dist, _, _, sd, _, per_view = run(views, flags)
+    d, sd = np.asarray(dist).ravel(), np.asarray(sd).ravel()[4:8]  # sd: fx fy cx cy k1 k2 p1 p2 …
+    z = np.abs(d[:4]) / np.maximum(sd, 1e-12)
+    model = ["k1"]
+    if z[1] < SIGNIFICANT:
+        flags |= cv2.CALIB_FIX_K2
+    else:
+        model.append("k2")
+    if max(z[2], z[3]) < SIGNIFICANT:
+        flags |= cv2.CALIB_ZERO_TANGENT_DIST
+    else:
+        model += ["p1", "p2"]
+    if flags != cv2.CALIB_FIX_K3:
+        rms, K, dist, *_ = run(views, flags)
     if not np.isfinite(rms) or rms > MAX_RMS_PX:
         raise Rb2vError(f"{what}: calibration failed (reprojection error {rms:.2f} px over {len(views)} views)")
     lens = Lens(
@@ -277,7 +294,8 @@ def calibrate_views(views: list[View], board: Board, size: tuple[int, int], what
         "calibrated",
         float(rms),
     )
-    return lens, {"views": len(views), "dropped": dropped, "frames": [v.index for v in views]}
+    info = {"views": len(views), "dropped": dropped, "model": model, "z": [round(float(v), 2) for v in z]}
+    return lens, {**info, "frames": [v.index for v in views]}
 
 
 def calibrate_camera(src: VideoSource, board: Board, what: str) -> tuple[Lens, dict]:

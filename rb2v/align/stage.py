@@ -401,6 +401,8 @@ def align_take(
 ) -> tuple[str, Alignment]:
     """Align one take into ``out_folder``; returns ("aligned" | "skipped", its alignment)."""
     inputs = take_inputs(take, calibration_take)
+    if calibration is not None and calibration.lens:  # recalibrated lenses redo the take
+        inputs["lens"] = lensmod.lens_json(calibration.lens)
     if is_finished(out_folder, inputs, opts.hash):
         return "skipped", read_alignment(out_folder)
     meta = estimate(take, opts, calibration)
