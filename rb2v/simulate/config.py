@@ -3,7 +3,7 @@
 Every convention of the simulated cameras is a setting (issue 13): which instant of the exposure
 a frame's timestamp denotes (the *anchor*), exposure length, rolling-shutter readout, per-frame
 exposure and white-balance drift, the codec's bitrate — and ``randomize`` draws them per take
-(``rb2v.simulate.timing.draw_take_settings``). The defaults are the historical simulator: centred
+(``rb2v.simulate.timing.take_settings``; lenses per session). The defaults are the historical simulator: centred
 exposures, global shutter, no drift, H.264 at ``crf``.
 """
 
