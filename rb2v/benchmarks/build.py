@@ -42,7 +42,9 @@ def main(category, seconds, interpolator, stride, workdir):
     ]
     write_oracle_alignment(takes[0], out / "aligned" / takes[0].relative_to(raw))
     click.echo(f"simulated and aligned a {seconds:g} s {category} take in {time.perf_counter() - t0:.1f} s")
-    t0 = time.perf_counter()
+    from .floor import children_cpu_s
+
+    t0, cpu0 = time.perf_counter(), children_cpu_s()
     proc = subprocess.run(
         [
             sys.executable,
@@ -62,7 +64,7 @@ def main(category, seconds, interpolator, stride, workdir):
         capture_output=True,
         text=True,
     )
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, children_cpu_s() - cpu0
     if proc.returncode != 0:
         raise click.ClickException(f"build failed: {proc.stderr.strip().splitlines()[-1]}")
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -93,7 +95,7 @@ def main(category, seconds, interpolator, stride, workdir):
     inputs = sorted((aligned / "blur").glob("*.png"))[::stride] + sorted((aligned / "sharp").glob("*.png"))
     compression = load_pipeline(category).output.png_compression
     floor = io_floor(inputs, out / "datasets" / category, compression)
-    click.echo(floor.line(wall, "build (wall, child process)"))
+    click.echo(floor.line(wall, "build (wall, child process)", cpu))
     acc = measure_take(raw, out, category)
     click.echo(
         f"accuracy: {100 * acc['at_exact']:.1f} % of {acc['accepted']} accepted samples at the exact start, "

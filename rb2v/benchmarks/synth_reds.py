@@ -39,7 +39,7 @@ def main(width, height, frames, interpolator, workdir):
 
     from ..dataset.settings import load_pipeline
     from ..io.images import read_image, write_image
-    from .floor import io_floor
+    from .floor import children_cpu_s, io_floor
 
     root = Path(workdir or tempfile.mkdtemp(prefix="rb2v-bench-reds-"))
     seq_dir = root / "input" / "street000"
@@ -54,9 +54,9 @@ def main(width, height, frames, interpolator, workdir):
     out = root / "out"
     cmd = [sys.executable, "-m", "rb2v", "synth-reds", "--fps", "120", "--input", str(root / "input")]
     cmd += ["--out", str(out), "--interpolator", interpolator, "--no-report"]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), children_cpu_s()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, RB2V_PROGRESS="0"))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, children_cpu_s() - cpu0
     if proc.returncode != 0:
         raise click.ClickException(f"synth-reds failed: {proc.stderr.strip().splitlines()[-1]}")
     dataset = out / "datasets" / "reds"
@@ -68,5 +68,5 @@ def main(width, height, frames, interpolator, workdir):
         f"rb2v synth-reds --fps 120 --interpolator {interpolator}: {len(sources)} frames {width}x{height} -> "
         f"{samples} samples in {wall:.2f} s wall ({wall / max(samples, 1):.2f} s per sample, child process)"
     )
-    click.echo(floor.line(wall, "synth-reds"))
+    click.echo(floor.line(wall, "synth-reds", cpu))
     click.echo(f"load average {os.getloadavg()[0]:.1f}")

@@ -9,7 +9,8 @@ of the rig's upsampled 200 fps stream span about 4 sharp frames:
   interpolated at t = (j mod k)/k; 120 fps: 4 consecutive frames + 3 interpolated, as in the paper;
 * rates that are multiples of 240 are decimated to 240 fps first (k = 1);
 * other rates are refused: their 7 frames would not land on the source frames.
-The blurry frame is the synthetic blur of the 7 frames (19 sub-frames). Consecutive samples
+The blurry frame is the synthetic blur of the 7 frames (19 sub-frames, each interpolated from the
+two real frames around its instant, as the rig build does). Consecutive samples
 do not share source frames. ``sharp_start`` indexes x; ``upsample_factor`` is k.
 """
 
@@ -119,8 +120,6 @@ def build_sequence(
     seq: Sequence, fps: float, settings: PipelineSettings, dataset_dir: Path, tools: StageTools, starts: list[int]
 ) -> TakeSummary:
     """The samples starting at ``starts`` (decimated frame indices) of one sequence: a unit of work."""
-    from ..colormatch import synthesize_blur
-
     k, decimate = rate_plan(fps)
     unit = chunk_key(seq, starts)
     key = unit_key([seq.name, seq.count, str(seq.path.stat().st_mtime_ns), fps, starts], settings)
@@ -140,20 +139,12 @@ def build_sequence(
         s = raw_index // decimate - span
         if s not in wanted or len(buffer) <= span:
             continue
-        window = [
-            buffer[j // k] if j % k == 0 else tools.upsampler(buffer[j // k], buffer[j // k + 1], (j % k) / k)
-            for j in range(N_FRAMES)
-        ]
-        window = np.stack(window)
-        motion = float(np.mean(np.abs(window[-1] - window[0])))
         sample_id = f"reds-{seq.name}-{s:06d}"
         base = {"sample_id": sample_id, "take": f"reds/{seq.name}/clip", "subject": seq.name, "blur_index": s}
-        if motion < settings.qc.min_motion:
+        if float(np.mean(np.abs(buffer[-1] - buffer[0]))) < settings.qc.min_motion:  # first vs last of the 7
             rejects.append({**base, "reason": "static", "sharp_start": k * s, "psnr": np.nan, "psnr_margin": np.nan})
             continue
-        blur = synthesize_blur(
-            window, sub=settings.search.subframes, interpolator=tools.subframes, space=settings.search.space
-        )
+        window, blur = synthesize_sample(list(buffer), k, settings, tools)
         blur_path, sharp_paths = sample_paths(f"samples/{seq.name}/{s:06d}")
         digests = write_sample_images(
             dataset_dir, [blur_path, *sharp_paths], [blur, *window], settings.output.png_compression
@@ -185,6 +176,43 @@ def build_sequence(
         summary.reasons[r["reason"]] = summary.reasons.get(r["reason"], 0) + 1
     commit_results(dataset_dir, unit, key, rows, rejects, summary)
     return summary
+
+
+def synthesize_sample(
+    real: list[np.ndarray], k: int, settings: PipelineSettings, tools: StageTools
+) -> tuple[np.ndarray, np.ndarray]:
+    """A sample's 7 frames and its synthetic blur, from the ``(N_FRAMES - 1) // k + 1`` real frames it spans.
+
+    Every frame, and every one of the ``settings.search.subframes`` sub-frames of the blur, is
+    interpolated from the two real frames around its instant (never from an interpolated frame),
+    so each real pair needs one flow estimate (the interpolators cache it), and an instant shared by
+    a frame and a sub-frame is interpolated once. A sub-frame between real frames i and i+1 at
+    t uses ``tools.subframes``; the 7 frames use ``tools.upsampler`` (the same object by default).
+    """
+    from ..colormatch.blur import linear_to_srgb, srgb_to_linear, steps_per_pair
+
+    sub = settings.search.subframes
+    steps = steps_per_pair(N_FRAMES, sub)
+    made: dict[tuple[int, int, int], np.ndarray] = {}
+
+    def at(num: int, den: int, interp) -> np.ndarray:
+        """The frame at real time num/den (in real frames from the first)."""
+        i, r = divmod(num, den)
+        if r == 0:
+            return real[i]
+        key = (i, r * (k * steps) // den, id(interp))
+        if key not in made:
+            made[key] = interp(real[i], real[i + 1], r / den)
+        return made[key]
+
+    window = np.stack([at(j, k, tools.upsampler) for j in range(N_FRAMES)])
+    linear, count = settings.search.space == "linear", (N_FRAMES - 1) * steps + 1
+    total = np.zeros(real[0].shape, np.float64)  # the mean of the sub-frames, accumulated (no stack of them)
+    for q in range(count):
+        frame = at(q, k * steps, tools.subframes)
+        total += srgb_to_linear(frame.astype(np.float64)) if linear else frame
+    total /= count
+    return window, (linear_to_srgb(total) if linear else total).astype(np.float32)
 
 
 CHUNK_SAMPLES = 100  # samples per unit of work
