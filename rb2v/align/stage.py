@@ -422,7 +422,7 @@ def align_calibration(take: Take, out_folder: Path, opts: AlignOptions) -> Align
     inputs = take_inputs(take, None)
     board = lensmod.read_board(take.folder)
     if board is not None:
-        inputs["board"] = board.to_json()
+        inputs["board"] = {**board.to_json(), "calibration_version": lensmod.CALIBRATION_VERSION}
     if is_finished(out_folder, inputs, opts.hash):
         return read_alignment(out_folder)
     meta = estimate(take, opts, None) if board is None else lensmod.board_alignment(take, out_folder, opts, estimate)
