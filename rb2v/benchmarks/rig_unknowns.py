@@ -7,7 +7,10 @@ pipeline unless told), and compare with the simulator's truth:
 
 - offset error (ms): ``time_offset_s`` of alignment.json against the truth
 - corner error (px): ``rb2v.benchmarks.align.corner_errors`` of the crop (mean and max over corners)
-- at exact start (%): accepted samples whose ``sharp_start`` is the truth's (middle row, true exposures)
+- at exact start (%): accepted samples whose ``sharp_start`` is the truth's (middle row, true exposures);
+  the truth is the rounded fractional start ``sharp_start_exact``, so also: within one step of the
+  fractional start (<1st%: when it sits near k + 0.5, k and k + 1 are equally right), the mean distance
+  |dp| in steps, and the fractional part (frac) of the take's true starts
 - accepted (%): accepted samples over the blurry frames the build considered (and over all frames)
 - colour error: median over accepted samples of the mean max-channel difference between the sample's
   3x4 matrix and the true one (per-frame under drift) over the sharp frame's own colours
@@ -91,6 +94,8 @@ def measure_take(raw: Path, out: Path, category: str) -> dict:
         [truth["sharp_start"][k] if truth["sharp_start"][k] is not None else -999 for k in df["blur_index"]]
     )
     steps = df["sharp_start"].to_numpy() - starts
+    exact = np.array([truth["sharp_start_exact"][k] for k in df["blur_index"]], np.float64)
+    dist = np.abs(df["sharp_start"].to_numpy() - exact)  # in upsampled steps, to the true (fractional) start
     per_frame = truth.get("color_matrix_per_frame")
     errors = []
     for r in df.itertuples():
@@ -105,6 +110,10 @@ def measure_take(raw: Path, out: Path, category: str) -> dict:
             "accepted_frac": take["accepted"] / considered if considered else 0.0,
             "accepted_of_all": take["accepted"] / truth["blur_frames"],
             "at_exact": float(np.mean(steps == 0)) if len(steps) else 0.0,
+            # the true start is fractional: when it sits near k + 0.5, k and k + 1 are equally right
+            "within_1": float(np.mean(dist < 1)) if len(dist) else 0.0,
+            "mean_abs_steps": float(dist.mean()) if len(dist) else float("nan"),
+            "exact_fraction": float(np.median(exact % 1)) if len(exact) else float("nan"),
             "step_errors": {int(s): int(n) for s, n in zip(*np.unique(steps, return_counts=True))},
             "colour_median": float(np.median(errors)) if errors else float("nan"),
             "colour_max": float(np.max(errors)) if errors else float("nan"),
@@ -126,10 +135,17 @@ def run_one(work: Path, name: str, seed: int, args: dict) -> dict:
         height=args["height"],
         **SETTINGS[name],
     )
+    if args.get("measure_only"):
+        res: dict = {"setting": name, "seed": seed}
+        try:
+            res.update(measure_take(raw, out, args["category"]))
+        except Exception as e:
+            res["error"] = f"measure: {type(e).__name__}: {e}"
+        return res
     t0 = time.perf_counter()
     simulate_session(raw, cfg, progress=False)
     t_sim = time.perf_counter() - t0
-    res: dict = {"setting": name, "seed": seed, "simulate_s": t_sim}
+    res = {"setting": name, "seed": seed, "simulate_s": t_sim}
     if not (out / "takes.parquet").exists():
         t0 = time.perf_counter()
         ok, err = _rb2v(["align", str(raw), str(out)], out.parent / "align.log")
@@ -154,11 +170,14 @@ def run_one(work: Path, name: str, seed: int, args: dict) -> dict:
 def _fmt_row(name: str, rs: list[dict]) -> str:
     ok = [r for r in rs if "error" not in r]
     if not ok:
-        return f"{name:<12}{len(rs):>3}  failed: {rs[0]['error']}"
+        return f"{name:<18}{len(rs):>3}  failed: {rs[0]['error']}"
     off = max(abs(r["offset_ms"]) for r in ok)
     cm = np.mean([r["corner_mean_px"] for r in ok])
     cx = max(r["corner_max_px"] for r in ok)
     ex = min(r["at_exact"] for r in ok)
+    near = min(r.get("within_1", float("nan")) for r in ok)
+    dist = max(r.get("mean_abs_steps", float("nan")) for r in ok)
+    frac = ",".join(f"{r.get('exact_fraction', float('nan')):.2f}" for r in ok)
     acc = min(r["accepted_frac"] for r in ok)
     acc_all = min(r["accepted_of_all"] for r in ok)
     col = float(np.nanmax([r["colour_median"] for r in ok]))
@@ -179,8 +198,8 @@ def _fmt_row(name: str, rs: list[dict]) -> str:
     )
     failed = f"  ({len(rs) - len(ok)} failed)" if len(ok) < len(rs) else ""
     return (
-        f"{name:<12}{len(ok):>3}{off:>9.3f}{cm:>8.3f}{cx:>8.3f}{100 * ex:>8.1f}{100 * acc:>8.1f}{100 * acc_all:>8.1f}"
-        f"{col:>9.4f}  {flags}  steps {step_txt}{failed}"
+        f"{name:<18}{len(ok):>3}{off:>9.3f}{cm:>8.3f}{cx:>8.3f}{100 * ex:>8.1f}{100 * near:>7.1f}{dist:>7.2f}"
+        f"{100 * acc:>7.1f}{100 * acc_all:>8.1f}{col:>9.4f}  {flags}  frac {frac} steps {step_txt}{failed}"
     )
 
 
@@ -206,7 +225,8 @@ def _fmt_row(name: str, rs: list[dict]) -> str:
     help="Folder for takes and outputs (kept; finished takes are reused, align/build re-run when missing).",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def main(seeds, names, category, seconds, size, interpolator, work, json_path):
+@click.option("--measure-only", is_flag=True, help="Only measure the outputs already under --work (no runs).")
+def main(seeds, names, category, seconds, size, interpolator, work, json_path, measure_only):
     """Offset, corner, start, acceptance and colour errors per camera convention, end to end."""
     seeds = [int(s) for s in seeds.split(",") if s.strip()]
     names = [n.strip() for n in names.split(",") if n.strip()]
@@ -214,7 +234,14 @@ def main(seeds, names, category, seconds, size, interpolator, work, json_path):
     if unknown:
         raise click.ClickException(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
     w, h = (int(v) for v in size.lower().split("x"))
-    args = {"category": category, "seconds": seconds, "width": w, "height": h, "interpolator": interpolator}
+    args = {
+        "category": category,
+        "seconds": seconds,
+        "width": w,
+        "height": h,
+        "interpolator": interpolator,
+        "measure_only": measure_only,
+    }
     results: dict[str, list[dict]] = {}
     t_all = time.perf_counter()
     for name in names:
@@ -237,8 +264,8 @@ def main(seeds, names, category, seconds, size, interpolator, work, json_path):
         f"build interpolator {interpolator or 'pipeline default'}; worst of seeds; {time.perf_counter() - t_all:.0f} s"
     )
     click.echo(
-        f"{'setting':<12}{'n':>3}{'|off|ms':>9}{'corner':>8}{'cornmax':>8}{'exact%':>8}{'acc%':>8}{'acc/all':>8}"
-        f"{'colour':>9}  flags (off,corner,exact,acc,colour; * misses target)"
+        f"{'setting':<18}{'n':>3}{'|off|ms':>9}{'corner':>8}{'cornmax':>8}{'exact%':>8}{'<1st%':>7}{'|dp|':>7}"
+        f"{'acc%':>7}{'acc/all':>8}{'colour':>9}  flags (off,corner,exact,acc,colour; * misses target)"
     )
     for name in names:
         click.echo(_fmt_row(name, results[name]))
