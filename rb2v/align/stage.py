@@ -175,7 +175,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     g = _homography(take, s, flips, opts, None, lenses)
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
     if g.inliers < a.min_inliers:
-        if calibration is None or (calibration.inliers or 0) < a.min_inliers:
+        if calibration is None or calibration.inliers == 0:  # 0: a board take's lenses without a homography
             why = (
                 f"names calibration take '{take.calibration}', which is not usable"
                 if take.calibration
