@@ -23,15 +23,17 @@ from .network import HyperCUTNet
 FORMAT = "rb2v.hypercut/1"
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write atomically: a crash mid-write never leaves a truncated ``last.pt``."""
+def save_tagged(path: str | Path, fmt: str, state: dict[str, Any]) -> Path:
+    """Write a checkpoint tagged with its format, atomically: a crash mid-write never leaves a
+    truncated ``last.pt``."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+        torch.save({"format": fmt, **state}, tmp)
     return path
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
+def load_tagged(path: str | Path, fmt: str, kind: str, map_location="cpu") -> dict[str, Any]:
+    """A checkpoint file (or a run folder's ``last.pt``) of format ``fmt``; one-line errors otherwise."""
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
@@ -40,14 +42,20 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated files, pickles of arbitrary objects, non-torch files
-        raise Rb2vError(
-            f"{path}: not a readable HyperCUT checkpoint ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''})"
-        ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise Rb2vError(f"{path}: not a readable {kind} checkpoint ({type(e).__name__}: {first})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
         tag = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise Rb2vError(f"{path}: not a HyperCUT checkpoint of rb2v (format {tag!r}, expected {FORMAT!r})")
+        raise Rb2vError(f"{path}: not a {kind} checkpoint of rb2v (format {tag!r}, expected {fmt!r})")
     return ckpt
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    return save_tagged(path, FORMAT, state)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
+    return load_tagged(path, FORMAT, "HyperCUT", map_location)
 
 
 def build_model(ckpt: dict[str, Any]) -> tuple[HyperCUTNet, Hyperplane]:

@@ -100,6 +100,17 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def restore_run(ckpt: dict | None, optimizer, scaler) -> tuple[int, list]:
+    """Restore a run's optimiser, scaler and random state; (epochs done, per-epoch history)."""
+    if ckpt is None:
+        return 0, []
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    return int(ckpt["epoch"]), list(ckpt["history"])
+
+
 class RunLog:
     """log.csv (rewritten whole from the history, so a resume never duplicates rows) and
     TensorBoard when it is installed."""
@@ -187,16 +198,10 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     criterion = HyperCUTLoss(settings.same_weight)
-    start, history = 0, []
-    if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        start, history = int(ckpt["epoch"]), list(ckpt["history"])
-        set_rng_state(ckpt["rng"])
-        if start >= settings.epochs:
-            say(f"{out}: already trained for {start} epoch(s) (>= --epochs {settings.epochs}); nothing to do")
-            return out / "last.pt"
+    start, history = restore_run(ckpt, optimizer, scaler)
+    if ckpt is not None and start >= settings.epochs:
+        say(f"{out}: already trained for {start} epoch(s) (>= --epochs {settings.epochs}); nothing to do")
+        return out / "last.pt"
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         out / "settings.json",

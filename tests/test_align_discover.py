@@ -109,7 +109,7 @@ BAD = ["one_camera", "three_cameras", "ratio_two", "corrupt", "empty", "swapped_
 
 
 def test_cli_reports_each_failed_take_and_writes_tables(raw, tmp_path, capsys):
-    """Timecode-only sync: these streams carry none, so the paired takes fail fast at sync. Every
+    """The paired takes hold 4-5 blurry frames, under what alignment needs: refused fast. Every
     failed take is reported by name in one line and in align_errors.parquet, exit status 1;
     takes.parquet lists the paired takes with their stream facts."""
     out = tmp_path / "out"
@@ -124,7 +124,9 @@ def test_cli_reports_each_failed_take_and_writes_tables(raw, tmp_path, capsys):
     failed = {e["take"]: e for e in pq.read_table(out / "align_errors.parquet").to_pylist()}
     assert sorted(failed) == sorted(BAD + ["pal", "ntsc", "named"])
     assert all(failed[n]["stage"] == "discover" for n in BAD)
-    assert failed["pal"]["stage"] == "align" and "cannot synchronise" in failed["pal"]["error"]
+    # 5 blurry frames: refused before any work, one line naming the take
+    assert failed["pal"]["stage"] == "align" and "pal: take too short: 5 blurry frame(s)" in failed["pal"]["error"]
+    assert all("take too short" in failed[n]["error"] for n in ("ntsc", "named"))
 
     table = pq.read_table(out / "takes.parquet").to_pylist()
     row = {r["take"]: r for r in table}["pal"]

@@ -206,6 +206,10 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
                                           "--out", str(tmp_path)])  # fmt: skip
     good = tmp_path / "good.png"
     write_image(good, read_image(STREET / "00000.jpg")[:40, :40])
+    (tmp_path / "other").mkdir()
+    write_image(tmp_path / "other" / "good.jpg", read_image(good))
+    err = error_of(["deblur", str(good), str(tmp_path / "other"), "--checkpoint", str(ckpt), "--out", str(tmp_path)])
+    assert "same name as" in err and "good.png" in err  # both would be written to OUT/good/
     # the wrong kind of checkpoint, both ways round
     err = error_of(["deblur", str(good), "--checkpoint", str(PRETRAINED), "--out", str(tmp_path / "o")])
     assert "not a blur2vid checkpoint" in err and "rb2v.hypercut/1" in err

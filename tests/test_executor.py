@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,14 +81,19 @@ def test_ray_cluster_of_two_nodes_builds_the_manifest_of_a_local_run(oracle_sess
     try:
         for cmd in (head, worker):
             subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
-        status = subprocess.run(
-            [str(ray_bin), "status", "--address", f"127.0.0.1:{port}"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-        assert status.stdout.count("node_") >= 2, status.stdout  # two nodes really joined
+        for _ in range(30):  # the second node registers with the head within seconds
+            status = subprocess.run(
+                [str(ray_bin), "status", "--address", f"127.0.0.1:{port}"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
+            active = status.stdout.split("Active:")[-1].split("Pending:")[0]
+            if active.count("node_") >= 2:
+                break
+            time.sleep(2)
+        assert active.count("node_") >= 2, status.stdout  # two nodes really joined
         results = {}
         for name, extra in (
             ("inline", []),

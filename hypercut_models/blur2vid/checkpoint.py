@@ -11,39 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from rb2v.errors import Rb2vError
-from rb2v.fsutil import atomic_path
 
+from ..checkpoint import load_tagged, save_tagged
 from .network import Blur2VidNet
 
 FORMAT = "rb2v.blur2vid/1"
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Atomic: a crash mid-write never leaves a truncated ``last.pt``."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
-    return path
+    return save_tagged(path, FORMAT, state)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "last.pt"
-    if not path.is_file():
-        raise Rb2vError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated files, arbitrary pickles, non-torch files
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise Rb2vError(f"{path}: not a readable blur2vid checkpoint ({type(e).__name__}: {first})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        tag = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise Rb2vError(f"{path}: not a blur2vid checkpoint of rb2v (format {tag!r}, expected {FORMAT!r})")
-    return ckpt
+    return load_tagged(path, FORMAT, "blur2vid", map_location)
 
 
 def build_network(ckpt: dict[str, Any]) -> Blur2VidNet:

@@ -85,7 +85,12 @@ def list_inputs(inputs: list[str | Path]) -> list[Path]:
             files.append(item)
         else:
             raise Rb2vError(f"{item}: input not found")
-    return files
+    seen: dict[str, Path] = {}
+    for f in files:  # each input gets DIR/<name>/: two inputs of one name would overwrite each other
+        if f.stem in seen and seen[f.stem].resolve() != f.resolve():
+            raise Rb2vError(f"{f}: same name as {seen[f.stem]}, both would be written to <out>/{f.stem}/")
+        seen[f.stem] = f
+    return list({f.resolve(): f for f in files}.values())
 
 
 def write_video(folder: Path, kind: str) -> Path:

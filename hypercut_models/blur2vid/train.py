@@ -26,7 +26,7 @@ from rb2v.progress import progress, say
 from ..checkpoint import load_regularizer
 from ..data import default_workers, iterate, make_loader
 from ..network import MIN_SIDE
-from ..train import RunLog, cosine_lr, rng_state, seed_everything, set_rng_state
+from ..train import RunLog, cosine_lr, restore_run, rng_state, seed_everything
 from .checkpoint import build_network, load_checkpoint, save_checkpoint
 from .data import BlurSequenceDataset, order_record
 from .losses import LOSSES, Blur2VidLoss
@@ -129,16 +129,10 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
     criterion = Blur2VidLoss(settings.loss, regularizer, settings.alpha)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
-    start, history = 0, []
-    if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        start, history = int(ckpt["epoch"]), list(ckpt["history"])
-        set_rng_state(ckpt["rng"])
-        if start >= settings.epochs:
-            say(f"{out}: already trained for {start} epoch(s) (>= --epochs {settings.epochs}); nothing to do")
-            return out / "last.pt"
+    start, history = restore_run(ckpt, optimizer, scaler)
+    if ckpt is not None and start >= settings.epochs:
+        say(f"{out}: already trained for {start} epoch(s) (>= --epochs {settings.epochs}); nothing to do")
+        return out / "last.pt"
     out.mkdir(parents=True, exist_ok=True)
     order = order_record(read_manifest(settings.manifest)) if hypercut else None
     write_json_atomic(out / "settings.json", {**dataclasses.asdict(settings), "crop_used": crop, "order_labels": order})

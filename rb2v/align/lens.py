@@ -8,7 +8,8 @@ afterwards — features, ECC, exposure timing, the crop — happens in undistort
 Where the lenses come from, per take (``take_lenses``):
 1. the take's calibration take (take.toml ``calibration = "<name>"``) when
    ``RAW/calibration/<name>/board.toml`` says it films a board: each camera is calibrated on it
-   (``calibrate_session``) and the intrinsics are stored in the output's calibration folder,
+   (``calibrate_take``, run by the calibration take's unit of work) and the intrinsics are
+   stored in the output's calibration folder,
    ``OUT/calibration/<name>/intrinsics.json`` ({"schema": "rb2v.intrinsics/1", "board": {...},
    "blur": Lens, "sharp": Lens, "views": ...}); RAW stays read-only. A finished file whose input
    fingerprint matches is reused.
@@ -365,27 +366,6 @@ def read_intrinsics(path: str | Path, quiet: bool = False) -> tuple[dict[str, Le
         if quiet:
             return None
         raise Rb2vError(f"{path}: not valid intrinsics ({e})") from None
-
-
-def calibrate_session(calibrations: dict, names, out: str | Path) -> tuple[dict[str, dict[str, Lens]], dict[str, str]]:
-    """Calibrate the lenses of every board take among ``names`` (``calibrations``: name -> Take, as
-    ``discover`` returns them) into ``OUT/calibration/<name>/intrinsics.json``.
-
-    Returns ({name: {"blur": Lens, "sharp": Lens}}, {name: one-line error}); calibration takes
-    without board.toml are not board takes and are left out of both.
-    """
-    lenses, errors = {}, {}
-    for name in sorted(set(names)):
-        take = calibrations.get(name)
-        if take is None:
-            continue
-        try:
-            if read_board(take.folder) is None:
-                continue
-            lenses[name] = calibrate_take(take, Path(out) / "calibration" / name)
-        except Rb2vError as e:
-            errors[name] = str(e)
-    return lenses, errors
 
 
 def rig_lenses(rig, blur: VideoSource, sharp: VideoSource) -> dict[str, Lens] | None:
