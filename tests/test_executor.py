@@ -74,7 +74,10 @@ def test_ray_cluster_of_two_nodes_builds_the_manifest_of_a_local_run(oracle_sess
         pytest.skip("the ray command is not installed next to this Python")
     _, out = oracle_session
     port = _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RB2V_PROGRESS": "0"}
+    # A home of its own: a ~/.ray/auth_token left by another Ray run makes the head demand a token
+    # that the joining node does not send.
+    (tmp_path / "home").mkdir()
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "RAY_USAGE_STATS_ENABLED": "0", "RB2V_PROGRESS": "0"}
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     head = [str(ray_bin), "start", "--head", "--port", str(port), "--include-dashboard", "false", *common]
     worker = [str(ray_bin), "start", "--address", f"127.0.0.1:{port}", *common]
