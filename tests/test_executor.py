@@ -74,16 +74,18 @@ def test_ray_cluster_of_two_nodes_builds_the_manifest_of_a_local_run(oracle_sess
         pytest.skip("the ray command is not installed next to this Python")
     _, out = oracle_session
     port = _free_port()
-    # A home of its own: a ~/.ray/auth_token left by another Ray run makes the head demand a token
-    # that the joining node does not send.
+    # A clean Ray environment: a ray.init() earlier in this process leaves RAY_* variables, and a
+    # ~/.ray/auth_token of another run makes the head demand a token the joining node never sends.
     (tmp_path / "home").mkdir()
-    env = {**os.environ, "HOME": str(tmp_path / "home"), "RAY_USAGE_STATS_ENABLED": "0", "RB2V_PROGRESS": "0"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(tmp_path / "home"), RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RB2V_PROGRESS="0")
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     head = [str(ray_bin), "start", "--head", "--port", str(port), "--include-dashboard", "false", *common]
     worker = [str(ray_bin), "start", "--address", f"127.0.0.1:{port}", *common]
     try:
         for cmd in (head, worker):
-            subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
+            started = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+            assert started.returncode == 0, (started.stdout + started.stderr)[-3000:]
         for _ in range(30):  # the second node registers with the head within seconds
             status = subprocess.run(
                 [str(ray_bin), "status", "--address", f"127.0.0.1:{port}"],
