@@ -28,6 +28,9 @@ def test_help_lists_every_command():
         "fetch",
         "validate",
         "bench",
+        "train-blur2vid",
+        "eval-blur2vid",
+        "deblur",
     ):
         assert name in out.stdout
 
