@@ -25,19 +25,27 @@ def crop_filtered(src: VideoSource, box: tuple[int, int, int, int], chunk: int =
         yield from decode_pipe(info, 0, info.frames, chunk, vf=vf, size=(w, h))
 
 
-def grey_selected(src: VideoSource, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, grey uint8 frame) for the wanted frames in increasing order. ffmpeg drops the
-    frames in between before any conversion; gaps wider than ``SEEK_GAP`` are crossed by seeking."""
-    wanted = sorted(set(indices))
+def chapter_runs(src: VideoSource, indices: Iterable[int]):
+    """The wanted frames grouped for decoding: (chapter, its first stream index, runs of in-chapter
+    indices in increasing order). Frames of one run are decoded in one pass; gaps wider than
+    ``SEEK_GAP`` start a new run, crossed by seeking."""
+    wanted = sorted(set(int(i) for i in indices))
     offset = 0
     for info in src.chapters:
-        mine = [i - offset for i in wanted if offset <= i < offset + info.frames]
         runs: list[list[int]] = []
-        for i in mine:
+        for i in (i - offset for i in wanted if offset <= i < offset + info.frames):
             if runs and i - runs[-1][-1] <= SEEK_GAP:
                 runs[-1].append(i)
             else:
                 runs.append([i])
+        yield info, offset, runs
+        offset += info.frames
+
+
+def grey_selected(src: VideoSource, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, grey uint8 frame) for the wanted frames in increasing order. ffmpeg drops the
+    frames in between before any conversion."""
+    for info, offset, runs in chapter_runs(src, indices):
         for run in runs:
             start = run[0]
             select = "+".join(f"eq(n\\,{i - start})" for i in run)
@@ -45,4 +53,3 @@ def grey_selected(src: VideoSource, indices: Iterable[int]) -> Iterator[tuple[in
             frames = np.concatenate(list(decode_pipe(info, start, len(run), 64, vf=vf, channels=1)))
             for i, frame in zip(run, frames):
                 yield offset + i, frame
-        offset += info.frames

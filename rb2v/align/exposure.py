@@ -37,7 +37,7 @@ from scipy import optimize
 
 from ..alignment import Exposure
 from ..io.video import VideoSource, decode_pipe
-from .decode import SEEK_GAP
+from .decode import chapter_runs
 from .geometry import box_weights_rows, common_mask, flip_matrix
 from .sync import SyncResult
 
@@ -100,19 +100,10 @@ class TimingData:
 def _grey_frames(src: VideoSource, indices, scale: float) -> dict[int, np.ndarray]:
     """Grey uint8 frames at ``indices``, scaled inside ffmpeg (area): contiguous runs are decoded
     as they come, separate runs by seeking (no per-frame select expression)."""
-    wanted = sorted(set(int(i) for i in indices))
     w, h = max(2, round(src.width * scale)), max(2, round(src.height * scale))
     vf = "format=gray" if scale >= 1.0 else f"scale={w}:{h}:flags=area,format=gray"
     out: dict[int, np.ndarray] = {}
-    offset = 0
-    for info in src.chapters:
-        mine = [i - offset for i in wanted if offset <= i < offset + info.frames]
-        runs: list[list[int]] = []
-        for i in mine:
-            if runs and i - runs[-1][-1] <= SEEK_GAP:
-                runs[-1].append(i)
-            else:
-                runs.append([i])
+    for info, offset, runs in chapter_runs(src, indices):
         for run in runs:
             n = run[-1] - run[0] + 1
             frames = np.concatenate(list(decode_pipe(info, run[0], n, 32, vf=vf, size=(w, h), channels=1)))
@@ -120,7 +111,6 @@ def _grey_frames(src: VideoSource, indices, scale: float) -> dict[int, np.ndarra
             for j, frame in enumerate(frames):
                 if run[0] + j in keep:
                     out[offset + run[0] + j] = frame
-        offset += info.frames
     return out
 
 
