@@ -44,7 +44,7 @@ def evaluate(
     ssim: bool = True,
     net: Blur2VidNet | None = None,
 ) -> dict:
-    """The figures of ``eval-blur2vid`` (the JSON keys of the README's blur2vid section, plus counts and timings)."""
+    """The figures of ``eval-blur2vid`` (the JSON keys listed in hypercut_models/README.md, plus counts and timings)."""
     from .metrics import PPSNRAccumulator
 
     dev = resolve_device(device)
