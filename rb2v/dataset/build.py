@@ -73,18 +73,25 @@ def run_takes(
         _tools(settings)  # a bad model setting stops the build here, before any take
     units = take_units(takes, settings, dataset_dir, chunk_frames)
     outcomes = run_units(units, executor, desc=f"build {settings.category}", unit_name="frame")
-    by_take: dict[str, list[Outcome]] = {}
+    return gather(units, outcomes, key=lambda u: chunk_name(u.args[0], u.args[1]))
+
+
+def owner(unit_id: str) -> str:
+    """The take or sequence a chunk's unit id (``OWNER@first``) belongs to."""
+    return unit_id.rsplit("@", 1)[0]
+
+
+def gather(units: list[Unit], outcomes: list[Outcome], key) -> tuple[list[TakeSummary], list[str], list[Outcome]]:
+    """Per owner, in unit order: its merged summary and its chunks' keys (``key(unit)``) when every
+    chunk finished; the failed outcomes. A failed chunk fails its owner; the others go on."""
+    groups: dict[str, list[tuple[Unit, Outcome]]] = {}
     for unit, outcome in zip(units, outcomes):
-        by_take.setdefault(unit.args[0].take_id, []).append(outcome)
-    summaries, keys, failed = [], [], []
-    for take in takes:
-        parts = by_take.get(take.take_id, [])
-        bad = [o for o in parts if not o.ok]
-        if bad or not parts:
-            failed.extend(bad)
-            continue
-        summaries.append(TakeSummary.merge([o.value for o in parts]))
-        keys.extend(chunk_name(take, u.args[1]) for u in units if u.args[0] is take)
+        groups.setdefault(owner(unit.id), []).append((unit, outcome))
+    summaries, keys, failed = [], [], [o for o in outcomes if not o.ok]
+    for parts in groups.values():
+        if all(o.ok for _, o in parts):
+            summaries.append(TakeSummary.merge([o.value for _, o in parts]))
+            keys.extend(key(u) for u, _ in parts)
     return summaries, keys, failed
 
 
@@ -162,7 +169,7 @@ def build_dataset(
 
         write_report(dataset_dir)
     print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started)
-    bad = len(broken) + len({o.unit.split("@")[0] for o in failed})
+    bad = len(broken) + len({owner(o.unit) for o in failed})
     if bad:
         raise PartialFailure(
             f"{bad} take(s) of '{settings.category}' failed (named above; tracebacks in "

@@ -236,7 +236,7 @@ def synth_reds_dataset(
     executor: ExecutorSettings = INLINE,
     chunk_samples: int = CHUNK_SAMPLES,
 ) -> Path:
-    from .build import _tools, assemble, print_summary
+    from .build import _tools, assemble, gather, owner, print_summary
 
     rate_plan(fps)  # refuse a rate it cannot honour before any work
     started = time.perf_counter()
@@ -252,19 +252,14 @@ def synth_reds_dataset(
         for part in chunks(sample_starts(seq, fps, settings), chunk_samples)
     ]
     outcomes = run_units(units, executor, desc="synth-reds", unit_name="sample")
-    summaries, keys, failed = [], [], [o for o in outcomes if not o.ok]
-    for seq in seqs:
-        mine = [(u, o) for u, o in zip(units, outcomes) if u.args[0] is seq]
-        if mine and all(o.ok for _, o in mine):
-            summaries.append(TakeSummary.merge([o.value for _, o in mine]))
-            keys.extend(chunk_key(seq, u.args[4]) for u, _ in mine)
+    summaries, keys, failed = gather(units, outcomes, key=lambda u: chunk_key(u.args[0], u.args[4]))
     rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed))
     if report:
         from .report import write_report
 
         write_report(dataset_dir)
     print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started)
-    bad = len({o.unit.rsplit("@", 1)[0] for o in failed})
+    bad = len({owner(o.unit) for o in failed})
     if bad:
         raise PartialFailure(f"{bad} sequence(s) failed (named above); the others were built")
     return dataset_dir
