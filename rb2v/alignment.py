@@ -172,6 +172,13 @@ class Alignment:
         i = (t_sharp - sharp.centre_s()) * self.sharp_fps  # sharp frame index (fractional) at that instant
         return factor * i - (window - 1) / 2
 
+    def blur_span(self, factor: int) -> float | None:
+        """The blur camera's exposure length in steps of the upsampled sequence (x[factor·i] = sharp
+        frame i), over the sharp frames' own short exposure; None when not known (a /1 file)."""
+        if not self.exposure or "blur" not in self.exposure:
+            return None
+        return self.exposure["blur"].length_s * self.clock_ratio * self.sharp_fps * factor
+
     # ------------------------------------------------------------ JSON
     def to_json(self) -> dict:
         d: dict = {

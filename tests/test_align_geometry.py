@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from rb2v.align.geometry import FramePair, box_weights, choose_crop, crop_warp, estimate_geometry, grey, valid_box
+from rb2v.align.geometry import FramePair, choose_crop, crop_warp, estimate_geometry, grey, valid_box
+from rb2v.colormatch.blur import box_weights
 from rb2v.errors import Rb2vError
 from rb2v.io.images import apply_flip
 

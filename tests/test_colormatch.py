@@ -173,12 +173,17 @@ def test_linear_light_blur():
         ("chelsea", {"space": "linear"}),
         ("rocket", {"interpolator": Squared()}),
         ("astronaut", {"interpolator": Squared(), "space": "linear", "sub": 13}),
+        # exposures shorter than the window (a box centred on it): gram, explicit-weight and dense paths
+        ("coffee", {"span": 2.3}),
+        ("chelsea", {"span": 0.0, "exclude_clipped": False}),
+        ("rocket", {"span": 1.4, "space": "linear"}),
+        ("astronaut", {"span": 3.7, "interpolator": Squared()}),
     ],
 )
 def test_fast_search_equals_the_reference_on_real_photos(name, options):
     rng = np.random.default_rng(len(name))
     seq = panning(name, 80, 18)
-    kw = {k: v for k, v in options.items() if k in ("interpolator", "space", "sub")}
+    kw = {k: v for k, v in options.items() if k in ("interpolator", "space", "sub", "span")}
     y = blurry(seq, 6, random_matrix(rng), rng, **kw)
     fast = search(y, seq, **options)
     ref = reference_search(y, seq, **options)
@@ -187,6 +192,44 @@ def test_fast_search_equals_the_reference_on_real_photos(name, options):
     assert max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
     np.testing.assert_allclose(fast.matrix, ref.matrix, atol=1e-6)
     assert fast.psnr == fast.scores[6] and abs(fast.margin - ref.margin) < 0.01
+
+
+def test_exposure_weights_are_a_centred_box_on_the_sub_frames():
+    from rb2v.colormatch.blur import frame_weights, subframe_weights
+
+    # the paper's plain average: inner frames k/sub, the two ends (k+1)/(2 sub)
+    np.testing.assert_allclose(frame_weights(7, 19), [2 / 19] + [3 / 19] * 5 + [2 / 19])
+    assert np.array_equal(frame_weights(7, 19, 6.0), frame_weights(7, 19)) and np.array_equal(
+        frame_weights(7, 19, 9.0), frame_weights(7, 19)
+    )
+    for span in (0.0, 0.5, 2.0, 3.3, 5.9):
+        v, w = subframe_weights(7, 19, span), frame_weights(7, 19, span)
+        assert abs(v.sum() - 1) < 1e-12 and abs(w.sum() - 1) < 1e-12
+        np.testing.assert_allclose(w, w[::-1], atol=1e-9)  # centred on the window
+        # the box reaches (span/2 + one sub-frame of interpolation) from the centre, no further
+        reach = np.abs(np.arange(7) - 3)
+        assert w[reach > span / 2 + 1].max(initial=0) == 0
+    np.testing.assert_allclose(frame_weights(7, 19, 0.0), [0, 0, 0, 1, 0, 0, 0], atol=1e-6)  # an instant: x[p+3]
+    np.testing.assert_allclose(frame_weights(7, 19, 2.0), [0, 0, 0.25, 0.5, 0.25, 0, 0], atol=1e-12)
+    with pytest.raises(Rb2vError, match="span"):
+        subframe_weights(7, 19, -1.0)
+
+
+def test_a_short_exposure_is_found_and_scored_with_its_span():
+    """A blurry frame that integrated only the middle 2 steps of its window: scored with the
+    paper's average over all 7 frames it fits worse (and may pick another start); with its span
+    the fit is as good as for a full-window exposure."""
+    rng = np.random.default_rng(11)
+    seq = panning("coffee", 96, 20, step=(4.1, 2.3))
+    M = random_matrix(rng)
+    y = blurry(seq, 8, M, rng, noise=0.004, span=2.0)
+    short = search(y, seq, span=2.0)
+    full = search(y, seq)
+    assert short.start == 8
+    assert short.psnr > full.psnr + 6
+    y_full = blurry(seq, 8, M, np.random.default_rng(11), noise=0.004)  # the same frame, a full-window exposure
+    assert short.psnr > search(y_full, seq).psnr - 2.0  # 33.2 vs 34.6 dB (a fifth of the pixels clip)
+    assert np.abs(CORNERS @ (short.matrix - M).T).max() < 0.03
 
 
 def test_fast_search_equals_the_reference_on_simulated_rig_data():

@@ -36,9 +36,10 @@ import numpy as np
 from scipy import optimize
 
 from ..alignment import Exposure
+from ..colormatch.blur import box_weights_rows
 from ..io.video import VideoSource, decode_pipe
 from .decode import chapter_runs
-from .geometry import box_weights_rows, common_mask, flip_matrix
+from .geometry import common_mask, flip_matrix
 from .sync import SyncResult
 
 WORK_SIDE = 640  # px: longer side of the images the timing is scored on

@@ -18,6 +18,7 @@ import dataclasses
 import cv2
 import numpy as np
 
+from ..colormatch.blur import box_weights, box_weights_rows
 from ..errors import Rb2vError
 from ..io.images import apply_flip
 from ..io.video import VideoSource
@@ -56,33 +57,6 @@ def flip_matrix(flip: str, width: int, height: int) -> np.ndarray:
     elif flip != "none":
         raise Rb2vError(f"flip_sharp: unknown flip {flip!r} (horizontal, vertical or none)")
     return m
-
-
-def _hat_cdf(x: np.ndarray) -> np.ndarray:
-    """Integral from -inf to x of the unit hat function (support -1 .. 1), elementwise."""
-    x = np.clip(x, -1.0, 1.0)
-    return np.where(x <= 0, (x + 1) ** 2 / 2, 1 - (1 - x) ** 2 / 2)
-
-
-def box_weights(centre: float, width: float) -> dict[int, float]:
-    """Weights of integer frames whose linear interpolant, averaged over [c - w/2, c + w/2], gives the box mean."""
-    weights = box_weights_rows(np.array([centre], np.float64), width)
-    return {i: float(w[0]) for i, w in weights.items() if w[0] > 1e-9}
-
-
-def box_weights_rows(centres: np.ndarray, width: float) -> dict[int, np.ndarray]:
-    """``box_weights`` for many centres at once (one per image row under a rolling shutter):
-    frame index -> weight per centre. A zero ``width`` is the linear interpolant at the centre."""
-    centres = np.asarray(centres, np.float64)
-    width = max(float(width), 1e-6)
-    a, b = centres - width / 2, centres + width / 2
-    weights = {}
-    for i in range(int(np.floor(a.min())) - 1, int(np.ceil(b.max())) + 2):
-        # integral over [a, b] of the hat function centred at i (support i-1 .. i+1)
-        w = (_hat_cdf(b - i) - _hat_cdf(a - i)) / width
-        if w.max() > 1e-9:
-            weights[i] = w
-    return weights
 
 
 def grey(frame: np.ndarray) -> np.ndarray:

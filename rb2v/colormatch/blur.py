@@ -6,6 +6,12 @@ frame closes the window. For the paper's n=7, sub=19: k=3, t = 1/3 and 2/3.
 ``space="linear"`` averages in linear light (inverse sRGB curve on each sub-frame, the
 forward curve after the mean); interpolation itself always runs on the sRGB frames, as
 the interpolators expect.
+
+A blur camera whose exposure is shorter than the window (``span < n - 1`` frame steps, from the
+exposure length estimated at alignment) integrates only the middle of it: the synthetic blur is
+then the box of that width centred on the window, over the linear interpolant of the sub-frames
+(``subframe_weights``). With ``span=None`` (or a span covering the window) it is the paper's plain
+average.
 """
 
 from __future__ import annotations
@@ -29,6 +35,66 @@ def steps_per_pair(n: int, sub: int) -> int:
     return (sub - 1) // (n - 1)
 
 
+def _hat_cdf(x: np.ndarray) -> np.ndarray:
+    """Integral from -inf to x of the unit hat function (support -1 .. 1), elementwise."""
+    x = np.clip(x, -1.0, 1.0)
+    return np.where(x <= 0, (x + 1) ** 2 / 2, 1 - (1 - x) ** 2 / 2)
+
+
+def box_weights_rows(centres: np.ndarray, width: float) -> dict[int, np.ndarray]:
+    """Weights of integer frames whose linear interpolant, averaged over ``[c - width/2, c + width/2]``,
+    gives the box mean, for many centres at once (one per image row under a rolling shutter):
+    frame index -> weight per centre. A zero ``width`` is the linear interpolant at the centre."""
+    centres = np.asarray(centres, np.float64)
+    width = max(float(width), 1e-6)
+    a, b = centres - width / 2, centres + width / 2
+    weights = {}
+    for i in range(int(np.floor(a.min())) - 1, int(np.ceil(b.max())) + 2):
+        # integral over [a, b] of the hat function centred at i (support i-1 .. i+1)
+        w = (_hat_cdf(b - i) - _hat_cdf(a - i)) / width
+        if w.max() > 1e-9:
+            weights[i] = w
+    return weights
+
+
+def box_weights(centre: float, width: float) -> dict[int, float]:
+    """``box_weights_rows`` for one centre."""
+    weights = box_weights_rows(np.array([centre], np.float64), width)
+    return {i: float(w[0]) for i, w in weights.items() if w[0] > 1e-9}
+
+
+def covers_window(n: int, span: float | None) -> bool:
+    """Whether an exposure of ``span`` frame steps fills a window of n frames (the paper's average)."""
+    return span is None or span >= n - 1
+
+
+def subframe_weights(n: int, sub: int, span: float | None = None) -> np.ndarray:
+    """v (sub,): the synthetic blur is ``sum_j v_j dense[j]`` over the window's sub-frames."""
+    k = steps_per_pair(n, sub)
+    if covers_window(n, span):
+        return np.full(sub, 1.0 / sub)
+    if not span >= 0:
+        raise Rb2vError(f"synthetic blur: exposure span must be >= 0 frame steps, got {span}")
+    v = np.zeros(sub)
+    for j, w in box_weights((n - 1) / 2 * k, span * k).items():
+        v[j] += w  # the box lies inside the window: j stays in 0..sub-1
+    return v / v.sum()
+
+
+def frame_weights(n: int, sub: int, span: float | None = None) -> np.ndarray:
+    """w (n,): with linearly interpolated sub-frames the synthetic blur is ``sum_i w_i frames[i]``
+    (for the plain average: inner frames k/sub, the two ends (k+1)/(2 sub))."""
+    k = steps_per_pair(n, sub)
+    v = subframe_weights(n, sub, span)
+    w = np.zeros(n)
+    for j, vj in enumerate(v):
+        i, m = divmod(j, k)
+        w[i] += vj * (1 - m / k)
+        if m:
+            w[i + 1] += vj * m / k
+    return w
+
+
 def check_space(space: str) -> None:
     if space not in SPACES:
         raise Rb2vError(f"unknown blur space {space!r} (use 'srgb' or 'linear')")
@@ -46,23 +112,32 @@ def dense_frames(frames: np.ndarray, k: int, interp: Interpolator, batch: int = 
     return out
 
 
-def window_blur(frames: np.ndarray, sub: int, interp: Interpolator, space: str) -> np.ndarray:
+def window_blur(
+    frames: np.ndarray, sub: int, interp: Interpolator, space: str, span: float | None = None
+) -> np.ndarray:
     """The synthetic blur of one window, float64 (the literal definition)."""
     dense = dense_frames(frames, steps_per_pair(len(frames), sub), interp).astype(np.float64)
+    v = subframe_weights(len(frames), sub, span)
     if space == "linear":
-        return linear_to_srgb(srgb_to_linear(dense).mean(axis=0))
-    return dense.mean(axis=0)
+        return linear_to_srgb(np.tensordot(v, srgb_to_linear(dense), axes=1))
+    return np.tensordot(v, dense, axes=1)
 
 
 def synthesize_blur(
-    frames: np.ndarray, sub: int = 19, interpolator: str | Interpolator = "linear", *, space: str = "srgb"
+    frames: np.ndarray,
+    sub: int = 19,
+    interpolator: str | Interpolator = "linear",
+    *,
+    space: str = "srgb",
+    span: float | None = None,
 ) -> np.ndarray:
     """Average of ``sub`` sub-frames upsampled from ``frames`` (n,H,W,3) -> (H,W,3) float32.
 
-    The default follows the paper: a plain average of the sRGB sub-frames.
+    The default follows the paper: a plain average of the sRGB sub-frames; ``span`` (frame
+    steps): an exposure shorter than the window, centred on it.
     """
     frames = check_rgb("synthetic blur frames", frames, ndim=4, finite=False)
     check_space(space)
     if not np.isfinite(frames).all():
         raise Rb2vError("synthetic blur frames: contain NaN or inf")
-    return window_blur(frames, sub, load_interpolator(interpolator), space).astype(np.float32)
+    return window_blur(frames, sub, load_interpolator(interpolator), space, span).astype(np.float32)

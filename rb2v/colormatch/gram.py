@@ -1,7 +1,9 @@
 """Algorithm 1 from frame-pair moments: the default search (linear sub-frames, sRGB average, numpy).
 
 With linearly interpolated sub-frames the synthetic blur of a window is a fixed weighting of
-its n frames, ``fake(p) = sum_i w_i x[p+i]`` (inner frames k/sub, the two ends (k+1)/(2 sub)).
+its n frames, ``fake(p) = sum_i w_i x[p+i]`` (``blur.frame_weights``: for the paper's plain average,
+inner frames k/sub and the two ends (k+1)/(2 sub); a shorter exposure centred on the window weighs
+the middle frames only).
 So every candidate's 7x7 moment matrix of ``[fake, 1, blur]`` (see ``matrix``) is a weighted
 sum of moments of frame pairs:
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import Rb2vError
+from .blur import frame_weights
 from .matrix import CLIP_HI, CLIP_LO, clipped_mask, psnr_from_sse, residual_from_moments, solve_moments
 
 # Pixels per tile (a 46-frame run's float64 tile, 1 MB, stays in cache), frames per band block,
@@ -36,14 +39,6 @@ from .matrix import CLIP_HI, CLIP_LO, clipped_mask, psnr_from_sse, residual_from
 _TILE = 896
 _BLOCK = 3
 _ROWS = 48
-
-
-def window_weights(n: int, sub: int) -> np.ndarray:
-    """w (n,): the synthetic blur of linearly interpolated sub-frames is ``sum_i w_i x[p+i]``."""
-    k = (sub - 1) // (n - 1)
-    w = np.full(n, k / sub)
-    w[0] = w[-1] = (k + 1) / (2 * sub)
-    return w
 
 
 class _Band:
@@ -114,10 +109,16 @@ def _tiles(start: int, stop: int):
 
 
 def gram_scores(
-    blur: np.ndarray, seq: np.ndarray, runs: list[list[int]], n: int, sub: int, exclude_clipped: bool
+    blur: np.ndarray,
+    seq: np.ndarray,
+    runs: list[list[int]],
+    n: int,
+    sub: int,
+    exclude_clipped: bool,
+    span: float | None = None,
 ) -> tuple[dict[int, float], dict[int, np.ndarray]]:
     """Scores and colour matrices of every start in ``runs`` (groups of starts whose windows overlap)."""
-    w = window_weights(n, sub)
+    w = frame_weights(n, sub, span)
     Wk = np.kron(w, np.eye(3))  # (3, 3n): fake = Wk @ the window's stacked frames
     N = blur.shape[0] * blur.shape[1]
     y = blur.reshape(N, 3)
@@ -154,8 +155,6 @@ def gram_scores(
         if len(V):
             XV = np.ascontiguousarray(np.take(frames, V, axis=1).transpose(0, 2, 1))  # (F,3,|V|) float32
             yV = Yb[:, V]
-            k, e2 = w[1] * sub, w[0] * sub  # weights of the unnormalised sum: k inner, (k+1)/2 ends
-            lo, hi = CLIP_LO * sub, CLIP_HI * sub
         for p in run:
             q = p - f0
             M_all = every.window(G_every, q, w, Wk)
@@ -163,14 +162,10 @@ def gram_scores(
                 raise Rb2vError(f"sharp sequence frames {p}..{p + n - 1}: contain NaN or inf")
             M_fit = M_all - out.band.window(G_out, q, w, Wk) if nf else M_all.copy()
             if len(V):  # pixels clipped in this candidate's synthetic blur leave the fit
-                win = XV[q : q + n]
-                fake = win[1:-1].sum(axis=0)
-                fake *= k
-                fake += e2 * (win[0] + win[-1])
-                hits = np.flatnonzero((fake.max(axis=0) >= hi) | (fake.min(axis=0) <= lo))
+                fake = np.tensordot(w, XV[q : q + n], axes=1)  # (3, |V|)
+                hits = np.flatnonzero((fake.max(axis=0) >= CLIP_HI) | (fake.min(axis=0) <= CLIP_LO))
                 if len(hits):
-                    fake = w @ win[:, :, hits].reshape(n, -1).astype(np.float64)
-                    zh = np.concatenate([fake.reshape(3, -1), yV[:, hits]])
+                    zh = np.concatenate([fake[:, hits], yV[:, hits]])
                     M_fit -= zh @ zh.T
             M = solve_moments(M_fit)
             scores[p] = psnr_from_sse(residual_from_moments(M_all, M), 3 * N)

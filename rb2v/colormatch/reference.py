@@ -30,6 +30,7 @@ def reference_search(
     *,
     space: str = "srgb",
     exclude_clipped: bool = True,
+    span: float | None = None,
 ) -> SearchResult:
     """The literal Algorithm 1; same signature and result as ``search``."""
     seq, starts = check_search_inputs(blur, seq, n, sub, space, candidates)
@@ -37,7 +38,7 @@ def reference_search(
     y = blur.astype(np.float64)
     scores, matrices = {}, {}
     for p in starts:
-        fake = window_blur(seq[p : p + n], sub, interp, space)
+        fake = window_blur(seq[p : p + n], sub, interp, space, span)
         X = np.concatenate([fake.reshape(-1, 3), np.ones((fake.size // 3, 1))], axis=1)
         Y = y.reshape(-1, 3)
         if exclude_clipped:

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import Rb2vError
 from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
 from .arrays import NumpyArrays, arrays_for
-from .blur import dense_frames, srgb_to_linear, steps_per_pair
+from .blur import covers_window, dense_frames, frame_weights, srgb_to_linear, steps_per_pair, subframe_weights
 from .gram import gram_scores
 from .matrix import clipped_mask, psnr_from_sse, residual_from_moments, solve_moments
 from .result import SearchResult, best_of, check_search_inputs
@@ -64,16 +64,29 @@ class _Run:
     """
 
     def __init__(
-        self, frames: np.ndarray, n: int, sub: int, interp: Interpolator, space: str, xp, order: np.ndarray | None
+        self,
+        frames: np.ndarray,
+        n: int,
+        sub: int,
+        interp: Interpolator,
+        space: str,
+        xp,
+        order: np.ndarray | None,
+        span: float | None = None,
     ):
         k = steps_per_pair(n, sub)
-        if type(interp) is LinearInterpolator and space == "srgb":
+        exact = type(interp) is LinearInterpolator and space == "srgb"
+        if exact:
             # exact blends: inner frames weigh k, the two ends (k+1)/2 (sub = k(n-1)+1)
             base, self.stride, self.length = frames, 1, n
             self.inner, self.ends = float(k), (k - 1) / 2
         else:
             base = dense_frames(frames, k, interp)
             self.stride, self.length, self.inner, self.ends = k, sub, 1.0, 0.0
+        # an exposure shorter than the window: explicit weights per frame of the window, no sliding sum
+        self.weights = None
+        if not covers_window(n, span):
+            self.weights = (frame_weights if exact else subframe_weights)(n, sub, span) * sub
         self.base = base.reshape(len(base), -1, 3)
         self.scale, self.linear_light, self.xp, self.order = 1.0 / sub, space == "linear", xp, order
         self._planar: dict[int, object] = {}
@@ -86,28 +99,37 @@ class _Run:
             self._planar[f] = self.xp.planar(frame, self.scale)
         return self._planar[f]
 
+    def _weighted(self, first: int, out) -> None:
+        out[:] = 0.0
+        for j, wj in enumerate(self.weights):
+            if wj > 0:
+                out += float(wj) * self._frame(first + j)
+
     def blurs(self, positions: list[int], out):
         """For sorted run-relative positions, write each window's blur into ``out`` (3,N); yield q."""
         s, L = self.stride, self.length
         total, cur = None, None
         for q in positions:
-            if total is None or 2 * s * (q - cur) >= L:
-                total = self._frame(q * s) + self._frame(q * s + 1)  # a new array (L >= 2)
-                for f in range(q * s + 2, q * s + L):
-                    total += self._frame(f)
+            if self.weights is not None:
+                self._weighted(q * s, out)
             else:
-                for r in range(cur * s, q * s):
-                    total += self._frame(r + L)
-                    total -= self._frame(r)
+                if total is None or 2 * s * (q - cur) >= L:
+                    total = self._frame(q * s) + self._frame(q * s + 1)  # a new array (L >= 2)
+                    for f in range(q * s + 2, q * s + L):
+                        total += self._frame(f)
+                else:
+                    for r in range(cur * s, q * s):
+                        total += self._frame(r + L)
+                        total -= self._frame(r)
+                if self.ends:
+                    self.xp.scaled(total, self.inner, out)
+                    for end in (self._frame(q * s), self._frame(q * s + L - 1)):
+                        out -= end if self.ends == 1 else self.ends * end
+                else:
+                    out[:] = total
             for f in [f for f in self._planar if f < q * s]:  # frames the window has left
                 del self._planar[f]
             cur = q
-            if self.ends:
-                self.xp.scaled(total, self.inner, out)
-                for end in (self._frame(q * s), self._frame(q * s + L - 1)):
-                    out -= end if self.ends == 1 else self.ends * end
-            else:
-                out[:] = total
             if self.linear_light:
                 out[:] = self.xp.to_srgb(out)
             yield q
@@ -123,6 +145,7 @@ def _score_runs(
     space: str,
     exclude_clipped: bool,
     xp,
+    span: float | None = None,
 ) -> tuple[dict[int, float], dict[int, np.ndarray]]:
     """Scores and colour matrices of every start (see the module docstring).
 
@@ -130,7 +153,7 @@ def _score_runs(
     blurry frame come first: their moments are then a slice, not a gather per candidate.
     """
     if isinstance(xp, NumpyArrays) and type(interp) is LinearInterpolator and space == "srgb":
-        return gram_scores(blur, seq, _runs(starts, n), n, sub, exclude_clipped)  # the default: see gram.py
+        return gram_scores(blur, seq, _runs(starts, n), n, sub, exclude_clipped, span)  # the default: see gram.py
     N = blur.shape[0] * blur.shape[1]
     y = blur.reshape(N, 3)
     order, nf = None, 0
@@ -147,7 +170,7 @@ def _score_runs(
     scores, matrices = {}, {}
     for run in _runs(starts, n):
         p0 = run[0]
-        base = _Run(seq[p0 : run[-1] + n], n, sub, interp, space, xp, order)
+        base = _Run(seq[p0 : run[-1] + n], n, sub, interp, space, xp, order, span)
         for q in base.blurs([p - p0 for p in run], Q[:3]):
             G_fit = xp.gram(Q[:, nf:], 3, G_rest.copy())
             G_all = G_fit + xp.gram(Q[:, :nf], 3, G_clipped.copy()) if nf else G_fit
@@ -176,6 +199,7 @@ def search(
     device: str = "cpu",
     coarse: int = 1,
     refine: int = 3,
+    span: float | None = None,
 ) -> SearchResult:
     """Algorithm 1: where in ``seq`` the exposure of ``blur`` lies, and its colour matrix.
 
@@ -185,7 +209,8 @@ def search(
     the sub-frames; ``sub``: sub-frames per window (``sub-1`` a multiple of ``n-1``);
     ``space``: "srgb" (the paper's plain average) or "linear" (average in linear light);
     ``exclude_clipped``: leave pixels clipped in either image out of the colour fit;
-    ``device``: "cpu" (numpy), "cuda"/"auto" (torch).
+    ``device``: "cpu" (numpy), "cuda"/"auto" (torch); ``span``: the blur camera's exposure in
+    frame steps of ``seq`` when shorter than the window (a box centred on it; None: the average).
 
     score(p) = PSNR(C(y_fake(p)), y): data range 1, MSE over all pixels and the 3
     channels in float64, of the corrected synthetic blur not clipped to [0,1] (the
@@ -202,7 +227,7 @@ def search(
     interp = load_interpolator(interpolator)
     xp = arrays_for(device)
     if coarse <= 1 or len(starts) <= refine + 1:
-        scores, matrices = _score_runs(blur, seq, starts, n, sub, interp, space, exclude_clipped, xp)
+        scores, matrices = _score_runs(blur, seq, starts, n, sub, interp, space, exclude_clipped, xp, span)
         return best_of(scores, matrices)
 
     def small(img):
@@ -216,12 +241,12 @@ def search(
         small(blur), np.stack([small(f) for f in seq]), starts, n, sub, interp, space, exclude_clipped, xp
     )
     ranked = sorted(starts, key=lambda p: (-rough[p], p))
-    fine, matrices = _score_runs(blur, seq, sorted(ranked[:refine]), n, sub, interp, space, exclude_clipped, xp)
+    fine, matrices = _score_runs(blur, seq, sorted(ranked[:refine]), n, sub, interp, space, exclude_clipped, xp, span)
     # the margin needs full-resolution scores of the strongest candidates >= 2 from the winner
     winner = best_of(fine, matrices).start
     rivals = [p for p in ranked if abs(p - winner) >= 2 and p not in fine][:2]
     if rivals:
-        more, more_m = _score_runs(blur, seq, sorted(rivals), n, sub, interp, space, exclude_clipped, xp)
+        more, more_m = _score_runs(blur, seq, sorted(rivals), n, sub, interp, space, exclude_clipped, xp, span)
         fine.update(more)
         matrices.update(more_m)
     best = best_of(fine, matrices)

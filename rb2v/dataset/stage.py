@@ -269,6 +269,13 @@ def build_take(
     return summary
 
 
+def exposure_span(take: AlignedTake, factor: int) -> float | None:
+    """The synthetic blur's width in upsampled steps: the blur exposure estimated at alignment when it
+    is shorter than the sample's window (a short shutter), else None (the paper's 7-frame average)."""
+    span = take.alignment.blur_span(factor)
+    return span if span is not None and span < N_FRAMES - 1 else None
+
+
 def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, clock):
     from ..colormatch import apply_color_matrix, search
 
@@ -294,6 +301,7 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
             space=s.space,
             exclude_clipped=s.exclude_clipped,
             device=s.device,
+            span=exposure_span(take, tools.sequence.upsample_factor),
         )
     p = lo + int(res.start)
     window = seq[p - lo : p - lo + N_FRAMES]
