@@ -3,7 +3,7 @@
 One simulated street session whose two lenses differ (k1 = -0.06 on the blur camera, +0.05 on
 the sharp one) with its checkerboard calibration take, simulated and aligned once per module.
 Tolerances: the crop's corners within 0.5 px (measured in the true undistorted blur view, see
-``rb2v.align.lens.corner_errors``), fx within 1 %, k1 within 0.01.
+``rb2v.benchmarks.align.corner_errors``), fx within 1 %, k1 within 0.01.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from rb2v.align import lens
 from rb2v.align.discover import discover
 from rb2v.align.stage import AlignOptions, align_take
 from rb2v.alignment import read_alignment
+from rb2v.benchmarks.align import corner_errors
 from rb2v.cli import main
 from rb2v.errors import Rb2vError
 from rb2v.settings import load_rig
@@ -86,7 +87,7 @@ def test_distorted_take_aligns(session):
     out = session["out"] / "aligned" / "street" / "subject01" / "take01"
     meta = read_alignment(out)
     assert meta.lens is not None and meta.lens["blur"].method == "calibrated"
-    err = lens.corner_errors(meta, _truth(session["raw"]))
+    err = corner_errors(meta, _truth(session["raw"]))
     assert err.max() <= CORNER_TOL_PX, err
     blur = sorted((out / "blur").glob("*.png"))
     sharp = sorted((out / "sharp").glob("*.png"))
@@ -124,7 +125,7 @@ def test_rig_intrinsics_undistort(session):
     _, meta = align_take(takes[0], session["root"] / "out-rig", AlignOptions(rig=rig, write_frames=False))
     assert meta.lens["blur"].method == "rig"
     np.testing.assert_allclose(meta.lens["sharp"].dist[0], K1["sharp"])
-    err = lens.corner_errors(meta, truth)
+    err = corner_errors(meta, truth)
     assert err.max() <= CORNER_TOL_PX, err
 
     # undistort = true without intrinsics and without a board take: a one-line error

@@ -45,6 +45,9 @@ class Geometry:
     ecc_pairs: int  # pairs that ECC refined
     blur_valid: tuple[int, int, int, int]  # x0, y0, x1, y1 (inclusive) free of dark borders, blur frame
     sharp_valid: tuple[int, int, int, int]  # the same for the flipped sharp frame
+    # undistorted pairs: uint8 masks of the pixels each camera recorded inside its dark borders
+    # (blur view, raw sharp view), else None
+    recorded: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def flip_matrix(flip: str, width: int, height: int) -> np.ndarray:
@@ -313,11 +316,20 @@ def _upright(H: np.ndarray, width: int, height: int, max_turn_deg: float = 30.0)
 
 
 def estimate_geometry(
-    pairs: list[FramePair], sharp_size: tuple[int, int], flips: list[str], min_inliers: int, ecc: bool = True
+    pairs: list[FramePair],
+    sharp_size: tuple[int, int],
+    flips: list[str],
+    min_inliers: int,
+    ecc: bool = True,
+    recorded: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Geometry:
     """Homography (flipped sharp -> blur) from loaded frame pairs; with several ``flips`` the
     one with the most inliers is used. Too few inliers are reported, not raised: the caller
     decides whether to fall back to a calibration take.
+
+    ``recorded``: when the pairs were undistorted, uint8 masks (255 inside) of the pixels each
+    camera recorded inside its dark borders (blur view, raw sharp view): undistortion bends the
+    borders' edges into the valid boxes, and an edge seen by one view only pulls ECC off.
     """
     sw, sh = sharp_size
     pairs = [p for p in pairs if p.blur is not None and p.synth is not None]
@@ -349,10 +361,17 @@ def estimate_geometry(
                 [x0 + (x1 - x0) * 0.2, y0 + (y1 - y0) * 0.8],
             ]
         )
-        mask = common_mask(H, pairs[0].blur.shape, blur_box, synth_box, pairs[0].synth.shape, erode=ECC_MARGIN)
+        mask = common_mask(H, pairs[0].blur.shape, blur_box, synth_box, pairs[0].synth.shape)
+        if recorded is not None:
+            blur_cov, sharp_cov = recorded
+            sharp_cov = cv2.warpPerspective(
+                np.ascontiguousarray(apply_flip(sharp_cov, flip)), H, mask.shape[::-1], flags=cv2.INTER_NEAREST
+            )
+            mask &= blur_cov & sharp_cov
+        mask = cv2.erode(mask, np.ones((2 * ECC_MARGIN + 1, 2 * ECC_MARGIN + 1), np.uint8))
         H, ecc_used = _ecc_refine(H, [(pairs[i].blur, flipped[i]) for i in order], mask, ref)
     residual = float(np.sqrt(np.mean(np.sum((_map(H, src) - dst) ** 2, axis=1)))) if n else float("inf")
-    return Geometry(H, flip, n, residual, len(pairs), ecc_used, blur_box, synth_box)
+    return Geometry(H, flip, n, residual, len(pairs), ecc_used, blur_box, synth_box, recorded)
 
 
 def choose_crop(

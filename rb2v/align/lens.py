@@ -459,11 +459,14 @@ def undistort_timing(data, lenses: dict[str, Lens] | None) -> None:
     data.sharp = {i: undistort_image(f, lenses["sharp"], data.scale) for i, f in data.sharp.items()}
 
 
-def coverage(lens: Lens, size: tuple[int, int], margin: float = 2.0) -> np.ndarray:
-    """uint8 mask (255 inside) of undistorted pixels whose recorded pixel lies in the frame (``margin`` px in)."""
+def coverage(lens: Lens, size: tuple[int, int], margin: float = 2.0, box=None) -> np.ndarray:
+    """uint8 mask (255 inside) of undistorted pixels whose recorded pixel lies in the frame, or in
+    ``box`` (x0, y0, x1, y1 inclusive, recorded pixels: the part free of the rig's dark borders),
+    ``margin`` px in. Undistortion bends the box's straight edges: no box in undistorted pixels
+    excludes them."""
     mx, my = _undistort_maps(lens, (int(size[0]), int(size[1])))
-    w, h = size
-    ok = (mx >= margin) & (mx <= w - 1 - margin) & (my >= margin) & (my <= h - 1 - margin)
+    x0, y0, x1, y1 = (0, 0, size[0] - 1, size[1] - 1) if box is None else box
+    ok = (mx >= x0 + margin) & (mx <= x1 - margin) & (my >= y0 + margin) & (my <= y1 - margin)
     return ok.astype(np.uint8) * 255
 
 
@@ -489,44 +492,21 @@ def frame_maps(meta: Alignment, camera: str):
     return src[:, 0].reshape(c.height, c.width), src[:, 1].reshape(c.height, c.width)
 
 
-def corner_errors(meta: Alignment, truth: dict) -> np.ndarray:
-    """Crop-corner error (px) of an alignment against a simulated take's truth, lens-aware.
-
-    For each corner of the crop, the recorded pixel each camera's output samples there is taken
-    back into the *true* undistorted blur view (the blur camera's through its true lens; the
-    sharp camera's through its true lens, flip and homography): the distance between the two is
-    how far apart the scene points are that the output pairs at that corner. Without lenses on
-    either side it is the plain homography comparison (in blur pixels).
-    """
-    from .geometry import flip_matrix
-
-    c = meta.crop
-    corners = np.float64([[c.x, c.y], [c.x + c.width - 1, c.y], [c.x + c.width - 1, c.y + c.height - 1]])
-    corners = np.vstack([corners, [c.x, c.y + c.height - 1]])
-    w, h = truth["width"], truth["height"]
-    tl = truth.get("lens")
-    true = {k: Lens.from_json(v, "truth.json") for k, v in tl.items()} if tl else None
-    est = meta.lens
-    # recorded pixels sampled by the output at the corners
-    blur_raw = distort(est["blur"], corners) if est else corners
-    F = flip_matrix(meta.flip_sharp, w, h)
-    q = F @ np.linalg.inv(meta.H) @ np.vstack([corners.T, np.ones(4)])
-    sharp_u = (q[:2] / q[2]).T  # raw sharp pixels, undistorted by the estimate
-    sharp_raw = distort(est["sharp"], sharp_u) if est else sharp_u
-    # ... into the true undistorted blur view
-    b = undistort(true["blur"], blur_raw) if true else blur_raw
-    s = undistort(true["sharp"], sharp_raw) if true else sharp_raw
-    Ht = np.asarray(truth["homography"], np.float64) @ flip_matrix(truth["flip_sharp"], w, h)
-    q = Ht @ np.vstack([s.T, np.ones(4)])
-    s = (q[:2] / q[2]).T
-    return np.linalg.norm(b - s, axis=1)
-
-
 def choose_crop(
-    lenses: dict[str, Lens] | None, H, flip: str, blur_shape, blur_box, sharp_box, sharp_shape, crop_w, crop_h
+    lenses: dict[str, Lens] | None,
+    H,
+    flip: str,
+    blur_shape,
+    blur_box,
+    sharp_box,
+    sharp_shape,
+    crop_w,
+    crop_h,
+    recorded=None,
 ):
     """``geometry.choose_crop``; with lenses, restricted to undistorted pixels that both cameras
-    recorded (an undistorted frame has empty corners or edges where its lens showed less)."""
+    recorded (an undistorted frame has empty corners or edges where its lens showed less) inside
+    their dark borders: ``recorded`` = ``Geometry.recorded`` (those masks, blur and raw sharp view)."""
     from .geometry import choose_crop as plain
     from .geometry import common_mask
 
@@ -536,9 +516,13 @@ def choose_crop(
     h, w = blur_shape
     sh, sw = sharp_shape
     common = common_mask(H, blur_shape, blur_box, sharp_box, sharp_shape, erode=margin)
-    sharp_cov = np.ascontiguousarray(apply_flip(coverage(lenses["sharp"], (sw, sh), margin), flip))
-    sharp_cov = cv2.warpPerspective(sharp_cov, H, (w, h), flags=cv2.INTER_NEAREST)
-    valid = (common & coverage(lenses["blur"], (w, h), margin) & sharp_cov) // 255
+    if recorded is None:
+        recorded = (coverage(lenses["blur"], (w, h), margin), coverage(lenses["sharp"], (sw, sh), margin))
+    blur_cov, sharp_cov = recorded
+    sharp_cov = cv2.warpPerspective(
+        np.ascontiguousarray(apply_flip(sharp_cov, flip)), H, (w, h), flags=cv2.INTER_NEAREST
+    )
+    valid = (common & blur_cov & sharp_cov) // 255
     sat = cv2.integral(valid)
     area = sat[crop_h:, crop_w:] - sat[:-crop_h, crop_w:] - sat[crop_h:, :-crop_w] + sat[:-crop_h, :-crop_w]
     ys, xs = np.nonzero(area == crop_w * crop_h)

@@ -116,9 +116,20 @@ def _homography(
     w = {} if window is None else {"centre_s": window.centre_s, "length_s": window.length_s, "skew_s": window.skew_s}
     pairs = geometry.sample_pairs(s, take.blur, take.sharp, opts.rig.align.homography_frames, flip=flips[0], **w)
     geometry.load_pairs(pairs, take.blur, take.sharp)
+    sharp_size = (take.sharp.width, take.sharp.height)
+    recorded = None
+    if lenses:  # the dark borders are straight in the recorded frames: found there, then undistorted
+        loaded = [p for p in pairs if p.blur is not None and p.synth is not None]
+        if loaded:
+            recorded = (
+                lensmod.coverage(
+                    lenses["blur"], (take.blur.width, take.blur.height), 2, geometry.valid_box([p.blur for p in loaded])
+                ),
+                lensmod.coverage(lenses["sharp"], sharp_size, 2, geometry.valid_box([p.synth for p in loaded])),
+            )
     lensmod.undistort_pairs(pairs, lenses)  # with lenses, all geometry is in undistorted pixels
     return geometry.estimate_geometry(
-        pairs, (take.sharp.width, take.sharp.height), flips, opts.rig.align.min_inliers, ecc=opts.ecc
+        pairs, sharp_size, flips, opts.rig.align.min_inliers, ecc=opts.ecc, recorded=recorded
     )
 
 
@@ -212,7 +223,16 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
             take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses
         )
     crop = lensmod.choose_crop(
-        lenses, H, flip, blur_shape, g.blur_valid, sharp_box, sharp_shape, opts.rig.crop.width, opts.rig.crop.height
+        lenses,
+        H,
+        flip,
+        blur_shape,
+        g.blur_valid,
+        sharp_box,
+        sharp_shape,
+        opts.rig.crop.width,
+        opts.rig.crop.height,
+        g.recorded,
     )
     extra = {
         "take_inliers": g.inliers,

@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 
 import click
-import cv2
 import numpy as np
 
 from .. import ffmpeg
 from ..align.discover import discover
+from ..align.geometry import flip_matrix
+from ..align.lens import distort, undistort
 from ..align.stage import AlignOptions, run_align
-from ..alignment import Alignment, read_alignment
+from ..alignment import Alignment, Lens, read_alignment
 from ..settings import load_rig
 
 
@@ -34,16 +35,35 @@ def decode_only(paths: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
-def corner_errors(meta: Alignment | dict, truth: dict) -> np.ndarray:
-    """Distance (px, sharp frame) between where the estimated and the true homography take the crop's corners."""
-    if isinstance(meta, Alignment):
-        meta = meta.to_json()
-    c = meta["crop"]
-    x, y, w, h = c["x"], c["y"], c["width"], c["height"]
-    corners = np.float64([[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]]).reshape(-1, 1, 2)
-    est = cv2.perspectiveTransform(corners, np.linalg.inv(np.array(meta["homography"])))
-    true = cv2.perspectiveTransform(corners, np.linalg.inv(np.array(truth["homography"])))
-    return np.linalg.norm((est - true).reshape(-1, 2), axis=1)
+def corner_errors(meta: Alignment, truth: dict) -> np.ndarray:
+    """Crop-corner error (px) of an alignment against a simulated take's truth, lens-aware.
+
+    For each corner of the crop, the recorded pixel each camera's output samples there is taken
+    back into the *true* undistorted blur view (the blur camera's through its true lens; the
+    sharp camera's through its true lens, flip and homography): the distance between the two is
+    how far apart the scene points are that the output pairs at that corner. Without lenses on
+    either side it is the plain homography comparison (in blur pixels).
+    """
+    c = meta.crop
+    corners = np.float64([[c.x, c.y], [c.x + c.width - 1, c.y], [c.x + c.width - 1, c.y + c.height - 1]])
+    corners = np.vstack([corners, [c.x, c.y + c.height - 1]])
+    w, h = truth["width"], truth["height"]
+    tl = truth.get("lens")
+    true = {k: Lens.from_json(v, "truth.json") for k, v in tl.items()} if tl else None
+    est = meta.lens
+    # recorded pixels sampled by the output at the corners
+    blur_raw = distort(est["blur"], corners) if est else corners
+    F = flip_matrix(meta.flip_sharp, w, h)
+    q = F @ np.linalg.inv(meta.H) @ np.vstack([corners.T, np.ones(4)])
+    sharp_u = (q[:2] / q[2]).T  # raw sharp pixels, undistorted by the estimate
+    sharp_raw = distort(est["sharp"], sharp_u) if est else sharp_u
+    # ... into the true undistorted blur view
+    b = undistort(true["blur"], blur_raw) if true else blur_raw
+    s = undistort(true["sharp"], sharp_raw) if true else sharp_raw
+    Ht = np.asarray(truth["homography"], np.float64) @ flip_matrix(truth["flip_sharp"], w, h)
+    q = Ht @ np.vstack([s.T, np.ones(4)])
+    s = (q[:2] / q[2]).T
+    return np.linalg.norm(b - s, axis=1)
 
 
 @click.command()
