@@ -63,6 +63,54 @@ def test_samples_sit_where_the_truth_says(street):
     assert df["psnr"].min() >= 28 and (df["upsample_factor"] == 2).all()
 
 
+def test_a_short_shutter_is_scored_with_its_exposure(tmp_path):
+    """A blur camera at 1/100 s (a quarter of its frame period), timestamps at the exposure start:
+    with the exposure in alignment.json, Algorithm 1 synthesises a 10 ms box, not the paper's 30 ms
+    window: the samples are accepted at the true start and fit better than without it."""
+    import dataclasses
+
+    from rb2v.alignment import read_alignment, write_alignment
+    from rb2v.simulate import SimConfig, simulate_session
+    from rb2v.simulate.oracle import write_oracle_alignment
+
+    raw = tmp_path / "raw"
+    cfg = SimConfig(
+        seconds=1.0,
+        seed=77,
+        width=512,
+        height=480,
+        audio=False,
+        blur_exposure_s=0.01,
+        blur_anchor="start",
+        motion_scale=2.5,
+    )
+    take = next(t for t in simulate_session(raw, cfg, progress=False) if t.parent.name != "calibration")
+    truth = json.loads((take / "truth.json").read_text())
+    rel = take.relative_to(raw)
+    results = {}
+    for name in ("with exposure", "without"):
+        work = tmp_path / name
+        aligned = write_oracle_alignment(take, work / "aligned" / rel, crop_size=(384, 384))
+        if name == "without":  # a /1-style file: the exposure unknown
+            write_alignment(aligned, dataclasses.replace(read_alignment(aligned), exposure=None))
+        dataset = build_dataset(work, load_pipeline("street", FAST))
+        info = json.loads((dataset / "build.json").read_text())["takes"][0]
+        df = read_manifest(dataset / "manifest.parquet")
+        exact = [r.sharp_start == truth["sharp_start"][r.blur_index] for r in df.itertuples()]
+        psnr = float(df["psnr"].median()) if len(df) else 0.0
+        results[name] = (
+            info["accepted"],
+            info["accepted"] + info["rejected"],
+            float(np.mean(exact)) if exact else 0,
+            psnr,
+        )
+    (acc, n, exact, psnr), (_, _, _, psnr_without) = results["with exposure"], results["without"]
+    assert acc >= 0.9 * n and exact >= 0.95, results
+    # measured 34.5 vs 31.5 dB: the 30 ms average fits a 10 ms exposure worse (seed 302 of the
+    # rig-unknowns bench, with its codec and drift, lost half its samples to that)
+    assert psnr >= psnr_without + 2.0, results
+
+
 def test_manifest_splits_and_validation(street):
     _, _, dataset = street
     df = read_manifest(dataset / "manifest.parquet")

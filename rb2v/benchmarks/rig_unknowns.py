@@ -43,6 +43,8 @@ SETTINGS: dict[str, dict] = {
     "short-20ms": {"blur_exposure_s": 1 / 50, "blur_anchor": "start"},
     "readout-8": {"blur_readout_s": 0.008, "sharp_readout_s": 0.008},
     "readout-16": {"blur_readout_s": 0.016, "sharp_readout_s": 0.010},
+    # a rig whose mirror flips the sharp view upside down: the two rolling shutters then add
+    "vertical-readout": {"flip": "vertical", "blur_readout_s": 0.012, "sharp_readout_s": 0.008},
     "drift+codec": {"exposure_drift": 0.03, "wb_drift": 0.02, "bitrate_mbps": 45.0},
     "distortion": {"distortion_blur": (-0.06,), "distortion_sharp": (0.05,)},
     "randomized-nolens": {"randomize": True, "randomize_lens": False},

@@ -8,7 +8,9 @@ subject's colour and ``S`` the screen's. The keyer therefore works in linear lig
    that are clearly screen (shading and vignetting), estimated once per take by
    :meth:`ChromaKeyer.fit` for temporal stability, or from the frame when unfitted;
 2. a first alpha from the key signal ``G - max(R, B)`` relative to the screen's, which
-   finds the confidently opaque subject pixels;
+   finds the confidently opaque subject pixels, less those that are a nearby subject colour
+   mixed with the screen (``screen_mixtures``: a fast hand smeared over the gaps between its
+   fingers leaves flat, partly transparent areas that this key reads as opaque);
 3. a colour plane through black, ``G = lr*R + lb*B``, fitted to the subject colours
    around each pixel (moments propagated outward from the opaque pixels by push-pull,
    regularised toward the take's global plane). Skin, hair and shadows of one subject
@@ -17,8 +19,10 @@ subject's colour and ``S`` the screen's. The keyer therefore works in linear lig
    the plane, however dark or bright the blurred part was;
 4. soft thresholds at a multiple of the noise measured on the screen (last);
 5. in the mixed band, alpha by projection onto the line between the local subject colour
-   (the nearest opaque pixels') and the screen (``mix_alpha``): the edge is un-mixed against
-   the colour that was smeared over the screen, rim spill included;
+   (the nearest opaque pixels') and the screen (``mix_alpha``) wherever that colour is one
+   colour: the edge is un-mixed against the colour that was smeared over the screen, and the
+   screen light the subject's rim reflects (spill), which the plane reads as transparency,
+   barely moves the projection;
 6. the foreground colour by un-mixing ``F = S + (I - S) / a``: the screen's share is
    removed, not just desaturated.
 """
@@ -39,11 +43,11 @@ MIN_SCREEN_FRACTION = 0.02  # below this share of green pixels there is no scree
 MIX_OPAQUE = 0.8  # plane alpha above which a pixel's colour is taken as the local subject colour
 MIX_BAND = (0.02, 0.98)  # plane alpha of the pixels that are re-estimated as mixtures
 MIX_FLAT = 0.025  # px^-1: largest alpha gradient of an opaque plateau pixel
-MIX_REACH = 4.0  # px: sigma of the plateau density that sets the trust in the projection
-MIX_SUPPORT = 0.15  # plateau density at which the projection is fully trusted
 MIX_SPREAD = 0.1  # colour variance / |F - S|^2 of the filled subject colour at which the projection is not used
-MIX_LOW = 0.15  # plane alpha below which the projection is always used
 MIX_MIN_CONTRAST = 0.05  # |F - S|^2 below this share of |S|^2: subject too close to the screen colour
+MIXTURE_SCATTER = 3.0  # a suspected screen mixture keys this many times the subject's own scatter below opaque
+MIXTURE_REACH = 8.0  # px: sigma of the neighbourhood that measures that scatter
+MIXTURE_EVIDENCE = 4.0  # ... and its screen share must exceed its colour left unexplained this many times
 
 
 @dataclass
@@ -233,10 +237,16 @@ class ChromaKeyer:
     def _alpha(self, lin: np.ndarray, screen: np.ndarray, noise: float, prior: np.ndarray | None) -> np.ndarray:
         a0 = self._first_alpha(lin, screen)
         alpha = a0
-        # The first alpha overshoots on subject colours redder than green (skin), so its
-        # "opaque" set still holds mixed pixels; each pass refits the planes on a cleaner set.
+        # The first alpha overshoots on subject colours redder than green (skin): a skin/screen mix
+        # of a > ~0.5 keys opaque. Thin rims are cleaned by the passes below (each refits the planes
+        # on a cleaner set), wide flat mixtures (gaps between smeared fingers) are not: a plane fitted
+        # to them passes through the mixture and calls it opaque. They are found by colour first.
+        candidates = a0 > OPAQUE
+        plane = prior if prior is not None else global_plane(lin, candidates)
+        mixed = screen_mixtures(lin, screen, plane, candidates)
         for _ in range(self.passes):
-            opaque = cv2.erode((alpha > OPAQUE).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+            opaque = cv2.erode(((alpha > OPAQUE) & ~mixed).astype(np.uint8), np.ones((5, 5), np.uint8))
+            opaque = opaque.astype(np.float32)
             if opaque.sum() < 16:
                 break
             lam = local_planes(lin, opaque, prior if prior is not None else global_plane(lin, opaque > 0))
@@ -269,6 +279,36 @@ class ChromaKeyer:
         return linear_to_srgb(self.screen.evaluate(h, w))
 
 
+def screen_mixtures(lin: np.ndarray, screen: np.ndarray, plane: np.ndarray, opaque: np.ndarray) -> np.ndarray:
+    """Pixels of ``opaque`` that are a nearby subject colour mixed with the screen (partly transparent).
+
+    Mixing with the screen can only move a colour toward the screen: under the take's colour plane
+    such a pixel keys clearly below opaque, while the subject's own scatter about the plane (texture,
+    noise) shows on both sides, so the pixels keyed *above* opaque nearby measure it. A pixel keyed
+    further below opaque than that is suspect, and confirmed when its colour decomposes as
+    ``c1 * F + c2 * S`` (``F`` the nearest unsuspected opaque colour) with a screen share ``c2 * |S|``
+    well above what the two colours leave unexplained: a differently coloured part of the subject
+    (a greener garment, hair) is not such a mix of its neighbour and the screen.
+    """
+    lam = np.broadcast_to(np.asarray(plane, np.float32), lin.shape[:2] + (2,))
+    a = 1.0 - plane_key(lin, lam) / np.maximum(plane_key(screen, lam), 1e-6)
+    a = cv2.GaussianBlur(a.astype(np.float32), (0, 0), 1.0)
+    w = opaque.astype(np.float32)
+    above = cv2.GaussianBlur(w * (a > 1.0), (0, 0), MIXTURE_REACH)
+    scatter = np.sqrt(cv2.GaussianBlur(w * np.maximum(a - 1.0, 0.0) ** 2, (0, 0), MIXTURE_REACH) / np.maximum(above, 1e-6))
+    suspect = opaque & (a < 1.0 - MIXTURE_SCATTER * scatter)
+    clean = w * ~suspect
+    if clean.sum() < 16:
+        return np.zeros_like(suspect)
+    F = push_pull(lin, clean)
+    ff, fs, ss = (F * F).sum(-1), (F * screen).sum(-1), (screen * screen).sum(-1)
+    fi, si = (F * lin).sum(-1), (screen * lin).sum(-1)
+    det = np.maximum(ff * ss - fs * fs, 1e-12)
+    c1, c2 = (fi * ss - si * fs) / det, (si * ff - fi * fs) / det
+    resid = lin - c1[..., None] * F - c2[..., None] * screen
+    return suspect & (c2 * np.sqrt(ss) > MIXTURE_EVIDENCE * np.sqrt((resid * resid).sum(-1)))
+
+
 def mix_alpha(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Alpha of the mixed pixels (the motion-blurred band) by projection onto the line between the
     *local* subject colour and the screen: ``a = (I - S)·(F - S) / |F - S|²``.
@@ -276,10 +316,12 @@ def mix_alpha(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndar
     ``F`` is the colour of the nearest opaque plateau (pixels keyed nearly opaque where the key is
     flat: inside the subject, not on a blur ramp), filled outwards by push-pull, so a blurred edge
     is un-mixed against the colour that was actually smeared over the screen, including the screen
-    light its rim reflects (spill), which the colour plane reads as partial coverage. All three
-    channels vote, so noise costs less than on one key axis. The projection is trusted in
-    proportion to how much plateau is near (a wide band with no opaque core keeps the plane's
-    alpha), and not where the subject's colour is too close to the screen's (|F - S| small).
+    light its rim reflects (spill), which the colour plane reads as partial coverage (spill adds
+    light along ``S``, nearly orthogonal to ``F - S`` for skin on green). All three channels vote,
+    so noise costs less than on one key axis. The projection is trusted as far as the filled colour
+    is one colour (its variance, pooled over the wider area the fill comes from far from a plateau,
+    is small against |F - S|^2), however far the plateau is: a fast edge smears the same colour over
+    a wide band; and not where the subject's colour is too close to the screen's (|F - S| small).
     """
     smooth = cv2.GaussianBlur(alpha, (0, 0), 1.0)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) / 8
@@ -292,13 +334,9 @@ def mix_alpha(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndar
     dd = (d * d).sum(-1)
     spread = np.maximum(moments[..., 3:] - moments[..., :3] ** 2, 0).sum(-1)  # the filled colour's variance
     projected = ((lin - screen) * d).sum(-1) / np.maximum(dd, 1e-6)
-    trust = np.clip(cv2.GaussianBlur(plateau, (0, 0), MIX_REACH) / MIX_SUPPORT, 0.0, 1.0)
-    # nearly clear pixels (screen shading, the thin end of a blur) are told from the screen better
-    # along any subject colour than along the plane's one axis
-    trust = np.maximum(trust, (alpha < MIX_LOW).astype(np.float32))
-    # ... when the subject colour there is one colour: a fill across differently coloured parts
-    # (skin and hair) is no colour the edge had, the plane key is right for all of them
-    trust *= np.clip(1.0 - spread / np.maximum(dd, 1e-6) / MIX_SPREAD, 0.0, 1.0)
+    # Trusted where the subject colour there is one colour: a fill across differently coloured parts
+    # (skin and hair) is no colour the edge had, the plane key is right for all of them.
+    trust = np.clip(1.0 - spread / np.maximum(dd, 1e-6) / MIX_SPREAD, 0.0, 1.0)
     trust *= (alpha > MIX_BAND[0]) & (alpha < MIX_BAND[1]) & (dd > MIX_MIN_CONTRAST * (screen * screen).sum(-1))
     return (trust * projected + (1.0 - trust) * alpha).astype(np.float32)
 
