@@ -201,6 +201,16 @@ def test_killed_build_resumes_to_the_same_manifest(oracle_session, street, tmp_p
     )
 
 
+def test_chunks_are_small_enough_for_every_worker():
+    from rb2v.dataset.build import CHUNK_FRAMES, chunk_size
+
+    assert chunk_size(250, ExecutorSettings(1)) == CHUNK_FRAMES  # one worker: no reason to cut more
+    assert chunk_size(250, ExecutorSettings(2)) == 32  # a 10 s take on 2 workers: 8 chunks, not 200 + 50
+    assert chunk_size(100_000, ExecutorSettings(8)) == CHUNK_FRAMES
+    assert chunk_size(40, ExecutorSettings(4)) == 25  # never below the chunk's own start-up cost
+    assert chunk_size(250, ExecutorSettings(1, "ray")) == 32  # a cluster: workers unknown here, at least 2
+
+
 def test_manifest_is_byte_identical_whatever_the_chunks_and_workers(street, tmp_path):
     pytest.importorskip("ray")
     _, reference, dataset = street

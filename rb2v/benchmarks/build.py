@@ -1,17 +1,21 @@
-"""``rb2v bench build``: throughput vs the I/O floor, per-stage time and peak memory of ``rb2v build``.
+"""``rb2v bench build``: throughput vs the I/O floor, scaling with workers, and peak memory of ``rb2v build``.
 
 Simulates one take (default 10 s), aligns it with its true geometry (so only the build is
-measured), builds it in a child process and reports samples/s, the share of time per stage,
-the child's peak resident memory, and, in the same run, the I/O floor of the same work
-(decode the take's frames, encode and write the samples' PNGs with the same settings) with the
-ratio build / floor. Accuracy against the simulator's truth: the fraction of accepted samples
-at the exact start and the median colour error.
+measured), builds it in a child process once per ``--workers`` count (a fresh dataset each
+time) and reports samples/s, the share of time per stage, the throughput relative to one worker
+(target: N workers on N cores >= 0.8 N), the peak resident memory of the largest process of the
+build, and, in the same run, the I/O floor of the same work (decode the take's frames, encode
+and write the samples' PNGs with the same settings) with the ratio build / floor. Accuracy
+against the simulator's truth: the fraction of accepted samples at the exact start and the
+median colour error. Peak memory should not grow with the take: run it with ``--seconds 10``
+and ``--seconds 60``.
 """
 
 from __future__ import annotations
 
 import json
-import resource
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,18 +24,51 @@ from pathlib import Path
 
 import click
 
+# Runs the build as a grandchild and reports the largest resident set among the build's
+# processes (its workers included: RUSAGE_CHILDREN covers every waited-for descendant).
+_MEASURE = (
+    "import resource, subprocess, sys, time\n"
+    "t0 = time.perf_counter(); rc = subprocess.run(sys.argv[1:]).returncode; wall = time.perf_counter() - t0\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(rc, wall, u.ru_utime + u.ru_stime, u.ru_maxrss)"
+)
+
+
+def timed_build(args: list[str]) -> tuple[float, float, float, str]:
+    """(wall s, CPU s, peak MB of the largest process, stderr) of ``rb2v build ARGS`` in a child."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, sys.executable, "-m", "rb2v", "build", *args],
+        capture_output=True,
+        text=True,
+    )
+    rc, wall, cpu, rss_kb = proc.stdout.strip().splitlines()[-1].split()
+    if int(rc) != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        raise click.ClickException(f"build failed: {lines[-1] if lines else 'exit ' + rc}")
+    return float(wall), float(cpu), int(rss_kb) / 1024, proc.stderr
+
 
 @click.command("build")
 @click.option("--category", type=click.Choice(["street", "hand", "face"]), default="street", show_default=True)
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="Length of the simulated take.")
 @click.option("--interpolator", type=click.Choice(["flow", "linear", "cdfi"]), default="flow", show_default=True)
 @click.option("--stride", type=int, default=1, show_default=True)
+@click.option(
+    "--workers",
+    "workers_list",
+    default="1",
+    show_default=True,
+    help="Comma-separated worker counts, one build each (e.g. 1,2 for the scaling curve).",
+)
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
-def main(category, seconds, interpolator, stride, workdir):
-    """Per-stage throughput and peak memory of rb2v build on one simulated take."""
+def main(category, seconds, interpolator, stride, workers_list, workdir):
+    """Per-stage throughput, scaling with workers and peak memory of rb2v build on one simulated take."""
     from ..simulate import SimConfig, simulate_session
     from ..simulate.oracle import write_oracle_alignment
 
+    counts = [int(w) for w in workers_list.split(",") if w.strip()]
+    if not counts or min(counts) < 1:
+        raise click.BadParameter("worker counts must be positive integers", param_hint="--workers")
     root = Path(workdir or tempfile.mkdtemp(prefix="rb2v-bench-build-"))
     raw, out = root / "raw", root / "out"
     t0 = time.perf_counter()
@@ -40,41 +77,29 @@ def main(category, seconds, interpolator, stride, workdir):
         for t in simulate_session(raw, SimConfig(category=category, seconds=seconds, seed=1, audio=False))
         if t.parent.name != "calibration"
     ]
-    write_oracle_alignment(takes[0], out / "aligned" / takes[0].relative_to(raw))
+    aligned = out / "aligned" / takes[0].relative_to(raw)
+    if not (aligned / "alignment.json").exists():
+        write_oracle_alignment(takes[0], aligned)
     click.echo(f"simulated and aligned a {seconds:g} s {category} take in {time.perf_counter() - t0:.1f} s")
-    from .floor import children_cpu_s
-
-    t0, cpu0 = time.perf_counter(), children_cpu_s()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rb2v",
-            "build",
-            "--category",
-            category,
-            "--out",
-            str(out),
-            "--interpolator",
-            interpolator,
-            "--stride",
-            str(stride),
-            "--no-report",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    wall, cpu = time.perf_counter() - t0, children_cpu_s() - cpu0
-    if proc.returncode != 0:
-        raise click.ClickException(f"build failed: {proc.stderr.strip().splitlines()[-1]}")
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    info = json.loads((out / "datasets" / category / "build.json").read_text())
-    take = info["takes"][0]
+    runs = []
+    for n in counts:
+        run_out = root / f"out-w{n}"
+        shutil.rmtree(run_out, ignore_errors=True)
+        run_out.mkdir(parents=True)
+        (run_out / "aligned").symlink_to((out / "aligned").resolve(), target_is_directory=True)
+        args = ["--category", category, "--out", str(run_out), "--interpolator", interpolator]
+        args += ["--stride", str(stride), "--workers", str(n), "--no-report"]
+        wall, cpu, peak_mb, _ = timed_build(args)
+        info = json.loads((run_out / "datasets" / category / "build.json").read_text())
+        runs.append((n, wall, cpu, peak_mb, info["takes"][0], run_out))
+        click.echo(f"  {n} worker(s): {wall:.1f} s wall, peak {peak_mb:.0f} MB", err=True)
+    n1, wall1, cpu1, peak1, take, first_out = runs[0]
     n = take["accepted"] + take["rejected"]
     total = sum(take["stage_seconds"].values())
     click.echo(
         f"\nrb2v build --category {category} --interpolator {interpolator}: {n} blurry frames "
-        f"({take['accepted']} accepted) in {wall:.1f} s wall, {take['seconds']:.1f} s in the take stage"
+        f"({take['accepted']} accepted) in {wall1:.1f} s wall with {n1} worker(s), "
+        f"{take['seconds']:.1f} s in the take stage"
     )
     click.echo(f"{'stage':<18}{'seconds':>9}{'share':>8}{'frames/s':>10}")
     for stage, sec in sorted(take["stage_seconds"].items(), key=lambda kv: -kv[1]):
@@ -83,20 +108,28 @@ def main(category, seconds, interpolator, stride, workdir):
         click.echo(f"{stage:<18}{sec:>9.2f}{sec / total:>8.1%}{n / sec if sec else float('inf'):>10.2f}")
     click.echo(f"{'all stages':<18}{total:>9.2f}{1:>8.1%}{n / total:>10.2f}")
     click.echo(
-        f"throughput: {take['accepted'] / wall:.2f} samples/s end to end; peak memory of the build: {peak_mb:.0f} MB"
+        f"\n{'workers':>7}{'wall s':>9}{'CPU s':>9}{'samples/s':>11}{'speedup':>9}{'per worker':>11}{'peak MB':>9}"
     )
-    import os
-
+    for w, wall, cpu, peak_mb, t, _ in runs:
+        speedup = wall1 / wall
+        per_worker = speedup * n1 / w
+        click.echo(
+            f"{w:>7}{wall:>9.1f}{cpu:>9.1f}{t['accepted'] / wall:>11.2f}{speedup:>9.2f}{per_worker:>11.2f}"
+            f"{peak_mb:>9.0f}"
+        )
+    click.echo(
+        f"(speedup relative to {n1} worker(s); target: N workers on N cores >= 0.8 N; "
+        f"{os.cpu_count()} cores here, load average {os.getloadavg()[0]:.1f}; peak MB: the largest process)"
+    )
     from ..dataset.settings import load_pipeline
     from .floor import io_floor
     from .rig_unknowns import measure_take
 
-    aligned = out / "aligned" / takes[0].relative_to(raw)
     inputs = sorted((aligned / "blur").glob("*.png"))[::stride] + sorted((aligned / "sharp").glob("*.png"))
     compression = load_pipeline(category).output.png_compression
-    floor = io_floor(inputs, out / "datasets" / category, compression)
-    click.echo(floor.line(wall, "build (wall, child process)", cpu))
-    acc = measure_take(raw, out, category)
+    floor = io_floor(inputs, first_out / "datasets" / category, compression)
+    click.echo(floor.line(wall1, f"build (wall, {n1} worker(s), child process)", cpu1))
+    acc = measure_take(raw, first_out, category)
     click.echo(
         f"accuracy: {100 * acc['at_exact']:.1f} % of {acc['accepted']} accepted samples at the exact start, "
         f"median colour error {acc['colour_median']:.4f}; load average {os.getloadavg()[0]:.1f}"

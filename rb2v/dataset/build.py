@@ -29,6 +29,8 @@ from .stage import StageTools, TakeSummary, build_take, chunk_name, load_results
 from .takes import AlignedTake, find_aligned_takes
 
 CHUNK_FRAMES = 200  # blurry frames per unit of work: a crash late in a long take loses one chunk
+MIN_CHUNK_FRAMES = 25  # a chunk re-upsamples the ~2 blurry frames' worth of sharp frames its first frame needs
+CHUNKS_PER_WORKER = 4  # with several workers, chunks small enough that the last ones balance the load
 
 _WORKER_TOOLS: dict = {}
 
@@ -45,6 +47,15 @@ def _tools(settings: PipelineSettings) -> StageTools:
 def build_chunk(take: AlignedTake, ks: list[int], settings: PipelineSettings, dataset_dir: str) -> TakeSummary:
     """One unit of work of ``rb2v build`` (a chunk of a take), wherever the executor runs it."""
     return build_take(take, settings, Path(dataset_dir), _tools(settings), ks=ks)
+
+
+def chunk_size(frames: int, executor: ExecutorSettings) -> int:
+    """Blurry frames per chunk: ``CHUNK_FRAMES``, or fewer when several workers would otherwise get
+    too few chunks to share (one 10 s take is 250 frames: 2 workers on 200 + 50 run at 1.25x)."""
+    workers = executor.workers if executor.backend == "local" else max(executor.workers, 2)
+    if workers <= 1:
+        return CHUNK_FRAMES
+    return int(min(CHUNK_FRAMES, max(MIN_CHUNK_FRAMES, -(-frames // (CHUNKS_PER_WORKER * workers)))))
 
 
 def take_units(
@@ -65,12 +76,15 @@ def run_takes(
     settings: PipelineSettings,
     dataset_dir: Path,
     executor: ExecutorSettings = INLINE,
-    chunk_frames: int = CHUNK_FRAMES,
+    chunk_frames: int | None = None,
 ) -> tuple[list[TakeSummary], list[str], list[Outcome]]:
-    """Build every take in chunks; returns the finished takes' summaries, their chunks' unit keys
-    (in order) and the failed outcomes. A failed chunk fails its take; the other takes go on."""
+    """Build every take in chunks (``chunk_frames``; None: ``chunk_size``); returns the finished
+    takes' summaries, their chunks' unit keys (in order) and the failed outcomes. A failed chunk
+    fails its take; the other takes go on."""
     if executor.backend == "local" and executor.workers == 1:
         _tools(settings)  # a bad model setting stops the build here, before any take
+    if chunk_frames is None:
+        chunk_frames = chunk_size(sum(len(take_frames(t, settings)) for t in takes), executor)
     units = take_units(takes, settings, dataset_dir, chunk_frames)
     outcomes = run_units(units, executor, desc=f"build {settings.category}", unit_name="frame")
     return gather(units, outcomes, key=lambda u: chunk_name(u.args[0], u.args[1]))
@@ -152,7 +166,7 @@ def build_dataset(
     settings: PipelineSettings,
     executor: ExecutorSettings = INLINE,
     report: bool = True,
-    chunk_frames: int = CHUNK_FRAMES,
+    chunk_frames: int | None = None,
 ) -> Path:
     out = Path(out)
     started = time.perf_counter()

@@ -32,9 +32,9 @@ from .build import CHUNK_FRAMES
 @click.option(
     "--chunk-frames",
     type=click.IntRange(min=1),
-    default=CHUNK_FRAMES,
-    show_default=True,
-    help="Blurry frames per unit of work (the manifest does not depend on it).",
+    default=None,
+    help=f"Blurry frames per unit of work (the manifest does not depend on it); default {CHUNK_FRAMES}, "
+    "or fewer so that each worker gets several.",
 )
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
 def build(

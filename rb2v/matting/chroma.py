@@ -288,14 +288,16 @@ def screen_mixtures(lin: np.ndarray, screen: np.ndarray, plane: np.ndarray, opaq
     further below opaque than that is suspect, and confirmed when its colour decomposes as
     ``c1 * F + c2 * S`` (``F`` the nearest unsuspected opaque colour) with a screen share ``c2 * |S|``
     well above what the two colours leave unexplained: a differently coloured part of the subject
-    (a greener garment, hair) is not such a mix of its neighbour and the screen.
+    (a greener garment, grey) is not such a mix of its neighbour and the screen.
     """
     lam = np.broadcast_to(np.asarray(plane, np.float32), lin.shape[:2] + (2,))
     a = 1.0 - plane_key(lin, lam) / np.maximum(plane_key(screen, lam), 1e-6)
     a = cv2.GaussianBlur(a.astype(np.float32), (0, 0), 1.0)
     w = opaque.astype(np.float32)
     above = cv2.GaussianBlur(w * (a > 1.0), (0, 0), MIXTURE_REACH)
-    scatter = np.sqrt(cv2.GaussianBlur(w * np.maximum(a - 1.0, 0.0) ** 2, (0, 0), MIXTURE_REACH) / np.maximum(above, 1e-6))
+    scatter = np.sqrt(
+        cv2.GaussianBlur(w * np.maximum(a - 1.0, 0.0) ** 2, (0, 0), MIXTURE_REACH) / np.maximum(above, 1e-6)
+    )
     suspect = opaque & (a < 1.0 - MIXTURE_SCATTER * scatter)
     clean = w * ~suspect
     if clean.sum() < 16:
@@ -306,7 +308,10 @@ def screen_mixtures(lin: np.ndarray, screen: np.ndarray, plane: np.ndarray, opaq
     det = np.maximum(ff * ss - fs * fs, 1e-12)
     c1, c2 = (fi * ss - si * fs) / det, (si * ff - fi * fs) / det
     resid = lin - c1[..., None] * F - c2[..., None] * screen
-    return suspect & (c2 * np.sqrt(ss) > MIXTURE_EVIDENCE * np.sqrt((resid * resid).sum(-1)))
+    mixed = suspect & (c2 * np.sqrt(ss) > MIXTURE_EVIDENCE * np.sqrt((resid * resid).sum(-1)))
+    # Only areas wider than the opaque set's erosion: thinner mixed rims are eroded away anyway, and
+    # there the screen light an opaque rim reflects (spill) is the same colour as a mix.
+    return cv2.morphologyEx(mixed.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)) > 0
 
 
 def mix_alpha(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndarray:
