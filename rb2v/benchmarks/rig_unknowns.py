@@ -47,6 +47,8 @@ SETTINGS: dict[str, dict] = {
     "vertical-readout": {"flip": "vertical", "blur_readout_s": 0.012, "sharp_readout_s": 0.008},
     "drift+codec": {"exposure_drift": 0.03, "wb_drift": 0.02, "bitrate_mbps": 45.0},
     "distortion": {"distortion_blur": (-0.06,), "distortion_sharp": (0.05,)},
+    # no audio: visual synchronisation (its offset is content time, off from the timestamps' by the exposure phase)
+    "visual-lens": {"audio": False, "distortion_blur": (-0.06,), "distortion_sharp": (0.05,)},
     "randomized-nolens": {"randomize": True, "randomize_lens": False},
     "randomized": {"randomize": True},  # all of the above drawn, lenses too (with a checkerboard take)
 }
