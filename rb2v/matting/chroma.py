@@ -45,7 +45,7 @@ MIX_BAND = (0.02, 0.98)  # plane alpha of the pixels that are re-estimated as mi
 MIX_FLAT = 0.025  # px^-1: largest alpha gradient of an opaque plateau pixel
 MIX_SPREAD = 0.1  # colour variance / |F - S|^2 of the filled subject colour at which the projection is not used
 MIX_MIN_CONTRAST = 0.05  # |F - S|^2 below this share of |S|^2: subject too close to the screen colour
-MIXTURE_SCATTER = 3.0  # a suspected screen mixture keys this many times the subject's own scatter below opaque
+MIXTURE_SCATTER = 3.0  # a screen mixture keys this many times the subject's own scatter (away from S) below it
 MIXTURE_REACH = 8.0  # px: sigma of the neighbourhood that measures that scatter
 MIXTURE_EVIDENCE = 4.0  # ... and its screen share must exceed its colour left unexplained this many times
 
@@ -99,12 +99,34 @@ def plane_key(lin: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return lin[..., 1] - lam[..., 0] * lin[..., 0] - lam[..., 1] * lin[..., 2]
 
 
-def global_plane(colors: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """Least-squares ``(lr, lb)`` with G = lr*R + lb*B over the given subject colours."""
-    c = (colors[mask] if mask is not None else colors).reshape(-1, 3).astype(np.float64)
-    A = c[:, [0, 2]]
-    lam, *_ = np.linalg.lstsq(A.T @ A + 1e-6 * np.eye(2), A.T @ c[:, 1], rcond=None)
-    return lam.astype(np.float32)
+def global_plane(colors: np.ndarray, mask: np.ndarray | None, screen: np.ndarray) -> np.ndarray:
+    """``(lr, lb)`` of the plane ``G = lr*R + lb*B`` that the given subject colours fit best relative
+    to the screen's distance from it: the key ``v·C`` of least energy over the colours with ``v·S = 1``.
+
+    Normalising on the screen, not on G, keeps the plane away from the screen colour. A set that
+    still holds subject/screen mixtures (the first key's "opaque" pixels) spans the plane through
+    the subject colour and the screen; a plain least-squares fit takes that plane when the subject
+    is nearly one colour (skin), and every mixture then keys opaque. The fit is repeated without
+    the colours keyed clearly toward the screen (mixtures), which would still tilt it.
+    """
+    c = (colors[mask] if mask is not None else colors).reshape(-1, 3)
+    c = c[:: len(c) // 20_000 + 1].astype(np.float64)  # a 3x3 moment: a spread-out sample is plenty
+    s = np.asarray(screen, np.float64).reshape(-1, 3).mean(axis=0)
+    keep = np.ones(len(c), bool)
+    for _ in range(3):
+        A = c[keep].T @ c[keep] / max(int(keep.sum()), 1)
+        v = np.linalg.solve(A + (1e-6 * np.trace(A) + 1e-12) * np.eye(3), s)
+        # v·C = 1 - alpha: the subject scatters to both sides of its level, mixtures only toward
+        # the screen (up); the side away from the screen measures the scatter, refit without mixtures
+        k = c @ v
+        level = np.median(k[keep])
+        below = k[keep & (k < level)] - level
+        if below.size < 16:
+            break
+        keep = k < level + MIXTURE_SCATTER * np.sqrt(np.mean(below**2))
+    if v[1] <= 1e-6 * np.abs(v).max():  # no key weighs green positively: no plane of this form
+        return np.zeros(2, np.float32)
+    return np.array([-v[0] / v[1], -v[2] / v[1]], np.float32)
 
 
 def local_planes(lin: np.ndarray, weights: np.ndarray, prior: np.ndarray, strength: float = 0.05) -> np.ndarray:
@@ -148,6 +170,7 @@ class ChromaKeyer:
         self.seed = seed
         self.screen: ScreenModel | None = None
         self.plane: np.ndarray | None = None  # (lr, lb) of the take's subject colours
+        self._screen_cache: tuple | None = None  # (model, (h, w), screen image): the same for every frame
 
     # -- screen model -------------------------------------------------------------
     def _fit_screen(self, lins: np.ndarray, masks: np.ndarray) -> ScreenModel:
@@ -216,7 +239,7 @@ class ChromaKeyer:
         self.plane = None
         alphas = np.stack([self._alpha(lin, screen, model.noise, None) for lin in lins])
         opaque = np.stack([cv2.erode((a > OPAQUE).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for a in alphas])
-        self.plane = global_plane(lins[opaque], None) if opaque.sum() >= 16 else None
+        self.plane = global_plane(lins[opaque], None, screen) if opaque.sum() >= 16 else None
         return self
 
     @staticmethod
@@ -242,14 +265,14 @@ class ChromaKeyer:
         # on a cleaner set), wide flat mixtures (gaps between smeared fingers) are not: a plane fitted
         # to them passes through the mixture and calls it opaque. They are found by colour first.
         candidates = a0 > OPAQUE
-        plane = prior if prior is not None else global_plane(lin, candidates)
+        plane = prior if prior is not None else global_plane(lin, candidates, screen)
         mixed = screen_mixtures(lin, screen, plane, candidates)
         for _ in range(self.passes):
             opaque = cv2.erode(((alpha > OPAQUE) & ~mixed).astype(np.uint8), np.ones((5, 5), np.uint8))
             opaque = opaque.astype(np.float32)
             if opaque.sum() < 16:
                 break
-            lam = local_planes(lin, opaque, prior if prior is not None else global_plane(lin, opaque > 0))
+            lam = local_planes(lin, opaque, prior if prior is not None else global_plane(lin, opaque > 0, screen))
             key_s = plane_key(screen, lam)
             # Where the subject's plane passes near the screen colour the key cannot tell them apart.
             usable = key_s > 0.25 * screen[..., 1]
@@ -266,7 +289,10 @@ class ChromaKeyer:
             else ChromaKeyer(self.degree, self.passes, self.fit_samples, self.seed).fit(img[None], "frame")
         )
         lin = srgb_to_linear(img)
-        screen = keyer.screen.evaluate(h, w)
+        cache = keyer._screen_cache
+        if cache is None or cache[0] is not keyer.screen or cache[1] != (h, w):
+            cache = keyer._screen_cache = (keyer.screen, (h, w), keyer.screen.evaluate(h, w))
+        screen = cache[2]
         alpha = self._alpha(lin, screen, keyer.screen.noise, keyer.plane)
 
         fg_lin = unmix(lin, screen, alpha)
@@ -302,13 +328,14 @@ def screen_mixtures(lin: np.ndarray, screen: np.ndarray, plane: np.ndarray, opaq
     clean = w * ~suspect
     if clean.sum() < 16:
         return np.zeros_like(suspect)
-    F = push_pull(lin, clean)
-    ff, fs, ss = (F * F).sum(-1), (F * screen).sum(-1), (screen * screen).sum(-1)
-    fi, si = (F * lin).sum(-1), (screen * lin).sum(-1)
+    F, S, I = push_pull(lin, clean)[suspect], screen[suspect], lin[suspect]
+    ff, fs, ss = np.einsum("ij,ij->i", F, F), np.einsum("ij,ij->i", F, S), np.einsum("ij,ij->i", S, S)
+    fi, si = np.einsum("ij,ij->i", F, I), np.einsum("ij,ij->i", S, I)
     det = np.maximum(ff * ss - fs * fs, 1e-12)
     c1, c2 = (fi * ss - si * fs) / det, (si * ff - fi * fs) / det
-    resid = lin - c1[..., None] * F - c2[..., None] * screen
-    mixed = suspect & (c2 * np.sqrt(ss) > MIXTURE_EVIDENCE * np.sqrt((resid * resid).sum(-1)))
+    resid = I - c1[:, None] * F - c2[:, None] * S
+    mixed = np.zeros_like(suspect)
+    mixed[suspect] = c2 * np.sqrt(ss) > MIXTURE_EVIDENCE * np.sqrt(np.einsum("ij,ij->i", resid, resid))
     # Only areas wider than the opaque set's erosion: thinner mixed rims are eroded away anyway, and
     # there the screen light an opaque rim reflects (spill) is the same colour as a mix.
     return cv2.morphologyEx(mixed.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)) > 0
