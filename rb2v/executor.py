@@ -11,6 +11,7 @@ depend on the number of workers. ``--debug`` (``RB2V_DEBUG=1``) prints recorded 
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -134,7 +135,11 @@ def _dispatch(units: list[Unit], settings: ExecutorSettings):
 
         # spawn, not fork: workers must not inherit a parent's threads (BLAS, torch, tqdm)
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(settings.workers, len(units)), mp_context=ctx) as pool:
+        workers = min(settings.workers, len(units))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_share_cores, initargs=(threads,)
+        ) as pool:
             futures = {pool.submit(run_unit, u.id, u.fn, u.args): i for i, u in enumerate(units)}
             for fut in as_completed(futures):
                 i = futures[fut]
@@ -142,6 +147,18 @@ def _dispatch(units: list[Unit], settings: ExecutorSettings):
                     yield i, fut.result()
                 except Exception as e:  # the worker process itself died (killed, out of memory)
                     yield i, Outcome(units[i].id, "failed", error=_named(units[i].id, f"worker lost: {e!r}"))
+
+
+def _share_cores(threads: int) -> None:
+    """A pool worker's thread budget: the cores split between the workers (OpenCV's flow and remaps,
+    OpenMP/BLAS, torch would each start one thread per core in every worker)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import cv2
+
+    cv2.setNumThreads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def _dispatch_ray(units: list[Unit], settings: ExecutorSettings):

@@ -232,6 +232,31 @@ def test_a_short_exposure_is_found_and_scored_with_its_span():
     assert np.abs(CORNERS @ (short.matrix - M).T).max() < 0.03
 
 
+def test_linear_light_refinement_places_a_start_a_third_of_a_step_off():
+    """A blur integrated in linear light (as a sensor does) over a window starting a third of a step
+    after candidate p: the refinement keeps p (the nearer start) and returns p's sRGB score and matrix."""
+    from rb2v.colormatch.search import refine_in_linear_light
+    from rb2v.colorspace import linear_to_srgb, srgb_to_linear
+
+    fine = panning("coffee", 160, 3 * 20, step=(4.3 / 3, 2.9 / 3))  # three instants per step of seq
+    seq = fine[::3]
+    rng = np.random.default_rng(5)
+    M = random_matrix(rng)
+    srgb_starts = []
+    for p in (4, 6, 7, 9, 10):
+        exposure = fine[3 * p + 1 : 3 * p + 1 + 19]  # the window of p, a third of a step later
+        y = linear_to_srgb(srgb_to_linear(exposure.astype(np.float64)).mean(axis=0))
+        y = np.clip(y @ M[:, :3].T + M[:, 3] + rng.normal(0, 0.003, y.shape), 0, 1).astype(np.float32)
+        first = search(y, seq, candidates=range(2, 13))
+        srgb_starts.append(first.start - p)
+        refined = refine_in_linear_light(y, seq, first)
+        assert refined.start == p, (p, first.start, refined.start)
+        at = search(y, seq, candidates=[p])
+        assert refined.psnr == first.scores[p] and np.allclose(refined.matrix, at.matrix)
+        assert refined.margin == first.scores[p] - max(v for q, v in first.scores.items() if abs(q - p) >= 2)
+    assert srgb_starts.count(1) >= 3, srgb_starts  # measured 5 of 5: the sRGB average alone picks p + 1
+
+
 def test_fast_search_equals_the_reference_on_simulated_rig_data():
     take = simulated_take(size=96, frames=20, start=7, seed=3)
     for space in ("srgb", "linear"):

@@ -253,3 +253,63 @@ def search(
     return SearchResult(
         start=best.start, matrix=best.matrix, psnr=best.psnr, scores={**rough, **fine}, margin=best.margin
     )
+
+
+def refine_in_linear_light(
+    blur: np.ndarray,
+    seq: np.ndarray,
+    result: SearchResult,
+    n: int = 7,
+    interpolator: str | Interpolator = "linear",
+    sub: int = 19,
+    *,
+    exclude_clipped: bool = True,
+    span: float | None = None,
+    scale: int = 2,
+    device: str = "cpu",
+) -> SearchResult:
+    """A ``search`` result's start decided again between it and its two neighbours with the exposure
+    averaged in linear light (as a sensor integrates it), on ``scale`` x ``scale`` area-averaged images.
+
+    The paper's sRGB average places the exposure with a spread of about 0.1 step (measured on
+    simulated takes; 0.025 in linear light), so where the true start lies a third of a step from a
+    candidate, the sRGB argmax picks the farther neighbour about one time in ten. The returned
+    result is the sRGB one at the chosen start (its score, colour matrix and margin).
+    """
+    cand = [p for p in (result.start - 1, result.start, result.start + 1) if p in result.scores]
+    if len(cand) < 2:
+        return result
+    lo = min(cand)
+
+    def small(img):
+        if scale <= 1:
+            return img
+        return cv2.resize(img, (img.shape[1] // scale, img.shape[0] // scale), interpolation=cv2.INTER_AREA)
+
+    window = seq[lo : max(cand) + n]
+    linear = search(
+        small(blur),
+        np.stack([small(f) for f in window]),
+        n,
+        [p - lo for p in cand],
+        interpolator,
+        sub,
+        space="linear",
+        exclude_clipped=exclude_clipped,
+        device=device,
+        span=span,
+    )
+    p = lo + linear.start
+    if p == result.start:
+        return result
+    at = search(
+        blur, seq[p : p + n], n, [0], interpolator, sub, exclude_clipped=exclude_clipped, device=device, span=span
+    )
+    far = [v for q, v in result.scores.items() if abs(q - p) >= 2]
+    return SearchResult(
+        start=p,
+        matrix=at.matrix,
+        psnr=result.scores[p],
+        scores=dict(result.scores),
+        margin=result.scores[p] - max(far) if far else float("inf"),
+    )

@@ -32,6 +32,8 @@ class SearchSettings:
     radius: int = 4  # candidates: the predicted start ± radius (upsampled-sequence steps)
     subframes: int = 19
     space: Literal["srgb", "linear"] = "srgb"
+    # the best start and its neighbours scored again with the exposure averaged in linear light
+    refine_linear: bool = True
     exclude_clipped: bool = True
     subframe_interpolator: Literal["flow", "linear", "same"] = "linear"  # for t = 1/3, 2/3 inside the window
     device: str = "auto"

@@ -278,6 +278,7 @@ def exposure_span(take: AlignedTake, factor: int) -> float | None:
 
 def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, clock):
     from ..colormatch import apply_color_matrix, search
+    from ..colormatch.search import refine_in_linear_light
 
     s = settings.search
     with clock("decode+upsample"):
@@ -290,6 +291,7 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
             before, after = rowtime.reach(shifts)
             a, b = max(lo - before, 0), min(hi + N_FRAMES + after, len(x))
             scored = rowtime.deskew(x.window(a, b), shifts, lo - a, len(seq))
+    span = exposure_span(take, tools.sequence.upsample_factor)
     with clock("search"):
         res = search(
             blur,
@@ -301,8 +303,20 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
             space=s.space,
             exclude_clipped=s.exclude_clipped,
             device=s.device,
-            span=exposure_span(take, tools.sequence.upsample_factor),
+            span=span,
         )
+        if s.refine_linear and s.space == "srgb":
+            res = refine_in_linear_light(
+                blur,
+                scored,
+                res,
+                N_FRAMES,
+                tools.subframes,
+                s.subframes,
+                exclude_clipped=s.exclude_clipped,
+                span=span,
+                device=s.device,
+            )
     p = lo + int(res.start)
     window = seq[p - lo : p - lo + N_FRAMES]
     motion = float(np.mean(np.abs(window[-1] - window[0])))
