@@ -35,7 +35,7 @@ def decode_only(paths: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
-def corner_errors(meta: Alignment, truth: dict) -> np.ndarray:
+def corner_errors(meta: Alignment | dict, truth: dict) -> np.ndarray:
     """Crop-corner error (px) of an alignment against a simulated take's truth, lens-aware.
 
     For each corner of the crop, the recorded pixel each camera's output samples there is taken
@@ -44,6 +44,8 @@ def corner_errors(meta: Alignment, truth: dict) -> np.ndarray:
     how far apart the scene points are that the output pairs at that corner. Without lenses on
     either side it is the plain homography comparison (in blur pixels).
     """
+    if isinstance(meta, dict):
+        meta = Alignment.from_json(meta)
     c = meta.crop
     corners = np.float64([[c.x, c.y], [c.x + c.width - 1, c.y], [c.x + c.width - 1, c.y + c.height - 1]])
     corners = np.vstack([corners, [c.x, c.y + c.height - 1]])
