@@ -119,6 +119,7 @@ def gram_scores(
 ) -> tuple[dict[int, float], dict[int, np.ndarray]]:
     """Scores and colour matrices of every start in ``runs`` (groups of starts whose windows overlap)."""
     w = frame_weights(n, sub, span)
+    w32 = w.astype(np.float32)
     Wk = np.kron(w, np.eye(3))  # (3, 3n): fake = Wk @ the window's stacked frames
     N = blur.shape[0] * blur.shape[1]
     y = blur.reshape(N, 3)
@@ -162,10 +163,13 @@ def gram_scores(
                 raise Rb2vError(f"sharp sequence frames {p}..{p + n - 1}: contain NaN or inf")
             M_fit = M_all - out.band.window(G_out, q, w, Wk) if nf else M_all.copy()
             if len(V):  # pixels clipped in this candidate's synthetic blur leave the fit
-                fake = np.tensordot(w, XV[q : q + n], axes=1)  # (3, |V|)
+                win = XV[q : q + n]
+                # einsum's own loops, not a BLAS call: a threaded product here stalls (see _TILE)
+                fake = np.einsum("i,ijk->jk", w32, win)
                 hits = np.flatnonzero((fake.max(axis=0) >= CLIP_HI) | (fake.min(axis=0) <= CLIP_LO))
                 if len(hits):
-                    zh = np.concatenate([fake[:, hits], yV[:, hits]])
+                    fake = np.einsum("i,ijk->jk", w, win[:, :, hits].astype(np.float64))
+                    zh = np.concatenate([fake, yV[:, hits]])
                     M_fit -= zh @ zh.T
             M = solve_moments(M_fit)
             scores[p] = psnr_from_sse(residual_from_moments(M_all, M), 3 * N)
