@@ -52,7 +52,7 @@ SETTINGS: dict[str, dict] = {
     "randomized-nolens": {"randomize": True, "randomize_lens": False},
     "randomized": {"randomize": True},  # all of the above drawn, lenses too (with a checkerboard take)
 }
-DEFAULT_SETTINGS = "centre,start,end,readout-8,readout-16,randomized"
+DEFAULT_SETTINGS = ",".join(SETTINGS)  # every convention: the per-option table of the issue 13 note
 TIE = 0.1  # steps: a true start this close to k + 0.5 is a tie between k and k + 1
 TARGETS = {"offset_ms": 2.5, "corner_px": 0.5, "at_exact": 0.95, "accepted": 0.70, "colour": 0.03}
 
