@@ -11,7 +11,6 @@ depend on the number of workers. ``--debug`` (``RB2V_DEBUG=1``) prints recorded 
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -151,14 +150,13 @@ def _dispatch(units: list[Unit], settings: ExecutorSettings):
 
 def _share_cores(threads: int) -> None:
     """A pool worker's thread budget: the cores split between the workers (OpenCV's flow and remaps,
-    OpenMP/BLAS, torch would each start one thread per core in every worker)."""
+    OpenMP/BLAS, torch would each start one thread per core in every worker). It runs before any
+    unit imports numpy or torch, which read these variables when first imported."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     import cv2
 
     cv2.setNumThreads(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
 
 
 def _dispatch_ray(units: list[Unit], settings: ExecutorSettings):

@@ -259,6 +259,14 @@ def common_mask(
     return mask
 
 
+def recorded_by_both(H: np.ndarray, flip: str, recorded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """uint8 mask (255 inside), blur view, of the pixels both cameras recorded: ``recorded`` =
+    (blur-view mask, raw sharp-view mask), the sharp one flipped and mapped by H."""
+    blur_mask, sharp_mask = recorded
+    sharp = np.ascontiguousarray(apply_flip(sharp_mask, flip))
+    return blur_mask & cv2.warpPerspective(sharp, H, blur_mask.shape[::-1], flags=cv2.INTER_NEAREST)
+
+
 def _ecc_refine(
     H: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray, ref_pts: np.ndarray
 ) -> tuple[np.ndarray, int]:
@@ -363,11 +371,7 @@ def estimate_geometry(
         )
         mask = common_mask(H, pairs[0].blur.shape, blur_box, synth_box, pairs[0].synth.shape)
         if recorded is not None:
-            blur_cov, sharp_cov = recorded
-            sharp_cov = cv2.warpPerspective(
-                np.ascontiguousarray(apply_flip(sharp_cov, flip)), H, mask.shape[::-1], flags=cv2.INTER_NEAREST
-            )
-            mask &= blur_cov & sharp_cov
+            mask &= recorded_by_both(H, flip, recorded)
         mask = cv2.erode(mask, np.ones((2 * ECC_MARGIN + 1, 2 * ECC_MARGIN + 1), np.uint8))
         H, ecc_used = _ecc_refine(H, [(pairs[i].blur, flipped[i]) for i in order], mask, ref)
     residual = float(np.sqrt(np.mean(np.sum((_map(H, src) - dst) ** 2, axis=1)))) if n else float("inf")
@@ -383,16 +387,22 @@ def choose_crop(
     crop_w: int,
     crop_h: int,
     margin: int = 2,
+    within: np.ndarray | None = None,
 ) -> dict:
     """A crop_w x crop_h box inside the blur camera's valid area *and* the sharp view mapped by H
-    (``margin`` px inside both), as close to the centre of that common area as possible."""
-    common = common_mask(H, blur_shape, blur_box, sharp_box, sharp_shape, erode=margin) // 255
+    (``margin`` px inside both), as close to the centre of that common area as possible; ``within``
+    (uint8 mask, blur view) restricts it further (undistorted takes: ``recorded_by_both``)."""
+    common = common_mask(H, blur_shape, blur_box, sharp_box, sharp_shape, erode=margin)
+    if within is not None:
+        common &= within
+    common //= 255
     # top-left positions where the whole crop lies inside the common area (summed-area table)
     sat = cv2.integral(common)
     area = sat[crop_h:, crop_w:] - sat[:-crop_h, crop_w:] - sat[crop_h:, :-crop_w] + sat[:-crop_h, :-crop_w]
     ys, xs = np.nonzero(area == crop_w * crop_h)
     if len(ys) == 0:
-        raise Rb2vError(f"the two cameras' valid views overlap in less than the {crop_w}x{crop_h} crop")
+        views = "valid views" if within is None else "valid undistorted views"
+        raise Rb2vError(f"the two cameras' {views} overlap in less than the {crop_w}x{crop_h} crop")
     cy, cx = np.argwhere(common).mean(axis=0)
     i = int(np.argmin((xs + crop_w / 2 - 0.5 - cx) ** 2 + (ys + crop_h / 2 - 0.5 - cy) ** 2))
     return {"x": int(xs[i]), "y": int(ys[i]), "width": int(crop_w), "height": int(crop_h)}

@@ -40,7 +40,6 @@ import numpy as np
 from ..alignment import Alignment, Crop, Lens
 from ..errors import Rb2vError
 from ..fsutil import write_json_atomic
-from ..io.images import apply_flip
 from ..io.video import VideoSource, decode_pipe
 from ..progress import say
 
@@ -508,29 +507,16 @@ def choose_crop(
     recorded (an undistorted frame has empty corners or edges where its lens showed less) inside
     their dark borders: ``recorded`` = ``Geometry.recorded`` (those masks, blur and raw sharp view)."""
     from .geometry import choose_crop as plain
-    from .geometry import common_mask
+    from .geometry import recorded_by_both
 
     if not lenses:
         return plain(H, blur_shape, blur_box, sharp_box, sharp_shape, crop_w, crop_h)
     margin = 2
-    h, w = blur_shape
-    sh, sw = sharp_shape
-    common = common_mask(H, blur_shape, blur_box, sharp_box, sharp_shape, erode=margin)
     if recorded is None:
+        (h, w), (sh, sw) = blur_shape, sharp_shape
         recorded = (coverage(lenses["blur"], (w, h), margin), coverage(lenses["sharp"], (sw, sh), margin))
-    blur_cov, sharp_cov = recorded
-    sharp_cov = cv2.warpPerspective(
-        np.ascontiguousarray(apply_flip(sharp_cov, flip)), H, (w, h), flags=cv2.INTER_NEAREST
-    )
-    valid = (common & blur_cov & sharp_cov) // 255
-    sat = cv2.integral(valid)
-    area = sat[crop_h:, crop_w:] - sat[:-crop_h, crop_w:] - sat[crop_h:, :-crop_w] + sat[:-crop_h, :-crop_w]
-    ys, xs = np.nonzero(area == crop_w * crop_h)
-    if len(ys) == 0:
-        raise Rb2vError(f"the two cameras' valid undistorted views overlap in less than the {crop_w}x{crop_h} crop")
-    cy, cx = np.argwhere(valid).mean(axis=0)
-    i = int(np.argmin((xs + crop_w / 2 - 0.5 - cx) ** 2 + (ys + crop_h / 2 - 0.5 - cy) ** 2))
-    return {"x": int(xs[i]), "y": int(ys[i]), "width": int(crop_w), "height": int(crop_h)}
+    within = recorded_by_both(H, flip, recorded)
+    return plain(H, blur_shape, blur_box, sharp_box, sharp_shape, crop_w, crop_h, margin, within)
 
 
 def take_lenses(take, rig, calibration: Alignment | None) -> dict[str, Lens] | None:

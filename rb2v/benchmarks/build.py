@@ -34,8 +34,8 @@ _MEASURE = (
 )
 
 
-def timed_build(args: list[str]) -> tuple[float, float, float, str]:
-    """(wall s, CPU s, peak MB of the largest process, stderr) of ``rb2v build ARGS`` in a child."""
+def timed_build(args: list[str]) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak MB of the largest process) of ``rb2v build ARGS`` in a child."""
     proc = subprocess.run(
         [sys.executable, "-c", _MEASURE, sys.executable, "-m", "rb2v", "build", *args],
         capture_output=True,
@@ -45,7 +45,7 @@ def timed_build(args: list[str]) -> tuple[float, float, float, str]:
     if int(rc) != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise click.ClickException(f"build failed: {lines[-1] if lines else 'exit ' + rc}")
-    return float(wall), float(cpu), int(rss_kb) / 1024, proc.stderr
+    return float(wall), float(cpu), int(rss_kb) / 1024
 
 
 @click.command("build")
@@ -89,11 +89,11 @@ def main(category, seconds, interpolator, stride, workers_list, workdir):
         (run_out / "aligned").symlink_to((out / "aligned").resolve(), target_is_directory=True)
         args = ["--category", category, "--out", str(run_out), "--interpolator", interpolator]
         args += ["--stride", str(stride), "--workers", str(n), "--no-report"]
-        wall, cpu, peak_mb, _ = timed_build(args)
+        wall, cpu, peak_mb = timed_build(args)
         info = json.loads((run_out / "datasets" / category / "build.json").read_text())
         runs.append((n, wall, cpu, peak_mb, info["takes"][0], run_out))
         click.echo(f"  {n} worker(s): {wall:.1f} s wall, peak {peak_mb:.0f} MB", err=True)
-    n1, wall1, cpu1, peak1, take, first_out = runs[0]
+    n1, wall1, cpu1, _, take, first_out = runs[0]
     n = take["accepted"] + take["rejected"]
     total = sum(take["stage_seconds"].values())
     click.echo(

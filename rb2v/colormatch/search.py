@@ -35,6 +35,13 @@ from .matrix import clipped_mask, psnr_from_sse, residual_from_moments, solve_mo
 from .result import SearchResult, best_of, check_search_inputs
 
 
+def _downsample(img: np.ndarray, factor: int) -> np.ndarray:
+    """``img`` area-averaged ``factor`` x ``factor`` (unchanged for a factor of 1)."""
+    if factor <= 1:
+        return img
+    return cv2.resize(img, (img.shape[1] // factor, img.shape[0] // factor), interpolation=cv2.INTER_AREA)
+
+
 def _runs(starts: list[int], n: int) -> list[list[int]]:
     """Group sorted starts into runs whose windows share frames."""
     runs = [[starts[0]]]
@@ -231,11 +238,7 @@ def search(
         return best_of(scores, matrices)
 
     def small(img):
-        return cv2.resize(
-            img,
-            (img.shape[1] // coarse, img.shape[0] // coarse),
-            interpolation=cv2.INTER_AREA,
-        )
+        return _downsample(img, coarse)
 
     rough, _ = _score_runs(
         small(blur), np.stack([small(f) for f in seq]), starts, n, sub, interp, space, exclude_clipped, xp
@@ -280,16 +283,9 @@ def refine_in_linear_light(
     if len(cand) < 2:
         return result
     lo = min(cand)
-
-    def small(img):
-        if scale <= 1:
-            return img
-        return cv2.resize(img, (img.shape[1] // scale, img.shape[0] // scale), interpolation=cv2.INTER_AREA)
-
-    window = seq[lo : max(cand) + n]
     linear = search(
-        small(blur),
-        np.stack([small(f) for f in window]),
+        _downsample(blur, scale),
+        np.stack([_downsample(f, scale) for f in seq[lo : max(cand) + n]]),
         n,
         [p - lo for p in cand],
         interpolator,

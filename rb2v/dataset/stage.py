@@ -269,13 +269,6 @@ def build_take(
     return summary
 
 
-def exposure_span(take: AlignedTake, factor: int) -> float | None:
-    """The synthetic blur's width in upsampled steps: the blur exposure estimated at alignment when it
-    is shorter than the sample's window (a short shutter), else None (the paper's 7-frame average)."""
-    span = take.alignment.blur_span(factor)
-    return span if span is not None and span < N_FRAMES - 1 else None
-
-
 def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, clock):
     from ..colormatch import apply_color_matrix, search
     from ..colormatch.search import refine_in_linear_light
@@ -291,7 +284,9 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
             before, after = rowtime.reach(shifts)
             a, b = max(lo - before, 0), min(hi + N_FRAMES + after, len(x))
             scored = rowtime.deskew(x.window(a, b), shifts, lo - a, len(seq))
-    span = exposure_span(take, tools.sequence.upsample_factor)
+    # the estimated blur exposure in upsampled steps: a short shutter is scored over its own length
+    # (a span covering the 7-frame window, or an unknown one, is the paper's plain average)
+    span = take.alignment.blur_span(tools.sequence.upsample_factor)
     with clock("search"):
         res = search(
             blur,
