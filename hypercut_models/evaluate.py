@@ -106,13 +106,19 @@ def write_orders(
         net, plane, dataset, dev, batch_size=batch_size, workers=workers, with_reverse=False, desc="order"
     )
     labels = dict(zip(dataset.rows["sample_id"], np.where(fwd[:, 0] < 0, "ignore", "reverse")))
-    path = Path(dataset.manifest)
+    return write_labels(dataset.manifest, labels, str(checkpoint))
+
+
+def write_labels(manifest: str | Path, labels: dict[str, str], source: str) -> dict[str, int]:
+    """Write sample_id -> "ignore" | "reverse" into the manifest's ``order`` column and record
+    ``source`` (the checkpoint, or another ordering) under ``ORDER_KEY``; return the counts."""
+    path = Path(manifest)
     df = read_manifest(path)
     df["order"] = [labels[s] for s in df["sample_id"]]
     counts = {"ignore": int((df["order"] == "ignore").sum()), "reverse": int((df["order"] == "reverse").sum())}
     meta = manifest_metadata(path)
     meta.pop("schema", None)
-    meta[ORDER_KEY] = json.dumps({"checkpoint": str(checkpoint), **counts}, sort_keys=True)
+    meta[ORDER_KEY] = json.dumps({"checkpoint": source, **counts}, sort_keys=True)
     write_manifest(path, df, meta)
     write_metadata_json(path.parent, df)
     return counts

@@ -4,7 +4,8 @@ It sees the blurry image only (never a ground-truth frame, unlike the official r
 Purohit et al., which feeds the sharp middle frame to the network at test time too). Output frame k
 is ``warp(blur, f_k) + r_k``: the network predicts, per frame, a flow field f_k (2 channels, in
 units of ``FLOW_SCALE`` px) that resamples the blurry image, and an RGB residual r_k. The last conv
-starts at zero, so a fresh network is exactly the blurry-input floor (every frame = the input).
+starts at zero for the residuals and near zero for the flows, so a fresh network is the
+blurry-input floor (every frame = the input) to within a small fraction of a pixel of motion.
 The warp is what makes CPU training work: a frame at the edge of the exposure is mostly the blurry
 image *moved* by half the motion, which a flow expresses with one value per region but residuals
 only as a large high-frequency image. Measured on 36 panning sequences (40x40, 2 px/frame, Adam
@@ -26,6 +27,7 @@ from torch import nn
 
 FRAMES = 7
 FLOW_SCALE = 4.0  # the warp head's flow output is in units of 4 px (bigger steps for small weights)
+FLOW_INIT_STD = 1e-3  # initial weights of the flow outputs (see Blur2VidNet.__init__)
 # name -> constructor arguments. small: ~0.5 M parameters, trains on a CPU in minutes on 64 px crops;
 # base: ~8 M parameters, for GPUs.
 SIZES: dict[str, dict] = {
@@ -74,6 +76,11 @@ class Blur2VidNet(nn.Module):
         self.tail = nn.Conv2d(widths[0], (5 if self.warp else 3) * FRAMES, 3, padding=1)
         nn.init.zeros_(self.tail.weight)  # start at the floor: every frame = the blurry input
         nn.init.zeros_(self.tail.bias)
+        if self.warp:
+            # Flows start small but not zero. At exactly zero every frame is the same image, a
+            # point where a loss that cannot tell a sequence from its reverse (order-invariant)
+            # has no gradient toward moving the first and last frames apart.
+            nn.init.normal_(self.tail.weight[: 2 * FRAMES], std=FLOW_INIT_STD)
 
     def config(self) -> dict:
         return {"widths": list(self.widths), "blocks": self.blocks, "warp": self.warp}

@@ -37,6 +37,7 @@ TEST_SOURCES = ("coffee", "camera", "hubble_deep_field", "street")
 SPEED = (1.5, 6.0)  # px per 120-fps frame: a 7-frame (6/240 s) blur of 4.5-18 px, as HyperCUT was trained on
 SIZE = 96
 ALPHAS = (0.0, 0.1, 0.2, 0.3)
+CONTROL = "hypercut loss, classical labels (alpha 0)"
 PAPER = "paper, Table 2 (REDS): the gain of hypercut over the others grows toward the border frames"
 
 
@@ -70,6 +71,37 @@ def make_videos(out: Path, takes: int, frames: int, seed: int = 0) -> Path:
             for i, frame in enumerate(stream):
                 write_image(folder / f"{i:05d}.png", frame)
     return out
+
+
+CLASSICAL = "classical: phase-correlation shift of (x0, x6) on the axis at 0.3 rad"
+
+
+def classical_control(manifest: Path, out: Path) -> Path:
+    """The dataset again (its samples linked, not copied), ordered by the classical ordering of
+    ``rb2v bench hypercut`` instead of HyperCUT: a label that follows the motion's direction, which
+    a blur2vid network can learn from a blurry crop. Trained with the hypercut loss at alpha 0,
+    it separates what the labels' learnability costs from what the network and budget cost."""
+    import shutil
+
+    from hypercut_models.data import SequenceDataset
+    from hypercut_models.evaluate import ORDER_KEY, write_labels
+    from rb2v.manifest import read_manifest
+
+    from .hypercut import phase_correlation_scores
+
+    copy = out / manifest.name
+    if copy.exists() and CLASSICAL in read_manifest(copy).attrs["metadata"].get(ORDER_KEY, ""):
+        return copy
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in manifest.parent.iterdir():
+        if entry.is_dir() and not (out / entry.name).exists():
+            (out / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
+    shutil.copy2(manifest, copy)
+    data = SequenceDataset(copy, split=None)
+    scores = [phase_correlation_scores(data[i][0].numpy().transpose(0, 2, 3, 1))[0][0] for i in range(len(data))]
+    labels = np.where(np.array(scores) < 0, "ignore", "reverse")
+    write_labels(copy, dict(zip(data.rows["sample_id"], labels)), CLASSICAL)
+    return copy
 
 
 def source_of(subject: str) -> str:
@@ -130,14 +162,22 @@ def fmt_row(name: str, values, extra: str = "") -> str:
 )
 @click.option("--input", "input_dir", type=click.Path(file_okay=False), default=None, help="120 fps videos to use.")
 @click.option("--hypercut", type=click.Path(), default=None, help="HyperCUT checkpoint (default: the bundled one).")
-@click.option("--epochs", default=8, show_default=True, help="Training epochs per blur2vid model (the budget).")
+@click.option(
+    "--epochs", default=16, show_default=True, help="Training epochs per blur2vid model (the budget: 9-15 min each)."
+)
 @click.option("--takes", default=4, show_default=True, help="Videos per source image (made videos only).")
 @click.option("--frames", default=28, show_default=True, help="Frames per made video (4 per sample).")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads per training.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--jobs", default=1, show_default=True, help="Trainings (and evaluations) run at the same time.")
+@click.option("--jobs", default=2, show_default=True, help="Trainings (and evaluations) run at the same time.")
 @click.option("--alpha-sweep", is_flag=True, help="Also train the hypercut loss with alpha in {0, 0.1, 0.2, 0.3}.")
-def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, alpha_sweep):
+@click.option(
+    "--control/--no-control",
+    default=True,
+    show_default=True,
+    help="Also train the hypercut loss (alpha 0) on labels from the classical ordering (see classical_control).",
+)
+def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, alpha_sweep, control):
     """Per-frame pPSNR of the naive, order-invariant and hypercut losses beside the blurry-input floor."""
     import tempfile
 
@@ -174,27 +214,36 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
     from hypercut_models.evaluate import ORDER_KEY
     from hypercut_models.evaluate import evaluate as eval_hypercut
 
-    if ORDER_KEY not in read_manifest(manifest).attrs["metadata"]:
+    record = read_manifest(manifest).attrs["metadata"].get(ORDER_KEY)
+    if record is None or Path(json.loads(record)["checkpoint"]).resolve() != Path(hypercut).resolve():
         rb2v("order", "--manifest", manifest, "--checkpoint", hypercut, "--workers", "0", "--device", "cpu",
              "--threads", threads)  # fmt: skip
     import torch
 
     torch.set_num_threads(threads)
     gt_order = eval_hypercut(manifest, hypercut, device="cpu", workers=0)
+    from .hypercut import crop_agreement
 
-    runs = [("naive", "naive", {}), ("order-invariant", "order-invariant", {})]
-    runs.append(("hypercut (alpha 0.2)", "hypercut", {"hypercut": hypercut, "alpha": 0.2}))
+    crops = crop_agreement(manifest, Path(hypercut))
+
+    runs = [("naive", "naive", manifest, {}), ("order-invariant", "order-invariant", manifest, {})]
+    runs.append(("hypercut (alpha 0.2)", "hypercut", manifest, {"hypercut": hypercut, "alpha": 0.2}))
     if alpha_sweep:
-        runs += [
-            (f"hypercut (alpha {a:g})", "hypercut", {"hypercut": hypercut, "alpha": a}) for a in ALPHAS if a != 0.2
-        ]
-    folders = {name: work / "runs" / name.replace(" ", "_").replace("(", "").replace(")", "") for name, _, _ in runs}
-    trainings = [(name, train_args(manifest, folders[name], loss, epochs, threads, seed, **extra))
-                 for name, loss, extra in runs]  # fmt: skip
-    run_all([(n.replace(" ", "_"), a) for n, a in trainings if a is not None], jobs, work / "logs")
+        runs += [(f"hypercut (alpha {a:g})", "hypercut", manifest, {"hypercut": hypercut, "alpha": a})
+                 for a in ALPHAS if a != 0.2]  # fmt: skip
+    if control:
+        control_manifest = classical_control(manifest, work / "classical")
+        runs.append((CONTROL, "hypercut", control_manifest, {"hypercut": hypercut, "alpha": 0.0}))
+    manifests = {name: m for name, _, m, _ in runs}
+    folders = {name: work / "runs" / name.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
+               for name, _, _, _ in runs}  # fmt: skip
+    trainings = [(name, train_args(m, folders[name], loss, epochs, threads, seed, **extra))
+                 for name, loss, m, extra in runs]  # fmt: skip
+    run_all([(n.replace(" ", "_").replace(",", ""), a) for n, a in trainings if a is not None], jobs, work / "logs")
     cache = f"eval-{epochs}epochs.json"  # a run trained further is scored again
     evals = [
-        (f"eval-{name}".replace(" ", "_"), ["eval-blur2vid", "--manifest", manifest, "--checkpoint", folders[name],
+        (f"eval-{name}".replace(" ", "_").replace(",", ""), ["eval-blur2vid", "--manifest", manifests[name],
+         "--checkpoint", folders[name],
          "--hypercut", hypercut, "--json", folders[name] / cache, "--device", "cpu", "--threads", threads])
         for name in folders
         if not (folders[name] / cache).exists()
@@ -211,6 +260,10 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
     click.echo(
         f"HyperCUT on the ground-truth test sequences: hit {100 * gt_order['hit']:.2f} %, "
         f"con@3 {100 * gt_order['con@3']:.2f} %"
+    )
+    click.echo(
+        f"labels seen on {crops['side']} px crops: the corner crops of a test sequence fall on the whole frame's "
+        f"side for {100 * crops['crops']:.1f} % of the crops (all four: {100 * crops['all_four']:.1f} %)"
     )
     click.echo(f"{'pPSNR (dB)':<24}" + "".join(f"{f'x{k}':>7}" for k in range(7)) + f"{'mean':>8}"
                + f"{'pSSIM':>8}{'con@3':>8}{'train s':>9}")  # fmt: skip
@@ -239,4 +292,11 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
     )
     click.echo(f"  con@3 of the hypercut model's predictions: {100 * results['hypercut (alpha 0.2)']['con@3']:.1f} % "
                "(target >= 90 %)")  # fmt: skip
+    if control:
+        gain = (np.array(results[CONTROL]["ppsnr"]) - nv)[border]
+        click.echo(
+            f"  control: the hypercut loss on labels that follow the motion (classical ordering, alpha 0) - naive "
+            f"{', '.join(f'{v:+.2f}' for v in gain)} dB on x0, x6 (HyperCUT's labels: "
+            f"{', '.join(f'{v:+.2f}' for v in (hc - nv)[border])} dB)"
+        )
     click.echo(f"{PAPER}\nwork: {work} ({time.perf_counter() - t_all:.0f} s wall this call)")

@@ -52,6 +52,32 @@ def classical_metrics(manifest: Path) -> dict:
     return ordering_metrics(np.stack([f for f, _ in scores]), np.stack([r for _, r in scores]))
 
 
+def crop_agreement(manifest: Path, checkpoint: Path, side: int = 64) -> dict:
+    """How far a sequence's side depends on where it is cropped, on the test split: the (0, 6) side
+    of each of the four corner crops of ``side`` px against the whole frame's. blur2vid learns
+    whole-frame labels on crops, so a side that moves with the crop is label noise to it."""
+    import torch
+
+    from hypercut_models.checkpoint import load_model
+    from hypercut_models.data import SequenceDataset
+    from hypercut_models.losses import pair_scores
+
+    net, plane, _ = load_model(checkpoint)
+    data = SequenceDataset(manifest, "test")
+    agree = []
+    with torch.no_grad():
+        for i in range(len(data)):
+            seq = data[i][0][None]
+            h, w = seq.shape[-2:]
+            c = min(side, h, w)
+            crops = [seq[..., y : y + c, x : x + c] for y in (0, h - c) for x in (0, w - c)]
+            whole, _ = pair_scores(net, plane, seq, with_reverse=False)
+            parts, _ = pair_scores(net, plane, torch.cat(crops), with_reverse=False)
+            agree.append(((parts[:, 0] >= 0) == (whole[0, 0] >= 0)).float().numpy())
+    agree = np.stack(agree)
+    return {"crops": float(agree.mean()), "all_four": float(agree.all(axis=1).mean()), "side": side}
+
+
 @click.command()
 @click.option(
     "--work",
@@ -110,4 +136,9 @@ def main(work, threads, seed):
     for name, m in (("ours (HyperCUT, whole frames)", ours), ("classical (phase correlation)", peer)):
         click.echo(f"{name:<34}{100 * m['hit']:>7.2f}%{100 * m['con@2']:>7.2f}%{100 * m['con@3']:>7.2f}%")
     click.echo(f"paper: {PAPER}; ours/classical con@3 ratio {ours['con@3'] / max(peer['con@3'], 1e-9):.3f}")
+    crops = crop_agreement(manifest, last)
+    click.echo(
+        f"side of the {crops['side']} px corner crops = the whole frame's: {100 * crops['crops']:.1f} % of crops, "
+        f"all four on {100 * crops['all_four']:.1f} % of the sequences (what blur2vid can learn from crops)"
+    )
     click.echo(f"run: {run}")
