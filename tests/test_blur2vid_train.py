@@ -98,7 +98,8 @@ def test_short_training_beats_the_blurry_input_on_held_out_sequences(tmp_path):
         manifest=str(manifest), out=str(tmp_path / "run"), epochs=8, crop=40, batch_size=4, workers=0, device="cpu"
     )
     fresh = evaluate(manifest, None, net=make_network("small"), device="cpu", ssim=False)
-    np.testing.assert_allclose(fresh["ppsnr"], fresh["baseline_ppsnr"], atol=1e-3)  # the floor
+    # the floor, to within the flows' small initial weights
+    np.testing.assert_allclose(fresh["ppsnr"], fresh["baseline_ppsnr"], atol=0.05)
     result = evaluate(manifest, train(settings), device="cpu", ssim=False)
     assert result["samples"] == 4
     gain = np.array(result["ppsnr"]) - np.array(result["baseline_ppsnr"])
@@ -160,8 +161,10 @@ def test_tiles_cover_the_image_and_blend_exactly(tmp_path):
         starts = tile_starts(length, tile, overlap)
         assert starts[0] == 0 and starts[-1] + tile == length
         assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
-    # a fresh network predicts the blurry input itself: blending overlapping tiles must give it back
+    # with its last conv zeroed the network predicts the blurry input itself: blending overlapping
+    # tiles must give it back
     net = make_network("small").eval()
+    torch.nn.init.zeros_(net.tail.weight)
     image = read_image(STREET / "00001.jpg")[:45, :71]
     tiled = deblur_array(net, image, torch.device("cpu"), tile=20, overlap=6)
     assert tiled.shape == (7, 45, 71, 3)
