@@ -224,3 +224,27 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     assert "never computed" in error_of([*train_args, "--hypercut", str(PRETRAINED)])
     assert "needs --hypercut" in error_of(train_args)
     assert "nothing to resume" in error_of([*train_args[:4], str(tmp_path / "none"), "--resume"])
+
+
+def test_bench_manifest_copies(ordered, tmp_path, monkeypatch):
+    """The blur2vid bench's copies of a dataset: the control's classical labels put every sequence,
+    as the loader serves it, on the negative side of its own measured shift; the moving-camera copy
+    takes the static sources out of the test split. Both read the samples through links."""
+    import rb2v.benchmarks.blur2vid as bench
+    from hypercut_models.blur2vid.data import BlurSequenceDataset
+    from rb2v.benchmarks.hypercut import phase_correlation_scores
+
+    control = bench.classical_control(ordered, tmp_path / "classical")
+    assert bench.CLASSICAL in read_manifest(control).attrs["metadata"]["hypercut_order"]
+    served = BlurSequenceDataset(control, None, ordered=True)
+    for i in range(len(served)):
+        frames = served[i][1].numpy().transpose(0, 2, 3, 1)
+        assert phase_correlation_scores(frames)[0][0] < 0
+    assert set(read_manifest(control)["order"]) == {"ignore", "reverse"}  # both ways are served
+
+    monkeypatch.setattr(bench, "STATIC_SOURCES", ("chelsea",))
+    moving = bench.moving_test_copy(ordered, tmp_path / "moving")
+    before, after = read_manifest(ordered), read_manifest(moving)
+    assert len(after) == len(before) and (before["split"] == "test").sum() > 0
+    assert (after["split"] == "test").sum() == 0
+    assert BlurSequenceDataset(moving, "train")[0][1].shape[0] == 7
