@@ -130,6 +130,11 @@ def classical_control(manifest: Path, out: Path) -> Path:
     return copy
 
 
+def slug(name: str) -> str:
+    """A run's name as a folder (and log) name."""
+    return name.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
+
+
 def source_of(subject: str) -> str:
     return subject.rsplit("-", 1)[0]
 
@@ -261,14 +266,13 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
         control_manifest = classical_control(manifest, work / "classical")
         runs.append((CONTROL, "hypercut", control_manifest, {"hypercut": hypercut, "alpha": 0.0}))
     manifests = {name: m for name, _, m, _ in runs}
-    folders = {name: work / "runs" / name.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
-               for name, _, _, _ in runs}  # fmt: skip
+    folders = {name: work / "runs" / slug(name) for name, _, _, _ in runs}
     trainings = [(name, train_args(m, folders[name], loss, epochs, threads, seed, **extra))
                  for name, loss, m, extra in runs]  # fmt: skip
-    run_all([(n.replace(" ", "_").replace(",", ""), a) for n, a in trainings if a is not None], jobs, work / "logs")
+    run_all([(slug(n), a) for n, a in trainings if a is not None], jobs, work / "logs")
     cache = f"eval-{epochs}epochs.json"  # a run trained further is scored again
     evals = [
-        (f"eval-{name}".replace(" ", "_").replace(",", ""), ["eval-blur2vid", "--manifest", manifests[name],
+        (f"eval-{slug(name)}", ["eval-blur2vid", "--manifest", manifests[name],
          "--checkpoint", folders[name],
          "--hypercut", hypercut, "--json", folders[name] / cache, "--device", "cpu", "--threads", threads])
         for name in folders
@@ -276,16 +280,17 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
     ]  # fmt: skip
     moving = moving_test_copy(manifest, work / "moving-test")
     moving_cache = f"eval-moving-{epochs}epochs.json"
+    moving_folders = folders if (read_manifest(moving)["split"] == "test").any() else {}
     evals += [
-        (f"eval-moving-{name}".replace(" ", "_").replace(",", ""), ["eval-blur2vid", "--manifest", moving,
+        (f"eval-moving-{slug(name)}", ["eval-blur2vid", "--manifest", moving,
          "--checkpoint", folders[name], "--json", folders[name] / moving_cache, "--device", "cpu",
          "--threads", threads])
-        for name in folders
+        for name in moving_folders
         if not (folders[name] / moving_cache).exists()
     ]  # fmt: skip
     run_all(evals, jobs, work / "logs")
     results = {name: json.loads((folders[name] / cache).read_text()) for name in folders}
-    on_moving = {name: json.loads((folders[name] / moving_cache).read_text()) for name in folders}
+    on_moving = {name: json.loads((folders[name] / moving_cache).read_text()) for name in moving_folders}
     seconds = {name: sum(r["seconds"] for r in load_checkpoint(folders[name])["history"]) for name in folders}
 
     first = results["naive"]
@@ -307,14 +312,15 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
     for name, r in results.items():
         extra = f"{r['pssim_mean']:>8.4f}{100 * r['con@3']:>7.1f}%{seconds[name]:>9.0f}"
         click.echo(fmt_row(name, r["ppsnr"], extra))
-    click.echo(
-        f"\nthe {on_moving['naive']['samples']} test samples of moving-camera videos only (without "
-        f"{', '.join(STATIC_SOURCES)}):"
-    )
-    click.echo(f"{'pPSNR (dB)':<{NAME_WIDTH}}" + "".join(f"{f'x{k}':>7}" for k in range(7)) + f"{'mean':>8}")
-    click.echo(fmt_row("blurry input", on_moving["naive"]["baseline_ppsnr"]))
-    for name, r in on_moving.items():
-        click.echo(fmt_row(name, r["ppsnr"]))
+    if on_moving:
+        click.echo(
+            f"\nthe {on_moving['naive']['samples']} test samples of moving-camera videos only (without "
+            f"{', '.join(STATIC_SOURCES)}):"
+        )
+        click.echo(f"{'pPSNR (dB)':<{NAME_WIDTH}}" + "".join(f"{f'x{k}':>7}" for k in range(7)) + f"{'mean':>8}")
+        click.echo(fmt_row("blurry input", on_moving["naive"]["baseline_ppsnr"]))
+        for name, r in on_moving.items():
+            click.echo(fmt_row(name, r["ppsnr"]))
     base = np.array(first["baseline_ppsnr"])
     hc, nv, oi = (np.array(results[n]["ppsnr"]) for n in ("hypercut (alpha 0.2)", "naive", "order-invariant"))
     border = [0, 6]
@@ -337,7 +343,8 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
     click.echo(f"  con@3 of the hypercut model's predictions: {100 * results['hypercut (alpha 0.2)']['con@3']:.1f} % "
                "(target >= 90 %)")  # fmt: skip
     if control:
-        for label, table in (("whole test split", results), ("moving-camera test videos", on_moving)):
+        tables = (("whole test split", results), ("moving-camera test videos", on_moving))
+        for label, table in [(label, table) for label, table in tables if table]:
             ppsnr = {name: np.array(r["ppsnr"]) for name, r in table.items()}
             gain = (ppsnr[CONTROL] - ppsnr["naive"])[border]
             hyper = (ppsnr["hypercut (alpha 0.2)"] - ppsnr["naive"])[border]
