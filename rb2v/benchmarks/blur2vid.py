@@ -43,6 +43,7 @@ SIZE = 96
 ALPHAS = (0.0, 0.1, 0.2, 0.3)
 CONTROL = "hypercut loss, classical labels (alpha 0)"
 NAME_WIDTH = len(CONTROL) + 2  # the first column of the tables
+HEADER = f"{'pPSNR (dB)':<{NAME_WIDTH}}" + "".join(f"{f'x{k}':>7}" for k in range(7)) + f"{'mean':>8}"
 PAPER = "paper, Table 2 (REDS): the gain of hypercut over the others grows toward the border frames"
 
 
@@ -271,24 +272,22 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
                  for name, loss, m, extra in runs]  # fmt: skip
     run_all([(slug(n), a) for n, a in trainings if a is not None], jobs, work / "logs")
     cache = f"eval-{epochs}epochs.json"  # a run trained further is scored again
-    evals = [
-        (f"eval-{slug(name)}", ["eval-blur2vid", "--manifest", manifests[name],
-         "--checkpoint", folders[name],
-         "--hypercut", hypercut, "--json", folders[name] / cache, "--device", "cpu", "--threads", threads])
-        for name in folders
-        if not (folders[name] / cache).exists()
-    ]  # fmt: skip
     moving = moving_test_copy(manifest, work / "moving-test")
     moving_cache = f"eval-moving-{epochs}epochs.json"
     moving_folders = folders if (read_manifest(moving)["split"] == "test").any() else {}
-    evals += [
-        (f"eval-moving-{slug(name)}", ["eval-blur2vid", "--manifest", moving,
-         "--checkpoint", folders[name], "--json", folders[name] / moving_cache, "--device", "cpu",
-         "--threads", threads])
-        for name in moving_folders
-        if not (folders[name] / moving_cache).exists()
-    ]  # fmt: skip
-    run_all(evals, jobs, work / "logs")
+
+    def evals(prefix: str, names, data: dict, json_name: str, *extra) -> list:
+        """eval-blur2vid of each named run on ``data[name]``, unless its JSON is already there."""
+        return [
+            (f"{prefix}{slug(name)}", ["eval-blur2vid", "--manifest", data[name], "--checkpoint", folders[name],
+             "--json", folders[name] / json_name, "--device", "cpu", "--threads", threads, *extra])
+            for name in names
+            if not (folders[name] / json_name).exists()
+        ]  # fmt: skip
+
+    jobs_todo = evals("eval-", folders, manifests, cache, "--hypercut", hypercut)
+    jobs_todo += evals("eval-moving-", moving_folders, dict.fromkeys(folders, moving), moving_cache)
+    run_all(jobs_todo, jobs, work / "logs")
     results = {name: json.loads((folders[name] / cache).read_text()) for name in folders}
     on_moving = {name: json.loads((folders[name] / moving_cache).read_text()) for name in moving_folders}
     seconds = {name: sum(r["seconds"] for r in load_checkpoint(folders[name])["history"]) for name in folders}
@@ -306,8 +305,7 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
         f"labels seen on {crops['side']} px crops: the corner crops of a test sequence fall on the whole frame's "
         f"side for {100 * crops['crops']:.1f} % of the crops (all four: {100 * crops['all_four']:.1f} %)"
     )
-    click.echo(f"{'pPSNR (dB)':<{NAME_WIDTH}}" + "".join(f"{f'x{k}':>7}" for k in range(7)) + f"{'mean':>8}"
-               + f"{'pSSIM':>8}{'con@3':>8}{'train s':>9}")  # fmt: skip
+    click.echo(HEADER + f"{'pSSIM':>8}{'con@3':>8}{'train s':>9}")
     click.echo(fmt_row("blurry input", first["baseline_ppsnr"]))
     for name, r in results.items():
         extra = f"{r['pssim_mean']:>8.4f}{100 * r['con@3']:>7.1f}%{seconds[name]:>9.0f}"
@@ -317,7 +315,7 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
             f"\nthe {on_moving['naive']['samples']} test samples of moving-camera videos only (without "
             f"{', '.join(STATIC_SOURCES)}):"
         )
-        click.echo(f"{'pPSNR (dB)':<{NAME_WIDTH}}" + "".join(f"{f'x{k}':>7}" for k in range(7)) + f"{'mean':>8}")
+        click.echo(HEADER)
         click.echo(fmt_row("blurry input", on_moving["naive"]["baseline_ppsnr"]))
         for name, r in on_moving.items():
             click.echo(fmt_row(name, r["ppsnr"]))

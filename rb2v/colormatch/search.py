@@ -237,12 +237,8 @@ def search(
         scores, matrices = _score_runs(blur, seq, starts, n, sub, interp, space, exclude_clipped, xp, span)
         return best_of(scores, matrices)
 
-    def small(img):
-        return _downsample(img, coarse)
-
-    rough, _ = _score_runs(
-        small(blur), np.stack([small(f) for f in seq]), starts, n, sub, interp, space, exclude_clipped, xp
-    )
+    small_seq = np.stack([_downsample(f, coarse) for f in seq])
+    rough, _ = _score_runs(_downsample(blur, coarse), small_seq, starts, n, sub, interp, space, exclude_clipped, xp)
     ranked = sorted(starts, key=lambda p: (-rough[p], p))
     fine, matrices = _score_runs(blur, seq, sorted(ranked[:refine]), n, sub, interp, space, exclude_clipped, xp, span)
     # the margin needs full-resolution scores of the strongest candidates >= 2 from the winner
