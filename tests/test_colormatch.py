@@ -16,6 +16,11 @@ from rb2v.colormatch.reference import reference_search
 from rb2v.errors import Rb2vError
 from rb2v.interpolation import Interpolator, load_interpolator
 
+# The default search sums float32 products of the frames' differences from the blur (gram.py): its
+# scores agree with any other path to about 1e-6 dB and its colour matrices to about 1e-4 (a 4x4 solve
+# amplifies the rounding); a wrong moment or fit is off by orders of magnitude more.
+SCORE_ROUNDING_DB = 1e-4
+MATRIX_ROUNDING = 2e-4
 CORNERS = np.array([[r, g, b, 1.0] for r in (0, 1) for g in (0, 1) for b in (0, 1)])
 
 
@@ -190,7 +195,7 @@ def test_fast_search_equals_the_reference_on_real_photos(name, options):
     assert fast.start == ref.start == 6
     assert sorted(fast.scores) == sorted(ref.scores) == list(range(12))
     assert max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
-    np.testing.assert_allclose(fast.matrix, ref.matrix, atol=1e-6)
+    np.testing.assert_allclose(fast.matrix, ref.matrix, atol=MATRIX_ROUNDING)
     assert fast.psnr == fast.scores[6] and abs(fast.margin - ref.margin) < 0.01
 
 
@@ -290,7 +295,7 @@ def test_recovers_a_known_start_and_matrix():
     sub = search(y, seq, candidates=np.array([0, 1, 13, 12, 1]))
     assert sorted(sub.scores) == [0, 1, 12, 13] and sub.start == 13
     for p in sub.scores:
-        assert abs(sub.scores[p] - res.scores[p]) < 1e-6
+        assert abs(sub.scores[p] - res.scores[p]) < SCORE_ROUNDING_DB
     assert sub.margin == pytest.approx(res.psnr - max(res.scores[0], res.scores[1]))
 
 
@@ -322,11 +327,11 @@ def test_torch_backend_matches_numpy():
         s_np, m_np = _score_runs(*args, NumpyArrays())
         s_t, m_t = _score_runs(*args, TorchArrays(torch.device("cpu")))
         for p in s_np:
-            assert abs(s_np[p] - s_t[p]) < 1e-6
-            np.testing.assert_allclose(m_np[p], m_t[p], atol=1e-9)
+            assert abs(s_np[p] - s_t[p]) < SCORE_ROUNDING_DB
+            np.testing.assert_allclose(m_np[p], m_t[p], atol=MATRIX_ROUNDING)
     if torch.cuda.is_available():
         gpu, cpu = search(y, seq, device="cuda"), search(y, seq)
-        assert gpu.start == cpu.start and abs(gpu.psnr - cpu.psnr) < 1e-6
+        assert gpu.start == cpu.start and abs(gpu.psnr - cpu.psnr) < SCORE_ROUNDING_DB
     else:
         with pytest.raises(Rb2vError, match="CUDA"):
             search(y, seq, device="cuda")
@@ -374,9 +379,9 @@ def test_coarse_to_fine_keeps_the_argmax_and_the_margin(seed):
         exact = search(blur, frames)
         for k in (4, 8):
             c2f = search(blur, frames, coarse=k)
-            assert c2f.start == exact.start and c2f.psnr == pytest.approx(exact.psnr, abs=1e-9)
+            assert c2f.start == exact.start and c2f.psnr == pytest.approx(exact.psnr, abs=SCORE_ROUNDING_DB)
             assert c2f.margin == pytest.approx(exact.margin, abs=0.01)
-            np.testing.assert_allclose(c2f.matrix, exact.matrix, atol=1e-9)
+            np.testing.assert_allclose(c2f.matrix, exact.matrix, atol=MATRIX_ROUNDING)
             assert sorted(c2f.scores) == sorted(exact.scores)
 
 
@@ -400,7 +405,7 @@ def test_moment_search_equals_the_reference_with_clipping(n, sub, start):
     ref = reference_search(y, seq, n=n, sub=sub)
     assert fast.start == ref.start == start
     assert max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
-    np.testing.assert_allclose(fast.matrix, ref.matrix, atol=1e-6)
+    np.testing.assert_allclose(fast.matrix, ref.matrix, atol=MATRIX_ROUNDING)
     assert abs(fast.margin - ref.margin) < 0.01
 
 
@@ -420,6 +425,6 @@ def test_default_search_uses_the_moments_and_any_candidates(monkeypatch):
     sparse = search(take.blur, take.seq, candidates=[23, 0, 11, 10, 2])  # three separate runs
     assert sparse.start == 11 and sorted(sparse.scores) == [0, 2, 10, 11, 23]
     for p in sparse.scores:
-        assert abs(sparse.scores[p] - full.scores[p]) < 1e-6
+        assert abs(sparse.scores[p] - full.scores[p]) < SCORE_ROUNDING_DB
     ref = reference_search(take.blur, take.seq, candidates=[23, 0, 11, 10, 2])
     assert max(abs(sparse.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01

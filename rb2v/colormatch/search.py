@@ -30,7 +30,7 @@ from ..errors import Rb2vError
 from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
 from .arrays import NumpyArrays, arrays_for
 from .blur import covers_window, dense_frames, frame_weights, srgb_to_linear, steps_per_pair, subframe_weights
-from .gram import gram_scores
+from .gram import gram_scores, take_pixels
 from .matrix import clipped_mask, psnr_from_sse, residual_from_moments, solve_moments
 from .result import SearchResult, best_of, check_search_inputs
 
@@ -51,13 +51,6 @@ def _runs(starts: list[int], n: int) -> list[list[int]]:
         else:
             runs.append([p])
     return runs
-
-
-def _take_pixels(frame: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """``frame[order]`` for an (N,3) frame, moving each pixel as one 3-value record (much faster)."""
-    frame = np.ascontiguousarray(frame)
-    pixels = frame.view(np.dtype((np.void, 3 * frame.itemsize))).reshape(-1)
-    return np.take(pixels, order).view(frame.dtype).reshape(-1, 3)
 
 
 class _Run:
@@ -100,7 +93,7 @@ class _Run:
 
     def _frame(self, f: int):
         if f not in self._planar:
-            frame = self.base[f] if self.order is None else _take_pixels(self.base[f], self.order)
+            frame = self.base[f] if self.order is None else take_pixels(self.base[f], self.order)
             if self.linear_light:
                 frame = srgb_to_linear(frame)
             self._planar[f] = self.xp.planar(frame, self.scale)
