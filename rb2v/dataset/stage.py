@@ -15,7 +15,9 @@ import os
 import shutil
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -140,6 +142,46 @@ class StageClock:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
+class SampleWriter:
+    """Encodes and writes the samples' PNGs on one thread beside the rest of the build.
+
+    PNG encoding is a quarter of a build's work and OpenCV's encoder and the file writes release the
+    GIL, so the next sample's search runs meanwhile. At most ``depth`` samples wait (their images
+    are held in memory); ``submit`` blocks until one is written. A write's error comes back through
+    its future: the build records that sample as failed, the others go on.
+    """
+
+    def __init__(self, dataset_dir: Path, compression: int, clock: StageClock, depth: int = 1):
+        self.dataset_dir, self.compression, self.clock, self.depth = Path(dataset_dir), compression, clock, depth
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rb2v-write")
+        self.queued: deque[Future] = deque()
+
+    def submit(self, rels: list[str], images: list[np.ndarray]) -> Future:
+        while len(self.queued) > self.depth - 1:
+            wait([self.queued.popleft()])
+        future = self.pool.submit(self._write, rels, images)
+        self.queued.append(future)
+        return future
+
+    def _write(self, rels: list[str], images: list[np.ndarray]) -> list[str]:
+        with self.clock("write"):
+            return write_sample_images(self.dataset_dir, rels, images, self.compression)
+
+    def __enter__(self) -> SampleWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def _failure(e: BaseException) -> str:
+    """The reason recorded for a sample whose stage raised (the traceback printed under --debug for a bug)."""
+    detail = str(e) if isinstance(e, Rb2vError) else f"{type(e).__name__}: {e}"
+    if not isinstance(e, Rb2vError) and os.environ.get("RB2V_DEBUG"):
+        traceback.print_exception(e)
+    return f"stage_failed: {detail}"
+
+
 def paths_for(take: AlignedTake, k: int) -> tuple[str, list[str]]:
     return sample_paths(f"samples/{take.subject}/{take.take}/{k:06d}")
 
@@ -209,6 +251,7 @@ def build_take(
 
     factor = tools.sequence.upsample_factor
     clock = StageClock()
+    writer = SampleWriter(dataset_dir, settings.output.png_compression, clock)
     x = UpsampledSequence(lambda i: read_image(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
     if not isinstance(tools.subframes, LinearInterpolator):  # the linear blend needs no anchoring (exact already)
         tools = replace(tools, subframes=CachedInterpolator(AnchoredInterpolator(x, tools.subframes)))
@@ -224,40 +267,47 @@ def build_take(
         time_offset_s=take.alignment.time_offset_s,
         sync_method=take.alignment.sync_method,
     )
-    for k in ks:
-        sample_id = f"{take.category}-{take.subject}-{take.take}-{k:06d}"
-        centre = int(round(take.alignment.predicted_start(k, factor, N_FRAMES)))
-        lo, hi = max(centre - radius, 0), min(centre + radius, last_start)
-        base = {"sample_id": sample_id, "take": take.take_id, "subject": take.subject, "blur_index": k}
-        if hi - lo < 2:
-            rejects.append({**base, "reason": "out_of_range", "sharp_start": -1, "psnr": np.nan, "psnr_margin": np.nan})
-            if on_frame:
-                on_frame()
-            continue
+    # With linear sub-frames (the default) Algorithm 1 needs nothing but its inputs: it runs on a
+    # thread while the next frame is upsampled here (OpenCV and numpy release the GIL). Any other
+    # sub-frame interpolator reads x, which only this thread may touch.
+    beside = isinstance(tools.subframes, LinearInterpolator)
+    pending: deque[tuple[dict, Future]] = deque()
+
+    def collect(base: dict, outcome: Future) -> None:
         try:
-            row, reasons = _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, clock)
-        except Exception as e:  # one bad frame is recorded, the take goes on
-            detail = str(e) if isinstance(e, Rb2vError) else f"{type(e).__name__}: {e}"
-            if not isinstance(e, Rb2vError) and os.environ.get("RB2V_DEBUG"):
-                traceback.print_exc()
-            rejects.append(
-                {**base, "reason": f"stage_failed: {detail}", "sharp_start": -1, "psnr": np.nan, "psnr_margin": np.nan}
-            )
-            row, reasons = None, None
-        if row is not None and not reasons:
-            rows.append(row)
-        elif row is not None:
-            rejects.append(
-                {
-                    **base,
-                    "reason": ";".join(reasons),
-                    "sharp_start": row["sharp_start"],
-                    "psnr": row["psnr"],
-                    "psnr_margin": row["psnr_margin"],
-                }
-            )
+            row, reasons, written = outcome.result()
+        except Exception as e:  # one bad frame (its inputs or its stage) is recorded, the take goes on
+            rejects.append({**base, "reason": _failure(e), "sharp_start": -1, "psnr": np.nan, "psnr_margin": np.nan})
+        else:
+            if not reasons:
+                rows.append((row, written))
+            else:
+                keep = ("sharp_start", "psnr", "psnr_margin")
+                rejects.append({**base, "reason": ";".join(reasons), **{c: row[c] for c in keep}})
         if on_frame:
             on_frame()
+
+    with writer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="rb2v-search") as searcher:
+        for k in ks:
+            sample_id = f"{take.category}-{take.subject}-{take.take}-{k:06d}"
+            centre = int(round(take.alignment.predicted_start(k, factor, N_FRAMES)))
+            lo, hi = max(centre - radius, 0), min(centre + radius, last_start)
+            base = {"sample_id": sample_id, "take": take.take_id, "subject": take.subject, "blur_index": k}
+            if hi - lo < 2:
+                outcome = _now(
+                    lambda: ({"sharp_start": -1, "psnr": np.nan, "psnr_margin": np.nan}, ["out_of_range"], None)
+                )
+            else:
+                outcome = _now(_inputs, take, tools, x, k, lo, hi, clock)
+                if outcome.exception() is None:
+                    args = (take, settings, tools, matting, k, sample_id, lo, hi, outcome.result(), writer, clock)
+                    outcome = searcher.submit(_sample, *args) if beside else _now(_sample, *args)
+            pending.append((base, outcome))
+            while len(pending) > 1:  # one frame searched while the next is upsampled
+                collect(*pending.popleft())
+        while pending:
+            collect(*pending.popleft())
+    rows = _written(rows, rejects)
     summary.accepted, summary.rejected = len(rows), len(rejects)
     for r in rejects:
         for reason in r["reason"].split(";"):
@@ -269,11 +319,30 @@ def build_take(
     return summary
 
 
-def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir, clock):
-    from ..colormatch import apply_color_matrix, search
-    from ..colormatch.search import refine_in_linear_light
+def _now(fn, *args) -> Future:
+    """``fn(*args)`` run here, as a finished future (its value or its exception)."""
+    outcome: Future = Future()
+    try:
+        outcome.set_result(fn(*args))
+    except Exception as e:
+        outcome.set_exception(e)
+    return outcome
 
-    s = settings.search
+
+def _written(rows: list[tuple[dict, Future]], rejects: list[dict]) -> list[dict]:
+    """The rows whose PNGs were written, with their digests; a failed write makes its sample a reject."""
+    done = []
+    for row, written in rows:
+        try:
+            done.append({**row, "sha256": written.result()})
+        except Exception as e:
+            keep = ("sample_id", "take", "subject", "blur_index", "sharp_start", "psnr", "psnr_margin")
+            rejects.append({**{c: row[c] for c in keep}, "reason": _failure(e)})
+    return done
+
+
+def _inputs(take, tools, x, k, lo, hi, clock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A blurry frame's inputs: the frame, x's candidate stretch, and that stretch as scored."""
     with clock("decode+upsample"):
         blur = read_image(take.blur_path(k))
         seq = x.window(lo, hi + N_FRAMES)
@@ -284,6 +353,16 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
             before, after = rowtime.reach(shifts)
             a, b = max(lo - before, 0), min(hi + N_FRAMES + after, len(x))
             scored = rowtime.deskew(x.window(a, b), shifts, lo - a, len(seq))
+    return blur, seq, scored
+
+
+def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer: SampleWriter, clock):
+    """Algorithm 1, QC, colour, matting, then the PNGs handed to the writer: (row or fit, QC reasons, write)."""
+    from ..colormatch import apply_color_matrix, search
+    from ..colormatch.search import refine_in_linear_light
+
+    s = settings.search
+    blur, seq, scored = inputs
     # the estimated blur exposure in upsampled steps: a short shutter is scored over its own length
     # (a span covering the 7-frame window, or an unknown one, is the paper's plain average)
     span = take.alignment.blur_span(tools.sequence.upsample_factor)
@@ -318,7 +397,7 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
     reasons = _qc(settings, res, p, lo, hi, motion)
     fit = {"sharp_start": p, "psnr": float(res.psnr), "psnr_margin": float(res.margin)}
     if reasons:
-        return fit, reasons
+        return fit, reasons, None
     with clock("colour"):
         sharp = [apply_color_matrix(res.matrix, f) for f in window]
     images = [blur, *sharp]
@@ -331,8 +410,8 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
         with clock("matting"):
             images = [matting(img, background) for img in images]
     blur_path, sharp_paths = paths_for(take, k)
-    with clock("write"):
-        digests = write_sample_images(dataset_dir, [blur_path, *sharp_paths], images, settings.output.png_compression)
+    with clock("write wait"):
+        written = writer.submit([blur_path, *sharp_paths], images)
     row = sample_row(
         sample_id=sample_id,
         category=take.category,
@@ -348,10 +427,9 @@ def _sample(take, settings, tools, x, matting, k, sample_id, lo, hi, dataset_dir
         background=bg_id if matting is not None else None,
         width=blur.shape[1],
         height=blur.shape[0],
-        sha256=digests,
         **fit,
     )
-    return row, []
+    return row, [], written
 
 
 def done_summary(dataset_dir: Path, unit: str, key: str) -> TakeSummary | None:
