@@ -135,7 +135,7 @@ def _dispatch(units: list[Unit], settings: ExecutorSettings):
         # spawn, not fork: workers must not inherit a parent's threads (BLAS, torch, tqdm)
         ctx = multiprocessing.get_context("spawn")
         workers = min(settings.workers, len(units))
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = max(1, available_cores() // workers)
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_share_cores, initargs=(threads,)
         ) as pool:
@@ -146,6 +146,16 @@ def _dispatch(units: list[Unit], settings: ExecutorSettings):
                     yield i, fut.result()
                 except Exception as e:  # the worker process itself died (killed, out of memory)
                     yield i, Outcome(units[i].id, "failed", error=_named(units[i].id, f"worker lost: {e!r}"))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. under ``taskset``), else all of them."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpu_threads() -> int:
+    """Threads this process may keep busy: its share of the cores in a pool worker (``_share_cores``), else all."""
+    return int(os.environ.get("OMP_NUM_THREADS") or 0) or available_cores()
 
 
 def _share_cores(threads: int) -> None:

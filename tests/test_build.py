@@ -226,6 +226,34 @@ def test_manifest_is_byte_identical_whatever_the_chunks_and_workers(street, tmp_
         assert len(chunk_markers) > 2  # really cut into chunks (two takes)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_failed_write_costs_its_own_sample_only(street, tmp_path, monkeypatch, threads):
+    """In order (a worker with one core) or with the search and the PNG writes on threads: a write
+    that fails makes its sample a reject naming the error, and every other sample is as before."""
+    import rb2v.dataset.stage as stage
+
+    _, reference, dataset = street
+    expected = read_manifest(dataset / "manifest.parquet")
+    victim = expected.iloc[len(expected) // 2]
+    write = stage.write_sample_images
+
+    def full_disk(dataset_dir, rels, images, compression):
+        if rels[0] == victim.blur_path:
+            raise OSError(28, "No space left on device")
+        return write(dataset_dir, rels, images, compression)
+
+    monkeypatch.setattr(stage, "write_sample_images", full_disk)
+    monkeypatch.setattr(stage, "cpu_threads", lambda: threads)
+    shutil.copytree(reference / "aligned", tmp_path / "aligned")
+    got = build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
+    df = read_manifest(got / "manifest.parquet")
+    rejects = pd.read_parquet(got / "rejects.parquet").set_index("sample_id")
+    assert victim.sample_id not in set(df["sample_id"])
+    assert rejects.loc[victim.sample_id, "reason"] == "stage_failed: OSError: [Errno 28] No space left on device"
+    others = expected[expected["sample_id"] != victim.sample_id].drop(columns="split").reset_index(drop=True)
+    pd.testing.assert_frame_equal(df.drop(columns="split").reset_index(drop=True), others)
+
+
 def test_hand_samples_are_matted_onto_one_background(oracle_session, tmp_path):
     raw, out = oracle_session
     shutil.copytree(out / "aligned" / "hand", tmp_path / "aligned" / "hand")

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..config import settings_hash
 from ..errors import Rb2vError
+from ..executor import cpu_threads
 from ..fsutil import atomic_path, write_bytes_atomic, write_json_atomic
 from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
 from ..io.images import encode_png, read_image
@@ -146,17 +147,20 @@ class SampleWriter:
     """Encodes and writes the samples' PNGs on one thread beside the rest of the build.
 
     PNG encoding is a quarter of a build's work and OpenCV's encoder and the file writes release the
-    GIL, so the next sample's search runs meanwhile. At most ``depth`` samples wait (their images
-    are held in memory); ``submit`` blocks until one is written. A write's error comes back through
-    its future: the build records that sample as failed, the others go on.
+    GIL, so the next sample's search runs meanwhile (``beside``; else each write is done on the spot).
+    At most ``depth`` samples wait (their images are held in memory); ``submit`` blocks until one is
+    written. A write's error comes back through its future: the build records that sample as
+    failed, the others go on.
     """
 
-    def __init__(self, dataset_dir: Path, compression: int, clock: StageClock, depth: int = 1):
+    def __init__(self, dataset_dir: Path, compression: int, clock: StageClock, beside: bool, depth: int = 1):
         self.dataset_dir, self.compression, self.clock, self.depth = Path(dataset_dir), compression, clock, depth
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rb2v-write")
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rb2v-write") if beside else None
         self.queued: deque[Future] = deque()
 
     def submit(self, rels: list[str], images: list[np.ndarray]) -> Future:
+        if self.pool is None:
+            return _now(self._write, rels, images)
         while len(self.queued) > self.depth - 1:
             wait([self.queued.popleft()])
         future = self.pool.submit(self._write, rels, images)
@@ -171,7 +175,8 @@ class SampleWriter:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.pool.shutdown(wait=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 def _failure(e: BaseException) -> str:
@@ -251,7 +256,10 @@ def build_take(
 
     factor = tools.sequence.upsample_factor
     clock = StageClock()
-    writer = SampleWriter(dataset_dir, settings.output.png_compression, clock)
+    # A process with a core to itself (a pool worker on a machine shared by as many workers as cores)
+    # does its work in order; one with more cores searches and writes on threads (below).
+    threads = cpu_threads() > 1
+    writer = SampleWriter(dataset_dir, settings.output.png_compression, clock, beside=threads)
     x = UpsampledSequence(lambda i: read_image(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
     if not isinstance(tools.subframes, LinearInterpolator):  # the linear blend needs no anchoring (exact already)
         tools = replace(tools, subframes=CachedInterpolator(AnchoredInterpolator(x, tools.subframes)))
@@ -270,7 +278,7 @@ def build_take(
     # With linear sub-frames (the default) Algorithm 1 needs nothing but its inputs: it runs on a
     # thread while the next frame is upsampled here (OpenCV and numpy release the GIL). Any other
     # sub-frame interpolator reads x, which only this thread may touch.
-    beside = isinstance(tools.subframes, LinearInterpolator)
+    beside = threads and isinstance(tools.subframes, LinearInterpolator)
     pending: deque[tuple[dict, Future]] = deque()
 
     def collect(base: dict, outcome: Future) -> None:
