@@ -26,20 +26,22 @@ import numpy as np
 
 from ..config import project_path
 from ..errors import PartialFailure, Rb2vError
-from ..executor import INLINE, ExecutorSettings, Unit, chunks, executor_options, failures_table, run_units
+from ..executor import INLINE, ExecutorSettings, Unit, chunks, cpu_threads, executor_options, failures_table, run_units
 from ..fsutil import clean_partials
-from ..io.images import read_image, to_float
+from ..io.images import read_image, to_float, to_uint8
 from ..manifest import sample_paths, sample_row
 from ..metrics import psnr
 from .settings import PipelineSettings, load_pipeline
 from .stage import (
     N_FRAMES,
+    SampleWriter,
+    StageClock,
     StageTools,
     TakeSummary,
     commit_results,
     done_summary,
     unit_key,
-    write_sample_images,
+    written_rows,
 )
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -132,26 +134,27 @@ def build_sequence(
     rows, rejects = [], []
     buffer: deque = deque(maxlen=span + 1)
     first_raw, stop_raw = starts[0] * decimate, (starts[-1] + span) * decimate + 1
-    for raw_index, frame in enumerate(seq.frames(first_raw, stop_raw), start=first_raw):
-        if raw_index % decimate:
-            continue
-        buffer.append(frame)
-        s = raw_index // decimate - span
-        if s not in wanted or len(buffer) <= span:
-            continue
-        sample_id = f"reds-{seq.name}-{s:06d}"
-        base = {"sample_id": sample_id, "take": f"reds/{seq.name}/clip", "subject": seq.name, "blur_index": s}
-        if float(np.mean(np.abs(buffer[-1] - buffer[0]))) < settings.qc.min_motion:  # first vs last of the 7
-            rejects.append({**base, "reason": "static", "sharp_start": k * s, "psnr": np.nan, "psnr_margin": np.nan})
-            continue
-        window, blur = synthesize_sample(list(buffer), k, settings, tools)
-        blur_path, sharp_paths = sample_paths(f"samples/{seq.name}/{s:06d}")
-        digests = write_sample_images(
-            dataset_dir, [blur_path, *sharp_paths], [blur, *window], settings.output.png_compression
-        )
-        stored = read_image(dataset_dir / blur_path)  # what users get: 8-bit
-        rows.append(
-            sample_row(
+    # the PNGs are written on a thread while the next sample is interpolated (as in rb2v build)
+    with SampleWriter(dataset_dir, settings.output.png_compression, StageClock(), cpu_threads() > 1) as writer:
+        for raw_index, frame in enumerate(seq.frames(first_raw, stop_raw), start=first_raw):
+            if raw_index % decimate:
+                continue
+            buffer.append(frame)
+            s = raw_index // decimate - span
+            if s not in wanted or len(buffer) <= span:
+                continue
+            sample_id = f"reds-{seq.name}-{s:06d}"
+            base = {"sample_id": sample_id, "take": f"reds/{seq.name}/clip", "subject": seq.name, "blur_index": s}
+            if float(np.mean(np.abs(buffer[-1] - buffer[0]))) < settings.qc.min_motion:  # first vs last of the 7
+                rejects.append(
+                    {**base, "reason": "static", "sharp_start": k * s, "psnr": np.nan, "psnr_margin": np.nan}
+                )
+                continue
+            window, blur = synthesize_sample(list(buffer), k, settings, tools)
+            blur_path, sharp_paths = sample_paths(f"samples/{seq.name}/{s:06d}")
+            written = writer.submit([blur_path, *sharp_paths], [blur, *window])
+            stored = to_float(to_uint8(blur))  # what users get: the 8-bit PNG, as read back
+            row = sample_row(
                 **base,
                 category="reds",
                 blur_path=blur_path,
@@ -162,9 +165,9 @@ def build_sequence(
                 interpolator=tools.upsampler.name if k > 1 else None,
                 width=blur.shape[1],
                 height=blur.shape[0],
-                sha256=digests,
             )
-        )
+            rows.append((row, written))
+    rows = written_rows(rows, rejects)
     summary = TakeSummary(
         f"reds/{seq.name}/clip",
         accepted=len(rows),

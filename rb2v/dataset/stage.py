@@ -315,7 +315,7 @@ def build_take(
                 collect(*pending.popleft())
         while pending:
             collect(*pending.popleft())
-    rows = _written(rows, rejects)
+    rows = written_rows(rows, rejects)
     summary.accepted, summary.rejected = len(rows), len(rejects)
     for r in rejects:
         for reason in r["reason"].split(";"):
@@ -337,7 +337,7 @@ def _now(fn, *args) -> Future:
     return outcome
 
 
-def _written(rows: list[tuple[dict, Future]], rejects: list[dict]) -> list[dict]:
+def written_rows(rows: list[tuple[dict, Future]], rejects: list[dict]) -> list[dict]:
     """The rows whose PNGs were written, with their digests; a failed write makes its sample a reject."""
     done = []
     for row, written in rows:
