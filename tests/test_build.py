@@ -234,6 +234,7 @@ def test_a_failed_write_costs_its_own_sample_only(street, tmp_path, monkeypatch,
 
     _, reference, dataset = street
     expected = read_manifest(dataset / "manifest.parquet")
+    expected = expected[expected["subject"] == "subject01"]  # one take is enough
     victim = expected.iloc[len(expected) // 2]
     write = stage.write_sample_images
 
@@ -244,7 +245,7 @@ def test_a_failed_write_costs_its_own_sample_only(street, tmp_path, monkeypatch,
 
     monkeypatch.setattr(stage, "write_sample_images", full_disk)
     monkeypatch.setattr(stage, "cpu_threads", lambda: threads)
-    shutil.copytree(reference / "aligned", tmp_path / "aligned")
+    shutil.copytree(reference / "aligned" / "street" / "subject01", tmp_path / "aligned" / "street" / "subject01")
     got = build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
     df = read_manifest(got / "manifest.parquet")
     rejects = pd.read_parquet(got / "rejects.parquet").set_index("sample_id")

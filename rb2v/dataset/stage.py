@@ -259,7 +259,6 @@ def build_take(
     # A process with a core to itself (a pool worker on a machine shared by as many workers as cores)
     # does its work in order; one with more cores searches and writes on threads (below).
     threads = cpu_threads() > 1
-    writer = SampleWriter(dataset_dir, settings.output.png_compression, clock, beside=threads)
     x = UpsampledSequence(lambda i: read_image(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
     if not isinstance(tools.subframes, LinearInterpolator):  # the linear blend needs no anchoring (exact already)
         tools = replace(tools, subframes=CachedInterpolator(AnchoredInterpolator(x, tools.subframes)))
@@ -295,7 +294,10 @@ def build_take(
         if on_frame:
             on_frame()
 
-    with writer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="rb2v-search") as searcher:
+    with (
+        SampleWriter(dataset_dir, settings.output.png_compression, clock, beside=threads) as writer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="rb2v-search") as searcher,
+    ):
         for k in ks:
             sample_id = f"{take.category}-{take.subject}-{take.take}-{k:06d}"
             centre = int(round(take.alignment.predicted_start(k, factor, N_FRAMES)))
