@@ -227,15 +227,16 @@ def test_manifest_is_byte_identical_whatever_the_chunks_and_workers(street, tmp_
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_failed_write_costs_its_own_sample_only(street, tmp_path, monkeypatch, threads):
+def test_a_failed_write_or_a_truncated_frame_costs_its_own_sample_only(street, tmp_path, monkeypatch, threads):
     """In order (a worker with one core) or with the search and the PNG writes on threads: a write
-    that fails makes its sample a reject naming the error, and every other sample is as before."""
+    that fails, or a blurry frame cut short on disk, makes its sample a reject naming the problem,
+    and every other sample is as before."""
     import rb2v.dataset.stage as stage
 
     _, reference, dataset = street
     expected = read_manifest(dataset / "manifest.parquet")
     expected = expected[expected["subject"] == "subject01"]  # one take is enough
-    victim = expected.iloc[len(expected) // 2]
+    victim, cut = expected.iloc[len(expected) // 2], expected.iloc[1]
     write = stage.write_sample_images
 
     def full_disk(dataset_dir, rels, images, compression):
@@ -246,12 +247,19 @@ def test_a_failed_write_costs_its_own_sample_only(street, tmp_path, monkeypatch,
     monkeypatch.setattr(stage, "write_sample_images", full_disk)
     monkeypatch.setattr(stage, "cpu_threads", lambda: threads)
     shutil.copytree(reference / "aligned" / "street" / "subject01", tmp_path / "aligned" / "street" / "subject01")
+    frame = tmp_path / "aligned" / "street" / "subject01" / "take01" / "blur" / f"{cut.blur_index:06d}.png"
+    frame.write_bytes(frame.read_bytes()[:300])
     got = build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
     df = read_manifest(got / "manifest.parquet")
     rejects = pd.read_parquet(got / "rejects.parquet").set_index("sample_id")
-    assert victim.sample_id not in set(df["sample_id"])
+    assert not {victim.sample_id, cut.sample_id} & set(df["sample_id"])
     assert rejects.loc[victim.sample_id, "reason"] == "stage_failed: OSError: [Errno 28] No space left on device"
-    others = expected[expected["sample_id"] != victim.sample_id].drop(columns="split").reset_index(drop=True)
+    assert (
+        rejects.loc[cut.sample_id, "reason"].startswith("stage_failed: ")
+        and str(frame) in rejects.loc[cut.sample_id, "reason"]
+    )
+    others = expected[~expected["sample_id"].isin([victim.sample_id, cut.sample_id])]
+    others = others.drop(columns="split").reset_index(drop=True)
     pd.testing.assert_frame_equal(df.drop(columns="split").reset_index(drop=True), others)
 
 
