@@ -346,8 +346,7 @@ def written_rows(rows: list[tuple[dict, Future]], rejects: list[dict]) -> list[d
         try:
             done.append({**row, "sha256": written.result()})
         except Exception as e:
-            keep = ("sample_id", "take", "subject", "blur_index", "sharp_start", "psnr", "psnr_margin")
-            rejects.append({**{c: row[c] for c in keep}, "reason": _failure(e)})
+            rejects.append({**{c: row[c] for c in REJECT_COLUMNS if c != "reason"}, "reason": _failure(e)})
     return done
 
 
