@@ -82,6 +82,25 @@ def test_ends_return_the_inputs(photo, flow):
 
 
 @pytest.mark.parametrize("name", ["flow", "linear"])
+def test_many_times_of_several_pairs_on_threads_equal_one_call_each(photo, name):
+    """``many`` shares each pair's flow between its times and spreads them over threads; the frames
+    are those of one call each, bit for bit, whatever the thread count (a fresh interpolator each)."""
+    frames = [moved(photo, 2.1 * i, -0.7 * i, 1.5 * i) for i in range(3)]
+    requests = [(frames[i], frames[i + 1], t) for i in (0, 1) for t in (0.0, 1 / 6, 0.5, 5 / 6, 1.0)]
+    requests.append((frames[0], frames[1], 1 / 3))  # a pair's time after another pair's: order kept
+    single = [load_interpolator(name)(a, b, t) for a, b, t in requests]
+    for threads in (1, 2, 3):
+        made = load_interpolator(name).many(requests, threads=threads)
+        assert len(made) == len(requests)
+        for got, want in zip(made, single):
+            assert np.array_equal(got, want)
+    with pytest.raises(Rb2vError, match=r"\[0, 1\]"):
+        load_interpolator(name).many([(frames[0], frames[1], -0.1)])
+    with pytest.raises(Rb2vError, match="differ in shape"):
+        load_interpolator(name).many([(frames[0], frames[1][:-1], 0.5)], threads=2)
+
+
+@pytest.mark.parametrize("name", ["flow", "linear"])
 def test_bad_inputs_give_clear_errors(photo, name):
     interp = load_interpolator(name)
     a = moved(photo, 0, 0, 0)

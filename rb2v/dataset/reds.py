@@ -150,7 +150,7 @@ def build_sequence(
                     {**base, "reason": "static", "sharp_start": k * s, "psnr": np.nan, "psnr_margin": np.nan}
                 )
                 continue
-            window, blur = synthesize_sample(list(buffer), k, settings, tools)
+            window, blur = synthesize_sample(list(buffer), k, settings, tools, cpu_threads())
             blur_path, sharp_paths = sample_paths(f"samples/{seq.name}/{s:06d}")
             written = writer.submit([blur_path, *sharp_paths], [blur, *window])
             stored = to_float(to_uint8(blur))  # what users get: the 8-bit PNG, as read back
@@ -182,39 +182,39 @@ def build_sequence(
 
 
 def synthesize_sample(
-    real: list[np.ndarray], k: int, settings: PipelineSettings, tools: StageTools
+    real: list[np.ndarray], k: int, settings: PipelineSettings, tools: StageTools, threads: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """A sample's 7 frames and its synthetic blur, from the ``(N_FRAMES - 1) // k + 1`` real frames it spans.
 
     Every frame, and every one of the ``settings.search.subframes`` sub-frames of the blur, is
     interpolated from the two real frames around its instant (never from an interpolated frame),
-    so each real pair needs one flow estimate (the interpolators cache it), and an instant shared by
-    a frame and a sub-frame is interpolated once. A sub-frame between real frames i and i+1 at
-    t uses ``tools.subframes``; the 7 frames use ``tools.upsampler`` (the same object by default).
+    so each real pair needs one flow estimate, and an instant shared by a frame and a sub-frame is
+    interpolated once. A sub-frame between real frames i and i+1 at t uses ``tools.subframes``;
+    the 7 frames use ``tools.upsampler`` (the same object by default). ``threads``: how many
+    threads an interpolator may spread the instants over (the result does not depend on it).
     """
     from ..colormatch.blur import linear_to_srgb, srgb_to_linear, steps_per_pair
 
-    sub = settings.search.subframes
-    steps = steps_per_pair(N_FRAMES, sub)
-    made: dict[tuple[int, int, int], np.ndarray] = {}
+    steps = steps_per_pair(N_FRAMES, settings.search.subframes)
+    unit = k * steps  # instants are counted in 1/unit of a real frame from the first
+    window_at = [j * steps for j in range(N_FRAMES)]
+    blur_at = list(range((N_FRAMES - 1) * steps + 1))
 
-    def at(num: int, den: int, interp) -> np.ndarray:
-        """The frame at real time num/den (in real frames from the first)."""
-        i, r = divmod(num, den)
-        if r == 0:
-            return real[i]
-        key = (i, r * (k * steps) // den, id(interp))
-        if key not in made:
-            made[key] = interp(real[i], real[i + 1], r / den)
-        return made[key]
+    def frames(interp, instants: list[int]) -> dict[int, np.ndarray]:
+        between = sorted({p for p in instants if p % unit})
+        made = interp.many([(real[p // unit], real[p // unit + 1], (p % unit) / unit) for p in between], threads)
+        return {**{p: real[p // unit] for p in instants if p % unit == 0}, **dict(zip(between, made))}
 
-    window = np.stack([at(j, k, tools.upsampler) for j in range(N_FRAMES)])
-    linear, count = settings.search.space == "linear", (N_FRAMES - 1) * steps + 1
+    if tools.upsampler is tools.subframes:
+        window_frames = blur_frames = frames(tools.upsampler, window_at + blur_at)
+    else:
+        window_frames, blur_frames = frames(tools.upsampler, window_at), frames(tools.subframes, blur_at)
+    window = np.stack([window_frames[p] for p in window_at])
+    linear = settings.search.space == "linear"
     total = np.zeros(real[0].shape, np.float64)  # the mean of the sub-frames, accumulated (no stack of them)
-    for q in range(count):
-        frame = at(q, k * steps, tools.subframes)
-        total += srgb_to_linear(frame.astype(np.float64)) if linear else frame
-    total /= count
+    for p in blur_at:
+        total += srgb_to_linear(blur_frames[p].astype(np.float64)) if linear else blur_frames[p]
+    total /= len(blur_at)
     return window, (linear_to_srgb(total) if linear else total).astype(np.float32)
 
 

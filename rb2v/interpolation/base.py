@@ -24,6 +24,20 @@ def check_pair(a: np.ndarray, b: np.ndarray) -> None:
         raise Rb2vError("interpolation inputs contain NaN or inf")
 
 
+def check_requests(requests: list[tuple[np.ndarray, np.ndarray, float]]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Validate ``(a, b, t)`` requests of single frames (each distinct pair once); returns them."""
+    seen = set()
+    for a, b, t in requests:
+        if not 0 <= t <= 1:
+            raise Rb2vError(f"interpolation time t must lie in [0, 1], got {t}")
+        if (id(a), id(b)) not in seen:
+            check_pair(a, b)
+            if a.ndim != 3:
+                raise Rb2vError(f"interpolation requests take single (H,W,3) frames, got shape {a.shape}")
+            seen.add((id(a), id(b)))
+    return requests
+
+
 class Interpolator:
     """Base class: subclasses implement ``_batch(A, B, t)`` for 0 < t < 1."""
 
@@ -53,6 +67,11 @@ class Interpolator:
                 sel = np.flatnonzero(ts == tv)
                 out[sel] = self._batch(A[sel], B[sel], float(tv))
         return out
+
+    def many(self, requests: list[tuple[np.ndarray, np.ndarray, float]], threads: int = 1) -> list[np.ndarray]:
+        """The frames of several ``(a, b, t)`` requests, in order. Interpolators that can share work
+        between the times of one pair, or spread requests over ``threads`` threads, override this."""
+        return [self(a, b, t) for a, b, t in check_requests(requests)]
 
     def _batch(self, A: np.ndarray, B: np.ndarray, t: float) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError

@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 
 from ..errors import Rb2vError
-from .base import Interpolator, register
+from .base import Interpolator, check_requests, register
 
 # Forward-backward test (Sundaram et al. 2010): |F01 + F10(x+F01)|^2 < FB_REL (|F01|^2 + |F10w|^2) + FB_ABS
 FB_REL = 0.01
@@ -82,10 +84,11 @@ def _grey8(img: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    xs.flags.writeable = ys.flags.writeable = False  # shared between calls
-    return xs, ys
+def _grid(h: int, w: int) -> np.ndarray:
+    """(H,W,2) float32 pixel coordinates (x, y), read-only (shared between calls)."""
+    grid = np.ascontiguousarray(np.mgrid[0:h, 0:w][::-1].transpose(1, 2, 0).astype(np.float32))
+    grid.flags.writeable = False
+    return grid
 
 
 _THIRD = np.full((1, 3), 1 / 3, np.float32)
@@ -96,10 +99,12 @@ def _mean_absdiff(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return cv2.transform(cv2.absdiff(x, y), _THIRD)
 
 
-def warp_backward(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """``img`` sampled at ``x + flow(x)`` (bilinear unless told, border replicated)."""
-    xs, ys = _grid(*flow.shape[:2])
-    return cv2.remap(img, xs + flow[..., 0], ys + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
+def warp_backward(
+    img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR, scale: float = 1.0
+) -> np.ndarray:
+    """``img`` sampled at ``x + scale * flow(x)`` (bilinear unless told, border replicated)."""
+    coords = cv2.scaleAdd(flow, scale, _grid(*flow.shape[:2]))  # one pass, no (H,W,2) temporary
+    return cv2.remap(img, coords, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistency(f01: np.ndarray, f10: np.ndarray) -> np.ndarray:
@@ -111,26 +116,35 @@ def consistency(f01: np.ndarray, f10: np.ndarray) -> np.ndarray:
     return (err < bound).astype(np.float32)
 
 
-def splat(
-    values: np.ndarray, weights: np.ndarray, dest_x: np.ndarray, dest_y: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear forward splatting: sum of ``weights * values`` and of ``weights`` per target pixel."""
-    h, w = weights.shape
-    x0, y0 = np.floor(dest_x), np.floor(dest_y)
-    fx, fy = dest_x - x0, dest_y - y0
-    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    nch = values.shape[-1]
-    acc = np.zeros((h * w, nch), np.float64)
-    wsum = np.zeros(h * w, np.float64)
-    for dx, dy, bw in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        xi, yi = x0 + dx, y0 + dy
-        ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        idx = (yi * w + xi)[ok]
-        wt = (bw * weights)[ok]
-        wsum += np.bincount(idx, wt, minlength=h * w)
-        for c in range(nch):
-            acc[:, c] += np.bincount(idx, wt * values[..., c][ok], minlength=h * w)
-    return acc.reshape(h, w, nch), wsum.reshape(h, w)
+def splat(sources, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear forward splatting of several sources onto one (h, w) grid.
+
+    ``sources``: (values (H,W,C), weights (H,W), destination (H,W,2) as (x, y)) triples. Returns the
+    sum of ``weights * values`` and of ``weights`` per target pixel, (h,w,C) and (h,w) float64.
+    A two-pixel margin takes every corner that falls outside (no per-corner bounds test).
+    """
+    stride = w + 4
+    size = (h + 4) * stride
+    nch = sources[0][0].shape[-1]
+    acc, wsum = np.zeros((nch, size)), np.zeros(size)
+    for values, weights, dest in sources:
+        corner = np.floor(dest)
+        frac = dest - corner
+        # corners clamped to [-2, size]: a clamped corner lands in the margin exactly when the true one is outside
+        xi = np.clip(corner[..., 0], -2, w).astype(np.intp)
+        yi = np.clip(corner[..., 1], -2, h).astype(np.intp)
+        top_left = (yi * stride + xi + (2 * stride + 2)).ravel()
+        fx, fy = frac[..., 0], frac[..., 1]
+        gx, gy = 1 - fx, 1 - fy
+        channels = [values[..., c].ravel() for c in range(nch)]
+        for offset, bw in ((0, gx * gy), (1, fx * gy), (stride, gx * fy), (stride + 1, fx * fy)):
+            idx = top_left + offset
+            wt = (bw * weights).ravel()
+            wsum += np.bincount(idx, wt, minlength=size)
+            for c in range(nch):
+                acc[c] += np.bincount(idx, wt * channels[c], minlength=size)
+    acc = acc.reshape(nch, h + 4, stride)[:, 2:-2, 2:-2].transpose(1, 2, 0)
+    return acc, wsum.reshape(h + 4, stride)[2:-2, 2:-2]
 
 
 def push_pull(values: np.ndarray, weights: np.ndarray, min_size: int = 4) -> np.ndarray:
@@ -171,7 +185,10 @@ class FlowInterpolator(Interpolator):
         # ``device`` is accepted for a uniform interface; this interpolator runs on the CPU
         if not 0 < scale <= 1:
             raise Rb2vError(f"flow scale must lie in (0, 1], got {scale}")
-        self._dis = _dis(preset or ("medium" if scale == 1 else "fast"), variational_iters)
+        self._dis_settings = (preset or ("medium" if scale == 1 else "fast"), variational_iters)
+        _dis(*self._dis_settings)  # a bad preset fails here, not in a worker thread
+        self._local = threading.local()  # one DIS object per thread (it is not safe to share)
+        self._cache_lock = threading.Lock()
         self.fuse = fuse
         self.scale = scale
         # The same pair is often asked for at several t (1/3 and 2/3 for synthetic blur):
@@ -182,22 +199,28 @@ class FlowInterpolator(Interpolator):
         return np.stack([self.interpolate(a, b, t) for a, b in zip(A, B)])
 
     def _pair(self, a: np.ndarray, b: np.ndarray) -> list:
-        """The cached record of a pair: [F01, F10, splat importance (made when first needed)]."""
+        """The cached record of a pair: [F01, F10, splat importance, zero-motion fusion cost] (the last two
+        made when first needed)."""
         ga, gb = _grey8(a), _grey8(b)
         key = hashlib.blake2b(ga.tobytes() + gb.tobytes(), digest_size=16).digest()
-        hit = self._flow_cache.get(key)
-        if hit is not None:
-            self._flow_cache.move_to_end(key)
-            return hit
-        record = [self._dis.calc(ga, gb, None), self._dis.calc(gb, ga, None), None]
-        self._flow_cache[key] = record
-        if len(self._flow_cache) > FLOW_CACHE_PAIRS:
-            self._flow_cache.popitem(last=False)
+        with self._cache_lock:
+            hit = self._flow_cache.get(key)
+            if hit is not None:
+                self._flow_cache.move_to_end(key)
+                return hit
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
+            dis = self._local.dis = _dis(*self._dis_settings)
+        record = [dis.calc(ga, gb, None), dis.calc(gb, ga, None), None, None]
+        with self._cache_lock:
+            self._flow_cache[key] = record
+            if len(self._flow_cache) > FLOW_CACHE_PAIRS:
+                self._flow_cache.popitem(last=False)
         return record
 
     def flows(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``F01`` (a->b) and ``F10`` (b->a), (H,W,2) float32 (x, y) displacements."""
-        f01, f10, _ = self._pair(a, b)
+        f01, f10, *_ = self._pair(a, b)
         return f01, f10
 
     @staticmethod
@@ -224,58 +247,109 @@ class FlowInterpolator(Interpolator):
     ) -> np.ndarray:
         """The a->b motion of whatever is at each pixel at time t (forward splatting + hole filling)."""
         h, w = f01.shape[:2]
-        xs, ys = _grid(h, w)
+        grid = _grid(h, w)
         z0, z1 = importance if importance is not None else self.importance(a, b, f01, f10)
-        m0, w0 = splat(f01, z0, xs + t * f01[..., 0], ys + t * f01[..., 1])
-        m1, w1 = splat(-f10, z1, xs + (1 - t) * f10[..., 0], ys + (1 - t) * f10[..., 1])
-        return push_pull((m0 + m1).astype(np.float32), (w0 + w1).astype(np.float32))
+        moved0, moved1 = cv2.scaleAdd(f01, t, grid), cv2.scaleAdd(f10, 1 - t, grid)
+        acc, wsum = splat([(f01, z0, moved0), (np.negative(f10), z1, moved1)], h, w)
+        return push_pull(acc.astype(np.float32), wsum.astype(np.float32))
 
-    def _motion(self, a: np.ndarray, b: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """F01, F10 and the motion at t; the pair's flows and splat weights are made once for every t."""
+    def _prepared(self, a: np.ndarray, b: np.ndarray) -> tuple:
+        """What every t of a pair shares: the frames the flow runs on, the pair's record (see ``_pair``,
+        with its splat weights and zero-motion cost made) and whether those frames are reduced."""
+        h, w = a.shape[:2]
+        sw, sh = round(w * self.scale), round(h * self.scale)
+        reduced = self.scale < 1 and min(sw, sh) >= MIN_FLOW_SIZE
+        if reduced:
+            a = cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA)
+            b = cv2.resize(b, (sw, sh), interpolation=cv2.INTER_AREA)
         record = self._pair(a, b)
-        f01, f10 = record[0], record[1]
         if record[2] is None:
-            record[2] = self.importance(a, b, f01, f10)
-        return f01, f10, self.motion_at(a, b, f01, f10, t, record[2])
+            record[2] = self.importance(a, b, record[0], record[1])
+        if record[3] is None and self.fuse:  # zero motion warps nothing: its cost is the same for every t
+            record[3] = self._cost(a, b)
+        return a, b, record, reduced
+
+    def _at(self, a: np.ndarray, b: np.ndarray, prepared: tuple, t: float) -> np.ndarray:
+        """The frame at t from a prepared pair (reads the pair's record only: safe on several threads)."""
+        flow_a, flow_b, record, reduced = prepared
+        motion = self.motion_at(flow_a, flow_b, record[0], record[1], t, record[2])
+        if not reduced:
+            return self._fused(a, b, motion, t, record)
+        # flow, splatting and the fusion's choice at the reduced size; one warp of each frame at full size
+        h, w = a.shape[:2]
+        sh, sw = flow_a.shape[:2]
+        if self.fuse:
+            motion = self._fused(flow_a, flow_b, motion, t, record, choose_motion=True)
+        motion = cv2.resize(motion, (w, h), interpolation=cv2.INTER_LINEAR)
+        motion *= np.array([w / sw, h / sh], np.float32)
+        return self._fused(a, b, motion, t)
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
         """The frame at time t (0 < t < 1) between frames ``a`` and ``b``."""
-        h, w = a.shape[:2]
-        sw, sh = round(w * self.scale), round(h * self.scale)
-        if self.scale == 1 or min(sw, sh) < MIN_FLOW_SIZE:
-            f01, f10, motion = self._motion(a, b, t)
-            return self._fused(a, b, motion, f01, f10, t)
-        # flow, splatting and the fusion's choice at the reduced size; one warp of each frame at full size
-        small_a = cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA)
-        small_b = cv2.resize(b, (sw, sh), interpolation=cv2.INTER_AREA)
-        f01, f10, motion = self._motion(small_a, small_b, t)
-        if self.fuse:
-            motion = self._fused(small_a, small_b, motion, f01, f10, t, choose_motion=True)
-        motion = cv2.resize(motion, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([w / sw, h / sh], np.float32)
-        return self._fused(a, b, motion, None, None, t)
+        return self._at(a, b, self._prepared(a, b), t)
 
-    def _fused(self, a, b, motion, f01, f10, t: float, choose_motion: bool = False) -> np.ndarray:
+    def many(self, requests, threads: int = 1) -> list[np.ndarray]:
+        """Each pair is prepared once (flow, splat weights), then its times are made; with ``threads`` > 1
+        the pairs are prepared and the times made on that many threads (the frames do not depend on it)."""
+        out: list = [a if t == 0 else b if t == 1 else None for a, b, t in check_requests(requests)]
+        pairs: dict[tuple[int, int], list[int]] = {}
+        for i, (a, b, _) in enumerate(requests):
+            if out[i] is None:
+                pairs.setdefault((id(a), id(b)), []).append(i)
+        if threads <= 1 or len(requests) <= 1:
+            for indices in pairs.values():
+                a, b, _ = requests[indices[0]]
+                prepared = self._prepared(a, b)
+                for i in indices:
+                    out[i] = self._at(a, b, prepared, requests[i][2])
+            return out
+        with ThreadPoolExecutor(threads) as pool:
+            preparing = [pool.submit(self._prepared, *requests[indices[0]][:2]) for indices in pairs.values()]
+            made = {}
+            for indices, prepared in zip(pairs.values(), preparing):
+                a, b, _ = requests[indices[0]]
+                for i in indices:
+                    made[i] = pool.submit(self._at, a, b, prepared.result(), requests[i][2])
+            for i, frame in made.items():
+                out[i] = frame.result()
+        return out
+
+    def _cost(self, warp_a: np.ndarray, warp_b: np.ndarray) -> np.ndarray:
+        """How badly two warped frames disagree around each pixel (the fusion's criterion)."""
+        return cv2.GaussianBlur(_mean_absdiff(warp_a, warp_b), (0, 0), FUSION_SIGMA * self.scale)
+
+    def _fused(self, a, b, motion, t: float, record: list | None = None, choose_motion: bool = False) -> np.ndarray:
         """Per pixel, the candidate motion whose two warped frames agree best (see the module docstring).
 
-        Returns the interpolated frame, or with ``choose_motion`` the chosen motion field.
+        ``record`` (the pair's, see ``_prepared``) brings the other candidates; without it (or without
+        fusion) the motion is used as it is. Returns the interpolated frame, or with ``choose_motion``
+        the chosen motion field.
         """
-        candidates = [motion, np.zeros_like(motion), f01, -f10] if self.fuse and f01 is not None else [motion]
-        best_out, best_cost = None, None
-        for m in candidates:
-            warp_a = warp_backward(a, -t * m, IMAGE_SAMPLING)
-            warp_b = warp_backward(b, (1 - t) * m, IMAGE_SAMPLING)
-            out = m if choose_motion else (1 - t) * warp_a + t * warp_b
-            if best_out is None:
-                best_out = out
-                if len(candidates) == 1:
-                    break
-                best_cost = cv2.GaussianBlur(_mean_absdiff(warp_a, warp_b), (0, 0), FUSION_SIGMA * self.scale)
-                continue
-            cost = cv2.GaussianBlur(_mean_absdiff(warp_a, warp_b), (0, 0), FUSION_SIGMA * self.scale)
-            better = cost < best_cost
-            best_cost = np.where(better, cost, best_cost)
-            best_out = np.where(better[..., None], out, best_out)
-        return best_out if choose_motion else np.clip(best_out, 0.0, 1.0).astype(np.float32)
+
+        def blend(warp_a, warp_b):
+            return cv2.addWeighted(warp_a, 1 - t, warp_b, t, 0.0)
+
+        warp_a = warp_backward(a, motion, IMAGE_SAMPLING, -t)
+        warp_b = warp_backward(b, motion, IMAGE_SAMPLING, 1 - t)
+        if record is None or not self.fuse:
+            return np.clip(blend(warp_a, warp_b), 0.0, 1.0)
+        f01, f10, _, zero_cost = record
+        best = motion.copy() if choose_motion else blend(warp_a, warp_b)
+        best_cost = self._cost(warp_a, warp_b)
+        # the other candidates, in order: zero motion, F01 and -F10 read at the pixel itself
+        others = [(None, 0.0), (f01, 1.0), (f10, -1.0)]
+        for m, sign in others:
+            if m is None:
+                cost, out = zero_cost, (0.0 if choose_motion else blend(a, b))
+            else:
+                warp_a = warp_backward(a, m, IMAGE_SAMPLING, -sign * t)
+                warp_b = warp_backward(b, m, IMAGE_SAMPLING, sign * (1 - t))
+                cost = self._cost(warp_a, warp_b)
+                out = (m if sign > 0 else np.negative(m)) if choose_motion else blend(warp_a, warp_b)
+            better = cost < best_cost  # ties keep the earlier candidate
+            np.copyto(best_cost, cost, where=better)
+            np.copyto(best, out, where=better[..., None])
+        return best if choose_motion else np.clip(best, 0.0, 1.0, out=best)
 
 
 register("flow", lambda **kw: FlowInterpolator(**kw))
