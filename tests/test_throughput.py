@@ -41,7 +41,8 @@ def test_reds_sub_frames_come_from_real_pairs_once_and_match_the_blur(k):
     settings = load_pipeline("reds")
     counting = Counting(real)
     tools = type("Tools", (), {"upsampler": counting, "subframes": counting})()
-    window, blur = synthesize_sample(real, k, settings, tools)
+    frames, blur = synthesize_sample(real, k, settings, tools)
+    window = np.stack(frames)
     # every instant is interpolated once, from the real pair around it: 19 sub-frames over (7-1)/k pairs
     instants = (N_FRAMES - 1) * 3 + 1
     assert len(counting.calls) == len(set(counting.calls)) == instants - len(real)

@@ -183,8 +183,9 @@ def build_sequence(
 
 def synthesize_sample(
     real: list[np.ndarray], k: int, settings: PipelineSettings, tools: StageTools, threads: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """A sample's 7 frames and its synthetic blur, from the ``(N_FRAMES - 1) // k + 1`` real frames it spans.
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """A sample's 7 frames (a list: a stack would copy them) and its synthetic blur, from the
+    ``(N_FRAMES - 1) // k + 1`` real frames it spans.
 
     Every frame, and every one of the ``settings.search.subframes`` sub-frames of the blur, is
     interpolated from the two real frames around its instant (never from an interpolated frame),
@@ -209,7 +210,7 @@ def synthesize_sample(
         window_frames = blur_frames = frames(tools.upsampler, window_at + blur_at)
     else:
         window_frames, blur_frames = frames(tools.upsampler, window_at), frames(tools.subframes, blur_at)
-    window = np.stack([window_frames[p] for p in window_at])
+    window = [window_frames[p] for p in window_at]
     linear = settings.search.space == "linear"
     total = np.zeros(real[0].shape, np.float64)  # the mean of the sub-frames, accumulated (no stack of them)
     for p in blur_at:

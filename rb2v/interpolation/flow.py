@@ -280,9 +280,30 @@ class FlowInterpolator(Interpolator):
         sh, sw = flow_a.shape[:2]
         if self.fuse:
             motion = self._fused(flow_a, flow_b, motion, t, record, choose_motion=True)
-        motion = cv2.resize(motion, (w, h), interpolation=cv2.INTER_LINEAR)
+        # full-size work goes through this thread's buffers: a fresh array of a large frame costs
+        # about as much in page faults as the warp that fills it
+        scratch = self._scratch(h, w)
+        motion = cv2.resize(motion, (w, h), dst=scratch["motion"], interpolation=cv2.INTER_LINEAR)
         motion *= np.array([w / sw, h / sh], np.float32)
-        return self._fused(a, b, motion, t)
+        warped = []
+        for img, scale, dst in ((a, -t, scratch["a"]), (b, 1 - t, scratch["b"])):
+            coords = cv2.scaleAdd(motion, scale, _grid(h, w), dst=scratch["coords"])
+            warped.append(cv2.remap(img, coords, None, IMAGE_SAMPLING, dst=dst, borderMode=cv2.BORDER_REPLICATE))
+        out = cv2.addWeighted(warped[0], 1 - t, warped[1], t, 0.0)
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def _scratch(self, h: int, w: int) -> dict[str, np.ndarray]:
+        """This thread's full-size work buffers (remade when the frame size changes)."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None or scratch["a"].shape[:2] != (h, w):
+            two, three = np.empty((h, w, 2), np.float32), np.empty((h, w, 3), np.float32)
+            scratch = self._local.scratch = {
+                "motion": two,
+                "coords": np.empty_like(two),
+                "a": three,
+                "b": np.empty_like(three),
+            }
+        return scratch
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
         """The frame at time t (0 < t < 1) between frames ``a`` and ``b``."""
@@ -332,7 +353,8 @@ class FlowInterpolator(Interpolator):
         warp_a = warp_backward(a, motion, IMAGE_SAMPLING, -t)
         warp_b = warp_backward(b, motion, IMAGE_SAMPLING, 1 - t)
         if record is None or not self.fuse:
-            return np.clip(blend(warp_a, warp_b), 0.0, 1.0)
+            out = blend(warp_a, warp_b)
+            return np.clip(out, 0.0, 1.0, out=out)
         f01, f10, _, zero_cost = record
         best = motion.copy() if choose_motion else blend(warp_a, warp_b)
         best_cost = self._cost(warp_a, warp_b)
