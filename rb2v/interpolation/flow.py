@@ -62,7 +62,9 @@ MIN_FLOW_SIZE = 64  # below this many pixels on a side, flow runs at full size
 # 2 / 1; on the real street sequence (../shared/data/img_seq, 25 middle frames of 854x480 pairs) 5 / 2 / 1
 # give 38.90 / 38.92 / 38.94 dB. Each iteration costs about 1.5 ms per 224x224 flow (a third of DIS at 5).
 # (On that sequence the candidate fusion adds 0.17 dB, 38.92 vs 38.75, for 30 % more CPU: kept.)
-VARIATIONAL_ITERS = 2
+# Rerun in one process at half size, 2 vs 1: Middlebury 35.202 / 35.210 dB, the street sequence's 25 triples
+# (frames i, i+2 -> i+1 around its middle) 39.911 / 39.928 dB; 1 is the best measured at the default size.
+VARIATIONAL_ITERS = 1
 
 
 def _dis(preset: str, variational_iters: int) -> cv2.DISOpticalFlow:
