@@ -258,7 +258,7 @@ def build_take(
     clock = StageClock()
     # A process with a core to itself (a pool worker on a machine shared by as many workers as cores)
     # does its work in order; one with more cores searches and writes on threads (below).
-    threads = cpu_threads() > 1
+    threaded = cpu_threads() > 1
     x = UpsampledSequence(lambda i: read_image(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
     if not isinstance(tools.subframes, LinearInterpolator):  # the linear blend needs no anchoring (exact already)
         tools = replace(tools, subframes=CachedInterpolator(AnchoredInterpolator(x, tools.subframes)))
@@ -277,7 +277,7 @@ def build_take(
     # With linear sub-frames (the default) Algorithm 1 needs nothing but its inputs: it runs on a
     # thread while the next frame is upsampled here (OpenCV and numpy release the GIL). Any other
     # sub-frame interpolator reads x, which only this thread may touch.
-    beside = threads and isinstance(tools.subframes, LinearInterpolator)
+    beside = threaded and isinstance(tools.subframes, LinearInterpolator)
     pending: deque[tuple[dict, Future]] = deque()
 
     def collect(base: dict, outcome: Future) -> None:
@@ -295,7 +295,7 @@ def build_take(
             on_frame()
 
     with (
-        SampleWriter(dataset_dir, settings.output.png_compression, clock, beside=threads) as writer,
+        SampleWriter(dataset_dir, settings.output.png_compression, clock, beside=threaded) as writer,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="rb2v-search") as searcher,
     ):
         for k in ks:

@@ -70,8 +70,9 @@ class Interpolator:
 
     def many(self, requests: list[tuple[np.ndarray, np.ndarray, float]], threads: int = 1) -> list[np.ndarray]:
         """The frames of several ``(a, b, t)`` requests, in order. Interpolators that can share work
-        between the times of one pair, or spread requests over ``threads`` threads, override this."""
-        return [self(a, b, t) for a, b, t in check_requests(requests)]
+        between the times of one pair, or spread requests over ``threads`` threads, override this (each
+        call checks its own inputs here)."""
+        return [self(a, b, t) for a, b, t in requests]
 
     def _batch(self, A: np.ndarray, B: np.ndarray, t: float) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError

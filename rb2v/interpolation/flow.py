@@ -30,6 +30,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -164,6 +165,16 @@ def push_pull(values: np.ndarray, weights: np.ndarray, min_size: int = 4) -> np.
     return trust * own + (1 - trust) * coarse
 
 
+@dataclass
+class _PairRecord:
+    """What one pair of frames shares between all its times (cached by content, see ``FlowInterpolator._pair``)."""
+
+    f01: np.ndarray  # a->b flow
+    f10: np.ndarray  # b->a flow
+    importance: tuple[np.ndarray, np.ndarray] | None = None  # splat weights of a's and b's pixels
+    zero_cost: np.ndarray | None = None  # the fusion cost of zero motion (the same for every t)
+
+
 class FlowInterpolator(Interpolator):
     """Bidirectional DIS flow, consistency-weighted splatting of the motion at t, candidate fusion.
 
@@ -200,9 +211,8 @@ class FlowInterpolator(Interpolator):
     def _batch(self, A: np.ndarray, B: np.ndarray, t: float) -> np.ndarray:
         return np.stack([self.interpolate(a, b, t) for a, b in zip(A, B)])
 
-    def _pair(self, a: np.ndarray, b: np.ndarray) -> list:
-        """The cached record of a pair: [F01, F10, splat importance, zero-motion fusion cost] (the last two
-        made when first needed)."""
+    def _pair(self, a: np.ndarray, b: np.ndarray) -> _PairRecord:
+        """The cached record of a pair (its flows; ``_prepared`` fills in the rest when first needed)."""
         ga, gb = _grey8(a), _grey8(b)
         key = hashlib.blake2b(ga.tobytes() + gb.tobytes(), digest_size=16).digest()
         with self._cache_lock:
@@ -213,7 +223,7 @@ class FlowInterpolator(Interpolator):
         dis = getattr(self._local, "dis", None)
         if dis is None:
             dis = self._local.dis = _dis(*self._dis_settings)
-        record = [dis.calc(ga, gb, None), dis.calc(gb, ga, None), None, None]
+        record = _PairRecord(dis.calc(ga, gb, None), dis.calc(gb, ga, None))
         with self._cache_lock:
             self._flow_cache[key] = record
             if len(self._flow_cache) > FLOW_CACHE_PAIRS:
@@ -222,8 +232,8 @@ class FlowInterpolator(Interpolator):
 
     def flows(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``F01`` (a->b) and ``F10`` (b->a), (H,W,2) float32 (x, y) displacements."""
-        f01, f10, *_ = self._pair(a, b)
-        return f01, f10
+        record = self._pair(a, b)
+        return record.f01, record.f10
 
     @staticmethod
     def importance(a: np.ndarray, b: np.ndarray, f01: np.ndarray, f10: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,16 +275,16 @@ class FlowInterpolator(Interpolator):
             a = cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA)
             b = cv2.resize(b, (sw, sh), interpolation=cv2.INTER_AREA)
         record = self._pair(a, b)
-        if record[2] is None:
-            record[2] = self.importance(a, b, record[0], record[1])
-        if record[3] is None and self.fuse:  # zero motion warps nothing: its cost is the same for every t
-            record[3] = self._cost(a, b)
+        if record.importance is None:
+            record.importance = self.importance(a, b, record.f01, record.f10)
+        if record.zero_cost is None and self.fuse:  # zero motion warps nothing: its cost is the same for every t
+            record.zero_cost = self._cost(a, b)
         return a, b, record, reduced
 
     def _at(self, a: np.ndarray, b: np.ndarray, prepared: tuple, t: float) -> np.ndarray:
         """The frame at t from a prepared pair (reads the pair's record only: safe on several threads)."""
         flow_a, flow_b, record, reduced = prepared
-        motion = self.motion_at(flow_a, flow_b, record[0], record[1], t, record[2])
+        motion = self.motion_at(flow_a, flow_b, record.f01, record.f10, t, record.importance)
         if not reduced:
             return self._fused(a, b, motion, t, record)
         # flow, splatting and the fusion's choice at the reduced size; one warp of each frame at full size
@@ -341,12 +351,12 @@ class FlowInterpolator(Interpolator):
         """How badly two warped frames disagree around each pixel (the fusion's criterion)."""
         return cv2.GaussianBlur(_mean_absdiff(warp_a, warp_b), (0, 0), FUSION_SIGMA * self.scale)
 
-    def _fused(self, a, b, motion, t: float, record: list | None = None, choose_motion: bool = False) -> np.ndarray:
+    def _fused(self, a, b, motion, t: float, record: _PairRecord, choose_motion: bool = False) -> np.ndarray:
         """Per pixel, the candidate motion whose two warped frames agree best (see the module docstring).
 
-        ``record`` (the pair's, see ``_prepared``) brings the other candidates; without it (or without
-        fusion) the motion is used as it is. Returns the interpolated frame, or with ``choose_motion``
-        the chosen motion field.
+        ``record`` (the pair's, see ``_prepared``) brings the other candidates; without fusion the
+        motion is used as it is. Returns the interpolated frame, or with ``choose_motion`` the chosen
+        motion field.
         """
 
         def blend(warp_a, warp_b):
@@ -354,10 +364,10 @@ class FlowInterpolator(Interpolator):
 
         warp_a = warp_backward(a, motion, IMAGE_SAMPLING, -t)
         warp_b = warp_backward(b, motion, IMAGE_SAMPLING, 1 - t)
-        if record is None or not self.fuse:
+        if not self.fuse:
             out = blend(warp_a, warp_b)
             return np.clip(out, 0.0, 1.0, out=out)
-        f01, f10, _, zero_cost = record
+        f01, f10, zero_cost = record.f01, record.f10, record.zero_cost
         best = motion.copy() if choose_motion else blend(warp_a, warp_b)
         best_cost = self._cost(warp_a, warp_b)
         # the other candidates, in order: zero motion, F01 and -F10 read at the pixel itself
