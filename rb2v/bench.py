@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "publish": ("rb2v.benchmarks.publish", "main", "Publish vs cp -r + sha256sum (folder) and aws s3 sync (S3)."),
     "hypercut": ("rb2v.benchmarks.hypercut", "main", "HyperCUT CPU accuracy recipe vs phase correlation."),
     "rig-unknowns": ("rb2v.benchmarks.rig_unknowns", "main", "Align + build errors per camera convention (issue 13)."),
+    "models": ("rb2v.benchmarks.models", "main", "CDFI and BackgroundMattingV2 frames/s on the CPU and on CUDA."),
     "blur2vid": ("rb2v.benchmarks.blur2vid", "main", "Table 2: per-frame pPSNR of naive, order-invariant, hypercut."),
 }
 

@@ -1,8 +1,15 @@
-"""The one place that decides which torch device runs the work."""
+"""The one place that decides which torch device runs the work, and at what precision."""
 
 from __future__ import annotations
 
+import contextlib
+
 from .errors import Rb2vError
+
+# inference precisions of the vendored models on CUDA: "float32" (TF32 off) is the one the golden
+# tolerances are stated for; "tf32" lets convolutions and matmuls round their inputs to TF32;
+# "float16" is autocast. README, "Measured here", gives each one's speed and distance from float32.
+PRECISIONS = ("float32", "tf32", "float16")
 
 
 def resolve_device(device: str | None = "auto"):
@@ -25,9 +32,33 @@ def resolve_device(device: str | None = "auto"):
     raise Rb2vError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
 
 
-def disable_tf32() -> None:
-    """Exact float32 matmuls/convs on GPUs (golden-fixture comparisons need them)."""
+def check_precision(precision: str, device) -> str:
+    """``precision`` if the device can run it (tf32 and float16 need CUDA), else a one-line error."""
+    if precision not in PRECISIONS:
+        raise Rb2vError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision != "float32" and device.type != "cuda":
+        raise Rb2vError(f"precision {precision} needs a CUDA device, not {device}")
+    return precision
+
+
+@contextlib.contextmanager
+def inference_precision(device, precision: str = "float32"):
+    """Inference at ``precision`` on ``device`` (see PRECISIONS); the CPU always runs float32."""
     import torch
 
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    if device.type != "cuda":
+        yield
+        return
+    if precision == "float16":
+        with torch.autocast("cuda", dtype=torch.float16):
+            yield
+        return
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    saved = [f.allow_tf32 for f in flags]
+    for f in flags:
+        f.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        for f, value in zip(flags, saved):
+            f.allow_tf32 = value

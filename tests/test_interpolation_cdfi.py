@@ -82,21 +82,6 @@ def test_cdfi_reproduces_official_golden(case, cases, weights):
     assert (out - golden).abs().max().item() <= 1e-4
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cdfi_golden_on_cuda(cases, weights):
-    from rb2v.device import disable_tf32
-
-    disable_tf32()
-    model = CDFIAdaCoF().eval().to("cuda")
-    for case in CASES:
-        model.load_state_dict(weights[int(cases[f"{case}__seed"])], strict=True)
-        with torch.no_grad():
-            out = model(
-                torch.from_numpy(cases[f"{case}__frame0"]).cuda(), torch.from_numpy(cases[f"{case}__frame1"]).cuda()
-            )
-        assert (out.cpu() - torch.from_numpy(cases[f"{case}__out"])).abs().max().item() <= 1e-4, case
-
-
 def _frames(cases, case, size=None):
     """The case's two frames as (H,W,3), optionally the top-left size x size crop (faster tests)."""
     to_hwc = lambda x: np.ascontiguousarray(x[0].transpose(1, 2, 0)[:size, :size])  # noqa: E731
@@ -163,3 +148,11 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, weights):
     torch.save({"state_dict": wrong}, tmp_path / "wrong.pth")
     with pytest.raises(Rb2vError, match="wrong shape"):
         load_interpolator("cdfi", checkpoint=tmp_path / "wrong.pth")
+
+
+def test_precisions_other_than_float32_need_cuda(checkpoint):
+    for precision in ("tf32", "float16"):
+        with pytest.raises(Rb2vError, match=f"{precision} needs a CUDA device"):
+            load_interpolator("cdfi", checkpoint=checkpoint, device="cpu", precision=precision)
+    with pytest.raises(Rb2vError, match="unknown precision 'bf16'"):
+        load_interpolator("cdfi", checkpoint=checkpoint, device="cpu", precision="bf16")

@@ -172,3 +172,29 @@ def test_benchmark_prints_the_table(fixtures_dir):
     psnrs = [float(x) for x in venus.split()[1::3]]
     assert psnrs[1] > psnrs[2] > psnrs[0]  # flow > minterpolate > linear on this scene
     assert "frames/s" in res.output and "MEAN" in res.output
+
+
+def test_upsampled_window_asks_for_its_missing_frames_at_once(photo):
+    """A build's candidate window: its interpolated frames come from one ``many`` call (a network
+    interpolator sees them as batches), equal bit for bit to frames made one at a time."""
+    from rb2v.dataset.sequence import UpsampledSequence
+
+    sharp = [moved(photo, 1.7 * i, 0.4 * i, 0.5 * i) for i in range(6)]
+    interp = load_interpolator("flow")
+    calls = []
+    real_many = interp.many
+
+    def spy(requests, threads=1):
+        calls.append(len(requests))
+        return real_many(requests, threads)
+
+    interp.many = spy
+    x = UpsampledSequence(lambda i: sharp[i], len(sharp), interp, factor=4)
+    window = x.window(2, 15)
+    assert calls == [10]  # x[2..14]: 13 frames, 3 of them sharp
+    one_by_one = UpsampledSequence(lambda i: sharp[i], len(sharp), load_interpolator("flow"), factor=4)
+    for j in range(2, 15):
+        assert np.array_equal(window[j - 2], one_by_one[j])
+        assert x.index_of(window[j - 2]) == j
+    x.window(4, 19)
+    assert calls == [10, 3]  # only x[15], x[17], x[18] are new

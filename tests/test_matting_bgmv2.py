@@ -150,3 +150,28 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
         load_matter("bgmv2", checkpoint=truncated)
     with pytest.raises(Rb2vError, match="checkpoint not found"):
         load_matter("bgmv2", checkpoint=tmp_path / "missing.pth")
+
+
+def test_matter_batches_equal_single_frames_and_the_golden(cases, checkpoints):
+    """A batch of 3 (two network calls at batch_size 2): each frame as matted alone, the golden too."""
+    matter = load_matter("bgmv2", checkpoint=checkpoints["A"], batch_size=2, refine_sample_pixels=4000)
+    frame = cases["input_128x192__src"][0].transpose(1, 2, 0)
+    plate = cases["input_128x192__bgr"][0].transpose(1, 2, 0)
+    frames = np.stack([frame, frame[:, ::-1], frame])
+    alphas, fgs = matter.batch(frames, plate)
+    assert alphas.shape == (3, 128, 192) and fgs.shape == (3, 128, 192, 3)
+    for i in range(3):
+        alpha, fg = matter(frames[i], background=plate)
+        np.testing.assert_allclose(alphas[i], alpha, rtol=0, atol=TOL)
+        np.testing.assert_allclose(fgs[i], fg, rtol=0, atol=TOL)
+    np.testing.assert_allclose(alphas[2], cases["A_128x192__pha"][0, 0], rtol=0, atol=TOL)
+    assert np.abs(alphas[1] - alphas[0][:, ::-1]).max() > 10 * TOL  # the mirrored frame is its own
+
+
+def test_precision_and_batch_size_are_checked(checkpoints):
+    with pytest.raises(Rb2vError, match="float16 needs a CUDA device"):
+        load_matter("bgmv2", checkpoint=checkpoints["C"], device="cpu", precision="float16")
+    with pytest.raises(Rb2vError, match="unknown precision 'half'"):
+        load_matter("bgmv2", checkpoint=checkpoints["C"], device="cpu", precision="half")
+    with pytest.raises(Rb2vError, match="batch_size must be >= 1"):
+        load_matter("bgmv2", checkpoint=checkpoints["C"], batch_size=0)

@@ -17,7 +17,7 @@ from rb2v.io.images import bundled_photo
 
 
 class Counting(Interpolator):
-    """Linear blend that records the inputs it is given (by identity) and every (pair, t)."""
+    """Linear blend that records the requests it is given (by identity) and every (pair, t)."""
 
     name = "counting"
 
@@ -25,10 +25,11 @@ class Counting(Interpolator):
         self.real_ids = {id(f) for f in real}
         self.calls = []
 
-    def __call__(self, a, b, t=0.5):
-        assert id(a) in self.real_ids and id(b) in self.real_ids, "interpolated from an interpolated frame"
-        self.calls.append((id(a), id(b), round(t, 9)))
-        return super().__call__(a, b, t)
+    def many(self, requests, threads=1):
+        for a, b, t in requests:
+            assert id(a) in self.real_ids and id(b) in self.real_ids, "interpolated from an interpolated frame"
+            self.calls.append((id(a), id(b), round(t, 9)))
+        return super().many(requests, threads)
 
     def _batch(self, A, B, t):
         return ((1.0 - t) * A + t * B).astype(np.float32)

@@ -25,8 +25,11 @@ class LRU:
         if key in self.items:
             self.items.move_to_end(key)
             return self.items[key]
-        value = make()
+        return self.put(key, make())
+
+    def put(self, key, value: np.ndarray) -> np.ndarray:
         self.items[key] = value
+        self.items.move_to_end(key)
         if len(self.items) > self.capacity:
             self.items.popitem(last=False)
         return value
@@ -117,6 +120,9 @@ class UpsampledSequence:
     def _make(self, j: int) -> np.ndarray:
         i, m = divmod(j, self.factor)
         frame = self.load(i) if m == 0 else self.interp(self.sharp(i), self.sharp(i + 1), m / self.factor)
+        return self._remember(frame, j)
+
+    def _remember(self, frame: np.ndarray, j: int) -> np.ndarray:
         self.positions[_digest(frame)] = j
         while len(self.positions) > 4 * self.cache.capacity:
             self.positions.popitem(last=False)
@@ -131,5 +137,14 @@ class UpsampledSequence:
         return self.positions.get(_digest(frame))
 
     def window(self, lo: int, hi: int) -> np.ndarray:
-        """x[lo:hi] stacked (N,H,W,3)."""
+        """x[lo:hi] stacked (N,H,W,3). Its interpolated frames not yet cached are made in one
+        ``many`` call, so a network interpolator gets them as batches."""
+        missing = [j for j in range(lo, hi) if j % self.factor and j not in self.cache.items]
+        if len(missing) > 1:
+            requests = []
+            for j in missing:
+                i, m = divmod(j, self.factor)
+                requests.append((self.sharp(i), self.sharp(i + 1), m / self.factor))
+            for j, frame in zip(missing, self.interp.many(requests)):
+                self.cache.put(j, self._remember(frame, j))
         return np.stack([self[j] for j in range(lo, hi)])

@@ -25,6 +25,7 @@ class UpsampleSettings:
     interpolator: Literal["flow", "cdfi", "linear"] = "flow"
     cdfi_checkpoint: str = ""
     device: str = "auto"
+    precision: Literal["float32", "tf32", "float16"] = "float32"  # cdfi on CUDA (rb2v.device)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class MattingSettings:
     bgmv2_checkpoint: str = ""
     backgrounds: str = ""  # folder of photos; empty: the bundled set
     device: str = "auto"
+    precision: Literal["float32", "tf32", "float16"] = "float32"  # bgmv2 on CUDA (rb2v.device)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class StageTools:
                     "interpolator 'cdfi' needs a checkpoint: --cdfi-checkpoint PATH "
                     "(or upsample.cdfi_checkpoint in the pipeline file)"
                 )
-            kwargs["checkpoint"] = up.cdfi_checkpoint
+            kwargs.update(checkpoint=up.cdfi_checkpoint, precision=up.precision)
         upsampler = load_interpolator(up.interpolator, **kwargs)
         choice = settings.search.subframe_interpolator
         if choice == "same" and up.interpolator != "cdfi":
@@ -77,7 +77,7 @@ class StageTools:
             if m.method == "bgmv2":
                 if not m.bgmv2_checkpoint:
                     raise Rb2vError("matting 'bgmv2' needs a checkpoint: --bgmv2-checkpoint PATH")
-                matter = load_matter("bgmv2", checkpoint=m.bgmv2_checkpoint, device=m.device)
+                matter = load_matter("bgmv2", checkpoint=m.bgmv2_checkpoint, device=m.device, precision=m.precision)
             else:
                 matter = load_matter(m.method)
         sequence = load_rig(settings.rig).sequence

@@ -69,10 +69,19 @@ class Interpolator:
         return out
 
     def many(self, requests: list[tuple[np.ndarray, np.ndarray, float]], threads: int = 1) -> list[np.ndarray]:
-        """The frames of several ``(a, b, t)`` requests, in order. Interpolators that can share work
-        between the times of one pair, or spread requests over ``threads`` threads, override this (each
-        call checks its own inputs here)."""
-        return [self(a, b, t) for a, b, t in requests]
+        """The frames of several ``(a, b, t)`` requests, in order. Here the requests of one t (and frame
+        size) go through ``batch`` together, so a network sees several pairs per call; interpolators that
+        share work between the times of one pair, or use ``threads``, override this."""
+        groups: dict[tuple[float, tuple[int, ...]], list[int]] = {}
+        for i, (a, _, t) in enumerate(check_requests(requests)):
+            groups.setdefault((t, a.shape), []).append(i)
+        out: list = [None] * len(requests)
+        for (t, _), indices in groups.items():
+            A = np.stack([requests[i][0] for i in indices])
+            B = np.stack([requests[i][1] for i in indices])
+            for i, frame in zip(indices, self.batch(A, B, t)):
+                out[i] = frame
+        return out
 
     def _batch(self, A: np.ndarray, B: np.ndarray, t: float) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError

@@ -18,6 +18,8 @@ class BGMv2Matter:
     they are ignored for a base-only checkpoint. Frames whose sides are not multiples
     of 4 are padded by edge replication and the outputs cropped back. Outputs are the
     official ``pha`` and ``fgr`` (composite them in sRGB: ``composite(..., space="srgb")``).
+    ``batch()`` mattes several frames against one plate, ``batch_size`` per network call;
+    ``precision`` is "float32" (the default; no TF32), or on CUDA "tf32" / "float16" (``rb2v.device``).
     """
 
     name = "bgmv2"
@@ -27,6 +29,8 @@ class BGMv2Matter:
         self,
         checkpoint: str | os.PathLike | None = None,
         device: str = "cpu",
+        batch_size: int = 1,
+        precision: str = "float32",
         backbone_scale: float = 0.25,
         refine_mode: str = "sampling",
         refine_sample_pixels: int = 80_000,
@@ -38,10 +42,14 @@ class BGMv2Matter:
     ):
         if checkpoint is None:
             raise Rb2vError("bgmv2: a checkpoint is required (checkpoint=PATH to an official .pth)")
-        from ..device import resolve_device
+        from ..device import check_precision, resolve_device
         from ..vendor.bgmv2 import load_model
 
+        if batch_size < 1:
+            raise Rb2vError(f"bgmv2: batch_size must be >= 1, got {batch_size}")
         self.device = resolve_device(device)
+        self.precision = check_precision(precision, self.device)
+        self.batch_size = batch_size
         self.model, self.info = load_model(
             checkpoint,
             backbone_scale=backbone_scale,
@@ -62,23 +70,35 @@ class BGMv2Matter:
         return self
 
     def __call__(self, frame, background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        import torch
+        """(alpha (H,W), foreground (H,W,3)) of one frame."""
+        alphas, fgs = self.batch(as_frame(frame)[None], background)
+        return alphas[0], fgs[0]
 
-        img = as_frame(frame)
+    def batch(self, frames, background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(alphas (N,H,W), foregrounds (N,H,W,3)) of N frames against one background plate."""
+        import torch
+        import torch.nn.functional as F
+
+        from ..device import inference_precision
+
+        imgs = as_frames(frames)
         if background is None:
             background = self.plate
         if background is None:
             raise Rb2vError("bgmv2: needs a background plate (background=PLATE, or fit(frames) to estimate one)")
         plate = as_frame(background, "background plate")
-        if plate.shape != img.shape:
-            raise Rb2vError(f"bgmv2: background plate {plate.shape} and frame {img.shape} differ in size")
-        h, w = img.shape[:2]
-        ph, pw = -h % 4, -w % 4
-        pad = ((0, ph), (0, pw), (0, 0))
-        src = torch.from_numpy(np.pad(img, pad, mode="edge")).permute(2, 0, 1)[None].to(self.device)
-        bgr = torch.from_numpy(np.pad(plate, pad, mode="edge")).permute(2, 0, 1)[None].to(self.device)
-        with torch.inference_mode():
-            pha, fgr = self.model(src, bgr)[:2]
-        alpha = pha[0, 0, :h, :w].float().cpu().numpy()
-        fg = fgr[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()
-        return np.ascontiguousarray(alpha), np.ascontiguousarray(fg)
+        if plate.shape != imgs.shape[1:]:
+            raise Rb2vError(f"bgmv2: background plate {plate.shape} and frames {imgs.shape[1:]} differ in size")
+        n, h, w = imgs.shape[:3]
+        pad = [0, -w % 4, 0, -h % 4]  # right, bottom: replicated on the device
+        bgr = torch.from_numpy(plate).to(self.device).permute(2, 0, 1)[None]
+        alphas, fgs = np.empty((n, h, w), np.float32), np.empty((n, h, w, 3), np.float32)
+        with torch.inference_mode(), inference_precision(self.device, self.precision):
+            bgr = F.pad(bgr, pad, mode="replicate") if any(pad) else bgr
+            for s in range(0, n, self.batch_size):
+                src = torch.from_numpy(imgs[s : s + self.batch_size]).to(self.device).permute(0, 3, 1, 2)
+                src = F.pad(src, pad, mode="replicate") if any(pad) else src
+                pha, fgr = self.model(src, bgr.expand(len(src), -1, -1, -1))[:2]
+                alphas[s : s + len(src)] = pha[:, 0, :h, :w].float().cpu().numpy()
+                fgs[s : s + len(src)] = fgr[:, :, :h, :w].permute(0, 2, 3, 1).float().cpu().numpy()
+        return alphas, fgs

@@ -118,5 +118,5 @@ def replace_patches(x: torch.Tensor, patches: torch.Tensor, idx) -> torch.Tensor
     """Write the (P, C, 4, 4) ``patches`` into the 4x4 cells ``idx`` of ``x`` (N, C, H, W)."""
     n, c, h, w = x.shape
     cells = x.view(n, c, h // 4, 4, w // 4, 4).permute(0, 2, 4, 1, 3, 5).clone()
-    cells[idx[0], idx[1], idx[2]] = patches
+    cells[idx[0], idx[1], idx[2]] = patches.to(cells.dtype)  # under autocast the refiner's convs give float16
     return cells.permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)

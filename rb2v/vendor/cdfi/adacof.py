@@ -15,9 +15,10 @@ Reproduces the official CUDA forward kernel, quirks included:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-# elements of one gathered (N, C, taps, H, W) block: bounds the temporary memory per step
-GATHER_BUDGET = 1 << 23
+# index/weight entries per chunk of output rows: bounds the temporary memory (about 8 bytes each)
+BAG_BUDGET = 1 << 25
 
 
 def adacof(
@@ -25,8 +26,10 @@ def adacof(
 ) -> torch.Tensor:
     """Sample ``input`` (N,C,Hin,Win) with F*F adaptive taps per output pixel -> (N,C,H,W).
 
-    Channels are independent, so several maps warped by the same kernels are best passed
-    concatenated along C in one call.
+    Every output pixel is a weighted sum of 4*F*F input pixels (each tap's bilinear corners), the
+    same weights for all channels: one ``embedding_bag`` over the input's pixels as rows of C values
+    (indices and weights per pixel, no gathered copy of the C channels). Channels are independent,
+    so several maps warped by the same kernels are best passed concatenated along C in one call.
     """
     n, c, h_in, w_in = input.shape
     taps, h, w = weight.shape[1:]
@@ -40,35 +43,37 @@ def adacof(
         raise ValueError(f"adacof: input {h_in}x{w_in} does not match output {h}x{w} with F={f}, D={dilation}")
 
     dev = input.device
-    k = torch.arange(f, device=dev).repeat_interleave(f)  # row tap of channel k*F+l
-    l = torch.arange(f, device=dev).repeat(f)  # column tap
-    rows = torch.arange(h, device=dev).view(1, 1, h, 1) + (k * dilation).view(1, taps, 1, 1)
-    cols = torch.arange(w, device=dev).view(1, 1, 1, w) + (l * dilation).view(1, taps, 1, 1)
-
-    flat = input.reshape(n, c, h_in * w_in)
-    out = torch.zeros(n, c, h, w, dtype=input.dtype, device=dev)
-    step = max(1, GATHER_BUDGET // (n * c * h * w))
-    for s in range(0, taps, step):
-        sl = slice(s, min(s + step, taps))
-        m = sl.stop - sl.start
-        oi, oj = offset_i[:, sl], offset_j[:, sl]
+    # each batch item's pixels are rows n*Hin*Win ... of one table of C values
+    table = input.permute(0, 2, 3, 1).reshape(n * h_in * w_in, c).contiguous()
+    itype = torch.int32 if n * h_in * w_in < 2**31 else torch.int64
+    k = torch.arange(f, device=dev, dtype=itype).repeat_interleave(f) * dilation  # row tap of channel k*F+l
+    l = torch.arange(f, device=dev, dtype=itype).repeat(f) * dilation  # column tap
+    cols = torch.arange(w, device=dev, dtype=itype).view(1, 1, w, 1) + l  # (1, 1, W, taps)
+    base = (torch.arange(n, device=dev, dtype=itype) * (h_in * w_in)).view(n, 1, 1, 1)
+    out = torch.empty(n, h, w, c, dtype=input.dtype, device=dev)
+    step = max(1, BAG_BUDGET // (n * w * taps * 4))
+    for y in range(0, h, step):
+        ys = slice(y, min(y + step, h))
+        # pixel-major (N, rows, W, taps): each output pixel's taps are one contiguous bag
+        oi, oj, wt = (x[:, :, ys].permute(0, 2, 3, 1).contiguous() for x in (offset_i, offset_j, weight))
         a_int, b_int = torch.trunc(oi), torch.trunc(oj)
-        fa = (oi - a_int).unsqueeze(1)  # in (-1, 1): negative for negative offsets
-        fb = (oj - b_int).unsqueeze(1)
-        r0 = rows[:, sl] + a_int.long()
-        c0 = cols[:, sl] + b_int.long()
-        r0, r1 = r0.clamp(0, h_in - 1) * w_in, (r0 + 1).clamp(0, h_in - 1) * w_in
-        c0, c1 = c0.clamp(0, w_in - 1), (c0 + 1).clamp(0, w_in - 1)
-
-        def corner(r: torch.Tensor, cc: torch.Tensor, m: int = m) -> torch.Tensor:
-            idx = (r + cc).reshape(n, 1, m * h * w).expand(n, c, m * h * w)
-            return torch.gather(flat, 2, idx).view(n, c, m, h, w)
-
-        v = (
-            corner(r0, c0) * ((1 - fa) * (1 - fb))
-            + corner(r1, c0) * (fa * (1 - fb))
-            + corner(r0, c1) * ((1 - fa) * fb)
-            + corner(r1, c1) * (fa * fb)
-        )
-        out += (v * weight[:, sl].unsqueeze(1)).sum(dim=2)
-    return out
+        fa, fb = oi - a_int, oj - b_int  # in (-1, 1): negative for negative offsets
+        rows = torch.arange(ys.start, ys.stop, device=dev, dtype=itype).view(1, -1, 1, 1) + k
+        r0 = rows + a_int.to(itype)
+        c0 = cols + b_int.to(itype)
+        r1 = (r0 + 1).clamp_(0, h_in - 1).mul_(w_in).add_(base)
+        r0 = r0.clamp_(0, h_in - 1).mul_(w_in).add_(base)
+        c1 = (c0 + 1).clamp_(0, w_in - 1)
+        c0 = c0.clamp_(0, w_in - 1)
+        bags = torch.empty(*r0.shape, 4, dtype=itype, device=dev)
+        coef = torch.empty(*r0.shape, 4, dtype=input.dtype, device=dev)
+        for corner, (r, cc) in enumerate(((r0, c0), (r1, c0), (r0, c1), (r1, c1))):
+            torch.add(r, cc, out=bags[..., corner])
+        w_lo, w_hi = wt - wt * fa, wt * fa  # the tap's weight times the row fractions
+        torch.mul(w_lo, 1 - fb, out=coef[..., 0])
+        torch.mul(w_hi, 1 - fb, out=coef[..., 1])
+        torch.mul(w_lo, fb, out=coef[..., 2])
+        torch.mul(w_hi, fb, out=coef[..., 3])
+        made = F.embedding_bag(bags.view(-1, taps * 4), table, per_sample_weights=coef.view(-1, taps * 4), mode="sum")
+        out[:, ys] = made.view(n, -1, w, c)
+    return out.permute(0, 3, 1, 2)
