@@ -4,6 +4,7 @@ the official checkpoint layout, bisects for dyadic t and refuses what it cannot 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +157,21 @@ def test_precisions_other_than_float32_need_cuda(checkpoint):
             load_interpolator("cdfi", checkpoint=checkpoint, device="cpu", precision=precision)
     with pytest.raises(Rb2vError, match="unknown precision 'bf16'"):
         load_interpolator("cdfi", checkpoint=checkpoint, device="cpu", precision="bf16")
+
+
+def test_models_benchmark_times_both_models_through_their_adapters(tmp_path):
+    """``rb2v bench models`` on the CPU (CUDA lines only where a GPU is): one line per model and device,
+    bad options refused in one line."""
+    from click.testing import CliRunner
+
+    from rb2v.benchmarks.models import main
+
+    street = Path(__file__).parent / "fixtures" / "img_seq"
+    out = CliRunner().invoke(main, [str(street), "--size", "64x48", "--batches", "1,2"])
+    assert out.exit_code == 0, out.output
+    assert "64x48 frames" in out.output
+    for model in ("cdfi", "bgmv2"):
+        assert f"\n{model} (seeded random weights)" in out.output
+    assert out.output.count("cpu      float32     1") == 2
+    bad = CliRunner().invoke(main, [str(street), "--size", "64by48"])
+    assert bad.exit_code != 0 and "expected WxH" in str(bad.exception)

@@ -71,17 +71,20 @@ class BGMv2Matter:
 
     def __call__(self, frame, background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(alpha (H,W), foreground (H,W,3)) of one frame."""
-        alphas, fgs = self.batch(as_frame(frame)[None], background)
+        alphas, fgs = self._matte(as_frame(frame)[None], background)
         return alphas[0], fgs[0]
 
     def batch(self, frames, background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(alphas (N,H,W), foregrounds (N,H,W,3)) of N frames against one background plate."""
+        return self._matte(as_frames(frames), background)
+
+    def _matte(self, imgs: np.ndarray, background: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``batch`` on frames already checked by ``as_frames`` (N,H,W,3 float32 in [0,1])."""
         import torch
         import torch.nn.functional as F
 
         from ..device import inference_precision
 
-        imgs = as_frames(frames)
         if background is None:
             background = self.plate
         if background is None:
