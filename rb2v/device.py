@@ -8,7 +8,7 @@ from .errors import Rb2vError
 
 # inference precisions of the vendored models on CUDA: "float32" (TF32 off) is the one the golden
 # tolerances are stated for; "tf32" lets convolutions and matmuls round their inputs to TF32;
-# "float16" is autocast. README, "Measured here", gives each one's speed and distance from float32.
+# "float16" is autocast. README, "Measured on a GPU", gives each one's speed and distance from the goldens.
 PRECISIONS = ("float32", "tf32", "float16")
 
 
