@@ -16,7 +16,7 @@
 * Output: clamped to [0, 1] (the raw network output can fall slightly outside).
 * Batches: ``batch()`` runs its pairs through the network ``batch_size`` at a time. The default
   is 1: at 1280x720 on an H200, batches of 4 and 16 were no faster (3.5 vs 3.9 frames/s) and
-  each pair of a batch needs about 4.7 GB of GPU memory.
+  each pair of a batch needs about 4.6 GiB of GPU memory.
 * ``precision``: "float32" (the default; no TF32), or on CUDA "tf32" / "float16" (``rb2v.device``).
 """
 
