@@ -17,8 +17,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# index/weight entries per chunk of output rows: bounds the temporary memory (about 8 bytes each)
-BAG_BUDGET = 1 << 25
+# index/weight entries per chunk of output rows, which bounds the temporaries (40-50 bytes per entry).
+# On the CPU the smaller chunks are as fast (8.0 vs 9.2 s for one 1280x720 call with C=63) and the
+# process grows by 0.87 instead of 1.8 GB; the README's CUDA figures were measured with the larger.
+BAG_BUDGET = {"cpu": 1 << 23, "cuda": 1 << 25}
 
 
 def adacof(
@@ -51,7 +53,7 @@ def adacof(
     cols = torch.arange(w, device=dev, dtype=itype).view(1, 1, w, 1) + l  # (1, 1, W, taps)
     base = (torch.arange(n, device=dev, dtype=itype) * (h_in * w_in)).view(n, 1, 1, 1)
     out = torch.empty(n, h, w, c, dtype=input.dtype, device=dev)
-    step = max(1, BAG_BUDGET // (n * w * taps * 4))
+    step = max(1, BAG_BUDGET.get(dev.type, BAG_BUDGET["cpu"]) // (n * w * taps * 4))
     for y in range(0, h, step):
         ys = slice(y, min(y + step, h))
         # pixel-major (N, rows, W, taps): each output pixel's taps are one contiguous bag
