@@ -35,3 +35,22 @@ def oracle_session(tmp_path_factory):
             rel = take_dir.relative_to(raw)
             write_oracle_alignment(take_dir, out / "aligned" / rel)
     return raw, out
+
+
+@pytest.fixture(scope="session")
+def ordered_dataset(tmp_path_factory):
+    """``make(size, device)``: 3 photos x 2 samples of size x size (chelsea held out), labelled by
+    `rb2v order` with the bundled HyperCUT on ``device``; returns the manifest."""
+    from hypercut_models.synthetic import make_dataset
+    from rb2v.cli import main as rb2v_main
+
+    def make(size: int, device: str) -> Path:
+        out = tmp_path_factory.mktemp(f"ordered_{size}_{device}")
+        photos = ("astronaut", "coffee", "chelsea")
+        manifest = make_dataset(out, photos=photos, test_subjects=("chelsea",), takes=1, samples=2, size=size, seed=5)
+        checkpoint = FIXTURES / "hypercut" / "pretrained.pt"
+        args = ["order", "--manifest", str(manifest), "--checkpoint", str(checkpoint), "--workers", "0"]
+        assert rb2v_main([*args, "--device", device]) == 0
+        return manifest
+
+    return make

@@ -36,15 +36,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def ordered(tmp_path_factory) -> Path:
+def ordered(ordered_dataset) -> Path:
     """3 photos x 2 samples of 40x40 (chelsea held out), labelled by `rb2v order` with the bundled HyperCUT."""
-    out = tmp_path_factory.mktemp("blur2vid_data")
-    manifest = make_dataset(
-        out, photos=("astronaut", "coffee", "chelsea"), test_subjects=("chelsea",), takes=1, samples=2, size=40, seed=5
-    )
-    args = ["order", "--manifest", str(manifest), "--checkpoint", str(PRETRAINED), "--workers", "0", "--device", "cpu"]
-    assert rb2v_main(args) == 0
-    return manifest
+    return ordered_dataset(40, "cpu")
 
 
 TINY = dict(crop=36, batch_size=2, workers=0, device="cpu", lr=1e-3)

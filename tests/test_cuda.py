@@ -12,7 +12,6 @@ import pytest
 import torch
 from fixture_weights import recipe_state_dict
 
-from hypercut_models.synthetic import make_dataset
 from rb2v.cli import main as rb2v_main
 from rb2v.interpolation import load_interpolator
 from rb2v.matting import load_matter
@@ -91,14 +90,8 @@ def test_bgmv2_golden_through_the_adapter_in_batches(tmp_path, precision):
 
 
 @pytest.fixture(scope="module")
-def ordered(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cuda_data")
-    manifest = make_dataset(
-        out, photos=("astronaut", "coffee", "chelsea"), test_subjects=("chelsea",), takes=1, samples=2, size=48, seed=5
-    )
-    args = ["order", "--manifest", str(manifest), "--checkpoint", str(PRETRAINED), "--workers", "0", "--device", "cuda"]
-    assert rb2v_main(args) == 0
-    return manifest
+def ordered(ordered_dataset) -> Path:
+    return ordered_dataset(48, "cuda")
 
 
 def test_hypercut_trains_and_evaluates_on_cuda(ordered, tmp_path):

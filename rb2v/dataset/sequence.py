@@ -117,9 +117,13 @@ class UpsampledSequence:
     def sharp(self, i: int) -> np.ndarray:
         return self[self.factor * i]
 
-    def _make(self, j: int) -> np.ndarray:
+    def _request(self, j: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """The (a, b, t) that interpolates x[j] (j not a multiple of the factor)."""
         i, m = divmod(j, self.factor)
-        frame = self.load(i) if m == 0 else self.interp(self.sharp(i), self.sharp(i + 1), m / self.factor)
+        return self.sharp(i), self.sharp(i + 1), m / self.factor
+
+    def _make(self, j: int) -> np.ndarray:
+        frame = self.interp(*self._request(j)) if j % self.factor else self.load(j // self.factor)
         return self._remember(frame, j)
 
     def _remember(self, frame: np.ndarray, j: int) -> np.ndarray:
@@ -140,11 +144,7 @@ class UpsampledSequence:
         """x[lo:hi] stacked (N,H,W,3). Its interpolated frames not yet cached are made in one
         ``many`` call, so a network interpolator gets them as batches."""
         missing = [j for j in range(lo, hi) if j % self.factor and j not in self.cache.items]
-        if len(missing) > 1:
-            requests = []
-            for j in missing:
-                i, m = divmod(j, self.factor)
-                requests.append((self.sharp(i), self.sharp(i + 1), m / self.factor))
-            for j, frame in zip(missing, self.interp.many(requests)):
+        if missing:
+            for j, frame in zip(missing, self.interp.many([self._request(j) for j in missing])):
                 self.cache.put(j, self._remember(frame, j))
         return np.stack([self[j] for j in range(lo, hi)])

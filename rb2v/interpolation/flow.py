@@ -103,11 +103,17 @@ def _mean_absdiff(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def warp_backward(
-    img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR, scale: float = 1.0
+    img: np.ndarray,
+    flow: np.ndarray,
+    interpolation: int = cv2.INTER_LINEAR,
+    scale: float = 1.0,
+    coords: np.ndarray | None = None,
+    dst: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``img`` sampled at ``x + scale * flow(x)`` (bilinear unless told, border replicated)."""
-    coords = cv2.scaleAdd(flow, scale, _grid(*flow.shape[:2]))  # one pass, no (H,W,2) temporary
-    return cv2.remap(img, coords, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
+    """``img`` sampled at ``x + scale * flow(x)`` (bilinear unless told, border replicated). ``coords``
+    (H,W,2) and ``dst`` are buffers to reuse: for a large frame a fresh array costs page faults."""
+    coords = cv2.scaleAdd(flow, scale, _grid(*flow.shape[:2]), dst=coords)  # one pass, no (H,W,2) temporary
+    return cv2.remap(img, coords, None, interpolation, dst=dst, borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistency(f01: np.ndarray, f10: np.ndarray) -> np.ndarray:
@@ -297,10 +303,10 @@ class FlowInterpolator(Interpolator):
         scratch = self._scratch(h, w)
         motion = cv2.resize(motion, (w, h), dst=scratch["motion"], interpolation=cv2.INTER_LINEAR)
         motion *= np.array([w / sw, h / sh], np.float32)
-        warped = []
-        for img, scale, dst in ((a, -t, scratch["a"]), (b, 1 - t, scratch["b"])):
-            coords = cv2.scaleAdd(motion, scale, _grid(h, w), dst=scratch["coords"])
-            warped.append(cv2.remap(img, coords, None, IMAGE_SAMPLING, dst=dst, borderMode=cv2.BORDER_REPLICATE))
+        warped = [
+            warp_backward(img, motion, IMAGE_SAMPLING, scale, coords=scratch["coords"], dst=scratch[name])
+            for img, scale, name in ((a, -t, "a"), (b, 1 - t, "b"))
+        ]
         out = cv2.addWeighted(warped[0], 1 - t, warped[1], t, 0.0)
         return np.clip(out, 0.0, 1.0, out=out)
 
