@@ -367,6 +367,7 @@ def test_benchmark_command_runs():
     out = CliRunner().invoke(bench_main, ["--size", "48", "--candidates", "8", "--frames", "1"])
     assert out.exit_code == 0, out.output
     assert "same argmax 1/1" in out.output and "speed-up" in out.output
+    assert "both sides limited to 1 thread(s)" in out.output
 
 
 @pytest.mark.parametrize("seed", range(3))

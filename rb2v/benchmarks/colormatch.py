@@ -15,6 +15,7 @@ from functools import partial
 import click
 import cv2
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..colormatch import linear_to_srgb, search, srgb_to_linear
 from ..colormatch.reference import reference_search
@@ -118,6 +119,13 @@ def _timed(fn, repeats: int):
 )
 @click.option("--device", default="cpu", show_default=True, help="Device of the fast search (cpu, cuda, auto).")
 @click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="BLAS/OpenMP/OpenCV threads allowed to both sides (1: the per-core comparison).",
+)
+@click.option(
     "--coarse",
     type=click.IntRange(1),
     default=4,
@@ -125,14 +133,37 @@ def _timed(fn, repeats: int):
     help="Also time coarse-to-fine search at this downsampling (1: skip).",
 )
 def main(
-    size: int, candidates: int, blurry_frames: int, interpolator: str, space: str, device: str, coarse: int
+    size: int,
+    candidates: int,
+    blurry_frames: int,
+    interpolator: str,
+    space: str,
+    device: str,
+    threads: int,
+    coarse: int,
 ) -> None:
-    """Fast Algorithm 1 search vs the literal reference: time per blurry frame, ratio, agreement."""
+    """Fast Algorithm 1 search vs the literal reference: time per blurry frame, ratio, agreement.
+
+    Both sides run under the same thread limit: the reference's least squares would otherwise
+    take every core (and count their spin-waiting as CPU time) while the fast search uses one.
+    """
     n = 7
     click.echo(
         f"colormatch: {size}x{size}, {candidates} candidates, n={n}, sub=19, interpolator={interpolator}, "
-        f"space={space}, fast on {device}, {os.cpu_count()} cores"
+        f"space={space}, fast on {device}, {os.cpu_count()} cores, both sides limited to {threads} thread(s)"
     )
+    cv2_threads = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            _compare(size, candidates, blurry_frames, interpolator, space, device, coarse, n)
+    finally:
+        cv2.setNumThreads(cv2_threads)
+
+
+def _compare(
+    size: int, candidates: int, blurry_frames: int, interpolator: str, space: str, device: str, coarse: int, n: int
+) -> None:
     click.echo(
         f"{'frame':>5} {'true':>5} {'fast p':>6} {'ref p':>6} {'psnr dB':>8} {'margin':>7} "
         f"{'max|dscore|':>11} {'fast s':>7} {'ref s':>7} {'ratio':>6}"
