@@ -70,8 +70,19 @@ def test_reduced_scale_flow_recovers_a_known_shift_and_checks_its_scale():
 
 def test_synth_reds_benchmark_prints_its_floor(tmp_path):
     from rb2v.benchmarks.synth_reds import main
+    from rb2v.executor import available_cores
 
     args = ["--width", "64", "--height", "48", "--frames", "12", "--interpolator", "linear"]
     out = CliRunner().invoke(main, [*args, "--workdir", str(tmp_path)])
     assert out.exit_code == 0, out.output
     assert "the floor (target <= 2x)" in out.output and "-> 3 samples" in out.output
+    assert f"I/O floor on {available_cores()} thread(s)" in out.output
+
+    # the floor's work does not depend on its threads: every sample image encoded once, the same bytes
+    from rb2v.benchmarks.floor import io_floor
+
+    inputs = sorted((tmp_path / "input" / "street000").glob("*.png"))
+    dataset = tmp_path / "out" / "datasets" / "reds"
+    one, two = (io_floor(inputs, dataset, 1, threads=t) for t in (1, 2))
+    assert (one.inputs, one.outputs, one.threads, two.threads) == (12, 3 * 8, 1, 2)
+    assert one.output_bytes == two.output_bytes > 0

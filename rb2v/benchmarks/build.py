@@ -147,7 +147,7 @@ def main(category, seconds, interpolator, stride, workers_list, workdir):
 
     inputs = sorted((aligned / "blur").glob("*.png"))[::stride] + sorted((aligned / "sharp").glob("*.png"))
     compression = load_pipeline(category).output.png_compression
-    floor = io_floor(inputs, first_out / "datasets" / category, compression)
+    floor = io_floor(inputs, first_out / "datasets" / category, compression, threads=cores)
     click.echo(floor.line(wall1, f"build (wall, 1 worker on {cores} cores, child process)", cpu1))
     acc = measure_take(raw, first_out, category)
     click.echo(

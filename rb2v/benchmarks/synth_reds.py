@@ -38,6 +38,7 @@ def main(width, height, frames, interpolator, workdir):
     import cv2
 
     from ..dataset.settings import load_pipeline
+    from ..executor import available_cores
     from ..io.images import read_image, write_image
     from .floor import children_cpu_s, io_floor
 
@@ -63,7 +64,8 @@ def main(width, height, frames, interpolator, workdir):
     import pandas as pd
 
     samples = len(pd.read_parquet(dataset / "manifest.parquet"))
-    floor = io_floor(sorted(seq_dir.glob("*.png")), dataset, load_pipeline("reds").output.png_compression)
+    compression = load_pipeline("reds").output.png_compression
+    floor = io_floor(sorted(seq_dir.glob("*.png")), dataset, compression, threads=available_cores())
     click.echo(
         f"rb2v synth-reds --fps 120 --interpolator {interpolator}: {len(sources)} frames {width}x{height} -> "
         f"{samples} samples in {wall:.2f} s wall ({wall / max(samples, 1):.2f} s per sample, child process)"
