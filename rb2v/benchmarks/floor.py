@@ -67,8 +67,6 @@ def io_floor(inputs: Iterable[Path], dataset_dir: Path, compression: int, thread
     inputs = list(inputs)
     df = pd.read_parquet(dataset_dir / "manifest.parquet")
     rels = [p for row in df.itertuples(index=False) for p in (row.blur_path, *row.sharp_paths)]
-    decode_s = encode_s = cpu = 0.0
-    nbytes = 0
     with ThreadPoolExecutor(threads) as pool, tempfile.TemporaryDirectory(prefix="rb2v-floor-") as tmp:
 
         def encode(item: tuple[int, object]) -> int:
@@ -81,6 +79,7 @@ def io_floor(inputs: Iterable[Path], dataset_dir: Path, compression: int, thread
         for _ in pool.map(read_image, inputs):
             pass
         decode_s, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        encode_s, nbytes = 0.0, 0
         for start in range(0, len(rels), _CHUNK):
             chunk = list(pool.map(read_image, [dataset_dir / r for r in rels[start : start + _CHUNK]]))
             cpu0, t0 = time.process_time(), time.perf_counter()

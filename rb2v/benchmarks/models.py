@@ -156,18 +156,13 @@ def main(data, size, batches, precisions, names, cdfi_checkpoint, bgmv2_checkpoi
                     run = _runner(model, a, b, plate, checkpoints[model], str(gpu), batch, precision)
                     fps, out = _timed(run, batch)
                     first = _first_frame(out)
-                    if precision == "float32" and batch == 1:
+                    if precision == "float32" and batch == 1:  # CUDA float32 against the CPU
                         reference = first
-                        diff, against = (
-                            (np.abs(first - _first_frame(cpu_out)).max(), "cpu float32")
-                            if cpu_out is not None
-                            else (None, "")
-                        )
-                    else:
-                        diff, against = (
-                            (np.abs(first - reference).max(), "cuda float32") if reference is not None else (None, "")
-                        )
+                        base = _first_frame(cpu_out) if cpu_out is not None else None
+                        against = "cpu float32"
+                    else:  # every other setting against CUDA float32
+                        base, against = reference, "cuda float32"
                     ratio = f"{fps / cpu_fps:.1f}x" if cpu_fps else ""
                     mib = torch.cuda.max_memory_allocated(gpu) / 2**20
-                    shown = f"{diff:.2e} ({against})" if diff is not None else ""
+                    shown = f"{np.abs(first - base).max():.2e} ({against})" if base is not None else ""
                     click.echo(f"  {'cuda':<6}{precision:>10}{batch:>6}{fps:>10.2f}{ratio:>8}{mib:>9.0f}  {shown}")
