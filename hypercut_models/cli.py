@@ -160,7 +160,15 @@ def _table(result: dict) -> str:
     default=None,
     help="Also draw the t-SNE map of the split's (x_0, x_6) vectors and their reverses (PNG), as the paper's Fig. 7.",
 )
-def eval_hypercut(manifest, checkpoint, split, json_path, batch_size, crop, workers, device, threads, plot):
+@click.option(
+    "--learnability",
+    is_flag=True,
+    help="Also check whether blur2vid can learn the labels from a blurry image (180-degree turn, corner crops, "
+    "motion direction; whole frames; JSON key 'learnability').",
+)
+def eval_hypercut(
+    manifest, checkpoint, split, json_path, batch_size, crop, workers, device, threads, plot, learnability
+):
     """Report hit / con@2 / con@3 of a HyperCUT checkpoint on one split."""
     from .evaluate import evaluate
 
@@ -169,6 +177,11 @@ def eval_hypercut(manifest, checkpoint, split, json_path, batch_size, crop, work
         manifest, checkpoint, split=split, device=device, batch_size=batch_size, workers=workers, crop=crop
     )
     click.echo(_table(result))
+    if learnability:
+        from .learnability import evaluate_learnability, summary
+
+        result["learnability"] = evaluate_learnability(manifest, checkpoint, split=split, device=device)
+        click.echo(summary(result["learnability"]))
     if json_path:
         write_json_atomic(json_path, result)
     if plot:

@@ -332,12 +332,3 @@ def test_bad_input_gives_clear_errors(dataset, tmp_path, capsys):
         evaluate(dataset, tmp_path / "nowhere.pt")
     with pytest.raises(Rb2vError, match="crop 200 is larger"):
         SequenceDataset(dataset, "train", crop=200)
-
-
-def test_crop_agreement_of_whole_frame_crops_is_total(dataset):
-    from rb2v.benchmarks.hypercut import crop_agreement
-
-    # the frames are 64x64: 64 px corner crops are the whole frame, so every side must agree
-    assert crop_agreement(dataset, PRETRAINED, side=64) == {"crops": 1.0, "all_four": 1.0, "side": 64}
-    part = crop_agreement(dataset, PRETRAINED, side=40)
-    assert 0.0 <= part["all_four"] <= part["crops"] <= 1.0 and part["side"] == 40

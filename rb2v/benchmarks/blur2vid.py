@@ -254,9 +254,9 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
 
     torch.set_num_threads(threads)
     gt_order = eval_hypercut(manifest, hypercut, device="cpu", workers=0)
-    from .hypercut import crop_agreement
+    from hypercut_models.learnability import evaluate_learnability, summary
 
-    crops = crop_agreement(manifest, Path(hypercut))
+    labels = summary(evaluate_learnability(manifest, hypercut, device="cpu"))
 
     runs = [("naive", "naive", manifest, {}), ("order-invariant", "order-invariant", manifest, {})]
     runs.append(("hypercut (alpha 0.2)", "hypercut", manifest, {"hypercut": hypercut, "alpha": 0.2}))
@@ -301,10 +301,7 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
         f"HyperCUT on the ground-truth test sequences: hit {100 * gt_order['hit']:.2f} %, "
         f"con@3 {100 * gt_order['con@3']:.2f} %"
     )
-    click.echo(
-        f"labels seen on {crops['side']} px crops: the corner crops of a test sequence fall on the whole frame's "
-        f"side for {100 * crops['crops']:.1f} % of the crops (all four: {100 * crops['all_four']:.1f} %)"
-    )
+    click.echo(labels)
     click.echo(HEADER + f"{'pSSIM':>8}{'con@3':>8}{'train s':>9}")
     click.echo(fmt_row("blurry input", first["baseline_ppsnr"]))
     for name, r in results.items():

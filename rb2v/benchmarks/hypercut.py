@@ -4,7 +4,8 @@ Data (``hypercut_models.synthetic``): real photographs filmed by a moving virtua
 bundled scikit-image photos plus the 12 Middlebury scenes — and three crops of a real street video
 (``img_seq``), 96x96, 16 takes x 4 samples per photo. Held out (test split, never trained on):
 coffee, camera, brick, hubble_deep_field and the street video. Training: ``rb2v train-hypercut``
-with the recipe below on the CPU; scoring: ``rb2v eval-hypercut`` on whole frames.
+with the recipe below on the CPU; scoring: ``rb2v eval-hypercut`` on whole frames, with its
+checks of whether blur2vid can learn the labels (``--learnability``).
 
 Peer, on the same test split: a classical ordering by global motion. The shift from x_a to x_b
 is measured by phase correlation and its side is the sign of its projection on a fixed direction;
@@ -31,15 +32,13 @@ PAPER = "hit 94.4-98.7 %, con@3 91.2-96.8 % (Table 3)"
 def phase_correlation_scores(frames: np.ndarray, direction: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """Forward/reverse scores (3,) of one (7, H, W, 3) sequence: the global shift of each symmetric
     pair projected on the unit vector at ``direction`` radians."""
-    import cv2
-
+    from hypercut_models.learnability import global_shift
     from hypercut_models.losses import PAIRS
 
     gray = frames.mean(axis=3).astype(np.float32)
-    window = cv2.createHanningWindow(gray.shape[2:0:-1], cv2.CV_32F)
     axis = np.array([np.cos(direction), np.sin(direction)])
-    fwd = np.array([np.dot(cv2.phaseCorrelate(gray[a], gray[b], window)[0], axis) for a, b in PAIRS])
-    rev = np.array([np.dot(cv2.phaseCorrelate(gray[b], gray[a], window)[0], axis) for a, b in PAIRS])
+    fwd = np.array([np.dot(global_shift(gray[a], gray[b]), axis) for a, b in PAIRS])
+    rev = np.array([np.dot(global_shift(gray[b], gray[a]), axis) for a, b in PAIRS])
     return fwd, rev
 
 
@@ -50,32 +49,6 @@ def classical_metrics(manifest: Path) -> dict:
     data = SequenceDataset(manifest, "test")
     scores = [phase_correlation_scores(data[i][0].numpy().transpose(0, 2, 3, 1)) for i in range(len(data))]
     return ordering_metrics(np.stack([f for f, _ in scores]), np.stack([r for _, r in scores]))
-
-
-def crop_agreement(manifest: Path, checkpoint: Path, side: int = 64) -> dict:
-    """How far a sequence's side depends on where it is cropped, on the test split: the (0, 6) side
-    of each of the four corner crops of ``side`` px against the whole frame's. blur2vid learns
-    whole-frame labels on crops, so a side that moves with the crop is label noise to it."""
-    import torch
-
-    from hypercut_models.checkpoint import load_model
-    from hypercut_models.data import SequenceDataset
-    from hypercut_models.losses import pair_scores
-
-    net, plane, _ = load_model(checkpoint)
-    data = SequenceDataset(manifest, "test")
-    agree = []
-    with torch.no_grad():
-        for i in range(len(data)):
-            seq = data[i][0][None]
-            h, w = seq.shape[-2:]
-            c = min(side, h, w)
-            crops = [seq[..., y : y + c, x : x + c] for y in (0, h - c) for x in (0, w - c)]
-            whole, _ = pair_scores(net, plane, seq, with_reverse=False)
-            parts, _ = pair_scores(net, plane, torch.cat(crops), with_reverse=False)
-            agree.append(((parts[:, 0] >= 0) == (whole[0, 0] >= 0)).float().numpy())
-    agree = np.stack(agree)
-    return {"crops": float(agree.mean()), "all_four": float(agree.all(axis=1).mean()), "side": side}
 
 
 @click.command()
@@ -93,6 +66,7 @@ def main(work, threads, seed):
 
     from hypercut_models.checkpoint import load_checkpoint
     from hypercut_models.evaluate import evaluate
+    from hypercut_models.learnability import evaluate_learnability, summary
     from hypercut_models.synthetic import make_dataset
     from hypercut_models.train import TrainSettings, train
 
@@ -136,9 +110,5 @@ def main(work, threads, seed):
     for name, m in (("ours (HyperCUT, whole frames)", ours), ("classical (phase correlation)", peer)):
         click.echo(f"{name:<34}{100 * m['hit']:>7.2f}%{100 * m['con@2']:>7.2f}%{100 * m['con@3']:>7.2f}%")
     click.echo(f"paper: {PAPER}; ours/classical con@3 ratio {ours['con@3'] / max(peer['con@3'], 1e-9):.3f}")
-    crops = crop_agreement(manifest, last)
-    click.echo(
-        f"side of the {crops['side']} px corner crops = the whole frame's: {100 * crops['crops']:.1f} % of crops, "
-        f"all four on {100 * crops['all_four']:.1f} % of the sequences (what blur2vid can learn from crops)"
-    )
+    click.echo(summary(evaluate_learnability(manifest, last, device="cpu")))
     click.echo(f"run: {run}")

@@ -1,0 +1,142 @@
+"""Can blur2vid learn a HyperCUT's order labels from the blurry image? Three checks of the labels.
+
+A blurry image shows its content and the axis of its motion, never the motion's direction.
+blur2vid trained with the hypercut loss has to reproduce the labelled order from the blurry image
+alone, so the label (the side of h(H(x_0, x_6))) must follow from what that image shows: the
+motion's axis under a fixed convention, not appearance changes between x_0 and x_6 that a blurry
+image averages away. The side ``>= 0`` is the label "reverse", as in ``evaluate.write_orders``.
+
+* **rotation flip**: a sequence turned by 180 degrees shows the turned content moving the
+  opposite way. A side that follows the motion flips; one read from what changes between x_0 and
+  x_6 in appearance (brightness, what enters the frame) does not. 1.0 for a motion rule.
+* **crop agreement**: the side of each corner crop (``crop`` px) against the whole frame's.
+  blur2vid learns on crops, and a crop carries its whole frame's label.
+* **direction agreement**: the global shift of x_0 -> x_6 by phase correlation gives a motion
+  direction for sequences that move (more than ``min_shift`` px); the share of them that the best
+  direction rule (label = which side of a line through the origin the direction falls on, the line
+  chosen to fit best) labels alike. 1.0 when the label is such a rule (what a blurry image's axis and
+  a fixed convention decide). Labels unrelated to the direction score above 0.5 because the line is
+  fitted, the more so the fewer the sequences: the same labels shuffled over the sequences give that
+  chance level (``direction_chance``, mean of ``SHUFFLES`` seeded shuffles). Only meaningful where
+  the whole frame moves (a panning camera).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rb2v.progress import progress
+
+SHUFFLES = 20
+SideFn = Callable[[torch.Tensor], torch.Tensor]  # (B, 7, 3, H, W) in [0, 1] -> (B,) scores of the (0, 6) pair
+
+
+def global_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(dx, dy): the global shift from grey frame ``a`` to ``b`` (float32, H x W) by phase correlation."""
+    import cv2
+
+    window = cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F)
+    return np.array(cv2.phaseCorrelate(a, b, window)[0])
+
+
+def motion_direction(frames: torch.Tensor) -> tuple[float, float]:
+    """(angle in degrees [0, 360), length in px) of the x_0 -> x_6 global shift of one (7, 3, H, W) sequence."""
+    grey = frames[[0, -1]].mean(dim=1).numpy().astype(np.float32)
+    dx, dy = global_shift(grey[0], grey[1])
+    return float(np.degrees(np.arctan2(dy, dx)) % 360), float(np.hypot(dx, dy))
+
+
+def direction_agreement(labels: np.ndarray, angles: np.ndarray) -> float:
+    """The share of labels that the best-fitting direction rule gives alike (module docstring); the
+    line is searched in 1-degree steps. ``angles`` in degrees."""
+    labels = np.asarray(labels, bool)
+    if not len(labels):
+        return float("nan")
+    normals = np.radians(np.arange(180))[:, None]  # the rule: cos(angle - normal) >= 0, either polarity
+    rule = np.cos(np.radians(np.asarray(angles, np.float64))[None] - normals) >= 0
+    same = (rule == labels[None]).mean(axis=1)
+    return float(np.maximum(same, 1 - same).max())
+
+
+def corner_crops(frames: torch.Tensor, side: int) -> torch.Tensor:
+    """The four corner crops (4, 7, 3, c, c) of one (7, 3, H, W) sequence, c = min(side, H, W)."""
+    h, w = frames.shape[-2:]
+    c = min(side, h, w)
+    return torch.stack([frames[..., y : y + c, x : x + c] for y in (0, h - c) for x in (0, w - c)])
+
+
+@torch.no_grad()
+def learnability(
+    side_fn: SideFn, sequences: Iterable[torch.Tensor], crop: int = 64, min_shift: float = 1.0, total: int | None = None
+) -> dict:
+    """The three checks (module docstring) of a labelling ``side_fn`` over (7, 3, H, W) sequences."""
+    flips, crops, labels, angles = [], [], [], []
+    for frames in progress(sequences, total=total, desc="learnability", unit="seq"):
+        whole, turned = side_fn(torch.stack([frames, frames.flip(-1).flip(-2)])).tolist()
+        parts = side_fn(corner_crops(frames, crop))
+        flips.append((whole >= 0) != (turned >= 0))
+        crops.append(((parts >= 0) == (whole >= 0)).numpy())
+        angle, length = motion_direction(frames)
+        if length > min_shift:
+            labels.append(whole >= 0)
+            angles.append(angle)
+    crops = np.stack(crops)
+    labels, angles = np.array(labels, bool), np.array(angles)
+    rng = np.random.default_rng(0)
+    chance = [direction_agreement(rng.permutation(labels), angles) for _ in range(SHUFFLES)] if len(labels) else []
+    return {
+        "sequences": len(flips),
+        "rotation_flip": float(np.mean(flips)),
+        "crop_agreement": float(crops.mean()),
+        "crop_all_four": float(crops.all(axis=1).mean()),
+        "crop": crop,
+        "direction_agreement": direction_agreement(labels, angles),
+        "direction_chance": float(np.mean(chance)) if chance else float("nan"),
+        "moving_sequences": len(labels),
+    }
+
+
+def checkpoint_side(checkpoint: str | Path, device: torch.device) -> SideFn:
+    """The (0, 6) pair's score under a HyperCUT checkpoint, as a ``SideFn``."""
+    from .checkpoint import load_model
+    from .losses import pair_scores
+
+    net, plane, _ = load_model(checkpoint)
+    net, plane = net.to(device).eval(), plane.to(device)
+
+    def side(frames: torch.Tensor) -> torch.Tensor:
+        return pair_scores(net, plane, frames.to(device), with_reverse=False)[0][:, 0].float().cpu()
+
+    return side
+
+
+def evaluate_learnability(
+    manifest: str | Path, checkpoint: str | Path, *, split: str = "test", device: str = "auto", crop: int = 64
+) -> dict:
+    """``learnability`` of a HyperCUT checkpoint's labels on one split of a manifest (whole frames)."""
+    from rb2v.device import resolve_device
+
+    from .data import SequenceDataset
+
+    data = SequenceDataset(manifest, split)
+    side = checkpoint_side(checkpoint, resolve_device(device))
+    return {"split": split, **learnability(side, (data[i][0] for i in range(len(data))), crop, total=len(data))}
+
+
+def summary(result: dict) -> str:
+    """The checks in words, one line each."""
+    return "\n".join(
+        [
+            f"learnability of the labels ({result['split']} split, {result['sequences']} sequences):",
+            f"  side flips under a 180-degree turn: {100 * result['rotation_flip']:.1f} % (a motion rule: 100 %)",
+            f"  {result['crop']} px corner crops on the whole frame's side: {100 * result['crop_agreement']:.1f} % "
+            f"(all four: {100 * result['crop_all_four']:.1f} % of the sequences)",
+            f"  labels a direction rule gives alike: {100 * result['direction_agreement']:.1f} % of the "
+            f"{result['moving_sequences']} sequences moving > 1 px (a direction rule: 100 %; the same labels "
+            f"shuffled: {100 * result['direction_chance']:.1f} %)",
+        ]
+    )
