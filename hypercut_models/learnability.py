@@ -115,15 +115,16 @@ def checkpoint_side(checkpoint: str | Path, device: torch.device) -> SideFn:
 
 
 def evaluate_learnability(
-    manifest: str | Path, checkpoint: str | Path, *, split: str = "test", device: str = "auto", crop: int = 64
+    manifest: str | Path, labelling: str | Path | SideFn, *, split: str = "test", device: str = "auto", crop: int = 64
 ) -> dict:
-    """``learnability`` of a HyperCUT checkpoint's labels on one split of a manifest (whole frames)."""
+    """``learnability`` of a labelling on one split of a manifest (whole frames): a HyperCUT
+    checkpoint's (a path), or any ``SideFn`` (e.g. a classical ordering)."""
     from rb2v.device import resolve_device
 
     from .data import SequenceDataset
 
     data = SequenceDataset(manifest, split)
-    side = checkpoint_side(checkpoint, resolve_device(device))
+    side = labelling if callable(labelling) else checkpoint_side(labelling, resolve_device(device))
     return {"split": split, **learnability(side, (data[i][0] for i in range(len(data))), crop, total=len(data))}
 
 

@@ -1,6 +1,6 @@
 """The label checks of hypercut_models.learnability: known answers from labelling rules whose
-behaviour is fixed by construction (a motion rule, an appearance rule), on real photographs panned
-in known directions, and hand-computed purities."""
+behaviour is fixed by construction (the classical motion rule, an appearance rule), on real
+photographs panned in known directions, and hand-computed direction agreements."""
 
 import json
 from pathlib import Path
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from hypercut_models.learnability import direction_agreement, global_shift, learnability, motion_direction
+from hypercut_models.learnability import direction_agreement, learnability, motion_direction
+from rb2v.benchmarks.hypercut import classical_side
 from rb2v.cli import main as rb2v_main
 from rb2v.io.images import bundled_photo
 
 HYPERCUT_FIXTURES = Path(__file__).parent / "fixtures" / "hypercut"
-AXIS = np.array([np.cos(0.3), np.sin(0.3)])
 
 
 def panned(photo: np.ndarray, angle_deg: float, speed: float = 2.0, size: int = 64) -> torch.Tensor:
@@ -29,12 +29,6 @@ def panned(photo: np.ndarray, angle_deg: float, speed: float = 2.0, size: int = 
         warp = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]])
         frames.append(cv2.warpAffine(photo, warp, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP))
     return torch.from_numpy(np.stack(frames).transpose(0, 3, 1, 2).copy())
-
-
-def motion_rule(frames: torch.Tensor) -> torch.Tensor:
-    """The shift of x_0 -> x_6 on a fixed axis: a label that follows the motion's direction."""
-    grey = frames[:, [0, 6]].mean(dim=2).numpy().astype(np.float32)
-    return torch.tensor([float(global_shift(g[0], g[1]) @ AXIS) for g in grey])
 
 
 def appearance_rule(frames: torch.Tensor) -> torch.Tensor:
@@ -69,7 +63,8 @@ def test_direction_agreement_by_hand():
 
 
 def test_a_motion_rule_passes_every_check(sequences):
-    result = learnability(motion_rule, sequences, crop=40)
+    # the classical ordering: the x_0 -> x_6 shift on a fixed axis, a label that follows the motion's direction
+    result = learnability(classical_side, sequences, crop=40)
     assert result["sequences"] == result["moving_sequences"] == 36
     assert result["rotation_flip"] == 1.0
     assert result["direction_agreement"] == 1.0 and 0.5 < result["direction_chance"] < 0.8

@@ -257,6 +257,13 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
     from hypercut_models.learnability import evaluate_learnability, summary
 
     labels = summary(evaluate_learnability(manifest, hypercut, device="cpu"))
+    if control:
+        from .hypercut import classical_side
+
+        classical = summary(evaluate_learnability(manifest, classical_side)).replace(
+            "learnability of the labels", "the control's classical labels, for comparison", 1
+        )
+        labels += "\n" + classical
 
     runs = [("naive", "naive", manifest, {}), ("order-invariant", "order-invariant", manifest, {})]
     runs.append(("hypercut (alpha 0.2)", "hypercut", manifest, {"hypercut": hypercut, "alpha": 0.2}))

@@ -42,6 +42,14 @@ def phase_correlation_scores(frames: np.ndarray, direction: float = 0.3) -> tupl
     return fwd, rev
 
 
+def classical_side(frames):
+    """The classical ordering's (0, 6) score of each (7, 3, H, W) sequence of a batch, as a
+    ``hypercut_models.learnability.SideFn``."""
+    import torch
+
+    return torch.tensor([phase_correlation_scores(f.numpy().transpose(0, 2, 3, 1))[0][0] for f in frames])
+
+
 def classical_metrics(manifest: Path) -> dict:
     from hypercut_models.data import SequenceDataset
     from hypercut_models.metrics import ordering_metrics
