@@ -52,10 +52,8 @@ def motion_direction(frames: torch.Tensor) -> tuple[float, float]:
 
 def direction_agreement(labels: np.ndarray, angles: np.ndarray) -> float:
     """The share of labels that the best-fitting direction rule gives alike (module docstring); the
-    line is searched in 1-degree steps. ``angles`` in degrees."""
+    line is searched in 1-degree steps. ``angles`` in degrees; at least one label."""
     labels = np.asarray(labels, bool)
-    if not len(labels):
-        return float("nan")
     normals = np.radians(np.arange(180))[:, None]  # the rule: cos(angle - normal) >= 0, either polarity
     rule = np.cos(np.radians(np.asarray(angles, np.float64))[None] - normals) >= 0
     same = (rule == labels[None]).mean(axis=1)
@@ -86,17 +84,21 @@ def learnability(
             angles.append(angle)
     crops = np.stack(crops)
     labels, angles = np.array(labels, bool), np.array(angles)
-    rng = np.random.default_rng(0)
-    chance = [direction_agreement(rng.permutation(labels), angles) for _ in range(SHUFFLES)] if len(labels) else []
+    agreement = chance = None  # nothing moves: no direction to compare with (e.g. a static camera)
+    if len(labels):
+        rng = np.random.default_rng(0)
+        agreement = direction_agreement(labels, angles)
+        chance = float(np.mean([direction_agreement(rng.permutation(labels), angles) for _ in range(SHUFFLES)]))
     return {
         "sequences": len(flips),
         "rotation_flip": float(np.mean(flips)),
         "crop_agreement": float(crops.mean()),
         "crop_all_four": float(crops.all(axis=1).mean()),
         "crop": crop,
-        "direction_agreement": direction_agreement(labels, angles),
-        "direction_chance": float(np.mean(chance)) if chance else float("nan"),
+        "direction_agreement": agreement,
+        "direction_chance": chance,
         "moving_sequences": len(labels),
+        "min_shift": min_shift,
     }
 
 
@@ -130,14 +132,20 @@ def evaluate_learnability(
 
 def summary(result: dict) -> str:
     """The checks in words, one line each."""
+    moving = f"{result['moving_sequences']} sequences moving > {result['min_shift']:g} px"
+    if result["direction_agreement"] is None:
+        direction = f"  direction: not measured, no sequence moves > {result['min_shift']:g} px as a whole"
+    else:
+        direction = (
+            f"  labels a direction rule gives alike: {100 * result['direction_agreement']:.1f} % of the {moving} "
+            f"(a direction rule: 100 %; the same labels shuffled: {100 * result['direction_chance']:.1f} %)"
+        )
     return "\n".join(
         [
             f"learnability of the labels ({result['split']} split, {result['sequences']} sequences):",
             f"  side flips under a 180-degree turn: {100 * result['rotation_flip']:.1f} % (a motion rule: 100 %)",
             f"  {result['crop']} px corner crops on the whole frame's side: {100 * result['crop_agreement']:.1f} % "
             f"(all four: {100 * result['crop_all_four']:.1f} % of the sequences)",
-            f"  labels a direction rule gives alike: {100 * result['direction_agreement']:.1f} % of the "
-            f"{result['moving_sequences']} sequences moving > 1 px (a direction rule: 100 %; the same labels "
-            f"shuffled: {100 * result['direction_chance']:.1f} %)",
+            direction,
         ]
     )

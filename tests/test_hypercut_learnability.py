@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hypercut_models.learnability import direction_agreement, learnability, motion_direction
+from hypercut_models.learnability import direction_agreement, learnability, motion_direction, summary
 from rb2v.benchmarks.hypercut import classical_side
 from rb2v.cli import main as rb2v_main
 from rb2v.io.images import bundled_photo
@@ -79,6 +79,13 @@ def test_an_appearance_rule_never_flips(sequences):
     assert result["rotation_flip"] == 0.0
     assert result["direction_agreement"] < 0.9
     assert abs(result["direction_agreement"] - result["direction_chance"]) < 0.15
+
+
+def test_still_sequences_have_no_direction(sequences):
+    still = [seq[[3] * 7] for seq in sequences[:4]]  # one frame seven times: nothing moves
+    result = learnability(classical_side, still, crop=40, total=len(still))
+    assert result["moving_sequences"] == 0 and result["direction_agreement"] is None
+    assert "direction: not measured" in summary({"split": "test", **result})
 
 
 def test_eval_hypercut_learnability_json(tmp_path):
