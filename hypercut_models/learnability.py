@@ -130,8 +130,8 @@ def evaluate_learnability(
     return {"split": split, **learnability(side, (data[i][0] for i in range(len(data))), crop, total=len(data))}
 
 
-def summary(result: dict) -> str:
-    """The checks in words, one line each."""
+def summary(result: dict, title: str = "learnability of the labels") -> str:
+    """The checks in words, one line each, under ``title``."""
     moving = f"{result['moving_sequences']} sequences moving > {result['min_shift']:g} px"
     if result["direction_agreement"] is None:
         direction = f"  direction: not measured, no sequence moves > {result['min_shift']:g} px as a whole"
@@ -142,7 +142,7 @@ def summary(result: dict) -> str:
         )
     return "\n".join(
         [
-            f"learnability of the labels ({result['split']} split, {result['sequences']} sequences):",
+            f"{title} ({result['split']} split, {result['sequences']} sequences):",
             f"  side flips under a 180-degree turn: {100 * result['rotation_flip']:.1f} % (a motion rule: 100 %)",
             f"  {result['crop']} px corner crops on the whole frame's side: {100 * result['crop_agreement']:.1f} % "
             f"(all four: {100 * result['crop_all_four']:.1f} % of the sequences)",

@@ -260,10 +260,8 @@ def main(work, input_dir, hypercut, epochs, takes, frames, threads, seed, jobs, 
     if control:
         from .hypercut import classical_side
 
-        classical = summary(evaluate_learnability(manifest, classical_side)).replace(
-            "learnability of the labels", "the control's classical labels, for comparison", 1
-        )
-        labels += "\n" + classical
+        classical = evaluate_learnability(manifest, classical_side)
+        labels += "\n" + summary(classical, "the control's classical labels, for comparison")
 
     runs = [("naive", "naive", manifest, {}), ("order-invariant", "order-invariant", manifest, {})]
     runs.append(("hypercut (alpha 0.2)", "hypercut", manifest, {"hypercut": hypercut, "alpha": 0.2}))
