@@ -52,6 +52,12 @@ def _set_threads(threads: int | None) -> None:
     default=None,
     help="Weight of the same-side consistency terms (default 1; 0 = L_h only).",
 )
+@click.option(
+    "--direction-weight",
+    type=float,
+    default=None,
+    help="Weight of the direction prior (default 0: the paper's losses alone); see hypercut_models/README.md.",
+)
 @click.option("--clip-grad", type=float, default=None, help="Gradient norm cap (default 10; 0 = none).")
 @click.option("--no-flips", is_flag=True, help="Do not flip or transpose training sequences.")
 @click.option(
@@ -74,6 +80,7 @@ def train_hypercut(
     final_epochs,
     final_crop,
     same_weight,
+    direction_weight,
     clip_grad,
     no_flips,
     seed,
@@ -99,6 +106,7 @@ def train_hypercut(
         "final_epochs": final_epochs,
         "final_crop": final_crop,
         "same_weight": same_weight,
+        "direction_weight": direction_weight,
         "clip_grad": clip_grad,
         "seed": seed,
         "workers": workers,

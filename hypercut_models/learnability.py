@@ -32,6 +32,7 @@ import torch
 from rb2v.progress import progress
 
 SHUFFLES = 20
+MOTION_AXIS = 0.3  # radians: the classical ordering's fixed axis
 SideFn = Callable[[torch.Tensor], torch.Tensor]  # (B, 7, 3, H, W) in [0, 1] -> (B,) scores of the (0, 6) pair
 
 
@@ -41,6 +42,20 @@ def global_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     window = cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F)
     return np.array(cv2.phaseCorrelate(a, b, window)[0])
+
+
+def projected_shift(grey_a: np.ndarray, grey_b: np.ndarray, axis: float = MOTION_AXIS) -> float:
+    """The global shift from ``grey_a`` to ``grey_b`` projected on the unit vector at ``axis`` radians."""
+    return float(np.dot(global_shift(grey_a, grey_b), [np.cos(axis), np.sin(axis)]))
+
+
+def classical_side(frames: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The classical ordering's (0, 6) score of each (7, 3, H, W) sequence of a batch, as a
+    ``SideFn``: the x_0 -> x_6 global shift projected on ``MOTION_AXIS``. A direction rule (its
+    sign follows the motion under one fixed convention), so blur2vid can learn it from the blurry
+    image's axis; the HyperCUT direction prior (``losses.direction_loss``) trains toward it."""
+    ends = [f[[0, -1]].numpy().mean(axis=1).astype(np.float32) for f in frames]
+    return torch.tensor([projected_shift(a, b) for a, b in ends], dtype=torch.float64)
 
 
 def motion_direction(frames: torch.Tensor) -> tuple[float, float]:

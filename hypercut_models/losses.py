@@ -84,24 +84,48 @@ def escape_loss(forward: torch.Tensor, reverse: torch.Tensor) -> torch.Tensor:
     return F.softplus(-(forward - reverse).abs()).mean()
 
 
+def direction_loss(forward: torch.Tensor, reverse: torch.Tensor, shift: torch.Tensor, min_shift: float) -> torch.Tensor:
+    """The direction prior: each pair's score on the side of the sequence's ``shift`` (the x_0 ->
+    x_6 global shift on a fixed axis, ``learnability.classical_side``), its reverse on the other,
+    softplus(-s sign(shift)) + softplus(r sign(shift)), over the sequences that move more than
+    ``min_shift`` px (0 when none does). L_h accepts any side that flips under time reversal, and
+    the network picks one from appearance changes that a blurry image averages away (measured with
+    ``rb2v eval-hypercut --learnability``); this term asks for one that a blurry image's motion
+    axis decides under one convention, so blur2vid can learn the labels."""
+    moving = shift.abs() > min_shift
+    if not moving.any():
+        return forward.new_zeros(())
+    sign = torch.sign(shift[moving]).to(forward.dtype)[:, None]
+    return 0.5 * (F.softplus(-forward[moving] * sign).mean() + F.softplus(reverse[moving] * sign).mean())
+
+
 class HyperCUTLoss(nn.Module):
     """L_h + same_weight * same-side term (the official trainer weighs both equally). The same-side
     term is taken over the forward scores and over the reverse scores: the time-reversed sequence
     is a sequence too (its pairs must agree as well), and its scores are computed anyway for L_h."""
 
-    def __init__(self, same_weight: float = 1.0):
+    def __init__(self, same_weight: float = 1.0, direction_weight: float = 0.0, min_shift: float = 1.0):
         super().__init__()
-        self.same_weight = same_weight
+        self.same_weight, self.direction_weight, self.min_shift = same_weight, direction_weight, min_shift
 
     def forward(
-        self, forward: torch.Tensor, reverse: torch.Tensor, escape_weight: float = 0.0
+        self,
+        forward: torch.Tensor,
+        reverse: torch.Tensor,
+        escape_weight: float = 0.0,
+        shift: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        """``shift`` (B,): the sequences' projected global shifts, needed when ``direction_weight`` > 0."""
         diff = order_loss(forward, reverse)
         same = 0.5 * (same_side_loss(forward) + same_side_loss(reverse))
         total = diff + self.same_weight * same
         if escape_weight > 0:
             total = total + escape_weight * escape_loss(forward, reverse)
-        return {"total": total, "order": diff, "same": same}
+        direction = forward.new_zeros(())
+        if self.direction_weight > 0:
+            direction = direction_loss(forward, reverse, shift, self.min_shift)
+            total = total + self.direction_weight * direction
+        return {"total": total, "order": diff, "same": same, "direction": direction}
 
 
 class HyperplaneRegularizer(nn.Module):

@@ -29,6 +29,7 @@ from rb2v.progress import progress, say
 
 from .checkpoint import build_model, hyperplane_state, load_checkpoint, load_model, save_checkpoint
 from .data import SequenceDataset, default_workers, iterate, make_loader
+from .learnability import classical_side
 from .losses import HyperCUTLoss, Hyperplane, pair_scores
 from .metrics import sides
 from .network import HyperCUTNet
@@ -49,6 +50,7 @@ class TrainSettings:
     final_crop: int | None = None  # None: the smallest frame side (the whole frame's scale)
     flips: bool = True
     same_weight: float = 1.0  # weight of the same-side consistency terms (0 disables them)
+    direction_weight: float = 0.0  # weight of the direction prior (losses.direction_loss; 0 disables it)
     clip_grad: float = 10.0  # gradient norm cap (0: none); see train()
     warmup: int = 200  # steps over which the escape term (losses.escape_loss) fades out
     out_dim: int = 128
@@ -197,7 +199,7 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
     plane = plane.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
-    criterion = HyperCUTLoss(settings.same_weight)
+    criterion = HyperCUTLoss(settings.same_weight, settings.direction_weight)
     start, history = restore_run(ckpt, optimizer, scaler)
     if ckpt is not None and start >= settings.epochs:
         say(f"{out}: already trained for {start} epoch(s) (>= --epochs {settings.epochs}); nothing to do")
@@ -225,7 +227,7 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
         for epoch in range(start, settings.epochs):
             t0 = time.perf_counter()
             net.train()
-            sums = {"total": 0.0, "order": 0.0, "same": 0.0}
+            sums = {"total": 0.0, "order": 0.0, "same": 0.0, "direction": 0.0}
             hits = con3 = seen = 0
             loader = make_loader(
                 final_dataset if epoch >= first_final else dataset,
@@ -240,11 +242,13 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
                 lr = cosine_lr(settings.lr, step, settings.epochs * steps_per_epoch)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                # the prior's shifts from the CPU batch, by the phase correlation the checks use
+                shift = classical_side(frames).to(device) if settings.direction_weight > 0 else None
                 frames = frames.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
                     forward, reverse = pair_scores(net, plane, frames, channels_last=cuda)
                 escape = max(0.0, 1.0 - step / settings.warmup) if settings.warmup > 0 else 0.0
-                losses = criterion(forward.float(), reverse.float(), escape_weight=escape)
+                losses = criterion(forward.float(), reverse.float(), escape_weight=escape, shift=shift)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(losses["total"]).backward()
                 if settings.clip_grad > 0:
@@ -270,6 +274,7 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
                     "loss": sums["total"] / seen,
                     "order_loss": sums["order"] / seen,
                     "same_loss": sums["same"] / seen,
+                    "direction_loss": sums["direction"] / seen,
                     "train_hit": hits / (3 * seen),
                     "train_con@3": con3 / seen,
                     "lr": lr,

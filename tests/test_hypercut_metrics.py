@@ -9,6 +9,7 @@ from hypercut_models.losses import (
     HyperCUTLoss,
     Hyperplane,
     HyperplaneRegularizer,
+    direction_loss,
     escape_loss,
     order_loss,
     pair_scores,
@@ -98,6 +99,25 @@ def test_escape_term_pulls_apart_where_the_paper_loss_is_flat():
     assert float(with_escape["total"] - plain["total"]) == pytest.approx(0.5 * float(F.softplus(torch.tensor(-2.0))))
 
 
+def test_direction_prior_asks_for_the_side_of_the_shift():
+    """Each pair on the side of its sequence's projected shift and its reverse on the other; only
+    sequences moving more than min_shift count, and the term is 0 (not NaN) when none does."""
+    agree, disagree = torch.tensor([[4.0, 4, 4]]), torch.tensor([[-4.0, -4, -4]])
+    right = direction_loss(agree, disagree, torch.tensor([2.5]), 1.0)
+    assert float(right) == pytest.approx(float(F.softplus(torch.tensor(-4.0))))
+    wrong = direction_loss(disagree, agree, torch.tensor([2.5]), 1.0)
+    assert float(wrong) == pytest.approx(float(F.softplus(torch.tensor(4.0))))
+    assert float(direction_loss(agree, disagree, torch.tensor([-2.5]), 1.0)) == pytest.approx(float(wrong))
+    # the still sequence (shift 0.4) is left out of the mean: only the right one counts
+    both = direction_loss(torch.cat([agree, agree]), torch.cat([disagree, disagree]), torch.tensor([2.5, -0.4]), 1.0)
+    assert float(both) == pytest.approx(float(right))
+    still = direction_loss(agree, disagree, torch.tensor([0.4]), 1.0)
+    assert float(still) == 0.0
+    losses = HyperCUTLoss(1.0, direction_weight=2.0)(disagree, agree, shift=torch.tensor([2.5]))
+    plain = HyperCUTLoss(1.0)(disagree, agree)
+    assert float(losses["total"] - plain["total"]) == pytest.approx(2 * float(wrong))
+
+
 def test_r_hyp_prefers_the_negative_side_and_reaches_the_frames():
     torch.manual_seed(0)
     net, plane = HyperCUTNet(), Hyperplane(128, seed=0)
@@ -120,7 +140,7 @@ def test_classical_peer_measures_a_known_global_shift():
     photo = skimage.data.astronaut().astype(np.float32) / 255
     # the scene moves 2 px right and 1 px down per frame
     frames = np.stack([photo[100 - t : 164 - t, 200 - 2 * t : 264 - 2 * t] for t in range(7)])
-    fwd, rev = phase_correlation_scores(frames, direction=0.3)
+    fwd, rev = phase_correlation_scores(frames, axis=0.3)
     shifts = np.array([6, 4, 2])  # frames apart in (0,6), (1,5), (2,4)
     expected = shifts * (2 * np.cos(0.3) + 1 * np.sin(0.3))
     np.testing.assert_allclose(fwd, expected, rtol=0.06)  # phase correlation reads ~4 % short here

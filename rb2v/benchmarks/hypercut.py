@@ -23,40 +23,23 @@ from pathlib import Path
 import click
 import numpy as np
 
+from hypercut_models.learnability import MOTION_AXIS, projected_shift
+
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 TEST_SUBJECTS = ("coffee", "camera", "brick", "hubble_deep_field", "img_seq")
 RECIPE = {"epochs": 8, "final_epochs": 2, "crop": 64, "lr": 3e-4, "same_weight": 3.0, "batch_size": 8, "workers": 0}
 PAPER = "hit 94.4-98.7 %, con@3 91.2-96.8 % (Table 3)"
 
 
-AXIS_RADIANS = 0.3  # the classical ordering's fixed direction
-
-
-def _projected_shift(gray_a: np.ndarray, gray_b: np.ndarray, direction: float) -> float:
-    """The global shift from ``gray_a`` to ``gray_b`` projected on the unit vector at ``direction`` radians."""
-    from hypercut_models.learnability import global_shift
-
-    return float(np.dot(global_shift(gray_a, gray_b), [np.cos(direction), np.sin(direction)]))
-
-
-def phase_correlation_scores(frames: np.ndarray, direction: float = AXIS_RADIANS) -> tuple[np.ndarray, np.ndarray]:
+def phase_correlation_scores(frames: np.ndarray, axis: float = MOTION_AXIS) -> tuple[np.ndarray, np.ndarray]:
     """Forward/reverse scores (3,) of one (7, H, W, 3) sequence: the global shift of each symmetric
-    pair projected on the unit vector at ``direction`` radians."""
+    pair projected on the unit vector at ``axis`` radians."""
     from hypercut_models.losses import PAIRS
 
     gray = frames.mean(axis=3).astype(np.float32)
-    fwd = np.array([_projected_shift(gray[a], gray[b], direction) for a, b in PAIRS])
-    rev = np.array([_projected_shift(gray[b], gray[a], direction) for a, b in PAIRS])
+    fwd = np.array([projected_shift(gray[a], gray[b], axis) for a, b in PAIRS])
+    rev = np.array([projected_shift(gray[b], gray[a], axis) for a, b in PAIRS])
     return fwd, rev
-
-
-def classical_side(frames):
-    """The classical ordering's (0, 6) score of each (7, 3, H, W) sequence of a batch, as a
-    ``hypercut_models.learnability.SideFn`` (the first forward score of ``phase_correlation_scores``)."""
-    import torch
-
-    ends = [f[[0, 6]].numpy().transpose(0, 2, 3, 1).mean(axis=3).astype(np.float32) for f in frames]
-    return torch.tensor([_projected_shift(a, b, AXIS_RADIANS) for a, b in ends], dtype=torch.float64)
 
 
 def classical_metrics(manifest: Path) -> dict:
