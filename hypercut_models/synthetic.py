@@ -103,6 +103,44 @@ def render_photo_take(
     return np.clip(np.stack(frames), 0, 1)
 
 
+def render_static_take(
+    photo: np.ndarray,
+    sprite_photos: list[np.ndarray],
+    n: int,
+    size: int,
+    rng: np.random.Generator,
+    speed: tuple[float, float] = DEFAULT_SPEED,
+) -> np.ndarray:
+    """(n, size, size, 3) frames of a still camera on the photo (framed as in ``render_photo_take``)
+    while one to three objects cross it: elliptical patches (12-40 px) of ``sprite_photos``, each
+    moving at its own constant velocity (a speed in ``speed`` px per frame), drawn over the scene
+    with soft edges; with sensor noise."""
+    scale = size / (rng.uniform(0.35, 0.7) * min(photo.shape[:2]))
+    scene = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    y0 = int(rng.uniform(0.2, 0.8) * (scene.shape[0] - size))
+    x0 = int(rng.uniform(0.2, 0.8) * (scene.shape[1] - size))
+    frames = np.repeat(scene[None, y0 : y0 + size, x0 : x0 + size], n, axis=0).astype(np.float32)
+    t = np.arange(n) - (n - 1) / 2
+    for _ in range(int(rng.integers(1, 4))):
+        source = sprite_photos[int(rng.integers(len(sprite_photos)))]
+        side = int(rng.integers(12, 41))
+        sy, sx = (int(rng.integers(0, d - side)) for d in source.shape[:2])
+        patch = source[sy : sy + side, sx : sx + side].astype(np.float32)
+        yy, xx = (np.mgrid[:side, :side] - (side - 1) / 2) / (side / 2)
+        mask = np.clip((1 - np.hypot(yy, xx)) * side / 4, 0, 1).astype(np.float32)  # ~2 px soft edge
+        angle, v = rng.uniform(0, 2 * np.pi), rng.uniform(*speed)
+        velocity = v * np.array([np.cos(angle), np.sin(angle)])
+        centre = rng.uniform(0.25, 0.75, 2) * size  # where it is at the middle frame
+        for i, ti in enumerate(t):
+            x, y = centre + velocity * ti - (side - 1) / 2
+            warp = np.float32([[1, 0, x], [0, 1, y]])
+            a = cv2.warpAffine(mask, warp, (size, size), flags=cv2.INTER_LINEAR)[..., None]
+            rgb = cv2.warpAffine(patch, warp, (size, size), flags=cv2.INTER_LINEAR)
+            frames[i] = frames[i] * (1 - a) + rgb * a
+    frames += rng.normal(0, 0.005, frames.shape).astype(np.float32)
+    return np.clip(frames, 0, 1)
+
+
 def folder_photos(folder: Path) -> list[tuple[str, Path]]:
     """(subject, image) of a folder of photographs: each image in it (named by its stem), and the
     first image of each subfolder (named by the subfolder, e.g. Middlebury's ``input/<scene>/``)."""

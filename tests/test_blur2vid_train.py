@@ -45,7 +45,7 @@ TINY = dict(crop=36, batch_size=2, workers=0, device="cpu", lr=1e-3)
 
 
 def test_exact_resume(ordered, tmp_path, monkeypatch):
-    common = dict(manifest=str(ordered), loss="hypercut", hypercut=str(PRETRAINED), epochs=2, **TINY)
+    common = dict(manifest=str(ordered), loss="hypercut", hypercut=str(PRETRAINED), alpha=0.2, epochs=2, **TINY)
     full = train(Blur2VidSettings(out=str(tmp_path / "full"), **common))
 
     import hypercut_models.blur2vid.train as train_module

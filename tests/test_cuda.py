@@ -109,7 +109,9 @@ def test_blur2vid_trains_resumes_evaluates_and_deblurs_on_cuda(ordered, tmp_path
     import hypercut_models.blur2vid.train as train_module
     from hypercut_models.blur2vid.checkpoint import load_checkpoint
 
-    common = dict(manifest=str(ordered), loss="hypercut", hypercut=str(PRETRAINED), epochs=2, crop=36, batch_size=2)
+    common = dict(
+        manifest=str(ordered), loss="hypercut", hypercut=str(PRETRAINED), alpha=0.2, epochs=2, crop=36, batch_size=2
+    )
     common.update(lr=1e-3, workers=0, device="cuda")
     full = train_module.train(train_module.Blur2VidSettings(out=str(tmp_path / "full"), **common))
     real_save = train_module.save_checkpoint

@@ -86,6 +86,24 @@ def trained(dataset, tmp_path_factory) -> Path:
 TRAIN_EPOCHS = 2
 
 
+def test_still_camera_take_keeps_the_scene_and_moves_objects():
+    """render_static_take: the scene does not move (phase correlation of the first and last frame
+    under 0.3 px), objects cross it, and away from them the frames differ by the sensor noise only."""
+    from hypercut_models.learnability import global_shift
+    from hypercut_models.synthetic import load_photo, render_static_take
+
+    rng = np.random.default_rng(5)
+    frames = render_static_take(load_photo("astronaut"), [load_photo("rocket")], 7, 96, rng, (3.0, 3.0))
+    assert frames.shape == (7, 96, 96, 3) and frames.min() >= 0 and frames.max() <= 1
+    grey = frames.mean(axis=3)
+    assert np.hypot(*global_shift(grey[0], grey[-1])) < 0.3
+    change = np.abs(frames - frames[0]).max(axis=(0, 3))  # over the take
+    moved = change > 0.1
+    assert 0.02 < moved.mean() < 0.6  # objects of 12-40 px crossing 18 px
+    still = change < 0.04
+    assert still.mean() > 0.4 and np.std((frames[-1] - frames[0])[still]) < 0.01  # noise: 0.005 per frame
+
+
 def test_dataset_is_real_conformant_and_split_by_subject(dataset):
     df = read_manifest(dataset)
     assert set(df.groupby("subject")["split"].nunique()) == {1}
@@ -229,6 +247,13 @@ def test_train_command(tiny_dataset, tmp_path, capsys):
     capsys.readouterr()
     assert rb2v_main([*head, str(tmp_path / "bad"), "--epochs", "1", "--final-epochs", "2", *tail]) == 2
     assert "--final-epochs 2 must be between 0 and --epochs (1)" in capsys.readouterr().err
+
+    # the direction prior: its term is logged (0 without it, > 0 on these moving sequences)
+    prior = tmp_path / "prior"
+    assert rb2v_main([*head, str(prior), "--epochs", "1", "--direction-weight", "5", *tail]) == 0
+    assert json.loads((prior / "settings.json").read_text())["direction_weight"] == 5.0
+    assert load_checkpoint(prior)["history"][-1]["direction_loss"] > 0
+    assert load_checkpoint(out)["history"][-1]["direction_loss"] == 0
 
 
 def test_eval_and_order_commands(trained, dataset, tmp_path, capsys):

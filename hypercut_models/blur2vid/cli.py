@@ -19,7 +19,7 @@ from ..cli import THREADS_HELP, _set_threads
     help="Training loss (default naive).",
 )
 @click.option("--hypercut", type=click.Path(), default=None, help="HyperCUT checkpoint for R_hyp (--loss hypercut).")
-@click.option("--alpha", type=float, default=None, help="Weight of R_hyp (default 0.2).")
+@click.option("--alpha", type=float, default=None, help="Weight of R_hyp (default 0; the paper's 0.2 measured worse).")
 @click.option("--size", type=click.Choice(["small", "base"]), default=None, help="Network size (default small).")
 @click.option("--epochs", type=int, default=None, help="Epochs in all (default 30; on --resume, the run's own).")
 @click.option("--crop", type=int, default=None, help="Random square crop side (default 64).")

@@ -52,7 +52,7 @@ def order_invariant_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tens
 class Blur2VidLoss(nn.Module):
     """``loss(pred, target)`` -> {"total", "recon", "hyp"}; ``regularizer`` only for "hypercut"."""
 
-    def __init__(self, kind: str, regularizer: HyperplaneRegularizer | None = None, alpha: float = 0.2):
+    def __init__(self, kind: str, regularizer: HyperplaneRegularizer | None = None, alpha: float = 0.0):
         super().__init__()
         if kind not in LOSSES:
             raise ValueError(f"unknown blur2vid loss {kind!r}: {', '.join(LOSSES)}")

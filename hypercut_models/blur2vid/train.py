@@ -42,7 +42,9 @@ class Blur2VidSettings:
     out: str
     loss: str = "naive"  # naive | order-invariant | hypercut
     hypercut: str | None = None  # HyperCUT checkpoint for R_hyp (--loss hypercut)
-    alpha: float = 0.2  # weight of R_hyp
+    # weight of R_hyp; the paper's is 0.2, which cost 0.3-1.0 dB on the border frames in
+    # `rb2v bench blur2vid` with a direction-prior HyperCUT (README, #15)
+    alpha: float = 0.0
     size: str = "small"
     epochs: int | None = None  # None: DEFAULT_EPOCHS for a new run, the run's own on resume
     crop: int | None = None  # None: DEFAULT_CROP, or the smallest frame side if smaller
