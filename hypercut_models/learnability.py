@@ -33,6 +33,7 @@ from rb2v.progress import progress
 
 SHUFFLES = 20
 MOTION_AXIS = 0.3  # radians: the classical ordering's fixed axis
+MIN_SHIFT = 1.0  # px: a sequence whose whole frame moves less from x_0 to x_6 has no direction here
 SideFn = Callable[[torch.Tensor], torch.Tensor]  # (B, 7, 3, H, W) in [0, 1] -> (B,) scores of the (0, 6) pair
 
 
@@ -84,7 +85,11 @@ def corner_crops(frames: torch.Tensor, side: int) -> torch.Tensor:
 
 @torch.no_grad()
 def learnability(
-    side_fn: SideFn, sequences: Iterable[torch.Tensor], crop: int = 64, min_shift: float = 1.0, total: int | None = None
+    side_fn: SideFn,
+    sequences: Iterable[torch.Tensor],
+    crop: int = 64,
+    min_shift: float = MIN_SHIFT,
+    total: int | None = None,
 ) -> dict:
     """The three checks (module docstring) of a labelling ``side_fn`` over (7, 3, H, W) sequences."""
     flips, crops, labels, angles = [], [], [], []

@@ -21,6 +21,7 @@ from torch import nn
 
 from rb2v.manifest import FRAMES_PER_SEQ
 
+from .learnability import MIN_SHIFT
 from .network import HyperCUTNet
 
 PAIRS = ((0, 6), (1, 5), (2, 4))
@@ -104,7 +105,7 @@ class HyperCUTLoss(nn.Module):
     term is taken over the forward scores and over the reverse scores: the time-reversed sequence
     is a sequence too (its pairs must agree as well), and its scores are computed anyway for L_h."""
 
-    def __init__(self, same_weight: float = 1.0, direction_weight: float = 0.0, min_shift: float = 1.0):
+    def __init__(self, same_weight: float = 1.0, direction_weight: float = 0.0, min_shift: float = MIN_SHIFT):
         super().__init__()
         self.same_weight, self.direction_weight, self.min_shift = same_weight, direction_weight, min_shift
 

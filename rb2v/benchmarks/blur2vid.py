@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 import zlib
+from functools import partial
 from pathlib import Path
 
 import click
@@ -83,14 +84,18 @@ def make_videos(out: Path, takes: int, frames: int, seed: int = 0, still_takes: 
         say(f"note: {shared} not found: only scikit-image's photos and the bundled street frames are used")
     street_files = sorted(street.glob("*.jpg")) + sorted(street.glob("*.png"))
     sources.append(("img_seq", read_image(street_files[len(street_files) // 2])))
+
+    def take(name: str, t: int, render) -> None:
+        """The video ``<name>-<t>``, frames ``render(rng)`` seeded by (seed, name, t), unless complete."""
+        folder = out / f"{name}-{t:02d}"
+        if not (folder / f"{frames - 1:05d}.png").exists():
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode()), t])
+            for i, frame in enumerate(render(rng)):
+                write_image(folder / f"{i:05d}.png", frame)
+
     for name, photo in sources:
         for t in range(takes):
-            folder = out / f"{name}-{t:02d}"
-            if (folder / f"{frames - 1:05d}.png").exists():
-                continue
-            rng = np.random.default_rng([seed, zlib.crc32(name.encode()), t])
-            for i, frame in enumerate(render_photo_take(photo, frames, SIZE, rng, SPEED)):
-                write_image(folder / f"{i:05d}.png", frame)
+            take(name, t, partial(render_photo_take, photo, frames, SIZE, speed=SPEED))
     # still-camera takes of the training photos, objects crossing them: the test split's street
     # video has a still camera; trained on pans alone, naive was 0.52/0.42 dB under the floor on
     # the whole test split's border frames, with them 0.05/0.07 above
@@ -98,12 +103,7 @@ def make_videos(out: Path, takes: int, frames: int, seed: int = 0, still_takes: 
     for name, photo in train_photos:
         others = [p for n, p in train_photos if n != name]
         for t in range(still_takes):
-            folder = out / f"{STILL_PREFIX}{name}-{t:02d}"
-            if (folder / f"{frames - 1:05d}.png").exists():
-                continue
-            rng = np.random.default_rng([seed, zlib.crc32(f"{STILL_PREFIX}{name}".encode()), t])
-            for i, frame in enumerate(render_static_take(photo, others, frames, SIZE, rng, SPEED)):
-                write_image(folder / f"{i:05d}.png", frame)
+            take(f"{STILL_PREFIX}{name}", t, partial(render_static_take, photo, others, frames, SIZE, speed=SPEED))
     for t, stream in enumerate(video_takes(street, SIZE)):
         folder = out / f"street-{t:02d}"
         if not (folder / f"{len(stream) - 1:05d}.png").exists():
