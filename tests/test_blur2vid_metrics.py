@@ -9,7 +9,7 @@ import torch
 
 from hypercut_models.blur2vid.data import BlurSequenceDataset
 from hypercut_models.blur2vid.losses import Blur2VidLoss, naive_loss, order_invariant_loss
-from hypercut_models.blur2vid.metrics import PPSNRAccumulator, frame_psnrs, ppsnr_sample
+from hypercut_models.blur2vid.metrics import PPSNRAccumulator, frame_psnrs, pooled, ppsnr_sample
 from hypercut_models.blur2vid.network import make_network
 from hypercut_models.blur2vid.train import channels_last_for, place
 from hypercut_models.checkpoint import load_regularizer
@@ -76,13 +76,27 @@ def test_ppsnr_picks_one_direction_per_sample_not_per_frame():
     assert per_frame_max[0] == pytest.approx(db(1)) and per_frame_max.mean() > np.mean(chosen) + 10
 
     acc = PPSNRAccumulator(ssim=True)
-    acc.add(pred, target, blur=np.full((4, 4, 3), 100 / 255.0))
-    acc.add(pred[::-1], target, blur=np.full((4, 4, 3), 100 / 255.0))
+    acc.add(pred, target, blur=np.full((4, 4, 3), 100 / 255.0), subject="b")
+    acc.add(pred[::-1], target, blur=np.full((4, 4, 3), 100 / 255.0), subject="b")
     out = acc.result()
     np.testing.assert_allclose(out["ppsnr"], expected)  # the reversed copy scores the same
     assert out["ppsnr_mean"] == pytest.approx(np.mean(expected)) and out["reversed_fraction"] == 0.5
     np.testing.assert_allclose(out["psnr_forward"], (np.array(expected) + reverse) / 2)
-    np.testing.assert_allclose(out["baseline_ppsnr"], [db(abs(100 - t)) if t != 100 else np.inf for t in TARGET_LEVELS])
+    floor = [db(abs(100 - t)) if t != 100 else np.inf for t in TARGET_LEVELS]
+    np.testing.assert_allclose(out["baseline_ppsnr"], floor)
+
+    # per subject: a third sample (the targets as predicted: every frame 1 level off) of subject "a"
+    acc.add(constant_frames([v + 1 for v in TARGET_LEVELS]), target, subject="a")
+    by = acc.result()["by_subject"]
+    assert list(by) == ["a", "b"] and by["a"]["samples"] == 1 and by["b"]["samples"] == 2
+    np.testing.assert_allclose(by["a"]["ppsnr"], [db(1)] * 7)
+    np.testing.assert_allclose(by["b"]["ppsnr"], expected)
+    whole = pooled(by, ["a", "b"])  # pooled subjects = the figures over their samples
+    np.testing.assert_allclose(whole["ppsnr"], (np.array(expected) * 2 + db(1)) / 3)
+    np.testing.assert_allclose(whole["ppsnr"], acc.result()["ppsnr"])
+    assert whole["samples"] == 3 and "baseline_ppsnr" not in whole  # "a" came without its blurry input
+    assert "baseline_ppsnr" not in acc.result() and "baseline_ppsnr" not in by["a"]
+    np.testing.assert_allclose(pooled(by, ["b"])["baseline_ppsnr"], floor)
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,14 @@ import torch
 from hypercut_models.blur2vid.checkpoint import load_checkpoint, save_checkpoint
 from hypercut_models.blur2vid.deblur import deblur_array, tile_starts
 from hypercut_models.blur2vid.evaluate import evaluate
-from hypercut_models.blur2vid.metrics import frame_psnrs
+from hypercut_models.blur2vid.metrics import frame_psnrs, pooled
 from hypercut_models.blur2vid.network import make_network
 from hypercut_models.blur2vid.train import Blur2VidSettings, train
 from hypercut_models.synthetic import make_dataset, write_take
 from rb2v.cli import main as rb2v_main
 from rb2v.errors import Rb2vError
 from rb2v.io.images import read_image, write_image
-from rb2v.manifest import read_manifest, write_manifest
+from rb2v.manifest import read_manifest, update_manifest, write_manifest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PRETRAINED = FIXTURES / "hypercut" / "pretrained.pt"
@@ -184,6 +184,20 @@ def test_synth_reds_dataset_end_to_end(tmp_path):
                       "--hypercut", str(PRETRAINED), "--epochs", "1", "--batch-size", "3"]) == 0  # fmt: skip
     result = evaluate(manifest, run, device="cpu")
     assert result["samples"] == 3 and all(np.isfinite(result["ppsnr"]))
+    assert list(result["by_subject"]) == ["pan2"] and result["by_subject"]["pan2"]["samples"] == 3
+    # two videos in the test split: each one's figures are those of evaluating it alone, and pooled
+    # (as the blur2vid bench pools the panning videos) they are the split's
+    df = read_manifest(manifest)
+    df["split"] = np.where(df["subject"] == "pan0", "train", "test")
+    update_manifest(manifest, df)
+    both = evaluate(manifest, run, device="cpu")
+    assert sorted(both["by_subject"]) == ["pan1", "pan2"] and both["samples"] == 6
+    alone = both["by_subject"]["pan2"]
+    for key in ("ppsnr", "baseline_ppsnr"):
+        np.testing.assert_allclose(alone[key], result[key], atol=1e-3)
+        np.testing.assert_allclose(pooled(both["by_subject"], ["pan1", "pan2"])[key], both[key], atol=1e-9)
+    assert alone["pssim_mean"] == pytest.approx(result["pssim_mean"], abs=1e-4)
+    assert abs(np.mean(both["by_subject"]["pan1"]["ppsnr"]) - np.mean(alone["ppsnr"])) > 1e-3  # not one figure twice
 
 
 def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
@@ -220,10 +234,9 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     assert "nothing to resume" in error_of([*train_args[:4], str(tmp_path / "none"), "--resume"])
 
 
-def test_bench_manifest_copies(ordered, tmp_path, monkeypatch):
-    """The blur2vid bench's copies of a dataset: the control's classical labels put every sequence,
-    as the loader serves it, on the negative side of its own measured shift; the moving-camera copy
-    takes the static sources out of the test split. Both read the samples through links."""
+def test_bench_control_copy(ordered, tmp_path):
+    """The blur2vid bench's control copy of a dataset (its samples read through links): the classical
+    labels put every sequence, as the loader serves it, on the negative side of its own measured shift."""
     import rb2v.benchmarks.blur2vid as bench
     from hypercut_models.blur2vid.data import BlurSequenceDataset
     from rb2v.benchmarks.hypercut import phase_correlation_scores
@@ -236,9 +249,22 @@ def test_bench_manifest_copies(ordered, tmp_path, monkeypatch):
         assert phase_correlation_scores(frames)[0][0] < 0
     assert set(read_manifest(control)["order"]) == {"ignore", "reverse"}  # both ways are served
 
-    monkeypatch.setattr(bench, "STATIC_SOURCES", ("chelsea",))
-    moving = bench.moving_test_copy(ordered, tmp_path / "moving")
-    before, after = read_manifest(ordered), read_manifest(moving)
-    assert len(after) == len(before) and (before["split"] == "test").sum() > 0
-    assert (after["split"] == "test").sum() == 0
-    assert BlurSequenceDataset(moving, "train")[0][1].shape[0] == 7
+
+def test_bench_by_source_table_pools_each_source_by_its_samples():
+    """The blur2vid bench's per-source table: border frames (x0+x6)/2 of each test source, its crops
+    pooled by sample count, for the floor and each model."""
+    from rb2v.benchmarks.blur2vid import by_source_table
+
+    def entry(samples, border, floor):
+        return {"samples": samples, "ppsnr": [border, 0, 0, 0, 0, 0, border + 2],
+                "baseline_ppsnr": [floor] * 7}  # fmt: skip
+
+    naive = {"street-0": entry(1, 30.0, 31.0), "street-1": entry(3, 34.0, 35.0), "pan-0": entry(2, 20.0, 19.0)}
+    hyper = {"street-0": entry(1, 29.0, 31.0), "street-1": entry(3, 33.0, 35.0), "pan-0": entry(2, 22.0, 19.0)}
+    lines = by_source_table({"naive": {"by_subject": naive}, "hypercut": {"by_subject": hyper}}).splitlines()
+    cells = {line.split()[0]: [float(v) for v in line.split()[-2:]] for line in lines[2:5]}
+    assert lines[1].split()[-2:] == ["street", "pan"]
+    assert cells["blurry"] == [34.0, 19.0]  # (31 + 3 * 35) / 4
+    assert cells["naive"] == [34.0, 21.0]  # border (x0 + x6) / 2 = x0 + 1, pooled (31 + 3 * 35) / 4
+    assert cells["hypercut"] == [33.0, 23.0]
+    assert lines[-1] == "(test samples per source: street 4, pan 2)"

@@ -1,6 +1,7 @@
 """``rb2v eval-blur2vid``: pPSNR per frame (official definition, see ``metrics``), p̄PSNR, pSSIM,
-forward PSNR and the blurry-input floor on one split; with a HyperCUT checkpoint, hit / con@3 of
-the *predicted* sequences (as predicted, in time order) under that ordering network."""
+forward PSNR and the blurry-input floor on one split, overall and per subject (video); with a
+HyperCUT checkpoint, hit / con@3 of the *predicted* sequences (as predicted, in time order) under
+that ordering network."""
 
 from __future__ import annotations
 
@@ -62,7 +63,10 @@ def evaluate(
     acc = PPSNRAccumulator(ssim=ssim)
     fwd_scores, rev_scores = [], []
     t0 = time.perf_counter()
-    for blur, frames, _ in progress(iterate(loader), total=len(loader), desc=f"eval-blur2vid {split}", unit="batch"):
+    subjects = dataset.rows["subject"].tolist()
+    for blur, frames, index in progress(
+        iterate(loader), total=len(loader), desc=f"eval-blur2vid {split}", unit="batch"
+    ):
         pred = predict(net, blur, dev)
         if hc is not None:
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
@@ -73,7 +77,7 @@ def evaluate(
         t = frames.numpy().transpose(0, 1, 3, 4, 2)
         b = blur.numpy().transpose(0, 2, 3, 1)
         for i in range(len(p)):
-            acc.add(p[i], t[i], b[i])
+            acc.add(p[i], t[i], b[i], subjects[int(index[i])])
     result = acc.result()
     if hc is not None:
         m = ordering_metrics(np.concatenate(fwd_scores), np.concatenate(rev_scores))
@@ -96,6 +100,17 @@ def format_result(result: dict) -> str:
     for name, key in (("pPSNR", "ppsnr"), ("forward PSNR", "psnr_forward"), ("blurry input", "baseline_ppsnr")):
         vals = result[key]
         rows.append(f"{name:<16}" + "".join(f"{v:>7.2f}" for v in vals) + f"{np.mean(vals):>8.2f}")
+    by_subject = result.get("by_subject", {})
+    if len(by_subject) > 1:  # where the figures come from: each video's border frames beside its floor
+        rows.append(
+            f"{'per subject':<24}{'samples':>8}{'x0':>7}{'x3':>7}{'x6':>7}{'mean':>8}   blurry input x0, x6, mean"
+        )
+        for subject, r in by_subject.items():
+            v, b = r["ppsnr"], r["baseline_ppsnr"]
+            rows.append(
+                f"{subject[:23]:<24}{r['samples']:>8}{v[0]:>7.2f}{v[3]:>7.2f}{v[6]:>7.2f}{np.mean(v):>8.2f}"
+                f"   {b[0]:.2f}, {b[6]:.2f}, {np.mean(b):.2f}"
+            )
     extra = f"pSSIM {result['pssim_mean']:.4f}" if "pssim_mean" in result else ""
     if "con@3" in result:
         extra += f"   predictions under HyperCUT: hit {100 * result['hit']:.2f} %, con@3 {100 * result['con@3']:.2f} %"

@@ -59,36 +59,59 @@ def ssim_frames(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 class PPSNRAccumulator:
     """Sums over samples: pPSNR, forward PSNR, pSSIM (chosen direction), and the floor (every frame
-    = the blurry input, which is the same in both directions)."""
+    = the blurry input, which is the same in both directions); the same per subject (video)."""
 
     def __init__(self, ssim: bool = True):
         self.ssim = ssim
         self.ppsnr: list[np.ndarray] = []
         self.forward: list[np.ndarray] = []
         self.pssim: list[float] = []
-        self.baseline: list[np.ndarray] = []
+        self.baseline: list[np.ndarray | None] = []  # None: a sample added without its blurry input
+        self.subjects: list[str | None] = []
         self.reversed = 0
 
-    def add(self, pred: np.ndarray, target: np.ndarray, blur: np.ndarray | None = None) -> None:
+    def add(self, pred: np.ndarray, target: np.ndarray, blur: np.ndarray | None = None, subject: str | None = None):
         chosen, rev = ppsnr_sample(pred, target)
         self.ppsnr.append(chosen)
         self.forward.append(frame_psnrs(pred, target))
+        self.subjects.append(subject)
         self.reversed += int(rev)
         if self.ssim:
             self.pssim.append(float(ssim_frames(pred[::-1] if rev else pred, target).mean()))
-        if blur is not None:
-            self.baseline.append(frame_psnrs(np.repeat(blur[None], len(target), axis=0), target))
+        self.baseline.append(None if blur is None else frame_psnrs(np.repeat(blur[None], len(target), 0), target))
+
+    def _means(self, rows: list[int]) -> dict:
+        """Figures over the samples ``rows``; the floor where each of them came with its blurry input."""
+        out = {"samples": len(rows), "ppsnr": np.mean([self.ppsnr[i] for i in rows], axis=0).tolist()}
+        if all(self.baseline[i] is not None for i in rows):
+            out["baseline_ppsnr"] = np.mean([self.baseline[i] for i in rows], axis=0).tolist()
+        if self.ssim:
+            out["pssim_mean"] = float(np.mean([self.pssim[i] for i in rows]))
+        return out
 
     def result(self) -> dict:
         out = {
-            "ppsnr": np.mean(self.ppsnr, axis=0).tolist(),
+            **self._means(list(range(len(self.ppsnr)))),
             "ppsnr_mean": float(np.mean(self.ppsnr)),
             "psnr_forward": np.mean(self.forward, axis=0).tolist(),
-            "samples": len(self.ppsnr),
             "reversed_fraction": self.reversed / max(len(self.ppsnr), 1),
         }
-        if self.ssim:
-            out["pssim_mean"] = float(np.mean(self.pssim))
-        if self.baseline:
-            out["baseline_ppsnr"] = np.mean(self.baseline, axis=0).tolist()
+        rows: dict[str, list[int]] = {}
+        for i, subject in enumerate(self.subjects):
+            if subject is not None:
+                rows.setdefault(subject, []).append(i)
+        if rows:
+            out["by_subject"] = {subject: self._means(r) for subject, r in sorted(rows.items())}
         return out
+
+
+def pooled(by_subject: dict, subjects) -> dict:
+    """``by_subject`` entries of ``subjects`` pooled as one set of samples: the figures that
+    evaluating those samples alone gives (means weighted by each subject's sample count)."""
+    parts = [by_subject[s] for s in subjects]
+    weights = np.array([p["samples"] for p in parts], np.float64)
+    out = {"samples": int(weights.sum())}
+    for key in ("ppsnr", "baseline_ppsnr", "pssim_mean"):
+        if all(key in p for p in parts):
+            out[key] = (np.average([p[key] for p in parts], axis=0, weights=weights)).tolist()
+    return out

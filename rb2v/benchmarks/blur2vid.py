@@ -14,8 +14,8 @@ One run, one dataset, one training budget per model, seeds fixed:
    ``rb2v order``.
 4. ``train-blur2vid`` with the naive, order-invariant and hypercut losses (same seed, network,
    crops, steps; hypercut at alpha 0, the best measured, and at the paper's 0.2), then
-   ``eval-blur2vid --hypercut`` of each on the test split, and again on its moving-camera videos
-   only (``moving_test_copy``).
+   ``eval-blur2vid --hypercut`` of each on the test split; its per-video figures give the table of
+   the moving-camera test videos alone and the border frames per test source (``by_source_table``).
 5. ``--control`` (default): the hypercut loss on labels from the classical ordering, which follow
    the motion (``classical_control``); ``--alpha-sweep``: the hypercut loss with alpha also in
    {0.1, 0.3} (paper, Table 6).
@@ -126,22 +126,6 @@ def linked_copy(manifest: Path, copy: Path) -> None:
     shutil.copy2(manifest, copy)
 
 
-def moving_test_copy(manifest: Path, out: Path) -> Path:
-    """The dataset again with the static-camera test videos (``STATIC_SOURCES``) out of the test
-    split: the training videos all move, so this is the part of the test split like them."""
-    from rb2v.manifest import read_manifest, update_manifest
-
-    copy = out / manifest.name
-    if not copy.exists():
-        tmp = out / f"partial-{manifest.name}"
-        linked_copy(manifest, tmp)
-        df = read_manifest(tmp)
-        df.loc[[source_of(s) in STATIC_SOURCES for s in df["subject"]], "split"] = "train"
-        update_manifest(tmp, df)
-        tmp.rename(copy)
-    return copy
-
-
 def classical_control(manifest: Path, out: Path) -> Path:
     """The dataset again (its samples linked, not copied), ordered by the classical ordering of
     ``rb2v bench hypercut`` instead of HyperCUT: a label that follows the motion's direction, which
@@ -162,6 +146,33 @@ def classical_control(manifest: Path, out: Path) -> Path:
     labels = np.where(np.array(scores) < 0, "ignore", "reverse")
     write_labels(copy, dict(zip(data.rows["sample_id"], labels)), CLASSICAL)
     return copy
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def by_source_table(results: dict) -> str:
+    """pPSNR of the border frames (mean of x0 and x6) per test source video, pooled over its crops:
+    where each model gains or loses against the blurry input."""
+    from hypercut_models.blur2vid.metrics import pooled
+
+    by_subject = results["naive"]["by_subject"]
+    sources: dict[str, list[str]] = {}
+    for subject in by_subject:
+        sources.setdefault(source_of(subject), []).append(subject)
+    names = ["blurry input", *results]
+    width = max(10, *map(len, sources)) + 2
+    head = f"{'border frames (x0+x6)/2, dB':<{NAME_WIDTH}}" + "".join(f"{s:>{width}}" for s in sources)
+    lines = ["", head]
+    for name in names:
+        r = results["naive" if name == "blurry input" else name]["by_subject"]
+        key = "baseline_ppsnr" if name == "blurry input" else "ppsnr"
+        cells = [np.mean(np.array(pooled(r, subs)[key])[[0, 6]]) for subs in sources.values()]
+        lines.append(f"{name:<{NAME_WIDTH}}" + "".join(f"{v:>{width}.2f}" for v in cells))
+    samples = ", ".join(f"{s} {pooled(by_subject, subs)['samples']}" for s, subs in sources.items())
+    lines.append(f"(test samples per source: {samples})")
+    return "\n".join(lines)
 
 
 def slug(name: str) -> str:
@@ -258,6 +269,7 @@ def main(work, input_dir, hypercut, epochs, takes, still_takes, frames, threads,
     import tempfile
 
     from hypercut_models.blur2vid.checkpoint import load_checkpoint
+    from hypercut_models.blur2vid.metrics import pooled
     from rb2v.manifest import read_manifest, update_manifest
 
     from ..progress import say
@@ -320,25 +332,21 @@ def main(work, input_dir, hypercut, epochs, takes, still_takes, frames, threads,
                  for name, loss, m, extra in runs]  # fmt: skip
     run_all([(slug(n), a) for n, a in trainings if a is not None], jobs, work / "logs")
     cache = f"eval-{epochs}epochs.json"  # a run trained further is scored again
-    moving = moving_test_copy(manifest, work / "moving-test")
-    moving_cache = f"eval-moving-{epochs}epochs.json"
-    moving_folders = folders if (read_manifest(moving)["split"] == "test").any() else {}
-
-    def evals(prefix: str, names, data: dict, json_name: str, *extra) -> list:
-        """eval-blur2vid of each named run on ``data[name]``, unless its JSON is already there."""
-        return [
-            (f"{prefix}{slug(name)}", ["eval-blur2vid", "--manifest", data[name], "--checkpoint", folders[name],
-             "--json", folders[name] / json_name, "--device", "cpu", "--threads", threads, *extra])
-            for name in names
-            if not (folders[name] / json_name).exists()
-        ]  # fmt: skip
-
-    jobs_todo = evals("eval-", folders, manifests, cache, "--hypercut", hypercut)
-    jobs_todo += evals("eval-moving-", moving_folders, dict.fromkeys(folders, moving), moving_cache)
-    run_all(jobs_todo, jobs, work / "logs")
+    todo = [
+        (f"eval-{slug(name)}", ["eval-blur2vid", "--manifest", manifests[name], "--checkpoint", folders[name],
+         "--json", folders[name] / cache, "--device", "cpu", "--threads", threads, "--hypercut", hypercut])
+        for name in folders
+        if "by_subject" not in _read_json(folders[name] / cache)  # (or scored before per-video figures)
+    ]  # fmt: skip
+    run_all(todo, jobs, work / "logs")
     results = {name: json.loads((folders[name] / cache).read_text()) for name in folders}
-    on_moving = {name: json.loads((folders[name] / moving_cache).read_text()) for name in moving_folders}
     seconds = {name: sum(r["seconds"] for r in load_checkpoint(folders[name])["history"]) for name in folders}
+    # the panning test videos alone, pooled from each run's per-video figures
+    subjects = list(results["naive"]["by_subject"])
+    moving = [s for s in subjects if source_of(s) not in STATIC_SOURCES]
+    on_moving = {}
+    if moving and len(moving) < len(subjects):
+        on_moving = {name: pooled(r["by_subject"], moving) for name, r in results.items()}
 
     first = results["naive"]
     click.echo(
@@ -364,6 +372,7 @@ def main(work, input_dir, hypercut, epochs, takes, still_takes, frames, threads,
         click.echo(fmt_row("blurry input", on_moving["naive"]["baseline_ppsnr"]))
         for name, r in on_moving.items():
             click.echo(fmt_row(name, r["ppsnr"]))
+    click.echo(by_source_table(results))
     base = np.array(first["baseline_ppsnr"])
     hc, nv, oi = (np.array(results[n]["ppsnr"]) for n in (MAIN, "naive", "order-invariant"))
     border = [0, 6]
