@@ -9,7 +9,7 @@ import torch
 
 from hypercut_models.blur2vid.data import BlurSequenceDataset
 from hypercut_models.blur2vid.losses import Blur2VidLoss, naive_loss, order_invariant_loss
-from hypercut_models.blur2vid.metrics import PPSNRAccumulator, frame_psnrs, pooled, ppsnr_sample
+from hypercut_models.blur2vid.metrics import PPSNRAccumulator, frame_psnrs, motion_extent, pooled, ppsnr_sample
 from hypercut_models.blur2vid.network import make_network
 from hypercut_models.blur2vid.train import channels_last_for, place
 from hypercut_models.checkpoint import load_regularizer
@@ -17,6 +17,7 @@ from hypercut_models.evaluate import ORDER_KEY
 from hypercut_models.losses import pair_scores
 from hypercut_models.synthetic import make_dataset
 from rb2v.errors import Rb2vError
+from rb2v.io.images import bundled_photo
 from rb2v.manifest import read_manifest, write_manifest
 
 PRETRAINED = Path(__file__).parent / "fixtures" / "hypercut" / "pretrained.pt"
@@ -96,7 +97,47 @@ def test_ppsnr_picks_one_direction_per_sample_not_per_frame():
     np.testing.assert_allclose(whole["ppsnr"], acc.result()["ppsnr"])
     assert whole["samples"] == 3 and "baseline_ppsnr" not in whole  # "a" came without its blurry input
     assert "baseline_ppsnr" not in acc.result() and "baseline_ppsnr" not in by["a"]
+    assert "motion_true_px" not in acc.result()  # 4 px frames: no motion figure rather than a wrong one
     np.testing.assert_allclose(pooled(by, ["b"])["baseline_ppsnr"], floor)
+
+
+def panned(dx: int, dy: int, size: int = 96, still_object: bool = False) -> np.ndarray:
+    """(7, size, size, 3) crops of a photo, frame k's window moved by (k dx, k dy) px / 6 (whole pixels
+    between x0 and x6); with ``still_object`` the window stays and a 16 px square crosses it instead."""
+    photo = bundled_photo("astronaut")
+    frames = []
+    for k in range(7):
+        x, y = 100 + round(k * dx / 6), 100 + round(k * dy / 6)
+        if still_object:
+            frame = photo[100 : 100 + size, 100 : 100 + size].copy()
+            frame[40:56, 10 + 8 * k : 26 + 8 * k] = 1.0
+        else:
+            frame = photo[y : y + size, x : x + size]
+        frames.append(frame)
+    return np.stack(frames)
+
+
+def test_motion_extent_measures_how_far_the_picture_moves():
+    # the window moves by (dx, dy): the picture by (-dx, -dy); the flow's median length is the shift
+    assert motion_extent(panned(6, -3)) == pytest.approx(np.hypot(6, 3), abs=0.05)
+    assert motion_extent(panned(0, 12)) == pytest.approx(12.0, abs=0.05)
+    assert motion_extent(panned(0, 0)) == pytest.approx(0.0, abs=0.01)
+    # a still camera with an object crossing a small part of the picture: the picture does not move
+    assert motion_extent(panned(0, 0, still_object=True)) < 0.05
+    assert np.isnan(motion_extent(constant_frames(TARGET_LEVELS)))  # 4 px frames: too small to measure
+
+    # a prediction that hedges (all frames the middle one) or one that moves a still picture
+    acc = PPSNRAccumulator(ssim=False)
+    moving = panned(6, 0)
+    acc.add(np.repeat(moving[3:4], 7, 0), moving, subject="pan")
+    still = panned(0, 0)
+    acc.add(panned(2, 0), still, subject="still")
+    by = acc.result()["by_subject"]
+    assert by["pan"]["motion_true_px"] == pytest.approx(6.0, abs=0.05) and by["pan"]["motion_predicted_px"] < 0.01
+    assert by["still"]["motion_true_px"] < 0.01 and by["still"]["motion_predicted_px"] == pytest.approx(2.0, abs=0.05)
+    whole = acc.result()
+    assert whole["motion_true_px"] == pytest.approx(pooled(by, ["pan", "still"])["motion_true_px"])
+    assert whole["motion_predicted_px"] == pytest.approx((by["pan"]["motion_predicted_px"] + 2.0) / 2, abs=0.03)
 
 
 @pytest.fixture(scope="module")

@@ -268,3 +268,17 @@ def test_bench_by_source_table_pools_each_source_by_its_samples():
     assert cells["naive"] == [34.0, 21.0]  # border (x0 + x6) / 2 = x0 + 1, pooled (31 + 3 * 35) / 4
     assert cells["hypercut"] == [33.0, 23.0]
     assert lines[-1] == "(test samples per source: street 4, pan 2)"
+    assert not any(line.startswith("motion") for line in lines)  # runs scored without motion figures
+
+    # with the motion figures: the ground truth's and each model's, pooled by sample count
+    for by, predicted in ((naive, 0.5), (hyper, 2.0)):
+        for subject, r in by.items():
+            truth = 8.0 if subject.startswith("pan") else 0.4 * int(subject[-1])
+            r.update(motion_true_px=truth, motion_predicted_px=predicted * (1 + int(subject[-1])))
+    lines = by_source_table({"naive": {"by_subject": naive}, "hypercut": {"by_subject": hyper}}).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("motion x0 -> x6"))
+    assert lines[at].split()[-2:] == ["street", "pan"]
+    cells = {line.split()[0]: [float(v) for v in line.split()[-2:]] for line in lines[at + 1 : at + 4]}
+    assert cells["ground"] == [0.3, 8.0]  # (0 + 3 * 0.4) / 4
+    assert cells["naive"] == [0.88, 0.5]  # (0.5 + 3 * 1.0) / 4
+    assert cells["hypercut"] == [3.5, 2.0]

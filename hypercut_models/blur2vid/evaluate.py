@@ -104,16 +104,23 @@ def format_result(result: dict) -> str:
     if len(by_subject) > 1:  # where the figures come from: each video's border frames beside its floor
         rows.append(
             f"{'per subject':<24}{'samples':>8}{'x0':>7}{'x3':>7}{'x6':>7}{'mean':>8}   blurry input x0, x6, mean"
+            "   motion px (truth, predicted)"
         )
         for subject, r in by_subject.items():
             v, b = r["ppsnr"], r["baseline_ppsnr"]
             rows.append(
                 f"{subject[:23]:<24}{r['samples']:>8}{v[0]:>7.2f}{v[3]:>7.2f}{v[6]:>7.2f}{np.mean(v):>8.2f}"
-                f"   {b[0]:.2f}, {b[6]:.2f}, {np.mean(b):.2f}"
+                f"   {b[0]:.2f}, {b[6]:.2f}, {np.mean(b):.2f}{_motion(r)}"
             )
+    if "motion_true_px" in result:
+        rows.append(f"motion x0 -> x6 (median optical flow, px), truth, predicted:{_motion(result)}")
     extra = f"pSSIM {result['pssim_mean']:.4f}" if "pssim_mean" in result else ""
     if "con@3" in result:
         extra += f"   predictions under HyperCUT: hit {100 * result['hit']:.2f} %, con@3 {100 * result['con@3']:.2f} %"
     rows.append(extra.strip())
     rows.append(f"{result['split']} split, {result['samples']} samples, {result['seconds']:.1f}s on {result['device']}")
     return "\n".join(rows)
+
+
+def _motion(r: dict) -> str:
+    return f"   {r['motion_true_px']:.2f}, {r['motion_predicted_px']:.2f}" if "motion_true_px" in r else ""

@@ -10,6 +10,10 @@ higher and is not the definition. pSSIM is the SSIM of the same chosen direction
 RGB, 0-255 data range). Frames are (7, H, W, 3) float arrays in [0, 1]; predictions are rounded to
 8 bits first, as the official code saves and scores PNGs. An identical frame has PSNR inf (the one PSNR of
 rb2v invents no ceiling), and a mean over it is inf too.
+
+Beside the scores, how far things move from x0 to x6 in the ground truth and in the prediction
+(``motion_extent``): a model that hedges between the two time directions predicts less motion than
+there is, one that reads motion into a still image predicts some where there is none.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from rb2v.metrics import psnr
+
+MOTION_MIN_SIDE = 48  # px: below this, optical flow between two frames is too unreliable to report
 
 
 def quantize(frames: np.ndarray) -> np.ndarray:
@@ -57,9 +63,23 @@ def ssim_frames(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     )
 
 
+def motion_extent(frames: np.ndarray) -> float:
+    """Median length (px) of the optical flow from the first frame to the last of (T, H, W, 3) frames
+    in [0, 1] (a robust "how far the picture moves": 0 on a still scene with small moving objects); nan
+    for frames under ``MOTION_MIN_SIDE`` px. On a photo shifted by whole pixels (96 px crops) it
+    measures the shift within 0.05 px (tested; 0.01 px or less measured)."""
+    if min(frames.shape[1:3]) < MOTION_MIN_SIDE:
+        return float("nan")
+    from rb2v.interpolation.flow import optical_flow
+
+    flow = optical_flow(np.asarray(frames[0], np.float32), np.asarray(frames[-1], np.float32))
+    return float(np.median(np.hypot(flow[..., 0], flow[..., 1])))
+
+
 class PPSNRAccumulator:
-    """Sums over samples: pPSNR, forward PSNR, pSSIM (chosen direction), and the floor (every frame
-    = the blurry input, which is the same in both directions); the same per subject (video)."""
+    """Sums over samples: pPSNR, forward PSNR, pSSIM (chosen direction), the floor (every frame
+    = the blurry input, which is the same in both directions) and the x0 -> x6 motion extent of the
+    ground truth and of the prediction (``motion_extent``); the same per subject (video)."""
 
     def __init__(self, ssim: bool = True):
         self.ssim = ssim
@@ -68,6 +88,7 @@ class PPSNRAccumulator:
         self.pssim: list[float] = []
         self.baseline: list[np.ndarray | None] = []  # None: a sample added without its blurry input
         self.subjects: list[str | None] = []
+        self.motion: list[tuple[float, float]] = []  # (ground truth, prediction) px
         self.reversed = 0
 
     def add(self, pred: np.ndarray, target: np.ndarray, blur: np.ndarray | None = None, subject: str | None = None):
@@ -79,6 +100,7 @@ class PPSNRAccumulator:
         if self.ssim:
             self.pssim.append(float(ssim_frames(pred[::-1] if rev else pred, target).mean()))
         self.baseline.append(None if blur is None else frame_psnrs(np.repeat(blur[None], len(target), 0), target))
+        self.motion.append((motion_extent(target), motion_extent(pred)))
 
     def _means(self, rows: list[int]) -> dict:
         """Figures over the samples ``rows``; the floor where each of them came with its blurry input."""
@@ -87,6 +109,9 @@ class PPSNRAccumulator:
             out["baseline_ppsnr"] = np.mean([self.baseline[i] for i in rows], axis=0).tolist()
         if self.ssim:
             out["pssim_mean"] = float(np.mean([self.pssim[i] for i in rows]))
+        motion = np.array([self.motion[i] for i in rows])
+        if np.isfinite(motion).all():
+            out["motion_true_px"], out["motion_predicted_px"] = motion.mean(axis=0).tolist()
         return out
 
     def result(self) -> dict:
@@ -111,7 +136,7 @@ def pooled(by_subject: dict, subjects) -> dict:
     parts = [by_subject[s] for s in subjects]
     weights = np.array([p["samples"] for p in parts], np.float64)
     out = {"samples": int(weights.sum())}
-    for key in ("ppsnr", "baseline_ppsnr", "pssim_mean"):
+    for key in ("ppsnr", "baseline_ppsnr", "pssim_mean", "motion_true_px", "motion_predicted_px"):
         if all(key in p for p in parts):
             out[key] = (np.average([p[key] for p in parts], axis=0, weights=weights)).tolist()
     return out

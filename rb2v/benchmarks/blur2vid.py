@@ -154,7 +154,8 @@ def _read_json(path: Path) -> dict:
 
 def by_source_table(results: dict) -> str:
     """pPSNR of the border frames (mean of x0 and x6) per test source video, pooled over its crops:
-    where each model gains or loses against the blurry input."""
+    where each model gains or loses against the blurry input; then how far the picture moves from x0
+    to x6 in the ground truth and in each model's predictions."""
     from hypercut_models.blur2vid.metrics import pooled
 
     by_subject = results["naive"]["by_subject"]
@@ -170,6 +171,13 @@ def by_source_table(results: dict) -> str:
         key = "baseline_ppsnr" if name == "blurry input" else "ppsnr"
         cells = [np.mean(np.array(pooled(r, subs)[key])[[0, 6]]) for subs in sources.values()]
         lines.append(f"{name:<{NAME_WIDTH}}" + "".join(f"{v:>{width}.2f}" for v in cells))
+    if all("motion_true_px" in r for r in by_subject.values()):  # how far the picture moves x0 -> x6
+        lines.append(f"{'motion x0 -> x6, px':<{NAME_WIDTH}}" + "".join(f"{s:>{width}}" for s in sources))
+        for name in ["ground truth", *results]:
+            r = results["naive" if name == "ground truth" else name]["by_subject"]
+            key = "motion_true_px" if name == "ground truth" else "motion_predicted_px"
+            cells = [pooled(r, subs)[key] for subs in sources.values()]
+            lines.append(f"{name:<{NAME_WIDTH}}" + "".join(f"{v:>{width}.2f}" for v in cells))
     samples = ", ".join(f"{s} {pooled(by_subject, subs)['samples']}" for s, subs in sources.items())
     lines.append(f"(test samples per source: {samples})")
     return "\n".join(lines)
@@ -336,7 +344,7 @@ def main(work, input_dir, hypercut, epochs, takes, still_takes, frames, threads,
         (f"eval-{slug(name)}", ["eval-blur2vid", "--manifest", manifests[name], "--checkpoint", folders[name],
          "--json", folders[name] / cache, "--device", "cpu", "--threads", threads, "--hypercut", hypercut])
         for name in folders
-        if "by_subject" not in _read_json(folders[name] / cache)  # (or scored before per-video figures)
+        if "motion_true_px" not in _read_json(folders[name] / cache)  # (or scored before these figures)
     ]  # fmt: skip
     run_all(todo, jobs, work / "logs")
     results = {name: json.loads((folders[name] / cache).read_text()) for name in folders}

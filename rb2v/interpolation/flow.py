@@ -82,6 +82,11 @@ def _dis(preset: str, variational_iters: int) -> cv2.DISOpticalFlow:
     return dis
 
 
+def optical_flow(a: np.ndarray, b: np.ndarray, preset: str = "medium") -> np.ndarray:
+    """The a->b flow (H,W,2) float32 (x, y) of two RGB frames in [0, 1], DIS at full size."""
+    return _dis(preset, VARIATIONAL_ITERS).calc(_grey8(a), _grey8(b), None)
+
+
 def _grey8(img: np.ndarray) -> np.ndarray:
     return cv2.cvtColor((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2GRAY)
 
