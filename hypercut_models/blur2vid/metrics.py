@@ -72,7 +72,7 @@ def motion_extent(frames: np.ndarray) -> float:
         return float("nan")
     from rb2v.interpolation.flow import optical_flow
 
-    flow = optical_flow(np.asarray(frames[0], np.float32), np.asarray(frames[-1], np.float32))
+    flow = optical_flow(frames[0], frames[-1])
     return float(np.median(np.hypot(flow[..., 0], flow[..., 1])))
 
 
