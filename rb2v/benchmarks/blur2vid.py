@@ -50,6 +50,7 @@ STILL_PREFIX = "still_"  # still-camera training videos: a training photo with o
 SPEED = (1.5, 6.0)  # px per 120-fps frame: a 7-frame (6/240 s) blur of 4.5-18 px, as HyperCUT was trained on
 SIZE = 96
 ALPHAS = (0.0, 0.1, 0.2, 0.3)
+EVAL_FIGURES = 2  # bump when eval-blur2vid writes figures this bench prints (2: motion_true_px, by_subject)
 MAIN = "hypercut (alpha 0)"  # the best measured: R_hyp (alpha 0.2) cost 0.5-1.75 dB on the border frames
 PAPER_ALPHA = "hypercut (alpha 0.2)"
 # HyperCUT's recipe (rb2v bench hypercut) with the direction prior; measured on an H200: labels a
@@ -146,10 +147,6 @@ def classical_control(manifest: Path, out: Path) -> Path:
     labels = np.where(np.array(scores) < 0, "ignore", "reverse")
     write_labels(copy, dict(zip(data.rows["sample_id"], labels)), CLASSICAL)
     return copy
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def by_source_table(results: dict) -> str:
@@ -339,12 +336,13 @@ def main(work, input_dir, hypercut, epochs, takes, still_takes, frames, threads,
     trainings = [(name, train_args(m, folders[name], loss, epochs, threads, seed, **extra))
                  for name, loss, m, extra in runs]  # fmt: skip
     run_all([(slug(n), a) for n, a in trainings if a is not None], jobs, work / "logs")
-    cache = f"eval-{epochs}epochs.json"  # a run trained further is scored again
+    # a run trained further, or scored before eval-blur2vid wrote the figures printed here, is scored again
+    cache = f"eval-{epochs}epochs-v{EVAL_FIGURES}.json"
     todo = [
         (f"eval-{slug(name)}", ["eval-blur2vid", "--manifest", manifests[name], "--checkpoint", folders[name],
          "--json", folders[name] / cache, "--device", "cpu", "--threads", threads, "--hypercut", hypercut])
         for name in folders
-        if "motion_true_px" not in _read_json(folders[name] / cache)  # (or scored before these figures)
+        if not (folders[name] / cache).exists()
     ]  # fmt: skip
     run_all(todo, jobs, work / "logs")
     results = {name: json.loads((folders[name] / cache).read_text()) for name in folders}
