@@ -418,6 +418,9 @@ class VideoWriter:
             args += ["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p"]
             if bitrate:  # a camera's fixed bitrate (bits/s), as a GoPro records, instead of constant quality
                 args += ["-b:v", str(int(bitrate)), "-maxrate", str(int(bitrate)), "-bufsize", str(int(bitrate))]
+                # one x264 thread: with frame threads the VBV's bytes depend on how the frames
+                # arrived in time, and a seeded simulation must give the same take twice
+                args += ["-threads", "1"]
             else:
                 args += ["-crf", str(crf)]
         if gop:
