@@ -187,7 +187,7 @@ class BoardScene:
         black = ((cu[None, :] + cv[:, None]) % 2 == 0) & inside
         tex = np.where(black, 0.02, 0.75).astype(np.float32)
         tex = cv2.GaussianBlur(tex, (0, 0), 0.45 * s)  # prefilter: the texture is minified about 2.5x
-        self.texture = np.repeat(tex[..., None], 3, axis=2)
+        self.texture = tex  # grey: warped as one channel, composited into all three
         self.mask = np.ones((th, tw), np.float32)
         self.tex_from_board = np.array([[s, 0, -self.x0 * s - 0.5], [0, s, -self.y0 * s - 0.5], [0, 0, 1]])
         self.poses = self._draw_poses(rng, BOARD_POSES if poses is None else poses)
@@ -258,8 +258,14 @@ class BoardScene:
         img, alpha = self.scene.render(G, tau, size, backdrop=backdrop, spill=spill)
         # camera pixel -> canonical -> board mm -> texture pixel
         M = self.tex_from_board @ np.linalg.inv(self.board_to_canonical(tau)) @ G
-        w, h = size
-        tex = cv2.warpPerspective(self.texture, M, (w, h), flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)
-        m = cv2.warpPerspective(self.mask, M, (w, h), flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)
-        img = m[..., None] * tex + (1 - m[..., None]) * img
-        return img.astype(np.float32), alpha
+        m = cv2.warpPerspective(self.mask, M, size, flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        if len(rows) == 0:
+            return img, alpha
+        tex = cv2.warpPerspective(self.texture, M, size, flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)
+        # the "over" only where the board covers a pixel: elsewhere it leaves img as it is
+        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        m, under = m[box], img[box]
+        under *= (1 - m)[..., None]
+        under += (m * tex[box])[..., None]
+        return img, alpha
