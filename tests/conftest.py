@@ -11,6 +11,17 @@ os.environ.setdefault("RB2V_PROGRESS", "0")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# `make test` runs the files on pytest-xdist workers, one file per worker at a time (--dist loadfile:
+# a file's module fixtures are made once; the two tests that start Ray share tests/test_build.py,
+# as `ray stop --force` ends every Ray process on the machine).
+
+
+def pytest_collection_modifyitems(config, items):
+    # files holding a slow end-to-end test first (xdist hands files out in this order with
+    # --no-loadscope-reorder): a long file started last would keep one worker busy alone
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:

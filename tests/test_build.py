@@ -6,9 +6,11 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -224,6 +226,80 @@ def test_manifest_is_byte_identical_whatever_the_chunks_and_workers(street, tmp_
         assert (got / "manifest.parquet").read_bytes() == expected, (backend, workers, chunk)
         chunk_markers = list((got / ".work").glob("*.done.json"))
         assert len(chunk_markers) > 2  # really cut into chunks (two takes)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ray_cluster_of_two_nodes_builds_the_manifest_of_a_local_run(oracle_session, tmp_path):
+    """`ray start --head` plus a second `ray start --address` node on loopback, then
+    `rb2v build --executor ray --ray-address`: the same manifest bytes as the inline build."""
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).with_name("ray")
+    if not ray_bin.exists():
+        pytest.skip("the ray command is not installed next to this Python")
+    _, out = oracle_session
+    port = _free_port()
+    # A clean Ray environment: a ray.init() earlier in this process leaves RAY_* variables, and a
+    # ~/.ray/auth_token of another run makes the head demand a token the joining node never sends.
+    (tmp_path / "home").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(tmp_path / "home"), RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RB2V_PROGRESS="0")
+    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
+    head = [str(ray_bin), "start", "--head", "--port", str(port), "--include-dashboard", "false", *common]
+    worker = [str(ray_bin), "start", "--address", f"127.0.0.1:{port}", *common]
+    try:
+        for cmd in (head, worker):
+            started = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+            assert started.returncode == 0, (started.stdout + started.stderr)[-3000:]
+        for _ in range(30):  # the second node registers with the head within seconds
+            status = subprocess.run(
+                [str(ray_bin), "status", "--address", f"127.0.0.1:{port}"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
+            active = status.stdout.split("Active:")[-1].split("Pending:")[0]
+            if active.count("node_") >= 2:
+                break
+            time.sleep(2)
+        assert active.count("node_") >= 2, status.stdout  # two nodes really joined
+        results = {}
+        for name, extra in (
+            ("inline", []),
+            (
+                "ray",
+                ["--executor", "ray", "--ray-address", f"127.0.0.1:{port}", "--workers", "2", "--chunk-frames", "4"],
+            ),
+        ):
+            root = tmp_path / name
+            shutil.copytree(out / "aligned" / "street", root / "aligned" / "street")
+            args = [
+                "build",
+                "--category",
+                "street",
+                "--out",
+                str(root),
+                "--interpolator",
+                "linear",
+                "--stride",
+                "2",
+                "--no-report",
+                *extra,
+            ]
+            proc = subprocess.run(
+                [sys.executable, "-m", "rb2v", *args], capture_output=True, text=True, env=env, timeout=600
+            )
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            results[name] = (root / "datasets" / "street" / "manifest.parquet").read_bytes()
+        assert results["ray"] == results["inline"]
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
