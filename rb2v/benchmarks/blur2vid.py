@@ -159,22 +159,23 @@ def by_source_table(results: dict) -> str:
     sources: dict[str, list[str]] = {}
     for subject in by_subject:
         sources.setdefault(source_of(subject), []).append(subject)
-    names = ["blurry input", *results]
     width = max(10, *map(len, sources)) + 2
-    head = f"{'border frames (x0+x6)/2, dB':<{NAME_WIDTH}}" + "".join(f"{s:>{width}}" for s in sources)
-    lines = ["", head]
-    for name in names:
-        r = results["naive" if name == "blurry input" else name]["by_subject"]
-        key = "baseline_ppsnr" if name == "blurry input" else "ppsnr"
-        cells = [np.mean(np.array(pooled(r, subs)[key])[[0, 6]]) for subs in sources.values()]
-        lines.append(f"{name:<{NAME_WIDTH}}" + "".join(f"{v:>{width}.2f}" for v in cells))
-    if all("motion_true_px" in r for r in by_subject.values()):  # how far the picture moves x0 -> x6
-        lines.append(f"{'motion x0 -> x6, px':<{NAME_WIDTH}}" + "".join(f"{s:>{width}}" for s in sources))
-        for name in ["ground truth", *results]:
-            r = results["naive" if name == "ground truth" else name]["by_subject"]
-            key = "motion_true_px" if name == "ground truth" else "motion_predicted_px"
-            cells = [pooled(r, subs)[key] for subs in sources.values()]
+    lines = [""]
+
+    def block(title: str, reference: str, reference_key: str, key: str, value) -> None:
+        """A header of sources, then ``reference`` (from the naive run's ``reference_key``) and each
+        model's ``key``, pooled per source; ``value`` turns a pooled figure into the cell."""
+        lines.append(f"{title:<{NAME_WIDTH}}" + "".join(f"{s:>{width}}" for s in sources))
+        for name in [reference, *results]:
+            r = results["naive" if name == reference else name]["by_subject"]
+            k = reference_key if name == reference else key
+            cells = [value(pooled(r, subs)[k]) for subs in sources.values()]
             lines.append(f"{name:<{NAME_WIDTH}}" + "".join(f"{v:>{width}.2f}" for v in cells))
+
+    border = "border frames (x0+x6)/2, dB"
+    block(border, "blurry input", "baseline_ppsnr", "ppsnr", lambda v: np.mean(np.array(v)[[0, 6]]))
+    if all("motion_true_px" in r for r in by_subject.values()):  # how far the picture moves x0 -> x6
+        block("motion x0 -> x6, px", "ground truth", "motion_true_px", "motion_predicted_px", float)
     samples = ", ".join(f"{s} {pooled(by_subject, subs)['samples']}" for s, subs in sources.items())
     lines.append(f"(test samples per source: {samples})")
     return "\n".join(lines)
