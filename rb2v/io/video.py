@@ -451,9 +451,6 @@ class VideoWriter:
     def close(self) -> None:
         self._finish(ok=True)
 
-    def abort(self) -> None:
-        self._finish(ok=False)
-
     def _finish(self, ok: bool) -> None:
         if self._proc is None:
             return

@@ -192,9 +192,3 @@ def random_homography(rng: np.random.Generator, width: int, height: int) -> np.n
     R = np.array([[c, -si, 0], [si, c, 0], [rng.uniform(-2e-5, 2e-5), rng.uniform(-2e-5, 2e-5), 1]], np.float64)
     H = back @ R @ to_c
     return H / H[2, 2]
-
-
-def warp_to_blur(frame: np.ndarray, H: np.ndarray, flip: str, size: tuple[int, int]) -> np.ndarray:
-    """Undo the flip of a recorded sharp frame and map it into the blur camera's grid by H."""
-    un = np.ascontiguousarray(apply_flip(frame, flip))
-    return cv2.warpPerspective(un, H, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

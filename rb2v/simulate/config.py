@@ -14,7 +14,6 @@ from typing import Literal
 
 from ..errors import Rb2vError
 
-ANCHORS = ("start", "centre", "center", "end")
 # The codec's bitrate is given as a GoPro would record a 1920x1080 frame, scaled by pixel count.
 BITRATE_REFERENCE_PIXELS = 1920 * 1080
 

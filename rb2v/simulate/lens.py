@@ -247,13 +247,6 @@ class BoardScene:
         R = _rodrigues(rvec)
         return self.K @ np.column_stack([R[:, 0], R[:, 1], t])
 
-    def corners_canonical(self, tau: float) -> np.ndarray:
-        """The inner corners (row-major, as OpenCV orders them) in canonical pixels at ``tau``."""
-        cols, rows = self.inner
-        obj = np.array([[c * self.square, r * self.square, 1.0] for r in range(rows) for c in range(cols)]).T
-        p = self.board_to_canonical(tau) @ obj
-        return (p[:2] / p[2]).T
-
     def render(self, G: np.ndarray, tau: float, size: tuple[int, int], backdrop=None, spill: bool = True):
         img, alpha = self.scene.render(G, tau, size, backdrop=backdrop, spill=spill)
         # camera pixel -> canonical -> board mm -> texture pixel
