@@ -142,3 +142,15 @@ def test_cli_reports_each_failed_take_and_writes_tables(raw, tmp_path, capsys):
 def test_missing_raw_folder_is_one_line_error(tmp_path, capsys):
     assert main(["align", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
     assert "raw capture folder not found" in capsys.readouterr().err
+
+
+def test_a_folder_without_takes_is_one_line_error(raw, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["align", str(tmp_path / "empty"), str(tmp_path / "out")]) == 2
+    assert "no takes (expected RAW/<category>/<subject>/<take>/" in capsys.readouterr().err
+    # a take folder or a category folder given as RAW: where the videos are, and how far up to go
+    for given, up in ((raw / "street" / "s1" / "pal", "3 levels up"), (raw / "face", "1 level up")):
+        assert main(["align", str(given), str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and f"give the folder {up} as RAW" in err, err
+    assert not (tmp_path / "out" / "takes.parquet").exists()

@@ -50,5 +50,4 @@ def align(raw, out, rig, workers, backend, ray_address, flip, sync_methods, no_e
     methods = tuple(m.strip() for m in sync_methods.split(",") if m.strip()) if sync_methods else None
     rig_settings = load_rig(rig, overrides={"align.png_compression": png_compression})
     opts = AlignOptions(rig=rig_settings, flip=flip, sync_methods=methods, ecc=not no_ecc, write_frames=not no_frames)
-    summary = run_align(raw, out, opts, ExecutorSettings(workers, backend, ray_address))
-    click.echo(f"{summary['aligned']} aligned, {summary['skipped']} skipped, {summary['failed']} failed")
+    run_align(raw, out, opts, ExecutorSettings(workers, backend, ray_address))  # it says its own summary

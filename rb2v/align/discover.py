@@ -211,7 +211,27 @@ def discover(
             takes.append(Take(cat, subj, name, folder, blur, sharp, calibration))
         except Rb2vError as e:
             errors.append(TakeError(cat, subj, name, folder, "discover", str(e)))
+    if not takes and not calibrations:
+        _no_takes(raw, errors)
     return takes, calibrations, errors
+
+
+def _no_takes(raw: Path, errors: list[TakeError]) -> None:
+    """Raise the one-line error of a capture folder that holds no take: with a hint where videos sit
+    at the wrong depth (a take or a category folder given as RAW), unless some take failed on its own."""
+    level, folders = 0, [raw]
+    while folders and level < 3:
+        found = next((f for f in folders if video_files(f)), None)
+        if found is not None:
+            up = 3 - level
+            raise Rb2vError(
+                f"{raw}: no takes at RAW/<category>/<subject>/<take>/; videos sit {level} level(s) down, in "
+                f"{found}: give the folder {up} level{'s' if up > 1 else ''} up as RAW"
+            )
+        folders = [c for f in folders for c in sorted(f.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+        level += 1
+    if not errors:
+        raise Rb2vError(f"{raw}: no takes (expected RAW/<category>/<subject>/<take>/ with the two cameras' videos)")
 
 
 def takes_table(takes: list[Take], raw: Path) -> pa.Table:
