@@ -26,7 +26,7 @@ import numpy as np
 
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import sha256_file
-from rb2v.io.images import bundled_photo, read_image, to_float, to_uint8, write_image
+from rb2v.io.images import bundled_photo, image_files, is_image_file, read_image, to_float, to_uint8, write_image
 from rb2v.manifest import FRAMES_PER_SEQ, MANIFEST_NAME, sample_row, write_manifest, write_metadata_json
 from rb2v.metrics import psnr
 
@@ -51,7 +51,6 @@ PHOTOS = (
     "stereo_motorcycle",
     "cell",
 )
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CATEGORY = "synthetic"
 # camera speed in px per sharp frame: a 7-frame blur of 4.5-18 px on a 96 px frame that sees
 # 35-70 % of a photo's side, i.e. about 2-10 % of the scene's width, the range of real blur
@@ -147,19 +146,19 @@ def folder_photos(folder: Path) -> list[tuple[str, Path]]:
     photos = []
     for entry in sorted(folder.iterdir()):
         if entry.is_dir():
-            images = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            images = image_files(entry)
             if images:
                 photos.append((entry.name, images[0]))
-        elif entry.suffix.lower() in IMAGE_SUFFIXES:
+        elif is_image_file(entry):
             photos.append((entry.stem, entry))
     if not photos:
-        raise Rb2vError(f"{folder}: no images (.png, .jpg) in it or its subfolders")
+        raise Rb2vError(f"{folder}: no images (PNG, JPEG, BMP, TIFF, WebP) in it or its subfolders")
     return photos
 
 
 def video_takes(folder: Path, size: int) -> list[np.ndarray]:
     """Three takes (left, centre, right square crops) of a folder of consecutive video frames."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if len(files) < 11:
         raise Rb2vError(f"{folder}: needs at least 11 consecutive frames, found {len(files)}")
     frames = []

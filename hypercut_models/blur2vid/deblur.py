@@ -18,14 +18,13 @@ import torch
 from rb2v import ffmpeg
 from rb2v.device import resolve_device
 from rb2v.errors import PartialFailure, Rb2vError
-from rb2v.io.images import read_image, write_image
+from rb2v.io.images import image_files, read_image, write_image
 from rb2v.progress import progress, say
 
 from .checkpoint import load_network
 from .evaluate import predict
 from .network import FRAMES, Blur2VidNet
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
 VIDEO_FPS = 7
@@ -77,9 +76,9 @@ def list_inputs(inputs: list[str | Path]) -> list[Path]:
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = image_files(item)
             if not found:
-                raise Rb2vError(f"{item}: no PNG/JPEG images in this folder")
+                raise Rb2vError(f"{item}: no images (PNG, JPEG, BMP, TIFF, WebP) in this folder")
             files += found
         elif item.exists():
             files.append(item)

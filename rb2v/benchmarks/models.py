@@ -22,7 +22,7 @@ import numpy as np
 
 from ..device import PRECISIONS, resolve_device
 from ..errors import Rb2vError
-from ..io.images import read_image
+from ..io.images import image_files, read_image
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "img_seq"
 MIN_SECONDS = 2.0  # each timing repeats calls until it has run this long
@@ -41,9 +41,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 def _frames(data: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
-    paths = sorted(p for p in data.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    paths = image_files(data)
     if len(paths) < 2:
-        raise Rb2vError(f"{data}: needs at least two images (PNG/JPEG)")
+        raise Rb2vError(f"{data}: needs at least two images")
     a, b = (cv2.resize(read_image(p), size, interpolation=cv2.INTER_AREA) for p in paths[:2])
     return a, b
 

@@ -12,6 +12,19 @@ import numpy as np
 from ..errors import Rb2vError
 from ..fsutil import atomic_path
 
+# Still-image files that folder listings pick up (all read by OpenCV's imread).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def is_image_file(path: Path) -> bool:
+    """An image by its suffix; hidden files (e.g. macOS's ``._name.png`` resource forks) are not."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The images directly inside ``folder``, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if is_image_file(p))
+
 
 def apply_flip(img: np.ndarray, flip: str) -> np.ndarray:
     """The alignment contract's flips (views, no copy): horizontal maps x to W-1-x, vertical y to H-1-y."""

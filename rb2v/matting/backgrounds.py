@@ -21,9 +21,8 @@ import cv2
 import numpy as np
 
 from ..errors import Rb2vError
-from ..io.images import bundled_photo, read_image
+from ..io.images import bundled_photo, is_image_file, read_image
 
-EXTENSIONS = (".jpg", ".jpeg", ".png")
 BUNDLED = (
     "astronaut",
     "coffee",
@@ -48,13 +47,9 @@ def list_backgrounds(backgrounds_dir: str | os.PathLike | None = None) -> list[s
     root = Path(backgrounds_dir)
     if not root.is_dir():
         raise Rb2vError(f"{root}: backgrounds folder not found")
-    files = sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")
-    )
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if is_image_file(p))
     if not files:
-        raise Rb2vError(f"{root}: no background photos (JPEG or PNG) in this folder")
+        raise Rb2vError(f"{root}: no background photos (PNG, JPEG, BMP, TIFF, WebP) in this folder")
     return files
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..colorspace import srgb_to_linear
 from ..errors import Rb2vError
-from ..io.images import bundled_photo
+from ..io.images import bundled_photo, image_files
 
 # Photos bundled with scikit-image that load offline.
 COLOUR_PHOTOS = (
@@ -28,7 +28,6 @@ COLOUR_PHOTOS = (
     "colorwheel",
 )
 GREY_TEXTURES = ("camera", "grass", "gravel", "brick", "moon", "coins", "clock", "text", "cell")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @functools.cache
@@ -59,7 +58,7 @@ class SourceFrames:
         if not path.exists():
             raise Rb2vError(f"{path}: --source not found")
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = image_files(path)
             if not files:
                 raise Rb2vError(f"{path}: --source folder holds no images")
             frames = []
