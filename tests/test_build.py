@@ -161,6 +161,7 @@ def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, cap
     assert "(2 already built)" in capsys.readouterr().err  # the split does not touch the takes
     with pytest.raises(Rb2vError, match="no sample passed QC"):
         build_dataset(work, load_pipeline("street", {**FAST, "qc.min_psnr": 99.0}), report=False)
+    assert not (dataset / "manifest.parquet").exists()  # its samples were redone: the old record is withdrawn
     rejects = pd.read_parquet(dataset / ".work" / "subject01__take01__000000.rejects.parquet")
     assert (rejects["reason"].str.contains("low_psnr")).all()
     build_dataset(work, load_pipeline("street", FAST), report=False)  # back: recomputed, same result
@@ -354,6 +355,14 @@ def test_hand_samples_are_matted_onto_one_background(oracle_session, tmp_path):
         # far from the moving hand, all 8 frames show the same background photo
         static = np.std(np.stack(images), axis=0).max(axis=-1) < 0.02
         assert static.mean() > 0.3
+    # a mistyped backgrounds folder is refused before any sample is touched: the dataset stays whole
+    missing = tmp_path / "no such folder"
+    with pytest.raises(Rb2vError, match=f"{missing}: backgrounds folder not found"):
+        build_dataset(
+            tmp_path, load_pipeline("hand", {**FAST, "sampling.stride": 5, "matting.backgrounds": str(missing)})
+        )
+    pd.testing.assert_frame_equal(read_manifest(dataset / "manifest.parquet"), df)
+    assert validate_manifest(dataset / "manifest.parquet") == []
 
 
 def test_bad_inputs_give_clear_errors(street, tmp_path):

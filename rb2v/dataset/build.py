@@ -71,6 +71,21 @@ def take_units(
     return units
 
 
+def prepare(dataset_dir: Path, settings: PipelineSettings, executor: ExecutorSettings) -> None:
+    """Before any unit of work: refuse bad settings (models, checkpoints, the backgrounds folder), then
+    withdraw the manifest. A unit about to be redone removes its old samples, and a manifest is only
+    ever the record of a finished build: the end of this one writes it again."""
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    clean_partials(dataset_dir)
+    if executor.backend == "local" and executor.workers == 1:
+        _tools(settings)  # loaded once here and reused by every unit of this process
+    if settings.matting.method != "none":
+        from ..matting import list_backgrounds
+
+        list_backgrounds(settings.matting.backgrounds or None)
+    (dataset_dir / MANIFEST_NAME).unlink(missing_ok=True)
+
+
 def run_takes(
     takes: list[AlignedTake],
     settings: PipelineSettings,
@@ -81,8 +96,6 @@ def run_takes(
     """Build every take in chunks (``chunk_frames``; None: ``chunk_size``); returns the finished
     takes' summaries, their chunks' unit keys (in order) and the failed outcomes. A failed chunk
     fails its take; the other takes go on."""
-    if executor.backend == "local" and executor.workers == 1:
-        _tools(settings)  # a bad model setting stops the build here, before any take
     if chunk_frames is None:
         chunk_frames = chunk_size(sum(len(take_frames(t, settings)) for t in takes), executor)
     units = take_units(takes, settings, dataset_dir, chunk_frames)
@@ -172,8 +185,7 @@ def build_dataset(
     started = time.perf_counter()
     takes, broken = find_aligned_takes(out, settings.category, load_rig(settings.rig))
     dataset_dir = out / "datasets" / settings.category
-    dataset_dir.mkdir(parents=True, exist_ok=True)
-    clean_partials(dataset_dir)
+    prepare(dataset_dir, settings, executor)
     for _, err in broken:
         say(f"rb2v: error: {err}")
     summaries, keys, failed = run_takes(takes, settings, dataset_dir, executor, chunk_frames)
@@ -182,7 +194,7 @@ def build_dataset(
         from .report import write_report
 
         write_report(dataset_dir)
-    print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started)
+    print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
     bad = len(broken) + len({owner(o.unit) for o in failed})
     if bad:
         raise PartialFailure(
@@ -193,15 +205,21 @@ def build_dataset(
 
 
 def print_summary(
-    dataset_dir: Path, rows: pd.DataFrame, rej: pd.DataFrame, summaries: list[TakeSummary], seconds: float
+    dataset_dir: Path,
+    rows: pd.DataFrame,
+    rej: pd.DataFrame,
+    summaries: list[TakeSummary],
+    seconds: float,
+    report: bool = True,
 ) -> None:
     skipped = sum(s.skipped for s in summaries)
     say(format_table1(table1(rows)))
     reasons = (
         rej["reason"].str.split(";").explode().str.split(":").str[0].value_counts().to_dict() if not rej.empty else {}
     )
-    say(
+    lines = [
         f"built {dataset_dir.name}: {len(rows)} samples from {len(summaries)} unit(s) ({skipped} already built), "
-        f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s\n"
-        f"  manifest: {dataset_dir / MANIFEST_NAME}\n  report:   {dataset_dir / 'report.html'}"
-    )
+        f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
+        f"  manifest: {dataset_dir / MANIFEST_NAME}",
+    ]
+    say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))

@@ -27,8 +27,7 @@ import numpy as np
 from ..config import project_path
 from ..errors import PartialFailure, Rb2vError
 from ..executor import INLINE, ExecutorSettings, Unit, chunks, cpu_threads, executor_options, failures_table, run_units
-from ..fsutil import clean_partials
-from ..io.images import read_image, to_float, to_uint8
+from ..io.images import image_files, read_image, to_float, to_uint8
 from ..manifest import sample_paths, sample_row
 from ..metrics import psnr
 from .settings import PipelineSettings, load_pipeline
@@ -44,7 +43,6 @@ from .stage import (
     written_rows,
 )
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 SPAN_FPS = 240  # the 7 frames span 6 steps of 1/240 s
 
@@ -70,7 +68,7 @@ class Sequence:
         self.path = path
         self.name = path.stem if path.is_file() else path.name
         if path.is_dir():
-            self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self.files = image_files(path)
             if not self.files:
                 raise Rb2vError(f"{path}: no images in sequence folder")
             self.count = len(self.files)
@@ -240,16 +238,13 @@ def synth_reds_dataset(
     executor: ExecutorSettings = INLINE,
     chunk_samples: int = CHUNK_SAMPLES,
 ) -> Path:
-    from .build import _tools, assemble, gather, owner, print_summary
+    from .build import assemble, gather, owner, prepare, print_summary
 
     rate_plan(fps)  # refuse a rate it cannot honour before any work
     started = time.perf_counter()
     seqs = find_sequences(Path(input_dir))
     dataset_dir = Path(out) / "datasets" / "reds"
-    dataset_dir.mkdir(parents=True, exist_ok=True)
-    clean_partials(dataset_dir)
-    if executor.backend == "local" and executor.workers == 1:
-        _tools(settings)  # a bad model setting stops here, before any sequence
+    prepare(dataset_dir, settings, executor)
     units = [
         Unit(f"{seq.path}@{part[0]}", reds_chunk, (seq, fps, settings, str(dataset_dir), part), weight=len(part))
         for seq in seqs
@@ -262,7 +257,7 @@ def synth_reds_dataset(
         from .report import write_report
 
         write_report(dataset_dir)
-    print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started)
+    print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
     bad = len({owner(o.unit) for o in failed})
     if bad:
         raise PartialFailure(f"{bad} sequence(s) failed (named above); the others were built")
