@@ -16,6 +16,7 @@ import torch
 
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import atomic_path
+from rb2v.weights import load_weights
 
 from .losses import Hyperplane, HyperplaneRegularizer
 from .network import HyperCUTNet
@@ -39,11 +40,7 @@ def load_tagged(path: str | Path, fmt: str, kind: str, map_location="cpu") -> di
         path = path / "last.pt"
     if not path.is_file():
         raise Rb2vError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated files, pickles of arbitrary objects, non-torch files
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise Rb2vError(f"{path}: not a readable {kind} checkpoint ({type(e).__name__}: {first})") from None
+    ckpt = load_weights(path, kind, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
         tag = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise Rb2vError(f"{path}: not a {kind} checkpoint of rb2v (format {tag!r}, expected {fmt!r})")

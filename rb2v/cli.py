@@ -89,6 +89,10 @@ def cli(ctx, debug):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if debug:  # accepted anywhere on the line, not only before the command (click's place for it)
+        argv = ["--debug"] + [a for a in argv if a != "--debug"]
+    # OpenCV's own warnings (e.g. on a truncated PNG) would come before rb2v's one-line error about the same file
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     if debug:  # worker processes and Ray tasks inherit it: recorded tracebacks are printed too
         os.environ["RB2V_DEBUG"] = "1"
     try:
@@ -117,7 +121,8 @@ def main(argv=None) -> int:
             traceback.print_exc()
         else:
             click.echo(
-                f"rb2v: internal error: {type(e).__name__}: {e} (re-run with --debug for the traceback)", err=True
+                f"rb2v: internal error: {type(e).__name__}: {e} (add --debug to the command for the traceback)",
+                err=True,
             )
         return 1
 

@@ -143,10 +143,15 @@ def test_train_eval_deblur_commands(ordered, tmp_path, capsys):
     assert [f.name for f in frames] == [f"frame{k:03d}.png" for k in range(1, 8)]
     assert {read_image(f).shape for f in frames} == {(37, 53, 3)}
     assert (out / "odd photo" / "odd photo.gif").stat().st_size > 0
+    # a folder: every image OpenCV reads (a BMP too), not the hidden files a Mac copies beside them
+    write_image(odd.parent / "bmp photo.bmp", cv2.resize(photo, (40, 32), interpolation=cv2.INTER_AREA))
+    (odd.parent / "._odd photo.png").write_bytes(b"\x00\x05\x16\x07 not an image")
     assert (
         rb2v_main(["deblur", str(odd.parent), "--video", "--checkpoint", str(run), "--out", str(tmp_path / "v")]) == 0
     )
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["bmp photo", "odd photo"]
     assert (tmp_path / "v" / "odd photo" / "odd photo.mp4").stat().st_size > 0
+    assert read_image(tmp_path / "v" / "bmp photo" / "frame004.png").shape == (32, 40, 3)
 
 
 def test_tiles_cover_the_image_and_blend_exactly(tmp_path):
@@ -226,6 +231,8 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     assert "not a blur2vid checkpoint" in err and "rb2v.hypercut/1" in err
     err = error_of(["eval-blur2vid", "--manifest", str(ordered), "--checkpoint", str(ckpt), "--hypercut", str(ckpt)])
     assert "not a HyperCUT checkpoint" in err
+    err = error_of(["deblur", str(good), "--checkpoint", str(good), "--out", str(tmp_path / "o")])  # a photo
+    assert "not a file of tensors saved by PyTorch" in err and "weights_only" not in err
     # hypercut training needs computed labels and a HyperCUT checkpoint
     unlabelled = make_dataset(tmp_path / "raw", photos=("astronaut", "coffee"), takes=1, samples=1, size=40)
     train_args = ["train-blur2vid", "--manifest", str(unlabelled), "--out", str(tmp_path / "r"), "--loss", "hypercut"]

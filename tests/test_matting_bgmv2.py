@@ -139,7 +139,7 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
         load_matter("bgmv2", checkpoint=other)
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a checkpoint")
-    with pytest.raises(Rb2vError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(Rb2vError, match="not a readable BackgroundMattingV2 checkpoint"):
         load_matter("bgmv2", checkpoint=broken)
     truncated = tmp_path / "truncated.pth"
     s = spec("C")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Rb2vError
+from ..weights import load_weights
 from .base import Interpolator, register
 
 # deepest bisection level accepted for dyadic t
@@ -51,15 +52,11 @@ def dyadic_steps(t: float) -> list[int] | None:
 
 def load_state_dict(checkpoint: str | os.PathLike) -> dict:
     """The model weights of an official CDFI checkpoint file (or a bare state dict file)."""
-    import torch
 
     path = Path(checkpoint)
     if not path.is_file():
         raise Rb2vError(f"{path}: CDFI checkpoint not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a corrupt file or not a torch file at all
-        raise Rb2vError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    obj = load_weights(path, "CDFI")
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not all(hasattr(v, "shape") for v in sd.values()):
         raise Rb2vError(f"{path}: not a CDFI checkpoint (expected a dict with a 'state_dict' of tensors)")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import Rb2vError
+from ...weights import load_weights
 from .model import MattingBase, MattingRefine
 
 
@@ -46,7 +47,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[OrderedDict, str]:
                 state = torch.jit.load(str(path), map_location="cpu").state_dict()
             fmt = "torchscript"
         else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            state = load_weights(path, "BackgroundMattingV2")
             fmt = "state_dict"
     except Rb2vError:
         raise
