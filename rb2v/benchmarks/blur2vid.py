@@ -72,7 +72,8 @@ def make_videos(out: Path, takes: int, frames: int, seed: int = 0, still_takes: 
         render_static_take,
         video_takes,
     )
-    from rb2v.io.images import read_image, write_image
+    from rb2v.errors import Rb2vError
+    from rb2v.io.images import image_files, read_image, write_image
 
     from ..progress import say
 
@@ -81,9 +82,14 @@ def make_videos(out: Path, takes: int, frames: int, seed: int = 0, still_takes: 
     if (shared / "middlebury" / "input").is_dir():
         sources += [(name, read_image(p)) for name, p in folder_photos(shared / "middlebury" / "input")]
     street = shared / "img_seq" if (shared / "img_seq").is_dir() else ROOT / "tests" / "fixtures" / "img_seq"
+    street_files = image_files(street) if street.is_dir() else []
+    if not street_files:
+        raise Rb2vError(
+            f"{street}: no frames of the real street video: this benchmark runs from a clone of the rb2v "
+            f"repository (tests/fixtures/img_seq, or ../shared/data beside it), not from an installed wheel"
+        )
     if not (shared / "middlebury").is_dir():
-        say(f"note: {shared} not found: only scikit-image's photos and the bundled street frames are used")
-    street_files = sorted(street.glob("*.jpg")) + sorted(street.glob("*.png"))
+        say(f"note: {shared} not found: only scikit-image's photos and the repository's street frames are used")
     sources.append(("img_seq", read_image(street_files[len(street_files) // 2])))
 
     def take(name: str, t: int, render) -> None:

@@ -21,10 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def source_frames() -> list[Path]:
+    from ..errors import Rb2vError
+    from ..io.images import image_files
+
     for folder in (ROOT / ".." / "shared" / "data" / "img_seq", ROOT / "tests" / "fixtures" / "img_seq"):
         if folder.is_dir():
-            return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png"))
-    raise click.ClickException("no img_seq frames found (../shared/data/img_seq or tests/fixtures/img_seq)")
+            return image_files(folder)
+    raise Rb2vError(
+        f"{ROOT / 'tests' / 'fixtures' / 'img_seq'}: no frames of the real street video: this benchmark runs "
+        "from a clone of the rb2v repository (or with ../shared/data beside it), not from an installed wheel"
+    )
 
 
 @click.command("synth-reds")
