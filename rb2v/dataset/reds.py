@@ -276,6 +276,7 @@ def synth_reds_dataset(
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--interpolator", type=click.Choice(["flow", "cdfi", "linear"]), default=None)
 @click.option("--cdfi-checkpoint", type=click.Path(dir_okay=False), default=None)
+@click.option("--device", default=None, help="auto | cpu | cuda for the interpolator (cdfi).")
 @click.option("--stride", type=int, default=None, help="Use every N-th sample position.")
 @click.option("--max-per-sequence", type=int, default=None)
 @executor_options("Chunks of sequences made")
@@ -286,6 +287,7 @@ def synth_reds(
     out,
     interpolator,
     cdfi_checkpoint,
+    device,
     stride,
     max_per_sequence,
     workers,
@@ -299,6 +301,7 @@ def synth_reds(
         {
             "upsample.interpolator": interpolator,
             "upsample.cdfi_checkpoint": cdfi_checkpoint,
+            "upsample.device": device,
             "sampling.stride": stride,
             "sampling.max_per_take": max_per_sequence,
         },

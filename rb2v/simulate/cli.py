@@ -161,7 +161,9 @@ def simulate_rig(
     )
     start = time.perf_counter()
     folders = simulate_session(raw, cfg)
+    calibration = sum(f.parent.name == "calibration" for f in folders)
+    also = f" and {calibration} calibration take (RAW/calibration/)" if calibration else ""
     click.echo(
-        f"simulated {len(folders)} take(s) of '{category}' under {raw} in {time.perf_counter() - start:.1f} s "
-        f"(truth in each take's truth.json)"
+        f"simulated {len(folders) - calibration} take(s) of '{category}'{also} under {raw} in "
+        f"{time.perf_counter() - start:.1f} s (truth in each take's truth.json)"
     )
