@@ -8,12 +8,16 @@ STAMP := $(VENV)/.rb2v-installed
 
 venv: $(STAMP)
 
-# The CPU wheel of torch is installed on its own, pinned, before the package: the
-# package's `torch>=2.1` is then satisfied and no CUDA build is ever downloaded.
+# The CPU wheel of torch is installed on its own, pinned, before the package: the package's
+# `torch>=2.1` is then satisfied and no CUDA build is ever downloaded. PyPI's Linux torch is the
+# CUDA build; the `+cpu` one comes from pip's own indexes or find-links, else from PyTorch's CPU index.
+TORCH := torch==2.13.0+cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q "$(TORCH)" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)" --index-url $(TORCH_CPU_INDEX)
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
