@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from rb2v.device import resolve_device
-from rb2v.manifest import manifest_metadata, read_manifest, write_manifest, write_metadata_json
+from rb2v.manifest import ORDER_KEY, manifest_metadata, read_manifest, write_manifest, write_metadata_json
 from rb2v.progress import progress
 
 from .checkpoint import load_model
@@ -18,9 +18,6 @@ from .data import SequenceDataset, default_workers, iterate, make_loader
 from .losses import Hyperplane, pair_scores
 from .metrics import ordering_metrics
 from .network import HyperCUTNet
-
-# manifest metadata key written by ``write_orders``: the labels were computed (and by which checkpoint)
-ORDER_KEY = "hypercut_order"
 
 
 @torch.no_grad()

@@ -13,12 +13,11 @@ from hypercut_models.blur2vid.metrics import PPSNRAccumulator, frame_psnrs, moti
 from hypercut_models.blur2vid.network import make_network
 from hypercut_models.blur2vid.train import channels_last_for, place
 from hypercut_models.checkpoint import load_regularizer
-from hypercut_models.evaluate import ORDER_KEY
 from hypercut_models.losses import pair_scores
 from hypercut_models.synthetic import make_dataset
 from rb2v.errors import Rb2vError
 from rb2v.io.images import bundled_photo
-from rb2v.manifest import read_manifest, write_manifest
+from rb2v.manifest import ORDER_KEY, read_manifest, write_manifest
 
 PRETRAINED = Path(__file__).parent / "fixtures" / "hypercut" / "pretrained.pt"
 

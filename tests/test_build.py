@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hypercut_models.evaluate import write_labels
 from rb2v.dataset.build import build_dataset
 from rb2v.dataset.reds import synth_reds_dataset
 from rb2v.dataset.settings import load_pipeline
 from rb2v.errors import PartialFailure, Rb2vError
 from rb2v.executor import ExecutorSettings
 from rb2v.io.images import read_image
-from rb2v.manifest import read_manifest, validate_manifest
+from rb2v.manifest import ORDER_KEY, read_manifest, validate_manifest
 
 FAST = {"upsample.interpolator": "linear", "sampling.stride": 2}
 
@@ -166,6 +167,27 @@ def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, cap
     assert (rejects["reason"].str.contains("low_psnr")).all()
     build_dataset(work, load_pipeline("street", FAST), report=False)  # back: recomputed, same result
     pd.testing.assert_frame_equal(read_manifest(dataset / "manifest.parquet"), before)
+
+
+def test_a_rebuild_keeps_the_order_labels_of_the_same_samples(street, tmp_path):
+    _, reference, _ = street
+    shutil.copytree(reference / "aligned", tmp_path / "aligned")
+    dataset = build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
+    ids = read_manifest(dataset / "manifest.parquet")["sample_id"]
+    labels = {s: "reverse" if i % 3 == 0 else "ignore" for i, s in enumerate(ids)}
+    write_labels(dataset / "manifest.parquet", labels, "test ordering")
+    build_dataset(tmp_path, load_pipeline("street", FAST), report=False)  # nothing changed: labels kept
+    again = read_manifest(dataset / "manifest.parquet")
+    assert (
+        dict(zip(again["sample_id"], again["order"])) == labels
+        and "test ordering" in again.attrs["metadata"][ORDER_KEY]
+    )
+    exported = json.loads((dataset / "metadata.json").read_text())["data"]
+    assert sum(e["order"] == "reverse" for e in exported) == sum(v == "reverse" for v in labels.values()) > 0
+    # other samples (another stride): labels made for the old ones are not carried over
+    build_dataset(tmp_path, load_pipeline("street", {**FAST, "sampling.stride": 3}), report=False)
+    changed = read_manifest(dataset / "manifest.parquet")
+    assert (changed["order"] == "ignore").all() and ORDER_KEY not in changed.attrs["metadata"]
 
 
 def test_killed_build_resumes_to_the_same_manifest(oracle_session, street, tmp_path):

@@ -17,10 +17,9 @@ from torch.utils.data import Dataset
 
 from rb2v.errors import Rb2vError
 from rb2v.io.images import read_image
-from rb2v.manifest import read_manifest
+from rb2v.manifest import ORDER_KEY, read_manifest
 
 from ..data import manifest_dir
-from ..evaluate import ORDER_KEY
 from ..losses import FRAMES_PER_SEQ
 
 

@@ -139,8 +139,8 @@ def classical_control(manifest: Path, out: Path) -> Path:
     a blur2vid network can learn from a blurry crop. Trained with the hypercut loss at alpha 0,
     it separates what the labels' learnability costs from what the network and budget cost."""
     from hypercut_models.data import SequenceDataset
-    from hypercut_models.evaluate import ORDER_KEY, write_labels
-    from rb2v.manifest import read_manifest
+    from hypercut_models.evaluate import write_labels
+    from rb2v.manifest import ORDER_KEY, read_manifest
 
     from .hypercut import phase_correlation_scores
 
@@ -309,8 +309,8 @@ def main(work, input_dir, hypercut, epochs, takes, still_takes, frames, threads,
             if not hypercut.exists():
                 recipe = [f"--{k.replace('_', '-')}={v}" for k, v in DIRECTION_RECIPE.items()]
                 rb2v("train-hypercut", "--manifest", manifest, "--out", hypercut.parent, "--threads", threads, *recipe)
-    from hypercut_models.evaluate import ORDER_KEY
     from hypercut_models.evaluate import evaluate as eval_hypercut
+    from rb2v.manifest import ORDER_KEY
 
     record = read_manifest(manifest).attrs["metadata"].get(ORDER_KEY)
     if record is None or Path(json.loads(record)["checkpoint"]).resolve() != Path(hypercut).resolve():

@@ -20,7 +20,7 @@ from ..config import to_dict
 from ..errors import PartialFailure, Rb2vError
 from ..executor import INLINE, ExecutorSettings, Outcome, Unit, chunks, failures_table, run_units
 from ..fsutil import atomic_path, clean_partials, write_json_atomic
-from ..manifest import MANIFEST_NAME, write_manifest, write_metadata_json
+from ..manifest import MANIFEST_NAME, ORDER_KEY, read_manifest, write_manifest, write_metadata_json
 from ..progress import say
 from ..settings import load_rig
 from .settings import PipelineSettings
@@ -71,10 +71,26 @@ def take_units(
     return units
 
 
-def prepare(dataset_dir: Path, settings: PipelineSettings, executor: ExecutorSettings) -> None:
+OrderLabels = tuple[dict, str]  # (sample_id, image hashes) -> "ignore" | "reverse"; the ORDER_KEY record
+
+
+def order_labels(path: Path) -> OrderLabels | None:
+    """The labels ``rb2v order`` wrote into a manifest, keyed by sample and image content, or None."""
+    try:
+        df = read_manifest(path)
+    except Rb2vError:  # none yet, or unreadable: nothing to keep
+        return None
+    record = df.attrs["metadata"].get(ORDER_KEY)
+    if record is None:
+        return None
+    return {(s, tuple(h)): o for s, h, o in zip(df["sample_id"], df["sha256"], df["order"])}, record
+
+
+def prepare(dataset_dir: Path, settings: PipelineSettings, executor: ExecutorSettings) -> OrderLabels | None:
     """Before any unit of work: refuse bad settings (models, checkpoints, the backgrounds folder), then
-    withdraw the manifest. A unit about to be redone removes its old samples, and a manifest is only
-    ever the record of a finished build: the end of this one writes it again."""
+    withdraw the manifest, returning its order labels. A unit about to be redone removes its old
+    samples, and a manifest is only ever the record of a finished build: the end of this one writes
+    it again (with those labels when every sample is the same)."""
     dataset_dir.mkdir(parents=True, exist_ok=True)
     clean_partials(dataset_dir)
     if executor.backend == "local" and executor.workers == 1:
@@ -83,7 +99,9 @@ def prepare(dataset_dir: Path, settings: PipelineSettings, executor: ExecutorSet
         from ..matting import list_backgrounds
 
         list_backgrounds(settings.matting.backgrounds or None)
+    labels = order_labels(dataset_dir / MANIFEST_NAME)
     (dataset_dir / MANIFEST_NAME).unlink(missing_ok=True)
+    return labels
 
 
 def run_takes(
@@ -128,10 +146,12 @@ def assemble(
     summaries: list[TakeSummary],
     settings: PipelineSettings,
     failures: list[dict] | None = None,
+    labels: OrderLabels | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Collect the units' committed rows, split by subject, write manifest + metadata + rejects + tables.
 
-    ``units`` are the work units (takes, sequences) that finished, by their file-safe key.
+    ``units`` are the work units (takes, sequences) that finished, by their file-safe key; ``labels``
+    (the previous manifest's order labels) are kept when the samples are exactly the labelled ones.
     """
     parts, rejects = [], []
     for unit in units:
@@ -152,6 +172,14 @@ def assemble(
         "rb2v_version": __version__,
         "category": settings.category,
     }
+    if labels is not None:
+        by_sample, record = labels
+        keys = [(s, tuple(h)) for s, h in zip(rows["sample_id"], rows["sha256"])]
+        if set(keys) == set(by_sample):
+            rows["order"] = [by_sample[k] for k in keys]
+            meta[ORDER_KEY] = record
+        else:
+            say("note: the samples changed, so the previous manifest's order labels are not kept: run rb2v order again")
     write_manifest(dataset_dir / MANIFEST_NAME, rows, meta)
     write_metadata_json(dataset_dir, rows)
     with atomic_path(dataset_dir / "rejects.parquet") as tmp:
@@ -185,11 +213,11 @@ def build_dataset(
     started = time.perf_counter()
     takes, broken = find_aligned_takes(out, settings.category, load_rig(settings.rig))
     dataset_dir = out / "datasets" / settings.category
-    prepare(dataset_dir, settings, executor)
+    labels = prepare(dataset_dir, settings, executor)
     for _, err in broken:
         say(f"rb2v: error: {err}")
     summaries, keys, failed = run_takes(takes, settings, dataset_dir, executor, chunk_frames)
-    rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed))
+    rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed), labels)
     if report:
         from .report import write_report
 

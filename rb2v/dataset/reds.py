@@ -244,7 +244,7 @@ def synth_reds_dataset(
     started = time.perf_counter()
     seqs = find_sequences(Path(input_dir))
     dataset_dir = Path(out) / "datasets" / "reds"
-    prepare(dataset_dir, settings, executor)
+    labels = prepare(dataset_dir, settings, executor)
     units = [
         Unit(f"{seq.path}@{part[0]}", reds_chunk, (seq, fps, settings, str(dataset_dir), part), weight=len(part))
         for seq in seqs
@@ -252,7 +252,7 @@ def synth_reds_dataset(
     ]
     outcomes = run_units(units, executor, desc="synth-reds", unit_name="sample")
     summaries, keys, failed = gather(units, outcomes, key=lambda u: chunk_key(u.args[0], u.args[4]))
-    rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed))
+    rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed), labels)
     if report:
         from .report import write_report
 

@@ -26,6 +26,9 @@ MANIFEST_NAME = "manifest.parquet"
 METADATA_NAME = "metadata.json"
 FRAMES_PER_SEQ = 7
 ORDERS = ("ignore", "reverse")
+# schema metadata key: where the ``order`` column's labels came from (``rb2v order`` writes it; absent:
+# never computed, every label the default "ignore")
+ORDER_KEY = "hypercut_order"
 SPLITS = ("train", "test")
 
 FIELDS = [
