@@ -89,12 +89,12 @@ def cli(ctx, debug):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    if debug:  # accepted anywhere on the line, not only before the command (click's place for it)
+    if debug:
+        # accepted anywhere on the line, not only before the command (click's place for it)
         argv = ["--debug"] + [a for a in argv if a != "--debug"]
+        os.environ["RB2V_DEBUG"] = "1"  # worker processes and Ray tasks inherit it: their tracebacks are printed
     # OpenCV's own warnings (e.g. on a truncated PNG) would come before rb2v's one-line error about the same file
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    if debug:  # worker processes and Ray tasks inherit it: recorded tracebacks are printed too
-        os.environ["RB2V_DEBUG"] = "1"
     try:
         cli.main(args=argv, prog_name="rb2v", standalone_mode=False)
         return 0
