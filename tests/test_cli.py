@@ -52,6 +52,13 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("rb2v: error:") and message in lines[0]
 
 
+def test_debug_shows_the_traceback_wherever_it_is_given(tmp_path):
+    for args in (["--debug", "validate", "nope.parquet"], ["validate", "nope.parquet", "--debug"]):
+        out = rb2v(*args, cwd=tmp_path)
+        assert out.returncode == 2 and "Traceback" in out.stderr, out.stderr
+        assert out.stderr.strip().splitlines()[-1] == "rb2v: error: nope.parquet: manifest not found"
+
+
 def test_probe_prints_stream_facts(tmp_path):
     import numpy as np
 
