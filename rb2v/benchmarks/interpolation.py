@@ -133,7 +133,7 @@ def main(data: Path | None, methods: str, cdfi_checkpoint: Path | None, device: 
 
     root = data if data is not None else DEFAULT_DATA.resolve()
     if not root.is_dir():
-        raise Rb2vError(f"{root}: Middlebury folder not found (pass DATA)")
+        raise Rb2vError(f"{root}: Middlebury folder not found (pass DATA; the default is a clone's ../shared/data)")
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if cdfi_checkpoint is not None and "cdfi" not in names:
         names.append("cdfi")

@@ -113,7 +113,7 @@ def main(data, size, batches, precisions, names, cdfi_checkpoint, bgmv2_checkpoi
 
     root = data if data is not None else DEFAULT_DATA.resolve()
     if not root.is_dir():
-        raise Rb2vError(f"{root}: image folder not found (pass DATA)")
+        raise Rb2vError(f"{root}: image folder not found (pass DATA; the default is a clone's ../shared/data)")
     w, h = _parse_size(size)
     models = [m.strip() for m in names.split(",") if m.strip()]
     if not models or set(models) - {"cdfi", "bgmv2"}:
