@@ -65,6 +65,7 @@ SIGNIFICANT = 4.0  # a distortion term below this many standard deviations is no
 # 0.03-0.07 px of the fit with it, the frame's corners up to 1.2 px apart; the fitted k2 (z 4.9-7.6) was
 # the wrong one there and put the crop's corners 0.59 / 0.86 px off, k1 alone 0.14 / 0.07 px.
 AGREE_PX = 0.1
+COVERED_STEP = 4  # px: the grid on which the board's covered region is sampled
 
 
 # ---------------------------------------------------------------------- board.toml
@@ -253,7 +254,7 @@ def select_views(views: list[View], size: tuple[int, int], count: int = MAX_VIEW
     return [views[i] for i in sorted(chosen)]
 
 
-def covered_points(views: list[View], size: tuple[int, int], step: int = 4) -> np.ndarray:
+def covered_points(views: list[View], size: tuple[int, int], step: int = COVERED_STEP) -> np.ndarray:
     """Pixels (N,2) on a ``step`` grid inside the convex hull of every corner of the views: the part
     of the frame the calibration measured."""
     hull = cv2.convexHull(np.concatenate([v.points for v in views]).astype(np.float32))
@@ -317,7 +318,8 @@ def calibrate_views(views: list[View], board: Board, size: tuple[int, int], what
     lens = as_lens(rms, K, dist)
     covered = covered_points(views, size)
     info = {"views": len(views), "dropped": dropped, "z": [round(float(v), 2) for v in z]}
-    info["coverage"] = round(len(covered) / (math.ceil(size[0] / 4) * math.ceil(size[1] / 4)), 3)  # of the frame
+    grid = math.ceil(size[0] / COVERED_STEP) * math.ceil(size[1] / COVERED_STEP)
+    info["coverage"] = round(len(covered) / grid, 3)  # of the frame
     info["agree_px"] = {}  # per significant term: how differently the board's hull is mapped without it
     for name, (flag, _) in terms.items():
         if not flags & flag:

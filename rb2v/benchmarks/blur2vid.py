@@ -36,9 +36,9 @@ from pathlib import Path
 import click
 import numpy as np
 
+from . import ROOT, street_frames
 from .hypercut import RECIPE
 
-ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / ".." / "shared" / "data"
 # HyperCUT with the direction prior, trained on this benchmark's training split (DIRECTION_RECIPE;
 # tests/fixtures/hypercut/README.md says how): its labels follow the motion's direction, which
@@ -72,8 +72,7 @@ def make_videos(out: Path, takes: int, frames: int, seed: int = 0, still_takes: 
         render_static_take,
         video_takes,
     )
-    from rb2v.errors import Rb2vError
-    from rb2v.io.images import image_files, read_image, write_image
+    from rb2v.io.images import read_image, write_image
 
     from ..progress import say
 
@@ -81,13 +80,7 @@ def make_videos(out: Path, takes: int, frames: int, seed: int = 0, still_takes: 
     shared = SHARED.resolve()
     if (shared / "middlebury" / "input").is_dir():
         sources += [(name, read_image(p)) for name, p in folder_photos(shared / "middlebury" / "input")]
-    street = shared / "img_seq" if (shared / "img_seq").is_dir() else ROOT / "tests" / "fixtures" / "img_seq"
-    street_files = image_files(street) if street.is_dir() else []
-    if not street_files:
-        raise Rb2vError(
-            f"{street}: no frames of the real street video: this benchmark runs from a clone of the rb2v "
-            f"repository (tests/fixtures/img_seq, or ../shared/data beside it), not from an installed wheel"
-        )
+    street_files = street_frames()
     if not (shared / "middlebury").is_dir():
         say(f"note: {shared} not found: only scikit-image's photos and the repository's street frames are used")
     sources.append(("img_seq", read_image(street_files[len(street_files) // 2])))
@@ -111,7 +104,7 @@ def make_videos(out: Path, takes: int, frames: int, seed: int = 0, still_takes: 
         others = [p for n, p in train_photos if n != name]
         for t in range(still_takes):
             take(f"{STILL_PREFIX}{name}", t, partial(render_static_take, photo, others, frames, SIZE, speed=SPEED))
-    for t, stream in enumerate(video_takes(street, SIZE)):
+    for t, stream in enumerate(video_takes(street_files[0].parent, SIZE)):
         folder = out / f"street-{t:02d}"
         if not (folder / f"{len(stream) - 1:05d}.png").exists():
             for i, frame in enumerate(stream):

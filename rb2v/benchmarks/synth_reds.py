@@ -17,20 +17,7 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def source_frames() -> list[Path]:
-    from ..errors import Rb2vError
-    from ..io.images import image_files
-
-    for folder in (ROOT / ".." / "shared" / "data" / "img_seq", ROOT / "tests" / "fixtures" / "img_seq"):
-        if folder.is_dir():
-            return image_files(folder)
-    raise Rb2vError(
-        f"{ROOT / 'tests' / 'fixtures' / 'img_seq'}: no frames of the real street video: this benchmark runs "
-        "from a clone of the rb2v repository (or with ../shared/data beside it), not from an installed wheel"
-    )
+from . import street_frames
 
 
 @click.command("synth-reds")
@@ -51,7 +38,7 @@ def main(width, height, frames, interpolator, workdir):
     root = Path(workdir or tempfile.mkdtemp(prefix="rb2v-bench-reds-"))
     seq_dir = root / "input" / "street000"
     seq_dir.mkdir(parents=True, exist_ok=True)
-    sources = source_frames()[:frames]
+    sources = street_frames()[:frames]
     for i, src in enumerate(sources):
         img = read_image(src)
         scale = max(width / img.shape[1], height / img.shape[0])

@@ -52,7 +52,6 @@ def dyadic_steps(t: float) -> list[int] | None:
 
 def load_state_dict(checkpoint: str | os.PathLike) -> dict:
     """The model weights of an official CDFI checkpoint file (or a bare state dict file)."""
-
     path = Path(checkpoint)
     if not path.is_file():
         raise Rb2vError(f"{path}: CDFI checkpoint not found")
