@@ -17,8 +17,16 @@ from rb2v.io.video import open_source, probe
 from rb2v.metrics import psnr
 from rb2v.simulate import SimConfig, TakeSimulation
 from rb2v.simulate.config import anchor_offset
+from rb2v.simulate.lens import BOARD_INNER, BOARD_SQUARE_MM
 from rb2v.simulate.oracle import truth_alignment
-from rb2v.simulate.timing import BITRATE_RANGE, READOUT_RANGE
+from rb2v.simulate.timing import (
+    BITRATE_RANGE,
+    BOARD_REACH_RANGE,
+    DISTORTION_K1_RANGE,
+    DISTORTION_K2_RANGE,
+    READOUT_RANGE,
+    draw_distortion,
+)
 
 SMALL = {"width": 480, "height": 480, "seconds": 1.0}
 NAMES = {"subject": "s", "take": "t", "blur_files": [], "sharp_files": []}
@@ -111,6 +119,7 @@ def test_randomize_is_deterministic_per_seed_and_differs_across_takes():
     assert cfg.distortion_blur and cfg.distortion_sharp and cfg.distortion_blur != cfg.distortion_sharp
     assert SimConfig(category="street", seed=24, randomize=True).distortion_blur != cfg.distortion_blur
     assert not SimConfig(category="street", seed=23, randomize=True, randomize_lens=False).distorted
+    assert BOARD_REACH_RANGE[0] <= cfg.board_reach <= BOARD_REACH_RANGE[1]
     # the scene, clocks and rig do not depend on the draws
     plain = TakeSimulation(SimConfig(category="street", seed=23, **SMALL), 0, 0)
     rand = TakeSimulation(cfg, 0, 0)
@@ -122,7 +131,8 @@ def test_truth_exposure_block_round_trips_and_predicts_the_start():
     truth = _truth(sim)
     assert truth["timestamp_convention"] == "see exposure"
     lens = {c: Lens.from_json(truth["lens"][c], "truth.json") for c in ("blur", "sharp")}  # drawn per session
-    assert all(0.02 <= abs(v.dist_coeffs[0]) <= 0.08 for v in lens.values())
+    assert all(DISTORTION_K1_RANGE[0] <= abs(v.dist_coeffs[0]) <= DISTORTION_K1_RANGE[1] for v in lens.values())
+    assert all(DISTORTION_K2_RANGE[0] <= abs(v.dist_coeffs[1]) <= DISTORTION_K2_RANGE[1] for v in lens.values())
     assert lens["blur"].dist_coeffs != lens["sharp"].dist_coeffs
     for cam in ("blur", "sharp"):
         e = Exposure.from_json(truth["exposure"][cam], "truth.json")
@@ -216,8 +226,43 @@ def test_cli_randomize_writes_the_draws_and_the_bitrate(tmp_path):
         (["--readout-sharp", "0.02"], "sharp readout must be between 0 and the frame period"),
         (["--blur-exposure", "0.05"], "blur exposure must be within one blur frame period"),
         (["--bitrate", "-3"], "--bitrate must be positive"),
+        (["--board-reach", "0.5"], "--board-reach must be between 0 and 0.35"),
     ],
 )
 def test_cli_refuses_impossible_conventions(tmp_path, args, message):
     r = rb2v("simulate-rig", tmp_path / "raw", *args)
     assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def _board_coverage(cfg: SimConfig) -> tuple[float, int]:
+    """The fraction of the frame inside the hull of the board's inner corners over the calibration
+    take's poses (as the blur camera's pinhole sees them), and how many poses leave the frame."""
+    board = TakeSimulation(cfg, 0, 0, calibration=True).scene
+    cols, rows = BOARD_INNER
+    obj = np.array([[i, j, 0] for j in range(rows) for i in range(cols)], np.float64) * BOARD_SQUARE_MM
+    pts, outside = [], 0
+    for rvec, t in board.poses:
+        p = cv2.projectPoints(obj, rvec, t, board.K, None)[0].reshape(-1, 2)
+        outside += not ((p >= 0).all() and (p[:, 0] < cfg.width).all() and (p[:, 1] < cfg.height).all())
+        pts.append(p)
+    hull = cv2.convexHull(np.concatenate(pts).astype(np.float32))
+    return cv2.contourArea(hull) / (cfg.width * cfg.height), outside
+
+
+def test_randomize_draws_k2_and_how_far_out_the_board_is_held():
+    """--randomize draws each lens's k2 and the calibration board's reach per session (the k1 a seed
+    drew before k2 existed is kept); a board held farther out covers more of the frame, and stays in it."""
+    draws = [draw_distortion(seed) for seed in range(40)]
+    k2 = np.array([[blur[1], sharp[1]] for blur, sharp, _ in draws])
+    reach = np.array([r for *_, r in draws])
+    assert (np.abs(k2) <= DISTORTION_K2_RANGE[1]).all() and (k2 > 0).any() and (k2 < 0).any()
+    assert BOARD_REACH_RANGE[0] <= reach.min() and reach.max() <= BOARD_REACH_RANGE[1] and np.ptp(reach) > 0.1
+    old = np.random.default_rng([8, 7283])  # the draw before k2: k1 from the first four numbers
+    k1 = old.uniform(*DISTORTION_K1_RANGE, size=2) * old.choice([-1.0, 1.0], size=2)
+    blur, sharp, _ = draw_distortion(7283)
+    assert (blur[0], sharp[0]) == (k1[0], k1[1])
+
+    lenses = {"distortion_blur": (-0.05,), "distortion_sharp": (0.04,), **SMALL, "width": 640, "height": 544}
+    near, near_out = _board_coverage(SimConfig(category="street", seed=3, **lenses))
+    far, far_out = _board_coverage(SimConfig(category="street", seed=3, board_reach=0.35, **lenses))
+    assert 0.35 < near < 0.47 and 0.53 < far < 0.65 and near_out == far_out == 0

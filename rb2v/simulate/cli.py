@@ -90,10 +90,17 @@ def _coeffs(value: str, what: str) -> tuple[float, ...]:
 )
 @click.option("--distortion-sharp", default="", help="Sharp lens distortion, as --distortion-blur (e.g. 0.05).")
 @click.option(
+    "--board-reach",
+    type=float,
+    default=None,
+    help="How far from the centre the calibration board is held: its centres on a 3x3 grid at 0.5 ± this "
+    "fraction of the frame, 0 to 0.35 (default 0.2, the board over about 40 % of the frame; drawn with --randomize).",
+)
+@click.option(
     "--randomize",
     is_flag=True,
-    help="Draw anchor, exposures, readouts, drift and bitrate per take, and both lenses' k1 per session, "
-    "from plausible ranges (deterministic per seed).",
+    help="Draw anchor, exposures, readouts, drift and bitrate per take, and both lenses' k1 and k2 and the "
+    "board's reach per session, from plausible ranges (deterministic per seed).",
 )
 def simulate_rig(
     raw,
@@ -121,6 +128,7 @@ def simulate_rig(
     bitrate,
     distortion_blur,
     distortion_sharp,
+    board_reach,
     randomize,
 ):
     """Simulate a capture session of the beam-splitter rig into RAW/<category>/<subject>/<take>/."""
@@ -157,6 +165,7 @@ def simulate_rig(
         bitrate_mbps=bitrate,
         distortion_blur=_coeffs(distortion_blur, "--distortion-blur"),
         distortion_sharp=_coeffs(distortion_sharp, "--distortion-sharp"),
+        board_reach=board_reach,
         randomize=randomize,
     )
     start = time.perf_counter()

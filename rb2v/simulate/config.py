@@ -16,6 +16,8 @@ from ..errors import Rb2vError
 
 # The codec's bitrate is given as a GoPro would record a 1920x1080 frame, scaled by pixel count.
 BITRATE_REFERENCE_PIXELS = 1920 * 1080
+# beyond this the board no longer fits inside the frame at a size its corners can be found at
+BOARD_REACH_MAX = 0.35
 
 
 def anchor_offset(anchor: float | str, length_s: float) -> float:
@@ -78,10 +80,15 @@ class SimConfig:
     # A session with distortion also films a checkerboard calibration take (RAW/calibration/<name>/board.toml).
     distortion_blur: tuple[float, ...] = ()
     distortion_sharp: tuple[float, ...] = ()
+    # How far from the frame's centre the calibration board is held: its centres sit on a 3x3 grid
+    # at 0.5 ± reach of the frame (0.2: the board's corners cover about 40 % of the frame; 0.35: 60 %).
+    # None: BOARD_REACH, or drawn with randomize.
+    board_reach: float | None = None
     # H.264 at a fixed bitrate instead of crf: Mb/s a GoPro would use for 1920x1080, scaled to the frame size.
     bitrate_mbps: float | None = None
     randomize: bool = False  # draw anchor, exposure, readout, drift and bitrate per take from the seed
-    # with randomize and no distortion given (an explicit 0 is given): draw each camera's k1 once per session
+    # with randomize and no distortion given (an explicit 0 is given): draw each camera's k1 and k2,
+    # and how far out the calibration board is held, once per session
     randomize_lens: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -89,9 +96,15 @@ class SimConfig:
         if self.randomize and self.randomize_lens and not self.distortion_blur and not self.distortion_sharp:
             from .timing import draw_distortion
 
-            blur, sharp = draw_distortion(self.seed)
+            blur, sharp, reach = draw_distortion(self.seed)
             object.__setattr__(self, "distortion_blur", blur)
             object.__setattr__(self, "distortion_sharp", sharp)
+            if self.board_reach is None:
+                object.__setattr__(self, "board_reach", reach)
+        if self.board_reach is None:
+            from .lens import BOARD_REACH
+
+            object.__setattr__(self, "board_reach", BOARD_REACH)
 
     def validate(self) -> None:
         if self.subjects < 1 or self.takes < 1:
@@ -111,6 +124,10 @@ class SimConfig:
 
         check_coeffs(self.distortion_blur, "--distortion-blur")
         check_coeffs(self.distortion_sharp, "--distortion-sharp")
+        if not 0.0 <= self.board_reach <= BOARD_REACH_MAX:
+            raise Rb2vError(
+                f"simulate-rig: --board-reach must be between 0 and {BOARD_REACH_MAX}, got {self.board_reach}"
+            )
         if self.sharp_exposure_s <= 0 or self.sharp_exposure_s > 1 / self.sharp_fps:
             raise Rb2vError("simulate-rig: sharp exposure must be within one sharp frame period")
         for cam, fps, readout in (

@@ -37,6 +37,9 @@ BOARD_POSES = 12
 POSE_HOLD_S = 0.25  # the board is held still this long in each pose ...
 POSE_MOVE_S = 0.15  # ... and moved to the next one in this time
 BOARD_TEXELS_PER_MM = 3.0
+TEXTURE_SIGMA_TEXELS = 0.45 * BOARD_TEXELS_PER_MM  # the least prefilter (the board seen up close)
+PIXEL_SIGMA = 0.5  # camera pixels: the low-pass a pixel's area applies
+BOARD_REACH = 0.2  # the board's centres sit on a 3x3 grid at 0.5 ± reach of the frame
 
 
 def pinhole(width: int, height: int, focal_fraction: float = FOCAL_FRACTION) -> np.ndarray:
@@ -167,6 +170,7 @@ class BoardScene:
         inner=BOARD_INNER,
         square_mm=BOARD_SQUARE_MM,
         poses: int | None = None,
+        reach: float = BOARD_REACH,
     ):
         self.scene = scene
         self.green_screen = scene.green_screen
@@ -186,13 +190,13 @@ class BoardScene:
         inside = (cu[None, :] >= -1) & (cu[None, :] <= cols - 1) & (cv[:, None] >= -1) & (cv[:, None] <= rows - 1)
         black = ((cu[None, :] + cv[:, None]) % 2 == 0) & inside
         tex = np.where(black, 0.02, 0.75).astype(np.float32)
-        tex = cv2.GaussianBlur(tex, (0, 0), 0.45 * s)  # prefilter: the texture is minified about 2.5x
-        self.texture = tex  # grey: warped as one channel, composited into all three
+        self.texture = tex  # grey, unfiltered: warped as one channel, composited into all three
+        self._filtered: dict[float, np.ndarray] = {}
         self.mask = np.ones((th, tw), np.float32)
         self.tex_from_board = np.array([[s, 0, -self.x0 * s - 0.5], [0, s, -self.y0 * s - 0.5], [0, 0, 1]])
-        self.poses = self._draw_poses(rng, BOARD_POSES if poses is None else poses)
+        self.poses = self._draw_poses(rng, BOARD_POSES if poses is None else poses, reach)
 
-    def _draw_poses(self, rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _draw_poses(self, rng: np.random.Generator, n: int, reach: float) -> list[tuple[np.ndarray, np.ndarray]]:
         """Poses (rvec, t in mm) spread over the field of view: board centres on a 3x3 grid, random
         tilts; the whole board (with its quiet zone) stays inside the frame with a margin."""
         cols, rows = self.inner
@@ -207,7 +211,8 @@ class BoardScene:
         f = self.K[0, 0]
         w, h = 2 * self.K[0, 2] + 1, 2 * self.K[1, 2] + 1
         margin = 0.06 * w
-        grid = [(gx, gy) for gy in (0.3, 0.5, 0.7) for gx in (0.3, 0.5, 0.7)]
+        steps = (0.5 - reach, 0.5, 0.5 + reach)
+        grid = [(gx, gy) for gy in steps for gx in steps]
         order = rng.permutation(len(grid))
         poses = []
         for i in range(n):
@@ -247,6 +252,19 @@ class BoardScene:
         R = _rodrigues(rvec)
         return self.K @ np.column_stack([R[:, 0], R[:, 1], t])
 
+    def _prefiltered(self, M: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The texture low-passed for the minification ``M`` (camera pixel -> texel) shows at the board's
+        centre on screen: a Gaussian of half a camera pixel, as a pixel's area integrates the light (a
+        board held far away is otherwise aliased, and its corners move by tenths of a pixel)."""
+        x, y = (cols[0] + cols[-1]) / 2, (rows[0] + rows[-1]) / 2
+        p = M @ np.array([[x, x + 1, x], [y, y, y + 1], [1.0, 1.0, 1.0]])
+        p = p[:2] / p[2]
+        texels_per_px = math.sqrt(abs(np.linalg.det(np.column_stack([p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]]))))
+        sigma = max(TEXTURE_SIGMA_TEXELS, round(4 * PIXEL_SIGMA * texels_per_px) / 4)  # cached per quarter texel
+        if sigma not in self._filtered:
+            self._filtered[sigma] = cv2.GaussianBlur(self.texture, (0, 0), sigma)
+        return self._filtered[sigma]
+
     def render(self, G: np.ndarray, tau: float, size: tuple[int, int], backdrop=None, spill: bool = True):
         img, alpha = self.scene.render(G, tau, size, backdrop=backdrop, spill=spill)
         # camera pixel -> canonical -> board mm -> texture pixel
@@ -255,7 +273,9 @@ class BoardScene:
         rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
         if len(rows) == 0:
             return img, alpha
-        tex = cv2.warpPerspective(self.texture, M, size, flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)
+        tex = cv2.warpPerspective(
+            self._prefiltered(M, rows, cols), M, size, flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT
+        )
         # the "over" only where the board covers a pixel: elsewhere it leaves img as it is
         box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         m, under = m[box], img[box]

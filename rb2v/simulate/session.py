@@ -77,7 +77,9 @@ class TakeSimulation:
         # a distorted session's calibration take films a checkerboard (board.toml) in front of its backdrop
         self.board = calibration and cfg.distorted
         if self.board:
-            self.scene = BoardScene(self.scene, np.random.default_rng([5, *self._key]), pinhole(W, H))
+            self.scene = BoardScene(
+                self.scene, np.random.default_rng([5, *self._key]), pinhole(W, H), reach=cfg.board_reach
+            )
         eb, es = self.exposure["blur"], self.exposure["sharp"]
         self.blur = Camera(
             "blur",

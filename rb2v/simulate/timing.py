@@ -23,13 +23,19 @@ EXPOSURE_DRIFT_RANGE = (0.005, 0.03)  # relative amplitude of auto-exposure wand
 WB_DRIFT_RANGE = (0.005, 0.02)  # relative amplitude of per-channel white-balance wander
 BITRATE_RANGE = (45.0, 100.0)  # Mb/s at 1920x1080 (GoPro high/standard bitrates), scaled to the frame
 DISTORTION_K1_RANGE = (0.02, 0.08)  # |k1| per camera, either sign (a session's lenses: shared by its takes)
+DISTORTION_K2_RANGE = (0.0, 0.03)  # |k2| per camera, either sign
+BOARD_REACH_RANGE = (0.2, 0.35)  # how far out the calibration board is held (SimConfig.board_reach)
 
 
-def draw_distortion(seed: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """--randomize: the session's radial distortion (k1) of the blur and the sharp lens, different per camera."""
+def draw_distortion(seed: int) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """--randomize: the session's radial distortion (k1, k2) of the blur and the sharp lens, different
+    per camera, and how far from the centre its calibration board is held."""
     rng = np.random.default_rng([8, seed])
     k1 = rng.uniform(*DISTORTION_K1_RANGE, size=2) * rng.choice([-1.0, 1.0], size=2)
-    return (float(k1[0]),), (float(k1[1]),)
+    # drawn after k1 so that a seed keeps the k1 it drew before k2 was drawn
+    k2 = rng.uniform(*DISTORTION_K2_RANGE, size=2) * rng.choice([-1.0, 1.0], size=2)
+    reach = rng.uniform(*BOARD_REACH_RANGE)
+    return (float(k1[0]), float(k2[0])), (float(k1[1]), float(k2[1])), float(reach)
 
 
 class Drift:
