@@ -51,7 +51,7 @@ else:  # pragma: no cover
 BOARD_FILE = "board.toml"
 INTRINSICS_FILE = "intrinsics.json"
 INTRINSICS_SCHEMA = "rb2v.intrinsics/1"
-CALIBRATION_VERSION = 3  # bump when a change alters calibration results
+CALIBRATION_VERSION = 4  # bump when a change alters calibration results
 MAX_TRIES = 60  # frame pairs tried per camera
 MAX_VIEWS = 24  # views that go into one calibration
 MIN_VIEWS = 6
@@ -60,12 +60,16 @@ MAX_RMS_PX = 1.5  # reprojection error above which a calibration is refused
 SIGNIFICANT = 4.0  # a distortion term below this many standard deviations is not estimated (fixed at 0)
 # A significant term (k2, the tangential pair) is kept only where the board's corners need it: if the
 # model without it maps the region they covered to within this (after the best homography, which the
-# alignment absorbs anyway), the term changes the map only where no corner constrained it. Measured on
-# randomized seeds 7283 and 811 (board hull: 41-43 % of the frame): without k2 the hull was mapped within
-# 0.03-0.07 px of the fit with it, the frame's corners up to 1.2 px apart; the fitted k2 (z 4.9-7.6) was
-# the wrong one there and put the crop's corners 0.59 / 0.86 px off, k1 alone 0.14 / 0.07 px.
-AGREE_PX = 0.1
+# alignment absorbs anyway), the term changes the map only where no corner constrained it. Beyond the
+# board's hull a fitted term only extrapolates, and the detector's systematic errors (a few hundredths of
+# a pixel) pass OpenCV's test. Measured on simulated sessions (boards over 38-60 % of the frame), the
+# crop corners' worst error: lenses with k2, 18 sessions: 0.41 px at 0.05, 1.01 px at 0.1 (13 of them:
+# 0.33 px keeping every significant term); k1-only lenses, 6 sessions: 0.27 px at 0.05, 0.14 px at 0.1
+# (4 of them: 0.81 px keeping every term). Spurious k2s moved the hull by 0.02-0.06 px, real ones 0.03-0.23.
+AGREE_PX = 0.05
 COVERED_STEP = 4  # px: the grid on which the board's covered region is sampled
+SUBPIX_HALF_WINDOW = 5  # px: cornerSubPix's half window on a board seen large ...
+SUBPIX_REACH = 0.5  # ... and at most this fraction of the gap between neighbouring corners
 
 
 # ---------------------------------------------------------------------- board.toml
@@ -150,9 +154,10 @@ def read_board(folder: str | Path) -> Board | None:
 def detect(grey: np.ndarray, board: Board) -> tuple[np.ndarray, np.ndarray] | None:
     """(image points (N,2) float32, object point ids (N,)) of the board in a grey uint8 frame, or None.
 
-    Checkerboards: OpenCV's detector (with its fast check, so frames without the board cost little)
-    and ``cornerSubPix``, which is more precise than ``findChessboardCornersSB`` on sharp views and
-    ten times faster; SB is the fallback for views the first does not find.
+    Checkerboards: OpenCV's detector (with its fast check, so frames without the board cost little),
+    ``findChessboardCornersSB`` as the fallback for views the first does not find, then
+    ``cornerSubPix`` on either (on simulated boards seen small, SB's own corners were up to 1.0 px off,
+    0.09 px once refined).
     """
     if board.type == "charuco":
         det = cv2.aruco.CharucoDetector(board.charuco())
@@ -163,14 +168,23 @@ def detect(grey: np.ndarray, board: Board) -> tuple[np.ndarray, np.ndarray] | No
     size = (board.cols, board.rows)
     flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_FAST_CHECK
     ok, corners = cv2.findChessboardCorners(grey, size, flags=flags)
-    if ok:
-        crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3)
-        corners = cv2.cornerSubPix(grey, corners, (5, 5), (-1, -1), crit)
-    else:
+    if not ok:
         ok, corners = cv2.findChessboardCornersSB(grey, size, flags=cv2.CALIB_CB_NORMALIZE_IMAGE)
         if not ok:
             return None
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3)
+    corners = cv2.cornerSubPix(grey, corners, _subpix_window(corners, size), (-1, -1), crit)
     return corners.reshape(-1, 2).astype(np.float32), np.arange(board.cols * board.rows, dtype=np.int32)
+
+
+def _subpix_window(corners: np.ndarray, size: tuple[int, int]) -> tuple[int, int]:
+    """``cornerSubPix``'s half window: 5 px, less on a board seen small, so that the window reaches at
+    most half-way to the nearest neighbouring corner (a window over two corners pulls each toward the
+    other: on simulated boards with corners 5-10 px apart, errors up to 0.6 px instead of 0.13)."""
+    grid = corners.reshape(size[1], size[0], 2)
+    gap = min(np.linalg.norm(np.diff(grid, axis=a), axis=2).min() for a in (0, 1))
+    half = int(np.clip(np.floor(SUBPIX_REACH * gap), 2, SUBPIX_HALF_WINDOW))
+    return half, half
 
 
 def _object_points(board: Board, pts: np.ndarray, ids: np.ndarray) -> np.ndarray:
