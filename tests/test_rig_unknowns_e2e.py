@@ -1,10 +1,10 @@
 """Issue 13, done-when: ``rb2v align`` + ``rb2v build`` on a randomized simulated take meet the targets.
 
-One street take with every camera convention drawn by ``--randomize``: lens distortion per camera
-(with its checkerboard calibration take), exposure anchor anywhere in the exposure, blur exposure
-1/100-1/25 s, rolling-shutter readout per camera, exposure and white-balance drift, H.264 at a
-GoPro-like bitrate; from a seed no other test uses and nothing was tuned on. The same measurement
-as ``rb2v bench rig-unknowns``.
+One street take with every camera convention drawn by ``--randomize``: lens distortion (k1, k2) per
+camera (with its checkerboard calibration take, the board held out to a drawn reach), exposure
+anchor anywhere in the exposure, blur exposure 1/100-1/25 s, rolling-shutter readout per camera,
+exposure and white-balance drift, H.264 at a GoPro-like bitrate; from a seed no other test uses and
+nothing was tuned on. The same measurement as ``rb2v bench rig-unknowns``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pytest
 
 from rb2v.benchmarks.rig_unknowns import TARGETS, run_one
 
-SEED = 9137  # used by no other test; never tuned on
+# used by no other test, never tuned on (9137, used until 2026-12-01, was among the sessions AGREE_PX was chosen on)
+SEED = 27449
 
 
 @pytest.mark.slow
@@ -26,8 +27,8 @@ def test_randomized_take_aligns_and_builds_within_the_targets(tmp_path):
     }
     summary["exposure_true"], summary["exposure_est"] = r["exposure_true"], r["exposure_est"]
     assert abs(r["offset_ms"]) <= TARGETS["offset_ms"], summary
-    # measured 0.14 px (lens-aware: the scene points the output pairs at the crop's corners, in the
-    # true undistorted blur view)
+    # measured 0.14 px align-only (1.6 s take; the lenses' k2 and the board's reach drawn), in the true
+    # undistorted blur view
     assert r["corner_max_px"] <= TARGETS["corner_px"], summary
     assert r["at_exact"] >= TARGETS["at_exact"], summary
     assert r["accepted_of_all"] >= TARGETS["accepted"], summary
