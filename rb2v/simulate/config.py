@@ -16,7 +16,9 @@ from ..errors import Rb2vError
 
 # The codec's bitrate is given as a GoPro would record a 1920x1080 frame, scaled by pixel count.
 BITRATE_REFERENCE_PIXELS = 1920 * 1080
-# beyond this the board no longer fits inside the frame at a size its corners can be found at
+# The calibration board's centres sit on a 3x3 grid at 0.5 ± reach of the frame; beyond BOARD_REACH_MAX
+# it no longer fits inside the frame at a size its corners can be found at.
+BOARD_REACH = 0.2
 BOARD_REACH_MAX = 0.35
 
 
@@ -102,8 +104,6 @@ class SimConfig:
             if self.board_reach is None:
                 object.__setattr__(self, "board_reach", reach)
         if self.board_reach is None:
-            from .lens import BOARD_REACH
-
             object.__setattr__(self, "board_reach", BOARD_REACH)
 
     def validate(self) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..alignment import Lens
 from ..errors import Rb2vError
+from .config import BOARD_REACH
 from .scene import WARP_FLAGS, Scene
 
 FOCAL_FRACTION = 0.8  # fx = fy = 0.8 * width: about 64° horizontal field of view
@@ -39,7 +40,6 @@ POSE_MOVE_S = 0.15  # ... and moved to the next one in this time
 BOARD_TEXELS_PER_MM = 3.0
 TEXTURE_SIGMA_TEXELS = 0.45 * BOARD_TEXELS_PER_MM  # the least prefilter (the board seen up close)
 PIXEL_SIGMA = 0.5  # camera pixels: the low-pass a pixel's area applies
-BOARD_REACH = 0.2  # the board's centres sit on a 3x3 grid at 0.5 ± reach of the frame
 
 
 def pinhole(width: int, height: int, focal_fraction: float = FOCAL_FRACTION) -> np.ndarray:
