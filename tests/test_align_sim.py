@@ -190,6 +190,23 @@ def test_face_visual_sync_detects_flip_within_tolerance(face):
     assert (face["out"] / "calibration" / "face-rig" / "alignment.json").exists()
 
 
+def test_face_take_whose_matches_span_little_uses_the_calibration_homography(face, tmp_path):
+    """The face's matches lie on the subject, about a quarter of the frame: a homography fitted there
+    extrapolates to the crop's corners (0.18 px off on this take), so the calibration take's is used
+    (0.04 px). With ``min_match_cover`` 0 the take's own is used again."""
+    meta, truth = face["meta"], face["truth"]
+    assert meta["calibration"] == "face-rig" and meta["take_match_cover"] < 0.3
+    assert "matches span" in meta["note"] and meta["take_inliers"] >= 40
+    best = corner_errors(meta, truth).max()
+    assert best <= 0.1
+    takes, calibrations, _ = discover(face["raw"])
+    calib_meta = read_alignment(face["out"] / "calibration" / "face-rig")
+    opts = stage.AlignOptions(rig=load_rig(overrides={"align.min_match_cover": 0.0}), write_frames=False)
+    status, own = stage.align_take(takes[0], tmp_path / "own", opts, calib_meta, calibrations["face-rig"])
+    assert status == "aligned" and own.extra["calibration"] is None
+    assert corner_errors(own, truth).max() > best + 0.05
+
+
 def test_face_falls_back_to_calibration_take(face, tmp_path):
     """With an inlier threshold no take can meet, the take uses its calibration take's homography."""
     takes, calibrations, _ = discover(face["raw"])

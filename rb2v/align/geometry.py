@@ -48,6 +48,7 @@ class Geometry:
     # undistorted pairs: uint8 masks of the pixels each camera recorded inside its dark borders
     # (blur view, raw sharp view), else None
     recorded: tuple[np.ndarray, np.ndarray] | None = None
+    cover: float = 0.0  # fraction of the blur frame inside the convex hull of the inlier matches
 
 
 def flip_matrix(flip: str, width: int, height: int) -> np.ndarray:
@@ -375,7 +376,9 @@ def estimate_geometry(
         mask = cv2.erode(mask, np.ones((2 * ECC_MARGIN + 1, 2 * ECC_MARGIN + 1), np.uint8))
         H, ecc_used = _ecc_refine(H, [(pairs[i].blur, flipped[i]) for i in order], mask, ref)
     residual = float(np.sqrt(np.mean(np.sum((_map(H, src) - dst) ** 2, axis=1)))) if n else float("inf")
-    return Geometry(H, flip, n, residual, len(pairs), ecc_used, blur_box, synth_box, recorded)
+    h, w = pairs[0].blur.shape[:2]
+    cover = cv2.contourArea(cv2.convexHull(src.astype(np.float32).reshape(-1, 1, 2))) / (w * h) if n >= 3 else 0.0
+    return Geometry(H, flip, n, residual, len(pairs), ecc_used, blur_box, synth_box, recorded, round(float(cover), 3))
 
 
 def choose_crop(

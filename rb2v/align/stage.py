@@ -185,8 +185,9 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     lenses = lensmod.take_lenses(take, opts.rig, calibration)
     g = _homography(take, s, flips, opts, None, lenses)
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
-    if g.inliers < a.min_inliers:
-        if calibration is None or calibration.inliers == 0:  # 0: a board take's lenses without a homography
+    usable = calibration is not None and calibration.inliers > 0  # 0: a board take's lenses without a homography
+    if g.inliers < a.min_inliers or (g.cover < a.min_match_cover and usable):
+        if not usable:
             why = (
                 f"names calibration take '{take.calibration}', which is not usable"
                 if take.calibration
@@ -197,7 +198,12 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
                 f"need {a.min_inliers}) and {why}"
             )
         H, flip, used_calibration = calibration.H, calibration.flip_sharp, take.calibration
-        note = f"{take.key}: {g.inliers} inliers (< {a.min_inliers}): using calibration take '{take.calibration}'"
+        why = (
+            f"{g.inliers} inliers (< {a.min_inliers})"
+            if g.inliers < a.min_inliers
+            else f"matches span {g.cover:.0%} of the frame (< {a.min_match_cover:.0%})"
+        )
+        note = f"{take.key}: {why}: using calibration take '{take.calibration}'"
         sharp_box = geometry.flip_box(
             geometry.flip_box(g.sharp_valid, g.flip_sharp, take.sharp.width, take.sharp.height),
             flip,
@@ -236,6 +242,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     )
     extra = {
         "take_inliers": g.inliers,
+        "take_match_cover": g.cover,
         "sync_confidence": s.confidence,
         "sync_prior": s.prior,
         "sync_details": s.details,
