@@ -95,6 +95,10 @@ class AlignSettings:
     max_offset_s: float = 10.0  # largest |time_offset_s| that sync searches for
     png_compression: int = 0  # zlib level of the aligned PNGs (0: stored, fastest; 1: ~3x smaller, ~4x slower)
 
+    def validate(self) -> None:
+        if not 0.0 <= self.min_match_cover <= 1.0:
+            raise ValueError(f"align.min_match_cover must be between 0 and 1, got {self.min_match_cover}")
+
 
 @dataclass(frozen=True)
 class RigSettings:
@@ -118,8 +122,6 @@ class RigSettings:
         return "none" if self.mirrored_camera == "none" else self.flip
 
     def validate(self) -> None:
-        if not 0.0 <= self.align.min_match_cover <= 1.0:
-            raise ValueError(f"align.min_match_cover must be between 0 and 1, got {self.align.min_match_cover}")
         ratio = self.sharp.fps / self.blur.fps
         if abs(ratio - self.align.fps_ratio) > self.align.fps_ratio * self.align.fps_ratio_tolerance:
             raise ValueError(f"sharp/blur fps ratio is {ratio:.3f}, expected about {self.align.fps_ratio}")

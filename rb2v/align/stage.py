@@ -198,12 +198,12 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
                 f"need {a.min_inliers}) and {why}"
             )
         H, flip, used_calibration = calibration.H, calibration.flip_sharp, take.calibration
-        why = (
+        reason = (
             f"{g.inliers} inliers (< {a.min_inliers})"
             if g.inliers < a.min_inliers
             else f"matches span {g.cover:.0%} of the frame (< {a.min_match_cover:.0%})"
         )
-        note = f"{take.key}: {why}: using calibration take '{take.calibration}'"
+        note = f"{take.key}: {reason}: using calibration take '{take.calibration}'"
         sharp_box = geometry.flip_box(
             geometry.flip_box(g.sharp_valid, g.flip_sharp, take.sharp.width, take.sharp.height),
             flip,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..alignment import Exposure
-from .config import BITRATE_REFERENCE_PIXELS, SimConfig, anchor_offset
+from .config import BITRATE_REFERENCE_PIXELS, BOARD_REACH, BOARD_REACH_MAX, SimConfig, anchor_offset
 
 # --randomize: the ranges draws come from (seconds unless said otherwise)
 BLUR_EXPOSURE_RANGE = (1 / 100, 1 / 25)  # shutter of the 25 fps camera (log-uniform), capped at its period
@@ -24,7 +24,7 @@ WB_DRIFT_RANGE = (0.005, 0.02)  # relative amplitude of per-channel white-balanc
 BITRATE_RANGE = (45.0, 100.0)  # Mb/s at 1920x1080 (GoPro high/standard bitrates), scaled to the frame
 DISTORTION_K1_RANGE = (0.02, 0.08)  # |k1| per camera, either sign (a session's lenses: shared by its takes)
 DISTORTION_K2_RANGE = (0.0, 0.03)  # |k2| per camera, either sign
-BOARD_REACH_RANGE = (0.2, 0.35)  # how far out the calibration board is held (SimConfig.board_reach)
+BOARD_REACH_RANGE = (BOARD_REACH, BOARD_REACH_MAX)  # how far out the calibration board is held (SimConfig.board_reach)
 
 
 def draw_distortion(seed: int) -> tuple[tuple[float, float], tuple[float, float], float]:
