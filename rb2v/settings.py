@@ -132,9 +132,10 @@ class RigSettings:
 
 
 def _find(kind: str, name_or_path: str | Path) -> Path:
-    """A rig or pipeline by path, or by name: ./<kind>/NAME.toml first, then the bundled ones."""
+    """A rig or pipeline by path, or by name: ./<kind>/NAME.toml first, then the bundled ones. A name is
+    not a path because a folder of that name is in the way (``hand/`` beside ``--category hand``)."""
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    if p.suffix == ".toml" or p.is_file():
         return p
     bases = [Path.cwd() / kind, *(root / kind for root in BUNDLED_ROOTS if (root / kind).is_dir())]
     for base in bases:

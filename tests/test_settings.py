@@ -22,6 +22,17 @@ def test_rigs_and_pipelines_are_found_from_any_folder_and_a_local_one_shadows_th
     assert load_rig().blur.fps == 30.0  # ./rigs wins over the bundled definition
 
 
+def test_a_folder_named_like_the_category_is_not_taken_for_its_pipeline(tmp_path, monkeypatch):
+    """``rb2v build --category hand`` run beside a folder ``hand/`` read that folder as the pipeline file
+    ("hand: cannot read: Is a directory"); a name is a path only when it is a file or ends in .toml."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hand").mkdir()
+    (tmp_path / "gopro-hero8-beamsplitter").mkdir()
+    assert _find("pipelines", "hand").name == "hand.toml"
+    assert load_pipeline("hand").category == "hand"
+    assert load_rig("gopro-hero8-beamsplitter").blur.fps == 25.0
+
+
 def test_the_build_takes_window_and_factor_from_the_rigs_sequence_block(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rigs").mkdir()
