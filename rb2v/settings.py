@@ -90,6 +90,10 @@ class AlignSettings:
     # screen), the homography extrapolates to the crop's corners (measured on simulated hand takes: 1.3 and
     # 2.0 px off with matches over 13-19 % of the frame; the calibration take's 0.24 and 0.33 px).
     min_match_cover: float = 0.3
+    # ... unless the calibration take's homography puts the take's own matches farther off than this (the
+    # median offset, px): the rig moved since the calibration take. Simulated hand and face takes: 0.16-0.78 px
+    # on rigs that did not move (6 takes), 2.9 and 3.8 px on rigs bumped by up to 6 px, 0.9 and 1.3 px by 2 px.
+    max_calibration_shift_px: float = 1.5
     homography_frames: int = 12  # frame pairs sampled across a take for feature matching
     estimate_drift_min_seconds: float = 4.0
     max_offset_s: float = 10.0  # largest |time_offset_s| that sync searches for
@@ -98,6 +102,10 @@ class AlignSettings:
     def validate(self) -> None:
         if not 0.0 <= self.min_match_cover <= 1.0:
             raise ValueError(f"align.min_match_cover must be between 0 and 1, got {self.min_match_cover}")
+        if not self.max_calibration_shift_px > 0:
+            raise ValueError(
+                f"align.max_calibration_shift_px must be positive (px), got {self.max_calibration_shift_px}"
+            )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ time offset within 1/400 s, crop corners within 0.5 px.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -197,6 +198,7 @@ def test_face_take_whose_matches_span_little_uses_the_calibration_homography(fac
     meta, truth = face["meta"], face["truth"]
     assert meta["calibration"] == "face-rig" and meta["take_match_cover"] < 0.3
     assert "matches span" in meta["note"] and meta["take_inliers"] >= 40
+    assert meta["calibration_shift_px"] < 0.5  # the rig did not move
     best = corner_errors(meta, truth).max()
     assert best <= 0.1
     takes, calibrations, _ = discover(face["raw"])
@@ -205,6 +207,31 @@ def test_face_take_whose_matches_span_little_uses_the_calibration_homography(fac
     status, own = stage.align_take(takes[0], tmp_path / "own", opts, calib_meta, calibrations["face-rig"])
     assert status == "aligned" and own.extra["calibration"] is None
     assert corner_errors(own, truth).max() > best + 0.05
+
+
+def test_face_take_after_the_rig_moved_keeps_its_own_homography(face, tmp_path):
+    """The rig bumped after its calibration take (``rig_drift_px`` 6: the sharp camera's view turned and
+    shifted, its corners moved by up to 6 px). The calibration take's homography puts the take's matches
+    pixels off, so the take keeps its own homography and says why; made to use the calibration take's
+    anyway, the crop's corners are off by the bump."""
+    raw = tmp_path / "raw"
+    shutil.copytree(face["raw"] / "calibration", raw / "calibration")  # filmed before the bump
+    cfg = SimConfig(
+        category="face", seconds=2.0, seed=32, flip="vertical", audio=False, internal_fps=400, rig_drift_px=6.0
+    )
+    simulate_session(raw, cfg, progress=False)
+    truth = json.loads((_take(raw, "face") / "truth.json").read_text())
+    takes, calibrations, _ = discover(raw)
+    calib_meta = read_alignment(face["out"] / "calibration" / "face-rig")
+    opts = stage.AlignOptions(rig=load_rig(), write_frames=False)
+    status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
+    assert status == "aligned" and meta.extra["calibration"] is None and "rig moved" in meta.extra["note"]
+    assert meta.extra["calibration_shift_px"] > 2 * opts.rig.align.max_calibration_shift_px
+    own = corner_errors(meta, truth).max()
+    opts = stage.AlignOptions(rig=load_rig(overrides={"align.max_calibration_shift_px": 1e6}), write_frames=False)
+    status, stale = stage.align_take(takes[0], tmp_path / "stale", opts, calib_meta, calibrations["face-rig"])
+    assert stale.extra["calibration"] == "face-rig"
+    assert own < CORNER_TOL_PX < 2.0 < corner_errors(stale, truth).max(), (own, corner_errors(stale, truth))
 
 
 def test_face_falls_back_to_calibration_take(face, tmp_path):

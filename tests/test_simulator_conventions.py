@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rb2v.alignment import Exposure, Lens
+from rb2v.errors import Rb2vError
 from rb2v.io.images import apply_flip
 from rb2v.io.video import open_source, probe
 from rb2v.metrics import psnr
@@ -266,3 +267,26 @@ def test_randomize_draws_k2_and_how_far_out_the_board_is_held():
     near, near_out = _board_coverage(SimConfig(category="street", seed=3, **lenses))
     far, far_out = _board_coverage(SimConfig(category="street", seed=3, board_reach=0.35, **lenses))
     assert 0.35 < near < 0.47 and 0.53 < far < 0.65 and near_out == far_out == 0
+
+
+def test_rig_drift_moves_the_sharp_camera_of_every_take_but_the_calibration_take():
+    """``--rig-drift PX``: the rig bumped after its calibration take. Every other take's true homography
+    differs from the calibration take's by a turn and a shift of the sharp camera's view that move the
+    frame's corners by at most PX, each take by its own; the calibration take is the rig's as before."""
+    still = SimConfig(category="hand", seed=41, **SMALL)
+    bumped = SimConfig(category="hand", seed=41, rig_drift_px=4.0, **SMALL)
+    rig = TakeSimulation(still, 0, 0, calibration=True).homography
+    assert np.array_equal(TakeSimulation(bumped, 0, 0, calibration=True).homography, rig)
+    assert np.array_equal(TakeSimulation(still, 0, 1).homography, rig)
+    corners = np.float64([[0, 0], [479, 0], [479, 479], [0, 479]]).reshape(-1, 1, 2)
+    moves = []
+    for take in range(4):
+        H = TakeSimulation(bumped, 0, take).homography
+        moves.append(
+            np.linalg.norm(cv2.perspectiveTransform(corners, H) - cv2.perspectiveTransform(corners, rig), axis=2)
+        )
+    most = [float(m.max()) for m in moves]
+    assert all(3.2 < m <= 4.0 * 1.03 for m in most), most  # the sharp view's scale is within 2 % of the blur's
+    assert len({round(m, 6) for m in most}) == 4
+    with pytest.raises(Rb2vError, match="--rig-drift"):
+        SimConfig(category="hand", rig_drift_px=-1.0).validate()

@@ -49,6 +49,7 @@ class Geometry:
     # (blur view, raw sharp view), else None
     recorded: tuple[np.ndarray, np.ndarray] | None = None
     cover: float = 0.0  # fraction of the blur frame inside the convex hull of the inlier matches
+    matched: tuple[np.ndarray, np.ndarray] | None = None  # the inlier matches: (N,2) flipped sharp, (N,2) blur
 
 
 def flip_matrix(flip: str, width: int, height: int) -> np.ndarray:
@@ -378,7 +379,18 @@ def estimate_geometry(
     residual = float(np.sqrt(np.mean(np.sum((_map(H, src) - dst) ** 2, axis=1)))) if n else float("inf")
     h, w = pairs[0].blur.shape[:2]
     cover = cv2.contourArea(cv2.convexHull(src.astype(np.float32).reshape(-1, 1, 2))) / (w * h) if n >= 3 else 0.0
-    return Geometry(H, flip, n, residual, len(pairs), ecc_used, blur_box, synth_box, recorded, round(float(cover), 3))
+    return Geometry(
+        H, flip, n, residual, len(pairs), ecc_used, blur_box, synth_box, recorded, round(float(cover), 3), (src, dst)
+    )
+
+
+def shift_from(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray]) -> float:
+    """How far (px) a take's matches sit from where ``H`` (its calibration take's homography) puts them: the
+    length of the median of their offsets. A rig bumped after its calibration take shifts the whole view (a
+    camera turned by an angle a shifts it by about f·a); the median of thousands of matches measures a shift
+    even where they cover a small patch of the frame, where a fitted turn or scale would be noise."""
+    src, dst = matched
+    return float(np.linalg.norm(np.median(dst - _map(H, src), axis=0)))
 
 
 def choose_crop(

@@ -186,7 +186,11 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     g = _homography(take, s, flips, opts, None, lenses)
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
     usable = calibration is not None and calibration.inliers > 0  # 0: a board take's lenses without a homography
-    if g.inliers < a.min_inliers or (g.cover < a.min_match_cover and usable):
+    shift = None  # how far the calibration take's homography puts this take's own matches
+    if usable and g.inliers >= a.min_inliers and g.flip_sharp == calibration.flip_sharp:
+        shift = round(geometry.shift_from(calibration.H, g.matched), 3)
+    moved = shift is not None and shift > a.max_calibration_shift_px  # the rig moved since the calibration take
+    if g.inliers < a.min_inliers or (g.cover < a.min_match_cover and usable and not moved):
         if not usable:
             why = (
                 f"names calibration take '{take.calibration}', which is not usable"
@@ -212,6 +216,12 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         )
     else:
         H, flip, used_calibration, note, sharp_box = g.homography, g.flip_sharp, None, None, g.sharp_valid
+        if moved and g.cover < a.min_match_cover:
+            note = (
+                f"{take.key}: matches span {g.cover:.0%} of the frame (< {a.min_match_cover:.0%}), but calibration "
+                f"take '{take.calibration}' puts them {shift:.1f} px off (> {a.max_calibration_shift_px:g}): the "
+                f"rig moved since; using this take's own homography"
+            )
     if s.method == "visual":
         # The first visual estimate compares cells of two views that differ by H; refit per pixel
         # in a common geometry, then redo the homography if the synthetic blur it used was off.
@@ -243,6 +253,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     extra = {
         "take_inliers": g.inliers,
         "take_match_cover": g.cover,
+        "calibration_shift_px": shift,
         "sync_confidence": s.confidence,
         "sync_prior": s.prior,
         "sync_details": s.details,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -192,3 +193,16 @@ def random_homography(rng: np.random.Generator, width: int, height: int) -> np.n
     R = np.array([[c, -si, 0], [si, c, 0], [rng.uniform(-2e-5, 2e-5), rng.uniform(-2e-5, 2e-5), 1]], np.float64)
     H = back @ R @ to_c
     return H / H[2, 2]
+
+
+def rig_drift(rng: np.random.Generator, width: int, height: int, px: float) -> np.ndarray:
+    """A small turn about the frame's centre and a shift that together move its corners by at most ``px``."""
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    shift = px * rng.uniform(0.3, 1.0)
+    ang = (px - shift) / math.hypot(cx, cy) * rng.choice([-1.0, 1.0])
+    phi = rng.uniform(0, 2 * math.pi)
+    c, s = math.cos(ang), math.sin(ang)
+    R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float64)
+    to_c = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], np.float64)
+    back = np.array([[1, 0, cx + shift * math.cos(phi)], [0, 1, cy + shift * math.sin(phi)], [0, 0, 1]], np.float64)
+    return back @ R @ to_c

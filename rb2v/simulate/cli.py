@@ -97,6 +97,14 @@ def _coeffs(value: str, what: str) -> tuple[float, ...]:
     "fraction of the frame, 0 to 0.35 (default 0.2, the board over about 40 % of the frame; drawn with --randomize).",
 )
 @click.option(
+    "--rig-drift",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Bump the rig after its calibration take: each other take's sharp camera turned and shifted so that "
+    "the frame's corners move by up to this many pixels.",
+)
+@click.option(
     "--randomize",
     is_flag=True,
     help="Draw anchor, exposures, readouts, drift and bitrate per take, and both lenses' k1 and k2 and the "
@@ -129,6 +137,7 @@ def simulate_rig(
     distortion_blur,
     distortion_sharp,
     board_reach,
+    rig_drift,
     randomize,
 ):
     """Simulate a capture session of the beam-splitter rig into RAW/<category>/<subject>/<take>/."""
@@ -166,6 +175,7 @@ def simulate_rig(
         distortion_blur=_coeffs(distortion_blur, "--distortion-blur"),
         distortion_sharp=_coeffs(distortion_sharp, "--distortion-sharp"),
         board_reach=board_reach,
+        rig_drift_px=rig_drift,
         randomize=randomize,
     )
     start = time.perf_counter()

@@ -20,6 +20,7 @@ BITRATE_REFERENCE_PIXELS = 1920 * 1080
 # it no longer fits inside the frame at a size its corners can be found at.
 BOARD_REACH = 0.2
 BOARD_REACH_MAX = 0.35
+RIG_DRIFT_MAX_PX = 20.0
 
 
 def anchor_offset(anchor: float | str, length_s: float) -> float:
@@ -86,6 +87,9 @@ class SimConfig:
     # at 0.5 ± reach of the frame (0.2: the board's corners cover about 40 % of the frame; 0.35: 60 %).
     # None: BOARD_REACH, or drawn with randomize.
     board_reach: float | None = None
+    # A rig bumped after its calibration take: every other take's sharp camera is turned and shifted so
+    # that the frame's corners move by up to this many pixels against the calibration take (0: a rigid rig).
+    rig_drift_px: float = 0.0
     # H.264 at a fixed bitrate instead of crf: Mb/s a GoPro would use for 1920x1080, scaled to the frame size.
     bitrate_mbps: float | None = None
     randomize: bool = False  # draw anchor, exposure, readout, drift and bitrate per take from the seed
@@ -127,6 +131,10 @@ class SimConfig:
         if not 0.0 <= self.board_reach <= BOARD_REACH_MAX:
             raise Rb2vError(
                 f"simulate-rig: --board-reach must be between 0 and {BOARD_REACH_MAX}, got {self.board_reach}"
+            )
+        if not 0.0 <= self.rig_drift_px <= RIG_DRIFT_MAX_PX:
+            raise Rb2vError(
+                f"simulate-rig: --rig-drift must be between 0 and {RIG_DRIFT_MAX_PX} px, got {self.rig_drift_px}"
             )
         if self.sharp_exposure_s <= 0 or self.sharp_exposure_s > 1 / self.sharp_fps:
             raise Rb2vError("simulate-rig: sharp exposure must be within one sharp frame period")

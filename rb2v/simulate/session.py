@@ -29,7 +29,15 @@ from ..io.images import apply_flip, write_image
 from ..io.video import VideoWriter
 from ..manifest import FRAMES_PER_SEQ
 from .audio import WorldSound, record
-from .camera import Camera, border_mask, compose_colour, random_colour_response, random_homography, vignette_field
+from .camera import (
+    Camera,
+    border_mask,
+    compose_colour,
+    random_colour_response,
+    random_homography,
+    rig_drift,
+    vignette_field,
+)
 from .config import SimConfig
 from .lens import BoardScene, SimLens, board_seconds, board_toml, pinhole
 from .photos import SourceFrames
@@ -58,6 +66,10 @@ class TakeSimulation:
         self.color_matrix = compose_colour(blur_colour, sharp_colour)
         cat_id = CATEGORY_IDS["calibration" if calibration else cfg.category]
         self._key = [cfg.seed, cat_id, subject_index, take_index]
+        if cfg.rig_drift_px and not calibration:  # the sharp camera moved since the calibration take
+            moved = rig_drift(np.random.default_rng([8, *self._key]), W, H, cfg.rig_drift_px)
+            self.homography = self.homography @ np.linalg.inv(moved)
+            self.homography /= self.homography[2, 2]
         rng = np.random.default_rng([2, *self._key])
         self.time_offset_s = float(rng.uniform(0.05, 0.45))
         self.clock_ratio = float(1 + rng.uniform(-50e-6, 50e-6))
