@@ -156,8 +156,10 @@ class TimingModel:
             homography, (data.blur_size[1], data.blur_size[0]), blur_box, sharp_box, (sh, sw), erode=6
         )
         valid = cv2.resize(full_mask, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        # bicubic: bilinear resampling softens the synthetic blur, and the fit took that softness for a
+        # shorter exposure (simulated face take: 17.1 ms found as 5.7 ms, bicubic 13.8 ms)
         warped = {
-            i: cv2.warpPerspective(f.astype(np.float32), M, (w, h), flags=cv2.INTER_LINEAR)
+            i: cv2.warpPerspective(f.astype(np.float32), M, (w, h), flags=cv2.INTER_CUBIC)
             for i, f in data.sharp.items()
         }
         row_fraction = np.arange(h, dtype=np.float64) / max(h - 1, 1)
