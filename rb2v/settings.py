@@ -91,8 +91,8 @@ class AlignSettings:
     # 2.0 px off with matches over 13-19 % of the frame; the calibration take's 0.24 and 0.33 px).
     min_match_cover: float = 0.3
     # ... unless the calibration take's homography puts the take's own matches farther off than this (the
-    # median offset, px): the rig moved since the calibration take. Simulated hand and face takes: 0.16-0.78 px
-    # on rigs that did not move (6 takes), 2.9 and 3.8 px on rigs bumped by up to 6 px, 0.9 and 1.3 px by 2 px.
+    # median offset, px): the rig moved since the calibration take. Simulated hand and face takes: 0.08-0.82 px
+    # on rigs that did not move (15 takes), 2.7-3.8 px on rigs bumped by up to 4-6 px, 0.9 and 1.3 px by 2 px.
     max_calibration_shift_px: float = 1.5
     homography_frames: int = 12  # frame pairs sampled across a take for feature matching
     estimate_drift_min_seconds: float = 4.0

@@ -182,27 +182,29 @@ def vignette_field(width: int, height: int, strength: float) -> np.ndarray:
     return (1 - strength * r2).astype(np.float32)
 
 
+def _about_centre(width: int, height: int, c: float, s: float, shift, perspective=(0.0, 0.0)) -> np.ndarray:
+    """[[c, -s], [s, c]] (a turn, scaled when c² + s² != 1) about the frame's centre, then ``shift`` (px);
+    ``perspective`` fills the bottom row."""
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    to_c = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], np.float64)
+    back = np.array([[1, 0, cx + shift[0]], [0, 1, cy + shift[1]], [0, 0, 1]], np.float64)
+    R = np.array([[c, -s, 0], [s, c, 0], [perspective[0], perspective[1], 1]], np.float64)
+    return back @ R @ to_c
+
+
 def random_homography(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A mild sharp->blur homography: ±0.8°, ±2 % scale, ±10 px shift, slight perspective."""
-    cx, cy = (width - 1) / 2, (height - 1) / 2
     ang = np.deg2rad(rng.uniform(-0.8, 0.8))
     s = rng.uniform(0.98, 1.02)
-    c, si = np.cos(ang) * s, np.sin(ang) * s
-    to_c = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], np.float64)
-    back = np.array([[1, 0, cx + rng.uniform(-10, 10)], [0, 1, cy + rng.uniform(-10, 10)], [0, 0, 1]], np.float64)
-    R = np.array([[c, -si, 0], [si, c, 0], [rng.uniform(-2e-5, 2e-5), rng.uniform(-2e-5, 2e-5), 1]], np.float64)
-    H = back @ R @ to_c
+    shift = rng.uniform(-10, 10), rng.uniform(-10, 10)
+    perspective = rng.uniform(-2e-5, 2e-5), rng.uniform(-2e-5, 2e-5)
+    H = _about_centre(width, height, np.cos(ang) * s, np.sin(ang) * s, shift, perspective)
     return H / H[2, 2]
 
 
 def rig_drift(rng: np.random.Generator, width: int, height: int, px: float) -> np.ndarray:
     """A small turn about the frame's centre and a shift that together move its corners by at most ``px``."""
-    cx, cy = (width - 1) / 2, (height - 1) / 2
     shift = px * rng.uniform(0.3, 1.0)
-    ang = (px - shift) / math.hypot(cx, cy) * rng.choice([-1.0, 1.0])
+    ang = (px - shift) / math.hypot((width - 1) / 2, (height - 1) / 2) * rng.choice([-1.0, 1.0])
     phi = rng.uniform(0, 2 * math.pi)
-    c, s = math.cos(ang), math.sin(ang)
-    R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float64)
-    to_c = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], np.float64)
-    back = np.array([[1, 0, cx + shift * math.cos(phi)], [0, 1, cy + shift * math.sin(phi)], [0, 0, 1]], np.float64)
-    return back @ R @ to_c
+    return _about_centre(width, height, math.cos(ang), math.sin(ang), (shift * math.cos(phi), shift * math.sin(phi)))
