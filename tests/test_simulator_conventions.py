@@ -228,6 +228,7 @@ def test_cli_randomize_writes_the_draws_and_the_bitrate(tmp_path):
         (["--blur-exposure", "0.05"], "blur exposure must be within one blur frame period"),
         (["--bitrate", "-3"], "--bitrate must be positive"),
         (["--board-reach", "0.5"], "--board-reach must be between 0 and 0.35"),
+        (["--board", "aruco"], "'aruco' is not one of 'checkerboard', 'charuco'"),
     ],
 )
 def test_cli_refuses_impossible_conventions(tmp_path, args, message):
@@ -290,3 +291,19 @@ def test_rig_drift_moves_the_sharp_camera_of_every_take_but_the_calibration_take
     assert len({round(m, 6) for m in most}) == 4
     with pytest.raises(Rb2vError, match="--rig-drift"):
         SimConfig(category="hand", rig_drift_px=-1.0).validate()
+
+
+def test_a_charuco_calibration_take_names_its_markers_and_shows_them():
+    """``--board charuco``: board.toml names the markers, and the board's white squares hold them (the
+    rendered texture differs from the checkerboard's only inside the white squares)."""
+    from rb2v.simulate.lens import board_toml
+
+    text = board_toml("charuco")
+    assert 'type = "charuco"' in text and "marker_mm = 18.0" in text and 'dictionary = "DICT_5X5_100"' in text
+    cfg = dict(category="street", seed=5, distortion_blur=(-0.05,), **SMALL)
+    plain = TakeSimulation(SimConfig(**cfg), 0, 0, calibration=True).scene.texture
+    marked = TakeSimulation(SimConfig(board="charuco", **cfg), 0, 0, calibration=True).scene.texture
+    changed = plain != marked
+    assert changed.any() and (plain[changed] == 0.75).all() and (marked[changed] == 0.02).all()
+    with pytest.raises(Rb2vError, match="--board must be one of checkerboard, charuco"):
+        SimConfig(category="hand", board="aruco").validate()

@@ -9,6 +9,7 @@ import click
 
 from ..errors import Rb2vError
 from .config import SimConfig
+from .lens import BOARD_KINDS
 from .session import simulate_session
 
 
@@ -86,7 +87,7 @@ def _coeffs(value: str, what: str) -> tuple[float, ...]:
 @click.option(
     "--distortion-blur",
     default="",
-    help="Blur lens distortion, OpenCV coefficients k1[,k2,p1,p2,k3] (e.g. -0.06); films a checkerboard take.",
+    help="Blur lens distortion, OpenCV coefficients k1[,k2,p1,p2,k3] (e.g. -0.06); films a board take (--board).",
 )
 @click.option("--distortion-sharp", default="", help="Sharp lens distortion, as --distortion-blur (e.g. 0.05).")
 @click.option(
@@ -95,6 +96,13 @@ def _coeffs(value: str, what: str) -> tuple[float, ...]:
     default=None,
     help="How far from the centre the calibration board is held: its centres on a 3x3 grid at 0.5 ± this "
     "fraction of the frame, 0 to 0.35 (default 0.2, the board over about 40 % of the frame; drawn with --randomize).",
+)
+@click.option(
+    "--board",
+    type=click.Choice(BOARD_KINDS),
+    default=BOARD_KINDS[0],
+    show_default=True,
+    help="The calibration take's board (charuco: OpenCV's ChArUco board of the same squares, 5x5 markers).",
 )
 @click.option(
     "--rig-drift",
@@ -137,6 +145,7 @@ def simulate_rig(
     distortion_blur,
     distortion_sharp,
     board_reach,
+    board,
     rig_drift,
     randomize,
 ):
@@ -175,6 +184,7 @@ def simulate_rig(
         distortion_blur=_coeffs(distortion_blur, "--distortion-blur"),
         distortion_sharp=_coeffs(distortion_sharp, "--distortion-sharp"),
         board_reach=board_reach,
+        board=board,
         rig_drift_px=rig_drift,
         randomize=randomize,
     )

@@ -87,6 +87,7 @@ class SimConfig:
     # at 0.5 ± reach of the frame (0.2: the board's corners cover about 40 % of the frame; 0.35: 60 %).
     # None: BOARD_REACH, or drawn with randomize.
     board_reach: float | None = None
+    board: str = "checkerboard"  # the calibration board: "checkerboard" or "charuco" (lens.BOARD_KINDS)
     # A rig bumped after its calibration take: every other take's sharp camera is turned and shifted so
     # that the frame's corners move by up to this many pixels against the calibration take (0: a rigid rig).
     rig_drift_px: float = 0.0
@@ -128,6 +129,10 @@ class SimConfig:
 
         check_coeffs(self.distortion_blur, "--distortion-blur")
         check_coeffs(self.distortion_sharp, "--distortion-sharp")
+        from .lens import BOARD_KINDS
+
+        if self.board not in BOARD_KINDS:
+            raise Rb2vError(f"simulate-rig: --board must be one of {', '.join(BOARD_KINDS)}, got {self.board!r}")
         if not 0.0 <= self.board_reach <= BOARD_REACH_MAX:
             raise Rb2vError(
                 f"simulate-rig: --board-reach must be between 0 and {BOARD_REACH_MAX}, got {self.board_reach}"

@@ -34,6 +34,9 @@ MAX_COEFFS = 8
 # the board (board.toml): inner corners (cols, rows), square side in mm
 BOARD_INNER = (9, 6)
 BOARD_SQUARE_MM = 25.0
+BOARD_KINDS = ("checkerboard", "charuco")
+CHARUCO_MARKER_MM = 18.0  # ChArUco: the markers in the white squares, and their dictionary
+CHARUCO_DICTIONARY = "DICT_5X5_100"
 BOARD_POSES = 12
 POSE_HOLD_S = 0.25  # the board is held still this long in each pose ...
 POSE_MOVE_S = 0.15  # ... and moved to the next one in this time
@@ -142,13 +145,16 @@ def distort_points(K: np.ndarray, dist: np.ndarray, pts: np.ndarray) -> np.ndarr
 
 
 # ---------------------------------------------------------------------- the calibration board
-def board_toml(inner=BOARD_INNER, square_mm=BOARD_SQUARE_MM) -> str:
-    return (
-        "# simulated checkerboard calibration take: a planar board moved in front of the rig\n"
-        'type = "checkerboard"\n'
+def board_toml(kind: str = "checkerboard", inner=BOARD_INNER, square_mm=BOARD_SQUARE_MM) -> str:
+    text = (
+        f"# simulated {kind} calibration take: a planar board moved in front of the rig\n"
+        f'type = "{kind}"\n'
         f"inner_corners = [{inner[0]}, {inner[1]}]\n"
         f"square_mm = {square_mm}\n"
     )
+    if kind == "charuco":
+        text += f'marker_mm = {CHARUCO_MARKER_MM}\ndictionary = "{CHARUCO_DICTIONARY}"\n'
+    return text
 
 
 def board_seconds(poses: int | None = None) -> float:
@@ -160,7 +166,9 @@ def _rodrigues(v) -> np.ndarray:
 
 
 class BoardScene:
-    """A scene (the calibration backdrop) with a checkerboard held in front of it in several poses."""
+    """A scene (the calibration backdrop) with a board held in front of it in several poses: a
+    checkerboard, or a ChArUco board of the same squares (OpenCV's image of it, markers in the white
+    squares)."""
 
     def __init__(
         self,
@@ -171,6 +179,7 @@ class BoardScene:
         square_mm=BOARD_SQUARE_MM,
         poses: int | None = None,
         reach: float = BOARD_REACH,
+        kind: str = "checkerboard",
     ):
         self.scene = scene
         self.green_screen = scene.green_screen
@@ -190,6 +199,12 @@ class BoardScene:
         inside = (cu[None, :] >= -1) & (cu[None, :] <= cols - 1) & (cv[:, None] >= -1) & (cv[:, None] <= rows - 1)
         black = ((cu[None, :] + cv[:, None]) % 2 == 0) & inside
         tex = np.where(black, 0.02, 0.75).astype(np.float32)
+        if kind == "charuco":
+            side = int(round(self.square * s))  # texels per square (a whole number keeps the edges on texels)
+            d = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, CHARUCO_DICTIONARY))
+            charuco = cv2.aruco.CharucoBoard((cols + 1, rows + 1), self.square, CHARUCO_MARKER_MM, d)
+            squares = charuco.generateImage(((cols + 1) * side, (rows + 1) * side), marginSize=0, borderBits=1)
+            tex[side : side * (rows + 2), side : side * (cols + 2)] = np.where(squares < 128, 0.02, 0.75)
         self.texture = tex  # grey, unfiltered: warped as one channel, composited into all three
         self._filtered: dict[float, np.ndarray] = {}
         self.mask = np.ones((th, tw), np.float32)

@@ -86,11 +86,11 @@ class TakeSimulation:
         self.lens = None  # {"blur": Lens, "sharp": Lens} when the simulated lenses distort
         if cfg.distorted:
             self.lens = {c: (v or SimLens(pinhole(W, H), np.zeros(5), (W, H))).to_lens() for c, v in lenses.items()}
-        # a distorted session's calibration take films a checkerboard (board.toml) in front of its backdrop
+        # a distorted session's calibration take films a board (board.toml, cfg.board) in front of its backdrop
         self.board = calibration and cfg.distorted
         if self.board:
             self.scene = BoardScene(
-                self.scene, np.random.default_rng([5, *self._key]), pinhole(W, H), reach=cfg.board_reach
+                self.scene, np.random.default_rng([5, *self._key]), pinhole(W, H), reach=cfg.board_reach, kind=cfg.board
             )
         eb, es = self.exposure["blur"], self.exposure["sharp"]
         self.blur = Camera(
@@ -388,7 +388,7 @@ def write_take(
             }
         )
         if getattr(sim, "board", False):
-            (tmp / "board.toml").write_text(board_toml())
+            (tmp / "board.toml").write_text(board_toml(sim.cfg.board))
         if calibration:
             (tmp / "take.toml").write_text(f'# simulated take\ncalibration = "{calibration}"\n')
         write_json_atomic(tmp / "truth.json", truth)
