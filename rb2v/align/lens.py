@@ -178,7 +178,7 @@ def detect(grey: np.ndarray, board: Board) -> tuple[np.ndarray, np.ndarray] | No
             return None
     ids = np.arange(board.cols * board.rows, dtype=np.int32)
     crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3)
-    half = _subpix_half_window(corners.reshape(-1, 2), ids, board.cols)
+    half = _half_window(_corner_gap(corners.reshape(-1, 2), ids, board.cols))
     corners = cv2.cornerSubPix(grey, corners, (half, half), (-1, -1), crit)
     corners, _ = refine_saddles(grey, corners.reshape(-1, 2), half)  # a failed fit keeps cornerSubPix's
     return corners.astype(np.float32), ids
@@ -210,8 +210,8 @@ def _detect_charuco(grey: np.ndarray, board: Board) -> tuple[np.ndarray, np.ndar
     if gap is None:  # no two neighbouring corners: no scale for a window clear of the markers
         return None
     margin = (board.square_mm - board.marker_mm) / (2 * board.square_mm)  # white around a marker, in squares
-    half = min(_subpix_half_window(points, ids, board.cols), int(np.floor(CHARUCO_MARGIN_REACH * margin * gap)))
-    points, saddle = refine_saddles(grey, points, max(half, 2))
+    half = max(min(_half_window(gap), int(np.floor(CHARUCO_MARGIN_REACH * margin * gap))), 2)
+    points, saddle = refine_saddles(grey, points, half)
     # no saddle within reach: OpenCV put the corner elsewhere (on a marker's corner, measured up to 4.8 px off)
     if saddle.sum() < 8:
         return None
@@ -230,11 +230,11 @@ def _corner_gap(points: np.ndarray, ids: np.ndarray, cols: int) -> float | None:
     return float(min(gaps)) if gaps else None
 
 
-def _subpix_half_window(points: np.ndarray, ids: np.ndarray, cols: int) -> int:
-    """The refinement's half window: 5 px, less on a board seen small, so that the window reaches at
-    most half-way to the nearest neighbouring corner (a window over two corners pulls each toward the
-    other: on simulated boards with corners 5-10 px apart, errors up to 0.6 px instead of 0.13)."""
-    gap = _corner_gap(points, ids, cols)
+def _half_window(gap: float | None) -> int:
+    """The refinement's half window for corners ``gap`` px apart: 5 px, less on a board seen small, so
+    that the window reaches at most half-way to the nearest neighbouring corner (a window over two
+    corners pulls each toward the other: on simulated boards with corners 5-10 px apart, errors up to
+    0.6 px instead of 0.13)."""
     return int(np.clip(np.floor(SUBPIX_REACH * gap), 2, SUBPIX_HALF_WINDOW)) if gap else SUBPIX_HALF_WINDOW
 
 

@@ -201,6 +201,7 @@ class BoardScene:
         tex = np.where(black, 0.02, 0.75).astype(np.float32)
         if kind == "charuco":
             side = int(round(self.square * s))  # texels per square (a whole number keeps the edges on texels)
+            # built here from OpenCV, not from rb2v.align.lens.Board: a wrong board definition there must show
             d = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, CHARUCO_DICTIONARY))
             charuco = cv2.aruco.CharucoBoard((cols + 1, rows + 1), self.square, CHARUCO_MARKER_MM, d)
             squares = charuco.generateImage(((cols + 1) * side, (rows + 1) * side), marginSize=0, borderBits=1)
