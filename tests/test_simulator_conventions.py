@@ -18,7 +18,7 @@ from rb2v.io.video import open_source, probe
 from rb2v.metrics import psnr
 from rb2v.simulate import SimConfig, TakeSimulation
 from rb2v.simulate.config import anchor_offset
-from rb2v.simulate.lens import BOARD_INNER, BOARD_SQUARE_MM
+from rb2v.simulate.lens import BOARD_INNER, BOARD_SQUARE_MM, pinhole
 from rb2v.simulate.oracle import truth_alignment
 from rb2v.simulate.timing import (
     BITRATE_RANGE,
@@ -307,3 +307,26 @@ def test_a_charuco_calibration_take_names_its_markers_and_shows_them():
     assert changed.any() and (plain[changed] == 0.75).all() and (marked[changed] == 0.02).all()
     with pytest.raises(Rb2vError, match="--board must be one of checkerboard, charuco"):
         SimConfig(category="hand", board="aruco").validate()
+
+
+@pytest.mark.parametrize("flip", ["horizontal", "vertical"])
+def test_sharp_lens_is_a_physical_camera_as_truth_states_it(flip):
+    """The sharp camera (rig homography, lens, mirror flip) projects 3-D points exactly as the pinhole
+    and lens in truth.json say, under some pose: its lens is centred on its own principal point (the
+    simulator used to centre it on the frame, which only a decentred lens with p1 p2 could mimic)."""
+    sim = TakeSimulation(SimConfig(category="street", seed=25, randomize=True, flip=flip, **SMALL), 0, 0)
+    true = Lens.from_json(_truth(sim)["lens"]["sharp"], "truth.json")
+    w, h = SMALL["width"], SMALL["height"]
+    assert np.hypot(*(true.K[:2, 2] - ((w - 1) / 2, (h - 1) / 2))) > 2  # the principal point is not the centre
+    rng = np.random.default_rng(0)
+    z = rng.uniform(500, 2000, 200)
+    X = np.stack([rng.uniform(-0.45, 0.45, 200) * z, rng.uniform(-0.45, 0.45, 200) * z, z], axis=1)
+    seen = (pinhole(w, h) @ X.T).T  # the blur camera's undistorted pixels: canonical
+    q = (np.linalg.inv(sim.sharp.G) @ seen.T).T
+    recorded = sim.sharp.lens.distort_points(q[:, :2] / q[:, 2:])
+    axis = 0 if flip == "horizontal" else 1
+    recorded[:, axis] = (w, h)[axis] - 1 - recorded[:, axis]
+    X[:, axis] *= -1  # a mirrored camera is a plain one looking at the mirrored points
+    ok, rvec, tvec = cv2.solvePnP(X, recorded, true.K, true.dist, flags=cv2.SOLVEPNP_ITERATIVE)
+    reproj = cv2.projectPoints(X, rvec, tvec, true.K, true.dist)[0].reshape(-1, 2)
+    assert ok and np.abs(reproj - recorded).max() < 0.01, np.abs(reproj - recorded).max()

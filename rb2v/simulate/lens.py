@@ -1,7 +1,9 @@
 """Lens distortion of the simulated cameras and the checkerboard calibration take.
 
-Model: OpenCV's (``k1 k2 p1 p2 [k3]``) around a pinhole ``K`` with ``fx = fy = FOCAL_FRACTION ·
-width`` and the principal point at the frame centre. A camera's *undistorted* pixel grid is the
+Model: OpenCV's (``k1 k2 p1 p2 [k3]``) around a pinhole ``K``: the blur camera's has ``fx = fy =
+FOCAL_FRACTION · width`` and the principal point at the frame centre, the sharp camera's is what
+the rig's homography makes of it (``effective_pinhole``), and each lens is centred on its camera's
+principal point, as a real lens is. A camera's *undistorted* pixel grid is the
 one its map ``G`` (camera pixel -> canonical, see ``scene.py``) is defined on; the recorded pixel
 ``p_d`` shows the undistorted point ``p_u = K · undistort(K⁻¹ · p_d)``. So a distorted camera
 renders the scene on an undistorted canvas large enough to hold every ``p_u`` and resamples it
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import scipy.linalg
 
 from ..alignment import Lens
 from ..errors import Rb2vError
@@ -50,6 +53,21 @@ def pinhole(width: int, height: int, focal_fraction: float = FOCAL_FRACTION) -> 
     return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]], np.float64)
 
 
+def effective_pinhole(G: np.ndarray, K_view: np.ndarray) -> np.ndarray:
+    """The pinhole of a camera whose undistorted pixels map to a view of pinhole ``K_view`` by ``G``.
+
+    The two share a centre of projection (a beam splitter), so ``G⁻¹ K_view = K R`` up to scale: the
+    RQ factors give the camera's own ``K``. Its principal point is where a real lens is centred; it
+    sits a few pixels from the frame's centre under the rig's homography. The skew (under 0.1 px
+    for the drawn homographies) is dropped, as OpenCV's lens model has none.
+    """
+    R, _ = scipy.linalg.rq(np.linalg.inv(G) @ K_view)
+    R = R * np.sign(np.diag(R))  # positive focal lengths (the rotation takes the signs)
+    K = R / R[2, 2]
+    K[0, 1] = 0.0
+    return K
+
+
 def check_coeffs(coeffs, what: str) -> tuple[float, ...]:
     """Distortion coefficients as a tuple (empty: no distortion); one-line error when unusable."""
     try:
@@ -72,21 +90,26 @@ class SimLens:
     size: tuple[int, int]
 
     @classmethod
-    def make(cls, coeffs, width: int, height: int) -> SimLens | None:
+    def make(cls, coeffs, width: int, height: int, K: np.ndarray | None = None) -> SimLens | None:
+        """``K``: the camera's pinhole, where the lens is centred (default: ``pinhole(width, height)``)."""
         c = check_coeffs(coeffs, "distortion")
         if not any(c):
             return None
         dist = np.zeros(max(5, len(c)) if len(c) <= 5 else 8)
         dist[: len(c)] = c
-        return cls(pinhole(width, height), dist, (width, height))
+        return cls(pinhole(width, height) if K is None else K, dist, (width, height))
 
-    def to_lens(self) -> Lens:
-        return Lens(
-            tuple(tuple(float(v) for v in r) for r in self.K),
-            tuple(float(v) for v in self.dist),
-            self.size,
-            "truth",
-        )
+    def to_lens(self, flip: str = "none") -> Lens:
+        """The lens as ``rb2v.alignment.Lens`` states it: in the recorded pixels, after the camera's
+        mirror ``flip``. The lens is centred on the unflipped principal point, so a flip mirrors the
+        principal point, and the tangential term along the flipped axis changes sign."""
+        K, dist = self.K.copy(), self.dist.copy()
+        w, h = self.size
+        if flip == "horizontal":
+            K[0, 2], dist[3] = (w - 1) - K[0, 2], -dist[3]
+        elif flip == "vertical":
+            K[1, 2], dist[2] = (h - 1) - K[1, 2], -dist[2]
+        return Lens(tuple(tuple(float(v) for v in r) for r in K), tuple(float(v) for v in dist), self.size, "truth")
 
     def undistort_points(self, pts: np.ndarray) -> np.ndarray:
         """Recorded pixels (N,2) -> undistorted pixels (iterative inverse, converged to < 1e-6 px)."""

@@ -39,7 +39,7 @@ from .camera import (
     vignette_field,
 )
 from .config import SimConfig
-from .lens import BoardScene, SimLens, board_seconds, board_toml, pinhole
+from .lens import BoardScene, SimLens, board_seconds, board_toml, effective_pinhole, pinhole
 from .photos import SourceFrames
 from .scene import Scene
 from .timing import Drift, take_settings
@@ -61,7 +61,7 @@ class TakeSimulation:
         self.calibration = calibration
         W, H = cfg.width, cfg.height
         rig = np.random.default_rng([cfg.seed, 1])  # the session's rig: shared by all takes
-        self.homography = random_homography(rig, W, H)
+        self.homography = rig_homography = random_homography(rig, W, H)
         blur_colour, sharp_colour = random_colour_response(rig), random_colour_response(rig)
         self.color_matrix = compose_colour(blur_colour, sharp_colour)
         cat_id = CATEGORY_IDS["calibration" if calibration else cfg.category]
@@ -82,10 +82,16 @@ class TakeSimulation:
         self.settings = take_settings(cfg, self._key)
         self.exposure = self.settings.exposure  # the true windows, rb2v.alignment.Exposure per camera
         # lens distortion (a session's rig: the same for all its takes); truth states both cameras' lenses
-        lenses = {c: SimLens.make(k, W, H) for c, k in (("blur", cfg.distortion_blur), ("sharp", cfg.distortion_sharp))}
+        # Each lens is centred on its camera's principal point: the sharp camera's is that of the rig's
+        # homography before any drift (a bumped rig moves the camera with its lens).
+        pinholes = {"blur": pinhole(W, H), "sharp": effective_pinhole(rig_homography, pinhole(W, H))}
+        coeffs = {"blur": cfg.distortion_blur, "sharp": cfg.distortion_sharp}
+        lenses = {c: SimLens.make(coeffs[c], W, H, pinholes[c]) for c in coeffs}
         self.lens = None  # {"blur": Lens, "sharp": Lens} when the simulated lenses distort
         if cfg.distorted:
-            self.lens = {c: (v or SimLens(pinhole(W, H), np.zeros(5), (W, H))).to_lens() for c, v in lenses.items()}
+            flips = {"blur": "none", "sharp": cfg.flip}
+            bare = {c: SimLens(pinholes[c], np.zeros(5), (W, H)) for c in lenses}
+            self.lens = {c: (v or bare[c]).to_lens(flips[c]) for c, v in lenses.items()}
         # a distorted session's calibration take films a board (board.toml, cfg.board) in front of its backdrop
         self.board = calibration and cfg.distorted
         if self.board:
