@@ -62,10 +62,12 @@ SIGNIFICANT = 4.0  # a distortion term below this many standard deviations is no
 # model without it maps the region they covered to within this (after the best homography, which the
 # alignment absorbs anyway), the term changes the map only where no corner constrained it. Beyond the
 # board's hull a fitted term only extrapolates, and the detector's systematic errors can pass OpenCV's
-# test. Measured on 39 simulated sessions (boards over 38-60 % of the frame; 35 with k2 lenses, 4 k1-only)
-# with the saddle-refined corners, the crop corners' worst / mean error: 0.284 / 0.123 px at 0.03,
-# 0.284 / 0.124 at 0.02 (a k1-only session 0.262 px: a spurious term), 0.330 / 0.143 at 0.05; 0.08 was
-# worse on the first 15 (0.752 px worst). With cornerSubPix corners alone 0.05 was the best: 0.549 / 0.175.
+# test. Measured on 39 simulated sessions (boards over 38-60 % of the frame; 35 with k2 lenses, 4 k1-only;
+# each lens centred on its camera's principal point) with the saddle-refined corners, the crop corners'
+# worst / mean error: 0.365 / 0.104 px at 0.03, 0.366 / 0.118 at 0.02 (a k1-only session 0.366 px: a
+# spurious k2), 0.394 / 0.140 at 0.05. The same seeds simulated with the sharp lens centred on the frame,
+# which made its tangential pair real: 0.284 / 0.123, 0.284 / 0.124, 0.330 / 0.143; 0.08 was worse on the
+# first 15 (0.752 px worst). With cornerSubPix corners alone 0.05 was the best: 0.549 / 0.175.
 AGREE_PX = 0.03
 COVERED_STEP = 4  # px: the grid on which the board's covered region is sampled
 SUBPIX_HALF_WINDOW = 5  # px: cornerSubPix's half window on a board seen large ...
