@@ -75,6 +75,16 @@ class LensSettings:
     # per camera, when the two lenses differ (empty: ``dist``); fx..cy are for the rig's camera sizes
     dist_blur: tuple[float, ...] = ()
     dist_sharp: tuple[float, ...] = ()
+    # per camera [fx, fy, cx, cy] (empty: fx..cy): two cameras' principal points sit apart, and one
+    # pinhole for both leaves the sharp camera's lens decentred (simulated with true coefficients and
+    # its principal point 12-14 px off the blur camera's: 0.38-0.45 px at the crop's corners)
+    intrinsics_blur: tuple[float, ...] = ()
+    intrinsics_sharp: tuple[float, ...] = ()
+
+    def validate(self) -> None:
+        for cam, v in (("blur", self.intrinsics_blur), ("sharp", self.intrinsics_sharp)):
+            if v and (len(v) != 4 or not (v[0] > 0 and v[1] > 0)):
+                raise ValueError(f"lens.intrinsics_{cam} must be [fx, fy, cx, cy] with fx, fy > 0, got {list(v)}")
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,10 @@ def test_invalid_values_and_broken_toml(tmp_path):
         load_pipeline(broken)
     with pytest.raises(Rb2vError, match="no such pipeline"):
         load_pipeline("underwater")
+    with pytest.raises(Rb2vError, match=r"lens\.intrinsics_sharp must be \[fx, fy, cx, cy\]"):
+        load_rig(overrides={"lens.intrinsics_sharp": [500.0, 500.0, 320.0]})
+    with pytest.raises(Rb2vError, match=r"lens\.intrinsics_blur must be .* fx, fy > 0, got \[0\.0"):
+        load_rig(overrides={"lens.intrinsics_blur": [0.0, 500.0, 320.0, 270.0]})
 
 
 def test_overrides_take_precedence_and_change_the_hash():

@@ -515,17 +515,20 @@ def rig_lenses(rig, blur: VideoSource, sharp: VideoSource) -> dict[str, Lens] | 
     ls = rig.lens
     if not ls.undistort:
         return None
-    if ls.fx <= 0 or ls.fy <= 0:
+    own = {"blur": ls.intrinsics_blur, "sharp": ls.intrinsics_sharp}
+    if (ls.fx <= 0 or ls.fy <= 0) and not all(own.values()):
         raise Rb2vError(
             f"rig {rig.name}: lens.undistort = true but no intrinsics: give lens.fx, fy, cx, cy, dist "
-            "or a board calibration take (RAW/calibration/<name>/board.toml named in take.toml)"
+            "(or intrinsics_blur and intrinsics_sharp) or a board calibration take "
+            "(RAW/calibration/<name>/board.toml named in take.toml)"
         )
     out = {}
     for cam, src, spec in (("blur", blur, rig.blur), ("sharp", sharp, rig.sharp)):
+        fx, fy, cx, cy = own[cam] or (ls.fx, ls.fy, ls.cx, ls.cy)
         sx, sy = src.width / spec.width, src.height / spec.height
-        cx = ls.cx if ls.cx > 0 else (spec.width - 1) / 2
-        cy = ls.cy if ls.cy > 0 else (spec.height - 1) / 2
-        K = ((ls.fx * sx, 0.0, (cx + 0.5) * sx - 0.5), (0.0, ls.fy * sy, (cy + 0.5) * sy - 0.5), (0.0, 0.0, 1.0))
+        cx = cx if cx > 0 else (spec.width - 1) / 2
+        cy = cy if cy > 0 else (spec.height - 1) / 2
+        K = ((fx * sx, 0.0, (cx + 0.5) * sx - 0.5), (0.0, fy * sy, (cy + 0.5) * sy - 0.5), (0.0, 0.0, 1.0))
         dist = (ls.dist_blur if cam == "blur" else ls.dist_sharp) or ls.dist
         out[cam] = Lens(K, tuple(float(v) for v in dist) or (0.0,) * 5, (src.width, src.height), "rig")
     return out
