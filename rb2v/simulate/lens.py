@@ -90,14 +90,14 @@ class SimLens:
     size: tuple[int, int]
 
     @classmethod
-    def make(cls, coeffs, width: int, height: int, K: np.ndarray | None = None) -> SimLens | None:
-        """``K``: the camera's pinhole, where the lens is centred (default: ``pinhole(width, height)``)."""
+    def make(cls, coeffs, K: np.ndarray, width: int, height: int) -> SimLens | None:
+        """``K``: the camera's pinhole, where the lens is centred. None when ``coeffs`` do not distort."""
         c = check_coeffs(coeffs, "distortion")
         if not any(c):
             return None
         dist = np.zeros(max(5, len(c)) if len(c) <= 5 else 8)
         dist[: len(c)] = c
-        return cls(pinhole(width, height) if K is None else K, dist, (width, height))
+        return cls(K, dist, (width, height))
 
     def to_lens(self, flip: str = "none") -> Lens:
         """The lens as ``rb2v.alignment.Lens`` states it: in the recorded pixels, after the camera's

@@ -84,19 +84,21 @@ class TakeSimulation:
         # lens distortion (a session's rig: the same for all its takes); truth states both cameras' lenses
         # Each lens is centred on its camera's principal point: the sharp camera's is that of the rig's
         # homography before any drift (a bumped rig moves the camera with its lens).
-        pinholes = {"blur": pinhole(W, H), "sharp": effective_pinhole(rig_homography, pinhole(W, H))}
+        K_blur = pinhole(W, H)
+        pinholes = {"blur": K_blur, "sharp": effective_pinhole(rig_homography, K_blur)}
         coeffs = {"blur": cfg.distortion_blur, "sharp": cfg.distortion_sharp}
-        lenses = {c: SimLens.make(coeffs[c], W, H, pinholes[c]) for c in coeffs}
+        lenses = {c: SimLens.make(coeffs[c], pinholes[c], W, H) for c in coeffs}
         self.lens = None  # {"blur": Lens, "sharp": Lens} when the simulated lenses distort
         if cfg.distorted:
             flips = {"blur": "none", "sharp": cfg.flip}
-            bare = {c: SimLens(pinholes[c], np.zeros(5), (W, H)) for c in lenses}
-            self.lens = {c: (v or bare[c]).to_lens(flips[c]) for c, v in lenses.items()}
+            self.lens = {
+                c: (v or SimLens(pinholes[c], np.zeros(5), (W, H))).to_lens(flips[c]) for c, v in lenses.items()
+            }
         # a distorted session's calibration take films a board (board.toml, cfg.board) in front of its backdrop
         self.board = calibration and cfg.distorted
         if self.board:
             self.scene = BoardScene(
-                self.scene, np.random.default_rng([5, *self._key]), pinhole(W, H), reach=cfg.board_reach, kind=cfg.board
+                self.scene, np.random.default_rng([5, *self._key]), K_blur, reach=cfg.board_reach, kind=cfg.board
             )
         eb, es = self.exposure["blur"], self.exposure["sharp"]
         self.blur = Camera(
