@@ -204,7 +204,7 @@ def test_cli_randomize_writes_the_draws_and_the_bitrate(tmp_path):
     raw = tmp_path / "raw"
     pinholes = ["--distortion-blur", "0", "--distortion-sharp", "0"]  # given lenses are kept: no board take here
     r = rb2v(
-        "simulate-rig", raw, "--seconds", 0.5, "--size", "480x480", "--randomize", "--seed", 28, "--no-audio", *pinholes
+        "simulate-rig", raw, "--seconds", 0.5, "--size", "512x512", "--randomize", "--seed", 28, "--no-audio", *pinholes
     )
     assert r.returncode == 0, r.stderr
     take = raw / "street" / "subject01" / "take01"
@@ -215,7 +215,7 @@ def test_cli_randomize_writes_the_draws_and_the_bitrate(tmp_path):
     assert truth["camera_settings"] == json.loads(json.dumps(expected.to_json()))
     src = open_source([take / f for f in truth["blur_files"]])
     bits = sum(p.stat().st_size for p in src.paths) * 8 / (src.frames / 25)
-    target = expected.bitrate_bps(480, 480)
+    target = expected.bitrate_bps(512, 512)
     assert 0.6 * target < bits < 1.4 * target, (bits, target)
     assert probe(src.paths[0]).fps == 25
 

@@ -189,7 +189,7 @@ def simulate_rig(
         randomize=randomize,
     )
     start = time.perf_counter()
-    folders = simulate_session(raw, cfg)
+    folders = simulate_session(raw, cfg, crop=(rig_settings.crop.width, rig_settings.crop.height))
     calibration = sum(f.parent.name == "calibration" for f in folders)
     also = f" and {calibration} calibration take (RAW/calibration/)" if calibration else ""
     click.echo(

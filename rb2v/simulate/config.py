@@ -117,10 +117,7 @@ class SimConfig:
         if not 0.5 <= self.seconds <= 600:
             raise Rb2vError(f"simulate-rig: --seconds must be between 0.5 and 600, got {self.seconds}")
         if self.width % 2 or self.height % 2 or self.width < 480 or self.height < 480:
-            raise Rb2vError(
-                f"simulate-rig: --size must be even and at least 480x480 (the crop is 448x448), "
-                f"got {self.width}x{self.height}"
-            )
+            raise Rb2vError(f"simulate-rig: --size must be even and at least 480x480, got {self.width}x{self.height}")
         if self.internal_fps < 400:
             raise Rb2vError("simulate-rig: internal frame rate must be at least 400 fps")
         if self.blur_exposure_s <= 0 or self.blur_exposure_s > 1 / self.blur_fps:

@@ -38,19 +38,16 @@ def valid_crop(truth: dict, crop_w: int, crop_h: int) -> dict:
     if lenses:
         box = _undistorted_mask(box, lenses["blur"])
     valid &= box
-    integral = cv2.integral(valid)
-    best = None
-    cy, cx = (h - crop_h) / 2, (w - crop_w) / 2
-    for y in range(0, h - crop_h + 1):
-        for x in range(0, w - crop_w + 1, 2):
-            s = integral[y + crop_h, x + crop_w] - integral[y, x + crop_w] - integral[y + crop_h, x] + integral[y, x]
-            if s == crop_w * crop_h:
-                d = (y - cy) ** 2 + (x - cx) ** 2
-                if best is None or d < best[0]:
-                    best = (d, x, y)
-    if best is None:
+    # every top-left corner on even columns whose crop lies inside; the nearest to the centre (first on ties)
+    sat = cv2.integral(valid)  # summed-area table
+    area = sat[crop_h:, crop_w:] - sat[:-crop_h, crop_w:] - sat[crop_h:, :-crop_w] + sat[:-crop_h, :-crop_w]
+    ys, xs = np.nonzero(area[:, ::2] == crop_w * crop_h)
+    if len(ys) == 0:
         raise ValueError("no crop of the requested size fits inside both views")
-    return {"x": int(best[1]), "y": int(best[2]), "width": crop_w, "height": crop_h}
+    xs = 2 * xs
+    cy, cx = (h - crop_h) / 2, (w - crop_w) / 2
+    i = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
+    return {"x": int(xs[i]), "y": int(ys[i]), "width": crop_w, "height": crop_h}
 
 
 def _lenses(truth: dict) -> dict[str, Lens] | None:

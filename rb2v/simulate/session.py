@@ -48,6 +48,7 @@ TRUTH_SCHEMA = "rb2v.truth/1"
 CATEGORY_IDS = {"street": 1, "face": 2, "hand": 3, "calibration": 9}
 BORDER_BAND = 16  # px of rig housing visible at the blur camera's left/right edges
 SHARP_BORDER_BAND = 12  # ... and at the sharp camera's top/bottom edges
+ALIGN_CROP_MARGIN_PX = 2  # rb2v align keeps its crop this far inside both cameras' valid views
 UPSAMPLE = 2
 WINDOW = FRAMES_PER_SEQ  # the manifest's sample length: truth's sharp_start is for such windows
 
@@ -256,8 +257,27 @@ class TakeSimulation:
         return blur, sharp
 
     # ------------------------------------------------------------------ truth
+    def view_truth(self) -> dict:
+        """The part of truth.json that says where each camera sees: frame size, flip, homography, lenses
+        and the blur camera's valid region (inside its dark sides)."""
+        cfg = self.cfg
+        return {
+            "width": cfg.width,
+            "height": cfg.height,
+            "flip_sharp": cfg.flip,
+            "homography": self.homography.tolist(),
+            "lens": None if self.lens is None else {c: v.to_json() for c, v in self.lens.items()},
+            "valid_region": {
+                "x": BORDER_BAND + 4,
+                "y": 0,
+                "width": cfg.width - 2 * (BORDER_BAND + 4),
+                "height": cfg.height,
+            },
+        }
+
     def truth(self, names: dict) -> dict:
         cfg = self.cfg
+        view = self.view_truth()
         max_p = UPSAMPLE * (self.sharp_frames - 1) - (WINDOW - 1)
         exact = [self.sharp_start_exact(k) for k in range(self.blur_frames)]
         starts = [int(round(p)) if 0 <= round(p) <= max_p else None for p in exact]
@@ -283,10 +303,10 @@ class TakeSimulation:
             "sharp_fps": cfg.sharp_fps,
             "blur_frames": self.blur_frames,
             "sharp_frames": self.sharp_frames,
-            "width": cfg.width,
-            "height": cfg.height,
-            "flip_sharp": cfg.flip,
-            "homography": self.homography.tolist(),
+            "width": view["width"],
+            "height": view["height"],
+            "flip_sharp": view["flip_sharp"],
+            "homography": view["homography"],
             "time_offset_s": self.time_offset_s,
             "clock_ratio": self.clock_ratio,
             "color_matrix": self.color_matrix.tolist(),
@@ -294,19 +314,14 @@ class TakeSimulation:
             "sharp_exposure_s": self.exposure["sharp"].length_s,
             "timestamp_convention": "exposure centre" if centred else "see exposure",
             "exposure": {c: e.to_json() for c, e in self.exposure.items()},
-            "lens": None if self.lens is None else {c: v.to_json() for c, v in self.lens.items()},
+            "lens": view["lens"],
             "camera_settings": self.settings.to_json(),
             "color_matrix_per_frame": per_frame,
             "gains": gains,
             "upsample_factor": UPSAMPLE,
             "sharp_start_exact": exact,
             "sharp_start": starts,
-            "valid_region": {
-                "x": BORDER_BAND + 4,
-                "y": 0,
-                "width": cfg.width - 2 * (BORDER_BAND + 4),
-                "height": cfg.height,
-            },
+            "valid_region": view["valid_region"],
             "green_screen": self.scene.green_screen,
             "alpha_blur": "alpha/blur/%06d.png" if self.scene.green_screen else None,
             "alpha_sharp": "alpha/sharp/%06d.png" if self.scene.green_screen else None,
@@ -409,8 +424,30 @@ def iter_takes(cfg: SimConfig) -> Iterator[tuple[int, int, str, str]]:
             yield s, t, f"subject{s + 1:02d}", f"take{t + 1:02d}"
 
 
-def simulate_session(raw: str | Path, cfg: SimConfig, progress: bool = True) -> list[Path]:
+def check_crop_fits(sims: list[TakeSimulation], crop: tuple[int, int]) -> None:
+    """Refuse a session whose takes ``rb2v align`` would reject: the rig's crop (with the align stage's
+    margin) must fit inside both cameras' valid views, as truth states them, in every take."""
+    from .oracle import valid_crop
+
+    cw, ch = crop
+    for sim in sims:
+        try:
+            valid_crop(sim.view_truth(), cw + 2 * ALIGN_CROP_MARGIN_PX, ch + 2 * ALIGN_CROP_MARGIN_PX)
+        except ValueError:
+            cfg = sim.cfg
+            raise Rb2vError(
+                f"simulate-rig: at {cfg.width}x{cfg.height} (seed {cfg.seed}) the rig's {cw}x{ch} crop does not fit "
+                f"inside both cameras' valid views (the blur camera's dark sides, the sharp camera's top and bottom, "
+                f"the rig's homography{' and lenses' if sim.lens else ''}), so rb2v align would reject the takes; "
+                f"use a larger --size"
+            ) from None
+
+
+def simulate_session(
+    raw: str | Path, cfg: SimConfig, progress: bool = True, crop: tuple[int, int] | None = None
+) -> list[Path]:
     """Write the session's takes (and calibration take for green-screen categories) under ``raw``.
+    With ``crop`` (the rig's crop size), refuse before rendering a session that crop cannot be aligned in.
 
     Takes already on disk (a complete folder with truth.json) are kept: a re-run resumes.
     """
@@ -426,6 +463,8 @@ def simulate_session(raw: str | Path, cfg: SimConfig, progress: bool = True) -> 
         )
     for s, t, subject, take in iter_takes(cfg):
         jobs.append((TakeSimulation(cfg, s, t), raw / cfg.category / subject / take, subject, take, calibration))
+    if crop:
+        check_crop_fits([j[0] for j in jobs], crop)
     todo = [j for j in jobs if not (j[1] / "truth.json").exists()]
     total = sum(_take_total(j[0]) for j in todo)
     with bar(total=total, desc=f"simulate {cfg.category}", unit="frame", disable=not progress) as pb:
