@@ -51,6 +51,8 @@ SETTINGS: dict[str, dict] = {
     "visual-lens": {"audio": False, "distortion_blur": (-0.06,), "distortion_sharp": (0.05,)},
     "randomized-nolens": {"randomize": True, "randomize_lens": False},
     "randomized": {"randomize": True},  # all of the above drawn, lenses too (with a checkerboard take)
+    # the same on a rig whose mirror turns the sharp view upside down (its lens then mirrored in y)
+    "randomized-vertical": {"randomize": True, "flip": "vertical"},
     # the same with a ChArUco board: its markers must be resolved, so the drawn reach fails at 640x544 on
     # some seeds (squares under 14 px across); at a GoPro's resolution they are 3x larger
     "randomized-charuco": {"randomize": True, "board": "charuco"},
