@@ -32,6 +32,7 @@ ECC_PAIRS = 4
 ECC_MARGIN = 16
 SPREAD_SECONDS = 60.0
 FEATURE_SIDE = 1024  # px: longer side of the images features are detected on
+CROP_MARGIN_PX = 2  # the crop stays this far inside both cameras' valid views
 DARK_LEVEL = 16  # uint8 luma: columns/rows darker than this at every sampled frame are the rig's border
 
 
@@ -401,7 +402,7 @@ def choose_crop(
     sharp_shape: tuple[int, int],
     crop_w: int,
     crop_h: int,
-    margin: int = 2,
+    margin: int = CROP_MARGIN_PX,
     within: np.ndarray | None = None,
 ) -> dict:
     """A crop_w x crop_h box inside the blur camera's valid area *and* the sharp view mapped by H

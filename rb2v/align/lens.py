@@ -652,12 +652,12 @@ def choose_crop(
     """``geometry.choose_crop``; with lenses, restricted to undistorted pixels that both cameras
     recorded (an undistorted frame has empty corners or edges where its lens showed less) inside
     their dark borders: ``recorded`` = ``Geometry.recorded`` (those masks, blur and raw sharp view)."""
+    from .geometry import CROP_MARGIN_PX as margin
     from .geometry import choose_crop as plain
     from .geometry import recorded_by_both
 
     if not lenses:
         return plain(H, blur_shape, blur_box, sharp_box, sharp_shape, crop_w, crop_h)
-    margin = 2
     if recorded is None:
         (h, w), (sh, sw) = blur_shape, sharp_shape
         recorded = (coverage(lenses["blur"], (w, h), margin), coverage(lenses["sharp"], (sw, sh), margin))

@@ -121,11 +121,10 @@ def _homography(
     if lenses:  # the dark borders are straight in the recorded frames: found there, then undistorted
         loaded = [p for p in pairs if p.blur is not None and p.synth is not None]
         if loaded:
+            blur_size, margin = (take.blur.width, take.blur.height), geometry.CROP_MARGIN_PX
             recorded = (
-                lensmod.coverage(
-                    lenses["blur"], (take.blur.width, take.blur.height), 2, geometry.valid_box([p.blur for p in loaded])
-                ),
-                lensmod.coverage(lenses["sharp"], sharp_size, 2, geometry.valid_box([p.synth for p in loaded])),
+                lensmod.coverage(lenses["blur"], blur_size, margin, geometry.valid_box([p.blur for p in loaded])),
+                lensmod.coverage(lenses["sharp"], sharp_size, margin, geometry.valid_box([p.synth for p in loaded])),
             )
     lensmod.undistort_pairs(pairs, lenses)  # with lenses, all geometry is in undistorted pixels
     return geometry.estimate_geometry(

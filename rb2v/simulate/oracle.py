@@ -17,8 +17,9 @@ from ..alignment import Alignment, Crop, Exposure, Lens, write_alignment
 from ..fsutil import atomic_dir
 from ..io.images import apply_flip, write_image
 from ..io.video import iter_frames, open_source
+from .session import SHARP_BORDER_BAND
 
-SHARP_BORDER = 16  # px at the sharp camera's top/bottom treated as invalid (housing + ramp)
+SHARP_BORDER = SHARP_BORDER_BAND + 4  # px at the sharp camera's top/bottom treated as invalid (housing + ramp)
 
 
 def valid_crop(truth: dict, crop_w: int, crop_h: int) -> dict:

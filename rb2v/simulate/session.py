@@ -48,7 +48,6 @@ TRUTH_SCHEMA = "rb2v.truth/1"
 CATEGORY_IDS = {"street": 1, "face": 2, "hand": 3, "calibration": 9}
 BORDER_BAND = 16  # px of rig housing visible at the blur camera's left/right edges
 SHARP_BORDER_BAND = 12  # ... and at the sharp camera's top/bottom edges
-ALIGN_CROP_MARGIN_PX = 2  # rb2v align keeps its crop this far inside both cameras' valid views
 UPSAMPLE = 2
 WINDOW = FRAMES_PER_SEQ  # the manifest's sample length: truth's sharp_start is for such windows
 
@@ -427,12 +426,13 @@ def iter_takes(cfg: SimConfig) -> Iterator[tuple[int, int, str, str]]:
 def check_crop_fits(sims: list[TakeSimulation], crop: tuple[int, int]) -> None:
     """Refuse a session whose takes ``rb2v align`` would reject: the rig's crop (with the align stage's
     margin) must fit inside both cameras' valid views, as truth states them, in every take."""
+    from ..align.geometry import CROP_MARGIN_PX
     from .oracle import valid_crop
 
     cw, ch = crop
     for sim in sims:
         try:
-            valid_crop(sim.view_truth(), cw + 2 * ALIGN_CROP_MARGIN_PX, ch + 2 * ALIGN_CROP_MARGIN_PX)
+            valid_crop(sim.view_truth(), cw + 2 * CROP_MARGIN_PX, ch + 2 * CROP_MARGIN_PX)
         except ValueError:
             cfg = sim.cfg
             raise Rb2vError(
