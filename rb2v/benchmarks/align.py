@@ -49,7 +49,9 @@ def corner_errors(meta: Alignment | dict, truth: dict) -> np.ndarray:
     c = meta.crop
     corners = np.float64([[c.x, c.y], [c.x + c.width - 1, c.y], [c.x + c.width - 1, c.y + c.height - 1]])
     corners = np.vstack([corners, [c.x, c.y + c.height - 1]])
-    w, h = truth["width"], truth["height"]
+    from ..simulate.oracle import sharp_size
+
+    w, h = sharp_size(truth)  # the flip acts on the sharp camera's recorded frame
     tl = truth.get("lens")
     true = {k: Lens.from_json(v, "truth.json") for k, v in tl.items()} if tl else None
     est = meta.lens

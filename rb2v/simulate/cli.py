@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import Rb2vError
+from ..io.video import parse_fps
 from .config import SimConfig
 from .lens import BOARD_KINDS
 from .session import simulate_session
@@ -43,12 +44,26 @@ def _coeffs(value: str, what: str) -> tuple[float, ...]:
 )
 @click.option("--size", default="640x544", show_default=True, help="Frame size of both cameras (WxH).")
 @click.option(
+    "--sharp-size",
+    default=None,
+    help="The sharp camera's own frame size (WxH) when it records fewer pixels than the blur camera, "
+    "0.4-1x --size in each direction (e.g. 2.7K blur + 1080p sharp: --size 2704x1520 --sharp-size 1920x1080).",
+)
+@click.option(
     "--flip",
     type=click.Choice(["horizontal", "vertical", "none"]),
     default=None,
     help="Mirror flip of the sharp camera (default: the rig file's).",
 )
 @click.option("--no-audio", is_flag=True, help="Record no audio track (forces visual synchronisation).")
+@click.option(
+    "--sharp-audio-delay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds the sharp camera's sound lags its pictures, against the blur camera's (a latency audio "
+    "sync cannot see; within ±0.5 s).",
+)
 @click.option("--timecode", is_flag=True, help="Write timecode tracks jammed to one clock.")
 @click.option("--chapter-seconds", type=float, default=0.0, help="Split recordings into GoPro chapters.")
 @click.option("--static", is_flag=True, help="Nothing moves (for colour and geometry checks).")
@@ -127,8 +142,10 @@ def simulate_rig(
     seed,
     source,
     size,
+    sharp_size,
     flip,
     no_audio,
+    sharp_audio_delay,
     timecode,
     chapter_seconds,
     static,
@@ -164,10 +181,13 @@ def simulate_rig(
         seed=seed,
         width=width,
         height=height,
-        blur_fps=rig_settings.blur.fps,
-        sharp_fps=rig_settings.sharp.fps,
+        sharp_size=_size(sharp_size) if sharp_size else None,
+        # a rig file's "29.97" is NTSC's 30000/1001, as the videos are written and read
+        blur_fps=float(parse_fps(str(rig_settings.blur.fps))),
+        sharp_fps=float(parse_fps(str(rig_settings.sharp.fps))),
         flip=flip or rig_settings.flip_sharp,
         audio=not no_audio,
+        sharp_audio_delay_s=sharp_audio_delay,
         timecode=timecode,
         chapter_seconds=chapter_seconds,
         motion_scale=0.0 if static else 1.0,

@@ -51,6 +51,9 @@ class SimConfig:
     seed: int = 0
     width: int = 640
     height: int = 544
+    # The sharp camera's recorded frame (width, height) when it records fewer pixels than the blur camera
+    # (e.g. 2.7K blur + 1080p sharp): rendered at (width, height), then area-resampled. None: the same size.
+    sharp_size: tuple[int, int] | None = None
     blur_fps: float = 25.0
     sharp_fps: float = 100.0
     # The blur camera integrates about four sharp-frame periods: 19 sub-frames at 1/600 s,
@@ -72,6 +75,9 @@ class SimConfig:
     flip: Literal["horizontal", "vertical", "none"] = "horizontal"
     audio: bool = True
     audio_rate: int = 48000
+    # How much later the sharp camera's sound is stamped than its pictures, against the blur camera's
+    # (microphone and encoder latencies that differ by mode); audio sync cannot see it.
+    sharp_audio_delay_s: float = 0.0
     timecode: bool = False
     chapter_seconds: float = 0.0  # > 0 splits recordings into GoPro chapters of this length
     motion_scale: float = 1.0  # 0 makes a static scene
@@ -118,6 +124,21 @@ class SimConfig:
             raise Rb2vError(f"simulate-rig: --seconds must be between 0.5 and 600, got {self.seconds}")
         if self.width % 2 or self.height % 2 or self.width < 480 or self.height < 480:
             raise Rb2vError(f"simulate-rig: --size must be even and at least 480x480, got {self.width}x{self.height}")
+        if abs(self.sharp_audio_delay_s) > 0.5:
+            raise Rb2vError(
+                f"simulate-rig: --sharp-audio-delay must be within ±0.5 s, got {self.sharp_audio_delay_s:g} s"
+            )
+        if self.sharp_size is not None:
+            sw, sh = self.sharp_size
+            if (
+                sw % 2
+                or sh % 2
+                or not (0.4 * self.width <= sw <= self.width and 0.4 * self.height <= sh <= self.height)
+            ):
+                raise Rb2vError(
+                    f"simulate-rig: --sharp-size must be even and 0.4-1x the blur camera's {self.width}x{self.height} "
+                    f"in each direction, got {sw}x{sh}"
+                )
         if self.internal_fps < 400:
             raise Rb2vError("simulate-rig: internal frame rate must be at least 400 fps")
         if self.blur_exposure_s <= 0 or self.blur_exposure_s > 1 / self.blur_fps:

@@ -53,6 +53,21 @@ def pinhole(width: int, height: int, focal_fraction: float = FOCAL_FRACTION) -> 
     return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]], np.float64)
 
 
+def pixel_scaling(sx: float, sy: float) -> np.ndarray:
+    """3x3 map from a frame's pixels to those of the same frame resampled by (sx, sy), pixel centres kept:
+    ``x' = sx (x + 1/2) - 1/2``. It commutes with mirror flips of either frame."""
+    return np.array([[sx, 0, (sx - 1) / 2], [0, sy, (sy - 1) / 2], [0, 0, 1]], np.float64)
+
+
+def scale_lens(lens: Lens, S: np.ndarray, size: tuple[int, int]) -> Lens:
+    """``lens`` for the frame resampled by ``pixel_scaling`` ``S`` to ``size``: distortion acts on
+    normalised coordinates, so only the camera matrix changes."""
+    if tuple(size) == tuple(lens.size):
+        return lens
+    K = S @ lens.K
+    return Lens(tuple(tuple(float(v) for v in r) for r in K), lens.dist_coeffs, tuple(size), lens.method)
+
+
 def effective_pinhole(G: np.ndarray, K_view: np.ndarray) -> np.ndarray:
     """The pinhole of a camera whose undistorted pixels map to a view of pinhole ``K_view`` by ``G``.
 

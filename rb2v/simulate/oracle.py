@@ -8,6 +8,7 @@ tested and benchmarked on their own, with alignment errors ruled out.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -25,10 +26,12 @@ SHARP_BORDER = SHARP_BORDER_BAND + 4  # px at the sharp camera's top/bottom trea
 def valid_crop(truth: dict, crop_w: int, crop_h: int) -> dict:
     """The crop nearest the frame centre inside the blur view's valid region and the warped sharp view."""
     w, h = truth["width"], truth["height"]
+    sw, sh = sharp_size(truth)
     H = np.asarray(truth["homography"], np.float64)
     lenses = _lenses(truth)
-    sharp_valid = np.zeros((h, w), np.uint8)
-    sharp_valid[SHARP_BORDER : h - SHARP_BORDER] = 1  # rows of the recorded frame; a vertical flip keeps them
+    sharp_valid = np.zeros((sh, sw), np.uint8)
+    # rows of the recorded frame (wholly inside the rendered rows that are valid); a vertical flip keeps them
+    sharp_valid[math.ceil(SHARP_BORDER * sh / h) : math.floor((h - SHARP_BORDER) * sh / h)] = 1
     if lenses:  # valid regions are in recorded pixels; the crop is in undistorted ones
         sharp_valid = _undistorted_mask(sharp_valid, lenses["sharp"])
     sharp_valid = apply_flip(sharp_valid, truth["flip_sharp"]).copy()
@@ -49,6 +52,11 @@ def valid_crop(truth: dict, crop_w: int, crop_h: int) -> dict:
     cy, cx = (h - crop_h) / 2, (w - crop_w) / 2
     i = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
     return {"x": int(xs[i]), "y": int(ys[i]), "width": crop_w, "height": crop_h}
+
+
+def sharp_size(truth: dict) -> tuple[int, int]:
+    """The sharp camera's recorded (width, height): the blur camera's unless truth says otherwise."""
+    return truth.get("sharp_width", truth["width"]), truth.get("sharp_height", truth["height"])
 
 
 def _lenses(truth: dict) -> dict[str, Lens] | None:

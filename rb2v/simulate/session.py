@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..colorspace import srgb_to_linear
@@ -39,7 +40,7 @@ from .camera import (
     vignette_field,
 )
 from .config import SimConfig
-from .lens import BoardScene, SimLens, board_seconds, board_toml, effective_pinhole, pinhole
+from .lens import BoardScene, SimLens, board_seconds, board_toml, effective_pinhole, pinhole, pixel_scaling, scale_lens
 from .photos import SourceFrames
 from .scene import Scene
 from .timing import Drift, take_settings
@@ -60,6 +61,9 @@ class TakeSimulation:
         self.subject_index, self.take_index = subject_index, take_index
         self.calibration = calibration
         W, H = cfg.width, cfg.height
+        # the sharp camera's recorded frame; S maps rendered pixels to recorded ones (pixel centres kept)
+        self.sharp_size = (int(cfg.sharp_size[0]), int(cfg.sharp_size[1])) if cfg.sharp_size else (W, H)
+        self.sharp_scale = pixel_scaling(self.sharp_size[0] / W, self.sharp_size[1] / H)
         rig = np.random.default_rng([cfg.seed, 1])  # the session's rig: shared by all takes
         self.homography = rig_homography = random_homography(rig, W, H)
         blur_colour, sharp_colour = random_colour_response(rig), random_colour_response(rig)
@@ -94,6 +98,7 @@ class TakeSimulation:
             self.lens = {
                 c: (v or SimLens(pinholes[c], np.zeros(5), (W, H))).to_lens(flips[c]) for c, v in lenses.items()
             }
+            self.lens["sharp"] = scale_lens(self.lens["sharp"], self.sharp_scale, self.sharp_size)
         # a distorted session's calibration take films a board (board.toml, cfg.board) in front of its backdrop
         self.board = calibration and cfg.distorted
         if self.board:
@@ -219,8 +224,12 @@ class TakeSimulation:
         return self._film(self.blur, k, noise, backdrop)
 
     def film_sharp(self, i: int, noise: bool = True, backdrop: np.ndarray | None = None):
-        """Sharp frame i as recorded (mirror-flipped) and its true alpha (same geometry)."""
-        return self._film(self.sharp, i, noise, backdrop)
+        """Sharp frame i as recorded (mirror-flipped; at ``sharp_size``, area-resampled from the render)
+        and its true alpha (same geometry). ``backdrop`` is in the rendered geometry."""
+        rgb, alpha = self._film(self.sharp, i, noise, backdrop)
+        if self.sharp_size == (self.cfg.width, self.cfg.height):
+            return rgb, alpha
+        return tuple(cv2.resize(a, self.sharp_size, interpolation=cv2.INTER_AREA) for a in (rgb, alpha))
 
     def blur_subframe_times(self, k: int) -> np.ndarray:
         """World times the blur camera integrates for frame k under a global shutter (tests of the exposure model)."""
@@ -230,6 +239,9 @@ class TakeSimulation:
         """World time of each recorded row's exposure centre for frame ``index`` of camera ``cam`` (H,)."""
         e, fps = self.exposure[cam], (self.cfg.blur_fps if cam == "blur" else self.cfg.sharp_fps)
         rows = np.arange(self.cfg.height) / (self.cfg.height - 1)
+        if cam == "sharp":  # recorded rows at their centres in the rendered frame
+            S = self.sharp_scale
+            rows = (np.arange(self.sharp_size[1]) - S[1, 2]) / S[1, 1] / (self.cfg.height - 1)
         own = index / fps + e.start_s + e.length_s / 2 + rows * e.readout_s
         return self._to_world(self.blur if cam == "blur" else self.sharp)(own)
 
@@ -252,7 +264,8 @@ class TakeSimulation:
         n_blur = int(round(self.blur_frames / cfg.blur_fps * rate))
         n_sharp = int(round(self.sharp_frames / cfg.sharp_fps * rate))
         blur = record(sound, n_blur, rate, lambda t: t, rng, gain=0.9, noise=0.004)
-        sharp = record(sound, n_sharp, rate, self.sharp_to_world, rng, gain=0.7, noise=0.006)
+        delay = cfg.sharp_audio_delay_s
+        sharp = record(sound, n_sharp, rate, lambda t: self.sharp_to_world(t - delay), rng, gain=0.7, noise=0.006)
         return blur, sharp
 
     # ------------------------------------------------------------------ truth
@@ -260,11 +273,17 @@ class TakeSimulation:
         """The part of truth.json that says where each camera sees: frame size, flip, homography, lenses
         and the blur camera's valid region (inside its dark sides)."""
         cfg = self.cfg
+        H = self.homography  # from the recorded sharp pixels (flipped), into the blur view
+        if self.sharp_size != (cfg.width, cfg.height):
+            H = H @ np.linalg.inv(self.sharp_scale)
+            H = H / H[2, 2]
         return {
             "width": cfg.width,
             "height": cfg.height,
+            "sharp_width": self.sharp_size[0],
+            "sharp_height": self.sharp_size[1],
             "flip_sharp": cfg.flip,
-            "homography": self.homography.tolist(),
+            "homography": H.tolist(),
             "lens": None if self.lens is None else {c: v.to_json() for c, v in self.lens.items()},
             "valid_region": {
                 "x": BORDER_BAND + 4,
@@ -304,6 +323,8 @@ class TakeSimulation:
             "sharp_frames": self.sharp_frames,
             "width": view["width"],
             "height": view["height"],
+            "sharp_width": view["sharp_width"],
+            "sharp_height": view["sharp_height"],
             "flip_sharp": view["flip_sharp"],
             "homography": view["homography"],
             "time_offset_s": self.time_offset_s,
@@ -347,6 +368,7 @@ def _write_camera(
     fps = cfg.blur_fps if cam == "blur" else cfg.sharp_fps
     total = sim.blur_frames if cam == "blur" else sim.sharp_frames
     film = sim.film_blur if cam == "blur" else sim.film_sharp
+    width, height = (cfg.width, cfg.height) if cam == "blur" else sim.sharp_size
     per_chapter = int(round(cfg.chapter_seconds * fps)) if cfg.chapter_seconds > 0 else total
     timecode = None
     if cfg.timecode:
@@ -365,10 +387,10 @@ def _write_camera(
         with VideoWriter(
             folder / name,
             fps,
-            cfg.width,
-            cfg.height,
+            width,
+            height,
             crf=cfg.crf,
-            bitrate=sim.settings.bitrate_bps(cfg.width, cfg.height),
+            bitrate=sim.settings.bitrate_bps(width, height),
             audio=chunk_audio,
             timecode=timecode if chapter == 1 else None,
         ) as vw:

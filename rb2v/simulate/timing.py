@@ -89,6 +89,13 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
+def _readout_range(fps: float) -> tuple[float, float]:
+    """READOUT_RANGE capped at the frame period; a camera faster than 1/READOUT_RANGE[0] (125 fps) reads
+    out in half to all of its period."""
+    period = 1 / fps
+    return (READOUT_RANGE[0] if period >= READOUT_RANGE[0] else period / 2), min(READOUT_RANGE[1], period)
+
+
 def take_settings(cfg: SimConfig, key: list[int]) -> TakeSettings:
     """The take's camera conventions: from ``cfg``, or drawn per take when ``cfg.randomize``."""
     if cfg.randomize:
@@ -99,8 +106,7 @@ def take_settings(cfg: SimConfig, key: list[int]) -> TakeSettings:
         }
         anchors = {c: float(rng.uniform(0, 1)) * lengths[c] for c in ("blur", "sharp")}  # anywhere in [start, end]
         readouts = {
-            c: float(rng.uniform(READOUT_RANGE[0], min(READOUT_RANGE[1], 1 / fps)))
-            for c, fps in (("blur", cfg.blur_fps), ("sharp", cfg.sharp_fps))
+            c: float(rng.uniform(*_readout_range(fps))) for c, fps in (("blur", cfg.blur_fps), ("sharp", cfg.sharp_fps))
         }
         exposure_drift = float(rng.uniform(*EXPOSURE_DRIFT_RANGE))
         wb_drift = float(rng.uniform(*WB_DRIFT_RANGE))
