@@ -275,17 +275,27 @@ def _ecc_refine(
 ) -> tuple[np.ndarray, int]:
     """Refine H by ECC on each (blur, flipped synth) pair; combine by the median of mapped points.
 
-    ``mask`` must exclude the dark borders of *both* views: a border edge seen by one camera
-    only pulls ECC off by pixels.
+    ``mask`` (blur view) must exclude the dark borders of *both* views: a border edge seen by one
+    camera only pulls ECC off by pixels. OpenCV takes the mask in the *input* (synth) frame and
+    warps it into the template's on each iteration, so it is handed over mapped there (the two
+    frames differ by H, and in size when the cameras record different resolutions).
     """
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-6)
     mapped = []
     start = _map(H, ref_pts)
+    input_masks: dict[tuple[int, int], np.ndarray] = {}
     for blur_img, synth_img in pairs:
+        size = synth_img.shape[1], synth_img.shape[0]
+        if size not in input_masks:
+            input_masks[size] = cv2.warpPerspective(
+                mask, H, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
+            )
         warp = np.linalg.inv(H).astype(np.float32)  # ECC warps template (blur) coords into input (synth) coords
         warp /= warp[2, 2]
         try:
-            _, warp = cv2.findTransformECC(blur_img, synth_img, warp, cv2.MOTION_HOMOGRAPHY, criteria, mask, 3)
+            _, warp = cv2.findTransformECC(
+                blur_img, synth_img, warp, cv2.MOTION_HOMOGRAPHY, criteria, input_masks[size], 3
+            )
         except cv2.error:
             continue
         refined = np.linalg.inv(warp.astype(np.float64))
@@ -378,8 +388,8 @@ def estimate_geometry(
         mask = cv2.erode(mask, np.ones((2 * ECC_MARGIN + 1, 2 * ECC_MARGIN + 1), np.uint8))
         H, ecc_used = _ecc_refine(H, [(pairs[i].blur, flipped[i]) for i in order], mask, ref)
     residual = float(np.sqrt(np.mean(np.sum((_map(H, src) - dst) ** 2, axis=1)))) if n else float("inf")
-    h, w = pairs[0].blur.shape[:2]
-    cover = cv2.contourArea(cv2.convexHull(src.astype(np.float32).reshape(-1, 1, 2))) / (w * h) if n >= 3 else 0.0
+    h, w = pairs[0].blur.shape[:2]  # the matches' blur-side points (dst) over the blur frame
+    cover = cv2.contourArea(cv2.convexHull(dst.astype(np.float32).reshape(-1, 1, 2))) / (w * h) if n >= 3 else 0.0
     return Geometry(
         H, flip, n, residual, len(pairs), ecc_used, blur_box, synth_box, recorded, round(float(cover), 3), (src, dst)
     )
