@@ -43,7 +43,10 @@ from .geometry import common_mask, flip_matrix
 from .sync import SyncResult
 
 WORK_SIDE = 640  # px: longer side of the images the timing is scored on
-CENTRE_RANGE = 0.75  # blur frame periods either side of the timestamp searched for the exposure centre
+# blur frame periods either side of the timestamp searched for the exposure centre: the timestamp may
+# mark any instant of the exposure (half a period), and audio sync carries any difference between the
+# two cameras' sound latencies into this too (0.75 missed a 40 ms one, README)
+CENTRE_RANGE = 1.5
 LENGTHS = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0)  # coarse exposure lengths, blur frame periods
 SKEW_RANGE_S = 0.035  # rolling-shutter skews searched (top to bottom, relative to the sharp camera)
 SKEW_MIN_GAIN_DB = 0.02  # a skew is kept only when it improves the pooled PSNR by this much
@@ -224,6 +227,11 @@ class TimingModel:
         if n == 0:
             return -np.inf
         return float(10 * np.log10(255.0**2 / max(sse / n, 1e-12)))
+
+
+def at_search_edge(window: Window, blur_fps: float, sharp_fps: float) -> bool:
+    """Whether the window's centre lies within a grid step (a quarter sharp frame) of the searched range's end."""
+    return abs(window.centre_s) >= CENTRE_RANGE / blur_fps - 1 / (4 * sharp_fps)
 
 
 def _refine(model: TimingModel, start: Window, fb: float, with_skew: bool) -> tuple[Window, float]:

@@ -237,6 +237,13 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         H, g, sharp_box, window, timing = _exposure_rounds(
             take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses
         )
+        if window is not None and exposure.at_search_edge(window, float(take.blur.fps), float(take.sharp.fps)):
+            edge = (
+                f"{take.key}: the blur exposure was found at the edge of the searched "
+                f"±{exposure.CENTRE_RANGE * 1e3 / float(take.blur.fps):.0f} ms from its timestamps: the sync "
+                f"({s.method}) may be off by more (e.g. the cameras' sound latencies differ); check with --sync visual"
+            )
+            note = f"{note}; {edge}" if note else edge
     crop = lensmod.choose_crop(
         lenses,
         H,
