@@ -5,7 +5,10 @@ readout 0 / 8 / 16 ms, ``--randomize``, …) and every seed given, simulate one 
 ``rb2v align`` and ``rb2v build`` on it exactly as a user would (child processes, default
 pipeline unless told), and compare with the simulator's truth:
 
-- offset error (ms): ``time_offset_s`` of alignment.json against the truth
+- offset error (ms): ``time_offset_s`` of alignment.json against the truth (by construction off by the
+  latency on the audio-latency settings, whose sound does not say when the pictures were taken)
+- exposure on the sharp clock (ms, per seed): where the blurry exposures' middle rows fall on the sharp
+  clock (offset and estimated exposure together, what a sample's start follows) against the truth
 - corner error (px): ``rb2v.benchmarks.align.corner_errors`` of the crop (mean and max over corners):
   how far apart, in the true undistorted blur view, are the scene points the output pairs there
 - at exact start (%): accepted samples whose ``sharp_start`` is the truth's (middle row, true exposures);
@@ -56,6 +59,22 @@ SETTINGS: dict[str, dict] = {
     # the same with a ChArUco board: its markers must be resolved, so the drawn reach fails at 640x544 on
     # some seeds (squares under 14 px across); at a GoPro's resolution they are 3x larger
     "randomized-charuco": {"randomize": True, "board": "charuco"},
+    # the sharp camera's sound lags its pictures by 15 / 40 ms more than the blur camera's: audio sync is
+    # off by that much, and only the blur exposure's estimate (its start against the sharp clock) can take it up
+    "audio-latency-15": {"randomize": True, "sharp_audio_delay_s": 0.015},
+    "audio-latency-40": {"randomize": True, "sharp_audio_delay_s": 0.040},
+    # a sharp camera recording fewer pixels than the blur one (2.7K blur + 1080p sharp: 0.71 the width),
+    # every convention drawn, lenses too (sharp_scale: of --size, rounded to even pixels)
+    "randomized-sharp-smaller": {"randomize": True, "sharp_scale": 1920 / 2704},
+    # a GoPro in its NTSC mode: 29.97 / 119.88 fps (30000/1001, 120000/1001), every convention drawn
+    "randomized-ntsc": {"randomize": True, "blur_fps": 30000 / 1001, "sharp_fps": 120000 / 1001},
+    # the faster pair a HERO8 offers at 1080p: 59.94 / 239.76 fps (exposures and readouts capped at their periods)
+    "randomized-ntsc60": {
+        "randomize": True,
+        "blur_fps": 60000 / 1001,
+        "sharp_fps": 240000 / 1001,
+        "blur_exposure_s": 1 / 60,  # only validated: the take's own are drawn
+    },
 }
 DEFAULT_SETTINGS = ",".join(SETTINGS)  # every convention: the per-option table of the issue 13 note
 TIE = 0.1  # steps: a true start this close to k + 0.5 is a tie between k and k + 1
@@ -83,6 +102,7 @@ def measure_take(raw: Path, out: Path, category: str) -> dict:
     """Errors of one aligned and built take against its truth.json."""
     from ..alignment import read_alignment
     from ..io.images import read_image
+    from ..simulate.session import UPSAMPLE, WINDOW
     from .align import corner_errors
 
     truth_path = next(raw.glob(f"{category}/*/*/truth.json"))
@@ -90,8 +110,13 @@ def measure_take(raw: Path, out: Path, category: str) -> dict:
     key = truth_path.parent.relative_to(raw).as_posix()
     meta = read_alignment(out / "aligned" / key)
     corners = corner_errors(meta, truth)
+    # what the samples depend on: where each blurry exposure's middle row falls on the sharp clock
+    # (offset and exposure together; audio sync with unequal sound latencies moves the two apart)
+    ks = [k for k in range(truth["blur_frames"]) if truth["sharp_start"][k] is not None]
+    content = [meta.predicted_start(k, UPSAMPLE, WINDOW) - truth["sharp_start_exact"][k] for k in ks]
     res = {
         "offset_ms": 1000 * (meta.time_offset_s - truth["time_offset_s"]),
+        "content_ms": 1000 * float(np.mean(content)) / (UPSAMPLE * truth["sharp_fps"]) if ks else float("nan"),
         "corner_mean_px": float(corners.mean()),
         "corner_max_px": float(corners.max()),
         "exposure_est": None if meta.exposure is None else {c: e.to_json() for c, e in meta.exposure.items()},
@@ -143,13 +168,17 @@ def run_one(work: Path, name: str, seed: int, args: dict) -> dict:
     from ..simulate import SimConfig, simulate_session
 
     raw, out = work / name / f"seed{seed}" / "raw", work / name / f"seed{seed}" / "out"
+    setting = dict(SETTINGS[name])
+    scale = setting.pop("sharp_scale", None)
+    if scale:
+        setting["sharp_size"] = tuple(2 * round(scale * v / 2) for v in (args["width"], args["height"]))
     cfg = SimConfig(
         category=args["category"],
         seconds=args["seconds"],
         seed=seed,
         width=args["width"],
         height=args["height"],
-        **SETTINGS[name],
+        **setting,
     )
     if args.get("measure_only"):
         res: dict = {"setting": name, "seed": seed}
@@ -271,7 +300,8 @@ def main(seeds, names, category, seconds, size, interpolator, work, json_path, m
                 + (
                     r["error"]
                     if "error" in r
-                    else f"offset {r['offset_ms']:+.3f} ms, corners {r['corner_max_px']:.3f} px, "
+                    else f"offset {r['offset_ms']:+.3f} ms (exposure on the sharp clock {r['content_ms']:+.3f} ms), "
+                    f"corners {r['corner_max_px']:.3f} px, "
                     f"exact {100 * r['at_exact']:.1f} %, accepted {r['accepted']}/{r['considered']}, "
                     f"colour {r['colour_median']:.4f}"
                 ),
