@@ -236,6 +236,19 @@ def test_calibration_drops_a_term_only_seen_beyond_the_board():
     assert 0.06 < lens.map_difference(est, true, _frame_grid((96, 48, 544, 496))) < 0.2
 
 
+def test_a_sharp_camera_of_fewer_pixels_judges_its_terms_in_the_outputs_pixels():
+    """AGREE_PX is meant in the blur camera's (the output's) pixels: a sharp camera recording 0.71x of its
+    width judges by 0.71x of it in its own, so a term that bends the board's reach by 0.028 of its pixels
+    (0.039 of the output's) is kept (a simulated take: 0.540 -> 0.067 px at the crop's corners)."""
+    assert lens.agree_threshold(640, 640) == lens.AGREE_PX
+    assert lens.agree_threshold(454, 640) == pytest.approx(lens.AGREE_PX * 454 / 640)
+    board, views, _ = _board_views(k2=0.0045, spread=0.4, noise=0.01)
+    _, info = lens.calibrate_views(views, board, (640, 544), "test")
+    assert info["model"] == ["k1"]
+    _, info = lens.calibrate_views(views, board, (640, 544), "test", agree_px=info["agree_px"]["k2"] / 2)
+    assert info["model"] == ["k1", "k2"]
+
+
 def _rendered_board_views(kind: str, reach: float, seeds, mirror_every: int = 0):
     """(grey uint8 frame, true corners (N,2) by board id, corner gap px) of every pose of simulated
     calibration takes' boards, held still, rendered with a codec's worth of noise (2 grey levels);

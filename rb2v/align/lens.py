@@ -51,7 +51,7 @@ else:  # pragma: no cover
 BOARD_FILE = "board.toml"
 INTRINSICS_FILE = "intrinsics.json"
 INTRINSICS_SCHEMA = "rb2v.intrinsics/1"
-CALIBRATION_VERSION = 6  # bump when a change alters calibration results
+CALIBRATION_VERSION = 7  # bump when a change alters calibration results
 MAX_TRIES = 60  # frame pairs tried per camera
 MAX_VIEWS = 24  # views that go into one calibration
 MIN_VIEWS = 6
@@ -377,14 +377,17 @@ def map_difference(a: Lens, b: Lens, pts: np.ndarray) -> float:
     return float(np.linalg.norm(cv2.perspectiveTransform(ua.reshape(-1, 1, 2), H).reshape(-1, 2) - ub, axis=1).max())
 
 
-def calibrate_views(views: list[View], board: Board, size: tuple[int, int], what: str) -> tuple[Lens, dict]:
+def calibrate_views(
+    views: list[View], board: Board, size: tuple[int, int], what: str, agree_px: float = AGREE_PX
+) -> tuple[Lens, dict]:
     """OpenCV calibration on the views: k1 k2 p1 p2 (k3 fixed at 0), then the terms the views cannot
     determine are fixed at 0 and the calibration redone: k2 when |k2| < ``SIGNIFICANT`` standard
     deviations (OpenCV's estimate), the tangential pair when both are. An undetermined term only
     trades off against k1 and bends the map where no corner constrained it. A term that passes is
-    still dropped when the model without it maps the board's covered region within ``AGREE_PX`` of the
-    model with it: a detector's small systematic errors pass OpenCV's test, and beyond the corners the
-    term only extrapolates.
+    still dropped when the model without it maps the board's covered region within ``agree_px`` (this
+    camera's pixels; ``AGREE_PX`` of the output's, ``agree_threshold``) of the model with it: a
+    detector's small systematic errors pass OpenCV's test, and beyond the corners the term only
+    extrapolates.
     The worst views (per-view error above 3x the median) are dropped once."""
     if len(views) < MIN_VIEWS:
         raise Rb2vError(
@@ -431,7 +434,7 @@ def calibrate_views(views: list[View], board: Board, size: tuple[int, int], what
         if not flags & flag:
             reduced = as_lens(*run(views, flags | flag)[:3])
             info["agree_px"][name] = round(map_difference(lens, reduced, covered), 4)
-            if info["agree_px"][name] <= AGREE_PX:
+            if info["agree_px"][name] <= agree_px:
                 flags, lens = flags | flag, reduced
     model = ["k1"] + [t for name, (flag, _) in terms.items() if not flags & flag for t in name.split()]
     if not np.isfinite(lens.rms_px) or lens.rms_px > MAX_RMS_PX:
@@ -439,11 +442,17 @@ def calibrate_views(views: list[View], board: Board, size: tuple[int, int], what
     return lens, {**info, "model": model, "frames": [v.index for v in views]}
 
 
-def calibrate_camera(src: VideoSource, board: Board, what: str) -> tuple[Lens, dict]:
+def agree_threshold(width: int, blur_width: int) -> float:
+    """``AGREE_PX`` in a camera's own pixels: it is meant in the output's, the blur camera's, so a sharp
+    camera recording fewer pixels (1080p beside 2.7K) judges its terms by a proportionally smaller one."""
+    return AGREE_PX * width / blur_width
+
+
+def calibrate_camera(src: VideoSource, board: Board, what: str, agree_px: float = AGREE_PX) -> tuple[Lens, dict]:
     views, tried = collect_views(src, board)
     chosen = select_views(views, (src.width, src.height))
-    lens, info = calibrate_views(chosen, board, (src.width, src.height), f"{what} ({len(views)} still views)")
-    return lens, {**info, "still_views": len(views), "pairs_tried": tried}
+    lens, info = calibrate_views(chosen, board, (src.width, src.height), f"{what} ({len(views)} still views)", agree_px)
+    return lens, {**info, "still_views": len(views), "pairs_tried": tried, "agree_threshold_px": round(agree_px, 4)}
 
 
 # ---------------------------------------------------------------------- per session
@@ -473,7 +482,8 @@ def calibrate_take(take, out_folder: Path) -> dict[str, Lens]:
         return stored[0]
     lenses, views = {}, {}
     for cam, src in (("blur", take.blur), ("sharp", take.sharp)):
-        lenses[cam], views[cam] = calibrate_camera(src, board, f"{take.folder}: {cam} camera")
+        agree = agree_threshold(src.width, take.blur.width)
+        lenses[cam], views[cam] = calibrate_camera(src, board, f"{take.folder}: {cam} camera", agree)
     write_json_atomic(
         path,
         {
