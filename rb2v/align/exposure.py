@@ -47,6 +47,7 @@ WORK_SIDE = 640  # px: longer side of the images the timing is scored on
 # mark any instant of the exposure (half a period), and audio sync carries any difference between the
 # two cameras' sound latencies into this too (0.75 missed a 40 ms one, README)
 CENTRE_RANGE = 1.5
+CENTRE_STEP = 0.25  # sharp frames between the centres of the coarse grid
 LENGTHS = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0)  # coarse exposure lengths, blur frame periods
 SKEW_RANGE_S = 0.035  # rolling-shutter skews searched (top to bottom, relative to the sharp camera)
 SKEW_MIN_GAIN_DB = 0.02  # a skew is kept only when it improves the pooled PSNR by this much
@@ -230,8 +231,8 @@ class TimingModel:
 
 
 def at_search_edge(window: Window, blur_fps: float, sharp_fps: float) -> bool:
-    """Whether the window's centre lies within a grid step (a quarter sharp frame) of the searched range's end."""
-    return abs(window.centre_s) >= CENTRE_RANGE / blur_fps - 1 / (4 * sharp_fps)
+    """Whether the window's centre lies within a grid step of the searched range's end."""
+    return abs(window.centre_s) >= CENTRE_RANGE / blur_fps - CENTRE_STEP / sharp_fps
 
 
 def _refine(model: TimingModel, start: Window, fb: float, with_skew: bool) -> tuple[Window, float]:
@@ -276,7 +277,7 @@ def fit_window(model: TimingModel, prior: Window | None = None, skew: bool = Tru
         details["why_not"] = f"too little motion ({model.moving_px} moving px at the working scale)"
         return None, details
     if prior is None:
-        step = 1 / (4 * fs)  # a quarter of a sharp frame
+        step = CENTRE_STEP / fs
         centres = np.arange(-CENTRE_RANGE / fb, CENTRE_RANGE / fb + 1e-12, step)
         L0 = 0.75 / fb
         curve = np.array([model.score(Window(float(c), L0)) for c in centres])

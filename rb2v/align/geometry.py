@@ -283,19 +283,13 @@ def _ecc_refine(
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-6)
     mapped = []
     start = _map(H, ref_pts)
-    input_masks: dict[tuple[int, int], np.ndarray] = {}
+    synth_size = pairs[0][1].shape[1], pairs[0][1].shape[0]  # one sharp stream: one size
+    input_mask = cv2.warpPerspective(mask, H, synth_size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
     for blur_img, synth_img in pairs:
-        size = synth_img.shape[1], synth_img.shape[0]
-        if size not in input_masks:
-            input_masks[size] = cv2.warpPerspective(
-                mask, H, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
-            )
         warp = np.linalg.inv(H).astype(np.float32)  # ECC warps template (blur) coords into input (synth) coords
         warp /= warp[2, 2]
         try:
-            _, warp = cv2.findTransformECC(
-                blur_img, synth_img, warp, cv2.MOTION_HOMOGRAPHY, criteria, input_masks[size], 3
-            )
+            _, warp = cv2.findTransformECC(blur_img, synth_img, warp, cv2.MOTION_HOMOGRAPHY, criteria, input_mask, 3)
         except cv2.error:
             continue
         refined = np.linalg.inv(warp.astype(np.float64))
