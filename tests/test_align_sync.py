@@ -44,16 +44,24 @@ def test_gcc_phat_finds_fractional_delays(delay):
     assert psr > 50
 
 
-def _take_with_audio(tmp_path, offset: float, ratio: float, seconds: float):
-    """Tiny videos whose audio obeys t_sharp = ratio * t_blur + offset for the same sound."""
+def _take_with_audio(tmp_path, offset: float, ratio: float, seconds: float, audio_start=(0.0, 0.0)):
+    """Tiny videos whose audio obeys t_sharp = ratio * t_blur + offset for the same sound; each file's
+    first audio sample stamped ``audio_start`` (blur, sharp) seconds after its first frame."""
     sound = _sound(seconds + 2, seed=3)
     t = np.arange(int(seconds * RATE)) / RATE
-    blur_audio = sound(t + 1.0)  # blur clock = world clock (+1 s so the sound starts before both)
-    sharp_audio = sound((t - offset) / ratio + 1.0)
+    blur_audio = sound(t + audio_start[0] + 1.0)  # blur clock = world clock (+1 s: the sound starts before both)
+    sharp_audio = sound((t + audio_start[1] - offset) / ratio + 1.0)
     grey = np.full((int(seconds * 25), 16, 16, 3), 128, np.uint8)
-    blur = write_video(tmp_path / "blur.mp4", grey, 25, audio=(blur_audio, RATE), preset="ultrafast")
+    blur = write_video(
+        tmp_path / "blur.mp4", grey, 25, audio=(blur_audio, RATE), audio_start=audio_start[0], preset="ultrafast"
+    )
     sharp = write_video(
-        tmp_path / "sharp.mp4", np.repeat(grey, 4, axis=0), 100, audio=(sharp_audio, RATE), preset="ultrafast"
+        tmp_path / "sharp.mp4",
+        np.repeat(grey, 4, axis=0),
+        100,
+        audio=(sharp_audio, RATE),
+        audio_start=audio_start[1],
+        preset="ultrafast",
     )
     return open_source(blur), open_source(sharp)
 
@@ -65,6 +73,14 @@ def test_audio_sync_offset_through_aac(tmp_path):
     assert result.time_offset_s == pytest.approx(0.2345, abs=1e-4)  # 1/400 s is the requirement
     assert result.clock_ratio == 1.0
     assert result.confidence > 0.9
+
+
+def test_audio_sync_counts_from_each_files_first_frame(tmp_path):
+    # sound stamped 37 ms after the blur camera's pictures and 121 ms before the sharp camera's:
+    # read from each track's first sample, the offset would be 158 ms off
+    blur, sharp = _take_with_audio(tmp_path, offset=0.2345, ratio=1.0, seconds=2.0, audio_start=(0.037, -0.121))
+    result = audio_sync(blur, sharp, max_offset_s=2.0, drift_min_s=100)
+    assert result is not None and result.time_offset_s == pytest.approx(0.2345, abs=1e-4)
 
 
 def test_audio_sync_estimates_drift(tmp_path):

@@ -124,6 +124,25 @@ def test_audio_round_trip(tmp_path):
     assert np.corrcoef(seg, sig[: len(seg)])[0, 1] > 0.99
 
 
+@pytest.mark.parametrize("audio_start", [-0.1, 0.0371])
+def test_streams_that_start_apart_are_read_from_the_first_frame(tmp_path, audio_start):
+    """A file whose sound starts before its pictures (or after): frame k is still the k-th picture
+    when seeking, and audio sample n sounds n / rate after the first frame."""
+    rate, frames = 48000, moving_frames(40)
+    track = np.zeros(rate, np.float32)
+    track[rate // 2 : rate // 2 + 96] = 0.8  # a click half a second into the track
+    path = write_video(
+        tmp_path / "a.mp4", frames, 100, lossless=True, gop=8, audio=(track, rate), audio_start=audio_start
+    )
+    info = probe(path)
+    assert info.video_start == pytest.approx(max(-audio_start, 0.0), abs=1e-4)
+    for start in (3, 17, 31):  # seeking lands on the same picture as decoding from the start
+        np.testing.assert_array_equal(read_frames(path, start, 2), frames[start : start + 2])
+    audio, _ = read_audio(path)
+    click = np.flatnonzero(np.abs(audio) > 0.3)[0] / rate
+    assert click == pytest.approx(0.5 + audio_start, abs=2e-4)
+
+
 def test_timecode_is_read(tmp_path):
     path = write_video(tmp_path / "tc.mp4", moving_frames(5), 25, timecode="10:00:01:05")
     info = probe(path)

@@ -56,6 +56,12 @@ class VideoInfo:
     audio_channels: int = 0
     timecode: str | None = None
     creation_time: str | None = None
+    # Where the streams start in the file's own timestamps, which a camera need not begin together:
+    # seconds from the file's start (its earliest stream, where ffmpeg's input seeking counts from) to
+    # the first video frame, and from the first video frame to the first decoded audio sample
+    # (negative: the sound starts first).
+    video_start: float = 0.0
+    audio_start: float = 0.0
 
     @property
     def timecode_s(self) -> float | None:
@@ -126,6 +132,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         channels = {"mono": 1, "stereo": 2}.get(layout) or int((re.match(r"(\d+)", layout) or [0, 0])[1] or 0) or 2
     tc = re.search(r"timecode\s*:\s*(\d+:\d+:\d+[:;.]\d+)", err)
     ct = re.search(r"creation_time\s*:\s*(\S+)", err)
+    file_start = re.search(r"Duration: [^\n]*?start: (-?[\d.]+)", err)
+    video_at, audio_at = _first_frame_times(path, bool(aud))
     return VideoInfo(
         path=path,
         fps=fps,
@@ -140,7 +148,33 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         audio_channels=channels,
         timecode=tc.group(1) if tc else None,
         creation_time=ct.group(1) if ct else None,
+        video_start=video_at - float(file_start.group(1)) if file_start else 0.0,
+        audio_start=audio_at - video_at if aud else 0.0,
     )
+
+
+_FIRST_FRAME = re.compile(r"Parsed_(a?)showinfo_\d+ @ [^\]]*\] n:\s*0 [^\n]*?pts_time:\s*(-?[\d.]+)")
+
+
+def _first_frame_times(path: Path, has_audio: bool) -> tuple[float, float]:
+    """The first decoded video frame's and audio sample's timestamps, seconds, as the file stamps them.
+
+    Decoded, not read from packets: a decoder drops an encoder's priming samples and an edit list's
+    skipped frames, and the frames a decode yields are what frame and sample indices count. One
+    frame of each stream is decoded; ``-copyts`` keeps the file's own timestamps.
+    """
+    args = ["-v", "info", "-copyts", "-i", str(path), "-map", "0:v:0", "-frames:v", "1", "-vf", "showinfo"]
+    if has_audio:
+        args += ["-map", "0:a:0", "-frames:a", "1", "-af", "ashowinfo"]
+    times: dict[str, float] = {}
+    for _ in range(4):  # ffmpeg now and then ends before one stream's frame is logged (~1 run in 100)
+        proc = ffmpeg.run(args + ["-f", "null", "-"], what=f"{path}: first frames")
+        times = {kind: float(t) for kind, t in _FIRST_FRAME.findall(proc.stderr.decode("utf-8", "replace"))}
+        if "" in times and ("a" in times or not has_audio):
+            return times[""], times.get("a", times[""])
+    if "" not in times:
+        raise Rb2vError(f"{path}: no video frame could be decoded")
+    return times[""], times[""]  # a sound that decodes to nothing: taken to start with the pictures
 
 
 # ---------------------------------------------------------------- GoPro chapters
@@ -262,7 +296,8 @@ def decode_pipe(
     width, height = size or (info.width, info.height)
     # Input seeking decodes from the previous keyframe and drops frames before the target;
     # aiming half a frame early makes the target frame's timestamp the first kept.
-    seek = {"ss": f"{(start - 0.5) / float(info.fps):.6f}"} if start > 0 else {}
+    # The seek counts from the file's start, which is before the first frame where the sound starts first.
+    seek = {"ss": f"{info.video_start + (start - 0.5) / float(info.fps):.6f}"} if start > 0 else {}
     args = ffmpeg.graph.input(str(info.path), **seek)["v:0"].output(
         "-",
         f="rawvideo",
@@ -326,20 +361,33 @@ def read_frames(source, start: int = 0, count: int | None = None) -> np.ndarray:
 
 
 def read_audio(source, rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
-    """The audio track as float32 samples in [-1,1] (``(n,)`` mono or ``(n,ch)``) and its rate."""
+    """The audio track as float32 samples in [-1,1] (``(n,)`` mono or ``(n,ch)``) and its rate; sample n
+    sounds n / rate after the first video frame, however the files stagger their streams' starts.
+
+    Each chapter's sound is placed where its own first frame falls in the recording (its frames
+    before it, at the frame rate), not after the previous chapter's sound: a chapter whose sound
+    starts before its pictures, or an encoder's padding at a chapter's end, would otherwise move
+    every later chapter's sound against its pictures. Silence fills where no chapter has sound.
+    """
     src = _as_source(source)
     if not src.has_audio:
         raise Rb2vError(f"{src.path}: no audio track")
     rate = rate or src.chapters[0].audio_rate
-    parts = []
+    placed, frames_before = [], 0
     for info in src.chapters:
         args = ["-v", "error", "-i", str(info.path), "-map", "0:a:0", "-ar", str(rate)]
         if mono:
             args += ["-ac", "1"]
         proc = ffmpeg.run(args + ["-f", "f32le", "-"], what=f"{info.path}: audio")
         samples = np.frombuffer(proc.stdout, np.float32)
-        parts.append(samples if mono else samples.reshape(-1, info.audio_channels or 2))
-    return np.concatenate(parts), rate
+        samples = samples if mono else samples.reshape(-1, info.audio_channels or 2)
+        first = int(round((frames_before / float(info.fps) + info.audio_start) * rate))
+        placed.append((first, samples[max(0, -first) :]))  # what sounds before the first frame is cut
+        frames_before += info.frames
+    track = np.zeros((max(max(first, 0) + len(x) for first, x in placed), *placed[0][1].shape[1:]), np.float32)
+    for first, samples in placed:
+        track[max(first, 0) : max(first, 0) + len(samples)] = samples
+    return track, rate
 
 
 # ---------------------------------------------------------------- encoding
@@ -360,7 +408,8 @@ class VideoWriter:
     ``lossless=True`` stores RGB exactly (FFV1 for .mkv/.avi, x264 RGB qp 0 for .mp4);
     otherwise H.264 yuv420p at ``crf`` — what a GoPro writes, near-lossless at crf <= 14 — or at a
     fixed ``bitrate`` (bits/s) when given.
-    ``audio`` is ``(samples, rate)``; ``timecode`` (``HH:MM:SS:FF``) writes a timecode track.
+    ``audio`` is ``(samples, rate)``, its first sample stamped ``audio_start`` seconds after the first
+    frame (negative: before it); ``timecode`` (``HH:MM:SS:FF``) writes a timecode track.
     """
 
     def __init__(
@@ -376,6 +425,7 @@ class VideoWriter:
         audio: tuple[np.ndarray, int] | None = None,
         timecode: str | None = None,
         creation_time: str | None = None,
+        audio_start: float = 0.0,
         gop: int | None = None,
         bitrate: int | None = None,
     ):
@@ -407,7 +457,7 @@ class VideoWriter:
             os.close(fd)
             self._wav = Path(wav)
             _write_wav(self._wav, audio[0], int(audio[1]))
-            args += ["-i", str(self._wav)]
+            args += (["-itsoffset", f"{audio_start:.6f}"] if audio_start > 0 else []) + ["-i", str(self._wav)]
         args += ["-map", "0:v:0"] + (["-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"] if audio is not None else [])
         ext = self.path.suffix.lower()
         if lossless and ext in (".mkv", ".avi", ".nut"):
@@ -423,6 +473,11 @@ class VideoWriter:
                 args += ["-threads", "1"]
             else:
                 args += ["-crf", str(crf)]
+        if audio is not None and audio_start < 0:
+            # a sound that starts first delays the pictures in the file's timestamps; on a 90 kHz
+            # clock, as the pictures' own 1/fps clock would round the delay to whole frames
+            args += ["-vf", f"settb=1/90000,setpts=PTS+{-audio_start:.6f}/TB", "-enc_time_base:v", "1/90000"]
+            args += ["-video_track_timescale", "90000"] if ext in (".mp4", ".mov") else []
         if gop:
             args += ["-g", str(gop)]
         if timecode:
