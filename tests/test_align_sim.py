@@ -53,6 +53,9 @@ def street(tmp_path_factory):
             timecode=True,
             chapter_seconds=1.0,
             internal_fps=400,
+            # the blur camera's sound starts after its pictures, the sharp camera's before (its pictures
+            # start 0.121 s into its files): every seek and both tracks must count from the first frame
+            audio_start_s=(0.037, -0.121),
         ),
         progress=False,
     )

@@ -63,6 +63,10 @@ SETTINGS: dict[str, dict] = {
     # off by that much, and only the blur exposure's estimate (its start against the sharp clock) can take it up
     "audio-latency-15": {"randomize": True, "sharp_audio_delay_s": 0.015},
     "audio-latency-40": {"randomize": True, "sharp_audio_delay_s": 0.040},
+    # files whose streams start apart: the blur camera's sound stamped 37 ms after its first picture, the
+    # sharp camera's 121 ms before (its pictures start 0.121 s into its files), and the converse
+    "stream-starts": {"randomize": True, "audio_start_s": (0.037, -0.121)},
+    "stream-starts-2": {"randomize": True, "audio_start_s": (-0.083, 0.052)},
     # a sharp camera recording fewer pixels than the blur one (2.7K blur + 1080p sharp: 0.71 the width),
     # every convention drawn, lenses too (sharp_scale: of --size, rounded to even pixels)
     "randomized-sharp-smaller": {"randomize": True, "sharp_scale": 1920 / 2704},

@@ -29,6 +29,14 @@ def _coeffs(value: str, what: str) -> tuple[float, ...]:
         raise Rb2vError(f"simulate-rig: {what} must be numbers k1[,k2,p1,p2,k3], got {value!r}") from None
 
 
+def _audio_starts(value: str) -> tuple[float, float]:
+    try:
+        blur, sharp = (float(v) for v in value.split(","))
+    except ValueError:
+        raise Rb2vError(f"simulate-rig: --audio-start must be BLUR,SHARP seconds, got {value!r}") from None
+    return blur, sharp
+
+
 @click.command("simulate-rig")
 @click.argument("raw", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--category", type=click.Choice(["street", "face", "hand"]), default="street", show_default=True)
@@ -63,6 +71,13 @@ def _coeffs(value: str, what: str) -> tuple[float, ...]:
     show_default=True,
     help="Seconds the sharp camera's sound lags its pictures, against the blur camera's (a latency audio "
     "sync cannot see; within ±0.5 s).",
+)
+@click.option(
+    "--audio-start",
+    default="0,0",
+    show_default=True,
+    help="BLUR,SHARP: seconds from each camera's first video frame to its first audio sample, as its files stamp "
+    "them (negative: the sound starts first; within ±0.5 s). rb2v reads these from the files.",
 )
 @click.option("--timecode", is_flag=True, help="Write timecode tracks jammed to one clock.")
 @click.option("--chapter-seconds", type=float, default=0.0, help="Split recordings into GoPro chapters.")
@@ -146,6 +161,7 @@ def simulate_rig(
     flip,
     no_audio,
     sharp_audio_delay,
+    audio_start,
     timecode,
     chapter_seconds,
     static,
@@ -188,6 +204,7 @@ def simulate_rig(
         flip=flip or rig_settings.flip_sharp,
         audio=not no_audio,
         sharp_audio_delay_s=sharp_audio_delay,
+        audio_start_s=_audio_starts(audio_start),
         timecode=timecode,
         chapter_seconds=chapter_seconds,
         motion_scale=0.0 if static else 1.0,

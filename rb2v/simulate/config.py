@@ -78,6 +78,10 @@ class SimConfig:
     # How much later the sharp camera's sound is stamped than its pictures, against the blur camera's
     # (microphone and encoder latencies that differ by mode); audio sync cannot see it.
     sharp_audio_delay_s: float = 0.0
+    # When each camera's audio track starts against its first video frame, as its file stamps them
+    # (blur, sharp; negative: the sound starts first): a container offset that the file declares and
+    # rb2v must read, where a latency above is one it cannot see.
+    audio_start_s: tuple[float, float] = (0.0, 0.0)
     timecode: bool = False
     chapter_seconds: float = 0.0  # > 0 splits recordings into GoPro chapters of this length
     motion_scale: float = 1.0  # 0 makes a static scene
@@ -128,6 +132,9 @@ class SimConfig:
             raise Rb2vError(
                 f"simulate-rig: --sharp-audio-delay must be within ±0.5 s, got {self.sharp_audio_delay_s:g} s"
             )
+        if any(abs(a) > 0.5 for a in self.audio_start_s):
+            starts = ",".join(f"{a:g}" for a in self.audio_start_s)
+            raise Rb2vError(f"simulate-rig: --audio-start must be within ±0.5 s for each camera, got {starts}")
         if self.sharp_size is not None:
             sw, sh = self.sharp_size
             if (

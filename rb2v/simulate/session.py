@@ -263,9 +263,13 @@ class TakeSimulation:
         rate = cfg.audio_rate
         n_blur = int(round(self.blur_frames / cfg.blur_fps * rate))
         n_sharp = int(round(self.sharp_frames / cfg.sharp_fps * rate))
-        blur = record(sound, n_blur, rate, lambda t: t, rng, gain=0.9, noise=0.004)
+        # sample n of a track is heard audio_start + n / rate after its camera's first frame
+        blur_start, sharp_start = cfg.audio_start_s
+        blur = record(sound, n_blur, rate, lambda t: t + blur_start, rng, gain=0.9, noise=0.004)
         delay = cfg.sharp_audio_delay_s
-        sharp = record(sound, n_sharp, rate, lambda t: self.sharp_to_world(t - delay), rng, gain=0.7, noise=0.006)
+        sharp = record(
+            sound, n_sharp, rate, lambda t: self.sharp_to_world(t + sharp_start - delay), rng, gain=0.7, noise=0.006
+        )
         return blur, sharp
 
     # ------------------------------------------------------------------ truth
@@ -385,6 +389,7 @@ def _write_camera(
             crf=cfg.crf,
             bitrate=sim.settings.bitrate_bps(width, height),
             audio=chunk_audio,
+            audio_start=cfg.audio_start_s[0 if cam == "blur" else 1],
             timecode=timecode if chapter == 1 else None,
         ) as vw:
             for i in range(start, start + count):
