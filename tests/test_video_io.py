@@ -143,6 +143,26 @@ def test_streams_that_start_apart_are_read_from_the_first_frame(tmp_path, audio_
     assert click == pytest.approx(0.5 + audio_start, abs=2e-4)
 
 
+@pytest.mark.parametrize("turn, k", [(90, 1), (-90, -1), (180, 2)])
+def test_a_display_rotation_is_decoded_as_shown(tmp_path, turn, k):
+    """A phone's portrait video is coded landscape with a display matrix: frames come upright, at the
+    size shown, seeks included (read with the coded size, a quarter turn gave scrambled frames)."""
+    frames = moving_frames(20)
+    plain = write_video(tmp_path / "plain.mp4", frames, 25, lossless=True, gop=4)
+    turned = tmp_path / "turned.mp4"
+    try:  # ffmpeg >= 6.1; older ones write a rotation as the stream's "rotate" tag (clockwise)
+        ffmpeg.run(["-v", "error", "-display_rotation", str(turn), "-i", str(plain), "-c", "copy", str(turned)])
+    except Rb2vError:
+        ffmpeg.run(
+            ["-v", "error", "-i", str(plain), "-c", "copy", "-metadata:s:v:0", f"rotate={-turn % 360}", str(turned)]
+        )
+    info = probe(turned)
+    upright = np.rot90(frames, k, axes=(1, 2))  # ffmpeg's rotation is counter-clockwise, as np.rot90's
+    assert info.rotation % 360 == turn % 360 and (info.height, info.width) == upright.shape[1:3]
+    np.testing.assert_array_equal(read_frames(turned), upright)
+    np.testing.assert_array_equal(read_frames(turned, 11, 3), upright[11:14])
+
+
 def test_timecode_is_read(tmp_path):
     path = write_video(tmp_path / "tc.mp4", moving_frames(5), 25, timecode="10:00:01:05")
     info = probe(path)

@@ -62,6 +62,9 @@ class VideoInfo:
     # (negative: the sound starts first).
     video_start: float = 0.0
     audio_start: float = 0.0
+    # A display matrix's rotation (degrees, as ffmpeg prints it): decoding applies it, as players do, so
+    # width and height are those of the pictures shown (a phone's portrait video: coded 1920x1080, 1080x1920).
+    rotation: int = 0
 
     @property
     def timecode_s(self) -> float | None:
@@ -114,6 +117,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         raise Rb2vError(f"{path}: no video stream")
     codec, rest = vid.group(1), vid.group(2)
     size = re.search(r"(\d{2,5})x(\d{2,5})", rest)
+    side = err[vid.end() :].split("Stream #", 1)[0]  # the video stream's own metadata and side data
+    turn = re.search(r"rotation of (-?[\d.]+) degrees", side, re.IGNORECASE)
+    rotation = round(float(turn.group(1))) if turn else 0
     rate = re.search(r"([\d.]+) fps", rest) or re.search(r"([\d.]+) tbr", rest)
     if not size or not rate:
         raise Rb2vError(f"{path}: cannot read frame size or rate")
@@ -134,12 +140,15 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     ct = re.search(r"creation_time\s*:\s*(\S+)", err)
     file_start = re.search(r"Duration: [^\n]*?start: (-?[\d.]+)", err)
     video_at, audio_at = _first_frame_times(path, bool(aud))
+    width, height = int(size.group(1)), int(size.group(2))
+    if rotation % 180 == 90:  # decoded upright: a quarter turn swaps the sides
+        width, height = height, width
     return VideoInfo(
         path=path,
         fps=fps,
         frames=frames,
-        width=int(size.group(1)),
-        height=int(size.group(2)),
+        width=width,
+        height=height,
         duration=duration,
         codec=codec,
         pix_fmt=(pix.group(1) or pix.group(2)) if pix else "",
@@ -150,6 +159,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         creation_time=ct.group(1) if ct else None,
         video_start=video_at - float(file_start.group(1)) if file_start else 0.0,
         audio_start=audio_at - video_at if aud else 0.0,
+        rotation=rotation,
     )
 
 
