@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from rb2v import ffmpeg
 from rb2v.align.discover import discover, pair_streams
 from rb2v.cli import main
 from rb2v.errors import Rb2vError
@@ -56,6 +57,13 @@ def raw(tmp_path_factory) -> Path:
     _video(take("bad", "s3", "missing_chapter", "GX010001.MP4"), 25, 4)
     _video(take("bad", "s3", "missing_chapter", "GX010002.MP4"), 100, 8)
     _video(take("bad", "s3", "missing_chapter", "GX030002.MP4"), 100, 8)
+    # a sharp camera that dropped frames 8 and 9 of 18: its file stamps frame 8 where frame 10 belongs
+    _video(take("bad", "s3", "dropped_frames", "GX010001.MP4"), 25, 4)
+    ffmpeg.run(
+        ["-v", "error", "-f", "lavfi", "-i", "testsrc=size=32x32:rate=100", "-frames:v", "16"]
+        + ["-vf", "setpts=(N+2*gte(N\\,8))/(100*TB)", "-fps_mode", "passthrough", "-c:v", "libx264"]
+        + ["-preset", "ultrafast", str(take("bad", "s3", "dropped_frames", "GX010002.MP4"))]
+    )
     return root
 
 
@@ -88,6 +96,7 @@ def test_pairs_by_name(raw):
         ("empty", "GX010002.MP4: empty file"),
         ("swapped_names", "ratio 0.250"),
         ("missing_chapter", "missing chapter(s) [2]"),
+        ("dropped_frames", "GX010002.MP4: frames dropped or a variable frame rate: frame 8 is stamped 30.0 ms after"),
     ],
 )
 def test_bad_take_is_named_with_its_problem(raw, take, message):
@@ -105,7 +114,16 @@ def test_discover_separates_good_and_bad_takes(raw):
     assert sorted(e.take for e in errors) == sorted(BAD)
 
 
-BAD = ["one_camera", "three_cameras", "ratio_two", "corrupt", "empty", "swapped_names", "missing_chapter"]
+BAD = [
+    "one_camera",
+    "three_cameras",
+    "ratio_two",
+    "corrupt",
+    "empty",
+    "swapped_names",
+    "missing_chapter",
+    "dropped_frames",
+]
 
 
 def test_cli_reports_each_failed_take_and_writes_tables(raw, tmp_path, capsys):

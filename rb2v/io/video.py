@@ -105,9 +105,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         raise Rb2vError(f"{path}: is a folder, not a video")
     if path.stat().st_size == 0:
         raise Rb2vError(f"{path}: empty file (0 bytes)")
-    # Stream copy to the null muxer prints the header and counts packets without decoding.
+    # A stream copy prints the header and counts packets without decoding; framecrc lists each
+    # packet's timestamp, which says whether the pictures come one frame period apart.
     proc = subprocess.run(
-        ffmpeg.ffmpeg_cmd(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "null", "-"]), capture_output=True
+        ffmpeg.ffmpeg_cmd(["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-f", "framecrc", "-"]), capture_output=True
     )
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
@@ -130,6 +131,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     frames = int(counted[-1]) if counted else 0
     if frames == 0:
         raise Rb2vError(f"{path}: video stream has no frames (truncated?)")
+    _check_constant_rate(path, proc.stdout.decode("ascii", "replace"))
     duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))) if dur else frames / float(fps)
     aud = re.search(r"Stream #\d+:\d+[^\n]*?: Audio: (\w+)[^\n]*?(\d+) Hz, ([^,\n]+)", err)
     channels = 0
@@ -161,6 +163,37 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         audio_start=audio_at - video_at if aud else 0.0,
         rotation=rotation,
     )
+
+
+def _check_constant_rate(path: Path, packets: str) -> None:
+    """Refuse a stream whose pictures do not come one frame period apart: frames dropped by the
+    camera (a step of two periods or more), or a rate that varies (drifting half a period or more
+    from its mean rate). Every stage counts frame k at k / fps."""
+    tb = re.search(r"#tb 0: (\d+)/(\d+)", packets)
+    stamps = re.findall(r"^0,\s*-?\d+,\s*(-?\d+),", packets, re.MULTILINE)  # stream, dts, pts, ...
+    if not tb or len(stamps) < 3:
+        return
+    pts = np.sort(np.array(stamps, np.float64)) * int(tb.group(1)) / int(tb.group(2))
+    steps = np.diff(pts)
+    period = float(np.median(steps))  # most steps are one period, whatever else happened
+    if period <= 0:
+        return
+    why = ""
+    jumps = np.flatnonzero((steps > 1.5 * period) | (steps < 0.5 * period))
+    if len(jumps):
+        k = int(jumps[0]) + 1
+        why = (
+            f"frame {k} is stamped {1000 * steps[k - 1]:.1f} ms after frame {k - 1} (one period: {1000 * period:.1f} ms"
+        )
+        why += f", {len(jumps)} such step(s))"
+    else:
+        mean = (pts[-1] - pts[0]) / (len(pts) - 1)
+        drift = (pts - pts[0]) / mean - np.arange(len(pts))  # in periods, against the mean rate
+        k = int(np.argmax(np.abs(drift)))
+        if abs(drift[k]) >= 0.5:
+            why = f"frame {k} is stamped {1000 * drift[k] * mean:+.1f} ms from {k} periods at the mean rate"
+    if why:
+        raise Rb2vError(f"{path}: frames dropped or a variable frame rate: {why}; rb2v counts frame k at k / fps")
 
 
 _FIRST_FRAME = re.compile(r"Parsed_(a?)showinfo_\d+ @ [^\]]*\] n:\s*0 [^\n]*?pts_time:\s*(-?[\d.]+)")
