@@ -322,6 +322,9 @@ def _as_source(src) -> VideoSource:
 
 
 # ---------------------------------------------------------------- decoding
+SEEK_LEAD = 16  # frames a seek aims before its target (B-frame and open-GOP reordering is shorter)
+
+
 def decode_pipe(
     info: VideoInfo,
     start: int,
@@ -337,16 +340,22 @@ def decode_pipe(
     ``channels`` (3 RGB, 1 grey) then describe what the filter hands back.
     """
     width, height = size or (info.width, info.height)
-    # Input seeking decodes from the previous keyframe and drops frames before the target;
-    # aiming half a frame early makes the target frame's timestamp the first kept.
-    # The seek counts from the file's start, which is before the first frame where the sound starts first.
-    seek = {"ss": f"{info.video_start + (start - 0.5) / float(info.fps):.6f}"} if start > 0 else {}
-    args = ffmpeg.graph.input(str(info.path), **seek)["v:0"].output(
+    fps = float(info.fps)
+    # Input seeking decodes from the sync sample at or before the seek time. An open-GOP stream
+    # (x265's default) counts CRA pictures as sync samples, and the pictures shown just before a CRA
+    # cannot be decoded from it: a seek aimed at one of those gave a later frame. So the seek aims
+    # SEEK_LEAD frames early (more than any reordering) and a select keeps the frames from the
+    # target's timestamp on, half a frame early. Timestamps count from the seek point, and the
+    # seek from the file's start, which is before the first frame where the sound starts first.
+    lead = min(start, SEEK_LEAD)
+    seek_s = info.video_start + (start - lead - 0.5) / fps if start > lead else 0.0
+    keep = [f"select=gte(t\\,{info.video_start + (start - 0.5) / fps - seek_s:.6f})"] if start > 0 else []
+    args = ffmpeg.graph.input(str(info.path), **({"ss": f"{seek_s:.6f}"} if seek_s > 0 else {}))["v:0"].output(
         "-",
         f="rawvideo",
         pix_fmt="gray" if channels == 1 else "rgb24",
         **{"frames:v": count},
-        **({"vf": vf} if vf else {}),
+        **({"vf": ",".join(keep + [vf] if vf else keep)} if keep or vf else {}),
         **ffmpeg.passthrough(),
     )
     proc = ffmpeg.popen(args, stdout=subprocess.PIPE)
@@ -450,7 +459,7 @@ class VideoWriter:
 
     ``lossless=True`` stores RGB exactly (FFV1 for .mkv/.avi, x264 RGB qp 0 for .mp4);
     otherwise H.264 yuv420p at ``crf`` — what a GoPro writes, near-lossless at crf <= 14 — or at a
-    fixed ``bitrate`` (bits/s) when given.
+    fixed ``bitrate`` (bits/s) when given; ``codec="hevc"`` encodes H.265 (x265) the same ways.
     ``audio`` is ``(samples, rate)``, its first sample stamped ``audio_start`` seconds after the first
     frame (negative: before it); ``timecode`` (``HH:MM:SS:FF``) writes a timecode track.
     """
@@ -471,10 +480,13 @@ class VideoWriter:
         audio_start: float = 0.0,
         gop: int | None = None,
         bitrate: int | None = None,
+        codec: str = "h264",
     ):
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         self.fps = parse_fps(str(fps)) if not isinstance(fps, Fraction) else fps
+        if codec not in ("h264", "hevc"):
+            raise Rb2vError(f"{self.path}: codec must be h264 or hevc, got {codec!r}")
         if not lossless and (self.width % 2 or self.height % 2):
             raise Rb2vError(f"{self.path}: H.264 needs an even frame size, got {self.width}x{self.height}")
         self._ctx = atomic_path(self.path)
@@ -507,6 +519,14 @@ class VideoWriter:
             args += ["-c:v", "ffv1", "-pix_fmt", "bgr0"]
         elif lossless:
             args += ["-c:v", "libx264rgb", "-qp", "0", "-preset", preset, "-pix_fmt", "rgb24"]
+        elif codec == "hevc":  # what a GoPro records in its high-rate modes, tagged hvc1 as it tags it
+            args += ["-c:v", "libx265", "-preset", preset, "-pix_fmt", "yuv420p", "-tag:v", "hvc1"]
+            if bitrate:
+                args += ["-b:v", str(int(bitrate)), "-maxrate", str(int(bitrate)), "-bufsize", str(int(bitrate))]
+            else:
+                args += ["-crf", str(crf)]
+            # one frame thread, no thread pool: a seeded simulation gives the same take twice
+            args += ["-x265-params", "log-level=error:frame-threads=1:pools=none"]
         else:
             args += ["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p"]
             if bitrate:  # a camera's fixed bitrate (bits/s), as a GoPro records, instead of constant quality
