@@ -67,6 +67,8 @@ SETTINGS: dict[str, dict] = {
     # sharp camera's 121 ms before (its pictures start 0.121 s into its files), and the converse
     "stream-starts": {"randomize": True, "audio_start_s": (0.037, -0.121)},
     "stream-starts-2": {"randomize": True, "audio_start_s": (-0.083, 0.052)},
+    # both cameras in H.265, as a GoPro records its high-rate modes (at the drawn bitrates), every convention drawn
+    "randomized-hevc": {"randomize": True, "codec": "hevc"},
     # a sharp camera recording fewer pixels than the blur one (2.7K blur + 1080p sharp: 0.71 the width),
     # every convention drawn, lenses too (sharp_scale: of --size, rounded to even pixels)
     "randomized-sharp-smaller": {"randomize": True, "sharp_scale": 1920 / 2704},

@@ -115,6 +115,13 @@ def _audio_starts(value: str) -> tuple[float, float]:
     "(default: constant quality, crf 14).",
 )
 @click.option(
+    "--codec",
+    type=click.Choice(["h264", "hevc"]),
+    default="h264",
+    show_default=True,
+    help="Both cameras' codec (hevc: H.265, as a GoPro records its high-rate modes).",
+)
+@click.option(
     "--distortion-blur",
     default="",
     help="Blur lens distortion, OpenCV coefficients k1[,k2,p1,p2,k3] (e.g. -0.06); films a board take (--board).",
@@ -175,6 +182,7 @@ def simulate_rig(
     exposure_drift,
     wb_drift,
     bitrate,
+    codec,
     distortion_blur,
     distortion_sharp,
     board_reach,
@@ -218,6 +226,7 @@ def simulate_rig(
         exposure_drift=exposure_drift,
         wb_drift=wb_drift,
         bitrate_mbps=bitrate,
+        codec=codec,
         distortion_blur=_coeffs(distortion_blur, "--distortion-blur"),
         distortion_sharp=_coeffs(distortion_sharp, "--distortion-sharp"),
         board_reach=board_reach,

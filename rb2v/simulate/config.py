@@ -103,6 +103,7 @@ class SimConfig:
     rig_drift_px: float = 0.0
     # H.264 at a fixed bitrate instead of crf: Mb/s a GoPro would use for 1920x1080, scaled to the frame size.
     bitrate_mbps: float | None = None
+    codec: Literal["h264", "hevc"] = "h264"  # H.265 as a GoPro records its high-rate modes
     randomize: bool = False  # draw anchor, exposure, readout, drift and bitrate per take from the seed
     # with randomize and no distortion given (an explicit 0 is given): draw each camera's k1 and k2,
     # and how far out the calibration board is held, once per session
@@ -187,6 +188,8 @@ class SimConfig:
             raise Rb2vError("simulate-rig: drift amplitudes must be in [0, 0.5)")
         if self.bitrate_mbps is not None and self.bitrate_mbps <= 0:
             raise Rb2vError("simulate-rig: --bitrate must be positive")
+        if self.codec not in ("h264", "hevc"):
+            raise Rb2vError(f"simulate-rig: --codec must be h264 or hevc, got {self.codec!r}")
 
     @property
     def green_screen(self) -> bool:

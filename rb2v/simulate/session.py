@@ -390,6 +390,7 @@ def _write_camera(
             bitrate=sim.settings.bitrate_bps(width, height),
             audio=chunk_audio,
             audio_start=cfg.audio_start_s[0 if cam == "blur" else 1],
+            codec=cfg.codec,
             timecode=timecode if chapter == 1 else None,
         ) as vw:
             for i in range(start, start + count):
