@@ -96,7 +96,11 @@ def test_pairs_by_name(raw):
         ("empty", "GX010002.MP4: empty file"),
         ("swapped_names", "ratio 0.250"),
         ("missing_chapter", "missing chapter(s) [2]"),
-        ("dropped_frames", "GX010002.MP4: frames dropped or a variable frame rate: frame 8 is stamped 30.0 ms after"),
+        (
+            "dropped_frames",
+            "GX010002.MP4: frames dropped or a variable frame rate: "
+            "frame 8 is stamped 30.0 ms after frame 7, one period being 10.0 ms",
+        ),
     ],
 )
 def test_bad_take_is_named_with_its_problem(raw, take, message):

@@ -167,8 +167,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 def _check_constant_rate(path: Path, packets: str) -> None:
     """Refuse a stream whose pictures do not come one frame period apart: frames dropped by the
-    camera (a step of two periods or more), or a rate that varies (drifting half a period or more
-    from its mean rate). Every stage counts frame k at k / fps."""
+    camera (a step of 1.5 periods or more, or under half a period), or a rate that varies (drifting
+    half a period or more from its mean rate). Every stage counts frame k at k / fps."""
     tb = re.search(r"#tb 0: (\d+)/(\d+)", packets)
     stamps = re.findall(r"^0,\s*-?\d+,\s*(-?\d+),", packets, re.MULTILINE)  # stream, dts, pts, ...
     if not tb or len(stamps) < 3:
@@ -182,10 +182,8 @@ def _check_constant_rate(path: Path, packets: str) -> None:
     jumps = np.flatnonzero((steps > 1.5 * period) | (steps < 0.5 * period))
     if len(jumps):
         k = int(jumps[0]) + 1
-        why = (
-            f"frame {k} is stamped {1000 * steps[k - 1]:.1f} ms after frame {k - 1} (one period: {1000 * period:.1f} ms"
-        )
-        why += f", {len(jumps)} such step(s))"
+        why = f"frame {k} is stamped {1000 * steps[k - 1]:.1f} ms after frame {k - 1}, one period being "
+        why += f"{1000 * period:.1f} ms ({len(jumps)} such step(s))"
     else:
         mean = (pts[-1] - pts[0]) / (len(pts) - 1)
         drift = (pts - pts[0]) / mean - np.arange(len(pts))  # in periods, against the mean rate
@@ -348,7 +346,7 @@ def decode_pipe(
     # target's timestamp on, half a frame early. Timestamps count from the seek point, and the
     # seek from the file's start, which is before the first frame where the sound starts first.
     lead = min(start, SEEK_LEAD)
-    seek_s = info.video_start + (start - lead - 0.5) / fps if start > lead else 0.0
+    seek_s = max(0.0, info.video_start + (start - lead - 0.5) / fps) if start > lead else 0.0
     keep = [f"select=gte(t\\,{info.video_start + (start - 0.5) / fps - seek_s:.6f})"] if start > 0 else []
     args = ffmpeg.graph.input(str(info.path), **({"ss": f"{seek_s:.6f}"} if seek_s > 0 else {}))["v:0"].output(
         "-",

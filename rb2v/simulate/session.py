@@ -391,6 +391,10 @@ def _write_camera(
             audio=chunk_audio,
             audio_start=cfg.audio_start_s[0 if cam == "blur" else 1],
             codec=cfg.codec,
+            # H.265: a sync sample every half second, open GOPs as x265 makes them, so that seeks land
+            # beside CRA pictures as they would in a long recording (x265's own interval, 250 frames,
+            # is longer than a simulated take)
+            gop=max(1, round(fps / 2)) if cfg.codec == "hevc" else None,
             timecode=timecode if chapter == 1 else None,
         ) as vw:
             for i in range(start, start + count):
