@@ -111,7 +111,7 @@ def _audio_starts(value: str) -> tuple[float, float]:
     "--bitrate",
     type=float,
     default=None,
-    help="H.264 at a GoPro-like fixed bitrate: Mb/s at 1920x1080 (e.g. 45-100), scaled to the frame size "
+    help="A GoPro-like fixed bitrate (either codec): Mb/s at 1920x1080 (e.g. 45-100), scaled to the frame size "
     "(default: constant quality, crf 14).",
 )
 @click.option(

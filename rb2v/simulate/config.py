@@ -88,7 +88,7 @@ class SimConfig:
     noise: bool = True
     vignetting: bool = False
     source: str | None = None  # a video file or a folder of frames used as the scene's backdrop
-    crf: int = 14  # H.264 quality of the simulated recordings (GoPro bitrates are high)
+    crf: int = 14  # quality of the simulated recordings (GoPro bitrates are high)
     # Lens distortion per camera, OpenCV coefficients k1 k2 p1 p2 k3 (empty: a pinhole); see lens.py.
     # A session with distortion also films a checkerboard calibration take (RAW/calibration/<name>/board.toml).
     distortion_blur: tuple[float, ...] = ()
@@ -101,7 +101,7 @@ class SimConfig:
     # A rig bumped after its calibration take: every other take's sharp camera is turned and shifted so
     # that the frame's corners move by up to this many pixels against the calibration take (0: a rigid rig).
     rig_drift_px: float = 0.0
-    # H.264 at a fixed bitrate instead of crf: Mb/s a GoPro would use for 1920x1080, scaled to the frame size.
+    # A fixed bitrate instead of crf: Mb/s a GoPro would use for 1920x1080, scaled to the frame size.
     bitrate_mbps: float | None = None
     codec: Literal["h264", "hevc"] = "h264"  # H.265 as a GoPro records its high-rate modes
     randomize: bool = False  # draw anchor, exposure, readout, drift and bitrate per take from the seed
