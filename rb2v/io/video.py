@@ -347,13 +347,14 @@ def decode_pipe(
     # seek from the file's start, which is before the first frame where the sound starts first.
     lead = min(start, SEEK_LEAD)
     seek_s = max(0.0, info.video_start + (start - lead - 0.5) / fps) if start > lead else 0.0
-    keep = [f"select=gte(t\\,{info.video_start + (start - 0.5) / fps - seek_s:.6f})"] if start > 0 else []
+    filters = [f"select=gte(t\\,{info.video_start + (start - 0.5) / fps - seek_s:.6f})"] if start > 0 else []
+    filters += [vf] if vf else []
     args = ffmpeg.graph.input(str(info.path), **({"ss": f"{seek_s:.6f}"} if seek_s > 0 else {}))["v:0"].output(
         "-",
         f="rawvideo",
         pix_fmt="gray" if channels == 1 else "rgb24",
         **{"frames:v": count},
-        **({"vf": ",".join(keep + [vf] if vf else keep)} if keep or vf else {}),
+        **({"vf": ",".join(filters)} if filters else {}),
         **ffmpeg.passthrough(),
     )
     proc = ffmpeg.popen(args, stdout=subprocess.PIPE)
@@ -432,11 +433,11 @@ def read_audio(source, rate: int | None = None, mono: bool = True) -> tuple[np.n
         samples = np.frombuffer(proc.stdout, np.float32)
         samples = samples if mono else samples.reshape(-1, info.audio_channels or 2)
         first = int(round((frames_before / float(info.fps) + info.audio_start) * rate))
-        placed.append((first, samples[max(0, -first) :]))  # what sounds before the first frame is cut
+        placed.append((max(first, 0), samples[max(0, -first) :]))  # what sounds before the first frame is cut
         frames_before += info.frames
-    track = np.zeros((max(max(first, 0) + len(x) for first, x in placed), *placed[0][1].shape[1:]), np.float32)
-    for first, samples in placed:
-        track[max(first, 0) : max(first, 0) + len(samples)] = samples
+    track = np.zeros((max(at + len(x) for at, x in placed), *placed[0][1].shape[1:]), np.float32)
+    for at, samples in placed:
+        track[at : at + len(samples)] = samples
     return track, rate
 
 
