@@ -69,6 +69,11 @@ SETTINGS: dict[str, dict] = {
     "stream-starts-2": {"randomize": True, "audio_start_s": (-0.083, 0.052)},
     # both cameras in H.265, as a GoPro records its high-rate modes (at the drawn bitrates), every convention drawn
     "randomized-hevc": {"randomize": True, "codec": "hevc"},
+    # the sharp camera mounted upside down, its file tagged to be turned back (a display matrix): its rolling
+    # shutter reads the upright picture bottom up, against the blur camera's top down; every convention drawn
+    "upside-down": {"randomize": True, "upside_down": (False, True)},
+    # the blur camera upside down, turning its pixels itself (no tag): only its readout's direction tells
+    "upside-down-untagged": {"randomize": True, "upside_down": (True, False), "rotation_tag": False},
     # a sharp camera recording fewer pixels than the blur one (2.7K blur + 1080p sharp: 0.71 the width),
     # every convention drawn, lenses too (sharp_scale: of --size, rounded to even pixels)
     "randomized-sharp-smaller": {"randomize": True, "sharp_scale": 1920 / 2704},

@@ -460,7 +460,9 @@ class VideoWriter:
     otherwise H.264 yuv420p at ``crf`` — what a GoPro writes, near-lossless at crf <= 14 — or at a
     fixed ``bitrate`` (bits/s) when given; ``codec="hevc"`` encodes H.265 (x265) the same ways.
     ``audio`` is ``(samples, rate)``, its first sample stamped ``audio_start`` seconds after the first
-    frame (negative: before it); ``timecode`` (``HH:MM:SS:FF``) writes a timecode track.
+    frame (negative: before it); ``timecode`` (``HH:MM:SS:FF``) writes a timecode track; ``rotation``
+    (degrees counter-clockwise, ffmpeg >= 6.1) a display matrix: players turn the frames written by that
+    much, and ``probe`` / ``decode_pipe`` read them turned.
     """
 
     def __init__(
@@ -480,12 +482,15 @@ class VideoWriter:
         gop: int | None = None,
         bitrate: int | None = None,
         codec: str = "h264",
+        rotation: int = 0,
     ):
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         self.fps = parse_fps(str(fps)) if not isinstance(fps, Fraction) else fps
         if codec not in ("h264", "hevc"):
             raise Rb2vError(f"{self.path}: codec must be h264 or hevc, got {codec!r}")
+        if rotation % 90:
+            raise Rb2vError(f"{self.path}: a display rotation must be a quarter turn, got {rotation} degrees")
         if not lossless and (self.width % 2 or self.height % 2):
             raise Rb2vError(f"{self.path}: H.264 needs an even frame size, got {self.width}x{self.height}")
         self._ctx = atomic_path(self.path)
@@ -503,9 +508,10 @@ class VideoWriter:
             f"{self.width}x{self.height}",
             "-r",
             f"{self.fps.numerator}/{self.fps.denominator}",
-            "-i",
-            "-",
         ]
+        if rotation % 360:  # kept on the stream as side data, not applied to the pixels
+            args += ["-noautorotate", "-display_rotation", str(rotation)]
+        args += ["-i", "-"]
         if audio is not None:
             fd, wav = tempfile.mkstemp(suffix=".wav", dir=self.path.parent, prefix=".audio.")
             os.close(fd)

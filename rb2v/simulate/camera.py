@@ -69,7 +69,8 @@ class Camera:
     vignette: np.ndarray | None = None
     lens: SimLens | None = None  # lens distortion (None: a pinhole)
     # Frame k integrates from k/fps + start_s to k/fps + start_s + exposure_s (top row; own clock);
-    # row r of H starts r/(H-1) * readout_s later (rolling shutter). None: centred on k/fps.
+    # row r of H starts r/(H-1) * readout_s later (rolling shutter; negative: read bottom up). None: centred
+    # on k/fps.
     start_s: float | None = None
     readout_s: float = 0.0
 

@@ -122,6 +122,20 @@ def _audio_starts(value: str) -> tuple[float, float]:
     help="Both cameras' codec (hevc: H.265, as a GoPro records its high-rate modes).",
 )
 @click.option(
+    "--upside-down",
+    type=click.Choice(["none", "blur", "sharp", "both"]),
+    default="none",
+    show_default=True,
+    help="Camera(s) mounted turned 180 degrees: the rolling shutter reads the upright picture bottom up.",
+)
+@click.option(
+    "--rotation-tag/--no-rotation-tag",
+    default=True,
+    show_default=True,
+    help="An upside-down camera's file stores the sensor's frames turned, with a display matrix that turns them "
+    "back (ffmpeg >= 6.1); --no-rotation-tag: the camera turns the pixels itself.",
+)
+@click.option(
     "--distortion-blur",
     default="",
     help="Blur lens distortion, OpenCV coefficients k1[,k2,p1,p2,k3] (e.g. -0.06); films a board take (--board).",
@@ -183,6 +197,8 @@ def simulate_rig(
     wb_drift,
     bitrate,
     codec,
+    upside_down,
+    rotation_tag,
     distortion_blur,
     distortion_sharp,
     board_reach,
@@ -227,6 +243,8 @@ def simulate_rig(
         wb_drift=wb_drift,
         bitrate_mbps=bitrate,
         codec=codec,
+        upside_down=(upside_down in ("blur", "both"), upside_down in ("sharp", "both")),
+        rotation_tag=rotation_tag,
         distortion_blur=_coeffs(distortion_blur, "--distortion-blur"),
         distortion_sharp=_coeffs(distortion_sharp, "--distortion-sharp"),
         board_reach=board_reach,

@@ -64,7 +64,8 @@ class SimConfig:
     # offset in seconds after the top row's exposure start.
     blur_anchor: float | str = "centre"
     sharp_anchor: float | str = "centre"
-    # Rolling shutter: seconds from the top row's exposure start to the bottom row's (0: global shutter).
+    # Rolling shutter: seconds from the first row's exposure start to the last's (0: global shutter); the
+    # first row read is the top one, or the bottom one of a camera mounted upside down (below).
     blur_readout_s: float = 0.0
     sharp_readout_s: float = 0.0
     # Per-frame drift (relative amplitude, smooth in time): exposure (all channels) and white balance
@@ -104,6 +105,13 @@ class SimConfig:
     # A fixed bitrate instead of crf: Mb/s a GoPro would use for 1920x1080, scaled to the frame size.
     bitrate_mbps: float | None = None
     codec: Literal["h264", "hevc"] = "h264"  # H.265 as a GoPro records its high-rate modes
+    # (blur, sharp): the camera mounted turned 180 degrees, as a beam-splitter rig may mount one camera to
+    # line the lenses up. Its sensor reads the upright picture from the bottom row up (the readout and the
+    # anchor then belong to the bottom row), and with ``rotation_tag`` its file stores the sensor's frames,
+    # upside down, with a display matrix saying to turn them (as phones and most cameras write it);
+    # without, the camera turns the pixels itself and only the readout's direction tells.
+    upside_down: tuple[bool, bool] = (False, False)
+    rotation_tag: bool = True
     randomize: bool = False  # draw anchor, exposure, readout, drift and bitrate per take from the seed
     # with randomize and no distortion given (an explicit 0 is given): draw each camera's k1 and k2,
     # and how far out the calibration board is held, once per session
@@ -188,6 +196,8 @@ class SimConfig:
             raise Rb2vError("simulate-rig: drift amplitudes must be in [0, 0.5)")
         if self.bitrate_mbps is not None and self.bitrate_mbps <= 0:
             raise Rb2vError("simulate-rig: --bitrate must be positive")
+        if len(self.upside_down) != 2 or not all(isinstance(u, bool) for u in self.upside_down):
+            raise Rb2vError(f"simulate-rig: upside_down must be two booleans (blur, sharp), got {self.upside_down!r}")
         if self.codec not in ("h264", "hevc"):
             raise Rb2vError(f"simulate-rig: --codec must be h264 or hevc, got {self.codec!r}")
 

@@ -5,7 +5,8 @@ all takes; every take has its own time offset, clock drift and scene. See
 ``/rb2v/simulate`` docs in the README for the tree and ``truth.json``.
 
 Time convention: frame k of a camera integrates light from ``k / fps + start_s`` to
-``k / fps + start_s + length_s`` (top row; row r of H starts ``r / (H - 1) * readout_s`` later),
+``k / fps + start_s + length_s`` (top row; row r of H starts ``r / (H - 1) * readout_s`` later, earlier
+for a camera mounted upside down, whose readout is negative),
 its ``Exposure`` in the alignment contract's terms; by default the timestamp ``k / fps`` is the
 exposure's centre with a global shutter, and ``SimConfig`` (or ``randomize``) sets any other
 convention. Audio sample ``n`` is at ``n / rate``, both on the camera's own clock. The blur
@@ -207,7 +208,7 @@ class TakeSimulation:
         rng = self._noise_rng(cam.name, index, noise)
         bd = self._backdrop(backdrop, cam)
         gain = self.gain(cam.name, index)
-        if cam.readout_s <= 0:
+        if cam.readout_s == 0:
             times = self._to_world(cam)(cam.exposure_times(ts, self.cfg.internal_fps))
             return cam.film(self.scene, times, (self.cfg.width, self.cfg.height), rng, bd, gain=gain)
         js, dt, weights = cam.rolling_grid(ts, self.cfg.internal_fps, self.cfg.height)
@@ -366,6 +367,8 @@ def _write_camera(
     total = sim.blur_frames if cam == "blur" else sim.sharp_frames
     film = sim.film_blur if cam == "blur" else sim.film_sharp
     width, height = (cfg.width, cfg.height) if cam == "blur" else sim.sharp_size
+    # an upside-down camera with a rotation tag stores its sensor's frames turned, for players to turn back
+    turned = cfg.upside_down[0 if cam == "blur" else 1] and cfg.rotation_tag
     per_chapter = int(round(cfg.chapter_seconds * fps)) if cfg.chapter_seconds > 0 else total
     timecode = None
     if cfg.timecode:
@@ -396,10 +399,11 @@ def _write_camera(
             # is longer than a simulated take)
             gop=max(1, round(fps / 2)) if cfg.codec == "hevc" else None,
             timecode=timecode if chapter == 1 else None,
+            rotation=180 if turned else 0,
         ) as vw:
             for i in range(start, start + count):
                 rgb, alpha = film(i)
-                vw.write(rgb)
+                vw.write(rgb[::-1, ::-1] if turned else rgb)
                 if sim.scene.green_screen:
                     write_image(alpha_dir / f"{i:06d}.png", alpha, bits=16)
                 tick()
