@@ -114,6 +114,33 @@ def test_a_short_shutter_is_scored_with_its_exposure(tmp_path):
     assert psnr >= psnr_without + 2.0, results
 
 
+def test_a_rig_knocked_mid_take_loses_the_later_samples_not_the_earlier(tmp_path, capsys):
+    """Halfway through the take the sharp camera turns and shifts (corners up to 1.5 px): the take's one
+    homography is right before and wrong after. The samples after are rejected as misregistered, the
+    ones before kept. (Measured: without the check, ``qc.max_shift_px = inf``, all 13 were kept.)"""
+    from rb2v.simulate import SimConfig, simulate_session
+    from rb2v.simulate.oracle import write_oracle_alignment
+
+    raw = tmp_path / "raw"
+    cfg = SimConfig(seconds=1.0, seed=78, width=512, height=480, audio=False, bump_px=1.5)
+    take = next(t for t in simulate_session(raw, cfg, progress=False) if t.parent.name != "calibration")
+    truth = json.loads((take / "truth.json").read_text())
+    write_oracle_alignment(take, tmp_path / "aligned" / take.relative_to(raw), crop_size=(384, 384))
+    dataset = build_dataset(tmp_path, load_pipeline("street", FAST))
+    kept = read_manifest(dataset / "manifest.parquet")
+    rejects = pd.read_parquet(dataset / "rejects.parquet")
+    knock = truth["bump"]["at_s"] * truth["blur_fps"]  # in blurry frames
+    # the blurry frame's exposure (centred, 19/600 s) wholly before or after the knock
+    half = truth["blur_exposure_s"] / 2 * truth["blur_fps"]
+    before, after = kept["blur_index"] + half < knock, kept["blur_index"] - half > knock
+    assert before.sum() >= 5 and not after.any(), (kept["blur_index"].tolist(), rejects.to_dict("records"))
+    late = rejects[rejects["blur_index"] - half > knock]
+    assert len(late) >= 5 and late["reason"].str.contains("misregistered").all(), rejects.to_dict("records")
+    assert not rejects[rejects["blur_index"] + half < knock]["reason"].str.contains("misregistered").any()
+    said = capsys.readouterr()
+    assert f"misregistered: {len(late)} blurry frames" in said.out + said.err
+
+
 def test_manifest_splits_and_validation(street):
     _, _, dataset = street
     df = read_manifest(dataset / "manifest.parquet")

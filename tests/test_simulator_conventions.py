@@ -317,6 +317,30 @@ def test_rig_drift_moves_the_sharp_camera_of_every_take_but_the_calibration_take
         SimConfig(category="hand", rig_drift_px=-1.0).validate()
 
 
+def test_a_rig_knocked_mid_take_moves_the_sharp_view_from_then_on():
+    """``--bump PX``: halfway through a take the sharp camera turns and shifts; truth states when and the
+    homography after. Sharp frames before the knock are the rigid rig's, frames after see the moved view."""
+    rigid = TakeSimulation(SimConfig(category="street", seed=42, **SMALL), 0, 0)
+    knocked = TakeSimulation(SimConfig(category="street", seed=42, bump_px=3.0, **SMALL), 0, 0)
+    bump = _truth(knocked)["bump"]
+    assert _truth(rigid)["bump"] is None and bump["at_s"] == pytest.approx(knocked.blur_frames / 2 / 25)
+    corners = np.float64([[0, 0], [479, 0], [479, 479], [0, 479]]).reshape(-1, 1, 2)
+    H0, H1 = knocked.homography, np.asarray(bump["homography"])
+    moved = np.linalg.norm(cv2.perspectiveTransform(corners, H1) - cv2.perspectiveTransform(corners, H0), axis=2)
+    assert 2.4 < moved.max() <= 3.0 * 1.03, moved
+    first = int(knocked.sharp_frames * 0.2)  # well before the knock (sharp clock ahead by the offset)
+    last = knocked.sharp_frames - 3
+    same = sim_frame(knocked, first), sim_frame(rigid, first)
+    assert np.array_equal(*same)
+    assert psnr(sim_frame(knocked, last), sim_frame(rigid, last)) < 35
+    with pytest.raises(Rb2vError, match="--bump"):
+        SimConfig(category="street", bump_px=-1.0).validate()
+
+
+def sim_frame(sim: TakeSimulation, i: int) -> np.ndarray:
+    return sim.film_sharp(i, noise=False)[0]
+
+
 def test_a_charuco_calibration_take_names_its_markers_and_shows_them():
     """``--board charuco``: board.toml names the markers, and the board's white squares hold them (the
     rendered texture differs from the checkerboard's only inside the white squares)."""

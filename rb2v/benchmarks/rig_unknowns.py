@@ -74,6 +74,14 @@ SETTINGS: dict[str, dict] = {
     "upside-down": {"randomize": True, "upside_down": (False, True)},
     # the blur camera upside down, turning its pixels itself (no tag): only its readout's direction tells
     "upside-down-untagged": {"randomize": True, "upside_down": (True, False), "rotation_tag": False},
+    # the rig bumped by up to 2 px after its calibration take (green screen: a take trusts its calibration
+    # take's homography unless its own matches sit 1.5 px off it, so this bump goes unseen by align)
+    "rig-drift-2": {"randomize": True, "rig_drift_px": 2.0},
+    # the rig knocked halfway through the take: the sharp camera turns and shifts, its corners moving up to 2 px
+    "bump": {"randomize": True, "bump_px": 2.0},
+    # strong barrel lenses, as wide modes record (at the simulator's fx = 0.8 width a frame's corner comes in
+    # by 16 / 13 %), every other convention drawn
+    "strong-lenses": {"randomize": True, "distortion_blur": (-0.3, 0.1), "distortion_sharp": (-0.27, 0.08)},
     # a sharp camera recording fewer pixels than the blur one (2.7K blur + 1080p sharp: 0.71 the width),
     # every convention drawn, lenses too (sharp_scale: of --size, rounded to even pixels)
     "randomized-sharp-smaller": {"randomize": True, "sharp_scale": 1920 / 2704},

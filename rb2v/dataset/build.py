@@ -250,4 +250,11 @@ def print_summary(
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
         f"  manifest: {dataset_dir / MANIFEST_NAME}",
     ]
+    if reasons.get("misregistered"):
+        takes = rej.loc[rej["reason"].str.contains("misregistered"), "take"].value_counts()
+        worst = ", ".join(f"{t} ({n})" for t, n in takes.head(3).items())
+        lines.append(
+            f"  misregistered: {reasons['misregistered']} blurry frames sit off their sharp frames (most in {worst}): "
+            "the views moved against each other during the take (a knocked rig, a loose mount, image stabilisation)"
+        )
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))

@@ -59,6 +59,13 @@ class QCSettings:
     min_margin: float = 0.05  # dB between the best start and the best one >= 2 steps away
     min_motion: float = 0.004  # mean |x[p+6] - x[p]| below this: a static sample
     reject_at_edge: bool = True
+    # px the blurry frame may sit off its synthetic blur beyond what a step of time explains (registration.py):
+    # a view that moved during the take (a knocked rig) leaves the take's homography behind
+    max_shift_px: float = 0.35
+
+    def validate(self) -> None:
+        if not self.max_shift_px > 0:
+            raise ValueError(f"qc: max_shift_px must be positive (inf: no check), got {self.max_shift_px}")
 
 
 @dataclass(frozen=True)

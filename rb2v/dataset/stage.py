@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..colormatch.blur import frame_weights
 from ..config import settings_hash
 from ..errors import Rb2vError
 from ..executor import cpu_threads
@@ -33,6 +34,7 @@ from ..io.images import encode_png, read_image
 from ..manifest import FRAMES_PER_SEQ, sample_paths, sample_row
 from ..settings import SequenceSettings, load_rig
 from . import rowtime
+from .registration import misregistration
 from .sequence import AnchoredInterpolator, CachedInterpolator, UpsampledSequence
 from .settings import PipelineSettings
 from .takes import AlignedTake
@@ -207,7 +209,7 @@ class _Matting:
         return composite(fg, alpha, background, space=getattr(self.matter, "space", "linear"))
 
 
-def _qc(settings: PipelineSettings, res, p: int, lo: int, hi: int, motion: float) -> list[str]:
+def _qc(settings: PipelineSettings, res, p: int, lo: int, hi: int, motion: float, shift_px: float) -> list[str]:
     qc = settings.qc
     reasons = []
     if not res.psnr >= qc.min_psnr:
@@ -218,6 +220,8 @@ def _qc(settings: PipelineSettings, res, p: int, lo: int, hi: int, motion: float
         reasons.append("edge_of_range")
     if motion < qc.min_motion:
         reasons.append("static")
+    if shift_px > qc.max_shift_px:
+        reasons.append("misregistered")
     return reasons
 
 
@@ -403,7 +407,10 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer
     p = lo + int(res.start)
     window = seq[p - lo : p - lo + N_FRAMES]
     motion = float(np.mean(np.abs(window[-1] - window[0])))
-    reasons = _qc(settings, res, p, lo, hi, motion)
+    with clock("registration"):
+        weights = frame_weights(N_FRAMES, s.subframes, span)
+        shift_px = misregistration(blur, scored, int(res.start), weights, res.matrix)
+    reasons = _qc(settings, res, p, lo, hi, motion, shift_px)
     fit = {"sharp_start": p, "psnr": float(res.psnr), "psnr_margin": float(res.margin)}
     if reasons:
         return fit, reasons, None

@@ -73,6 +73,8 @@ class Camera:
     # on k/fps.
     start_s: float | None = None
     readout_s: float = 0.0
+    # A camera knocked during the take: from world time ``moved[0]`` on it sees through ``moved[1]`` instead of G.
+    moved: tuple[float, np.ndarray] | None = None
 
     @property
     def exposure_start_s(self) -> float:
@@ -112,9 +114,10 @@ class Camera:
     def render(self, scene: Scene, tau: float, size: tuple[int, int], backdrop: np.ndarray | None = None):
         """The scene at world time ``tau`` through this camera's lens (linear RGB and coverage,
         unflipped): every render of a camera goes through here, so lens distortion applies to all."""
+        G = self.moved[1] if self.moved is not None and tau >= self.moved[0] else self.G
         if self.lens is None:
-            return scene.render(self.G, tau, size, backdrop=backdrop)
-        return self.lens.render(scene, self.G, tau, backdrop)
+            return scene.render(G, tau, size, backdrop=backdrop)
+        return self.lens.render(scene, G, tau, backdrop)
 
     def film(
         self,

@@ -164,6 +164,14 @@ def _audio_starts(value: str) -> tuple[float, float]:
     "the frame's corners move by up to this many pixels.",
 )
 @click.option(
+    "--bump",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Knock the rig halfway through each take: the sharp camera turned and shifted so that the frame's "
+    "corners move by up to this many pixels from then on.",
+)
+@click.option(
     "--randomize",
     is_flag=True,
     help="Draw anchor, exposures, readouts, drift and bitrate per take, and both lenses' k1 and k2 and the "
@@ -204,6 +212,7 @@ def simulate_rig(
     board_reach,
     board,
     rig_drift,
+    bump,
     randomize,
 ):
     """Simulate a capture session of the beam-splitter rig into RAW/<category>/<subject>/<take>/."""
@@ -250,6 +259,7 @@ def simulate_rig(
         board_reach=board_reach,
         board=board,
         rig_drift_px=rig_drift,
+        bump_px=bump,
         randomize=randomize,
     )
     start = time.perf_counter()

@@ -102,6 +102,9 @@ class SimConfig:
     # A rig bumped after its calibration take: every other take's sharp camera is turned and shifted so
     # that the frame's corners move by up to this many pixels against the calibration take (0: a rigid rig).
     rig_drift_px: float = 0.0
+    # A rig knocked during a take: halfway through each take (not the calibration take) the sharp camera
+    # turns and shifts so that the frame's corners move by up to this many pixels (0: rigid during takes).
+    bump_px: float = 0.0
     # A fixed bitrate instead of crf: Mb/s a GoPro would use for 1920x1080, scaled to the frame size.
     bitrate_mbps: float | None = None
     codec: Literal["h264", "hevc"] = "h264"  # H.265 as a GoPro records its high-rate modes
@@ -171,6 +174,8 @@ class SimConfig:
             raise Rb2vError(
                 f"simulate-rig: --board-reach must be between 0 and {BOARD_REACH_MAX}, got {self.board_reach}"
             )
+        if not 0.0 <= self.bump_px <= RIG_DRIFT_MAX_PX:
+            raise Rb2vError(f"simulate-rig: --bump must be between 0 and {RIG_DRIFT_MAX_PX} px, got {self.bump_px}")
         if not 0.0 <= self.rig_drift_px <= RIG_DRIFT_MAX_PX:
             raise Rb2vError(
                 f"simulate-rig: --rig-drift must be between 0 and {RIG_DRIFT_MAX_PX} px, got {self.rig_drift_px}"

@@ -145,6 +145,12 @@ class TakeSimulation:
         self._renders: OrderedDict = OrderedDict()  # rolling shutter: renders shared by consecutive frames
         seconds = (board_seconds() if self.board else 1.2) if calibration else cfg.seconds
         self.blur_frames = int(round(seconds * cfg.blur_fps))
+        self.bump = None  # (world time, the sharp homography after it) of a rig knocked mid-take
+        if cfg.bump_px and not calibration:
+            knock = rig_drift(np.random.default_rng([9, *self._key]), W, H, cfg.bump_px)
+            after = self.homography @ np.linalg.inv(knock)
+            self.bump = (self.blur_frames / 2 / cfg.blur_fps, after / after[2, 2])
+            self.sharp.moved = self.bump
         last_centre = self.to_sharp_clock((self.blur_frames - 1) / cfg.blur_fps)
         self.sharp_frames = int(math.ceil((last_centre + 0.12) * cfg.sharp_fps)) + 1
 
@@ -278,17 +284,13 @@ class TakeSimulation:
         """The part of truth.json that says where each camera sees: frame size, flip, homography, lenses
         and the blur camera's valid region (inside its dark sides)."""
         cfg = self.cfg
-        H = self.homography  # from the recorded sharp pixels (flipped), into the blur view
-        if self.sharp_size != (cfg.width, cfg.height):
-            H = H @ np.linalg.inv(self.sharp_scale)
-            H = H / H[2, 2]
         return {
             "width": cfg.width,
             "height": cfg.height,
             "sharp_width": self.sharp_size[0],
             "sharp_height": self.sharp_size[1],
             "flip_sharp": cfg.flip,
-            "homography": H.tolist(),
+            "homography": self.recorded_homography(self.homography).tolist(),
             "lens": None if self.lens is None else {c: v.to_json() for c, v in self.lens.items()},
             "valid_region": {
                 "x": BORDER_BAND + 4,
@@ -297,6 +299,12 @@ class TakeSimulation:
                 "height": cfg.height,
             },
         }
+
+    def recorded_homography(self, H: np.ndarray) -> np.ndarray:
+        """A rendered sharp view's homography (flipped sharp -> blur) from the recorded sharp pixels."""
+        if self.sharp_size != (self.cfg.width, self.cfg.height):
+            H = H @ np.linalg.inv(self.sharp_scale)
+        return H / H[2, 2]
 
     def truth(self, names: dict) -> dict:
         cfg = self.cfg
@@ -346,6 +354,10 @@ class TakeSimulation:
             "audio": cfg.audio,
             "timecode": cfg.timecode,
             "calibration": names.get("calibration"),
+            # a rig knocked mid-take: from this time on (blur clock, s) the sharp view has this homography
+            "bump": None
+            if self.bump is None
+            else {"at_s": self.bump[0], "homography": self.recorded_homography(self.bump[1]).tolist()},
             "sim_config": cfg.as_dict(),
         }
 

@@ -1,0 +1,48 @@
+"""The build's geometric QC (``rb2v.dataset.registration``): a blurry frame off its synthetic blur is seen,
+a time offset of a step is not taken for one."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage.registration import phase_cross_correlation
+
+from rb2v.benchmarks.colormatch import simulated_take
+from rb2v.colormatch.blur import frame_weights
+from rb2v.dataset.registration import misregistration
+
+START = 6
+
+
+@pytest.fixture(scope="module")
+def take():
+    return simulated_take(size=192, frames=20, start=START, seed=3)
+
+
+def _moved(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    A = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(img, A, img.shape[1::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+
+def test_a_blurry_frame_where_its_window_says_is_registered(take):
+    w = frame_weights(7, 19)
+    assert misregistration(take.blur, take.seq, START, w, take.matrix) < 0.15
+
+
+def test_a_start_one_step_off_is_not_a_misregistration(take):
+    """The content moves by about a pixel per step: a neighbouring start shifts it that much."""
+    w = frame_weights(7, 19)
+    for q in (START - 1, START + 1):
+        assert misregistration(take.blur, take.seq, q, w, take.matrix) < 0.15, q
+
+
+def test_a_view_that_moved_is_measured(take):
+    w = frame_weights(7, 19)
+    # the direction time moves the content in: a shift across it is no time offset
+    grey = [cv2.cvtColor(take.seq[i], cv2.COLOR_RGB2GRAY) for i in (START, START + 6)]
+    dy, dx = -phase_cross_correlation(*grey, upsample_factor=20)[0]
+    across = np.array([-dy, dx]) / np.hypot(dx, dy)  # (x, y)
+    for px in (0.5, 1.0, 2.0):
+        moved = _moved(take.blur, *(px * across))
+        assert misregistration(moved, take.seq, START, w, take.matrix) == pytest.approx(px, abs=0.2), px
