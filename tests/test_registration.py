@@ -45,4 +45,8 @@ def test_a_view_that_moved_is_measured(take):
     across = np.array([-dy, dx]) / np.hypot(dx, dy)  # (x, y)
     for px in (0.5, 1.0, 2.0):
         moved = _moved(take.blur, *(px * across))
-        assert misregistration(moved, take.seq, START, w, take.matrix) == pytest.approx(px, abs=0.2), px
+        found = misregistration(moved, take.seq, START, w, take.matrix)
+        assert found == pytest.approx(px, abs=0.2), px
+        # a shift beyond ``enough`` is measured in full; one within it is returned as is (no larger)
+        assert misregistration(moved, take.seq, START, w, take.matrix, enough=0.3) == found
+    assert misregistration(take.blur, take.seq, START, w, take.matrix, enough=0.3) <= 0.15

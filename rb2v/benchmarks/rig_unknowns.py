@@ -80,7 +80,7 @@ SETTINGS: dict[str, dict] = {
     # the rig knocked halfway through the take: the sharp camera turns and shifts, its corners moving up to 2 px
     "bump": {"randomize": True, "bump_px": 2.0},
     # strong barrel lenses, as wide modes record (at the simulator's fx = 0.8 width a frame's corner comes in
-    # by 16 / 13 %), every other convention drawn
+    # by 16 / 15 %), every other convention drawn
     "strong-lenses": {"randomize": True, "distortion_blur": (-0.3, 0.1), "distortion_sharp": (-0.27, 0.08)},
     # a sharp camera recording fewer pixels than the blur one (2.7K blur + 1080p sharp: 0.71 the width),
     # every convention drawn, lenses too (sharp_scale: of --size, rounded to even pixels)

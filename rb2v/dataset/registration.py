@@ -20,8 +20,6 @@ import cv2
 import numpy as np
 from skimage.registration import phase_cross_correlation
 
-from ..colormatch import apply_color_matrix
-
 # The start Algorithm 1 picks can be a step from the true one (its argmax decides between neighbours), and
 # a window a step off moved by up to 1.34 steps of the frames' own shift on a simulated take (the motion
 # accelerates and turns; blur and frames are shifted as wholes).
@@ -38,15 +36,19 @@ def _window(h: int, w: int) -> np.ndarray:
     return window
 
 
-def _grey(img: np.ndarray) -> np.ndarray:
-    """Luma under a Hann window (the frame's edges do not correlate as a shift of zero)."""
-    grey = cv2.cvtColor(np.ascontiguousarray(img, np.float32), cv2.COLOR_RGB2GRAY)
-    return grey * _window(*grey.shape)
+LUMA = np.array([0.299, 0.587, 0.114])  # OpenCV's RGB -> grey
+
+
+def _grey(img: np.ndarray, matrix: np.ndarray | None = None) -> np.ndarray:
+    """Luma (of the colours ``matrix`` makes, 3x4) under a Hann window (the frame's edges do not correlate
+    as a shift of zero)."""
+    m = LUMA[None] if matrix is None else LUMA @ np.asarray(matrix, np.float64).reshape(3, 4)
+    grey = cv2.transform(np.ascontiguousarray(img, np.float32), m.astype(np.float32))
+    return grey * _window(*grey.shape[:2])
 
 
 def _synthetic(frames: np.ndarray, weights: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    fake = np.tensordot(weights.astype(np.float32), frames, axes=1)
-    return _grey(apply_color_matrix(matrix, fake))
+    return _grey(np.tensordot(weights.astype(np.float32), frames, axes=1), matrix)
 
 
 def _shift(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
@@ -54,11 +56,16 @@ def _shift(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
     return -phase_cross_correlation(reference, moving, upsample_factor=UPSAMPLE)[0]
 
 
-def misregistration(blur: np.ndarray, seq: np.ndarray, q: int, weights: np.ndarray, matrix: np.ndarray) -> float:
+def misregistration(
+    blur: np.ndarray, seq: np.ndarray, q: int, weights: np.ndarray, matrix: np.ndarray, enough: float = 0.0
+) -> float:
     """Pixels the blurry frame ``blur`` is shifted against the synthetic blur of ``seq[q : q + n]`` (weights
-    ``weights``, colours by ``matrix``) beyond what a time offset of up to TIME_SLACK_STEPS explains."""
+    ``weights``, colours by ``matrix``) beyond what a time offset of up to TIME_SLACK_STEPS explains.
+    A shift of at most ``enough`` is returned as it is (the misregistration is no larger): no step measured."""
     n = len(weights)
     shift = _shift(_synthetic(seq[q : q + n], weights, matrix), _grey(blur))
+    if np.linalg.norm(shift) <= enough:
+        return float(np.linalg.norm(shift))
     # a step's motion from the window's two ends: windows a step apart share most of their frames, pixel for
     # pixel (noise and quantisation included), which pulls their correlation to no shift at all
     step = _shift(_grey(seq[q]), _grey(seq[q + n - 1])) / (n - 1)
