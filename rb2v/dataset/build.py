@@ -162,7 +162,8 @@ def assemble(
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
     if rows.empty:
         reasons = rej["reason"].value_counts().to_dict() if not rej.empty else {}
-        raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {reasons})")
+        hint = misregistered_hint(rej)
+        raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {reasons})" + (f"; {hint}" if hint else ""))
     counts = rows.groupby("subject").size().to_dict()
     splits = split_subjects(counts, settings.split.test_fraction, settings.split.seed)
     rows["split"] = rows["subject"].map(splits)
@@ -250,11 +251,24 @@ def print_summary(
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
         f"  manifest: {dataset_dir / MANIFEST_NAME}",
     ]
-    if reasons.get("misregistered"):
-        takes = rej.loc[rej["reason"].str.contains("misregistered"), "take"].value_counts()
-        worst = ", ".join(f"{t} ({n})" for t, n in takes.head(3).items())
-        lines.append(
-            f"  misregistered: {reasons['misregistered']} blurry frames sit off their sharp frames (most in {worst}): "
-            "the views moved against each other during the take (a knocked rig, a loose mount, image stabilisation)"
-        )
+    hint = misregistered_hint(rej)
+    if hint:
+        lines.append(f"  {hint}")
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))
+
+
+def misregistered_hint(rej: pd.DataFrame) -> str | None:
+    """What the ``misregistered`` rejects say, naming the takes with most of them (None without any)."""
+    if rej.empty:
+        return None
+    hit = rej["reason"].str.split(";").apply(lambda r: "misregistered" in r)
+    if not hit.any():
+        return None
+    takes = rej.loc[hit, "take"].value_counts()
+    worst = ", ".join(f"{t} ({n})" for t, n in takes.head(3).items())
+    return (
+        f"misregistered: {int(hit.sum())} blurry frames sit off their sharp frames (most in {worst}): the views "
+        "moved against each other during the take (a knocked rig, a loose mount, image stabilisation), or a take "
+        "that kept its calibration take's homography was bumped after it (lower align.max_calibration_shift_px "
+        "in the rig file and align again)"
+    )
