@@ -27,6 +27,7 @@ TIME_SLACK_STEPS = 1.5
 # the shifts are measured to 1/UPSAMPLE px (upsampled cross-correlation: OpenCV's phaseCorrelate read half a
 # pixel as 0.81 px and 1 px across the motion as 0.78 px on a simulated take)
 UPSAMPLE = 20
+LUMA = np.array([0.299, 0.587, 0.114])  # OpenCV's RGB -> grey
 
 
 @functools.lru_cache(maxsize=4)
@@ -34,9 +35,6 @@ def _window(h: int, w: int) -> np.ndarray:
     window = cv2.createHanningWindow((w, h), cv2.CV_32F)
     window.flags.writeable = False
     return window
-
-
-LUMA = np.array([0.299, 0.587, 0.114])  # OpenCV's RGB -> grey
 
 
 def _grey(img: np.ndarray, matrix: np.ndarray | None = None) -> np.ndarray:
