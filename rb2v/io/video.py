@@ -524,23 +524,19 @@ class VideoWriter:
             args += ["-c:v", "ffv1", "-pix_fmt", "bgr0"]
         elif lossless:
             args += ["-c:v", "libx264rgb", "-qp", "0", "-preset", preset, "-pix_fmt", "rgb24"]
-        elif codec == "hevc":  # what a GoPro records in its high-rate modes, tagged hvc1 as it tags it
-            args += ["-c:v", "libx265", "-preset", preset, "-pix_fmt", "yuv420p", "-tag:v", "hvc1"]
-            if bitrate:
-                args += ["-b:v", str(int(bitrate)), "-maxrate", str(int(bitrate)), "-bufsize", str(int(bitrate))]
-            else:
-                args += ["-crf", str(crf)]
-            # one frame thread, no thread pool: a seeded simulation gives the same take twice
-            args += ["-x265-params", "log-level=error:frame-threads=1:pools=none"]
         else:
-            args += ["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p"]
-            if bitrate:  # a camera's fixed bitrate (bits/s), as a GoPro records, instead of constant quality
-                args += ["-b:v", str(int(bitrate)), "-maxrate", str(int(bitrate)), "-bufsize", str(int(bitrate))]
-                # one x264 thread: with frame threads the VBV's bytes depend on how the frames
-                # arrived in time, and a seeded simulation must give the same take twice
-                args += ["-threads", "1"]
+            # a camera's fixed bitrate (bits/s), as a GoPro records, instead of constant quality
+            b = str(int(bitrate)) if bitrate else ""
+            rate = ["-b:v", b, "-maxrate", b, "-bufsize", b] if bitrate else ["-crf", str(crf)]
+            if codec == "hevc":  # what a GoPro records in its high-rate modes, tagged hvc1 as it tags it
+                args += ["-c:v", "libx265", "-preset", preset, "-pix_fmt", "yuv420p", "-tag:v", "hvc1", *rate]
+                # one frame thread, no thread pool: a seeded simulation gives the same take twice
+                args += ["-x265-params", "log-level=error:frame-threads=1:pools=none"]
             else:
-                args += ["-crf", str(crf)]
+                args += ["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p", *rate]
+                # one x264 thread at a fixed bitrate: with frame threads the VBV's bytes depend on how the
+                # frames arrived in time, and a seeded simulation must give the same take twice
+                args += ["-threads", "1"] if bitrate else []
         if audio is not None and audio_start < 0:
             # a sound that starts first delays the pictures in the file's timestamps; on a 90 kHz
             # clock, as the pictures' own 1/fps clock would round the delay to whole frames

@@ -206,6 +206,10 @@ class SimConfig:
         if self.codec not in ("h264", "hevc"):
             raise Rb2vError(f"simulate-rig: --codec must be h264 or hevc, got {self.codec!r}")
 
+    def mounted_upside_down(self, cam: str) -> bool:
+        """Whether camera ``cam`` ("blur" or "sharp") is mounted turned 180 degrees (``upside_down``)."""
+        return self.upside_down[0 if cam == "blur" else 1]
+
     @property
     def green_screen(self) -> bool:
         return self.category in ("face", "hand")

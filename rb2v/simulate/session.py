@@ -145,12 +145,10 @@ class TakeSimulation:
         self._renders: OrderedDict = OrderedDict()  # rolling shutter: renders shared by consecutive frames
         seconds = (board_seconds() if self.board else 1.2) if calibration else cfg.seconds
         self.blur_frames = int(round(seconds * cfg.blur_fps))
-        self.bump = None  # (world time, the sharp homography after it) of a rig knocked mid-take
-        if cfg.bump_px and not calibration:
+        if cfg.bump_px and not calibration:  # the rig knocked halfway through the take
             knock = rig_drift(np.random.default_rng([9, *self._key]), W, H, cfg.bump_px)
             after = self.homography @ np.linalg.inv(knock)
-            self.bump = (self.blur_frames / 2 / cfg.blur_fps, after / after[2, 2])
-            self.sharp.moved = self.bump
+            self.sharp.moved = (self.blur_frames / 2 / cfg.blur_fps, after / after[2, 2])
         last_centre = self.to_sharp_clock((self.blur_frames - 1) / cfg.blur_fps)
         self.sharp_frames = int(math.ceil((last_centre + 0.12) * cfg.sharp_fps)) + 1
 
@@ -313,6 +311,7 @@ class TakeSimulation:
         exact = [self.sharp_start_exact(k) for k in range(self.blur_frames)]
         starts = [int(round(p)) if 0 <= round(p) <= max_p else None for p in exact]
         centred = all(e.readout_s == 0 and e.start_s == -e.length_s / 2 for e in self.exposure.values())
+        bump = self.sharp.moved
         per_frame = gains = None
         if self.drift["blur"].active:
             per_frame = [self.colour_matrix_of(k).tolist() for k in range(self.blur_frames)]
@@ -356,8 +355,8 @@ class TakeSimulation:
             "calibration": names.get("calibration"),
             # a rig knocked mid-take: from this time on (blur clock, s) the sharp view has this homography
             "bump": None
-            if self.bump is None
-            else {"at_s": self.bump[0], "homography": self.recorded_homography(self.bump[1]).tolist()},
+            if bump is None
+            else {"at_s": bump[0], "homography": self.recorded_homography(bump[1]).tolist()},
             "sim_config": cfg.as_dict(),
         }
 
@@ -380,7 +379,7 @@ def _write_camera(
     film = sim.film_blur if cam == "blur" else sim.film_sharp
     width, height = (cfg.width, cfg.height) if cam == "blur" else sim.sharp_size
     # an upside-down camera with a rotation tag stores its sensor's frames turned, for players to turn back
-    turned = cfg.upside_down[0 if cam == "blur" else 1] and cfg.rotation_tag
+    turned = cfg.mounted_upside_down(cam) and cfg.rotation_tag
     per_chapter = int(round(cfg.chapter_seconds * fps)) if cfg.chapter_seconds > 0 else total
     timecode = None
     if cfg.timecode:

@@ -123,7 +123,7 @@ def take_settings(cfg: SimConfig, key: list[int]) -> TakeSettings:
     for c in ("blur", "sharp"):
         centred = anchors[c] == lengths[c] / 2
         start = -lengths[c] / 2 if centred else -anchors[c]  # exactly -L/2 when centred (bit-identical renders)
-        if cfg.upside_down[0 if c == "blur" else 1] and readouts[c]:
+        if cfg.mounted_upside_down(c) and readouts[c]:
             # the sensor reads the upright frame bottom up: the top row starts one readout after the bottom
             # row (which the anchor denotes), a negative skew in the contract's top-to-bottom terms
             exposure[c] = Exposure(start + readouts[c], lengths[c], -readouts[c], "truth")
