@@ -1,7 +1,9 @@
 """The build's geometric QC (``rb2v.dataset.registration``): a blurry frame off its synthetic blur is seen,
-a time offset of a step is not taken for one."""
+a time offset of a step is not taken for one; on a grid of tiles a turned view is seen too."""
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
@@ -50,3 +52,28 @@ def test_a_view_that_moved_is_measured(take):
         # a shift beyond ``enough`` is measured in full; one within it is returned as is (no larger)
         assert misregistration(moved, take.seq, START, w, take.matrix, enough=0.3) == found
     assert misregistration(take.blur, take.seq, START, w, take.matrix, enough=0.3) <= 0.15
+
+
+@pytest.fixture(scope="module")
+def larger_take():
+    return simulated_take(size=256, frames=20, start=START, seed=5)
+
+
+def _turned(img: np.ndarray, corner_px: float) -> np.ndarray:
+    """Turned about its centre so that its corners move by ``corner_px``."""
+    h, w = img.shape[:2]
+    degrees = math.degrees(corner_px / math.hypot((w - 1) / 2, (h - 1) / 2))
+    A = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
+    return cv2.warpAffine(img, A, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+
+def test_a_turned_view_is_seen_on_a_grid_of_tiles_and_not_on_the_whole_frame(larger_take):
+    t, w = larger_take, frame_weights(7, 19)
+    # registered, or a step off in time: nothing on the grid either (each tile has the time slack)
+    for q in (START - 1, START, START + 1):
+        assert misregistration(t.blur, t.seq, q, w, t.matrix, grid=2) < 0.25, q
+    for corner_px in (1.0, 2.0):
+        turned = _turned(t.blur, corner_px)
+        assert misregistration(turned, t.seq, START, w, t.matrix) < 0.25
+        # a 2x2 grid's tiles are centred half-way to the corners: they move by half as much
+        assert misregistration(turned, t.seq, START, w, t.matrix, grid=2) == pytest.approx(corner_px / 2, abs=0.2)

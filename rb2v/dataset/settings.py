@@ -62,10 +62,15 @@ class QCSettings:
     # px the blurry frame may sit off its synthetic blur beyond what a step of time explains (registration.py):
     # a view that moved during the take (a knocked rig) leaves the take's homography behind
     max_shift_px: float = 0.35
+    # measured on shift_grid x shift_grid tiles sharing one time offset: a turn of the view is seen too, where
+    # every tile has texture (1: the whole frame, shifts only; green screens need it)
+    shift_grid: int = 1
 
     def validate(self) -> None:
         if not self.max_shift_px > 0:
             raise ValueError(f"qc: max_shift_px must be positive (inf: no check), got {self.max_shift_px}")
+        if not 1 <= self.shift_grid <= 4:
+            raise ValueError(f"qc: shift_grid must be 1 to 4 (tiles per side), got {self.shift_grid}")
 
 
 @dataclass(frozen=True)

@@ -409,7 +409,9 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer
     motion = float(np.mean(np.abs(window[-1] - window[0])))
     with clock("registration"):
         weights = frame_weights(N_FRAMES, s.subframes, span)
-        shift_px = misregistration(blur, scored, int(res.start), weights, res.matrix, settings.qc.max_shift_px)
+        shift_px = misregistration(
+            blur, scored, int(res.start), weights, res.matrix, settings.qc.max_shift_px, settings.qc.shift_grid
+        )
     reasons = _qc(settings, res, p, lo, hi, motion, shift_px)
     fit = {"sharp_start": p, "psnr": float(res.psnr), "psnr_margin": float(res.margin)}
     if reasons:
