@@ -79,6 +79,10 @@ SETTINGS: dict[str, dict] = {
     "rig-drift-2": {"randomize": True, "rig_drift_px": 2.0},
     # the rig knocked halfway through the take: the sharp camera turns and shifts, its corners moving up to 2 px
     "bump": {"randomize": True, "bump_px": 2.0},
+    # the real street video (``street_frames``) as the scene's backdrop instead of the bundled photos: real
+    # texture (a race track: cars, asphalt, a hazy sky) behind the moving photos, every convention drawn; and knocked
+    "real-backdrop": {"randomize": True, "real_backdrop": True},
+    "real-backdrop-bump": {"randomize": True, "real_backdrop": True, "bump_px": 2.0},
     # strong barrel lenses, as wide modes record (at the simulator's fx = 0.8 width a frame's corner comes in
     # by 16 / 15 %), every other convention drawn
     "strong-lenses": {"randomize": True, "distortion_blur": (-0.3, 0.1), "distortion_sharp": (-0.27, 0.08)},
@@ -189,6 +193,10 @@ def run_one(work: Path, name: str, seed: int, args: dict) -> dict:
     raw, out = work / name / f"seed{seed}" / "raw", work / name / f"seed{seed}" / "out"
     setting = dict(SETTINGS[name])
     scale = setting.pop("sharp_scale", None)
+    if setting.pop("real_backdrop", False):
+        from . import street_frames
+
+        setting["source"] = str(street_frames()[0].parent)
     if scale:
         setting["sharp_size"] = tuple(2 * round(scale * v / 2) for v in (args["width"], args["height"]))
     cfg = SimConfig(
