@@ -70,3 +70,27 @@ def test_probe_prints_stream_facts(tmp_path):
     out = rb2v("probe", path)
     assert out.returncode == 0, out.stderr
     assert "96x64 @ 100.000 fps (100/1), 10 frames, 0.100 s, audio: none" in out.stdout, out.stdout
+
+
+def test_rig_unknowns_bench_needs_the_real_video_only_for_its_backdrop_settings(monkeypatch, tmp_path):
+    """Without the real street video (an installed wheel) a real-backdrop setting asked for is a one-line error
+    before any take is simulated; the default run of every setting leaves those out with a note."""
+    from click.testing import CliRunner
+
+    import rb2v.benchmarks as benchmarks
+    from rb2v.benchmarks import rig_unknowns
+    from rb2v.errors import Rb2vError
+
+    def no_frames():
+        raise Rb2vError("tests/fixtures/img_seq: no frames of the real street video")
+
+    ran = []
+    monkeypatch.setattr(benchmarks, "street_frames", no_frames)
+    monkeypatch.setattr(rig_unknowns, "run_one", lambda work, name, seed, args: ran.append(name) or {"error": "-"})
+    monkeypatch.setattr(rig_unknowns, "_fmt_row", lambda name, rs: name)
+    asked = CliRunner().invoke(rig_unknowns.main, ["--settings", "randomized,real-backdrop", "--work", str(tmp_path)])
+    assert isinstance(asked.exception, Rb2vError) and "img_seq" in str(asked.exception) and not ran
+    every = CliRunner().invoke(rig_unknowns.main, ["--work", str(tmp_path)])
+    assert every.exit_code == 0, every.output
+    assert "real-backdrop settings are left out" in every.output
+    assert ran == [n for n in rig_unknowns.SETTINGS if "real-backdrop" not in n]

@@ -194,9 +194,7 @@ def run_one(work: Path, name: str, seed: int, args: dict) -> dict:
     setting = dict(SETTINGS[name])
     scale = setting.pop("sharp_scale", None)
     if setting.pop("real_backdrop", False):
-        from . import street_frames
-
-        setting["source"] = str(street_frames()[0].parent)
+        setting["source"] = args["backdrop"]
     if scale:
         setting["sharp_size"] = tuple(2 * round(scale * v / 2) for v in (args["width"], args["height"]))
     cfg = SimConfig(
@@ -302,11 +300,24 @@ def _fmt_row(name: str, rs: list[dict]) -> str:
 @click.option("--measure-only", is_flag=True, help="Only measure the outputs already under --work (no runs).")
 def main(seeds, names, category, seconds, size, interpolator, work, json_path, measure_only):
     """Offset, corner, start, acceptance and colour errors per camera convention, end to end."""
+    from ..errors import Rb2vError
+    from . import street_frames
+
     seeds = [int(s) for s in seeds.split(",") if s.strip()]
+    every = names == DEFAULT_SETTINGS
     names = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in names if n not in SETTINGS]
     if unknown:
         raise click.ClickException(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+    backdrop = None
+    if any(SETTINGS[n].get("real_backdrop") for n in names):
+        try:  # found before the first take is simulated, not after an hour of them
+            backdrop = str(street_frames()[0].parent)
+        except Rb2vError as e:
+            if not every:
+                raise
+            names = [n for n in names if not SETTINGS[n].get("real_backdrop")]
+            click.echo(f"note: the real-backdrop settings are left out: {e}", err=True)
     w, h = (int(v) for v in size.lower().split("x"))
     args = {
         "category": category,
@@ -315,6 +326,7 @@ def main(seeds, names, category, seconds, size, interpolator, work, json_path, m
         "height": h,
         "interpolator": interpolator,
         "measure_only": measure_only,
+        "backdrop": backdrop,
     }
     results: dict[str, list[dict]] = {}
     t_all = time.perf_counter()
