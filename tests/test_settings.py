@@ -93,6 +93,9 @@ def test_invalid_values_and_broken_toml(tmp_path):
         load_rig(overrides={"lens.intrinsics_sharp": [500.0, 500.0, 320.0]})
     with pytest.raises(Rb2vError, match=r"lens\.intrinsics_blur must be .* fx, fy > 0, got \[0\.0"):
         load_rig(overrides={"lens.intrinsics_blur": [0.0, 500.0, 320.0, 270.0]})
+    with pytest.raises(Rb2vError, match=r"qc: shift_grid must be 1 to 4 \(tiles per side\), got 0"):
+        load_pipeline("street", {"qc.shift_grid": 0})
+    assert load_pipeline("street").qc.shift_grid == 2 and load_pipeline("hand").qc.shift_grid == 1
 
 
 def test_overrides_take_precedence_and_change_the_hash():

@@ -62,8 +62,8 @@ class QCSettings:
     # px the blurry frame may sit off its synthetic blur beyond what a step of time explains (registration.py):
     # a view that moved during the take (a knocked rig) leaves the take's homography behind
     max_shift_px: float = 0.35
-    # measured on shift_grid x shift_grid tiles sharing one time offset: a turn of the view is seen too, where
-    # every tile has texture (1: the whole frame, shifts only; green screens need it)
+    # measured on shift_grid x shift_grid tiles, a sample judged by its second worst: a turn of the view is seen
+    # too, where the tiles have texture (1: the whole frame, shifts only; green screens need it)
     shift_grid: int = 1
 
     def validate(self) -> None:
