@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -139,6 +140,33 @@ def test_a_rig_knocked_mid_take_loses_the_later_samples_not_the_earlier(tmp_path
     assert not rejects[rejects["blur_index"] + half < knock]["reason"].str.contains("misregistered").any()
     said = capsys.readouterr()
     assert f"misregistered: {len(late)} blurry frames" in said.out + said.err
+
+
+def test_a_take_whose_clock_is_steps_off_is_reported_not_trusted(oracle_session, tmp_path, capsys):
+    """Algorithm 1 finds each exposure where the content is, even 3 steps from where the take's clock puts it;
+    beyond qc.max_clock_steps the samples are rejected ``off_clock`` and the summary names the take (the same
+    rejection catches a knock along the motion); with the check off they are kept, at the true starts."""
+    from rb2v.alignment import read_alignment, write_alignment
+
+    raw, out = oracle_session
+    rel, other = Path("street/subject01/take01"), Path("street/subject02/take01")
+    truth = json.loads((raw / rel / "truth.json").read_text())
+    aligned = tmp_path / "aligned" / rel
+    shutil.copytree(out / "aligned" / rel, aligned)
+    shutil.copytree(out / "aligned" / other, tmp_path / "aligned" / other)  # its clock right
+    meta = read_alignment(aligned)
+    late = 3 / (meta.sharp_fps * 2)  # 3 steps of the 2x upsampled sequence
+    write_alignment(aligned, dataclasses.replace(meta, time_offset_s=meta.time_offset_s + late))
+    dataset = build_dataset(tmp_path, load_pipeline("street", FAST))
+    rejects = pd.read_parquet(dataset / "rejects.parquet").query("take == @rel.as_posix()")
+    assert len(rejects) >= 10 and rejects["reason"].str.contains("off_clock").all(), rejects.to_dict("records")
+    assert set(read_manifest(dataset / "manifest.parquet")["take"]) == {other.as_posix()}
+    said = capsys.readouterr()
+    assert f"off_clock: {len(rejects)} blurry frames (most in {rel.as_posix()} ({len(rejects)}))" in said.err
+    dataset = build_dataset(tmp_path, load_pipeline("street", {**FAST, "qc.max_clock_steps": float("inf")}))
+    kept = read_manifest(dataset / "manifest.parquet").query("take == @rel.as_posix()")
+    exact = [r.sharp_start == truth["sharp_start"][r.blur_index] for r in kept.itertuples()]
+    assert len(kept) >= len(rejects) - 1 and np.mean(exact) >= 0.9, kept[["blur_index", "sharp_start"]]
 
 
 def test_manifest_splits_and_validation(street):

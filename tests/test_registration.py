@@ -12,7 +12,7 @@ from skimage.registration import phase_cross_correlation
 
 from rb2v.benchmarks.colormatch import simulated_take
 from rb2v.colormatch.blur import frame_weights
-from rb2v.dataset.registration import misregistration
+from rb2v.dataset.registration import CLOCK_SLACK_STEPS, misregistration
 
 START = 6
 
@@ -77,3 +77,21 @@ def test_a_turned_view_is_seen_on_a_grid_of_tiles_and_not_on_the_whole_frame(lar
         assert misregistration(turned, t.seq, START, w, t.matrix) < 0.25
         # a 2x2 grid's tiles are centred half-way to the corners: they move by half as much
         assert misregistration(turned, t.seq, START, w, t.matrix, grid=2) == pytest.approx(corner_px / 2, abs=0.2)
+
+
+def test_with_the_takes_clock_a_shift_along_the_motion_is_seen(take):
+    """A knock along the motion looks like a start a step off, unless the take's clock says where the exposure
+    lies (``expected``): then only that time (and none, for still content) is allowed, CLOCK_SLACK_STEPS beyond."""
+    w = frame_weights(7, 19)
+    for q in (START - 1, START, START + 1):
+        assert misregistration(take.blur, take.seq, q, w, take.matrix, expected=START - q) < 0.25, q
+    grey = [cv2.cvtColor(take.seq[i], cv2.COLOR_RGB2GRAY) for i in (START, START + 6)]
+    step = -phase_cross_correlation(*grey, upsample_factor=20)[0][::-1] / 6  # (x, y) px a step moves the content
+    for sign in (1, -1):
+        moved = _moved(take.blur, *(sign * step))
+        assert misregistration(moved, take.seq, START, w, take.matrix) < 0.25  # taken for a step of time
+        found = misregistration(moved, take.seq, START, w, take.matrix, expected=0.0)
+        # a step's shift less the slack, give or take the measurement along a heavy blur (0.52 px; measured 0.61
+        # and 0.79), over the build's threshold (0.35 px)
+        assert 0.35 < found < np.hypot(*step) + 0.2, sign
+        assert found > (1 - CLOCK_SLACK_STEPS) * np.hypot(*step) - 0.2, sign

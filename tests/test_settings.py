@@ -96,6 +96,9 @@ def test_invalid_values_and_broken_toml(tmp_path):
     with pytest.raises(Rb2vError, match=r"qc: shift_grid must be 1 to 4 \(tiles per side\), got 0"):
         load_pipeline("street", {"qc.shift_grid": 0})
     assert load_pipeline("street").qc.shift_grid == 2 and load_pipeline("hand").qc.shift_grid == 1
+    with pytest.raises(Rb2vError, match=r"qc: max_clock_steps must be at least 1 .*, got 0\.5"):
+        load_pipeline("hand", {"qc.max_clock_steps": 0.5})
+    assert load_pipeline("face", {"qc.max_clock_steps": float("inf")}).qc.max_clock_steps == float("inf")
 
 
 def test_overrides_take_precedence_and_change_the_hash():

@@ -162,8 +162,8 @@ def assemble(
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
     if rows.empty:
         reasons = rej["reason"].value_counts().to_dict() if not rej.empty else {}
-        hint = misregistered_hint(rej)
-        raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {reasons})" + (f"; {hint}" if hint else ""))
+        hints = "".join(f"; {h}" for h in geometry_hints(rej))
+        raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {reasons}){hints}")
     counts = rows.groupby("subject").size().to_dict()
     splits = split_subjects(counts, settings.split.test_fraction, settings.split.seed)
     rows["split"] = rows["subject"].map(splits)
@@ -251,24 +251,33 @@ def print_summary(
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
         f"  manifest: {dataset_dir / MANIFEST_NAME}",
     ]
-    hint = misregistered_hint(rej)
-    if hint:
-        lines.append(f"  {hint}")
+    lines += [f"  {h}" for h in geometry_hints(rej)]
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))
 
 
-def misregistered_hint(rej: pd.DataFrame) -> str | None:
-    """What the ``misregistered`` rejects say, naming the takes with most of them (None without any)."""
+def geometry_hints(rej: pd.DataFrame) -> list[str]:
+    """What the ``misregistered`` and ``off_clock`` rejects say, each naming the takes with most of them."""
     if rej.empty:
-        return None
-    hit = rej["reason"].str.split(";").apply(lambda r: "misregistered" in r)
-    if not hit.any():
-        return None
-    takes = rej.loc[hit, "take"].value_counts()
-    worst = ", ".join(f"{t} ({n})" for t, n in takes.head(3).items())
-    return (
-        f"misregistered: {int(hit.sum())} blurry frames sit off their sharp frames (most in {worst}): the views "
-        "moved against each other during the take (a knocked rig, a loose mount, image stabilisation), or a take "
-        "that kept its calibration take's homography was bumped after it (lower align.max_calibration_shift_px "
-        "in the rig file and align again)"
-    )
+        return []
+    reasons = rej["reason"].str.split(";")
+    hints = []
+    for reason, meaning in (
+        (
+            "misregistered",
+            "sit off their sharp frames: the views moved against each other during the take (a knocked rig, a "
+            "loose mount, image stabilisation), or a take that kept its calibration take's homography was bumped "
+            "after it (lower align.max_calibration_shift_px in the rig file and align again)",
+        ),
+        (
+            "off_clock",
+            "match sharp frames over qc.max_clock_steps from where the alignment's clock puts them: a view moved "
+            "along the motion (a knocked rig), or, where most of a take's are, its clock is wrong (its "
+            "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps)",
+        ),
+    ):
+        hit = reasons.apply(lambda r, reason=reason: reason in r)
+        if hit.any():
+            takes = rej.loc[hit, "take"].value_counts()
+            worst = ", ".join(f"{t} ({n})" for t, n in takes.head(3).items())
+            hints.append(f"{reason}: {int(hit.sum())} blurry frames (most in {worst}) {meaning}")
+    return hints

@@ -65,10 +65,19 @@ class QCSettings:
     # measured on shift_grid x shift_grid tiles, a sample judged by its second worst: a turn of the view is seen
     # too, where the tiles have texture (1: the whole frame, shifts only; green screens need it)
     shift_grid: int = 1
+    # steps Algorithm 1's start may lie from where the alignment's clock puts the exposure (its predicted start):
+    # the two neighbours of a true start lie within a step of it; a start beyond says the content sits where the
+    # clock says it cannot (a view knocked along the motion, a pattern matched at the wrong time)
+    max_clock_steps: float = 1.25
 
     def validate(self) -> None:
         if not self.max_shift_px > 0:
             raise ValueError(f"qc: max_shift_px must be positive (inf: no check), got {self.max_shift_px}")
+        if not self.max_clock_steps >= 1:
+            raise ValueError(
+                f"qc: max_clock_steps must be at least 1 (a true start's neighbours; inf: no check), "
+                f"got {self.max_clock_steps}"
+            )
         if not 1 <= self.shift_grid <= 4:
             raise ValueError(f"qc: shift_grid must be 1 to 4 (tiles per side), got {self.shift_grid}")
 

@@ -209,7 +209,9 @@ class _Matting:
         return composite(fg, alpha, background, space=getattr(self.matter, "space", "linear"))
 
 
-def _qc(settings: PipelineSettings, res, p: int, lo: int, hi: int, motion: float, shift_px: float) -> list[str]:
+def _qc(
+    settings: PipelineSettings, res, p: int, lo: int, hi: int, motion: float, shift_px: float, clock_steps: float
+) -> list[str]:
     qc = settings.qc
     reasons = []
     if not res.psnr >= qc.min_psnr:
@@ -222,6 +224,8 @@ def _qc(settings: PipelineSettings, res, p: int, lo: int, hi: int, motion: float
         reasons.append("static")
     if shift_px > qc.max_shift_px:
         reasons.append("misregistered")
+    if abs(clock_steps) > qc.max_clock_steps:
+        reasons.append("off_clock")
     return reasons
 
 
@@ -407,12 +411,21 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer
     p = lo + int(res.start)
     window = seq[p - lo : p - lo + N_FRAMES]
     motion = float(np.mean(np.abs(window[-1] - window[0])))
+    # where the take's clock puts the exposure, in steps after the start Algorithm 1 chose
+    expected = take.alignment.predicted_start(k, tools.sequence.upsample_factor, N_FRAMES) - p
     with clock("registration"):
         weights = frame_weights(N_FRAMES, s.subframes, span)
         shift_px = misregistration(
-            blur, scored, int(res.start), weights, res.matrix, settings.qc.max_shift_px, settings.qc.shift_grid
+            blur,
+            scored,
+            int(res.start),
+            weights,
+            res.matrix,
+            settings.qc.max_shift_px,
+            settings.qc.shift_grid,
+            expected=expected,
         )
-    reasons = _qc(settings, res, p, lo, hi, motion, shift_px)
+    reasons = _qc(settings, res, p, lo, hi, motion, shift_px, expected)
     fit = {"sharp_start": p, "psnr": float(res.psnr), "psnr_margin": float(res.margin)}
     if reasons:
         return fit, reasons, None
