@@ -210,7 +210,14 @@ class _Matting:
 
 
 def _qc(
-    settings: PipelineSettings, res, p: int, lo: int, hi: int, motion: float, shift_px: float, clock_steps: float
+    settings: PipelineSettings,
+    res,
+    p: int,
+    lo: int,
+    hi: int,
+    motion: float,
+    shift_px: float,
+    clock_steps: float | None,
 ) -> list[str]:
     qc = settings.qc
     reasons = []
@@ -224,7 +231,7 @@ def _qc(
         reasons.append("static")
     if shift_px > qc.max_shift_px:
         reasons.append("misregistered")
-    if abs(clock_steps) > qc.max_clock_steps:
+    if clock_steps is not None and abs(clock_steps) > qc.max_clock_steps:
         reasons.append("off_clock")
     return reasons
 
@@ -411,8 +418,12 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer
     p = lo + int(res.start)
     window = seq[p - lo : p - lo + N_FRAMES]
     motion = float(np.mean(np.abs(window[-1] - window[0])))
-    # where the take's clock puts the exposure, in steps after the start Algorithm 1 chose
-    expected = take.alignment.predicted_start(k, tools.sequence.upsample_factor, N_FRAMES) - p
+    # where the take's clock puts the exposure, in steps after the start Algorithm 1 chose; only where align
+    # estimated the exposure (an unknown one is taken as centred: a 10 ms shutter stamped at its start put all
+    # 13 samples of a simulated take over 1.25 steps off that clock)
+    expected = None
+    if take.alignment.exposure is not None:
+        expected = take.alignment.predicted_start(k, tools.sequence.upsample_factor, N_FRAMES) - p
     with clock("registration"):
         weights = frame_weights(N_FRAMES, s.subframes, span)
         shift_px = misregistration(
