@@ -13,9 +13,9 @@ across the motion in full, along it beyond a slack. Where the take's clock says 
 and no time at all, CLOCK_SLACK_STEPS beyond each: still content (a green screen) correlates at no shift
 and moving content at the clock's, and a whole-frame correlation lands between the two (on simulated hand
 takes, 0.1-0.3 step short of a true start 0.4 step on). Without a clock the slack is TIME_SLACK_STEPS
-either way, and more of a knock's shift along the motion goes unseen (on four knocked hand and face takes,
-72 of their 96 later samples over the threshold, 77 with the clock's slack; the build's ``off_clock`` QC,
-a start over ``qc.max_clock_steps`` from the clock's, takes that to 87).
+either way, and more of a knock's shift along the motion goes unseen (the recorded samples of four knocked
+hand and face takes: 72 of their 96 later samples over the threshold, 77 with the clock's slack; the
+build's ``off_clock`` QC, a start over ``qc.max_clock_steps`` from the clock's, takes that to 87).
 
 On a grid of tiles (``grid`` > 1) this is measured per tile, and a sample is judged by its second
 worst tile, so a turn about the frame's centre is seen too (the tiles move across their motion in
