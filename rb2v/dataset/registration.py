@@ -84,6 +84,23 @@ def _all_but_one(px: np.ndarray) -> float:
     return float(np.sort(px)[-2] if len(px) > 1 else px[0])
 
 
+def _steps(window: np.ndarray, grid: int) -> np.ndarray:
+    """(dy, dx) px a step of time moves each tile's content, from frames of the window (not from synthetic blurs:
+    windows a step apart share most of their frames, pixel for pixel, which pulls their correlation to no shift).
+
+    Over the window's two ends, or over its middle two steps where those move it further: still content (a green
+    screen) wins the correlation of frames far apart, where a moving subject's peak stands apart from its own,
+    while a step or two apart the two peaks merge, as they do in the blurry frame's correlation. On a simulated
+    hand take at 59.94 fps, the ends alone measured no motion and 9 of its 120 samples over 0.35 px (1 with
+    both)."""
+    n = len(window)
+    ends = _shifts(_tiles(_luma(window[0]), grid), _tiles(_luma(window[-1]), grid)) / (n - 1)
+    mid = n // 2
+    middle = _shifts(_tiles(_luma(window[mid - 1]), grid), _tiles(_luma(window[mid + 1]), grid)) / 2
+    further = np.sum(middle * middle, axis=1) > np.sum(ends * ends, axis=1)
+    return np.where(further[:, None], middle, ends)
+
+
 def misregistration(
     blur: np.ndarray,
     seq: np.ndarray,
@@ -106,9 +123,7 @@ def misregistration(
     unexplained = _all_but_one(np.linalg.norm(shifts, axis=1))
     if unexplained <= enough:
         return unexplained
-    # a step's motion from the window's two ends: windows a step apart share most of their frames, pixel for
-    # pixel (noise and quantisation included), which pulls their correlation to no shift at all
-    steps = _shifts(_tiles(_luma(seq[q]), grid), _tiles(_luma(seq[q + n - 1]), grid)) / (n - 1)
+    steps = _steps(seq[q : q + n], grid)
     norm2 = np.maximum(np.sum(steps * steps, axis=1), 1e-9)
     if expected is None:
         lo, hi = -TIME_SLACK_STEPS, TIME_SLACK_STEPS
