@@ -15,7 +15,8 @@ and moving content at the clock's, and a whole-frame correlation lands between t
 takes, 0.1-0.3 step short of a true start 0.4 step on). Without a clock the slack is TIME_SLACK_STEPS
 either way, and more of a knock's shift along the motion goes unseen (the recorded samples of four knocked
 hand and face takes: 72 of their 96 later samples over the threshold, 77 with the clock's slack; the
-build's ``off_clock`` QC, a start over ``qc.max_clock_steps`` from the clock's, takes that to 87).
+build's ``off_clock`` QC, a start over ``qc.max_clock_steps`` from the clock's, takes that to 87, and
+``_steps``'s middle steps to 90).
 
 On a grid of tiles (``grid`` > 1) this is measured per tile, and a sample is judged by its second
 worst tile, so a turn about the frame's centre is seen too (the tiles move across their motion in
@@ -91,8 +92,8 @@ def _steps(window: np.ndarray, grid: int) -> np.ndarray:
     Over the window's two ends, or over its middle two steps where those move it further: still content (a green
     screen) wins the correlation of frames far apart, where a moving subject's peak stands apart from its own,
     while a step or two apart the two peaks merge, as they do in the blurry frame's correlation. On a simulated
-    hand take at 59.94 fps, the ends alone measured no motion and 9 of its 120 samples over 0.35 px (1 with
-    both)."""
+    hand take at 59.94 fps that never moved, the ends alone measured no motion and 9 of its 120 samples over
+    0.35 px (1 with both)."""
     n = len(window)
     ends = _shifts(_tiles(_luma(window[0]), grid), _tiles(_luma(window[-1]), grid)) / (n - 1)
     mid = n // 2
