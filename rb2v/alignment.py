@@ -156,6 +156,11 @@ class Alignment:
     def fps_ratio(self) -> float:
         return self.sharp_fps / self.blur_fps
 
+    @property
+    def blur_exposure_known(self) -> bool:
+        """Whether align estimated the blur camera's exposure (not: a /1 file, a take too short; taken as centred)."""
+        return bool(self.exposure) and "blur" in self.exposure
+
     def exposure_of(self, camera: str, default_length_s: float | None = None) -> Exposure:
         """The camera's exposure; unknown means centred with ``default_length_s`` (one frame period)."""
         if self.exposure and camera in self.exposure:
@@ -175,7 +180,7 @@ class Alignment:
     def blur_span(self, factor: int) -> float | None:
         """The blur camera's exposure length in steps of the upsampled sequence (x[factor·i] = sharp
         frame i), over the sharp frames' own short exposure; None when not known (a /1 file)."""
-        if not self.exposure or "blur" not in self.exposure:
+        if not self.blur_exposure_known:
             return None
         return self.exposure["blur"].length_s * self.clock_ratio * self.sharp_fps * factor
 

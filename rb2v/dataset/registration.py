@@ -118,13 +118,13 @@ def misregistration(
     in steps after ``q`` (the time explained is then between none and that, CLOCK_SLACK_STEPS beyond each);
     None: up to TIME_SLACK_STEPS either way. Where the shifts themselves come to at most ``enough`` they are
     returned as they are (the misregistration is no larger: no time is always allowed): no step measured."""
-    n = len(weights)
-    synthetic = _luma(np.tensordot(weights.astype(np.float32), seq[q : q + n], axes=1), matrix)
+    window = seq[q : q + len(weights)]
+    synthetic = _luma(np.tensordot(weights.astype(np.float32), window, axes=1), matrix)
     shifts = _shifts(_tiles(synthetic, grid), _tiles(_luma(blur), grid))
     unexplained = _all_but_one(np.linalg.norm(shifts, axis=1))
     if unexplained <= enough:
         return unexplained
-    steps = _steps(seq[q : q + n], grid)
+    steps = _steps(window, grid)
     norm2 = np.maximum(np.sum(steps * steps, axis=1), 1e-9)
     if expected is None:
         lo, hi = -TIME_SLACK_STEPS, TIME_SLACK_STEPS

@@ -422,7 +422,7 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer
     # estimated the exposure (an unknown one is taken as centred: a 10 ms shutter stamped at its start put all
     # 13 samples of a simulated take over 1.25 steps off that clock)
     expected = None
-    if take.alignment.exposure and "blur" in take.alignment.exposure:
+    if take.alignment.blur_exposure_known:
         expected = take.alignment.predicted_start(k, tools.sequence.upsample_factor, N_FRAMES) - p
     with clock("registration"):
         weights = frame_weights(N_FRAMES, s.subframes, span)
