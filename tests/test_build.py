@@ -142,6 +142,48 @@ def test_a_rig_knocked_mid_take_loses_the_later_samples_not_the_earlier(tmp_path
     assert not rejects[rejects["blur_index"] + half < knock]["reason"].str.contains("misregistered").any()
     said = capsys.readouterr()
     assert f"misregistered: {len(late)} blurry frames" in said.out + said.err
+    # the report shows it: the reason's row, the take's alignment, and each frame's outcome along the take
+    page = (dataset / "report.html").read_text()
+    misregistered = int(rejects["reason"].str.contains("misregistered").sum())
+    assert f"<td>misregistered</td><td class=n>{misregistered}</td>" in page
+    assert "sit off their sharp frames" in page and "the take&#x27;s own" in page
+    timeline = next(img for at, img in _page_images(page).items() if at > page.index("Along each take"))
+    accepted, rejected = (int(_pixel_mask(timeline, c).sum()) for c in ((31, 119, 180), (214, 39, 40)))
+    assert accepted > 50 and rejected > 50, (accepted, rejected)
+    shot = _screenshot(dataset / "report.html", tmp_path / "report.png")
+    if shot is not None:  # as a person sees it: the browser draws the timeline's dots (nothing else is red)
+        drawn = int(_pixel_mask(shot, (214, 39, 40)).sum())
+        assert drawn >= 0.5 * rejected, (drawn, rejected)
+
+
+def _page_images(page: str) -> dict[int, np.ndarray]:
+    """The PNGs embedded in a page (RGB uint8), keyed by where they start in it."""
+    import base64
+    import re
+
+    import cv2
+
+    found = {}
+    for m in re.finditer(r'src="data:image/png;base64,([^"]+)"', page):
+        buf = np.frombuffer(base64.b64decode(m.group(1)), np.uint8)
+        found[m.start()] = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return found
+
+
+def _pixel_mask(img: np.ndarray, rgb, tolerance: int = 12) -> np.ndarray:
+    return (np.abs(img[..., :3].astype(int) - np.array(rgb)) <= tolerance).all(axis=-1)
+
+
+def _screenshot(page: Path, out: Path) -> np.ndarray | None:
+    """Headless Chromium's screenshot of a page (RGB), or None where no chromium is installed."""
+    import cv2
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return None
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={out}"]
+    subprocess.run([browser, *args, "--window-size=1400,2400", page.as_uri()], capture_output=True, timeout=120)
+    return cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
 
 
 def test_a_take_whose_clock_is_steps_off_is_reported_not_trusted(oracle_session, tmp_path, capsys):

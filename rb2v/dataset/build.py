@@ -25,7 +25,7 @@ from ..progress import say
 from ..settings import load_rig
 from .settings import PipelineSettings
 from .split import format_table1, split_subjects, table1
-from .stage import StageTools, TakeSummary, build_take, chunk_name, load_results, take_frames
+from .stage import REJECT_REASONS, StageTools, TakeSummary, build_take, chunk_name, load_results, take_frames
 from .takes import AlignedTake, find_aligned_takes
 
 CHUNK_FRAMES = 200  # blurry frames per unit of work: a crash late in a long take loses one chunk
@@ -162,7 +162,7 @@ def assemble(
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
     if rows.empty:
         reasons = rej["reason"].value_counts().to_dict() if not rej.empty else {}
-        hints = "".join(f"; {h}" for h in geometry_hints(rej))
+        hints = "".join(f"; {h}" for h in reject_hints(rej))
         raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {reasons}){hints}")
     counts = rows.groupby("subject").size().to_dict()
     splits = split_subjects(counts, settings.split.test_fraction, settings.split.seed)
@@ -243,41 +243,46 @@ def print_summary(
 ) -> None:
     skipped = sum(s.skipped for s in summaries)
     say(format_table1(table1(rows)))
-    reasons = (
-        rej["reason"].str.split(";").explode().str.split(":").str[0].value_counts().to_dict() if not rej.empty else {}
-    )
+    reasons = reason_counts(rej)
     lines = [
         f"built {dataset_dir.name}: {len(rows)} samples from {len(summaries)} unit(s) ({skipped} already built), "
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
         f"  manifest: {dataset_dir / MANIFEST_NAME}",
     ]
-    lines += [f"  {h}" for h in geometry_hints(rej)]
+    lines += [f"  {h}" for h in reject_hints(rej)]
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))
 
 
-def geometry_hints(rej: pd.DataFrame) -> list[str]:
-    """What the ``misregistered`` and ``off_clock`` rejects say, each naming the takes with most of them."""
-    if rej.empty:
-        return []
-    reasons = rej["reason"].str.split(";")
-    hints = []
-    for reason, meaning in (
-        (
-            "misregistered",
-            "sit off their sharp frames: the views moved against each other during the take (a knocked rig, a "
-            "loose mount, image stabilisation), or a take that kept its calibration take's homography was bumped "
-            "after it (lower align.max_calibration_shift_px in the rig file and align again)",
-        ),
-        (
-            "off_clock",
-            "match sharp frames over qc.max_clock_steps from where the alignment's clock puts them: a view moved "
-            "along the motion (a knocked rig), or, where most of a take's are, its clock is wrong (its "
-            "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps)",
-        ),
-    ):
-        hit = reasons.apply(lambda r, reason=reason: reason in r)
-        if hit.any():
-            takes = rej.loc[hit, "take"].value_counts()
-            worst = ", ".join(f"{t} ({n})" for t, n in takes.head(3).items())
-            hints.append(f"{reason}: {int(hit.sum())} blurry frames (most in {worst}) {meaning}")
-    return hints
+GEOMETRY_REASONS = ("misregistered", "off_clock")  # the summary's hints: what a user can act on
+
+
+def reason_names(rej: pd.DataFrame) -> pd.Series:
+    """Each reject's reasons as a list of names (``"a;b"`` -> [a, b]; a detail after a colon left out)."""
+    return rej["reason"].str.split(";").apply(lambda parts: [p.split(":")[0] for p in parts])
+
+
+def reason_counts(rej: pd.DataFrame) -> dict[str, int]:
+    """How many rejects name each reason, most first."""
+    return reason_names(rej).explode().value_counts().to_dict() if not rej.empty else {}
+
+
+def reason_table(rej: pd.DataFrame) -> pd.DataFrame:
+    """One row per reason: how many blurry frames it rejected and the (at most 3) takes with the most."""
+    names = reason_names(rej) if not rej.empty else pd.Series(dtype=object)
+    rows = []
+    for reason, n in reason_counts(rej).items():
+        takes = rej.loc[names.apply(lambda r, reason=reason: reason in r), "take"].value_counts()
+        rows.append(
+            {"reason": reason, "blurry frames": n, "most in": ", ".join(f"{t} ({k})" for t, k in takes.head(3).items())}
+        )
+    return pd.DataFrame(rows, columns=["reason", "blurry frames", "most in"])
+
+
+def reject_hints(rej: pd.DataFrame) -> list[str]:
+    """A sentence for each of ``GEOMETRY_REASONS`` that ``rej`` holds, naming its worst takes."""
+    table = reason_table(rej).set_index("reason")
+    return [
+        f"{r}: {table.at[r, 'blurry frames']} blurry frames (most in {table.at[r, 'most in']}) {REJECT_REASONS[r]}"
+        for r in GEOMETRY_REASONS
+        if r in table.index
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import json
@@ -12,12 +13,14 @@ import click
 import numpy as np
 import pandas as pd
 
+from ..alignment import read_alignment
 from ..config import project_path
 from ..errors import Rb2vError
 from ..fsutil import write_text_atomic
 from ..io.images import read_image
 from ..manifest import MANIFEST_NAME, read_manifest
 from .split import table1
+from .stage import REJECT_REASONS
 
 
 def _figure_png(fig) -> str:
@@ -42,9 +45,8 @@ def _histograms(df: pd.DataFrame, rejects: pd.DataFrame) -> str:
         rej = rejects[col].to_numpy(float) if not rejects.empty else np.array([])
         rej = rej[np.isfinite(rej)]
         if not acc.size and not rej.size:
-            ax.text(
-                0.5, 0.5, f"no {col} values (synthetic samples need no search)", ha="center", transform=ax.transAxes
-            )
+            ax.text(0.5, 0.5, f"no {col} values\n(synthetic samples need no search)", ha="center", va="center")
+            ax.set_axis_off()
             continue
         bins = np.histogram_bin_edges(np.concatenate([acc, rej]) if rej.size else acc, bins=30)
         if acc.size:
@@ -84,66 +86,167 @@ def _contact_sheet(dataset_dir: Path, df: pd.DataFrame, n: int = 6, seed: int = 
 
 
 def _table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, border=0, classes="t", float_format=lambda v: f"{v:.4g}")
+    """An HTML table: numbers right-aligned (4 significant digits), text left-aligned, empty cells blank."""
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+
+    def cell(tag: str, value, num: bool) -> str:
+        if isinstance(value, float):
+            text = "" if np.isnan(value) else f"{value:.4g}"
+        else:
+            text = "" if value is None else str(value)
+        return f"<{tag}{' class=n' if num else ''}>{html.escape(text)}</{tag}>"
+
+    head = "".join(cell("th", c, n) for c, n in zip(df.columns, numeric))
+    body = "".join(
+        "<tr>" + "".join(cell("td", v, n) for v, n in zip(row, numeric)) + "</tr>" for row in df.itertuples(index=False)
+    )
+    return f"<table class=t><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+TAKE_COLUMNS = [
+    "take",
+    "sync",
+    "offset (ms)",
+    "homography",
+    "residual (px)",
+    "blur exposure (ms)",
+    "accepted",
+    "rejected",
+    "reasons",
+    "build (s)",
+    "align note",
+]
+
+
+def _take_table(dataset_dir: Path, build: dict) -> pd.DataFrame:
+    """One row per take: what the build kept and, where the aligned take lies beside the dataset
+    (``OUT/aligned``), how align placed it (columns no take has are left out)."""
+    aligned = dataset_dir.parent.parent / "aligned"
+    rows = []
+    for t in build.get("takes", []):
+        row = {
+            "take": t["take"],
+            "sync": t["sync_method"],
+            "offset (ms)": 1e3 * t["time_offset_s"],
+            "accepted": t["accepted"],
+            "rejected": t["rejected"],
+            "reasons": ", ".join(f"{k}: {v}" for k, v in sorted(t["reasons"].items())),
+            "build (s)": t.get("seconds"),
+        }
+        meta = None
+        with contextlib.suppress(Rb2vError, OSError):  # missing or unreadable: its cells stay empty
+            meta = read_alignment(aligned / t["take"])
+        if meta is not None:
+            calibration = meta.extra.get("calibration")
+            row["homography"] = f"calibration take {calibration}" if calibration else "the take's own"
+            row["residual (px)"] = meta.residual_px
+            blur = (meta.exposure or {}).get("blur")
+            if blur is not None:
+                readout = f", readout {1e3 * blur.readout_s:.1f}" if blur.readout_s else ""
+                row["blur exposure (ms)"] = f"{1e3 * blur.length_s:.1f} {blur.method}{readout}"
+            # align's note names its take first ("hand/s01/take01: matches span …"): the row names it already
+            row["align note"] = meta.extra.get("note", "").removeprefix(f"{t['take']}: ") or None
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=TAKE_COLUMNS)
+    return table.dropna(axis=1, how="all")
+
+
+# rejection colours, most frequent reason first (accepted frames are blue)
+PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def _timeline(df: pd.DataFrame, rejects: pd.DataFrame, most: int = 12) -> tuple[str, int]:
+    """Each take's blurry frames in order, their fit's PSNR, coloured by what QC decided: where in a take the
+    rejections fall (all after some frame: the rig moved then). The takes with the most rejections, at most
+    ``most`` of them, in take order; returns the figure and how many takes it shows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .build import reason_names
+
+    kept = df[["take", "blur_index", "psnr"]].assign(outcome="accepted")
+    if not rejects.empty:
+        first = reason_names(rejects).str[0]  # a frame rejected for several reasons is drawn under its first
+        gone = rejects[["take", "blur_index", "psnr"]].assign(outcome=first.to_numpy())
+        frames = pd.concat([kept, gone], ignore_index=True)
+    else:
+        frames = kept
+    takes = frames.groupby("take")["outcome"].apply(lambda o: int((o != "accepted").sum()))
+    shown = sorted(takes.sort_values(ascending=False, kind="stable").index[:most])
+    outcomes = ["accepted", *[o for o in frames["outcome"].value_counts().index if o != "accepted"]]
+    colours = dict(zip(outcomes, ["#1f77b4", *PALETTE]))
+    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 0.35 + 1.05 * len(shown)), squeeze=False, sharey=True)
+    finite = frames["psnr"].to_numpy(float)
+    finite = finite[np.isfinite(finite)]
+    floor = float(finite.min()) - 1.0 if finite.size else 0.0
+    for ax, take in zip(axes[:, 0], shown):
+        mine = frames[frames["take"] == take]
+        for outcome in outcomes:
+            o = mine[mine["outcome"] == outcome]
+            if o.empty:
+                continue
+            y = o["psnr"].to_numpy(float)
+            y = np.where(np.isfinite(y), y, floor)  # no fit (a failed or out-of-range frame): on the floor line
+            ax.scatter(o["blur_index"], y, s=9, color=colours[outcome], label=outcome)
+        ax.set_title(take, fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+    axes[-1, 0].set_xlabel("blurry frame", fontsize=8)
+    axes[len(shown) // 2, 0].set_ylabel("PSNR (dB)", fontsize=8)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[o], label=o) for o in outcomes]
+    fig.legend(handles=handles, loc="upper right", fontsize=7, ncol=len(outcomes))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
+    return _figure_png(fig), len(shown)
 
 
 def write_report(dataset_dir: str | Path) -> Path:
+    from .build import reason_table
+
     dataset_dir = Path(dataset_dir)
     df = read_manifest(dataset_dir / MANIFEST_NAME)
     rej_path = dataset_dir / "rejects.parquet"
     rejects = (
-        pd.read_parquet(rej_path) if rej_path.exists() else pd.DataFrame(columns=["reason", "psnr", "psnr_margin"])
+        pd.read_parquet(rej_path)
+        if rej_path.exists()
+        else pd.DataFrame(columns=["take", "blur_index", "reason", "psnr", "psnr_margin"])
     )
     build = json.loads((dataset_dir / "build.json").read_text()) if (dataset_dir / "build.json").exists() else {}
-    per_take = pd.DataFrame(
-        [
-            {
-                "take": t["take"],
-                "sync": t["sync_method"],
-                "time_offset_s": t["time_offset_s"],
-                "accepted": t["accepted"],
-                "rejected": t["rejected"],
-                "reasons": ", ".join(f"{k}: {v}" for k, v in sorted(t["reasons"].items())),
-            }
-            for t in build.get("takes", [])
-        ]
-    )
-    reasons = (
-        (
-            rejects["reason"]
-            .str.split(";")
-            .explode()
-            .str.split(":")
-            .str[0]
-            .value_counts()
-            .rename_axis("reason")
-            .reset_index(name="count")
-        )
-        if not rejects.empty
-        else pd.DataFrame()
-    )
+    takes = _take_table(dataset_dir, build)
+    reasons = reason_table(rejects)
+    reasons["meaning"] = reasons["reason"].map(REJECT_REASONS).fillna("")
+    timeline, shown = _timeline(df, rejects)
+    n_takes = len(set(df["take"]) | set(rejects["take"]))
+    which = "each take" if shown == n_takes else f"the {shown} takes with the most rejections (of {n_takes})"
+    failures = build.get("failures", [])
     category = dataset_dir.name
     parts = [
         f"<h1>rb2v dataset: {html.escape(category)}</h1>",
-        f"<p>{len(df)} samples, {len(rejects)} rejected. "
-        f"Settings hash <code>{html.escape(build.get('settings_hash', ''))}</code>.</p>",
+        f"<p>{len(df)} samples from {n_takes} take(s), {len(rejects)} blurry frames rejected"
+        + (f", {len(failures)} unit(s) failed (<code>build.json</code>'s <code>failures</code>)" if failures else "")
+        + f". Settings hash <code>{html.escape(build.get('settings_hash', ''))}</code>.</p>",
         "<h2>Counts (Table 1 of the paper)</h2>",
         _table(table1(df)),
-        "<h2>PSNR and margin</h2>",
-        f'<img src="{_histograms(df, rejects)}">',
         "<h2>Takes</h2>",
-        _table(per_take) if not per_take.empty else "<p>(no take summaries)</p>",
+        _table(takes) if not takes.empty else "<p>(no take summaries)</p>",
         "<h2>Rejections</h2>",
         _table(reasons) if not reasons.empty else "<p>none</p>",
+        "<h2>Along each take</h2>",
+        f"<p>Every blurry frame of {which}"
+        ": the PSNR of its best fit, coloured by what QC decided (by the first reason where there are several; a frame "
+        "without a fit sits on the bottom line). "
+        "Rejections from some frame on mean that something changed there (a knocked rig, a clock that drifts).</p>",
+        f'<img src="{timeline}" style="max-width:100%">',
+        "<h2>PSNR and margin</h2>",
+        f'<img src="{_histograms(df, rejects)}">',
         "<h2>Random samples</h2><p>blurry frame | the 7 sharp frames | heat map of |C*(y_fake) − y| (0 to 0.1)</p>",
         f'<img src="{_contact_sheet(dataset_dir, df)}" style="max-width:100%">',
     ]
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>rb2v " + html.escape(category) + "</title>"
         "<style>body{font-family:sans-serif;margin:2em;max-width:1400px} table.t{border-collapse:collapse}"
-        "table.t td,table.t th{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
-        + "\n".join(parts)
-        + "</body></html>\n"
+        "table.t td,table.t th{padding:2px 10px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+        "table.t .n{text-align:right;white-space:nowrap}</style></head><body>" + "\n".join(parts) + "</body></html>\n"
     )
     out = dataset_dir / "report.html"
     write_text_atomic(out, page)

@@ -209,6 +209,28 @@ class _Matting:
         return composite(fg, alpha, background, space=getattr(self.matter, "space", "linear"))
 
 
+# What each rejection reason says of its blurry frames (read as "N blurry frames <meaning>"): the summary's
+# hints and the report's table. A reason recorded with a detail ("stage_failed: …") is named before its colon.
+REJECT_REASONS = {
+    "low_psnr": "fit no start's synthetic blur to qc.min_psnr: the sharp frames do not show what the blurry frame "
+    "shows (the views disagree, the scene changed between the exposures, or much of the frame is clipped)",
+    "ambiguous": "fit two starts almost equally well (a margin under qc.min_margin dB): too little motion or "
+    "texture to place the exposure",
+    "edge_of_range": "fit best at the edge of the searched starts (search.radius steps around where the "
+    "alignment's clock puts them, or the recording's end): the true start may lie beyond",
+    "static": "show almost no change over their 7 frames (under qc.min_motion): nothing to order or deblur",
+    "misregistered": "sit off their sharp frames: the views moved against each other during the take (a knocked "
+    "rig, a loose mount, image stabilisation), or a take that kept its calibration take's homography was bumped "
+    "after it (lower align.max_calibration_shift_px in the rig file and align again)",
+    "off_clock": "match sharp frames over qc.max_clock_steps from where the alignment's clock puts them: a view "
+    "moved along the motion (a knocked rig), or, where most of a take's are, its clock is wrong (its "
+    "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps)",
+    "out_of_range": "lie where the sharp recording has too few frames around them (a take's first or last frames)",
+    "stage_failed": "failed in a stage: rejects.parquet's reason gives the message (--debug prints a bug's "
+    "traceback); the take's other frames went on",
+}
+
+
 def _qc(
     settings: PipelineSettings,
     res,
