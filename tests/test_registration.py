@@ -95,3 +95,34 @@ def test_with_the_takes_clock_a_shift_along_the_motion_is_seen(take):
         # and 0.79), over the build's threshold (0.35 px)
         assert 0.35 < found < np.hypot(*step) + 0.2, sign
         assert found > (1 - CLOCK_SLACK_STEPS) * np.hypot(*step) - 0.2, sign
+
+
+@pytest.fixture(scope="module")
+def still_screen(fixtures_dir):
+    """A sample recorded from ``rb2v build`` on a simulated hand take before its rig was knocked: a hand moving
+    about 2.3 px a step over a still, faintly textured screen (``fixtures/registration/hand-still-screen``)."""
+    import json
+
+    folder = fixtures_dir / "registration" / "hand-still-screen"
+    meta = json.loads((folder / "sample.json").read_text())
+
+    def grey(name: str) -> np.ndarray:
+        g = cv2.imread(str(folder / f"{name}.png"), cv2.IMREAD_UNCHANGED).astype(np.float32) / meta["scale"]
+        return np.repeat(g[..., None], 3, axis=-1)  # luma as RGB: the identity colours give it back
+
+    window = np.stack([grey(f"x{i}") for i in range(7)])
+    identity = np.hstack([np.eye(3), np.zeros((3, 1))])
+    return grey("blur"), window, np.array(meta["weights"]), identity, meta["expected_steps"]
+
+
+def test_a_subject_moving_over_a_still_screen_is_not_a_misregistration(still_screen):
+    """Frames two or six steps apart correlate at no shift (the screen wins), while the blurry frame, 0.36 step
+    after the chosen start, sits 0.6 px along the hand's motion: a step's motion measured over those alone
+    explained none of it (0.62 px, rejected). Over the middle step the hand's peak merges with the screen's, as in
+    the blurry frame's correlation: 0.04 px. A shift across the motion on the same sample is still seen."""
+    blur, window, weights, colours, expected = still_screen
+    assert misregistration(blur, window, 0, weights, colours, 0.35, expected=expected) < 0.15
+    across = np.array([-0.7, 2.15]) / np.hypot(0.7, 2.15)  # (x, y): the hand moves (2.15, 0.7) px a step
+    for px in (0.5, 1.0):
+        moved = _moved(blur, *(px * across))
+        assert misregistration(moved, window, 0, weights, colours, 0.35, expected=expected) > px - 0.2, px
