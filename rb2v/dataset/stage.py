@@ -217,7 +217,7 @@ REJECT_REASONS = {
     "ambiguous": "fit two starts almost equally well (a margin under qc.min_margin dB): too little motion or "
     "texture to place the exposure",
     "edge_of_range": "fit best at the edge of the searched starts (search.radius steps around where the "
-    "alignment's clock puts them, or the recording's end): the true start may lie beyond",
+    "alignment's clock puts them, or the sharp recording's ends): the true start may lie beyond",
     "static": "show almost no change over their 7 frames (under qc.min_motion): nothing to order or deblur",
     "misregistered": "sit off their sharp frames: the views moved against each other during the take (a knocked "
     "rig, a loose mount, image stabilisation), or a take that kept its calibration take's homography was bumped "
