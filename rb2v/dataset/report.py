@@ -142,7 +142,8 @@ def _take_table(dataset_dir: Path, build: dict) -> pd.DataFrame:
             row["residual (px)"] = meta.residual_px
             blur = (meta.exposure or {}).get("blur")
             if blur is not None:
-                readout = f", readout {1e3 * blur.readout_s:.1f}" if blur.readout_s else ""
+                # readout_s is the blur rows' skew relative to the sharp camera's (signed: an upside-down camera's adds)
+                readout = f", row skew {1e3 * blur.readout_s:+.1f} vs sharp" if blur.readout_s else ""
                 row["blur exposure (ms)"] = f"{1e3 * blur.length_s:.1f} {blur.method}{readout}"
             # align's note names its take first ("hand/s01/take01: matches span …"): the row names it already
             row["align note"] = meta.extra.get("note", "").removeprefix(f"{t['take']}: ") or None
