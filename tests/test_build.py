@@ -147,6 +147,7 @@ def test_a_rig_knocked_mid_take_loses_the_later_samples_not_the_earlier(tmp_path
     misregistered = int(rejects["reason"].str.contains("misregistered").sum())
     assert f"<td>misregistered</td><td class=n>{misregistered}</td>" in page
     assert "sit off their sharp frames" in page and "the take&#x27;s own" in page
+    assert "<td>search</td>" in page and "<td>registration</td>" in page  # where the time went
     timeline = next(img for at, img in _page_images(page).items() if at > page.index("Along each take"))
     accepted, rejected = (int(_pixel_mask(timeline, c).sum()) for c in ((31, 119, 180), (214, 39, 40)))
     assert accepted > 50 and rejected > 50, (accepted, rejected)

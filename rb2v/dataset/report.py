@@ -152,6 +152,25 @@ def _take_table(dataset_dir: Path, build: dict) -> pd.DataFrame:
     return table.dropna(axis=1, how="all")
 
 
+def _stage_times(build: dict) -> str:
+    """Seconds per stage of the work, summed over the units (from each unit's clock in build.json)."""
+    total: dict[str, float] = {}
+    for t in build.get("takes", []):
+        for stage, seconds in t.get("stage_seconds", {}).items():
+            total[stage] = total.get(stage, 0.0) + seconds
+    if not total:
+        return "<p>(not recorded)</p>"
+    units = sum(t.get("seconds") or 0.0 for t in build.get("takes", []))
+    table = pd.DataFrame(
+        [{"stage": k, "seconds": v, "share": f"{100 * v / sum(total.values()):.0f} %"} for k, v in total.items()]
+    ).sort_values("seconds", ascending=False, kind="stable")
+    return (
+        _table(table) + f"<p>The units of work took {units:.1f} s in all. Stages run on threads beside each other "
+        "(the PNG writes, Algorithm 1 beside the upsampling) count each their own time, so they may add up to more. "
+        "<code>rb2v bench build</code> sets these against the I/O floor.</p>"
+    )
+
+
 # rejection colours, most frequent reason first (accepted frames are blue)
 PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -240,6 +259,8 @@ def write_report(dataset_dir: str | Path) -> Path:
         f'<img src="{timeline}" style="max-width:100%">',
         "<h2>PSNR and margin</h2>",
         f'<img src="{_histograms(df, rejects)}">',
+        "<h2>Where the time went</h2>",
+        _stage_times(build),
         "<h2>Random samples</h2><p>blurry frame | the 7 sharp frames | heat map of |C*(y_fake) − y| (0 to 0.1)</p>",
         f'<img src="{_contact_sheet(dataset_dir, df)}" style="max-width:100%">',
     ]
