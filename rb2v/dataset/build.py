@@ -25,7 +25,16 @@ from ..progress import say
 from ..settings import load_rig
 from .settings import PipelineSettings
 from .split import format_table1, split_subjects, table1
-from .stage import REJECT_REASONS, StageTools, TakeSummary, build_take, chunk_name, load_results, take_frames
+from .stage import (
+    REJECT_REASONS,
+    StageTools,
+    TakeSummary,
+    build_take,
+    chunk_name,
+    load_results,
+    reason_names_of,
+    take_frames,
+)
 from .takes import AlignedTake, find_aligned_takes
 
 CHUNK_FRAMES = 200  # blurry frames per unit of work: a crash late in a long take loses one chunk
@@ -258,7 +267,7 @@ GEOMETRY_REASONS = ("misregistered", "off_clock")  # the summary's hints: what a
 
 def reason_names(rej: pd.DataFrame) -> pd.Series:
     """Each reject's reasons as a list of names (``"a;b"`` -> [a, b]; a detail after a colon left out)."""
-    return rej["reason"].str.split(";").apply(lambda parts: [p.split(":")[0] for p in parts])
+    return rej["reason"].map(reason_names_of)
 
 
 def reason_counts(rej: pd.DataFrame) -> dict[str, int]:
@@ -270,7 +279,7 @@ def reason_table(rej: pd.DataFrame) -> pd.DataFrame:
     """One row per reason: how many blurry frames it rejected and the (at most 3) takes with the most."""
     names = reason_names(rej) if not rej.empty else pd.Series(dtype=object)
     rows = []
-    for reason, n in reason_counts(rej).items():
+    for reason, n in names.explode().value_counts().items():
         takes = rej.loc[names.apply(lambda r, reason=reason: reason in r), "take"].value_counts()
         rows.append(
             {"reason": reason, "blurry frames": n, "most in": ", ".join(f"{t} ({k})" for t, k in takes.head(3).items())}

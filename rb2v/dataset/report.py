@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import html
 import io
 import json
@@ -20,7 +21,7 @@ from ..fsutil import write_text_atomic
 from ..io.images import read_image
 from ..manifest import MANIFEST_NAME, read_manifest
 from .split import table1
-from .stage import REJECT_REASONS
+from .stage import REJECT_REASONS, TakeSummary
 
 
 def _figure_png(fig) -> str:
@@ -154,19 +155,19 @@ def _take_table(dataset_dir: Path, build: dict) -> pd.DataFrame:
 
 def _stage_times(build: dict) -> str:
     """Seconds per stage of the work, summed over the units (from each unit's clock in build.json)."""
-    total: dict[str, float] = {}
-    for t in build.get("takes", []):
-        for stage, seconds in t.get("stage_seconds", {}).items():
-            total[stage] = total.get(stage, 0.0) + seconds
-    if not total:
+    known = {f.name for f in dataclasses.fields(TakeSummary)}  # a build.json of another version may differ
+    takes = [TakeSummary(**{k: v for k, v in t.items() if k in known}) for t in build.get("takes", [])]
+    total = TakeSummary.merge(takes) if takes else None
+    if total is None or not total.stage_seconds:
         return "<p>(not recorded)</p>"
-    units = sum(t.get("seconds") or 0.0 for t in build.get("takes", []))
+    stages = total.stage_seconds
     table = pd.DataFrame(
-        [{"stage": k, "seconds": v, "share": f"{100 * v / sum(total.values()):.0f} %"} for k, v in total.items()]
+        [{"stage": k, "seconds": v, "share": f"{100 * v / sum(stages.values()):.0f} %"} for k, v in stages.items()]
     ).sort_values("seconds", ascending=False, kind="stable")
     return (
-        _table(table) + f"<p>The units of work took {units:.1f} s in all. Stages run on threads beside each other "
-        "(the PNG writes, Algorithm 1 beside the upsampling) count each their own time, so they may add up to more. "
+        _table(table) + f"<p>The units of work took {total.seconds:.1f} s in all. Stages run on threads beside "
+        "each other (the PNG writes, Algorithm 1 beside the upsampling) count each their own time, so they may add "
+        "up to more. "
         "<code>rb2v bench build</code> sets these against the I/O floor.</p>"
     )
 

@@ -231,6 +231,11 @@ REJECT_REASONS = {
 }
 
 
+def reason_names_of(reason: str) -> list[str]:
+    """The names in a reject's reason (``"low_psnr;stage_failed: …"`` -> [low_psnr, stage_failed])."""
+    return [part.split(":")[0] for part in reason.split(";")]
+
+
 def _qc(
     settings: PipelineSettings,
     res,
@@ -357,8 +362,7 @@ def build_take(
     rows = written_rows(rows, rejects)
     summary.accepted, summary.rejected = len(rows), len(rejects)
     for r in rejects:
-        for reason in r["reason"].split(";"):
-            name = reason.split(":")[0]
+        for name in reason_names_of(r["reason"]):
             summary.reasons[name] = summary.reasons.get(name, 0) + 1
     summary.seconds = time.perf_counter() - start
     summary.stage_seconds = clock.seconds
