@@ -156,6 +156,44 @@ def test_a_rig_knocked_mid_take_loses_the_later_samples_not_the_earlier(tmp_path
         drawn = int(_pixel_mask(shot, (214, 39, 40)).sum())
         assert drawn >= 0.5 * rejected, (drawn, rejected)
 
+    # Judged on the whole frame, with a laxer threshold, over every blurry frame, the per-frame check lets some
+    # frames after the knock through (measured: 2 of 12, one at a wrong start); the take's verdict does not: from
+    # where most frames are rejected for their geometry on, it rejects the rest "moved" and removes their folders.
+    lax = {**FAST, "sampling.stride": 1, "qc.shift_grid": 1, "qc.max_shift_px": 0.6}
+    dataset = build_dataset(tmp_path, load_pipeline("street", {**lax, "qc.move_min_frames": 0}))
+    through = read_manifest(dataset / "manifest.parquet").query("blur_index - @half > @knock")
+    assert len(through) >= 1, "the per-frame check alone caught every frame: this no longer tests the take's verdict"
+    capsys.readouterr()
+    dataset = build_dataset(tmp_path, load_pipeline("street", lax))
+    kept = read_manifest(dataset / "manifest.parquet")
+    rejects = pd.read_parquet(dataset / "rejects.parquet")
+    moved = rejects[rejects["reason"] == "moved"]
+    assert set(through["blur_index"]) <= set(moved["blur_index"]), (through["blur_index"], moved)
+    assert not (kept["blur_index"] - half > knock).any() and (moved["blur_index"] + half > knock).all()
+    assert (kept["blur_index"] + half < knock).sum() >= 12, kept["blur_index"].tolist()  # every one before kept
+    assert not any((dataset / Path(p).parent).exists() for p in through["blur_path"])
+    summary = json.loads((dataset / "build.json").read_text())["takes"][0]
+    assert summary["reasons"]["moved"] == len(moved) and summary["accepted"] == len(kept)
+    said = capsys.readouterr()
+    assert f"moved: {len(moved)} blurry frames" in said.out + said.err
+
+
+def test_a_take_moves_where_most_later_frames_fail_their_geometry():
+    """The take's verdict (``stage.moved_from``): True a geometry rejection, False kept, None rejected otherwise."""
+    from rb2v.dataset.stage import moved_from
+
+    x, o, n = True, False, None
+    knocked = [o] * 12 + [x, x, o, x, x, n, x, x, o, x]
+    assert moved_from(knocked, 5) == 12  # the kept frame right after the knock goes too
+    assert moved_from(knocked, 0) is None and moved_from(knocked, 8) is None
+    assert moved_from([o] * 12 + [o, o, x, x, x, x, x, o], 5) == 14  # frames kept before the first rejection stay
+    assert moved_from([o] * 20 + [x] * 4, 5) is None  # too few to say
+    assert moved_from([o, x] * 12, 5) is None  # scattered: half of any tail kept, never most
+    assert moved_from([o] * 10 + [x, x, o] * 5, 5) == 10  # two rejections for every frame kept: enough
+    assert moved_from([x] * 6 + [o] * 18, 5) is None  # a bad start is no move: what follows is kept
+    assert moved_from([n, x, x, o, x, x, x], 5) == 1  # a take off from its start: its clock or homography
+    assert moved_from([o] * 10, 5) is None and moved_from([], 5) is None
+
 
 def _page_images(page: str) -> dict[int, np.ndarray]:
     """The PNGs embedded in a page (RGB uint8), keyed by where they start in it."""

@@ -99,6 +99,9 @@ def test_invalid_values_and_broken_toml(tmp_path):
     with pytest.raises(Rb2vError, match=r"qc: max_clock_steps must be at least 1 .*, got 0\.5"):
         load_pipeline("hand", {"qc.max_clock_steps": 0.5})
     assert load_pipeline("face", {"qc.max_clock_steps": float("inf")}).qc.max_clock_steps == float("inf")
+    with pytest.raises(Rb2vError, match=r"qc: move_min_frames must be 0 \(no check\) or more, got -1"):
+        load_pipeline("face", {"qc.move_min_frames": -1})
+    assert load_pipeline("hand").qc.move_min_frames == 5
 
 
 def test_overrides_take_precedence_and_change_the_hash():

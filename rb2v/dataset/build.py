@@ -9,6 +9,7 @@ finished chunks and ends with the same manifest.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,12 +27,14 @@ from ..settings import load_rig
 from .settings import PipelineSettings
 from .split import format_table1, split_subjects, table1
 from .stage import (
+    MOVE_EVIDENCE,
     REJECT_REASONS,
     StageTools,
     TakeSummary,
     build_take,
     chunk_name,
     load_results,
+    moved_from,
     reason_names_of,
     take_frames,
 )
@@ -169,6 +172,7 @@ def assemble(
         rejects.append(j)
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
+    rows, rej = reject_moved(dataset_dir, rows, rej, summaries, settings.qc.move_min_frames)
     if rows.empty:
         reasons = rej["reason"].value_counts().to_dict() if not rej.empty else {}
         hints = "".join(f"; {h}" for h in reject_hints(rej))
@@ -210,6 +214,40 @@ def assemble(
         },
     )
     return rows, rej
+
+
+def reject_moved(
+    dataset_dir: Path, rows: pd.DataFrame, rej: pd.DataFrame, summaries: list[TakeSummary], min_frames: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each take's kept samples from where its views moved (``stage.moved_from``) on, rejected ``moved``: their
+    folders removed, their takes' summaries told. The same units' results always give the same verdict, so a
+    re-run that reuses them removes the same samples."""
+    if rows.empty or rej.empty or min_frames <= 0:
+        return rows, rej
+    evidence = reason_names(rej).map(lambda names: any(n in MOVE_EVIDENCE for n in names))
+    moved = []
+    for take, kept in rows.groupby("take", sort=False):
+        mine = rej["take"] == take
+        judged = sorted(
+            [(k, False) for k in kept["blur_index"]]
+            + [(k, True if bad else None) for k, bad in zip(rej.loc[mine, "blur_index"], evidence[mine])]
+        )
+        at = moved_from([bad for _, bad in judged], min_frames)
+        if at is not None:
+            moved.append(kept[kept["blur_index"] >= judged[at][0]])
+    if not moved:
+        return rows, rej
+    moved = pd.concat(moved)
+    for rel in moved["blur_path"]:
+        shutil.rmtree(dataset_dir / Path(rel).parent, ignore_errors=True)
+    counts = moved["take"].value_counts()
+    for summary in summaries:
+        n = int(counts.get(summary.take, 0))
+        if n:
+            summary.accepted, summary.rejected = summary.accepted - n, summary.rejected + n
+            summary.reasons["moved"] = summary.reasons.get("moved", 0) + n
+    gone = moved.assign(reason="moved")[list(rej.columns)]
+    return rows.drop(index=moved.index).reset_index(drop=True), pd.concat([rej, gone], ignore_index=True)
 
 
 def build_dataset(
@@ -262,7 +300,7 @@ def print_summary(
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))
 
 
-GEOMETRY_REASONS = ("misregistered", "off_clock")  # the summary's hints: what a user can act on
+GEOMETRY_REASONS = (*MOVE_EVIDENCE, "moved")  # the summary's hints: what a user can act on
 
 
 def reason_names(rej: pd.DataFrame) -> pd.Series:

@@ -69,6 +69,9 @@ class QCSettings:
     # the two neighbours of a true start lie within a step of it; a start beyond says the content sits where the
     # clock says it cannot (a view knocked along the motion, a pattern matched at the wrong time)
     max_clock_steps: float = 1.25
+    # a take whose blurry frames, from some frame on, were mostly rejected misregistered / off_clock (at least this
+    # many): its views moved there, so the frames after it that passed are rejected too, "moved" (0: no check)
+    move_min_frames: int = 5
 
     def validate(self) -> None:
         if not self.max_shift_px > 0:
@@ -78,6 +81,8 @@ class QCSettings:
                 f"qc: max_clock_steps must be at least 1 (a true start's neighbours; inf: no check), "
                 f"got {self.max_clock_steps}"
             )
+        if self.move_min_frames < 0:
+            raise ValueError(f"qc: move_min_frames must be 0 (no check) or more, got {self.move_min_frames}")
         if not 1 <= self.shift_grid <= 4:
             raise ValueError(f"qc: shift_grid must be 1 to 4 (tiles per side), got {self.shift_grid}")
 

@@ -225,6 +225,9 @@ REJECT_REASONS = {
     "off_clock": "match sharp frames over qc.max_clock_steps from where the alignment's clock puts them: a view "
     "moved along the motion (a knocked rig), or, where most of a take's are, its clock is wrong (its "
     "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps)",
+    "moved": "passed the per-frame checks but lie where, from some frame of their take on, most blurry frames were "
+    "rejected misregistered or off_clock (at least qc.move_min_frames of them): a view moved there, and a frame that "
+    "still fits does so at a wrong start (a shift along the motion taken for time)",
     "out_of_range": "lie where the sharp recording has too few frames around them (a take's first or last frames)",
     "stage_failed": "failed in a stage: rejects.parquet's reason gives the message (--debug prints a bug's "
     "traceback); the take's other frames went on",
@@ -261,6 +264,34 @@ def _qc(
     if clock_steps is not None and abs(clock_steps) > qc.max_clock_steps:
         reasons.append("off_clock")
     return reasons
+
+
+MOVE_EVIDENCE = ("misregistered", "off_clock")  # the rejections a moved view leaves
+
+
+def moved_from(judged: list[bool | None], min_frames: int) -> int | None:
+    """Where a take's views moved: the first of its blurry frames (in frame order) from which on most were
+    rejected for their geometry, or None.
+
+    ``judged``: per blurry frame, True where it was rejected ``MOVE_EVIDENCE``, False where it was kept, None
+    where it was rejected for anything else (it says nothing either way). A view that moves stays moved, so
+    the take splits in two. Of the splits with at least ``min_frames`` geometry rejections after them and
+    at least twice as many as kept frames there (scattered rejections, half of any stretch, are no move),
+    the one that leaves the fewest frames on the wrong side (geometry rejections before it, kept frames
+    after it); the earliest of equals.
+    """
+    if min_frames <= 0:
+        return None
+    bad_before, bad_after, kept_after = 0, judged.count(True), judged.count(False)
+    best, at = None, None
+    for i, bad in enumerate(judged):
+        if bad is None:
+            continue
+        wrong = bad_before + kept_after
+        if bad_after >= max(min_frames, 2 * kept_after) and (best is None or wrong < best):
+            best, at = wrong, i
+        bad_before, bad_after, kept_after = bad_before + bad, bad_after - bad, kept_after - (not bad)
+    return at
 
 
 def take_frames(take: AlignedTake, settings: PipelineSettings) -> list[int]:
