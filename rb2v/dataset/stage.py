@@ -226,8 +226,8 @@ REJECT_REASONS = {
     "moved along the motion (a knocked rig), or, where most of a take's are, its clock is wrong (its "
     "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps)",
     "moved": "passed the per-frame checks but lie where, from some frame of their take on, most blurry frames were "
-    "rejected misregistered or off_clock (at least qc.move_min_frames of them): a view moved there, and a frame that "
-    "still fits does so at a wrong start (a shift along the motion taken for time)",
+    "rejected misregistered or off_clock (at least qc.move_min_frames of them): a view moved there, so theirs sit "
+    "off too, by less than those checks see or along the motion (taken for time)",
     "out_of_range": "lie where the sharp recording has too few frames around them (a take's first or last frames)",
     "stage_failed": "failed in a stage: rejects.parquet's reason gives the message (--debug prints a bug's "
     "traceback); the take's other frames went on",
