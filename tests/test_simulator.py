@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import cv2
@@ -88,6 +89,31 @@ def test_true_homography_flip_and_colour_map_sharp_onto_blur():
     assert psnr(to_blur_view(sim, sharp, H=shifted), blur, mask=m) < good - 3
     raw = cv2.warpPerspective(np.ascontiguousarray(sharp[:, ::-1]), sim.homography, (sim.cfg.width, sim.cfg.height))
     assert psnr(raw, blur, mask=m) < good - 6
+
+
+@pytest.mark.parametrize(
+    "vignetting, gradient, expect",
+    [
+        ((0.0, 0.0), 0.0, {"left": 1.0, "right": 1.0, "outer": 1.0}),
+        # the splitter's split ratio: the blur view darker on its left, the sharp view on its right
+        ((0.0, 0.0), 0.1, {"left": 0.953, "right": 1.053}),
+        ((0.3, 0.0), 0.0, {"left": 0.958, "right": 0.956, "outer": 0.938}),  # the blur camera's vignetting
+        ((0.0, 0.3), 0.0, {"left": 1.057, "right": 1.055, "outer": 1.081}),  # the sharp camera's
+    ],
+)
+def test_light_fall_off_differs_between_the_views_as_configured(vignetting, gradient, expect):
+    """The blurry frame over the sharp frame mapped onto it (sRGB, a still scene), in the left and right thirds
+    and outside the middle 60 % of the width: 1 where neither camera loses light, as the fall-off says where
+    one does (measured values; a sign or axis error moves them by 0.05 or more)."""
+    cfg = SimConfig(category="street", seconds=1, seed=5, motion_scale=0.0)
+    sim = TakeSimulation(dataclasses.replace(cfg, vignetting=vignetting, splitter_gradient=gradient), 0, 0)
+    blur, mapped = sim.film_blur(3)[0], to_blur_view(sim, sim.film_sharp(20)[0])
+    m = valid_mask(sim, blur, mapped)
+    ratio = (blur / np.maximum(mapped, 1e-3)).mean(-1)
+    x = np.arange(blur.shape[1])[None, :] / blur.shape[1]
+    parts = {"left": m & (x < 1 / 3), "right": m & (x > 2 / 3), "outer": m & (np.abs(x - 0.5) > 0.3)}
+    for part, want in expect.items():
+        assert abs(np.median(ratio[parts[part]]) - want) < 0.012, (part, np.median(ratio[parts[part]]), want)
 
 
 def test_sharp_start_truth_puts_the_window_on_the_exposure():

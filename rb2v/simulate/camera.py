@@ -180,10 +180,14 @@ class Camera:
         return np.ascontiguousarray(out, dtype=np.float32), np.ascontiguousarray(alpha)
 
 
-def vignette_field(width: int, height: int, strength: float) -> np.ndarray:
+def falloff_field(width: int, height: int, vignetting: float, gradient: float = 0.0) -> np.ndarray | None:
+    """A camera's light fall-off (``SimConfig.vignetting``, ``splitter_gradient``) on the radiance it films
+    (before its mirror flip, so across the blur view), or None where it has none."""
+    if not vignetting and not gradient:
+        return None
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     r2 = ((xx - width / 2) ** 2 + (yy - height / 2) ** 2) / ((width / 2) ** 2 + (height / 2) ** 2)
-    return (1 - strength * r2).astype(np.float32)
+    return ((1 - vignetting * r2) * (1 + gradient * (2 * xx / max(width - 1, 1) - 1))).astype(np.float32)
 
 
 def _about_centre(width: int, height: int, c: float, s: float, shift, perspective=(0.0, 0.0)) -> np.ndarray:

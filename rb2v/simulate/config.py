@@ -87,7 +87,12 @@ class SimConfig:
     chapter_seconds: float = 0.0  # > 0 splits recordings into GoPro chapters of this length
     motion_scale: float = 1.0  # 0 makes a static scene
     noise: bool = True
-    vignetting: bool = False
+    # Light fall-off per camera (blur, sharp): radial vignetting 1 - v r^2 (r = 1 at the frame's corners), in
+    # each sensor's own coordinates. A beam splitter's split ratio also changes across the field: a plate
+    # transmits less where it reflects more, so the two views get opposite gradients, 1 +/- g x (x = -1 .. 1
+    # across the blur view, + for the blur camera). One 3x4 colour map per frame pair cannot take either up.
+    vignetting: tuple[float, float] = (0.0, 0.0)
+    splitter_gradient: float = 0.0
     source: str | None = None  # a video file or a folder of frames used as the scene's backdrop
     crf: int = 14  # quality of the simulated recordings (GoPro bitrates are high)
     # Lens distortion per camera, OpenCV coefficients k1 k2 p1 p2 k3 (empty: a pinhole); see lens.py.

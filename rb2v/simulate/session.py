@@ -35,10 +35,10 @@ from .camera import (
     Camera,
     border_mask,
     compose_colour,
+    falloff_field,
     random_colour_response,
     random_homography,
     rig_drift,
-    vignette_field,
 )
 from .config import SimConfig
 from .lens import BoardScene, SimLens, board_seconds, board_toml, effective_pinhole, pinhole, pixel_scaling, scale_lens
@@ -83,7 +83,6 @@ class TakeSimulation:
         self.scene = Scene(
             cfg.category, rng, W, H, motion, subject_index=subject_index, source=source, calibration=calibration
         )
-        vig = vignette_field(W, H, 0.25) if cfg.vignetting else None
         self.settings = take_settings(cfg, self._key)
         self.exposure = self.settings.exposure  # the true windows, rb2v.alignment.Exposure per camera
         # lens distortion (a session's rig: the same for all its takes); truth states both cameras' lenses
@@ -117,7 +116,7 @@ class TakeSimulation:
             read_noise=0.002,
             shot_noise=5e-5,
             borders=border_mask(W, H, "lr", BORDER_BAND),
-            vignette=vig,
+            vignette=falloff_field(W, H, cfg.vignetting[0], cfg.splitter_gradient),
             lens=lenses["blur"],
             start_s=eb.start_s,
             readout_s=eb.readout_s,
@@ -132,7 +131,7 @@ class TakeSimulation:
             read_noise=0.004,
             shot_noise=3e-4,
             borders=border_mask(W, H, "tb", SHARP_BORDER_BAND),
-            vignette=vig,
+            vignette=falloff_field(W, H, cfg.vignetting[1], -cfg.splitter_gradient),
             lens=lenses["sharp"],
             start_s=es.start_s,
             readout_s=es.readout_s,
