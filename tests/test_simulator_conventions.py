@@ -227,14 +227,27 @@ def rb2v(*args):
 def test_cli_randomize_writes_the_draws_and_the_bitrate(tmp_path):
     raw = tmp_path / "raw"
     pinholes = ["--distortion-blur", "0", "--distortion-sharp", "0"]  # given lenses are kept: no board take here
+    falloff = ["--vignetting", "0.2", "0.1", "--splitter-gradient", "0.04"]  # passed through, never drawn
     r = rb2v(
-        "simulate-rig", raw, "--seconds", 0.5, "--size", "512x512", "--randomize", "--seed", 28, "--no-audio", *pinholes
+        "simulate-rig",
+        raw,
+        "--seconds",
+        0.5,
+        "--size",
+        "512x512",
+        "--randomize",
+        "--seed",
+        28,
+        "--no-audio",
+        *pinholes,
+        *falloff,
     )
     assert r.returncode == 0, r.stderr
     take = raw / "street" / "subject01" / "take01"
     truth = json.loads((take / "truth.json").read_text())
     assert truth["sim_config"]["randomize"] and truth["exposure"]["blur"]["method"] == "truth"
     assert truth["lens"] is None and not (raw / "calibration").exists()
+    assert truth["sim_config"]["vignetting"] == [0.2, 0.1] and truth["sim_config"]["splitter_gradient"] == 0.04
     expected = TakeSimulation(SimConfig(**truth["sim_config"]), 0, 0).settings
     assert truth["camera_settings"] == json.loads(json.dumps(expected.to_json()))
     src = open_source([take / f for f in truth["blur_files"]])
@@ -253,6 +266,8 @@ def test_cli_randomize_writes_the_draws_and_the_bitrate(tmp_path):
         (["--bitrate", "-3"], "--bitrate must be positive"),
         (["--board-reach", "0.5"], "--board-reach must be between 0 and 0.35"),
         (["--board", "aruco"], "'aruco' is not one of 'checkerboard', 'charuco'"),
+        (["--vignetting", "0.7", "0"], "--vignetting must be 0 to 0.6 for each camera, got (0.7, 0.0)"),
+        (["--splitter-gradient", "-0.5"], "--splitter-gradient must be within ±0.3, got -0.5"),
     ],
 )
 def test_cli_refuses_impossible_conventions(tmp_path, args, message):

@@ -92,15 +92,15 @@ SETTINGS: dict[str, dict] = {
     # a GoPro in its NTSC mode: 29.97 / 119.88 fps (30000/1001, 120000/1001), every convention drawn
     "randomized-ntsc": {"randomize": True, "blur_fps": 30000 / 1001, "sharp_fps": 120000 / 1001},
     # the faster pair a HERO8 offers at 1080p: 59.94 / 239.76 fps (exposures and readouts capped at their periods)
-    # light fall-off that differs between the views: vignetting of 20 / 10 % at the corners and a beam splitter
-    # whose split ratio changes by +/-4 % across the frame (opposite in the two views), every convention drawn
-    "falloff": {"randomize": True, "vignetting": (0.20, 0.10), "splitter_gradient": 0.04},
     "randomized-ntsc60": {
         "randomize": True,
         "blur_fps": 60000 / 1001,
         "sharp_fps": 240000 / 1001,
         "blur_exposure_s": 1 / 60,  # only validated: the take's own are drawn
     },
+    # light fall-off that differs between the views: vignetting of 20 / 10 % at the corners and a beam splitter
+    # whose split ratio changes by +/-4 % across the frame (opposite in the two views), every convention drawn
+    "falloff": {"randomize": True, "vignetting": (0.20, 0.10), "splitter_gradient": 0.04},
 }
 DEFAULT_SETTINGS = ",".join(SETTINGS)  # every convention: the per-option table of the issue 13 note
 TIE = 0.1  # steps: a true start this close to k + 0.5 is a tie between k and k + 1

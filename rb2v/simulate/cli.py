@@ -172,6 +172,21 @@ def _audio_starts(value: str) -> tuple[float, float]:
     "corners move by up to this many pixels from then on.",
 )
 @click.option(
+    "--vignetting",
+    type=(float, float),
+    default=(0.0, 0.0),
+    show_default=True,
+    help="Each camera's vignetting (blur, sharp): the light lost at the frame's corners, 0 to 0.6.",
+)
+@click.option(
+    "--splitter-gradient",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="The beam splitter's split ratio across the frame: the blur view gets 1 ± this from left to right, "
+    "the sharp view the opposite, -0.3 to 0.3.",
+)
+@click.option(
     "--randomize",
     is_flag=True,
     help="Draw anchor, exposures, readouts, drift and bitrate per take, and both lenses' k1 and k2 and the "
@@ -213,6 +228,8 @@ def simulate_rig(
     board,
     rig_drift,
     bump,
+    vignetting,
+    splitter_gradient,
     randomize,
 ):
     """Simulate a capture session of the beam-splitter rig into RAW/<category>/<subject>/<take>/."""
@@ -260,6 +277,8 @@ def simulate_rig(
         board=board,
         rig_drift_px=rig_drift,
         bump_px=bump,
+        vignetting=tuple(vignetting),
+        splitter_gradient=splitter_gradient,
         randomize=randomize,
     )
     start = time.perf_counter()

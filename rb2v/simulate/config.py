@@ -185,6 +185,10 @@ class SimConfig:
             raise Rb2vError(
                 f"simulate-rig: --rig-drift must be between 0 and {RIG_DRIFT_MAX_PX} px, got {self.rig_drift_px}"
             )
+        if not all(0.0 <= v <= 0.6 for v in self.vignetting):
+            raise Rb2vError(f"simulate-rig: --vignetting must be 0 to 0.6 for each camera, got {self.vignetting}")
+        if not abs(self.splitter_gradient) <= 0.3:
+            raise Rb2vError(f"simulate-rig: --splitter-gradient must be within ±0.3, got {self.splitter_gradient}")
         if self.sharp_exposure_s <= 0 or self.sharp_exposure_s > 1 / self.sharp_fps:
             raise Rb2vError("simulate-rig: sharp exposure must be within one sharp frame period")
         for cam, fps, readout in (
