@@ -195,6 +195,20 @@ def test_a_take_moves_where_most_later_frames_fail_their_geometry():
     assert moved_from([o] * 10, 5) is None and moved_from([], 5) is None
 
 
+def test_the_timeline_draws_every_reject_reason_in_its_own_colour():
+    """A dataset whose frames were rejected for every reason QC knows (and one it does not) still gets its
+    timeline: one colour per known reason (there were 8 colours for 9 reasons once)."""
+    from rb2v.dataset.report import PALETTE, _timeline
+    from rb2v.dataset.stage import REJECT_REASONS
+
+    names = [*REJECT_REASONS, "from_another_version"]
+    kept = pd.DataFrame({"take": "t", "blur_index": [0, 1], "psnr": [40.0, 41.0]})
+    rejects = pd.DataFrame({"take": "t", "blur_index": range(2, 2 + len(names)), "psnr": 35.0, "reason": names})
+    png, shown = _timeline(kept, rejects)
+    assert shown == 1 and png.startswith("data:image/png;base64,")
+    assert len(PALETTE) >= len(REJECT_REASONS) and len(set(PALETTE)) == len(PALETTE)
+
+
 def _page_images(page: str) -> dict[int, np.ndarray]:
     """The PNGs embedded in a page (RGB uint8), keyed by where they start in it."""
     import base64

@@ -172,8 +172,9 @@ def _stage_times(build: dict) -> str:
     )
 
 
-# rejection colours, most frequent reason first (accepted frames are blue)
-PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+# rejection colours, most frequent reason first (accepted frames are blue): one for each of REJECT_REASONS,
+# repeated only for reasons a build of another version recorded
+PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#2ca02c")
 
 
 def _timeline(df: pd.DataFrame, rejects: pd.DataFrame, most: int = 12) -> tuple[str, int]:
@@ -197,7 +198,7 @@ def _timeline(df: pd.DataFrame, rejects: pd.DataFrame, most: int = 12) -> tuple[
     takes = frames.groupby("take")["outcome"].apply(lambda o: int((o != "accepted").sum()))
     shown = sorted(takes.sort_values(ascending=False, kind="stable").index[:most])
     outcomes = ["accepted", *[o for o in frames["outcome"].value_counts().index if o != "accepted"]]
-    colours = dict(zip(outcomes, ["#1f77b4", *PALETTE]))
+    colours = {o: PALETTE[(i - 1) % len(PALETTE)] if i else "#1f77b4" for i, o in enumerate(outcomes)}
     fig, axes = plt.subplots(len(shown), 1, figsize=(10, 0.35 + 1.05 * len(shown)), squeeze=False, sharey=True)
     finite = frames["psnr"].to_numpy(float)
     finite = finite[np.isfinite(finite)]
