@@ -13,10 +13,12 @@ import pytest
 
 from rb2v.benchmarks.rig_unknowns import TARGETS, run_one
 
-# Seeds used by no other test, never tuned on (9137, used until 2026-12-01, was among the sessions AGREE_PX
-# was chosen on). "upside-down": the same draws with the sharp camera mounted upside down, its file tagged
-# with a display matrix, so that its rolling shutter reads the upright picture bottom up.
-CASES = [("randomized", 27449), ("upside-down", 27451)]
+# A seed used by no other test, never tuned on (9137, used until 2026-12-01, was among the sessions AGREE_PX
+# was chosen on). "upside-down": every convention drawn as under "randomized", and the sharp camera mounted
+# upside down, its file tagged with a display matrix, so that its rolling shutter reads the upright picture
+# bottom up. One take keeps the suite under its time budget (until 2026-12-02 a second one, "randomized" on
+# seed 27449, ran beside it); `rb2v bench rig-unknowns` measures the settings over many seeds.
+CASES = [("upside-down", 27451)]
 
 
 @pytest.mark.slow
