@@ -10,7 +10,16 @@ from skimage import data
 from rb2v.colorspace import linear_to_srgb, srgb_to_linear
 from rb2v.errors import Rb2vError
 from rb2v.io.images import write_image
-from rb2v.matting import ChromaKeyer, composite, estimate_plate, list_backgrounds, load_matter, metrics, pick_background
+from rb2v.matting import (
+    ChromaKeyer,
+    composite,
+    composite_linear,
+    estimate_plate,
+    list_backgrounds,
+    load_matter,
+    metrics,
+    pick_background,
+)
 from rb2v.matting.chroma import unmix
 from rb2v.matting.synthetic import SCREEN_LINEAR, _screen, make_take
 from rb2v.metrics import psnr
@@ -150,6 +159,21 @@ def test_composite_conventions():
         composite(fg, np.ones((8, 7)), bg)
     with pytest.raises(Rb2vError, match="background shape"):
         composite(fg, np.ones((8, 8)), bg[:4])
+
+
+def test_the_builds_linear_path_composites_what_the_public_one_does(take):
+    """``rb2v build`` keys into linear light and mixes there (no sRGB round trip of the foreground, the
+    background converted once per sample): the same composite as ``keyer(frame)`` + ``composite``."""
+    keyer = ChromaKeyer().fit(take.frames)
+    bg = data.astronaut()[: take.frames.shape[1], : take.frames.shape[2]].astype(np.float32) / 255
+    for frame in take.frames:
+        alpha, fg = keyer(frame)
+        alpha_lin, fg_lin = keyer.key_linear(frame)
+        np.testing.assert_array_equal(alpha_lin, alpha)
+        np.testing.assert_allclose(linear_to_srgb(fg_lin), fg, atol=1e-6)
+        fast = composite_linear(fg_lin, alpha_lin, srgb_to_linear(bg))
+        np.testing.assert_allclose(fast, composite(fg, alpha, bg), atol=2e-4)  # the round trip's rounding
+        assert (alpha > 0.5).mean() > 0.1 and ((alpha > 0.02) & (alpha < 0.98)).mean() > 0.1  # subject and blur
 
 
 def test_plate_estimate_recovers_the_screen(take):

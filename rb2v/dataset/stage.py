@@ -202,11 +202,15 @@ class _Matting:
         picks = np.linspace(0, take.blur_count - 1, num=min(8, take.blur_count)).round().astype(int)
         matter.fit(np.stack([load_blur(int(k)) for k in picks]))
 
-    def __call__(self, frame: np.ndarray, background: np.ndarray) -> np.ndarray:
-        from ..matting import composite
+    def __call__(self, frames: list[np.ndarray], background: np.ndarray) -> list[np.ndarray]:
+        """The sample's frames matted onto its background."""
+        from ..colorspace import srgb_to_linear
+        from ..matting import composite, composite_linear
 
-        alpha, fg = self.matter(frame)
-        return composite(fg, alpha, background, space=getattr(self.matter, "space", "linear"))
+        if hasattr(self.matter, "key_linear"):  # the chroma keyer: mixed in linear light, no sRGB round trip
+            bg_lin = srgb_to_linear(background)
+            return [composite_linear(fg, alpha, bg_lin) for alpha, fg in map(self.matter.key_linear, frames)]
+        return [composite(fg, alpha, background, space=self.matter.space) for alpha, fg in map(self.matter, frames)]
 
 
 # What each rejection reason says of its blurry frames (read as "N blurry frames <meaning>"): the summary's
@@ -507,7 +511,7 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer
             sample_id, size=(blur.shape[1], blur.shape[0]), backgrounds_dir=settings.matting.backgrounds or None
         )
         with clock("matting"):
-            images = [matting(img, background) for img in images]
+            images = matting(images, background)
     blur_path, sharp_paths = paths_for(take, k)
     with clock("write wait"):
         written = writer.submit([blur_path, *sharp_paths], images)

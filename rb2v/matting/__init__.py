@@ -18,7 +18,7 @@ from ..errors import Rb2vError
 from .backgrounds import list_backgrounds, pick_background
 from .bgmv2 import BGMv2Matter
 from .chroma import ChromaKeyer
-from .compositing import composite
+from .compositing import composite, composite_linear
 from .plate import estimate_plate, take_plate
 
 MATTERS = ("chroma", "bgmv2")
@@ -45,6 +45,7 @@ __all__ = [
     "BGMv2Matter",
     "ChromaKeyer",
     "composite",
+    "composite_linear",
     "estimate_plate",
     "list_backgrounds",
     "load_matter",

@@ -149,11 +149,14 @@ def push_pull(values: np.ndarray, weights: np.ndarray, min_weight: float = 1e-3)
         num.append(cv2.pyrDown(num[-1]))
         den.append(cv2.pyrDown(den[-1]))
     filled = num[-1] / np.maximum(den[-1], 1e-8)[..., None]
+    per_weight = np.float32(1.0 / (min_weight * 50.0))
     for n, d in zip(reversed(num[:-1]), reversed(den[:-1])):
-        up = cv2.resize(filled, (d.shape[1], d.shape[0]), interpolation=cv2.INTER_LINEAR)
+        filled = cv2.resize(filled, (d.shape[1], d.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(n.shape)
+        # trust * own + (1 - trust) * up, in place (the keyer's hot loop): enough support -> own estimate
         own = n / np.maximum(d, 1e-8)[..., None]
-        trust = np.clip(d / min_weight / 50.0, 0.0, 1.0)[..., None]  # enough support -> own estimate
-        filled = trust * own + (1.0 - trust) * up
+        own -= filled
+        own *= np.clip(d * per_weight, 0.0, 1.0)[..., None]
+        filled += own
     return filled.astype(np.float32)
 
 
@@ -281,6 +284,12 @@ class ChromaKeyer:
         return soft_threshold(alpha, max(3.0 * noise, 0.004))
 
     def __call__(self, frame) -> tuple[np.ndarray, np.ndarray]:
+        alpha, fg_lin = self.key_linear(frame)
+        return alpha, linear_to_srgb(fg_lin)
+
+    def key_linear(self, frame) -> tuple[np.ndarray, np.ndarray]:
+        """``alpha`` and the foreground in linear light (what ``composite_linear`` mixes: no round trip
+        through sRGB)."""
         img = as_frame(frame)
         h, w = img.shape[:2]
         keyer = (
@@ -295,8 +304,7 @@ class ChromaKeyer:
         screen = cache[2]
         alpha = self._alpha(lin, screen, keyer.screen.noise, keyer.plane)
 
-        fg_lin = unmix(lin, screen, alpha)
-        return alpha, linear_to_srgb(fg_lin)
+        return alpha, unmix(lin, screen, alpha)
 
     def screen_image(self, h: int, w: int) -> np.ndarray:
         """The fitted screen (sRGB), e.g. as a clean plate for other matters."""
@@ -363,14 +371,19 @@ def mix_alpha(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndar
         return alpha
     moments = push_pull(np.concatenate([lin, lin * lin], axis=-1), plateau)
     d = moments[..., :3] - screen
-    dd = (d * d).sum(-1)
-    spread = np.maximum(moments[..., 3:] - moments[..., :3] ** 2, 0).sum(-1)  # the filled colour's variance
-    projected = ((lin - screen) * d).sum(-1) / np.maximum(dd, 1e-6)
+    dd = _dot(d, d)
+    spread = np.maximum(moments[..., 3:] - moments[..., :3] ** 2, 0) @ np.ones(3, np.float32)  # its variance
+    projected = _dot(lin - screen, d) / np.maximum(dd, 1e-6)
     # Trusted where the subject colour there is one colour: a fill across differently coloured parts
     # (skin and hair) is no colour the edge had, the plane key is right for all of them.
     trust = np.clip(1.0 - spread / np.maximum(dd, 1e-6) / MIX_SPREAD, 0.0, 1.0)
-    trust *= (alpha > MIX_BAND[0]) & (alpha < MIX_BAND[1]) & (dd > MIX_MIN_CONTRAST * (screen * screen).sum(-1))
+    trust *= (alpha > MIX_BAND[0]) & (alpha < MIX_BAND[1]) & (dd > MIX_MIN_CONTRAST * _dot(screen, screen))
     return (trust * projected + (1.0 - trust) * alpha).astype(np.float32)
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel dot product of two colour images (several times faster than ``(a * b).sum(-1)``)."""
+    return np.einsum("...c,...c->...", a, b)
 
 
 def unmix(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -31,7 +31,14 @@ def composite(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray, space: 
         raise Rb2vError(f"composite: background shape {bg.shape} does not match foreground {fg.shape}")
     if space not in SPACES:
         raise Rb2vError(f"composite: space {space!r}: use linear or srgb")
-    a = np.clip(a, 0.0, 1.0)[..., None]
     if space == "srgb":
+        a = np.clip(a, 0.0, 1.0)[..., None]
         return np.clip(a * fg + (1.0 - a) * bg, 0.0, 1.0).astype(np.float32)
-    return linear_to_srgb(a * srgb_to_linear(fg) + (1.0 - a) * srgb_to_linear(bg))
+    return composite_linear(srgb_to_linear(fg), a, srgb_to_linear(bg))
+
+
+def composite_linear(fg_lin: np.ndarray, alpha: np.ndarray, bg_lin: np.ndarray) -> np.ndarray:
+    """The "linear" composite of inputs already in linear light (e.g. ``ChromaKeyer.key_linear``'s
+    foreground, a background converted once for several frames), sRGB-encoded."""
+    a = np.clip(alpha, 0.0, 1.0)[..., None]
+    return linear_to_srgb(a * fg_lin + (1.0 - a) * bg_lin)
