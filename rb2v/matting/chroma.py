@@ -143,19 +143,24 @@ def local_planes(lin: np.ndarray, weights: np.ndarray, prior: np.ndarray, streng
 
 def push_pull(values: np.ndarray, weights: np.ndarray, min_weight: float = 1e-3) -> np.ndarray:
     """Fill ``values`` where ``weights`` is 0 from the nearest weighted neighbourhood (coarse to fine)."""
-    num = [values * weights[..., None]]
+    channels = values.shape[-1]
+
+    def per_channel(x: np.ndarray) -> np.ndarray:  # a weight for every channel: numpy's broadcast over
+        return cv2.merge([x] * channels) if channels > 1 else x[..., None]  # a last axis of 3-6 is slow
+
     den = [weights.astype(np.float32)]
+    num = [values * per_channel(den[0])]
     while min(den[-1].shape[:2]) > 2:
         num.append(cv2.pyrDown(num[-1]))
         den.append(cv2.pyrDown(den[-1]))
-    filled = num[-1] / np.maximum(den[-1], 1e-8)[..., None]
+    filled = num[-1] / per_channel(np.maximum(den[-1], 1e-8))
     per_weight = np.float32(1.0 / (min_weight * 50.0))
     for n, d in zip(reversed(num[:-1]), reversed(den[:-1])):
         filled = cv2.resize(filled, (d.shape[1], d.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(n.shape)
         # trust * own + (1 - trust) * up, in place (the keyer's hot loop): enough support -> own estimate
-        own = n / np.maximum(d, 1e-8)[..., None]
+        own = n / per_channel(np.maximum(d, 1e-8))
         own -= filled
-        own *= np.clip(d * per_weight, 0.0, 1.0)[..., None]
+        own *= per_channel(np.clip(d * per_weight, 0.0, 1.0))
         filled += own
     return filled.astype(np.float32)
 
