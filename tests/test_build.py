@@ -501,11 +501,19 @@ def test_a_failed_write_or_a_truncated_frame_costs_its_own_sample_only(street, t
     pd.testing.assert_frame_equal(df.drop(columns="split").reset_index(drop=True), others)
 
 
-def test_hand_samples_are_matted_onto_one_background(oracle_session, tmp_path):
+def test_hand_samples_are_matted_onto_one_background(oracle_session, tmp_path, monkeypatch):
+    import rb2v.dataset.stage as stage
+
     raw, out = oracle_session
     shutil.copytree(out / "aligned" / "hand", tmp_path / "aligned" / "hand")
+    monkeypatch.setattr(stage, "cpu_threads", lambda: 2)  # a sample's frames keyed on two threads at once
     dataset = build_dataset(tmp_path, load_pipeline("hand", {**FAST, "sampling.stride": 5}), report=False)
     df = read_manifest(dataset / "manifest.parquet")
+    # ... give the same PNGs as keyed one after another (a worker with one core)
+    monkeypatch.setattr(stage, "cpu_threads", lambda: 1)
+    shutil.copytree(out / "aligned" / "hand", tmp_path / "in-order" / "aligned" / "hand")
+    in_order = build_dataset(tmp_path / "in-order", load_pipeline("hand", {**FAST, "sampling.stride": 5}), report=False)
+    assert read_manifest(in_order / "manifest.parquet")["sha256"].tolist() == df["sha256"].tolist()
     assert len(df) >= 4 and (df["matting"] == "chroma").all() and df["background"].notna().all()
     assert df["background"].nunique() > 1  # a random background per sample
     for r in df.head(3).itertuples():

@@ -197,10 +197,14 @@ class _Matting:
     """Per-take matting: the matter is fitted once on frames spread over the take (the chroma
     keyer's screen model, BackgroundMattingV2's clean plate)."""
 
-    def __init__(self, matter, take: AlignedTake, load_blur: Callable[[int], np.ndarray]):
+    def __init__(self, matter, take: AlignedTake, load_blur: Callable[[int], np.ndarray], threads: int = 1):
         self.matter = matter
         picks = np.linspace(0, take.blur_count - 1, num=min(8, take.blur_count)).round().astype(int)
         matter.fit(np.stack([load_blur(int(k)) for k in picks]))
+        # The chroma keyer's frames are keyed on `threads` threads at once (numpy and OpenCV release the
+        # GIL): matting is most of a green-screen build, and on one thread it holds up the whole sample.
+        keyer = hasattr(matter, "key_linear")
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="rb2v-key") if keyer and threads > 1 else None
 
     def __call__(self, frames: list[np.ndarray], background: np.ndarray) -> list[np.ndarray]:
         """The sample's frames matted onto its background."""
@@ -209,8 +213,20 @@ class _Matting:
 
         if hasattr(self.matter, "key_linear"):  # the chroma keyer: mixed in linear light, no sRGB round trip
             bg_lin = srgb_to_linear(background)
-            return [composite_linear(fg, alpha, bg_lin) for alpha, fg in map(self.matter.key_linear, frames)]
+
+            def matted(frame: np.ndarray) -> np.ndarray:
+                alpha, fg = self.matter.key_linear(frame)
+                return composite_linear(fg, alpha, bg_lin)
+
+            return list(self.pool.map(matted, frames) if self.pool else map(matted, frames))
         return [composite(fg, alpha, background, space=self.matter.space) for alpha, fg in map(self.matter, frames)]
+
+    def __enter__(self) -> _Matting:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 # What each rejection reason says of its blurry frames (read as "N blurry frames <meaning>"): the summary's
@@ -341,7 +357,9 @@ def build_take(
         tools = replace(tools, subframes=CachedInterpolator(AnchoredInterpolator(x, tools.subframes)))
     with clock("matting"):
         matting = (
-            _Matting(tools.matter, take, lambda k: read_image(take.blur_path(k))) if tools.matter is not None else None
+            _Matting(tools.matter, take, lambda k: read_image(take.blur_path(k)), cpu_threads() if threaded else 1)
+            if tools.matter is not None
+            else None
         )
     radius = settings.search.radius
     last_start = len(x) - N_FRAMES
@@ -374,6 +392,7 @@ def build_take(
     with (
         SampleWriter(dataset_dir, settings.output.png_compression, clock, beside=threaded) as writer,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="rb2v-search") as searcher,
+        matting or contextlib.nullcontext(),
     ):
         for k in ks:
             sample_id = f"{take.category}-{take.subject}-{take.take}-{k:06d}"
