@@ -134,11 +134,16 @@ def global_plane(colors: np.ndarray, mask: np.ndarray | None, screen: np.ndarray
     return np.array([-v[0] / v[1], -v[2] / v[1]], np.float32)
 
 
-def local_planes(lin: np.ndarray, weights: np.ndarray, prior: np.ndarray, strength: float = 0.05) -> np.ndarray:
-    """Per-pixel ``(lr, lb)`` from the nearby opaque pixels' colour moments, pulled toward ``prior``."""
+def colour_products(lin: np.ndarray) -> np.ndarray:
+    """The planes ``R², RB, B², GR, GB`` (5,H,W) whose local averages are ``local_planes``' moments."""
     r, g, b = lin[..., 0], lin[..., 1], lin[..., 2]
-    moments = push_pull(np.stack([r * r, r * b, b * b, g * r, g * b], axis=-1), weights)
-    rr, rb, bb, gr, gb = np.moveaxis(moments, -1, 0)
+    return np.stack([r * r, r * b, b * b, g * r, g * b])
+
+
+def local_planes(products: np.ndarray, weights: np.ndarray, prior: np.ndarray, strength: float = 0.05) -> np.ndarray:
+    """Per-pixel ``(lr, lb)`` from the nearby opaque pixels' colour moments (of ``colour_products``),
+    pulled toward ``prior``."""
+    rr, rb, bb, gr, gb = push_pull(products, weights, planar=True)
     mu = strength * (rr + bb) + 1e-8
     rr, bb = rr + mu, bb + mu
     gr, gb = gr + mu * prior[0], gb + mu * prior[1]
@@ -146,28 +151,37 @@ def local_planes(lin: np.ndarray, weights: np.ndarray, prior: np.ndarray, streng
     return np.stack([(gr * bb - gb * rb) / det, (gb * rr - gr * rb) / det], axis=-1).astype(np.float32)
 
 
-def push_pull(values: np.ndarray, weights: np.ndarray, min_weight: float = 1e-3) -> np.ndarray:
-    """Fill ``values`` where ``weights`` is 0 from the nearest weighted neighbourhood (coarse to fine)."""
-    channels = values.shape[-1]
+def push_pull(values: np.ndarray, weights: np.ndarray, min_weight: float = 1e-3, planar: bool = False) -> np.ndarray:
+    """Fill ``values`` (H,W,C) where ``weights`` is 0 from the nearest weighted neighbourhood (coarse to fine).
+
+    ``planar``: ``values`` is (C,H,W), each plane filtered on its own: OpenCV's pyramid and resize have
+    fast paths for 1-4 interleaved channels only (5 interleaved channels take 3x as long as 5 planes).
+    """
+    layers = list(values) if planar else [values]
+    channels = 1 if planar else values.shape[-1]
 
     def per_channel(x: np.ndarray) -> np.ndarray:  # a weight for every channel: numpy's broadcast over
-        return cv2.merge([x] * channels) if channels > 1 else x[..., None]  # a last axis of 3-6 is slow
+        return x if planar else cv2.merge([x] * channels) if channels > 1 else x[..., None]  # a short last axis is slow
 
     den = [weights.astype(np.float32)]
-    num = [values * per_channel(den[0])]
+    num = [[layer * per_channel(den[0]) for layer in layers]]
     while min(den[-1].shape[:2]) > 2:
-        num.append(cv2.pyrDown(num[-1]))
+        num.append([cv2.pyrDown(layer) for layer in num[-1]])
         den.append(cv2.pyrDown(den[-1]))
-    filled = num[-1] / per_channel(np.maximum(den[-1], 1e-8))
+    coarsest = per_channel(np.maximum(den[-1], 1e-8))
+    filled = [layer / coarsest for layer in num[-1]]
     per_weight = np.float32(1.0 / (min_weight * 50.0))
     for n, d in zip(reversed(num[:-1]), reversed(den[:-1])):
-        filled = cv2.resize(filled, (d.shape[1], d.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(n.shape)
-        # trust * own + (1 - trust) * up, in place (the keyer's hot loop): enough support -> own estimate
-        own = n / per_channel(np.maximum(d, 1e-8))
-        own -= filled
-        own *= per_channel(np.clip(d * per_weight, 0.0, 1.0))
-        filled += own
-    return filled.astype(np.float32)
+        support, trust = per_channel(np.maximum(d, 1e-8)), per_channel(np.clip(d * per_weight, 0.0, 1.0))
+        for i, own in enumerate(n):
+            up = cv2.resize(filled[i], (d.shape[1], d.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(own.shape)
+            # trust * own + (1 - trust) * up, in place (the keyer's hot loop): enough support -> own estimate
+            own = own / support
+            own -= up
+            own *= trust
+            up += own
+            filled[i] = up
+    return (np.stack(filled) if planar else filled[0]).astype(np.float32)
 
 
 class ChromaKeyer:
@@ -280,12 +294,13 @@ class ChromaKeyer:
         candidates = a0 > OPAQUE
         plane = prior if prior is not None else global_plane(lin, candidates, screen)
         mixed = screen_mixtures(lin, screen, plane, candidates)
+        products = colour_products(lin)  # the same in every pass
         for _ in range(self.passes):
             opaque = cv2.erode(((alpha > OPAQUE) & ~mixed).astype(np.uint8), np.ones((5, 5), np.uint8))
             opaque = opaque.astype(np.float32)
             if opaque.sum() < 16:
                 break
-            lam = local_planes(lin, opaque, prior if prior is not None else global_plane(lin, opaque > 0, screen))
+            lam = local_planes(products, opaque, prior if prior is not None else global_plane(lin, opaque > 0, screen))
             key_s = plane_key(screen, lam)
             # Where the subject's plane passes near the screen colour the key cannot tell them apart.
             usable = key_s > 0.25 * screen[..., 1]
@@ -379,10 +394,12 @@ def mix_alpha(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndar
     plateau = ((alpha > MIX_OPAQUE) & (gx * gx + gy * gy < MIX_FLAT**2)).astype(np.float32)
     if plateau.sum() < 16:
         return alpha
-    moments = push_pull(np.concatenate([lin, lin * lin], axis=-1), plateau)
-    d = moments[..., :3] - screen
+    planes = lin.transpose(2, 0, 1)
+    moments = push_pull(np.concatenate([planes, planes * planes]), plateau, planar=True)
+    mean = moments[:3].transpose(1, 2, 0)
+    d = mean - screen
     dd = _dot(d, d)
-    spread = np.maximum(moments[..., 3:] - moments[..., :3] ** 2, 0) @ np.ones(3, np.float32)  # its variance
+    spread = np.maximum(moments[3:] - moments[:3] ** 2, 0).sum(axis=0)  # its variance
     projected = _dot(lin - screen, d) / np.maximum(dd, 1e-6)
     # Trusted where the subject colour there is one colour: a fill across differently coloured parts
     # (skin and hair) is no colour the edge had, the plane key is right for all of them.
