@@ -36,7 +36,7 @@ import numpy as np
 
 from ..colorspace import linear_to_srgb, srgb_to_linear
 from ..errors import Rb2vError
-from .frames import as_frame, as_frames
+from .frames import as_frame, as_frames, per_channel
 
 OPAQUE = 0.97  # first-pass alpha above which a pixel counts as subject colour
 MIN_SCREEN_FRACTION = 0.02  # below this share of green pixels there is no screen to key
@@ -158,21 +158,20 @@ def push_pull(values: np.ndarray, weights: np.ndarray, min_weight: float = 1e-3,
     fast paths for 1-4 interleaved channels only (5 interleaved channels take 3x as long as 5 planes).
     """
     layers = list(values) if planar else [values]
-    channels = 1 if planar else values.shape[-1]
 
-    def per_channel(x: np.ndarray) -> np.ndarray:  # a weight for every channel: numpy's broadcast over
-        return x if planar else cv2.merge([x] * channels) if channels > 1 else x[..., None]  # a short last axis is slow
+    def spread(weight: np.ndarray) -> np.ndarray:  # a weight for every channel of a layer
+        return weight if planar else per_channel(weight, values.shape[-1])
 
-    den = [weights.astype(np.float32)]
-    num = [[layer * per_channel(den[0]) for layer in layers]]
+    den = [weights.astype(np.float32, copy=False)]
+    num = [[layer * spread(den[0]) for layer in layers]]
     while min(den[-1].shape[:2]) > 2:
         num.append([cv2.pyrDown(layer) for layer in num[-1]])
         den.append(cv2.pyrDown(den[-1]))
-    coarsest = per_channel(np.maximum(den[-1], 1e-8))
+    coarsest = spread(np.maximum(den[-1], 1e-8))
     filled = [layer / coarsest for layer in num[-1]]
     per_weight = np.float32(1.0 / (min_weight * 50.0))
     for n, d in zip(reversed(num[:-1]), reversed(den[:-1])):
-        support, trust = per_channel(np.maximum(d, 1e-8)), per_channel(np.clip(d * per_weight, 0.0, 1.0))
+        support, trust = spread(np.maximum(d, 1e-8)), spread(np.clip(d * per_weight, 0.0, 1.0))
         for i, own in enumerate(n):
             up = cv2.resize(filled[i], (d.shape[1], d.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(own.shape)
             # trust * own + (1 - trust) * up, in place (the keyer's hot loop): enough support -> own estimate
@@ -181,7 +180,7 @@ def push_pull(values: np.ndarray, weights: np.ndarray, min_weight: float = 1e-3,
             own *= trust
             up += own
             filled[i] = up
-    return (np.stack(filled) if planar else filled[0]).astype(np.float32)
+    return (np.stack(filled) if planar else filled[0]).astype(np.float32, copy=False)
 
 
 class ChromaKeyer:
@@ -414,11 +413,14 @@ def unmix(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     At tiny alpha the division amplifies noise, so the colour leans on the nearby subject
     colour there (its weight in any composite is tiny anyway).
     """
-    a3 = alpha[..., None]
-    unmixed = np.clip(screen + (lin - screen) / np.maximum(a3, 1e-3), 0.0, 1.0)
+    unmixed = lin - screen
+    unmixed /= per_channel(np.maximum(alpha, 1e-3))
+    np.clip(screen + unmixed, 0.0, 1.0, out=unmixed)
     nearby = push_pull(unmixed, alpha * alpha)
-    trust = np.clip(a3 / 0.2, 0.0, 1.0)
-    return (trust * unmixed + (1.0 - trust) * nearby).astype(np.float32)
+    trust = per_channel(np.clip(alpha / 0.2, 0.0, 1.0))
+    fg = trust * unmixed
+    fg += (1.0 - trust) * nearby
+    return fg.astype(np.float32, copy=False)
 
 
 def soft_threshold(alpha: np.ndarray, t: float) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..colorspace import linear_to_srgb, srgb_to_linear
 from ..errors import Rb2vError
+from .frames import per_channel
 
 SPACES = ("linear", "srgb")
 
@@ -40,5 +41,7 @@ def composite(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray, space: 
 def composite_linear(fg_lin: np.ndarray, alpha: np.ndarray, bg_lin: np.ndarray) -> np.ndarray:
     """The "linear" composite of inputs already in linear light (e.g. ``ChromaKeyer.key_linear``'s
     foreground, a background converted once for several frames), sRGB-encoded."""
-    a = np.clip(alpha, 0.0, 1.0)[..., None]
-    return linear_to_srgb(a * fg_lin + (1.0 - a) * bg_lin)
+    a = per_channel(np.clip(alpha, 0.0, 1.0))
+    mixed = a * fg_lin
+    mixed += (1.0 - a) * bg_lin
+    return linear_to_srgb(mixed)
