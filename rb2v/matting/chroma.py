@@ -99,9 +99,10 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("...c,...c->...", a, b)
 
 
-def plane_key(lin: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """``G - lr*R - lb*B``: zero on the subject's colour plane, linear in mixtures."""
-    return lin[..., 1] - lam[..., 0] * lin[..., 0] - lam[..., 1] * lin[..., 2]
+def plane_key(planes: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``G - lr*R - lb*B`` of colour planes (3,H,W): zero on the subject's colour plane ``lam = (lr, lb)``
+    (two numbers, or two planes), linear in mixtures."""
+    return planes[1] - lam[0] * planes[0] - lam[1] * planes[2]
 
 
 def global_plane(colors: np.ndarray, mask: np.ndarray | None, screen: np.ndarray) -> np.ndarray:
@@ -134,21 +135,21 @@ def global_plane(colors: np.ndarray, mask: np.ndarray | None, screen: np.ndarray
     return np.array([-v[0] / v[1], -v[2] / v[1]], np.float32)
 
 
-def colour_products(lin: np.ndarray) -> np.ndarray:
-    """The planes ``R², RB, B², GR, GB`` (5,H,W) whose local averages are ``local_planes``' moments."""
-    r, g, b = lin[..., 0], lin[..., 1], lin[..., 2]
+def colour_products(planes: np.ndarray) -> np.ndarray:
+    """The planes ``R², RB, B², GR, GB`` (5,H,W) of colour planes (3,H,W): ``local_planes``' moments."""
+    r, g, b = planes
     return np.stack([r * r, r * b, b * b, g * r, g * b])
 
 
 def local_planes(products: np.ndarray, weights: np.ndarray, prior: np.ndarray, strength: float = 0.05) -> np.ndarray:
-    """Per-pixel ``(lr, lb)`` from the nearby opaque pixels' colour moments (of ``colour_products``),
-    pulled toward ``prior``."""
+    """Per-pixel ``(lr, lb)`` planes (2,H,W) from the nearby opaque pixels' colour moments (of
+    ``colour_products``), pulled toward ``prior``."""
     rr, rb, bb, gr, gb = push_pull(products, weights, planar=True)
     mu = strength * (rr + bb) + 1e-8
     rr, bb = rr + mu, bb + mu
     gr, gb = gr + mu * prior[0], gb + mu * prior[1]
     det = rr * bb - rb * rb
-    return np.stack([(gr * bb - gb * rb) / det, (gb * rr - gr * rb) / det], axis=-1).astype(np.float32)
+    return np.stack([(gr * bb - gb * rb) / det, (gb * rr - gr * rb) / det]).astype(np.float32, copy=False)
 
 
 def push_pull(values: np.ndarray, weights: np.ndarray, min_weight: float = 1e-3, planar: bool = False) -> np.ndarray:
@@ -293,18 +294,20 @@ class ChromaKeyer:
         candidates = a0 > OPAQUE
         plane = prior if prior is not None else global_plane(lin, candidates, screen)
         mixed = screen_mixtures(lin, screen, plane, candidates)
-        products = colour_products(lin)  # the same in every pass
+        # colour planes (3,H,W): the per-pixel arithmetic below reads contiguous planes
+        lin_planes, screen_planes = (np.ascontiguousarray(c.transpose(2, 0, 1)) for c in (lin, screen))
+        products = colour_products(lin_planes)  # the same in every pass
         for _ in range(self.passes):
             opaque = cv2.erode(((alpha > OPAQUE) & ~mixed).astype(np.uint8), np.ones((5, 5), np.uint8))
             opaque = opaque.astype(np.float32)
             if opaque.sum() < 16:
                 break
             lam = local_planes(products, opaque, prior if prior is not None else global_plane(lin, opaque > 0, screen))
-            key_s = plane_key(screen, lam)
+            key_s = plane_key(screen_planes, lam)
             # Where the subject's plane passes near the screen colour the key cannot tell them apart.
-            usable = key_s > 0.25 * screen[..., 1]
-            alpha = np.where(usable, 1.0 - plane_key(lin, lam) / np.maximum(key_s, 1e-6), a0)
-        alpha = mix_alpha(lin, screen, alpha.astype(np.float32))
+            usable = key_s > 0.25 * screen_planes[1]
+            alpha = np.where(usable, 1.0 - plane_key(lin_planes, lam) / np.maximum(key_s, 1e-6), a0)
+        alpha = mix_alpha(lin_planes, screen_planes, alpha.astype(np.float32))
         return soft_threshold(alpha, max(3.0 * noise, 0.004))
 
     def __call__(self, frame) -> tuple[np.ndarray, np.ndarray]:
@@ -348,8 +351,8 @@ def screen_mixtures(lin: np.ndarray, screen: np.ndarray, plane: np.ndarray, opaq
     well above what the two colours leave unexplained: a differently coloured part of the subject
     (a greener garment, grey) is not such a mix of its neighbour and the screen.
     """
-    lam = np.broadcast_to(np.asarray(plane, np.float32), lin.shape[:2] + (2,))
-    a = 1.0 - plane_key(lin, lam) / np.maximum(plane_key(screen, lam), 1e-6)
+    lam = np.asarray(plane, np.float32)
+    a = 1.0 - plane_key(lin.transpose(2, 0, 1), lam) / np.maximum(plane_key(screen.transpose(2, 0, 1), lam), 1e-6)
     a = cv2.GaussianBlur(a.astype(np.float32), (0, 0), 1.0)
     w = opaque.astype(np.float32)
     above = cv2.GaussianBlur(w * (a > 1.0), (0, 0), MIXTURE_REACH)
@@ -373,9 +376,10 @@ def screen_mixtures(lin: np.ndarray, screen: np.ndarray, plane: np.ndarray, opaq
     return cv2.morphologyEx(mixed.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)) > 0
 
 
-def mix_alpha(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def mix_alpha(lin_planes: np.ndarray, screen_planes: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Alpha of the mixed pixels (the motion-blurred band) by projection onto the line between the
-    *local* subject colour and the screen: ``a = (I - S)·(F - S) / |F - S|²``.
+    *local* subject colour and the screen: ``a = (I - S)·(F - S) / |F - S|²``; ``I`` and ``S`` as colour
+    planes (3,H,W).
 
     ``F`` is the colour of the nearest opaque plateau (pixels keyed nearly opaque where the key is
     flat: inside the subject, not on a blur ramp), filled outwards by push-pull, so a blurred edge
@@ -393,17 +397,16 @@ def mix_alpha(lin: np.ndarray, screen: np.ndarray, alpha: np.ndarray) -> np.ndar
     plateau = ((alpha > MIX_OPAQUE) & (gx * gx + gy * gy < MIX_FLAT**2)).astype(np.float32)
     if plateau.sum() < 16:
         return alpha
-    planes = lin.transpose(2, 0, 1)
-    moments = push_pull(np.concatenate([planes, planes * planes]), plateau, planar=True)
-    mean = moments[:3].transpose(1, 2, 0)
-    d = mean - screen
-    dd = _dot(d, d)
+    moments = push_pull(np.concatenate([lin_planes, lin_planes * lin_planes]), plateau, planar=True)
+    d = moments[:3] - screen_planes
+    dd = (d * d).sum(axis=0)
     spread = np.maximum(moments[3:] - moments[:3] ** 2, 0).sum(axis=0)  # its variance
-    projected = _dot(lin - screen, d) / np.maximum(dd, 1e-6)
+    projected = ((lin_planes - screen_planes) * d).sum(axis=0) / np.maximum(dd, 1e-6)
     # Trusted where the subject colour there is one colour: a fill across differently coloured parts
     # (skin and hair) is no colour the edge had, the plane key is right for all of them.
     trust = np.clip(1.0 - spread / np.maximum(dd, 1e-6) / MIX_SPREAD, 0.0, 1.0)
-    trust *= (alpha > MIX_BAND[0]) & (alpha < MIX_BAND[1]) & (dd > MIX_MIN_CONTRAST * _dot(screen, screen))
+    contrast = MIX_MIN_CONTRAST * (screen_planes * screen_planes).sum(axis=0)
+    trust *= (alpha > MIX_BAND[0]) & (alpha < MIX_BAND[1]) & (dd > contrast)
     return (trust * projected + (1.0 - trust) * alpha).astype(np.float32)
 
 
