@@ -171,17 +171,21 @@ def push_pull(values: np.ndarray, weights: np.ndarray, min_weight: float = 1e-3,
     coarsest = spread(np.maximum(den[-1], 1e-8))
     filled = [layer / coarsest for layer in num[-1]]
     per_weight = np.float32(1.0 / (min_weight * 50.0))
-    for n, d in zip(reversed(num[:-1]), reversed(den[:-1])):
+    out = np.empty(values.shape, np.float32)  # the finest level is summed straight into it
+    for level, (n, d) in enumerate(zip(reversed(num[:-1]), reversed(den[:-1]))):
         support, trust = spread(np.maximum(d, 1e-8)), spread(np.clip(d * per_weight, 0.0, 1.0))
+        finest = level == len(num) - 2
         for i, own in enumerate(n):
             up = cv2.resize(filled[i], (d.shape[1], d.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(own.shape)
-            # trust * own + (1 - trust) * up, in place (the keyer's hot loop): enough support -> own estimate
-            own = own / support
+            # trust * own + (1 - trust) * up, in place (the keyer's hot loop; each level is read once):
+            # enough support -> own estimate
+            own /= support
             own -= up
             own *= trust
-            up += own
-            filled[i] = up
-    return (np.stack(filled) if planar else filled[0]).astype(np.float32, copy=False)
+            filled[i] = np.add(up, own, out=(out[i] if planar else out) if finest else up)
+    if len(num) == 1:  # no finer level than the coarsest
+        out[...] = np.stack(filled) if planar else filled[0]
+    return out
 
 
 class ChromaKeyer:
