@@ -225,3 +225,25 @@ def test_bad_inputs_give_clear_errors(take):
     with pytest.raises(Rb2vError, match="checkpoint is required"):
         load_matter("bgmv2")
     assert np.allclose(SCREEN_LINEAR, [0.07, 0.42, 0.10])
+
+
+@pytest.mark.parametrize("channels", [3, 5])
+def test_push_pull_keeps_weighted_pixels_and_fills_holes_alike_in_both_layouts(channels):
+    """Pixels of full weight keep their value, holes take their surroundings' (a constant stays that
+    constant), and (C,H,W) planes give what (H,W,C) interleaved channels give."""
+    from rb2v.matting.chroma import push_pull
+
+    rng = np.random.default_rng(3)
+    values = rng.random((61, 47, channels), dtype=np.float32)
+    weights = (rng.random((61, 47)) > 0.7).astype(np.float32)
+    weights[20:40, 10:30] = 0.0  # a wide hole
+    filled = push_pull(values, weights)
+    planes = push_pull(np.ascontiguousarray(values.transpose(2, 0, 1)), weights, planar=True)
+    assert filled.shape == values.shape and planes.shape == (channels, 61, 47)
+    np.testing.assert_allclose(planes.transpose(1, 2, 0), filled, atol=1e-6)
+    kept = weights == 1
+    np.testing.assert_allclose(filled[kept], values[kept], atol=1e-6)
+    hole = filled[25:35, 15:25]
+    assert np.all((hole > 0.2) & (hole < 0.8))  # an average of its surroundings, not zero or a single pixel
+    constant = np.full_like(values, 0.37)
+    np.testing.assert_allclose(push_pull(constant, weights), constant, atol=1e-6)
