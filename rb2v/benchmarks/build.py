@@ -120,8 +120,8 @@ def main(category, seconds, interpolator, stride, workers_list, workdir):
             continue
         click.echo(f"{stage:<18}{sec:>9.2f}{sec / total:>8.1%}{n / sec if sec else float('inf'):>10.2f}")
     click.echo(
-        f"{'all stages':<18}{total:>9.2f}{1:>8.1%}{n / total:>10.2f}  (search and write run on threads beside "
-        "the upsampling: the stages overlap)"
+        f"{'all stages':<18}{total:>9.2f}{1:>8.1%}{n / total:>10.2f}  (search, matting and write run on threads "
+        "beside the upsampling: the stages overlap)"
     )
     runs = [default]
     if len(counts) > 1:

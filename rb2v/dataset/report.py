@@ -166,8 +166,8 @@ def _stage_times(build: dict) -> str:
     ).sort_values("seconds", ascending=False, kind="stable")
     return (
         _table(table) + f"<p>The units of work took {total.seconds:.1f} s in all. Stages run on threads beside "
-        "each other (the PNG writes, Algorithm 1 beside the upsampling) count each their own time, so they may add "
-        "up to more. "
+        "each other (the PNG writes, Algorithm 1 and matting beside the upsampling) count each their own time, "
+        "so they may add up to more. "
         "<code>rb2v bench build</code> sets these against the I/O floor.</p>"
     )
 
