@@ -34,7 +34,6 @@ import functools
 
 import cv2
 import numpy as np
-from skimage.registration import phase_cross_correlation
 
 # The start Algorithm 1 picks can be a step from the true one (its argmax decides between neighbours), and
 # a window a step off moved by up to 1.34 steps of the frames' own shift on a simulated take (the motion
@@ -76,6 +75,9 @@ def _tiles(grey: np.ndarray, grid: int) -> list[np.ndarray]:
 
 def _shifts(reference: list[np.ndarray], moving: list[np.ndarray]) -> np.ndarray:
     """(dy, dx) px by which each tile of ``moving`` is displaced against ``reference``'s, one row per tile."""
+    # imported here: it brings scipy.fft (a quarter of a second), which synth-reds and the other commands never use
+    from skimage.registration import phase_cross_correlation
+
     return np.array([-phase_cross_correlation(r, m, upsample_factor=UPSAMPLE)[0] for r, m in zip(reference, moving)])
 
 
