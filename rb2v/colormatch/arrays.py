@@ -47,7 +47,9 @@ class NumpyArrays:
         return np.flatnonzero((F.max(0) >= CLIP_HI) | (F.min(0) <= CLIP_LO))
 
     def to_srgb(self, x: np.ndarray) -> np.ndarray:
-        return linear_to_srgb(x)
+        # the curve in float32 (its fast path, 8x faster than float64's): a rounding of 6e-8 against the
+        # 8-bit steps (4e-3) the fit's residual is made of
+        return linear_to_srgb(x.astype(np.float32))
 
 
 class TorchArrays:
