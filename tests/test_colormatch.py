@@ -155,6 +155,25 @@ def test_synthetic_blur_is_the_mean_of_19_subframes():
         synthesize_blur(seq, space="log")
 
 
+def test_srgb_curves_in_float32_follow_the_formula():
+    """The float32 path (OpenCV's pow, in place) against the formula in float64, over the whole range, both
+    segments and their joins; the dtype and shape are kept, out-of-range values clipped."""
+    from rb2v.colorspace import linear_to_srgb, srgb_to_linear
+
+    grid = np.concatenate([np.linspace(0, 1, 200_001), [0.04045, 0.0031308, 1e-9, 1 - 1e-7]])
+    exact_lin = np.where(grid <= 0.04045, grid / 12.92, ((grid + 0.055) / 1.055) ** 2.4)
+    exact_srgb = np.where(grid <= 0.0031308, 12.92 * grid, 1.055 * grid ** (1 / 2.4) - 0.055)
+    image = grid.astype(np.float32)[:200_000].reshape(200, 250, 4)[..., :3]  # a strided (H,W,3) view
+    for curve, exact in ((srgb_to_linear, exact_lin), (linear_to_srgb, exact_srgb)):
+        out = curve(grid.astype(np.float32))
+        assert out.dtype == np.float32 and out.shape == grid.shape
+        assert np.abs(out - exact).max() < 3e-7  # float32 steps are 6e-8 near 1
+        assert curve(np.float64(0.3)) == curve(np.array([0.3]))[0]  # float64 keeps numpy's own formula
+        np.testing.assert_allclose(curve(image), curve(image.astype(np.float64)), atol=3e-7)
+    np.testing.assert_array_equal(srgb_to_linear(np.array([-0.5, 2.0], np.float32)), [0.0, 1.0])
+    assert np.isnan(linear_to_srgb(np.array([np.nan], np.float32))[0])
+
+
 def test_linear_light_blur():
     black, white = np.zeros((1, 8, 8, 3), np.float32), np.ones((1, 8, 8, 3), np.float32)
     frames = np.concatenate([black, white])  # n=2, sub=4: 0, 1/3, 2/3, 1
