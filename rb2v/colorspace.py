@@ -55,5 +55,7 @@ _SRGB_LUT = linear_to_srgb(np.linspace(0, 1, _LUT_SIZE, dtype=np.float32))
 
 def linear_to_srgb_fast(x: np.ndarray) -> np.ndarray:
     """sRGB encoding through a 65536-entry table (float32; max error 1e-4, far below 8-bit steps)."""
-    idx = np.clip(x * (_LUT_SIZE - 1) + 0.5, 0, _LUT_SIZE - 1).astype(np.int32)
-    return _SRGB_LUT[idx]
+    idx = x * (_LUT_SIZE - 1)
+    idx += 0.5
+    np.clip(idx, 0, _LUT_SIZE - 1, out=idx)
+    return _SRGB_LUT.take(idx.astype(np.int32))

@@ -36,7 +36,8 @@ import numpy as np
 
 from ..colorspace import linear_to_srgb, srgb_to_linear
 from ..errors import Rb2vError
-from .frames import as_frame, as_frames, per_channel
+from ..pixels import per_channel
+from .frames import as_frame, as_frames
 
 OPAQUE = 0.97  # first-pass alpha above which a pixel counts as subject colour
 MIN_SCREEN_FRACTION = 0.02  # below this share of green pixels there is no screen to key

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..colorspace import linear_to_srgb, srgb_to_linear
 from ..errors import Rb2vError
-from .frames import per_channel
+from ..pixels import per_channel
 
 SPACES = ("linear", "srgb")
 

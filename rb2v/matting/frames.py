@@ -1,8 +1,7 @@
-"""Frames crossing the matting API: validation, and per-pixel weights spread over their channels."""
+"""Frames crossing the matting API: validation."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from ..errors import Rb2vError
@@ -45,11 +44,3 @@ def as_frames(frames, what: str = "frames") -> np.ndarray:
         raise Rb2vError(f"{what}: expected (N,H,W,3) RGB frames, got shape {arr.shape}")
     _check_image_shape(arr.shape[1:], what)
     return _float01(arr, what)
-
-
-def per_channel(weight: np.ndarray, channels: int = 3) -> np.ndarray:
-    """``weight`` (..., H, W) repeated over a last axis of ``channels``: arithmetic between equal shapes
-    is several times faster than numpy's broadcast over a short last axis (``weight[..., None]``)."""
-    if weight.ndim == 2 and channels > 1:
-        return cv2.merge([weight] * channels)
-    return np.stack([weight] * channels, axis=-1)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..colorspace import linear_to_srgb_fast
 from ..io.images import apply_flip
+from ..pixels import per_channel
 from .lens import SimLens
 from .scene import Scene
 
@@ -150,6 +151,7 @@ class Camera:
         given for the rows of the recorded frame."""
         radiance = np.zeros_like(renders[0][0])
         alpha = np.zeros_like(renders[0][1])
+        weighted = np.empty_like(radiance)  # one buffer for every render's weighted rows
         for (img, a), wr in zip(renders, weights):
             wr = wr[::-1] if self.flip == "vertical" else wr  # recorded row r is rendered row H-1-r
             nz = np.flatnonzero(wr)
@@ -157,7 +159,7 @@ class Camera:
                 continue
             band = slice(nz[0], nz[-1] + 1)  # a render lights only the rows whose window overlaps its bin
             w = np.ascontiguousarray(wr[band])[:, None]
-            radiance[band] += img[band] * w[..., None]
+            radiance[band] += np.multiply(img[band], w[..., None], out=weighted[band])
             alpha[band] += a[band] * w
         return radiance, alpha
 
@@ -167,16 +169,21 @@ class Camera:
         """Sensor radiance (unflipped, linear) -> recorded frame: noise, response, colour (times the
         per-frame ``gain`` of each encoded channel: exposure and white-balance drift), flip, borders."""
         if self.vignette is not None:
-            radiance *= self.vignette[..., None]
+            radiance *= per_channel(self.vignette)
         if rng is not None:
-            sigma = np.sqrt(self.shot_noise * np.maximum(radiance, 0) + self.read_noise**2)
-            radiance += sigma * gaussian_noise(rng, radiance.shape)
+            noise = np.maximum(radiance, 0)  # shot and read noise: sigma = sqrt(shot * radiance + read²)
+            noise *= self.shot_noise
+            noise += self.read_noise**2
+            np.sqrt(noise, out=noise)
+            noise *= gaussian_noise(rng, radiance.shape)
+            radiance += noise
         encoded = linear_to_srgb_fast(radiance)
         colour = self.colour if gain is None else np.asarray(gain, np.float64)[:, None] * self.colour
         out = cv2.transform(encoded, colour.astype(np.float32))
         out = apply_flip(out, self.flip)
         alpha = apply_flip(alpha, self.flip)
-        out = np.clip(out * self.borders[..., None], 0, 1)
+        out = np.multiply(out, per_channel(self.borders))
+        np.clip(out, 0, 1, out=out)
         return np.ascontiguousarray(out, dtype=np.float32), np.ascontiguousarray(alpha)
 
 

@@ -28,6 +28,7 @@ import scipy.linalg
 
 from ..alignment import Lens
 from ..errors import Rb2vError
+from ..pixels import per_channel
 from .config import BOARD_REACH
 from .scene import WARP_FLAGS, Scene
 
@@ -166,7 +167,7 @@ class SimLens:
         empty = np.zeros((csize[1], csize[0], 3), np.float32)
         fg, a = scene.render(G @ shift, tau, csize, backdrop=empty)
         fg, a = _remap(fg, mx, my), _remap(a, mx, my)
-        return fg + (1 - a[..., None]) * backdrop, a
+        return fg + per_channel(1 - a) * backdrop, a
 
 
 def _remap(img: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
@@ -333,6 +334,6 @@ class BoardScene:
         # the "over" only where the board covers a pixel: elsewhere it leaves img as it is
         box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         m, under = m[box], img[box]
-        under *= (1 - m)[..., None]
-        under += (m * tex[box])[..., None]
+        np.multiply(under, per_channel(1 - m), out=under)
+        np.add(under, per_channel(m * tex[box]), out=under)
         return img, alpha

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..pixels import per_channel
 from .photos import COLOUR_PHOTOS, GREY_TEXTURES, SourceFrames, photo, resize_cover
 
 WARP_FLAGS = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
@@ -305,9 +306,11 @@ class Scene:
             if spill and obj.spill is not None and self.green_screen:
                 rim = cv2.warpPerspective(obj.spill, M, roi, flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)
                 tex = tex + 0.6 * rim[..., None] * self.screen_colour[None, None]
-            m3 = m[..., None]
-            sub = img[y0:y1, x0:x1]
-            img[y0:y1, x0:x1] = m3 * tex + (1 - m3) * sub
+            m3 = per_channel(m)
+            sub = img[y0:y1, x0:x1]  # a view: the "over" is written into img
+            keep = 1 - m3
+            keep *= sub
+            np.add(np.multiply(m3, tex, out=m3), keep, out=sub)
             a = alpha[y0:y1, x0:x1]
             alpha[y0:y1, x0:x1] = 1 - (1 - a) * (1 - m)
         return img, alpha
