@@ -325,14 +325,15 @@ def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, cap
     pd.testing.assert_frame_equal(read_manifest(dataset / "manifest.parquet"), before)
 
 
-def test_a_rebuild_keeps_the_order_labels_of_the_same_samples(street, tmp_path):
+def test_a_rebuild_keeps_the_order_labels_of_the_same_samples(street, tmp_path, capsys):
     _, reference, _ = street
-    shutil.copytree(reference / "aligned", tmp_path / "aligned")
-    dataset = build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
+    shutil.copytree(reference, tmp_path, dirs_exist_ok=True)  # the module's inputs and its built dataset
+    dataset = tmp_path / "datasets" / "street"
     ids = read_manifest(dataset / "manifest.parquet")["sample_id"]
     labels = {s: "reverse" if i % 3 == 0 else "ignore" for i, s in enumerate(ids)}
     write_labels(dataset / "manifest.parquet", labels, "test ordering")
     build_dataset(tmp_path, load_pipeline("street", FAST), report=False)  # nothing changed: labels kept
+    assert "(2 already built)" in capsys.readouterr().err
     again = read_manifest(dataset / "manifest.parquet")
     assert (
         dict(zip(again["sample_id"], again["order"])) == labels
