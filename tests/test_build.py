@@ -262,6 +262,7 @@ def test_a_take_whose_clock_is_steps_off_is_reported_not_trusted(oracle_session,
     assert set(read_manifest(dataset / "manifest.parquet")["take"]) == {other.as_posix()}
     said = capsys.readouterr()
     assert f"off_clock: {len(rejects)} blurry frames (most in {rel.as_posix()} ({len(rejects)}))" in said.err
+    shutil.rmtree(tmp_path / "aligned" / other.parts[0] / other.parts[1])  # its part is done: not built again
     dataset = build_dataset(
         tmp_path, load_pipeline("street", {**FAST, "qc.max_clock_steps": float("inf")}), report=False
     )
@@ -394,18 +395,14 @@ def test_chunks_are_small_enough_for_every_worker():
 
 
 def test_manifest_is_byte_identical_whatever_the_chunks_and_workers(street, tmp_path):
-    # Ray's builds are compared with the same manifest by the two-node cluster test below
+    # The module's build is inline, one chunk per take; this one is cut into chunks of 2 frames and run
+    # on a pool of two processes. Ray's builds (chunks of 4) are compared with the same manifest by the
+    # two-node cluster test below, the killed-and-resumed build by its own test.
     _, reference, dataset = street
-    expected = (dataset / "manifest.parquet").read_bytes()
-    for backend, workers, chunk in (("local", 1, 3), ("local", 2, 2)):
-        root = tmp_path / f"{backend}{workers}-{chunk}"
-        shutil.copytree(reference / "aligned", root / "aligned")
-        got = build_dataset(
-            root, load_pipeline("street", FAST), ExecutorSettings(workers, backend), report=False, chunk_frames=chunk
-        )
-        assert (got / "manifest.parquet").read_bytes() == expected, (backend, workers, chunk)
-        chunk_markers = list((got / ".work").glob("*.done.json"))
-        assert len(chunk_markers) > 2  # really cut into chunks (two takes)
+    shutil.copytree(reference / "aligned", tmp_path / "aligned")
+    got = build_dataset(tmp_path, load_pipeline("street", FAST), ExecutorSettings(2), report=False, chunk_frames=2)
+    assert (got / "manifest.parquet").read_bytes() == (dataset / "manifest.parquet").read_bytes()
+    assert len(list((got / ".work").glob("*.done.json"))) > 2  # really cut into chunks (two takes)
 
 
 def test_ray_started_here_keeps_the_order_and_the_failure_rule(tmp_path):
