@@ -30,6 +30,7 @@ What the images can tell, and what is assumed (stated in ``alignment.json``):
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import cv2
 import numpy as np
@@ -173,8 +174,8 @@ class TimingModel:
             span = self._span(k, warped)
             if len(span) < 2:
                 continue
-            stack = np.stack([warped[i] for i in span])
-            moving = (stack.max(axis=0) - stack.min(axis=0)) > MOTION_LEVEL
+            frames = [warped[i] for i in span]  # the extremes pairwise: no stack of whole frames
+            moving = (functools.reduce(np.maximum, frames) - functools.reduce(np.minimum, frames)) > MOTION_LEVEL
             moving = (cv2.dilate(moving.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & valid
             idx = np.flatnonzero(moving)
             if len(idx) > MAX_PIXELS:
@@ -183,7 +184,7 @@ class TimingModel:
                 continue
             self.moving_px += len(idx)
             rows, inverse = np.unique(idx // w, return_inverse=True)
-            values = stack.reshape(len(span), -1)[:, idx].astype(np.float64)
+            values = np.stack([f.reshape(-1)[idx] for f in frames]).astype(np.float64)
             self.pairs.append(
                 (k, span[0], values, blur.reshape(-1)[idx].astype(np.float64), row_fraction[rows], inverse)
             )

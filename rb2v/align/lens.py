@@ -259,10 +259,10 @@ def refine_saddles(grey: np.ndarray, corners: np.ndarray, half: int) -> tuple[np
         for _ in range(SADDLE_ITERATIONS):
             patch = cv2.getRectSubPix(smooth, (2 * half + 1, 2 * half + 1), (float(x), float(y)))
             a, b, c, d, e, _f = solve @ patch.ravel()
-            hessian = np.array([[2 * a, b], [b, 2 * c]])
-            if np.linalg.det(hessian) >= 0:  # an extremum or a ridge, not a saddle
+            det = 4 * a * c - b * b  # of the Hessian [[2a, b], [b, 2c]], solved in closed form below
+            if det >= 0:  # an extremum or a ridge, not a saddle
                 break
-            step = np.linalg.solve(hessian, [-d, -e])
+            step = np.array([-2 * c * d + b * e, b * d - 2 * a * e]) / det
             if np.abs(step).max() > half / 2:
                 break
             x, y = x + step[0], y + step[1]

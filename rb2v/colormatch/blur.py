@@ -48,13 +48,10 @@ def box_weights_rows(centres: np.ndarray, width: float) -> dict[int, np.ndarray]
     centres = np.asarray(centres, np.float64)
     width = max(float(width), 1e-6)
     a, b = centres - width / 2, centres + width / 2
-    weights = {}
-    for i in range(int(np.floor(a.min())) - 1, int(np.ceil(b.max())) + 2):
-        # integral over [a, b] of the hat function centred at i (support i-1 .. i+1)
-        w = (_hat_cdf(b - i) - _hat_cdf(a - i)) / width
-        if w.max() > 1e-9:
-            weights[i] = w
-    return weights
+    frames = np.arange(int(np.floor(a.min())) - 1, int(np.ceil(b.max())) + 2)
+    # integral over [a, b] of the hat function centred at each frame i (support i-1 .. i+1), all frames at once
+    w = (_hat_cdf(b[None, :] - frames[:, None].astype(np.float64)) - _hat_cdf(a[None, :] - frames[:, None])) / width
+    return {int(i): row for i, row in zip(frames, w) if row.max() > 1e-9}
 
 
 def box_weights(centre: float, width: float) -> dict[int, float]:
