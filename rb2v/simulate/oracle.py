@@ -102,16 +102,17 @@ def write_oracle_alignment(take_dir: str | Path, out_dir: str | Path, crop_size:
         return _write_undistorted(take_dir, out_dir, truth, crop)
     H = np.asarray(truth["homography"], np.float64)
     shift = np.array([[1, 0, -crop["x"]], [0, 1, -crop["y"]], [0, 0, 1]], np.float64)
+    level = _png_compression()
     with atomic_dir(out_dir) as tmp:
         x0, y0, cw, ch = crop["x"], crop["y"], crop["width"], crop["height"]
         for k0, chunk in _frames(take_dir, truth["blur_files"]):
             for j, f in enumerate(chunk):
-                write_image(tmp / "blur" / f"{k0 + j:06d}.png", f[y0 : y0 + ch, x0 : x0 + cw], compression=1)
+                write_image(tmp / "blur" / f"{k0 + j:06d}.png", f[y0 : y0 + ch, x0 : x0 + cw], compression=level)
         for i0, chunk in _frames(take_dir, truth["sharp_files"]):
             for j, f in enumerate(chunk):
                 un = np.ascontiguousarray(apply_flip(f, truth["flip_sharp"]))
                 warped = cv2.warpPerspective(un, shift @ H, (cw, ch), flags=cv2.INTER_LINEAR)
-                write_image(tmp / "sharp" / f"{i0 + j:06d}.png", warped, compression=1)
+                write_image(tmp / "sharp" / f"{i0 + j:06d}.png", warped, compression=level)
         write_alignment(tmp, truth_alignment(truth, crop))
     return out_dir
 
@@ -120,15 +121,23 @@ def _write_undistorted(take_dir: Path, out_dir: Path, truth: dict, crop: dict) -
     from ..align.lens import frame_maps
 
     meta = truth_alignment(truth, crop)
+    level = _png_compression()
     with atomic_dir(out_dir) as tmp:
         for cam in ("blur", "sharp"):
             mx, my = (m.astype(np.float32) for m in frame_maps(meta, cam))
             for i0, chunk in _frames(take_dir, truth[f"{cam}_files"]):
                 for j, f in enumerate(chunk):
                     out = cv2.remap(f, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-                    write_image(tmp / cam / f"{i0 + j:06d}.png", out, compression=1)
+                    write_image(tmp / cam / f"{i0 + j:06d}.png", out, compression=level)
         write_alignment(tmp, meta)
     return out_dir
+
+
+def _png_compression() -> int:
+    """The aligned frames' PNG level as `rb2v align` writes them by default (the rig's ``align.png_compression``)."""
+    from ..settings import load_rig
+
+    return load_rig().align.png_compression
 
 
 def _frames(take_dir: Path, files: list[str]):
