@@ -50,7 +50,7 @@ def box_weights_rows(centres: np.ndarray, width: float) -> dict[int, np.ndarray]
     a, b = centres - width / 2, centres + width / 2
     frames = np.arange(int(np.floor(a.min())) - 1, int(np.ceil(b.max())) + 2)
     # integral over [a, b] of the hat function centred at each frame i (support i-1 .. i+1), all frames at once
-    w = (_hat_cdf(b[None, :] - frames[:, None].astype(np.float64)) - _hat_cdf(a[None, :] - frames[:, None])) / width
+    w = (_hat_cdf(b[None, :] - frames[:, None]) - _hat_cdf(a[None, :] - frames[:, None])) / width
     return {int(i): row for i, row in zip(frames, w) if row.max() > 1e-9}
 
 
