@@ -96,9 +96,10 @@ def read_image(path: str | os.PathLike, *, dtype: str = "float32", unchanged: bo
 def png_params(compression: int) -> list[int]:
     """OpenCV's PNG settings for a zlib level: every PNG rb2v writes through OpenCV uses these.
 
-    Level 0 stores the pixels (fastest). Otherwise the Paeth filter with run-length deflate: on 448x448
-    dataset frames and 640x480 Middlebury images 1.4-1.7x faster than OpenCV's adaptive filters at level 1,
-    and 5-7 % smaller (measured 2026-12-04; run-length deflate makes levels above 1 no smaller).
+    Level 0 stores the pixels (fastest). Otherwise the Paeth filter with run-length deflate, against
+    OpenCV's adaptive filters at level 1 (measured 2026-12-04): 1.2-1.7x faster on 448x448 dataset frames
+    and 640x480 Middlebury images; 5-7 % smaller on street and Middlebury, the same size on face, 6 %
+    larger on hand (SUB is as fast and 10-20 % larger). Run-length deflate makes levels above 1 no smaller.
     """
     if compression == 0:
         return [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
