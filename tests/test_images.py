@@ -21,9 +21,9 @@ def test_pngs_read_back_exactly_at_every_level(fixtures_dir, tmp_path, compressi
     write_image(tmp_path / "deep.png", deep, bits=16, compression=compression)
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "deep.png"), cv2.IMREAD_UNCHANGED), deep)
     # the dataset's writer: float RGB in, the same 8-bit pixels out, channels in RGB order
-    data = encode_png(photo.astype(np.float32) / 255, compression)
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    np.testing.assert_array_equal(decoded[..., ::-1], to_uint8(photo.astype(np.float32) / 255))
+    as_float = photo.astype(np.float32) / 255
+    decoded = cv2.imdecode(np.frombuffer(encode_png(as_float, compression), np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(decoded[..., ::-1], to_uint8(as_float))
 
 
 def test_compressed_pngs_are_smaller_than_stored_ones(fixtures_dir):

@@ -18,6 +18,7 @@ from ..alignment import Alignment, Crop, Exposure, Lens, write_alignment
 from ..fsutil import atomic_dir
 from ..io.images import apply_flip, write_image
 from ..io.video import iter_frames, open_source
+from ..settings import load_rig
 from .session import SHARP_BORDER_BAND
 
 SHARP_BORDER = SHARP_BORDER_BAND + 4  # px at the sharp camera's top/bottom treated as invalid (housing + ramp)
@@ -98,11 +99,11 @@ def write_oracle_alignment(take_dir: str | Path, out_dir: str | Path, crop_size:
     take_dir, out_dir = Path(take_dir), Path(out_dir)
     truth = json.loads((take_dir / "truth.json").read_text())
     crop = valid_crop(truth, *crop_size)
+    level = load_rig().align.png_compression  # as `rb2v align` writes aligned frames by default: stored
     if truth.get("lens"):
-        return _write_undistorted(take_dir, out_dir, truth, crop)
+        return _write_undistorted(take_dir, out_dir, truth, crop, level)
     H = np.asarray(truth["homography"], np.float64)
     shift = np.array([[1, 0, -crop["x"]], [0, 1, -crop["y"]], [0, 0, 1]], np.float64)
-    level = _png_compression()
     with atomic_dir(out_dir) as tmp:
         x0, y0, cw, ch = crop["x"], crop["y"], crop["width"], crop["height"]
         for k0, chunk in _frames(take_dir, truth["blur_files"]):
@@ -117,11 +118,10 @@ def write_oracle_alignment(take_dir: str | Path, out_dir: str | Path, crop_size:
     return out_dir
 
 
-def _write_undistorted(take_dir: Path, out_dir: Path, truth: dict, crop: dict) -> Path:
+def _write_undistorted(take_dir: Path, out_dir: Path, truth: dict, crop: dict, level: int) -> Path:
     from ..align.lens import frame_maps
 
     meta = truth_alignment(truth, crop)
-    level = _png_compression()
     with atomic_dir(out_dir) as tmp:
         for cam in ("blur", "sharp"):
             mx, my = (m.astype(np.float32) for m in frame_maps(meta, cam))
@@ -131,13 +131,6 @@ def _write_undistorted(take_dir: Path, out_dir: Path, truth: dict, crop: dict) -
                     write_image(tmp / cam / f"{i0 + j:06d}.png", out, compression=level)
         write_alignment(tmp, meta)
     return out_dir
-
-
-def _png_compression() -> int:
-    """The aligned frames' PNG level as `rb2v align` writes them by default (the rig's ``align.png_compression``)."""
-    from ..settings import load_rig
-
-    return load_rig().align.png_compression
 
 
 def _frames(take_dir: Path, files: list[str]):
