@@ -311,7 +311,10 @@ def _encode_chapter(path: Path, first_index: int, vf: str, folder: Path, compres
         str(folder / "%06d.png"),
         vf=vf,
         vcodec="png",
-        pred="sub" if compression else "none",
+        # Paeth, as ``images.png_params`` (ffmpeg has no run-length deflate): at level 1 it wrote 419 street
+        # frames of 448x448 in 7 % fewer bytes than "sub" (132 vs 141 MB), 50 hand frames in 5-6 % fewer,
+        # in the same time (2026-12-04)
+        pred="paeth" if compression else "none",
         compression_level=compression,
         start_number=first_index,
         f="image2",
