@@ -450,3 +450,18 @@ def test_default_search_uses_the_moments_and_any_candidates(monkeypatch):
         assert abs(sparse.scores[p] - full.scores[p]) < SCORE_ROUNDING_DB
     ref = reference_search(take.blur, take.seq, candidates=[23, 0, 11, 10, 2])
     assert max(abs(sparse.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
+
+
+def test_hit_moments_sum_every_pixel_across_tiles():
+    """The moments of pixels clipped in a synthetic blur, over more pixels than one BLAS tile, equal the direct sum."""
+    from rb2v.colormatch.blur import frame_weights
+    from rb2v.colormatch.gram import _TILE, _hit_moments
+
+    rng = np.random.default_rng(3)
+    m = 2 * _TILE + 17
+    win = rng.random((7, m, 3), dtype=np.float32)
+    ones_blur = np.vstack([np.ones(m), rng.random((3, m))])
+    w = frame_weights(7, 19)
+    fake = np.tensordot(w, win.astype(np.float64), 1)  # (m, 3)
+    z = np.hstack([fake, ones_blur.T])
+    np.testing.assert_allclose(_hit_moments(win, w, ones_blur), z.T @ z, rtol=1e-12)

@@ -124,6 +124,19 @@ def take_pixels(frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take(records, idx, axis=-1)[..., None].view(frames.dtype)
 
 
+def _hit_moments(win: np.ndarray, w: np.ndarray, ones_blur: np.ndarray) -> np.ndarray:
+    """The 7x7 moments of ``[fake, 1, blur]`` over some pixels: ``win`` (n, m, 3) their window's frames,
+    ``ones_blur`` (4, m) their rows [1, blur]; the synthetic blur in float64, as the fit's moments."""
+    n, m = win.shape[:2]
+    z = np.empty((7, m))
+    z[:3] = (w @ win.reshape(n, 3 * m).astype(np.float64)).reshape(m, 3).T
+    z[3:] = ones_blur
+    moments = np.zeros((7, 7))
+    for s, e in _tiles(0, m):  # below OpenBLAS's threading threshold (see _TILE)
+        moments += z[:, s:e] @ z[:, s:e].T
+    return moments
+
+
 def gram_scores(
     blur: np.ndarray,
     seq: np.ndarray,
@@ -192,9 +205,7 @@ def gram_scores(
                 hits = np.flatnonzero((fake >= CLIP_HI) | (fake <= CLIP_LO)) // 3  # pixels, sorted
                 if len(hits):
                     hits = hits[np.r_[True, hits[1:] != hits[:-1]]]
-                    fake = np.einsum("i,ijk->kj", w, win[:, hits].astype(np.float64))
-                    zh = np.concatenate([fake, yV[:, hits]])
-                    M_fit -= zh @ zh.T
+                    M_fit -= _hit_moments(take_pixels(win, hits), w, np.take(yV, hits, axis=1))
             M = solve_moments(M_fit)
             scores[p] = psnr_from_sse(residual_from_moments(M_all, M), 3 * N)
             matrices[p] = M
