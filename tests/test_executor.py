@@ -48,3 +48,24 @@ def test_chunks_cover_every_item_once_in_order():
     assert chunks([], 4) == []
     with pytest.raises(Rb2vError, match="--workers"):
         run_units(units(1), ExecutorSettings(workers=0))
+
+
+def blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_units_run_blas_on_one_thread(workers):
+    """Inline or in a pool worker, a unit's BLAS runs on one thread (its own threads use the cores);
+    the caller's setting is restored."""
+    import numpy  # noqa: F401  (numpy's BLAS is loaded, as in every stage)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        assert before and max(before) == 2
+        done = run_units([Unit(f"u{i}", blas_threads) for i in range(2)], ExecutorSettings(workers=workers))
+        assert all(o.ok and o.value and set(o.value) == {1} for o in done)
+        assert blas_threads() == before
