@@ -452,16 +452,16 @@ def test_default_search_uses_the_moments_and_any_candidates(monkeypatch):
     assert max(abs(sparse.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
 
 
-def test_hit_moments_sum_every_pixel_across_tiles():
-    """The moments of pixels clipped in a synthetic blur, over more pixels than one BLAS tile, equal the direct sum."""
+def test_pixel_moments_sum_every_pixel_across_chunks():
+    """The moments of pixels clipped in a synthetic blur (``matrix.gram``), over more pixels than one chunk,
+    equal the direct sum."""
     from rb2v.colormatch.blur import frame_weights
-    from rb2v.colormatch.gram import _TILE, _hit_moments
+    from rb2v.colormatch.matrix import _CHUNK, gram
 
     rng = np.random.default_rng(3)
-    m = 2 * _TILE + 17
+    m = 2 * _CHUNK + 17
     win = rng.random((7, m, 3), dtype=np.float32)
-    ones_blur = np.vstack([np.ones(m), rng.random((3, m))])
-    w = frame_weights(7, 19)
-    fake = np.tensordot(w, win.astype(np.float64), 1)  # (m, 3)
-    z = np.hstack([fake, ones_blur.T])
-    np.testing.assert_allclose(_hit_moments(win, w, ones_blur), z.T @ z, rtol=1e-12)
+    blur = rng.random((m, 3))
+    fake = np.tensordot(frame_weights(7, 19), win.astype(np.float64), 1)  # (m, 3)
+    z = np.hstack([fake, np.ones((m, 1)), blur])
+    np.testing.assert_allclose(gram(fake, blur), z.T @ z, rtol=1e-12)

@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import Rb2vError
 from .blur import frame_weights
 from .matrix import CLIP_HI, CLIP_LO, clipped_mask, psnr_from_sse, residual_from_moments, solve_moments
+from .matrix import gram as pixel_moments
 
 # Pixels per tile (a 46-frame run's float64 tile, 1 MB, stays in cache), frames per band block,
 # frame rows per product with [1, blur]. All keep every BLAS product below OpenBLAS's threading
@@ -124,19 +125,6 @@ def take_pixels(frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take(records, idx, axis=-1)[..., None].view(frames.dtype)
 
 
-def _hit_moments(win: np.ndarray, w: np.ndarray, ones_blur: np.ndarray) -> np.ndarray:
-    """The 7x7 moments of ``[fake, 1, blur]`` over some pixels: ``win`` (n, m, 3) their window's frames,
-    ``ones_blur`` (4, m) their rows [1, blur]; the synthetic blur in float64, as the fit's moments."""
-    n, m = win.shape[:2]
-    z = np.empty((7, m))
-    z[:3] = (w @ win.reshape(n, 3 * m).astype(np.float64)).reshape(m, 3).T
-    z[3:] = ones_blur
-    moments = np.zeros((7, 7))
-    for s, e in _tiles(0, m):  # below OpenBLAS's threading threshold (see _TILE)
-        moments += z[:, s:e] @ z[:, s:e].T
-    return moments
-
-
 def gram_scores(
     blur: np.ndarray,
     seq: np.ndarray,
@@ -205,7 +193,8 @@ def gram_scores(
                 hits = np.flatnonzero((fake >= CLIP_HI) | (fake <= CLIP_LO)) // 3  # pixels, sorted
                 if len(hits):
                     hits = hits[np.r_[True, hits[1:] != hits[:-1]]]
-                    M_fit -= _hit_moments(take_pixels(win, hits), w, np.take(yV, hits, axis=1))
+                    fake = w @ take_pixels(win, hits).reshape(n, -1).astype(np.float64)
+                    M_fit -= pixel_moments(fake.reshape(-1, 3), np.take(yV[1:], hits, axis=1).T)
             M = solve_moments(M_fit)
             scores[p] = psnr_from_sse(residual_from_moments(M_all, M), 3 * N)
             matrices[p] = M
