@@ -9,42 +9,43 @@ sum of moments of frame pairs:
 
 * ``fake·fake`` needs ``x[f] x[g]ᵀ`` (3x3, summed over the pixels) for the pairs |f-g| < n:
   a band of the frames' Gram matrix, computed with one dense BLAS product per block of a few
-  frames (against themselves and the next n-1 frames) on pixel tiles that stay in cache;
+  frames (against themselves and the next n-1 frames) on pixel tiles;
 * ``fake·[1, blur]`` needs ``x[f] [1, blur]ᵀ`` per frame (one more product per tile);
 * ``[1, blur]`` moments are the same for every candidate.
 
 The per-candidate work is then a few 21x21 products, independent of the pixel count. Clipping
-(``exclude_clipped``): pixels clipped in the blurry frame are moved to the front once, so
-their moments are a second Gram of the same band (subtracted from the fit); a pixel can be
-clipped in a synthetic blur only where some frame of its window is clipped (a convex
-combination never exceeds its largest term), so only those few pixels are checked per
-candidate, and the moments of the ones that clip are subtracted from the fit.
+(``exclude_clipped``): the pixels clipped in the blurry frame are taken from each tile into a
+second band (their moments are subtracted from the fit); a pixel can be clipped in a synthetic
+blur only where some frame of its window is clipped (a convex combination never exceeds its
+largest term), so only those pixels' differences are kept and checked per candidate (one
+3x3n product each), and the moments of the ones that clip are subtracted from the fit.
 
 The band is formed of each frame's difference from the blurry frame, ``d = x - blur``, in float32
 (single-precision BLAS, half the memory traffic), each tile's products summed in float64; the
 moments of ``fake = sum_i w_i d_i + blur`` (the weights sum to 1) then follow in float64. Where a
 candidate fits, the differences are small, so a float32 product's rounding stays small against the
 residual it decides (raw sRGB values in float32 would lose the residual to cancellation): scores
-agree with ``reference_search``'s to about 1e-6 dB, colour matrices to about 1e-4 (measured in
-``rb2v bench colormatch`` and the tests).
+agree with ``reference_search``'s to about 1e-5 dB on 448x448 takes and within a few 1e-3 dB on
+64x64 images, colour matrices to about 1e-4 (measured in ``rb2v bench colormatch`` and the tests).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import Rb2vError
 from .blur import frame_weights
 from .matrix import CLIP_HI, CLIP_LO, clipped_mask, psnr_from_sse, residual_from_moments, solve_moments
 from .matrix import gram as pixel_moments
 
-# Pixels per tile (a 46-frame run's float64 tile, 1 MB, stays in cache), frames per band block,
-# frame rows per product with [1, blur]. All keep every BLAS product below OpenBLAS's threading
-# threshold (m*n*k < 2^18): on a shared machine a threaded product this small stalls far longer
-# than it computes.
-_TILE = 896
-_BLOCK = 3
-_ROWS = 48
+# Pixels per tile and frames per band block, measured on ``rb2v bench colormatch``'s takes (448x448, 46
+# frames, one thread): 4096 / 4 took 153-167 ms per search where 896 / 3 took 218 ms. Products this large
+# would go multi-threaded in OpenBLAS, and on a shared machine a threaded product this small stalls far
+# longer than it computes (928 against 256 ms with the other core busy), so the search holds BLAS to
+# one thread (0.3 ms a call), as every unit of work of the executor does.
+_TILE = 4096
+_BLOCK = 4
 
 
 class _Band:
@@ -63,8 +64,7 @@ class _Band:
 
     def add(self, Z: np.ndarray, Yb: np.ndarray) -> None:
         """Accumulate one tile: Z (3F, m) planar float32 differences from the blur, Yb (4, m) float32 rows [1, blur]."""
-        for r in range(0, len(Z), _ROWS):
-            self.lin[r : r + _ROWS] += Z[r : r + _ROWS] @ Yb.T
+        self.lin += Z @ Yb.T
         for (b0, a1, c1), P in zip(self.blocks, self.P):
             P += Z[3 * b0 : 3 * a1] @ Z[3 * b0 : 3 * c1].T
 
@@ -90,29 +90,6 @@ class _Band:
         return T @ moments_d @ T.T
 
 
-class _Staged:
-    """Columns gathered from the tiles into full tiles for a band: its BLAS products stay efficient."""
-
-    def __init__(self, band: _Band, rows: int):
-        self.band, self.rows = band, rows
-        self.Z, self.Y, self.fill = np.empty((rows, _TILE), np.float32), np.empty((4, _TILE)), 0
-
-    def add(self, Z: np.ndarray, Yb: np.ndarray, idx: np.ndarray) -> None:
-        """Z (3F, m) float32 differences, Yb (4, m) float64 rows [1, blur]; idx: the columns to keep."""
-        if self.fill + len(idx) > _TILE:
-            self.flush()
-        self.Z[:, self.fill : self.fill + len(idx)] = Z[:, idx]
-        self.Y[:, self.fill : self.fill + len(idx)] = Yb[:, idx]
-        self.fill += len(idx)
-
-    def flush(self) -> None:
-        if self.fill:
-            Y = self.Y[:, : self.fill]
-            self.band.add(self.Z[:, : self.fill], Y.astype(np.float32))
-            self.band.const += Y @ Y.T
-        self.fill = 0
-
-
 def _tiles(start: int, stop: int):
     for s in range(start, stop, _TILE):
         yield s, min(s + _TILE, stop)
@@ -125,6 +102,7 @@ def take_pixels(frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take(records, idx, axis=-1)[..., None].view(frames.dtype)
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def gram_scores(
     blur: np.ndarray,
     seq: np.ndarray,
@@ -136,8 +114,8 @@ def gram_scores(
 ) -> tuple[dict[int, float], dict[int, np.ndarray]]:
     """Scores and colour matrices of every start in ``runs`` (groups of starts whose windows overlap)."""
     w = frame_weights(n, sub, span)
-    w32 = w.astype(np.float32)
     Wk = np.kron(w, np.eye(3))  # (3, 3n): fake = Wk @ the window's stacked frames
+    Wk32 = Wk.astype(np.float32)
     N = blur.shape[0] * blur.shape[1]
     y = blur.reshape(N, 3)
     X = seq.reshape(len(seq), N, 3)
@@ -147,9 +125,9 @@ def gram_scores(
     Yb[0] = 1.0
     Yb[1:] = y.T
     Yb32 = Yb.astype(np.float32)
-    const = np.zeros((4, 4))
-    for s, e in _tiles(0, N):
-        const += Yb[:, s:e] @ Yb[:, s:e].T
+    const = Yb @ Yb.T
+    Yc = Yb[:, clipped]
+    const_clipped = Yc @ Yc.T
     scores, matrices = {}, {}
     # a frame value clips (>= CLIP_HI or <= CLIP_LO) where its difference from the blur passes these
     # (a float32 rounding's margin: a pixel found risky by rounding alone is only checked, never dropped)
@@ -160,41 +138,42 @@ def gram_scores(
         frames = X[f0 : f0 + F]
         every = _Band(F, n)  # over all pixels
         every.const += const
-        out = _Staged(_Band(F, n), 3 * F)  # over the blur-clipped pixels (never in the fit)
-        risky = []  # fit pixels where some frame of the run is clipped
+        out = _Band(F, n)  # over the blur-clipped pixels (never in the fit)
+        out.const += const_clipped
+        risky, risky_d = [], []  # fit pixels where some frame of the run is clipped, their differences
         Z = np.empty((F, 3, _TILE), np.float32)
         for s, e in _tiles(0, N):
             Zt = Z[:, :, : e - s]
             np.subtract(frames[:, s:e].transpose(0, 2, 1), Yb32[1:, s:e], out=Zt)
             Z2 = Zt.reshape(3 * F, e - s)
             every.add(Z2, Yb32[:, s:e])
-            if exclude_clipped:
-                c = clipped[s:e]
-                if c.any():
-                    out.add(Z2, Yb[:, s:e], np.flatnonzero(c))
+            if exclude_clipped:  # columns taken from the tile while it is in cache (np.take: faster than Z2[:, c])
+                c = np.flatnonzero(clipped[s:e])
+                if len(c):
+                    out.add(np.take(Z2, c, axis=1), np.take(Yb32[:, s:e], c, axis=1))
                 edge = (Zt.max(axis=0) >= clip_hi[:, s:e]) | (Zt.min(axis=0) <= clip_lo[:, s:e])
-                risky.append(s + np.flatnonzero(edge.any(axis=0) & ~c))
-        out.flush()
-        G_every, G_out = every.dense(), out.band.dense()
-        V = np.concatenate(risky) if risky else np.empty(0, dtype=np.intp)
-        if len(V):
-            XV = take_pixels(frames, V)  # (F,|V|,3) float32
-            yV = Yb[:, V]
+                r = np.flatnonzero(edge.any(axis=0) & ~clipped[s:e])
+                if len(r):
+                    risky.append(s + r)
+                    risky_d.append(np.take(Z2, r, axis=1))
+        G_every, G_out = every.dense(), out.dense()
+        if risky:
+            V = np.concatenate(risky)
+            DV = np.concatenate(risky_d, axis=1)  # (3F, |V|) float32 differences from the blur
+            yV32, yV = Yb32[1:, V], Yb[1:, V].T
         for p in run:
             q = p - f0
             M_all = every.window(G_every, q, w, Wk)
             if not np.isfinite(M_all).all():
                 raise Rb2vError(f"sharp sequence frames {p}..{p + n - 1}: contain NaN or inf")
-            M_fit = M_all - out.band.window(G_out, q, w, Wk) if nf else M_all.copy()
-            if len(V):  # pixels clipped in this candidate's synthetic blur leave the fit
-                win = XV[q : q + n]
-                # einsum's own loops, not a BLAS call: a threaded product here stalls (see _TILE)
-                fake = np.einsum("i,ijk->jk", w32, win)
-                hits = np.flatnonzero((fake >= CLIP_HI) | (fake <= CLIP_LO)) // 3  # pixels, sorted
+            M_fit = M_all - out.window(G_out, q, w, Wk) if nf else M_all.copy()
+            if risky:  # pixels clipped in this candidate's synthetic blur leave the fit
+                fake = Wk32 @ DV[3 * q : 3 * (q + n)]  # (3, |V|): fake - blur (the weights sum to 1)
+                fake += yV32
+                hit = (fake >= CLIP_HI) | (fake <= CLIP_LO)
+                hits = np.flatnonzero(hit[0] | hit[1] | hit[2])
                 if len(hits):
-                    hits = hits[np.r_[True, hits[1:] != hits[:-1]]]
-                    fake = w @ take_pixels(win, hits).reshape(n, -1).astype(np.float64)
-                    M_fit -= pixel_moments(fake.reshape(-1, 3), np.take(yV[1:], hits, axis=1).T)
+                    M_fit -= pixel_moments(np.take(fake, hits, axis=1).T, yV[hits])
             M = solve_moments(M_fit)
             scores[p] = psnr_from_sse(residual_from_moments(M_all, M), 3 * N)
             matrices[p] = M
