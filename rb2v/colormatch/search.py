@@ -257,11 +257,13 @@ def refine_in_linear_light(
     *,
     exclude_clipped: bool = True,
     span: float | None = None,
-    scale: int = 2,
+    scale: int = 4,
     device: str = "cpu",
 ) -> SearchResult:
     """A ``search`` result's start decided again between it and its two neighbours with the exposure
     averaged in linear light (as a sensor integrates it), on ``scale`` x ``scale`` area-averaged images.
+    Quarter size by default: against half size, the same start on 450 of 450 simulated rig-unknowns samples
+    and 72 of 72 exposures a third of a step off (README), in 12 instead of 55-63 ms at 448x448.
 
     The paper's sRGB average places the exposure with a spread of about 0.1 step (measured on
     simulated takes; 0.025 in linear light), so where the true start lies a third of a step from a
