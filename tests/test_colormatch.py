@@ -19,10 +19,10 @@ from rb2v.interpolation import Interpolator, load_interpolator
 # The default search sums float32 products of the frames' differences from the blur (gram.py). Against
 # the float64 paths its scores differ by up to 8e-6 dB on 448x448 takes (rb2v bench colormatch) but more
 # on small images: on 55 random 64x64 cases (this file's panning and blurry, 3 photos, seeds 0-19, the
-# blur less than half clipped) by a median 1.3e-4 dB and at most 2.4e-3 dB (4.9e-3 dB before stop 50's
-# larger tiles). Its colour matrices differ by about 1e-4 (a 4x4 solve amplifies the rounding; OpenBLAS
-# builds sum float32 products in different orders: numpy 2.4.6's gives 2.2e-4 on astronaut). A wrong
-# moment or fit is off by orders of magnitude more; the issue's bound is 0.01 dB.
+# blur less than half clipped) by a median 1.3e-4 dB and at most 2.4e-3 dB (4.9e-3 dB with the
+# previous 896-pixel tiles). Its colour matrices differ by about 1e-4 (a 4x4 solve amplifies the
+# rounding; OpenBLAS builds sum float32 products in different orders: numpy 2.4.6's gives 2.2e-4 on
+# astronaut). A wrong moment or fit is off by orders of magnitude more; the issue's bound is 0.01 dB.
 SCORE_ROUNDING_DB = 3e-3
 MATRIX_ROUNDING = 5e-4
 CORNERS = np.array([[r, g, b, 1.0] for r in (0, 1) for g in (0, 1) for b in (0, 1)])
