@@ -95,13 +95,6 @@ def _tiles(start: int, stop: int):
         yield s, min(s + _TILE, stop)
 
 
-def take_pixels(frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``frames[..., idx, :]`` of (..., N, 3) pixels, each moved as one 3-value record (several times faster)."""
-    frames = np.ascontiguousarray(frames)
-    records = frames.view(np.dtype((np.void, 3 * frames.itemsize)))[..., 0]
-    return np.take(records, idx, axis=-1)[..., None].view(frames.dtype)
-
-
 @threadpool_limits.wrap(limits=1, user_api="blas")
 def gram_scores(
     blur: np.ndarray,
@@ -170,8 +163,7 @@ def gram_scores(
             if risky:  # pixels clipped in this candidate's synthetic blur leave the fit
                 fake = Wk32 @ DV[3 * q : 3 * (q + n)]  # (3, |V|): fake - blur (the weights sum to 1)
                 fake += yV32
-                hit = (fake >= CLIP_HI) | (fake <= CLIP_LO)
-                hits = np.flatnonzero(hit[0] | hit[1] | hit[2])
+                hits = np.flatnonzero(clipped_mask(fake.T))
                 if len(hits):
                     M_fit -= pixel_moments(np.take(fake, hits, axis=1).T, yV[hits])
             M = solve_moments(M_fit)

@@ -30,9 +30,16 @@ from ..errors import Rb2vError
 from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
 from .arrays import NumpyArrays, arrays_for
 from .blur import covers_window, dense_frames, frame_weights, srgb_to_linear, steps_per_pair, subframe_weights
-from .gram import gram_scores, take_pixels
+from .gram import gram_scores
 from .matrix import clipped_mask, psnr_from_sse, residual_from_moments, solve_moments
 from .result import SearchResult, best_of, check_search_inputs
+
+
+def take_pixels(frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``frames[..., idx, :]`` of (..., N, 3) pixels, each moved as one 3-value record (several times faster)."""
+    frames = np.ascontiguousarray(frames)
+    records = frames.view(np.dtype((np.void, 3 * frames.itemsize)))[..., 0]
+    return np.take(records, idx, axis=-1)[..., None].view(frames.dtype)
 
 
 def _downsample(img: np.ndarray, factor: int) -> np.ndarray:
