@@ -13,7 +13,7 @@ from rb2v.dataset.stage import N_FRAMES
 from rb2v.errors import Rb2vError
 from rb2v.interpolation import Interpolator, LinearInterpolator
 from rb2v.interpolation.flow import FlowInterpolator, warp_backward
-from rb2v.io.images import bundled_photo
+from rb2v.io.images import bundled_photo, read_image
 
 
 class Counting(Interpolator):
@@ -72,17 +72,22 @@ def test_synth_reds_benchmark_prints_its_floor(tmp_path):
     from rb2v.benchmarks.synth_reds import main
     from rb2v.executor import available_cores
 
-    args = ["--width", "64", "--height", "48", "--frames", "12", "--interpolator", "linear"]
+    args = ["--width", "64", "--height", "48", "--frames", "12", "--sequences", "2", "--interpolator", "linear"]
     out = CliRunner().invoke(main, [*args, "--workdir", str(tmp_path)])
     assert out.exit_code == 0, out.output
-    assert "the floor (target <= 2x)" in out.output and "-> 3 samples" in out.output
+    assert "the floor (target <= 2x)" in out.output and "2 sequence(s) of 12 frames" in out.output
+    assert "-> 6 samples" in out.output  # 3 per sequence
     assert f"I/O floor on {available_cores()} thread(s)" in out.output
+    # the second sequence is the first one mirrored, not a copy
+    first, second = (read_image(tmp_path / "input" / f"street00{s}" / "00000.png") for s in (0, 1))
+    np.testing.assert_array_equal(second, first[:, ::-1])
+    assert not np.array_equal(second, first)
 
     # the floor's work does not depend on its threads: every sample image encoded once, the same bytes
     from rb2v.benchmarks.floor import io_floor
 
-    inputs = sorted((tmp_path / "input" / "street000").glob("*.png"))
+    inputs = sorted((tmp_path / "input").glob("street*/*.png"))
     dataset = tmp_path / "out" / "datasets" / "reds"
     one, two = (io_floor(inputs, dataset, 1, threads=t) for t in (1, 2))
-    assert (one.inputs, one.outputs, one.threads, two.threads) == (12, 3 * 8, 1, 2)
+    assert (one.inputs, one.outputs, one.threads, two.threads) == (2 * 12, 6 * 8, 1, 2)
     assert one.output_bytes == two.output_bytes > 0
