@@ -320,7 +320,8 @@ def test_recovers_a_known_start_and_matrix():
     assert sorted(sub.scores) == [0, 1, 12, 13] and sub.start == 13
     for p in sub.scores:
         assert abs(sub.scores[p] - res.scores[p]) < SCORE_ROUNDING_DB
-    assert sub.margin == pytest.approx(res.psnr - max(res.scores[0], res.scores[1]))
+    # a margin is a difference of two scores, each within the float32 rounding of the other run's
+    assert sub.margin == pytest.approx(res.psnr - max(res.scores[0], res.scores[1]), abs=2 * SCORE_ROUNDING_DB)
 
 
 def test_margins_are_small_without_motion_or_texture():
