@@ -2,9 +2,9 @@
 
 Input: real video frames (``../shared/data/img_seq``, else the bundled ``tests/fixtures/img_seq``),
 cropped to ``--width`` x ``--height`` and written as PNG sequences (untimed): ``--sequences`` crops of
-the same frames (top, centre and bottom of the frame, each also mirrored), so that the process's start
-(about 1 s of imports) weighs on the ratio about as little as it does on a dataset of many sequences. The command runs
-in a child process as a user would run it; the floor (decode every input frame once, encode and
+the same frames (centre, top and bottom of the frame, plain and mirrored), so that the process's start
+(about 1 s of imports) weighs on the ratio about as little as on a dataset of many sequences. The
+command runs in a child process as a user would run it; the floor (decode every input frame once, encode and
 write every output PNG with the same compression) runs in this process on the same files.
 """
 
@@ -51,6 +51,8 @@ def main(width, height, frames, sequences, interpolator, workdir):
     root = Path(workdir or tempfile.mkdtemp(prefix="rb2v-bench-reds-"))
     sources = street_frames()[:frames]
     seq_dirs = [root / "input" / f"street{s:03d}" for s in range(sequences)]
+    for seq_dir in seq_dirs:
+        seq_dir.mkdir(parents=True, exist_ok=True)
     for i, src in enumerate(sources):
         img = read_image(src)
         scale = max(width / img.shape[1], height / img.shape[0])
@@ -58,7 +60,6 @@ def main(width, height, frames, sequences, interpolator, workdir):
         for seq_dir, (where, mirrored) in zip(seq_dirs, CROPS):
             y0, x0 = round((img.shape[0] - height) * where), (img.shape[1] - width) // 2
             crop = img[y0 : y0 + height, x0 : x0 + width]
-            seq_dir.mkdir(parents=True, exist_ok=True)
             write_image(seq_dir / f"{i:05d}.png", np.ascontiguousarray(crop[:, ::-1]) if mirrored else crop)
     out = root / "out"
     cmd = [sys.executable, "-m", "rb2v", "synth-reds", "--fps", "120", "--input", str(root / "input")]
