@@ -40,12 +40,17 @@ from .matrix import CLIP_HI, CLIP_LO, clipped_mask, psnr_from_sse, residual_from
 from .matrix import gram as pixel_moments
 
 # Pixels per tile and frames per band block, measured on ``rb2v bench colormatch``'s takes (448x448, 46
-# frames, one thread): 4096 / 4 took 153-167 ms per search where 896 / 3 took 218 ms. Products this large
-# would go multi-threaded in OpenBLAS, and on a shared machine a threaded product this small stalls far
-# longer than it computes (928 against 256 ms with the other core busy), so the search holds BLAS to
-# one thread (0.3 ms a call), as every unit of work of the executor does.
+# frames, one thread). OpenBLAS takes a product of m*n*k <= 1e6 through its small-matrix kernel, which on
+# this machine (AVX-512) runs about 3x faster than its packed path: the band of 46 frames over 448x448
+# pixels took 16 ms with 4096 pixels / 2 frames (6x24 products), 46-51 ms with 4096 / 4 (12x30, over the
+# threshold), 22 ms with 4096 / 1 and 18-21 ms at 1024-2048 pixels. For the same reason the frames'
+# products with [1, blur] go 48 rows at a time (3 against 7 ms for one 138x4 product per tile). Products
+# this large would go multi-threaded in OpenBLAS, and on a shared machine a threaded product this small
+# stalls far longer than it computes (928 against 256 ms with the other core busy), so the search holds
+# BLAS to one thread, as every unit of work of the executor does.
 _TILE = 4096
-_BLOCK = 4
+_BLOCK = 2
+_LIN_ROWS = 48
 
 
 class _Band:
@@ -64,7 +69,8 @@ class _Band:
 
     def add(self, Z: np.ndarray, Yb: np.ndarray) -> None:
         """Accumulate one tile: Z (3F, m) planar float32 differences from the blur, Yb (4, m) float32 rows [1, blur]."""
-        self.lin += Z @ Yb.T
+        for r0 in range(0, 3 * self.F, _LIN_ROWS):
+            self.lin[r0 : r0 + _LIN_ROWS] += Z[r0 : r0 + _LIN_ROWS] @ Yb.T
         for (b0, a1, c1), P in zip(self.blocks, self.P):
             P += Z[3 * b0 : 3 * a1] @ Z[3 * b0 : 3 * c1].T
 
