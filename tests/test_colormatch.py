@@ -57,6 +57,18 @@ def blurry(seq, start, M, rng, noise=0.01, **kw) -> np.ndarray:
     return np.clip(y @ M[:, :3].T + M[:, 3] + rng.normal(0, noise, y.shape), 0, 1).astype(np.float32)
 
 
+def check_pruned(blur, seq, ref, **options):
+    """The default (pruned) search returns the exhaustive ``ref``'s answer, every candidate it scored within
+    0.01 dB of ``ref``'s score and every one it skipped under its bound."""
+    res = search(blur, seq, **options)
+    assert res.start == ref.start and abs(res.psnr - ref.psnr) < 0.01 and abs(res.margin - ref.margin) < 0.01
+    np.testing.assert_allclose(res.matrix, ref.matrix, atol=MATRIX_ROUNDING)
+    assert sorted([*res.scores, *res.bounds]) == sorted(ref.scores)
+    assert all(abs(v - ref.scores[p]) < 0.01 for p, v in res.scores.items())
+    assert all(ref.scores[p] <= b for p, b in res.bounds.items())
+    return res
+
+
 class Squared(Interpolator):
     """A deliberately non-linear interpolator (a + (b-a) t²): exercises the dense path."""
 
@@ -214,10 +226,11 @@ def test_fast_search_equals_the_reference_on_real_photos(name, options):
     seq = panning(name, 80, 18)
     kw = {k: v for k, v in options.items() if k in ("interpolator", "space", "sub", "span")}
     y = blurry(seq, 6, random_matrix(rng), rng, **kw)
-    fast = search(y, seq, **options)
+    fast = search(y, seq, prune=False, **options)
     ref = reference_search(y, seq, **options)
     assert fast.start == ref.start == 6
     assert sorted(fast.scores) == sorted(ref.scores) == list(range(12))
+    check_pruned(y, seq, ref, **options)
     assert max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
     np.testing.assert_allclose(fast.matrix, ref.matrix, atol=MATRIX_ROUNDING)
     assert fast.psnr == fast.scores[6] and abs(fast.margin - ref.margin) < 0.01
@@ -289,10 +302,11 @@ def test_linear_light_refinement_places_a_start_a_third_of_a_step_off():
 def test_fast_search_equals_the_reference_on_simulated_rig_data():
     take = simulated_take(size=96, frames=20, start=7, seed=3)
     for space in ("srgb", "linear"):
-        fast = search(take.blur, take.seq, space=space)
+        fast = search(take.blur, take.seq, space=space, prune=False)
         ref = reference_search(take.blur, take.seq, space=space)
         assert fast.start == ref.start == take.start
         assert max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
+        check_pruned(take.blur, take.seq, ref, space=space)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -311,12 +325,12 @@ def test_recovers_a_known_start_and_matrix():
     seq = panning("coffee", 96, 24)
     M = np.array([[0.9, 0.05, 0.0, 0.03], [0.02, 0.92, 0.03, 0.01], [0.0, 0.04, 0.88, 0.04]])  # nothing clips
     y = blurry(seq, 13, M, rng, noise=0.003)
-    res = search(y, seq)
+    res = search(y, seq, prune=False)
     assert res.start == 13 and res.margin > 5
     assert np.abs(CORNERS @ (res.matrix - M).T).max() < 0.005
     assert abs(res.psnr - (-10 * np.log10(0.003**2))) < 1.0  # the noise floor
     # a subset of candidates, in two separate runs, gives the same scores
-    sub = search(y, seq, candidates=np.array([0, 1, 13, 12, 1]))
+    sub = search(y, seq, candidates=np.array([0, 1, 13, 12, 1]), prune=False)
     assert sorted(sub.scores) == [0, 1, 12, 13] and sub.start == 13
     for p in sub.scores:
         assert abs(sub.scores[p] - res.scores[p]) < SCORE_ROUNDING_DB
@@ -332,7 +346,7 @@ def test_margins_are_small_without_motion_or_texture():
     for seq in (still, flat):
         y = blurry(seq, 4, random_matrix(rng), rng)
         res = search(y, seq)
-        assert res.margin < 0.1
+        assert res.margin < 0.1 and not res.bounds  # every candidate could decide: all scored
         assert max(res.scores.values()) - min(res.scores.values()) < 0.2
     moving = panning("astronaut", 64, 14)
     assert search(blurry(moving, 4, random_matrix(rng), rng), moving).margin > 3
@@ -391,6 +405,8 @@ def test_benchmark_command_runs():
     out = CliRunner().invoke(bench_main, ["--size", "48", "--candidates", "8", "--frames", "1"])
     assert out.exit_code == 0, out.output
     assert "same argmax 1/1" in out.output and "speed-up" in out.output
+    assert "every unscored candidate under its bound 1/1" in out.output
+    assert "every score within 0.01 dB of the reference's 1/1" in out.output
     assert "both sides limited to 1 thread(s)" in out.output
 
 
@@ -402,7 +418,7 @@ def test_coarse_to_fine_keeps_the_argmax_and_the_margin(seed):
     seq = panning(("astronaut", "coffee", "chelsea")[seed], 128, 24)
     cases = [(take.blur, take.seq), (blurry(seq, 9, random_matrix(rng), rng), seq)]
     for blur, frames in cases:
-        exact = search(blur, frames)
+        exact = search(blur, frames, prune=False)
         for k in (4, 8):
             c2f = search(blur, frames, coarse=k)
             assert c2f.start == exact.start and c2f.psnr == pytest.approx(exact.psnr, abs=SCORE_ROUNDING_DB)
@@ -427,12 +443,13 @@ def test_moment_search_equals_the_reference_with_clipping(n, sub, start):
     # clipped: in the blurry frame, in some frame of most pixels, in the synthetic blur of the true start
     assert clipped_mask(y).mean() > 0.003 and clipped_mask(seq).any(axis=0).mean() > 0.5
     assert clipped_mask(synthesize_blur(seq[start : start + n], sub)).mean() > 0.005
-    fast = search(y, seq, n=n, sub=sub)
+    fast = search(y, seq, n=n, sub=sub, prune=False)
     ref = reference_search(y, seq, n=n, sub=sub)
     assert fast.start == ref.start == start
     assert max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
     np.testing.assert_allclose(fast.matrix, ref.matrix, atol=MATRIX_ROUNDING)
     assert abs(fast.margin - ref.margin) < 0.01
+    check_pruned(y, seq, ref, n=n, sub=sub)
 
 
 def test_default_search_uses_the_moments_and_any_candidates(monkeypatch):
@@ -446,14 +463,65 @@ def test_default_search_uses_the_moments_and_any_candidates(monkeypatch):
 
     monkeypatch.setattr(search_module, "_Run", forbidden)
     take = simulated_take(size=64, frames=30, start=11, seed=4)
-    full = search(take.blur, take.seq)
+    full = search(take.blur, take.seq, prune=False)
     assert full.start == 11
-    sparse = search(take.blur, take.seq, candidates=[23, 0, 11, 10, 2])  # three separate runs
+    sparse = search(take.blur, take.seq, candidates=[23, 0, 11, 10, 2], prune=False)  # three separate runs
     assert sparse.start == 11 and sorted(sparse.scores) == [0, 2, 10, 11, 23]
     for p in sparse.scores:
         assert abs(sparse.scores[p] - full.scores[p]) < SCORE_ROUNDING_DB
     ref = reference_search(take.blur, take.seq, candidates=[23, 0, 11, 10, 2])
     assert max(abs(sparse.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
+
+
+# ---- pruning: candidates whose proven bound cannot decide the result go unscored (rb2v.colormatch.prune) ----
+
+
+def _bounds(blur, seq, exclude_clipped=True):
+    from rb2v.colormatch.prune import bounds
+    from rb2v.colormatch.search import moment_scorer
+
+    return bounds(blur, seq, list(range(len(seq) - 6)), 7, moment_scorer(7, 19, exclude_clipped, None))
+
+
+def test_the_bound_is_the_score_where_every_8x8_block_is_uniform():
+    """Frames, blur and noise constant on 8x8 blocks: the full-size residual is the coarse one repeated, so
+    each candidate's bound equals its score (a bound off by any factor or term fails here)."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    small = 0.1 + 0.8 * panning("chelsea", 12, 16)
+    seq = np.stack([cv2.resize(f, (96, 96), interpolation=cv2.INTER_NEAREST) for f in small]).astype(np.float32)
+    M = np.array([[0.9, 0.05, 0.0, 0.03], [0.02, 0.92, 0.03, 0.01], [0.0, 0.04, 0.88, 0.04]])
+    noise = cv2.resize(rng.normal(0, 0.01, (12, 12, 3)), (96, 96), interpolation=cv2.INTER_NEAREST)
+    y = (synthesize_blur(seq[5:12]) @ M[:, :3].T + M[:, 3] + noise).astype(np.float32)
+    exact = search(y, seq, prune=False)
+    bound = _bounds(y, seq)
+    assert max(abs(bound[p] - exact.scores[p]) for p in exact.scores) < SCORE_ROUNDING_DB
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_score_lies_under_its_bound_on_any_size(seed):
+    """Sizes that are not multiples of the block, real photos, highlights that clip (left out of the fit)."""
+    rng = np.random.default_rng(seed)
+    H, W = [(101, 83), (64, 64), (96, 120), (77, 130)][seed]
+    seq = panning(("coffee", "astronaut", "chelsea", "rocket")[seed], max(H, W), 20)[:, :H, :W]
+    if seed % 2:
+        seq = np.clip(seq * 1.35, 0, 1).astype(np.float32)
+    y = blurry(seq, 7, random_matrix(rng), rng)
+    for exclude_clipped in (True, False):
+        exact = search(y, seq, prune=False, exclude_clipped=exclude_clipped)
+        bound = _bounds(y, seq, exclude_clipped)
+        assert all(exact.scores[p] <= bound[p] for p in exact.scores)
+        check_pruned(y, seq, exact, exclude_clipped=exclude_clipped)
+
+
+def test_pruning_scores_few_candidates_where_the_start_stands_out():
+    """A simulated take with 24 candidates: the winner, its neighbours and the margin's rivals get scored;
+    the answer is the literal reference's."""
+    take = simulated_take(size=256, frames=30, start=13, seed=7)
+    ref = reference_search(take.blur, take.seq)
+    res = check_pruned(take.blur, take.seq, ref)
+    assert res.start == 13 and len(res.scores) <= 7 and {12, 13, 14} <= set(res.scores)
 
 
 def test_pixel_moments_sum_every_pixel_across_chunks():

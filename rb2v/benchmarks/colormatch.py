@@ -165,35 +165,50 @@ def _compare(
     size: int, candidates: int, blurry_frames: int, interpolator: str, space: str, device: str, coarse: int, n: int
 ) -> None:
     click.echo(
-        f"{'frame':>5} {'true':>5} {'fast p':>6} {'ref p':>6} {'psnr dB':>8} {'margin':>7} "
-        f"{'max|dscore|':>11} {'fast s':>7} {'ref s':>7} {'ratio':>6}"
+        f"{'frame':>5} {'true':>5} {'fast p':>6} {'ref p':>6} {'psnr dB':>8} {'margin':>7} {'dmargin':>8} "
+        f"{'max|dscore|':>11} {'scored':>6} {'bounds':>6} {'fast s':>7} {'ref s':>7} {'ratio':>6}"
     )
-    t_fast = t_ref = c_fast = c_ref = t_c2f = 0.0
-    same = same_c2f = 0
+    t_fast = t_ref = c_fast = c_ref = t_c2f = t_every = 0.0
+    same = same_c2f = same_every = exact = 0
     for i in range(blurry_frames):
         take = simulated_take(size=size, frames=candidates + n - 1, start=candidates // 2, n=n, seed=i)
         args = dict(n=n, interpolator=interpolator, sub=19, space=space)
         fast, wall_fast, cpu_fast = _timed(partial(search, take.blur, take.seq, device=device, **args), FAST_REPEATS)
         ref, wall_ref, cpu_ref = _timed(partial(reference_search, take.blur, take.seq, **args), 1)
+        every, wall_every, _ = _timed(
+            partial(search, take.blur, take.seq, device=device, prune=False, **args), FAST_REPEATS
+        )
         t_fast, t_ref, c_fast, c_ref = t_fast + wall_fast, t_ref + wall_ref, c_fast + cpu_fast, c_ref + cpu_ref
+        t_every += wall_every
+        same_every += every.start == ref.start and max(abs(every.scores[p] - ref.scores[p]) for p in ref.scores) < 0.01
+        # the pruned candidates' reference scores must lie under their bounds
+        bounded = all(ref.scores[p] <= b for p, b in fast.bounds.items())
         same += fast.start == ref.start
+        exact += fast.start == ref.start and abs(fast.margin - ref.margin) < 0.01 and bounded
         if coarse > 1:
             c2f, wall_c2f, _ = _timed(
                 partial(search, take.blur, take.seq, device=device, coarse=coarse, **args), FAST_REPEATS
             )
             t_c2f += wall_c2f
             same_c2f += c2f.start == ref.start and abs(c2f.margin - ref.margin) < 0.01
-        diff = max(abs(fast.scores[p] - ref.scores[p]) for p in ref.scores)
+        diff = max(abs(fast.scores[p] - ref.scores[p]) for p in fast.scores)
         click.echo(
             f"{i:>5} {take.start:>5} {fast.start:>6} {ref.start:>6} {fast.psnr:>8.3f} {fast.margin:>7.3f} "
-            f"{diff:>11.2e} {wall_fast:>7.3f} {wall_ref:>7.3f} {wall_ref / wall_fast:>6.1f}"
+            f"{fast.margin - ref.margin:>8.1e} {diff:>11.2e} {len(fast.scores):>6} "
+            f"{'held' if bounded else 'BROKEN':>6} "
+            f"{wall_fast:>7.3f} {wall_ref:>7.3f} {wall_ref / wall_fast:>6.1f}"
         )
     k = blurry_frames
     click.echo(
         f"per blurry frame: fast {t_fast / k * 1e3:.1f} ms, reference {t_ref / k * 1e3:.1f} ms (wall), "
         f"speed-up {t_ref / t_fast:.1f}x; CPU time {c_fast / k * 1e3:.1f} vs {c_ref / k * 1e3:.1f} ms, "
-        f"{c_ref / max(c_fast, 1e-9):.1f}x; same argmax {same}/{k}; load average {os.getloadavg()[0]:.1f} "
+        f"{c_ref / max(c_fast, 1e-9):.1f}x; same argmax {same}/{k}, and margin (±0.01 dB) with every unscored "
+        f"candidate under its bound {exact}/{k}; load average {os.getloadavg()[0]:.1f} "
         f"(fast: median of {FAST_REPEATS} calls)"
+    )
+    click.echo(
+        f"every candidate scored (prune=False): {t_every / k * 1e3:.1f} ms per blurry frame, speed-up "
+        f"{t_ref / t_every:.1f}x; same argmax and every score within 0.01 dB of the reference's {same_every}/{k}"
     )
     if coarse > 1:
         click.echo(

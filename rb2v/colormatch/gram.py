@@ -119,19 +119,16 @@ def gram_scores(
     y = blur.reshape(N, 3)
     X = seq.reshape(len(seq), N, 3)
     clipped = clipped_mask(y) if exclude_clipped else np.zeros(N, dtype=bool)
-    nf = int(clipped.sum())
-    Yb = np.empty((4, N))
+    clipped_idx = np.flatnonzero(clipped)
+    nf = len(clipped_idx)
+    Yb = np.empty((4, N))  # rows [1, blur]
     Yb[0] = 1.0
     Yb[1:] = y.T
     Yb32 = Yb.astype(np.float32)
     const = Yb @ Yb.T
-    Yc = Yb[:, clipped]
+    Yc = np.take(Yb, clipped_idx, axis=1)
     const_clipped = Yc @ Yc.T
     scores, matrices = {}, {}
-    # a frame value clips (>= CLIP_HI or <= CLIP_LO) where its difference from the blur passes these
-    # (a float32 rounding's margin: a pixel found risky by rounding alone is only checked, never dropped)
-    clip_hi = (CLIP_HI - 1e-6) - Yb32[1:]
-    clip_lo = (CLIP_LO + 1e-6) - Yb32[1:]
     for run in runs:
         f0, F = run[0], run[-1] + n - run[0]
         frames = X[f0 : f0 + F]
@@ -150,7 +147,12 @@ def gram_scores(
                 c = np.flatnonzero(clipped[s:e])
                 if len(c):
                     out.add(np.take(Z2, c, axis=1), np.take(Yb32[:, s:e], c, axis=1))
-                edge = (Zt.max(axis=0) >= clip_hi[:, s:e]) | (Zt.min(axis=0) <= clip_lo[:, s:e])
+                # a frame value (difference + blur) clips somewhere in the run; the 1e-6 is a float32 rounding's
+                # margin: a pixel found risky by rounding alone is only checked, never dropped
+                top, bottom = Zt.max(axis=0), Zt.min(axis=0)
+                top += Yb32[1:, s:e]
+                bottom += Yb32[1:, s:e]
+                edge = (top >= CLIP_HI - 1e-6) | (bottom <= CLIP_LO + 1e-6)
                 r = np.flatnonzero(edge.any(axis=0) & ~clipped[s:e])
                 if len(r):
                     risky.append(s + r)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,7 +18,8 @@ class SearchResult:
 
     ``start``: p, the window is seq[p..p+n-1]; ``matrix``: (3,4) sharp->blur colour matrix
     at p; ``psnr``: its score (dB); ``scores``: {candidate: score}; ``margin``: ``psnr``
-    minus the best score at least 2 positions from p (inf when no candidate is that far).
+    minus the best score at least 2 positions from p (inf when no candidate is that far);
+    ``bounds``: {candidate: upper bound of its score} for candidates a pruned search did not score.
     """
 
     start: int
@@ -26,6 +27,7 @@ class SearchResult:
     psnr: float
     scores: dict[int, float]
     margin: float
+    bounds: dict[int, float] = field(default_factory=dict)
 
 
 def check_search_inputs(

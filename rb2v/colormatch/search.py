@@ -1,8 +1,10 @@
 """Algorithm 1, fast: the same scores as ``reference_search`` without its per-candidate work.
 
-The default call (linear sub-frames, sRGB average, CPU) scores every candidate from
-frame-pair moment matrices (``gram.py``): no synthetic blur is formed and the per-candidate
-cost does not grow with the pixel count. The other settings use sliding sums:
+The default call (linear sub-frames, sRGB average, CPU) scores candidates from frame-pair
+moment matrices (``gram.py``): no synthetic blur is formed and the per-candidate cost does not
+grow with the pixel count. It scores at full size only the candidates that can decide the
+result: the others' scores are proven lower from 8x8 area averages (``prune.py``). The other
+settings use sliding sums:
 
 * Every window's synthetic blur is a sliding sum over one "base" sequence built once per
   run of overlapping candidates: with the linear interpolator the sub-frames are exact
@@ -32,6 +34,7 @@ from .arrays import NumpyArrays, arrays_for
 from .blur import covers_window, dense_frames, frame_weights, srgb_to_linear, steps_per_pair, subframe_weights
 from .gram import gram_scores
 from .matrix import clipped_mask, psnr_from_sse, residual_from_moments, solve_moments
+from .prune import can_prune, pruned_scores
 from .result import SearchResult, best_of, check_search_inputs
 
 
@@ -142,6 +145,20 @@ class _Run:
             yield q
 
 
+def _moments_apply(xp, interp: Interpolator, space: str) -> bool:
+    """Whether a search takes the frame-pair moments path (gram.py): the synthetic blur linear in the frames."""
+    return isinstance(xp, NumpyArrays) and type(interp) is LinearInterpolator and space == "srgb"
+
+
+def moment_scorer(n: int, sub: int, exclude_clipped: bool, span: float | None):
+    """``prune.Scorer`` of the moments path: full size with the search's clipping rule, coarse with every pixel."""
+
+    def score(blur: np.ndarray, seq: np.ndarray, starts: list[int], full: bool):
+        return gram_scores(blur, seq, _runs(starts, n), n, sub, exclude_clipped and full, span)
+
+    return score
+
+
 def _score_runs(
     blur: np.ndarray,
     seq: np.ndarray,
@@ -159,7 +176,7 @@ def _score_runs(
     With ``exclude_clipped`` the pixels are reordered once so that those clipped in the
     blurry frame come first: their moments are then a slice, not a gather per candidate.
     """
-    if isinstance(xp, NumpyArrays) and type(interp) is LinearInterpolator and space == "srgb":
+    if _moments_apply(xp, interp, space):
         return gram_scores(blur, seq, _runs(starts, n), n, sub, exclude_clipped, span)  # the default: see gram.py
     N = blur.shape[0] * blur.shape[1]
     y = blur.reshape(N, 3)
@@ -207,6 +224,7 @@ def search(
     coarse: int = 1,
     refine: int = 3,
     span: float | None = None,
+    prune: bool = True,
 ) -> SearchResult:
     """Algorithm 1: where in ``seq`` the exposure of ``blur`` lies, and its colour matrix.
 
@@ -225,6 +243,11 @@ def search(
     Returns the argmax (the first start on ties); equal, to rounding, to
     ``reference.reference_search`` with the same options.
 
+    ``prune`` (the default; where the synthetic blur is linear in the frames: linear sub-frames, sRGB
+    average, CPU): candidates whose proven upper bound (``prune.py``, from 8x8 area averages) cannot reach
+    the winner or the margin's rivals are not scored; the result is the exhaustive one, ``scores`` holds
+    the scored candidates and ``bounds`` the others' bounds. ``prune=False`` scores every candidate.
+
     ``coarse=k > 1`` is coarse-to-fine: every candidate is scored on k x k area-averaged
     images, then the ``refine`` best and the two strongest at least 2 positions from
     the full-resolution winner are re-scored at full resolution; the argmax and the margin
@@ -233,6 +256,10 @@ def search(
     seq, starts = check_search_inputs(blur, seq, n, sub, space, candidates)
     interp = load_interpolator(interpolator)
     xp = arrays_for(device)
+    if prune and coarse <= 1 and _moments_apply(xp, interp, space) and can_prune(blur.shape, starts):
+        scores, matrices, bounds = pruned_scores(blur, seq, starts, n, moment_scorer(n, sub, exclude_clipped, span))
+        best = best_of(scores, matrices)
+        return SearchResult(best.start, best.matrix, best.psnr, best.scores, best.margin, bounds)
     if coarse <= 1 or len(starts) <= refine + 1:
         scores, matrices = _score_runs(blur, seq, starts, n, sub, interp, space, exclude_clipped, xp, span)
         return best_of(scores, matrices)
