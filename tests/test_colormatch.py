@@ -340,7 +340,7 @@ def test_recovers_a_known_start_and_matrix():
 
 def test_margins_are_small_without_motion_or_texture():
     rng = np.random.default_rng(5)
-    still = np.repeat(panning("astronaut", 64, 1), 14, axis=0)
+    still = np.repeat(panning("astronaut", 64, 1), 20, axis=0)  # 14 candidates: enough to prune
     still = np.clip(still + rng.normal(0, 0.004, still.shape), 0, 1).astype(np.float32)
     flat = np.clip(0.45 + rng.normal(0, 0.004, still.shape), 0, 1).astype(np.float32)
     for seq in (still, flat):
@@ -522,6 +522,8 @@ def test_pruning_scores_few_candidates_where_the_start_stands_out():
     ref = reference_search(take.blur, take.seq)
     res = check_pruned(take.blur, take.seq, ref)
     assert res.start == 13 and len(res.scores) <= 7 and {12, 13, 14} <= set(res.scores)
+    # fewer than prune.MIN_CANDIDATES (the build's 9): every candidate scored, as pruning would not pay
+    assert not search(take.blur, take.seq, candidates=range(9, 18)).bounds
 
 
 def test_pixel_moments_sum_every_pixel_across_chunks():
