@@ -2,9 +2,9 @@
 
 The default call (linear sub-frames, sRGB average, CPU) scores candidates from frame-pair
 moment matrices (``gram.py``): no synthetic blur is formed and the per-candidate cost does not
-grow with the pixel count. It scores at full size only the candidates that can decide the
-result: the others' scores are proven lower from 8x8 area averages (``prune.py``). The other
-settings use sliding sums:
+grow with the pixel count. From 12 candidates on it scores at full size only those that can
+decide the result: the others' scores are proven lower from 8x8 area averages (``prune.py``).
+The other settings use sliding sums:
 
 * Every window's synthetic blur is a sliding sum over one "base" sequence built once per
   run of overlapping candidates: with the linear interpolator the sub-frames are exact
@@ -244,9 +244,10 @@ def search(
     ``reference.reference_search`` with the same options.
 
     ``prune`` (the default; where the synthetic blur is linear in the frames: linear sub-frames, sRGB
-    average, CPU): candidates whose proven upper bound (``prune.py``, from 8x8 area averages) cannot reach
-    the winner or the margin's rivals are not scored; the result is the exhaustive one, ``scores`` holds
-    the scored candidates and ``bounds`` the others' bounds. ``prune=False`` scores every candidate.
+    average, CPU; from ``prune.MIN_CANDIDATES`` candidates on): candidates whose proven upper bound
+    (``prune.py``, from 8x8 area averages) cannot reach the winner or the margin's rivals are not scored;
+    the result is the exhaustive one, ``scores`` holds the scored candidates and ``bounds`` the others'
+    bounds. ``prune=False`` scores every candidate.
 
     ``coarse=k > 1`` is coarse-to-fine: every candidate is scored on k x k area-averaged
     images, then the ``refine`` best and the two strongest at least 2 positions from
