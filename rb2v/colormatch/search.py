@@ -23,6 +23,7 @@ float rounding (measured differences below 1e-5 dB), so the argmax is the same.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 import cv2
@@ -259,8 +260,7 @@ def search(
     xp = arrays_for(device)
     if prune and coarse <= 1 and _moments_apply(xp, interp, space) and can_prune(blur.shape, starts):
         scores, matrices, bounds = pruned_scores(blur, seq, starts, n, moment_scorer(n, sub, exclude_clipped, span))
-        best = best_of(scores, matrices)
-        return SearchResult(best.start, best.matrix, best.psnr, best.scores, best.margin, bounds)
+        return dataclasses.replace(best_of(scores, matrices), bounds=bounds)
     if coarse <= 1 or len(starts) <= refine + 1:
         scores, matrices = _score_runs(blur, seq, starts, n, sub, interp, space, exclude_clipped, xp, span)
         return best_of(scores, matrices)
