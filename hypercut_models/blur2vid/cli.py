@@ -20,6 +20,9 @@ from ..cli import THREADS_HELP, _set_threads
 )
 @click.option("--hypercut", type=click.Path(), default=None, help="HyperCUT checkpoint for R_hyp (--loss hypercut).")
 @click.option("--alpha", type=float, default=None, help="Weight of R_hyp (default 0; the paper's 0.2 measured worse).")
+@click.option(
+    "--flow-weight", type=float, default=None, help="Weight of the flow term on the true frames' flows (default 0.01)."
+)
 @click.option("--size", type=click.Choice(["small", "base"]), default=None, help="Network size (default small).")
 @click.option("--epochs", type=int, default=None, help="Epochs in all (default 30; on --resume, the run's own).")
 @click.option("--crop", type=int, default=None, help="Random square crop side (default 64).")
@@ -31,7 +34,22 @@ from ..cli import THREADS_HELP, _set_threads
 @click.option("--threads", type=int, default=None, help=THREADS_HELP)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 def train_blur2vid(
-    manifest, out, loss, hypercut, alpha, size, epochs, crop, batch_size, lr, seed, workers, device, threads, resume
+    manifest,
+    out,
+    loss,
+    hypercut,
+    alpha,
+    flow_weight,
+    size,
+    epochs,
+    crop,
+    batch_size,
+    lr,
+    seed,
+    workers,
+    device,
+    threads,
+    resume,
 ):
     """Train an image-to-video deblurring model (7 frames from one blurry image)."""
     from rb2v.progress import say
@@ -42,6 +60,7 @@ def train_blur2vid(
         "loss": loss,
         "hypercut": hypercut,
         "alpha": alpha,
+        "flow_weight": flow_weight,
         "size": size,
         "epochs": epochs,
         "crop": crop,

@@ -2,9 +2,11 @@
 
 Item i -> (blur (3, h, w), frames (7, 3, h, w), i), float32 in [0, 1]. With ``ordered=True`` the 7
 frames of a sample labelled "reverse" by ``rb2v order`` come reversed in time (the hypercut loss
-trains on the labelled order). Crops depend only on (seed, epoch, index), like the HyperCUT data,
-so a resumed run sees exactly the crops of an uninterrupted one. There are no flips: a mirrored
-sequence can fall on the other side of the HyperCUT hyperplane than its label says.
+trains on the labelled order). With ``flows=True`` a fourth item follows: the flow targets
+(7, 2, h, w) of those frames, in that order (``flow_targets``). Crops depend only on (seed, epoch,
+index), like the HyperCUT data, so a resumed run sees exactly the crops of an uninterrupted one.
+There are no flips: a mirrored sequence can fall on the other side of the HyperCUT hyperplane than
+its label says.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import torch
 from torch.utils.data import Dataset
 
 from rb2v.errors import Rb2vError
+from rb2v.interpolation.flow import optical_flow
 from rb2v.io.images import read_image
 from rb2v.manifest import ORDER_KEY, read_manifest
 
 from ..data import manifest_dir
 from ..losses import FRAMES_PER_SEQ
+from .losses import MIDDLE
 
 
 def check_ordered(df) -> None:
@@ -39,8 +43,27 @@ def order_record(df) -> dict | None:
     return json.loads(raw) if raw else None
 
 
+def flow_targets(frames: np.ndarray) -> np.ndarray:
+    """(7, h, w, 3) frames in [0, 1] -> (7, 2, h, w) float32: flow_k such that x_k(p) ~ x_3(p + flow_k(p))
+    (DIS from x_k to the middle frame; zero for x_3). The blurry image is x_3's exposure, so sampling
+    it at p + flow_k(p) moves it to where x_k is, which is what the network's warp head does."""
+    out = np.zeros((len(frames), 2, *frames.shape[1:3]), np.float32)
+    for k in range(len(frames)):
+        if k != MIDDLE:
+            out[k] = optical_flow(frames[k], frames[MIDDLE]).transpose(2, 0, 1)
+    return out
+
+
 class BlurSequenceDataset(Dataset):
-    def __init__(self, manifest, split: str | None = "train", crop: int | None = None, seed: int = 0, ordered=False):
+    def __init__(
+        self,
+        manifest,
+        split: str | None = "train",
+        crop: int | None = None,
+        seed: int = 0,
+        ordered=False,
+        flows: bool = False,
+    ):
         df = read_manifest(manifest)
         self.manifest = df.attrs["path"]
         root = manifest_dir(df)
@@ -66,6 +89,7 @@ class BlurSequenceDataset(Dataset):
         if crop is not None and crop > smallest:
             raise Rb2vError(f"crop {crop} is larger than the smallest frame side ({smallest}) of {self.manifest}")
         self.crop, self.seed, self.epoch = crop, seed, 0
+        self.flows = flows
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -91,4 +115,6 @@ class BlurSequenceDataset(Dataset):
             frames = frames[:, y : y + self.crop, x : x + self.crop]
         blur_t = torch.from_numpy(np.ascontiguousarray(blur.transpose(2, 0, 1)))
         frames_t = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+        if self.flows:
+            return blur_t, frames_t, index, torch.from_numpy(flow_targets(frames))
         return blur_t, frames_t, index

@@ -2,8 +2,9 @@
 
 It sees the blurry image only (never a ground-truth frame, unlike the official reimplementation of
 Purohit et al., which feeds the sharp middle frame to the network at test time too). Output frame k
-is ``warp(blur, f_k) + r_k``: the network predicts, per frame, a flow field f_k (2 channels, in
-units of ``FLOW_SCALE`` px) that resamples the blurry image, and an RGB residual r_k. The last conv
+is ``warp(blur, f_k) + r_k``: the network predicts a flow field f_k per frame that resamples the
+blurry image (by default one path per pixel through the exposure, ``MOTIONS``; in units of
+``FLOW_SCALE`` px), and an RGB residual r_k. The last conv
 starts at zero for the residuals and near zero for the flows, so a fresh network is the
 blurry-input floor (every frame = the input) to within a small fraction of a pixel of motion.
 The warp is what makes CPU training work: a frame at the edge of the exposure is mostly the blurry
@@ -15,7 +16,7 @@ sequences, the warp head +2.65 dB after 50 steps (``warp=False`` keeps the resid
 Layout: a 3x3 head conv, then per level ``blocks`` residual blocks and a stride-2 conv to the next
 level's width; the deepest level has ``2 * blocks`` residual blocks; the decoder upsamples
 (bilinear x2 + 3x3 conv), adds the skip connection of its level and runs ``blocks`` residual
-blocks; a 3x3 tail conv gives the 21 residual channels. Fully convolutional: any input size works
+blocks; a 3x3 tail conv gives the flow channels and the 21 residual channels. Fully convolutional: any input size works
 (``forward`` pads to a multiple of the total stride by reflection and crops back).
 """
 
@@ -28,11 +29,18 @@ from torch import nn
 FRAMES = 7
 FLOW_SCALE = 4.0  # the warp head's flow output is in units of 4 px (bigger steps for small weights)
 FLOW_INIT_STD = 1e-3  # initial weights of the flow outputs (see Blur2VidNet.__init__)
+# How the warp head's flows are parametrised: "path" (the default) gives each pixel one path through
+# the exposure, flow_k = t_k * v + t_k^2 * a with t_k = (k - 3) / 3, so every frame's error trains the
+# same 4 numbers; "frames" gives each frame its own flow (14 channels; the networks before #15's
+# path head, whose checkpoints still load). `rb2v bench blur2vid`, hypercut loss, 2026-12-04, same
+# data, seed and budget: border frames x0/x6 of the panning test videos 19.86/19.88 ("frames") ->
+# 20.32/20.27 dB ("path"), the predicted x0 -> x6 motion 2.51 -> 3.72 px of the true ~10.
+MOTIONS = ("path", "frames")
 # name -> constructor arguments. small: ~0.5 M parameters, trains on a CPU in minutes on 64 px crops;
 # base: ~8 M parameters, for GPUs.
 SIZES: dict[str, dict] = {
-    "small": {"widths": (24, 48, 96), "blocks": 1, "warp": True},
-    "base": {"widths": (48, 96, 192, 384), "blocks": 2, "warp": True},
+    "small": {"widths": (24, 48, 96), "blocks": 1, "warp": True, "motion": "path"},
+    "base": {"widths": (48, 96, 192, 384), "blocks": 2, "warp": True, "motion": "path"},
 }
 
 
@@ -52,10 +60,14 @@ class ResBlock(nn.Module):
 class Blur2VidNet(nn.Module):
     """(B, 3, H, W) blurry image in [0, 1] -> (B, 7, 3, H, W) frames (not clamped)."""
 
-    def __init__(self, widths: tuple[int, ...] = (24, 48, 96), blocks: int = 1, warp: bool = False):
+    def __init__(
+        self, widths: tuple[int, ...] = (24, 48, 96), blocks: int = 1, warp: bool = False, motion: str = "frames"
+    ):
         super().__init__()
+        if motion not in MOTIONS:
+            raise ValueError(f"unknown blur2vid motion {motion!r}: {', '.join(MOTIONS)}")
         widths = tuple(int(w) for w in widths)
-        self.widths, self.blocks, self.warp = widths, blocks, bool(warp)
+        self.widths, self.blocks, self.warp, self.motion = widths, blocks, bool(warp), motion
         self.stride = 2 ** (len(widths) - 1)
         self.head = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
         self.enc = nn.ModuleList()
@@ -73,19 +85,22 @@ class Blur2VidNet(nn.Module):
                 nn.Sequential(nn.Conv2d(widths[i], widths[i - 1], 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
             )
             self.dec.append(nn.Sequential(*[ResBlock(widths[i - 1]) for _ in range(blocks)]))
-        self.tail = nn.Conv2d(widths[0], (5 if self.warp else 3) * FRAMES, 3, padding=1)
+        self.flow_channels = (2 * FRAMES if motion == "frames" else 4) if self.warp else 0
+        self.tail = nn.Conv2d(widths[0], self.flow_channels + 3 * FRAMES, 3, padding=1)
         nn.init.zeros_(self.tail.weight)  # start at the floor: every frame = the blurry input
         nn.init.zeros_(self.tail.bias)
         if self.warp:
             # Flows start small but not zero. At exactly zero every frame is the same image, a
             # point where a loss that cannot tell a sequence from its reverse (order-invariant)
             # has no gradient toward moving the first and last frames apart.
-            nn.init.normal_(self.tail.weight[: 2 * FRAMES], std=FLOW_INIT_STD)
+            nn.init.normal_(self.tail.weight[: self.flow_channels], std=FLOW_INIT_STD)
 
     def config(self) -> dict:
-        return {"widths": list(self.widths), "blocks": self.blocks, "warp": self.warp}
+        return {"widths": list(self.widths), "blocks": self.blocks, "warp": self.warp, "motion": self.motion}
 
-    def forward(self, blur: torch.Tensor) -> torch.Tensor:
+    def forward(self, blur: torch.Tensor, with_flow: bool = False):
+        """Frames (B, 7, 3, H, W); with ``with_flow`` also the warp head's flows (B, 7, 2, H, W) in
+        pixels, (x, y): frame k samples the blurry image at x + flow_k(x) (None without a warp head)."""
         h, w = blur.shape[-2:]
         ph, pw = (-h) % self.stride, (-w) % self.stride
         x = blur
@@ -106,10 +121,17 @@ class Blur2VidNet(nn.Module):
         out = self.tail(feat)[..., :h, :w]
         b = blur.shape[0]
         if not self.warp:
-            return blur.unsqueeze(1) + out.reshape(b, FRAMES, 3, h, w)
-        flow = out[:, : 2 * FRAMES].reshape(b * FRAMES, 2, h, w) * FLOW_SCALE
-        residual = out[:, 2 * FRAMES :].reshape(b, FRAMES, 3, h, w)
-        return warp_frames(blur, flow).view(b, FRAMES, 3, h, w) + residual
+            frames = blur.unsqueeze(1) + out.reshape(b, FRAMES, 3, h, w)
+            return (frames, None) if with_flow else frames
+        residual = out[:, self.flow_channels :].reshape(b, FRAMES, 3, h, w)
+        if self.motion == "frames":
+            flow = out[:, : 2 * FRAMES].reshape(b, FRAMES, 2, h, w) * FLOW_SCALE
+        else:  # velocity and acceleration at the middle of the exposure
+            half = FRAMES // 2
+            t = ((torch.arange(FRAMES, device=out.device, dtype=out.dtype) - half) / half).view(1, FRAMES, 1, 1, 1)
+            flow = (t * out[:, None, 0:2] + t * t * out[:, None, 2:4]) * FLOW_SCALE
+        frames = warp_frames(blur, flow.reshape(b * FRAMES, 2, h, w)).view(b, FRAMES, 3, h, w) + residual
+        return (frames, flow) if with_flow else frames
 
 
 def warp_frames(blur: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

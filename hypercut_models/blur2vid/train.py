@@ -34,6 +34,7 @@ from .network import SIZES, make_network
 
 DEFAULT_EPOCHS = 30
 DEFAULT_CROP = 64
+PRE_FLOW_RUN = {"flow_weight": 0.0}  # what runs saved before these settings existed trained with
 
 
 @dataclass
@@ -45,6 +46,8 @@ class Blur2VidSettings:
     # weight of R_hyp; the paper's is 0.2, which cost 0.15-1.75 dB on the border frames in
     # `rb2v bench blur2vid` with a direction-prior HyperCUT (README, #15)
     alpha: float = 0.0
+    # weight of the flow term against the ground truth's flows (losses); 0 trains on frames alone
+    flow_weight: float = 0.01
     size: str = "small"
     epochs: int | None = None  # None: DEFAULT_EPOCHS for a new run, the run's own on resume
     crop: int | None = None  # None: DEFAULT_CROP, or the smallest frame side if smaller
@@ -78,6 +81,10 @@ def hyp_note(row: dict) -> str:
     return f", R_hyp {row['hyp_loss']:.3f}"
 
 
+def flow_note(row: dict) -> str:
+    return f", flow {row['flow_loss']:.3f} px"
+
+
 def _resolve(settings: Blur2VidSettings, resume: bool) -> tuple[Blur2VidSettings, dict | None]:
     out = Path(settings.out)
     last = out / "last.pt"
@@ -88,7 +95,7 @@ def _resolve(settings: Blur2VidSettings, resume: bool) -> tuple[Blur2VidSettings
     if not last.exists():
         raise Rb2vError(f"{last}: nothing to resume (no checkpoint in {out})")
     ckpt = load_checkpoint(last)
-    saved = Blur2VidSettings(**ckpt["settings"])
+    saved = Blur2VidSettings(**{**PRE_FLOW_RUN, **ckpt["settings"]})
     changes = {k: getattr(settings, k) for k in Blur2VidSettings.RUNTIME if getattr(settings, k) is not None}
     return dataclasses.replace(saved, **changes, out=str(out)), ckpt
 
@@ -118,7 +125,10 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
     crop = settings.crop or min(DEFAULT_CROP, smallest)
     if hypercut and crop < MIN_SIDE:
         raise Rb2vError(f"--crop {crop}: R_hyp runs HyperCUT on the crops, which needs sides >= {MIN_SIDE}")
-    dataset = BlurSequenceDataset(settings.manifest, "train", crop=crop, seed=settings.seed, ordered=hypercut)
+    flows = settings.flow_weight > 0
+    dataset = BlurSequenceDataset(
+        settings.manifest, "train", crop=crop, seed=settings.seed, ordered=hypercut, flows=flows
+    )
     workers = default_workers() if settings.workers is None else settings.workers
 
     cl = channels_last_for(device)
@@ -128,7 +138,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
     regularizer = None
     if hypercut:
         regularizer = place(load_regularizer(settings.hypercut), device, cl)
-    criterion = Blur2VidLoss(settings.loss, regularizer, settings.alpha)
+    criterion = Blur2VidLoss(settings.loss, regularizer, settings.alpha, settings.flow_weight)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     start, history = restore_run(ckpt, optimizer, scaler)
@@ -152,7 +162,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
         for epoch in range(start, settings.epochs):
             t0 = time.perf_counter()
             net.train()
-            sums = {"total": 0.0, "recon": 0.0, "hyp": 0.0}
+            sums = {"total": 0.0, "recon": 0.0, "hyp": 0.0, "flow": 0.0}
             seen = 0
             loader = make_loader(
                 dataset,
@@ -163,14 +173,15 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
                 seed=settings.seed,
                 epoch=epoch,
             )
-            for step, (blur, frames, _) in enumerate(iterate(loader), start=epoch * steps_per_epoch):
+            for step, (blur, frames, _, *target_flow) in enumerate(iterate(loader), start=epoch * steps_per_epoch):
                 lr = cosine_lr(settings.lr, step, total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 blur, frames = place(blur, device, cl), frames.to(device, non_blocking=True)
+                target_flow = target_flow[0].to(device, non_blocking=True) if target_flow else None
                 with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
-                    pred = net(blur)
-                    losses = criterion(pred.float(), frames)
+                    pred, flow = net(blur, with_flow=True)
+                    losses = criterion(pred.float(), frames, flow, target_flow)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(losses["total"]).backward()
                 if settings.clip_grad > 0:
@@ -191,6 +202,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
                     "loss": sums["total"] / seen,
                     "recon_loss": sums["recon"] / seen,
                     "hyp_loss": sums["hyp"] / seen,
+                    "flow_loss": sums["flow"] / seen,
                     "lr": lr,
                     "seconds": round(seconds, 3),
                     "sequences_per_s": round(seen / seconds, 3),
@@ -214,7 +226,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
             row = history[-1]
             say(
                 f"epoch {epoch + 1}/{settings.epochs}: loss {row['loss']:.4f} (recon {row['recon_loss']:.4f}"
-                f"{hyp_note(row) if hypercut else ''})  {seconds:.1f}s  "
+                f"{hyp_note(row) if hypercut else ''}{flow_note(row) if flows else ''})  {seconds:.1f}s  "
                 f"ETA {seconds * (settings.epochs - epoch - 1):.0f}s"
             )
     finally:
