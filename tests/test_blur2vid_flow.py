@@ -107,3 +107,15 @@ def test_reverse_label_reverses_the_flow_targets(tmp_path):
         assert float(flows_a[0].abs().mean()) > 0.5  # the samples move
         # x_3 stays the middle frame, so the reversed frames' targets are the stored ones reversed
         assert torch.equal(flows_b, flows_a.flip(0) if label == "reverse" else flows_a), (i, label)
+
+
+def test_a_run_saved_before_the_flow_term_resumes_without_it(tmp_path):
+    from hypercut_models.blur2vid.checkpoint import save_checkpoint
+    from hypercut_models.blur2vid.train import Blur2VidSettings, _resolve
+
+    old = Blur2VidSettings(manifest="m.parquet", out=str(tmp_path), epochs=3).__dict__.copy()
+    del old["flow_weight"]  # what settings.json and last.pt held before it existed
+    save_checkpoint(tmp_path / "last.pt", {"settings": old, "epoch": 1})
+    resumed, _ = _resolve(Blur2VidSettings(manifest="m.parquet", out=str(tmp_path)), resume=True)
+    assert resumed.flow_weight == 0 and resumed.epochs == 3
+    assert Blur2VidSettings(manifest="m.parquet", out="new").flow_weight == 0.01  # a new run has it

@@ -4,9 +4,9 @@ It sees the blurry image only (never a ground-truth frame, unlike the official r
 Purohit et al., which feeds the sharp middle frame to the network at test time too). Output frame k
 is ``warp(blur, f_k) + r_k``: the network predicts a flow field f_k per frame that resamples the
 blurry image (by default one path per pixel through the exposure, ``MOTIONS``; in units of
-``FLOW_SCALE`` px), and an RGB residual r_k. The last conv
-starts at zero for the residuals and near zero for the flows, so a fresh network is the
-blurry-input floor (every frame = the input) to within a small fraction of a pixel of motion.
+``FLOW_SCALE`` px), and an RGB residual r_k. The last conv starts at zero for the residuals and
+near zero for the flows, so a fresh network is the blurry-input floor (every frame = the input) to
+within a small fraction of a pixel of motion.
 The warp is what makes CPU training work: a frame at the edge of the exposure is mostly the blurry
 image *moved* by half the motion, which a flow expresses with one value per region but residuals
 only as a large high-frequency image. Measured on 36 panning sequences (40x40, 2 px/frame, Adam
@@ -16,8 +16,9 @@ sequences, the warp head +2.65 dB after 50 steps (``warp=False`` keeps the resid
 Layout: a 3x3 head conv, then per level ``blocks`` residual blocks and a stride-2 conv to the next
 level's width; the deepest level has ``2 * blocks`` residual blocks; the decoder upsamples
 (bilinear x2 + 3x3 conv), adds the skip connection of its level and runs ``blocks`` residual
-blocks; a 3x3 tail conv gives the flow channels and the 21 residual channels. Fully convolutional: any input size works
-(``forward`` pads to a multiple of the total stride by reflection and crops back).
+blocks; a 3x3 tail conv gives the flow channels and the 21 residual channels. Fully
+convolutional: any input size works (``forward`` pads to a multiple of the total stride by
+reflection and crops back).
 """
 
 from __future__ import annotations
