@@ -11,13 +11,7 @@ from hypercut_models.synthetic import make_dataset
 from rb2v.io.images import bundled_photo
 from rb2v.manifest import ORDER_KEY, read_manifest, write_manifest
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pan(speed: float, size: int = 48) -> np.ndarray:

@@ -35,12 +35,7 @@ def constant_frames(levels) -> np.ndarray:
 TARGET_LEVELS = [40, 60, 80, 100, 120, 140, 160]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_ppsnr_reversed_prediction_scores_like_forward():

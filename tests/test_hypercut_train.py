@@ -30,13 +30,7 @@ PRETRAINED = FIXTURES / "pretrained.pt"
 TINY = dict(crop=40, batch_size=2, workers=0, device="cpu", lr=1e-3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a small shared CI machine oversubscribed threads are several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
