@@ -235,6 +235,7 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     assert "never computed" in error_of([*train_args, "--hypercut", str(PRETRAINED)])
     assert "needs --hypercut" in error_of(train_args)
     assert "nothing to resume" in error_of([*train_args[:4], str(tmp_path / "none"), "--resume"])
+    assert "must be >= 0" in error_of([*train_args[:4], str(tmp_path / "f"), "--flow-weight", "-1"])
 
 
 def test_bench_control_copy(ordered, tmp_path):

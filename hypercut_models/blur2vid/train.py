@@ -108,6 +108,8 @@ def _check(settings: Blur2VidSettings) -> None:
         raise Rb2vError(f"--loss {settings.loss!r}: use one of {', '.join(LOSSES)}")
     if settings.size not in SIZES:
         raise Rb2vError(f"--size {settings.size!r}: use one of {', '.join(SIZES)}")
+    if settings.flow_weight < 0:
+        raise Rb2vError(f"--flow-weight {settings.flow_weight:g}: must be >= 0 (0 trains on the frames alone)")
     if settings.loss == "hypercut" and not settings.hypercut:
         raise Rb2vError("--loss hypercut needs --hypercut CKPT (the HyperCUT checkpoint that ordered the manifest)")
 
