@@ -1,4 +1,4 @@
-"""blur2vid's motion: the path head, the flow targets of the ground truth and the flow term."""
+"""blur2vid's motion: the path head, its global context, the flow targets of the ground truth and the flow term."""
 
 import cv2
 import numpy as np
@@ -104,3 +104,21 @@ def test_a_run_saved_before_the_flow_term_resumes_without_it(tmp_path):
     resumed, _ = _resolve(Blur2VidSettings(manifest="m.parquet", out=str(tmp_path)), resume=True)
     assert resumed.flow_weight == 0 and resumed.epochs == 3
     assert Blur2VidSettings(manifest="m.parquet", out="new").flow_weight == 0.01  # a new run has it
+
+
+def test_global_context_lets_every_pixel_see_the_whole_image():
+    """A pixel's motion depends on the whole picture (a still street's sky moves only if the picture
+    does), not only on the ~70 px the convolutions see; networks saved without it still build."""
+    torch.manual_seed(0)
+    blur = torch.rand(1, 3, 192, 192)
+    far = blur.clone()
+    far[..., :, :64] = 1 - far[..., :, :64]  # the left third changed
+    moved = {}
+    for context in (True, False):
+        net = Blur2VidNet(widths=(24, 48, 96), blocks=1, warp=True, motion="path", context=context).eval()
+        with torch.no_grad():
+            net.tail.weight.normal_(std=0.05)
+            a, b = net(blur, with_flow=True)[1], net(far, with_flow=True)[1]
+        moved[context] = float((a - b)[..., -24:].abs().max())  # 104+ px away, on the right
+    assert moved[True] > 1e-4 and moved[False] == 0.0  # exactly: without it the right never sees the left
+    assert make_network("small").config()["context"] and not Blur2VidNet(warp=True, motion="path").context

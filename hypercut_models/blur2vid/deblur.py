@@ -4,8 +4,9 @@ Each input (PNG/JPEG, any size, or a folder of them) gives ``OUT/<name>/frame001
 frame007.png`` in time order, and with ``video`` an MP4 or GIF of the 7 frames (through the ffmpeg
 chokepoint ``rb2v.ffmpeg``). Images larger than ``tile`` pixels on a side are cut into tiles of
 ``tile`` with ``overlap`` pixels shared between neighbours and blended with linear ramps, so memory
-depends on the tile, not the image. (Each tile picks its time direction from its own content; the
-hypercut-trained model picks it consistently for one motion.)
+depends on the tile, not the image. (Each tile picks its time direction, and takes the network's
+global context, from its own content; the hypercut-trained model picks the direction consistently
+for one motion.)
 """
 
 from __future__ import annotations

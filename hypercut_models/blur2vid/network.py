@@ -14,7 +14,9 @@ only as a large high-frequency image. Measured on 36 panning sequences (40x40, 2
 sequences, the warp head +2.65 dB after 50 steps (``warp=False`` keeps the residual-only head).
 
 Layout: a 3x3 head conv, then per level ``blocks`` residual blocks and a stride-2 conv to the next
-level's width; the deepest level has ``2 * blocks`` residual blocks; the decoder upsamples
+level's width; the deepest level has ``2 * blocks`` residual blocks, then (``context``, the default
+sizes) adds a global context: its features averaged over the whole image, through two 1x1 convs,
+added at every position; the decoder upsamples
 (bilinear x2 + 3x3 conv), adds the skip connection of its level and runs ``blocks`` residual
 blocks; a 3x3 tail conv gives the flow channels and the 21 residual channels. Fully
 convolutional: any input size works (``forward`` pads to a multiple of the total stride by
@@ -37,11 +39,16 @@ FLOW_INIT_STD = 1e-3  # initial weights of the flow outputs (see Blur2VidNet.__i
 # data, seed and budget: border frames x0/x6 of the panning test videos 19.86/19.88 ("frames") ->
 # 20.32/20.27 dB ("path"), the predicted x0 -> x6 motion 2.51 -> 3.72 px of the true ~10.
 MOTIONS = ("path", "frames")
+# The global context lets a pixel whose neighbourhood shows no evidence either way (sky, asphalt, a
+# soft region) take the motion of the picture as a whole: without it the hypercut model gave such
+# regions of a still street the panning videos' motion. `rb2v bench blur2vid`'s data and budget,
+# hypercut loss, seed 0 (2026-12-04): the still street's border frames 31.76 -> 33.57 dB (floor
+# 34.90), the panning videos' 21.09/20.95 -> 21.35/21.28 dB; README, #15.
 # name -> constructor arguments. small: ~0.5 M parameters, trains on a CPU in minutes on 64 px crops;
 # base: ~8 M parameters, for GPUs.
 SIZES: dict[str, dict] = {
-    "small": {"widths": (24, 48, 96), "blocks": 1, "warp": True, "motion": "path"},
-    "base": {"widths": (48, 96, 192, 384), "blocks": 2, "warp": True, "motion": "path"},
+    "small": {"widths": (24, 48, 96), "blocks": 1, "warp": True, "motion": "path", "context": True},
+    "base": {"widths": (48, 96, 192, 384), "blocks": 2, "warp": True, "motion": "path", "context": True},
 }
 
 
@@ -62,13 +69,19 @@ class Blur2VidNet(nn.Module):
     """(B, 3, H, W) blurry image in [0, 1] -> (B, 7, 3, H, W) frames (not clamped)."""
 
     def __init__(
-        self, widths: tuple[int, ...] = (24, 48, 96), blocks: int = 1, warp: bool = False, motion: str = "frames"
+        self,
+        widths: tuple[int, ...] = (24, 48, 96),
+        blocks: int = 1,
+        warp: bool = False,
+        motion: str = "frames",
+        context: bool = False,
     ):
         super().__init__()
         if motion not in MOTIONS:
             raise ValueError(f"unknown blur2vid motion {motion!r}: {', '.join(MOTIONS)}")
         widths = tuple(int(w) for w in widths)
         self.widths, self.blocks, self.warp, self.motion = widths, blocks, bool(warp), motion
+        self.context = bool(context)
         self.stride = 2 ** (len(widths) - 1)
         self.head = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
         self.enc = nn.ModuleList()
@@ -79,6 +92,12 @@ class Blur2VidNet(nn.Module):
                 nn.Sequential(nn.Conv2d(w, widths[i + 1], 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True))
             )
         self.middle = nn.Sequential(*[ResBlock(widths[-1]) for _ in range(2 * blocks)])
+        if self.context:
+            self.global_context = nn.Sequential(
+                nn.Conv2d(widths[-1], widths[-1], 1),
+                nn.LeakyReLU(0.1, inplace=True),
+                nn.Conv2d(widths[-1], widths[-1], 1),
+            )
         self.up = nn.ModuleList()
         self.dec = nn.ModuleList()
         for i in range(len(widths) - 1, 0, -1):
@@ -97,7 +116,13 @@ class Blur2VidNet(nn.Module):
             nn.init.normal_(self.tail.weight[: self.flow_channels], std=FLOW_INIT_STD)
 
     def config(self) -> dict:
-        return {"widths": list(self.widths), "blocks": self.blocks, "warp": self.warp, "motion": self.motion}
+        return {
+            "widths": list(self.widths),
+            "blocks": self.blocks,
+            "warp": self.warp,
+            "motion": self.motion,
+            "context": self.context,
+        }
 
     def forward(self, blur: torch.Tensor, with_flow: bool = False):
         """Frames (B, 7, 3, H, W); with ``with_flow`` also the warp head's flows (B, 7, 2, H, W) in
@@ -115,6 +140,8 @@ class Blur2VidNet(nn.Module):
             skips.append(feat)
             feat = down(feat)
         feat = self.middle(feat)
+        if self.context:
+            feat = feat + self.global_context(feat.mean(dim=(2, 3), keepdim=True))
         for up, dec in zip(self.up, self.dec):
             skip = skips.pop()
             feat = up(F.interpolate(feat, size=skip.shape[-2:], mode="bilinear", align_corners=False))
