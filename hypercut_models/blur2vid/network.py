@@ -44,8 +44,8 @@ MOTIONS = ("path", "frames")
 # regions of a still street the panning videos' motion. `rb2v bench blur2vid`'s data and budget,
 # hypercut loss, seed 0 (2026-12-04): the still street's border frames 31.76 -> 33.57 dB (floor
 # 34.90), the panning videos' 21.09/20.95 -> 21.35/21.28 dB; README, #15.
-# name -> constructor arguments. small: ~0.5 M parameters, trains on a CPU in minutes on 64 px crops;
-# base: ~8 M parameters, for GPUs.
+# name -> constructor arguments. small: 0.56 M parameters, trains on a CPU in minutes on 64 px crops;
+# base: 16.2 M parameters, for GPUs.
 SIZES: dict[str, dict] = {
     "small": {"widths": (24, 48, 96), "blocks": 1, "warp": True, "motion": "path", "context": True},
     "base": {"widths": (48, 96, 192, 384), "blocks": 2, "warp": True, "motion": "path", "context": True},
