@@ -1,10 +1,10 @@
 """blur2vid checkpoints: one ``torch.save`` dict tagged ``format = "rb2v.blur2vid/1"``.
 
 Keys: ``format``, ``model`` (network state), ``net`` (constructor arguments: widths, blocks, warp,
-motion; a file without ``motion`` holds a flow per frame), ``size``, ``optimizer``, ``scaler``,
-``epoch``, ``settings``, ``rng``, ``history``. Plain containers and tensors only, so files load
-with ``weights_only=True``; another model's file (a HyperCUT checkpoint, a bare state dict) is
-refused with a one-line error.
+motion, context; a file without ``motion`` holds a flow per frame, one without ``context`` no global
+context), ``size``, ``optimizer``, ``scaler``, ``epoch``, ``settings``, ``rng``, ``history``. Plain
+containers and tensors only, so files load with ``weights_only=True``; another model's file (a
+HyperCUT checkpoint, a bare state dict) is refused with a one-line error.
 """
 
 from __future__ import annotations
