@@ -25,6 +25,7 @@ from rb2v.progress import progress, say
 from .checkpoint import load_network
 from .evaluate import predict
 from .network import FRAMES, Blur2VidNet
+from .train import place
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
@@ -120,7 +121,7 @@ def deblur(
     """Deblur every input; return the output folders. Unreadable images are reported one line each."""
     dev = resolve_device(device)
     net, _ = load_network(checkpoint)
-    net = net.to(dev).eval()
+    net = place(net, dev).eval()
     files = list_inputs(inputs)
     out = Path(out)
     done, failed = [], []

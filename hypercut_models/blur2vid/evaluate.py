@@ -21,15 +21,14 @@ from ..metrics import ordering_metrics
 from .checkpoint import load_network
 from .data import BlurSequenceDataset
 from .network import Blur2VidNet
-from .train import channels_last_for, place
+from .train import place
 
 
 @torch.no_grad()
 def predict(net: Blur2VidNet, blur: torch.Tensor, device: torch.device) -> torch.Tensor:
     """(B, 3, H, W) blurry images in [0, 1] -> (B, 7, 3, H, W) float32 frames on the CPU, clamped to [0, 1]."""
-    cl = channels_last_for(device)
     with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-        pred = net(place(blur, device, cl))
+        pred = net(place(blur, device))
     return pred.float().clamp_(0, 1).cpu()
 
 
@@ -51,11 +50,11 @@ def evaluate(
     dev = resolve_device(device)
     if net is None:
         net, _ = load_network(checkpoint)
-    net = place(net, dev, channels_last_for(dev)).eval()
+    net = place(net, dev).eval()
     hc = None
     if hypercut is not None:
         hc_net, plane, _ = load_hypercut(hypercut)
-        hc = (place(hc_net, dev, channels_last_for(dev)).eval(), plane.to(dev))
+        hc = (place(hc_net, dev, channels_last=dev.type == "cuda").eval(), plane.to(dev))
     dataset = BlurSequenceDataset(manifest, split)
     if not dataset.uniform_size():
         batch_size = 1
