@@ -249,7 +249,7 @@ def fmt_row(name: str, values, extra: str = "") -> str:
     help="HyperCUT checkpoint (default: the bundled direction-prior one).",
 )
 @click.option(
-    "--epochs", default=16, show_default=True, help="Training epochs per blur2vid model (the budget: 9-15 min each)."
+    "--epochs", default=20, show_default=True, help="Training epochs per blur2vid model (the budget: 9-15 min each)."
 )
 @click.option("--takes", default=4, show_default=True, help="Videos per source image (made videos only).")
 @click.option(
