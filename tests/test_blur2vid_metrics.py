@@ -250,5 +250,5 @@ def test_device_placement_rule_on_cpu():
     torch.testing.assert_close(placed(x), plain, rtol=1e-4, atol=1e-5)  # the same numbers
     frames = place(torch.rand(2, 7, 3, 4, 4), cpu)  # 5-D: only moved
     assert frames.is_contiguous()
-    hypercut_input = place(blur, cpu, channels_last=False)  # the HyperCUT network's, on the CPU
-    assert hypercut_input.is_contiguous()
+    hypercut_input = place(x, cpu, channels_last=False)  # the HyperCUT network's rule on the CPU
+    assert hypercut_input.is_contiguous() and not hypercut_input.is_contiguous(memory_format=torch.channels_last)
