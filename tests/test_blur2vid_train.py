@@ -40,7 +40,9 @@ TINY = dict(crop=36, batch_size=2, workers=0, device="cpu", lr=1e-3)
 
 
 def test_exact_resume(ordered, tmp_path, monkeypatch):
-    common = dict(manifest=str(ordered), loss="hypercut", hypercut=str(PRETRAINED), alpha=0.2, epochs=2, **TINY)
+    common = dict(
+        manifest=str(ordered), loss="hypercut", hypercut=str(PRETRAINED), alpha=0.2, alpha_from=2, epochs=2, **TINY
+    )
     full = train(Blur2VidSettings(out=str(tmp_path / "full"), **common))
 
     import hypercut_models.blur2vid.train as train_module
@@ -63,7 +65,8 @@ def test_exact_resume(ordered, tmp_path, monkeypatch):
     a, b = load_checkpoint(full), load_checkpoint(resumed)
     assert b["epoch"] == 2 and b["settings"]["loss"] == "hypercut"
     assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
-    assert all(r["hyp_loss"] > 0 for r in b["history"])  # R_hyp was part of the loss
+    # R_hyp (and its HyperCUT pass) only from epoch alpha_from = 2, also across the resume
+    assert [r["hyp_loss"] > 0 for r in b["history"]] == [False, True]
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert not torch.equal(a["model"]["tail.weight"], torch.zeros_like(a["model"]["tail.weight"]))  # it trained

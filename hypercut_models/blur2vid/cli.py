@@ -20,6 +20,7 @@ from ..cli import THREADS_HELP, _set_threads
 )
 @click.option("--hypercut", type=click.Path(), default=None, help="HyperCUT checkpoint for R_hyp (--loss hypercut).")
 @click.option("--alpha", type=float, default=None, help="Weight of R_hyp (default 0; the paper's 0.2 measured worse).")
+@click.option("--alpha-from", type=int, default=None, help="First epoch (1-based) with R_hyp (default 1).")
 @click.option(
     "--flow-weight", type=float, default=None, help="Weight of the flow term on the true frames' flows (default 0.01)."
 )
@@ -39,6 +40,7 @@ def train_blur2vid(
     loss,
     hypercut,
     alpha,
+    alpha_from,
     flow_weight,
     size,
     epochs,
@@ -60,6 +62,7 @@ def train_blur2vid(
         "loss": loss,
         "hypercut": hypercut,
         "alpha": alpha,
+        "alpha_from": alpha_from,
         "flow_weight": flow_weight,
         "size": size,
         "epochs": epochs,

@@ -79,13 +79,15 @@ class Blur2VidLoss(nn.Module):
         target: torch.Tensor,
         pred_flow: torch.Tensor | None = None,
         target_flow: torch.Tensor | None = None,
+        regularize: bool = True,
     ) -> dict[str, torch.Tensor]:
-        """-> {"total", "recon", "hyp", "flow"}; the flow term needs both flows (B, 7, 2, H, W)."""
+        """-> {"total", "recon", "hyp", "flow"}; the flow term needs both flows (B, 7, 2, H, W).
+        ``regularize=False`` leaves R_hyp out (and its HyperCUT pass: the epochs before ``alpha_from``)."""
         term = order_invariant_loss if self.kind == "order-invariant" else naive_loss
         recon = term(pred, target)
         zero = torch.zeros((), device=pred.device)
         hyp, flow = zero, zero
-        if self.regularizer is not None and self.alpha > 0:
+        if regularize and self.regularizer is not None and self.alpha > 0:
             hyp = self.regularizer(pred.float())
         if self.flow_weight > 0 and pred_flow is not None and target_flow is not None:
             flow = term(pred_flow.float(), target_flow)

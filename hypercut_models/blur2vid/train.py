@@ -47,6 +47,7 @@ class Blur2VidSettings:
     # weight of R_hyp; the paper's is 0.2, which cost 0.15-1.86 dB on the border frames in
     # `rb2v bench blur2vid` with a direction-prior HyperCUT (README, #15)
     alpha: float = 0.0
+    alpha_from: int = 1  # the first epoch (1-based) trained with R_hyp; the ones before train without it
     # weight of the flow term against the ground truth's flows (losses); 0 trains on frames alone.
     # `rb2v bench blur2vid`'s data, seed and budget, hypercut loss, path head (2026-12-04): border
     # frames x0/x6 of the panning test videos 20.32/20.27 dB without it, 21.11/21.19 dB at 0.01 (the
@@ -110,6 +111,8 @@ def _check(settings: Blur2VidSettings) -> None:
         raise Rb2vError(f"--size {settings.size!r}: use one of {', '.join(SIZES)}")
     if settings.flow_weight < 0:
         raise Rb2vError(f"--flow-weight {settings.flow_weight:g}: must be >= 0 (0 trains on the frames alone)")
+    if settings.alpha_from < 1:
+        raise Rb2vError(f"--alpha-from {settings.alpha_from}: the first epoch is 1")
     if settings.loss == "hypercut" and not settings.hypercut:
         raise Rb2vError("--loss hypercut needs --hypercut CKPT (the HyperCUT checkpoint that ordered the manifest)")
 
@@ -168,6 +171,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
             net.train()
             sums = {"total": 0.0, "recon": 0.0, "hyp": 0.0, "flow": 0.0}
             seen = 0
+            regularize = epoch + 1 >= settings.alpha_from
             loader = make_loader(
                 dataset,
                 batch_size=settings.batch_size,
@@ -185,7 +189,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
                 target_flow = target_flow[0].to(device, non_blocking=True) if target_flow else None
                 with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
                     pred, flow = net(blur, with_flow=True)
-                    losses = criterion(pred.float(), frames, flow, target_flow)
+                    losses = criterion(pred.float(), frames, flow, target_flow, regularize=regularize)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(losses["total"]).backward()
                 if settings.clip_grad > 0:
