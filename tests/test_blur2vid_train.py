@@ -240,6 +240,9 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     assert "needs --hypercut" in error_of(train_args)
     assert "nothing to resume" in error_of([*train_args[:4], str(tmp_path / "none"), "--resume"])
     assert "must be >= 0" in error_of([*train_args[:4], str(tmp_path / "f"), "--flow-weight", "-1"])
+    assert "the first epoch is 1" in error_of([*train_args[:4], str(tmp_path / "a"), "--alpha-from", "0"])
+    never = [*train_args, "--hypercut", str(PRETRAINED), "--alpha", "0.2", "--alpha-from", "3", "--epochs", "2"]
+    assert "R_hyp would never be used" in error_of(never)
 
 
 def test_bench_control_copy(ordered, tmp_path):

@@ -113,6 +113,8 @@ def _check(settings: Blur2VidSettings) -> None:
         raise Rb2vError(f"--flow-weight {settings.flow_weight:g}: must be >= 0 (0 trains on the frames alone)")
     if settings.alpha_from < 1:
         raise Rb2vError(f"--alpha-from {settings.alpha_from}: the first epoch is 1")
+    if settings.loss == "hypercut" and settings.alpha > 0 and settings.alpha_from > settings.epochs:
+        raise Rb2vError(f"--alpha-from {settings.alpha_from} > --epochs {settings.epochs}: R_hyp would never be used")
     if settings.loss == "hypercut" and not settings.hypercut:
         raise Rb2vError("--loss hypercut needs --hypercut CKPT (the HyperCUT checkpoint that ordered the manifest)")
 
