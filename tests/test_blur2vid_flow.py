@@ -99,11 +99,12 @@ def test_a_run_saved_before_the_flow_term_resumes_without_it(tmp_path):
     from hypercut_models.blur2vid.train import Blur2VidSettings, _resolve
 
     old = Blur2VidSettings(manifest="m.parquet", out=str(tmp_path), epochs=3).__dict__.copy()
-    del old["flow_weight"]  # what settings.json and last.pt held before it existed
+    del old["flow_weight"], old["precision"]  # what settings.json and last.pt held before they existed
     save_checkpoint(tmp_path / "last.pt", {"settings": old, "epoch": 1})
     resumed, _ = _resolve(Blur2VidSettings(manifest="m.parquet", out=str(tmp_path)), resume=True)
-    assert resumed.flow_weight == 0 and resumed.epochs == 3
-    assert Blur2VidSettings(manifest="m.parquet", out="new").flow_weight == 0.01  # a new run has it
+    assert resumed.flow_weight == 0 and resumed.precision == "float32" and resumed.epochs == 3
+    new = Blur2VidSettings(manifest="m.parquet", out="new")  # a new run has both
+    assert new.flow_weight == 0.01 and new.precision == "auto"
 
 
 def test_global_context_lets_every_pixel_see_the_whole_image():

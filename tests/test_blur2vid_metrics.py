@@ -252,3 +252,11 @@ def test_device_placement_rule_on_cpu():
     assert frames.is_contiguous()
     hypercut_input = place(x, cpu, channels_last=False)  # the HyperCUT network's rule on the CPU
     assert hypercut_input.is_contiguous() and not hypercut_input.is_contiguous(memory_format=torch.channels_last)
+    # mixed precision of a training step: bfloat16 only where the CPU computes it natively
+    from rb2v.device import native_cpu_bfloat16, training_autocast
+
+    assert training_autocast(cpu) == (torch.bfloat16 if native_cpu_bfloat16() else None)
+    assert training_autocast(cpu, "float32") is None
+    assert training_autocast(torch.device("cuda"), "auto") is torch.float16  # decided without a GPU
+    with pytest.raises(Rb2vError, match="training precision"):
+        training_autocast(cpu, "float16")

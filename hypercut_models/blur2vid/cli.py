@@ -30,6 +30,12 @@ from ..cli import THREADS_HELP, _set_threads
 @click.option("--batch-size", type=int, default=None, help="Samples per step (default 8).")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (default 5e-4, cosine decay).")
 @click.option("--seed", type=int, default=None, help="Seed of the weights, shuffling and crops (default 0).")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32"]),
+    default=None,
+    help="auto (default): float16 autocast on CUDA, bfloat16 on a CPU that computes it natively; float32: neither.",
+)
 @click.option("--workers", type=int, default=None, help="Data loader processes (default 0).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--threads", type=int, default=None, help=THREADS_HELP)
@@ -48,6 +54,7 @@ def train_blur2vid(
     batch_size,
     lr,
     seed,
+    precision,
     workers,
     device,
     threads,
@@ -70,6 +77,7 @@ def train_blur2vid(
         "batch_size": batch_size,
         "lr": lr,
         "seed": seed,
+        "precision": precision,
         "workers": workers,
     }
     if resume:

@@ -5,8 +5,9 @@ per epoch), TensorBoard events when ``tensorboard`` is installed, and ``last.pt`
 atomically after every epoch. ``resume=True`` continues from ``last.pt`` with the run's own
 settings (only ``epochs``, ``workers``, ``device``, ``threads`` may change), restoring the optimiser,
 the scaler and every random generator, so it computes exactly what an uninterrupted run would.
-Channels-last tensors on every device (``place``); on CUDA also float16 autocast with a gradient
-scaler and pinned memory.
+Channels-last tensors on every device (``place``). Mixed precision (``rb2v.device.training_autocast``):
+float16 autocast with a gradient scaler and pinned memory on CUDA, bfloat16 autocast on a CPU that
+computes it natively; ``precision="float32"`` turns both off.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from rb2v.device import resolve_device
+from rb2v.device import resolve_device, training_autocast
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import write_json_atomic
 from rb2v.manifest import read_manifest
@@ -35,7 +36,8 @@ from .network import SIZES, make_network
 
 DEFAULT_EPOCHS = 30
 DEFAULT_CROP = 64
-PRE_FLOW_RUN = {"flow_weight": 0.0}  # what runs saved before these settings existed trained with
+# what runs saved before these settings existed trained with
+OLD_RUN_SETTINGS = {"flow_weight": 0.0, "precision": "float32"}
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Blur2VidSettings:
     batch_size: int = 8
     lr: float = 5e-4
     clip_grad: float = 1.0  # gradient norm cap (0: none)
+    precision: str = "auto"  # auto (float16 on CUDA, bfloat16 on a CPU with it natively) | float32
     seed: int = 0
     workers: int | None = 0  # data loader processes (None: up to 4)
     device: str = "auto"
@@ -72,7 +75,7 @@ def place(x, device: torch.device, channels_last: bool = True):
     rule). The blur2vid network runs channels-last on every device: on CUDA for the tensor cores,
     and on the CPU because oneDNN's convolutions are faster that way with the same numbers. One
     training step of the small network (batch 8, 64x64, one thread, 2026-12-04): 300 -> 225 ms;
-    inference 1.2-1.4x faster (a 512x512 image 0.89 -> 0.65 s). float16 autocast stays CUDA-only."""
+    inference 1.2-1.4x faster (a 512x512 image 0.89 -> 0.65 s)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if isinstance(x, torch.nn.Module):
         return x.to(device, memory_format=fmt)
@@ -99,7 +102,7 @@ def _resolve(settings: Blur2VidSettings, resume: bool) -> tuple[Blur2VidSettings
     if not last.exists():
         raise Rb2vError(f"{last}: nothing to resume (no checkpoint in {out})")
     ckpt = load_checkpoint(last)
-    saved = Blur2VidSettings(**{**PRE_FLOW_RUN, **ckpt["settings"]})
+    saved = Blur2VidSettings(**{**OLD_RUN_SETTINGS, **ckpt["settings"]})
     changes = {k: getattr(settings, k) for k in Blur2VidSettings.RUNTIME if getattr(settings, k) is not None}
     return dataclasses.replace(saved, **changes, out=str(out)), ckpt
 
@@ -142,6 +145,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
     workers = default_workers() if settings.workers is None else settings.workers
 
     cuda = device.type == "cuda"
+    autocast = training_autocast(device, settings.precision)
     net = build_network(ckpt) if ckpt is not None else make_network(settings.size)
     net = place(net, device)
     regularizer = None
@@ -149,7 +153,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
         regularizer = place(load_regularizer(settings.hypercut), device, channels_last=cuda)
     criterion = Blur2VidLoss(settings.loss, regularizer, settings.alpha, settings.flow_weight)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast is torch.float16)
     start, history = restore_run(ckpt, optimizer, scaler)
     if ckpt is not None and start >= settings.epochs:
         say(f"{out}: already trained for {start} epoch(s) (>= --epochs {settings.epochs}); nothing to do")
@@ -189,7 +193,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
                     group["lr"] = lr
                 blur, frames = place(blur, device), frames.to(device, non_blocking=True)
                 target_flow = target_flow[0].to(device, non_blocking=True) if target_flow else None
-                with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                     pred, flow = net(blur, with_flow=True)
                     losses = criterion(pred.float(), frames, flow, target_flow, regularize=regularize)
                 optimizer.zero_grad(set_to_none=True)
@@ -225,7 +229,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
                     "net": net.config(),
                     "size": settings.size,
                     "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict() if cuda else None,
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                     "epoch": epoch + 1,
                     "settings": dataclasses.asdict(settings),
                     "rng": rng_state(),
