@@ -46,7 +46,7 @@ class Blur2VidSettings:
     out: str
     loss: str = "naive"  # naive | order-invariant | hypercut
     hypercut: str | None = None  # HyperCUT checkpoint for R_hyp (--loss hypercut)
-    # weight of R_hyp; the paper's is 0.2, which cost 0.15-1.86 dB on the border frames in
+    # weight of R_hyp; the paper's is 0.2, which cost 0.15-2.86 dB on the border frames in
     # `rb2v bench blur2vid` with a direction-prior HyperCUT (README, #15)
     alpha: float = 0.0
     alpha_from: int = 1  # the first epoch (1-based) trained with R_hyp; the ones before train without it
