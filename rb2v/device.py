@@ -32,8 +32,9 @@ def resolve_device(device: str | None = "auto"):
     raise Rb2vError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
 
 
-# what a training step may run at: "auto" (training_autocast) or float32 throughout
-TRAINING_PRECISIONS = ("auto", "float32")
+# what a training step may run at (training_autocast): "auto", "cuda-only" (mixed precision on CUDA
+# alone, the rule before "auto" existed) or "float32" throughout
+TRAINING_PRECISIONS = ("auto", "cuda-only", "float32")
 
 
 def native_cpu_bfloat16() -> bool:
@@ -49,9 +50,10 @@ def training_autocast(device, precision: str = "auto"):
     """The autocast dtype of a training step on ``device``, or None for float32 throughout.
 
     "auto": float16 on CUDA (with a gradient scaler), bfloat16 on a CPU that computes it natively,
-    float32 elsewhere. Measured on this project's 2-core AVX512-BF16 machine (2026-12-05, blur2vid,
-    one thread): a training step 216 -> 130 ms, 394 -> 217 ms with R_hyp; `rb2v bench blur2vid`'s
-    hypercut model in 560 instead of 837 s, 25.73/25.69 against 25.58/25.50 dB on the border frames.
+    float32 elsewhere; "cuda-only": float16 on CUDA, float32 on every CPU; "float32": neither.
+    Measured on this project's 2-core AVX512-BF16 machine (2026-12-05, blur2vid, one thread): a
+    training step 216 -> 130 ms, 394 -> 217 ms with R_hyp; `rb2v bench blur2vid`'s hypercut model in
+    560 instead of 837 s, 25.73/25.69 against 25.58/25.50 dB on the border frames.
     """
     import torch
 
@@ -61,7 +63,7 @@ def training_autocast(device, precision: str = "auto"):
         return None
     if device.type == "cuda":
         return torch.float16
-    if device.type == "cpu" and native_cpu_bfloat16():
+    if device.type == "cpu" and precision == "auto" and native_cpu_bfloat16():
         return torch.bfloat16
     return None
 

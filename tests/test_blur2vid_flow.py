@@ -102,7 +102,7 @@ def test_a_run_saved_before_the_flow_term_resumes_without_it(tmp_path):
     del old["flow_weight"], old["precision"]  # what settings.json and last.pt held before they existed
     save_checkpoint(tmp_path / "last.pt", {"settings": old, "epoch": 1})
     resumed, _ = _resolve(Blur2VidSettings(manifest="m.parquet", out=str(tmp_path)), resume=True)
-    assert resumed.flow_weight == 0 and resumed.precision == "float32" and resumed.epochs == 3
+    assert resumed.flow_weight == 0 and resumed.precision == "cuda-only" and resumed.epochs == 3
     new = Blur2VidSettings(manifest="m.parquet", out="new")  # a new run has both
     assert new.flow_weight == 0.01 and new.precision == "auto"
 

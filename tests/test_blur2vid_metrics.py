@@ -256,7 +256,8 @@ def test_device_placement_rule_on_cpu():
     from rb2v.device import native_cpu_bfloat16, training_autocast
 
     assert training_autocast(cpu) == (torch.bfloat16 if native_cpu_bfloat16() else None)
-    assert training_autocast(cpu, "float32") is None
+    assert training_autocast(cpu, "float32") is None and training_autocast(cpu, "cuda-only") is None
+    assert training_autocast(torch.device("cuda"), "cuda-only") is torch.float16  # runs saved before "auto"
     assert training_autocast(torch.device("cuda"), "auto") is torch.float16  # decided without a GPU
     with pytest.raises(Rb2vError, match="training precision"):
         training_autocast(cpu, "float16")

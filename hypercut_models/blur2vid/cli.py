@@ -32,9 +32,10 @@ from ..cli import THREADS_HELP, _set_threads
 @click.option("--seed", type=int, default=None, help="Seed of the weights, shuffling and crops (default 0).")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "float32"]),
+    type=click.Choice(["auto", "cuda-only", "float32"]),
     default=None,
-    help="auto (default): float16 autocast on CUDA, bfloat16 on a CPU that computes it natively; float32: neither.",
+    help="auto (default): float16 autocast on CUDA, bfloat16 on a CPU that computes it natively; "
+    "cuda-only: float16 on CUDA, float32 on the CPU; float32: neither.",
 )
 @click.option("--workers", type=int, default=None, help="Data loader processes (default 0).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")

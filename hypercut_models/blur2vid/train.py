@@ -7,7 +7,8 @@ settings (only ``epochs``, ``workers``, ``device``, ``threads`` may change), res
 the scaler and every random generator, so it computes exactly what an uninterrupted run would.
 Channels-last tensors on every device (``place``). Mixed precision (``rb2v.device.training_autocast``):
 float16 autocast with a gradient scaler and pinned memory on CUDA, bfloat16 autocast on a CPU that
-computes it natively; ``precision="float32"`` turns both off.
+computes it natively; ``precision="cuda-only"`` keeps the CPU in float32 (runs saved before the
+setting resume so), ``"float32"`` turns both off.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .network import SIZES, make_network
 DEFAULT_EPOCHS = 30
 DEFAULT_CROP = 64
 # what runs saved before these settings existed trained with
-OLD_RUN_SETTINGS = {"flow_weight": 0.0, "precision": "float32"}
+OLD_RUN_SETTINGS = {"flow_weight": 0.0, "precision": "cuda-only"}
 
 
 @dataclass
@@ -61,7 +62,8 @@ class Blur2VidSettings:
     batch_size: int = 8
     lr: float = 5e-4
     clip_grad: float = 1.0  # gradient norm cap (0: none)
-    precision: str = "auto"  # auto (float16 on CUDA, bfloat16 on a CPU with it natively) | float32
+    # auto (float16 on CUDA, bfloat16 on a CPU with it natively) | cuda-only | float32
+    precision: str = "auto"
     seed: int = 0
     workers: int | None = 0  # data loader processes (None: up to 4)
     device: str = "auto"
