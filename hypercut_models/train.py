@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rb2v.device import resolve_device
+from rb2v.device import resolve_device, training_autocast
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import write_json_atomic, write_text_atomic
 from rb2v.progress import progress, say
@@ -198,7 +198,9 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
     net = net.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
     plane = plane.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    # mixed precision on CUDA only: bfloat16 on the CPU is not measured for this network (blur2vid's is)
+    autocast = training_autocast(device, "cuda-only")
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast is torch.float16)
     criterion = HyperCUTLoss(settings.same_weight, settings.direction_weight)
     start, history = restore_run(ckpt, optimizer, scaler)
     if ckpt is not None and start >= settings.epochs:
@@ -245,7 +247,7 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
                 # the prior's shifts from the CPU batch, by the phase correlation the checks use
                 shift = classical_side(frames).to(device) if settings.direction_weight > 0 else None
                 frames = frames.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                     forward, reverse = pair_scores(net, plane, frames, channels_last=cuda)
                 escape = max(0.0, 1.0 - step / settings.warmup) if settings.warmup > 0 else 0.0
                 losses = criterion(forward.float(), reverse.float(), escape_weight=escape, shift=shift)
@@ -289,7 +291,7 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
                     "hyperplane": hyperplane_state(plane),
                     "net": net_args,
                     "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict() if cuda else None,
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                     "epoch": epoch + 1,
                     "settings": dataclasses.asdict(settings),
                     "rng": rng_state(),

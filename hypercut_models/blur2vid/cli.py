@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rb2v.device import TRAINING_PRECISIONS
 from rb2v.fsutil import write_json_atomic
 
 from ..cli import THREADS_HELP, _set_threads
@@ -32,7 +33,7 @@ from ..cli import THREADS_HELP, _set_threads
 @click.option("--seed", type=int, default=None, help="Seed of the weights, shuffling and crops (default 0).")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "cuda-only", "float32"]),
+    type=click.Choice(TRAINING_PRECISIONS),
     default=None,
     help="auto (default): float16 autocast on CUDA, bfloat16 on a CPU that computes it natively; "
     "cuda-only: float16 on CUDA, float32 on the CPU; float32: neither.",
