@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from rb2v.device import TRAINING_PRECISIONS
 from rb2v.fsutil import write_json_atomic
 from rb2v.progress import say
 
@@ -14,6 +15,17 @@ THREADS_HELP = (
     "CPU threads for torch (default: torch's own). On a machine shared with other jobs, "
     "1 can be several times faster than oversubscribed threads."
 )
+
+
+def precision_option(default: str):
+    """``--precision`` of a trainer whose own default is ``default`` (the rule: ``rb2v.device.training_autocast``)."""
+    return click.option(
+        "--precision",
+        type=click.Choice(TRAINING_PRECISIONS),
+        default=None,
+        help=f"Mixed precision (default {default}). auto: float16 autocast on CUDA, bfloat16 on a CPU that "
+        "computes it natively; cuda-only: float16 on CUDA, float32 on the CPU; float32: neither.",
+    )
 
 
 def _set_threads(threads: int | None) -> None:
@@ -63,6 +75,7 @@ def _set_threads(threads: int | None) -> None:
 @click.option(
     "--seed", type=int, default=None, help="Seed of the hyperplane, weights, shuffling and crops (default 0)."
 )
+@precision_option("cuda-only")
 @click.option("--workers", type=int, default=None, help="Data loader processes (default up to 4).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--threads", type=int, default=None, help=THREADS_HELP)
@@ -84,6 +97,7 @@ def train_hypercut(
     clip_grad,
     no_flips,
     seed,
+    precision,
     workers,
     device,
     threads,
@@ -109,6 +123,7 @@ def train_hypercut(
         "direction_weight": direction_weight,
         "clip_grad": clip_grad,
         "seed": seed,
+        "precision": precision,
         "workers": workers,
     }
     if resume:

@@ -238,6 +238,14 @@ def test_train_command(tiny_dataset, tmp_path, capsys):
     settings = json.loads((final / "settings.json").read_text())
     assert (settings["crop_used"], settings["final_crop_used"], settings["final_epochs"]) == (40, 48, 1)
     assert load_checkpoint(final)["epoch"] == 2
+    assert settings["precision"] == "cuda-only"  # float32 on the CPU unless asked (hypercut_models/README.md)
+
+    # --precision reaches the run; an unknown one is a usage error
+    asked = tmp_path / "bf16"
+    assert rb2v_main([*head, str(asked), "--epochs", "1", "--precision", "auto", *tail]) == 0
+    assert json.loads((asked / "settings.json").read_text())["precision"] == "auto"
+    assert load_checkpoint(asked)["settings"]["precision"] == "auto"
+    assert rb2v_main([*head, str(tmp_path / "bad16"), "--epochs", "1", "--precision", "half", *tail]) == 2
     capsys.readouterr()
     assert rb2v_main([*head, str(tmp_path / "bad"), "--epochs", "1", "--final-epochs", "2", *tail]) == 2
     assert "--final-epochs 2 must be between 0 and --epochs (1)" in capsys.readouterr().err

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from rb2v.device import TRAINING_PRECISIONS
 from rb2v.fsutil import write_json_atomic
 
-from ..cli import THREADS_HELP, _set_threads
+from ..cli import THREADS_HELP, _set_threads, precision_option
 
 
 @click.command("train-blur2vid")
@@ -31,13 +30,7 @@ from ..cli import THREADS_HELP, _set_threads
 @click.option("--batch-size", type=int, default=None, help="Samples per step (default 8).")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (default 5e-4, cosine decay).")
 @click.option("--seed", type=int, default=None, help="Seed of the weights, shuffling and crops (default 0).")
-@click.option(
-    "--precision",
-    type=click.Choice(TRAINING_PRECISIONS),
-    default=None,
-    help="auto (default): float16 autocast on CUDA, bfloat16 on a CPU that computes it natively; "
-    "cuda-only: float16 on CUDA, float32 on the CPU; float32: neither.",
-)
+@precision_option("auto")
 @click.option("--workers", type=int, default=None, help="Data loader processes (default 0).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--threads", type=int, default=None, help=THREADS_HELP)
