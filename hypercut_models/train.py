@@ -55,8 +55,8 @@ class TrainSettings:
     warmup: int = 200  # steps over which the escape term (losses.escape_loss) fades out
     out_dim: int = 128
     seed: int = 0  # seeds the hyperplane, the initial weights, shuffling and crops
-    # rb2v.device.training_autocast; float32 on the CPU by default (the documented figures'): bfloat16
-    # ("auto") trained 1.9x faster, con@3 89.9 against 90.6 % over three seeds (hypercut_models/README.md)
+    # rb2v.device.training_autocast; float32 on the CPU by default: bfloat16 ("auto") trained 1.9x faster
+    # but con@3 89.9 against 91.0 % over five seeds, lower on four (hypercut_models/README.md)
     precision: str = "cuda-only"
     workers: int | None = None  # None: up to 4, one less than the CPUs
     device: str = "auto"
