@@ -1,30 +1,21 @@
 """Training of the HyperCUT ordering network on a manifest's train split.
 
-A run folder holds ``settings.json``, ``log.csv`` (one row per epoch), ``last.pt`` (rewritten
-atomically after every epoch, so it is always the newest complete state) and, when the
-``tensorboard`` package is installed, TensorBoard events. ``resume=True`` continues from
-``last.pt`` with the run's own settings (only the number of epochs may be raised), restoring the
-optimiser, the mixed-precision scaler and every random generator: the resumed run then computes
-exactly what an uninterrupted one would have.
+The run folder, exact resume and the update step are ``runs.py``'s (shared with ``train-blur2vid``);
+on resume only the number of epochs, the loader workers, the device and the threads may change.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from rb2v.device import resolve_device, training_autocast
 from rb2v.errors import Rb2vError
-from rb2v.fsutil import write_json_atomic, write_text_atomic
+from rb2v.fsutil import write_json_atomic
 from rb2v.progress import progress, say
 
 from .checkpoint import build_model, hyperplane_state, load_checkpoint, load_model, save_checkpoint
@@ -33,6 +24,7 @@ from .learnability import classical_side
 from .losses import HyperCUTLoss, Hyperplane, pair_scores
 from .metrics import sides
 from .network import HyperCUTNet
+from .runs import RunLog, cosine_lr, optimizer_step, resolve_run, restore_run, run_state, seed_everything
 
 DEFAULT_CROP = 256  # the official trainer's random crop
 DEFAULT_EPOCHS = 20
@@ -67,99 +59,8 @@ class TrainSettings:
     RUNTIME = ("epochs", "workers", "device", "threads")
 
 
-def cosine_lr(base: float, step: int, total: int) -> float:
-    """Cosine decay from ``base`` to 0 over the run's ``total`` steps (a function of the step, so a
-    resumed run follows the same schedule). The product loss sharpens as scores grow; the decay
-    keeps the late steps from overshooting."""
-    return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": {
-            k: (v.tolist() if isinstance(v, np.ndarray) else v)
-            for k, v in np.random.get_state(legacy=False)["state"].items()
-        },
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    np_state = np.random.get_state(legacy=False)
-    np_state["state"] = {"key": np.asarray(state["numpy"]["key"], dtype=np.uint32), "pos": state["numpy"]["pos"]}
-    np.random.set_state(np_state)
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def restore_run(ckpt: dict | None, optimizer, scaler) -> tuple[int, list]:
-    """Restore a run's optimiser, scaler and random state; (epochs done, per-epoch history)."""
-    if ckpt is None:
-        return 0, []
-    optimizer.load_state_dict(ckpt["optimizer"])
-    if ckpt.get("scaler"):
-        scaler.load_state_dict(ckpt["scaler"])
-    set_rng_state(ckpt["rng"])
-    return int(ckpt["epoch"]), list(ckpt["history"])
-
-
-class RunLog:
-    """log.csv (rewritten whole from the history, so a resume never duplicates rows) and
-    TensorBoard when it is installed."""
-
-    def __init__(self, folder: Path):
-        self.path = folder / "log.csv"
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(folder / "tensorboard"))
-        except ImportError:
-            self.tb = None
-
-    def write(self, history: list[dict]) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-        write_text_atomic(self.path, buf.getvalue())
-        if self.tb is not None:
-            row = history[-1]
-            for k, v in row.items():
-                if k != "epoch":
-                    self.tb.add_scalar(f"train/{k}", v, row["epoch"])
-            self.tb.flush()
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 def _resolve(settings: TrainSettings, resume: bool) -> tuple[TrainSettings, dict | None]:
-    out = Path(settings.out)
-    last = out / "last.pt"
-    if not resume:
-        if last.exists():
-            raise Rb2vError(f"{out}: already holds a run (last.pt): pass --resume to continue it, or another --out")
-        return dataclasses.replace(settings, epochs=settings.epochs or DEFAULT_EPOCHS), None
-    if not last.exists():
-        raise Rb2vError(f"{last}: nothing to resume (no checkpoint in {out})")
-    ckpt = load_checkpoint(last)
-    saved = TrainSettings(**{k: v for k, v in ckpt["settings"].items()})
-    changes = {k: getattr(settings, k) for k in TrainSettings.RUNTIME if getattr(settings, k) is not None}
-    return dataclasses.replace(saved, **changes, out=str(out)), ckpt
+    return resolve_run(settings, resume, DEFAULT_EPOCHS, load_checkpoint)
 
 
 def train(settings: TrainSettings, resume: bool = False) -> Path:
@@ -244,8 +145,6 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
             )
             for step, (frames, _) in enumerate(iterate(loader), start=epoch * steps_per_epoch):
                 lr = cosine_lr(settings.lr, step, settings.epochs * steps_per_epoch)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
                 # the prior's shifts from the CPU batch, by the phase correlation the checks use
                 shift = classical_side(frames).to(device) if settings.direction_weight > 0 else None
                 frames = frames.to(device, non_blocking=True)
@@ -253,15 +152,9 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
                     forward, reverse = pair_scores(net, plane, frames, channels_last=cuda)
                 escape = max(0.0, 1.0 - step / settings.warmup) if settings.warmup > 0 else 0.0
                 losses = criterion(forward.float(), reverse.float(), escape_weight=escape, shift=shift)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(losses["total"]).backward()
-                if settings.clip_grad > 0:
-                    # L_h's gradient grows with the scores (d softplus(s r)/ds = sigmoid(s r) r): one
-                    # confident mistake gave 3x the usual norm and undid an epoch of training
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), settings.clip_grad)
-                scaler.step(optimizer)
-                scaler.update()
+                # clip_grad: L_h's gradient grows with the scores (d softplus(s r)/ds = sigmoid(s r) r): one
+                # confident mistake gave 3x the usual norm and undid an epoch of training
+                optimizer_step(optimizer, scaler, losses["total"], lr, settings.clip_grad)
                 n = len(frames)
                 for k in sums:
                     sums[k] += float(losses[k].detach()) * n
@@ -286,20 +179,10 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
                     "sequences_per_s": round(seen / seconds, 3),
                 }
             )
-            save_checkpoint(
-                out / "last.pt",
-                {
-                    "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-                    "hyperplane": hyperplane_state(plane),
-                    "net": net_args,
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                    "epoch": epoch + 1,
-                    "settings": dataclasses.asdict(settings),
-                    "rng": rng_state(),
-                    "history": history,
-                },
+            state = run_state(
+                net, optimizer, scaler, epoch + 1, settings, history, hyperplane=hyperplane_state(plane), net=net_args
             )
+            save_checkpoint(out / "last.pt", state)
             log.write(history)
             row = history[-1]
             say(

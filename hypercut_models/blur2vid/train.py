@@ -1,10 +1,7 @@
 """``rb2v train-blur2vid``: train the blur2vid network on a manifest's train split.
 
-Run conventions of ``train-hypercut``: the run folder holds ``settings.json``, ``log.csv`` (one row
-per epoch), TensorBoard events when ``tensorboard`` is installed, and ``last.pt``, rewritten
-atomically after every epoch. ``resume=True`` continues from ``last.pt`` with the run's own
-settings (only ``epochs``, ``workers``, ``device``, ``threads`` may change), restoring the optimiser,
-the scaler and every random generator, so it computes exactly what an uninterrupted run would.
+The run folder, exact resume and the update step are ``hypercut_models/runs.py``'s, shared with
+``train-hypercut``; on resume only ``epochs``, ``workers``, ``device``, ``threads`` may change.
 Channels-last tensors on every device (``place``). Mixed precision (``rb2v.device.training_autocast``):
 float16 autocast with a gradient scaler and pinned memory on CUDA, bfloat16 autocast on a CPU that
 computes it natively; ``precision="cuda-only"`` keeps the CPU in float32 (runs saved before the
@@ -29,7 +26,7 @@ from rb2v.progress import progress, say
 from ..checkpoint import load_regularizer
 from ..data import default_workers, iterate, make_loader
 from ..network import MIN_SIDE
-from ..train import RunLog, cosine_lr, restore_run, rng_state, seed_everything
+from ..runs import RunLog, cosine_lr, optimizer_step, resolve_run, restore_run, run_state, seed_everything
 from .checkpoint import build_network, load_checkpoint, save_checkpoint
 from .data import BlurSequenceDataset, order_record
 from .losses import LOSSES, Blur2VidLoss
@@ -95,18 +92,7 @@ def flow_note(row: dict) -> str:
 
 
 def _resolve(settings: Blur2VidSettings, resume: bool) -> tuple[Blur2VidSettings, dict | None]:
-    out = Path(settings.out)
-    last = out / "last.pt"
-    if not resume:
-        if last.exists():
-            raise Rb2vError(f"{out}: already holds a run (last.pt): pass --resume to continue it, or another --out")
-        return dataclasses.replace(settings, epochs=settings.epochs or DEFAULT_EPOCHS), None
-    if not last.exists():
-        raise Rb2vError(f"{last}: nothing to resume (no checkpoint in {out})")
-    ckpt = load_checkpoint(last)
-    saved = Blur2VidSettings(**{**OLD_RUN_SETTINGS, **ckpt["settings"]})
-    changes = {k: getattr(settings, k) for k in Blur2VidSettings.RUNTIME if getattr(settings, k) is not None}
-    return dataclasses.replace(saved, **changes, out=str(out)), ckpt
+    return resolve_run(settings, resume, DEFAULT_EPOCHS, load_checkpoint, legacy=OLD_RUN_SETTINGS)
 
 
 def _check(settings: Blur2VidSettings) -> None:
@@ -191,20 +177,12 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
             )
             for step, (blur, frames, _, *target_flow) in enumerate(iterate(loader), start=epoch * steps_per_epoch):
                 lr = cosine_lr(settings.lr, step, total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
                 blur, frames = place(blur, device), frames.to(device, non_blocking=True)
                 target_flow = target_flow[0].to(device, non_blocking=True) if target_flow else None
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                     pred, flow = net(blur, with_flow=True)
                     losses = criterion(pred.float(), frames, flow, target_flow, regularize=regularize)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(losses["total"]).backward()
-                if settings.clip_grad > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), settings.clip_grad)
-                scaler.step(optimizer)
-                scaler.update()
+                optimizer_step(optimizer, scaler, losses["total"], lr, settings.clip_grad)
                 n = len(blur)
                 for k in sums:
                     sums[k] += float(losses[k].detach()) * n
@@ -224,20 +202,8 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
                     "sequences_per_s": round(seen / seconds, 3),
                 }
             )
-            save_checkpoint(
-                out / "last.pt",
-                {
-                    "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-                    "net": net.config(),
-                    "size": settings.size,
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                    "epoch": epoch + 1,
-                    "settings": dataclasses.asdict(settings),
-                    "rng": rng_state(),
-                    "history": history,
-                },
-            )
+            state = run_state(net, optimizer, scaler, epoch + 1, settings, history, net=net.config())
+            save_checkpoint(out / "last.pt", {**state, "size": settings.size})
             log.write(history)
             row = history[-1]
             say(

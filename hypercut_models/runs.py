@@ -1,0 +1,158 @@
+"""Run folders of ``train-hypercut`` and ``train-blur2vid``: the conventions both trainers share.
+
+A run folder holds ``settings.json``, ``log.csv`` (one row per epoch), ``last.pt`` (rewritten
+atomically after every epoch, so it is always the newest complete state) and, when the
+``tensorboard`` package is installed, TensorBoard events. A resumed run continues from ``last.pt``
+with the run's own settings (only a settings class's ``RUNTIME`` fields may change), restoring the
+optimiser, the mixed-precision scaler and every random generator: it then computes exactly what an
+uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rb2v.errors import Rb2vError
+from rb2v.fsutil import write_text_atomic
+
+
+def resolve_run(
+    settings, resume: bool, default_epochs: int, load: Callable[[Path], dict], legacy: dict | None = None
+) -> tuple[Any, dict | None]:
+    """The settings a run trains with and the checkpoint it continues (None for a new run).
+
+    A new run refuses a folder that already holds one; a resumed run takes the settings saved in
+    its ``last.pt`` (``legacy``: values for settings saved before they existed) and only the
+    ``RUNTIME`` fields given on the command line."""
+    out = Path(settings.out)
+    last = out / "last.pt"
+    if not resume:
+        if last.exists():
+            raise Rb2vError(f"{out}: already holds a run (last.pt): pass --resume to continue it, or another --out")
+        return dataclasses.replace(settings, epochs=settings.epochs or default_epochs), None
+    if not last.exists():
+        raise Rb2vError(f"{last}: nothing to resume (no checkpoint in {out})")
+    ckpt = load(last)
+    saved = type(settings)(**{**(legacy or {}), **ckpt["settings"]})
+    changes = {k: getattr(settings, k) for k in settings.RUNTIME if getattr(settings, k) is not None}
+    return dataclasses.replace(saved, **changes, out=str(out)), ckpt
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    """Cosine decay from ``base`` to 0 over the run's ``total`` steps (a function of the step, so a
+    resumed run follows the same schedule). The product loss sharpens as scores grow; the decay
+    keeps the late steps from overshooting."""
+    return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def optimizer_step(optimizer, scaler, loss: torch.Tensor, lr: float, clip_grad: float) -> None:
+    """One update at learning rate ``lr``: the scaled backward pass, the gradient norm capped at
+    ``clip_grad`` (0: not capped; on the unscaled gradients), the step."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip_grad > 0:
+        scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, clip_grad)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {
+            k: (v.tolist() if isinstance(v, np.ndarray) else v)
+            for k, v in np.random.get_state(legacy=False)["state"].items()
+        },
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = np.random.get_state(legacy=False)
+    np_state["state"] = {"key": np.asarray(state["numpy"]["key"], dtype=np.uint32), "pos": state["numpy"]["pos"]}
+    np.random.set_state(np_state)
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run_state(network: torch.nn.Module, optimizer, scaler, epoch: int, settings, history: list, **model: Any) -> dict:
+    """What ``last.pt`` holds after ``epoch`` epochs: the weights (on the CPU), ``model``'s entries
+    (what rebuilds the network), and what an exact resume needs."""
+    return {
+        "model": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+        **model,
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "epoch": epoch,
+        "settings": dataclasses.asdict(settings),
+        "rng": rng_state(),
+        "history": history,
+    }
+
+
+def restore_run(ckpt: dict | None, optimizer, scaler) -> tuple[int, list]:
+    """Restore a run's optimiser, scaler and random state; (epochs done, per-epoch history)."""
+    if ckpt is None:
+        return 0, []
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    return int(ckpt["epoch"]), list(ckpt["history"])
+
+
+class RunLog:
+    """log.csv (rewritten whole from the history, so a resume never duplicates rows) and
+    TensorBoard when it is installed."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / "log.csv"
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(folder / "tensorboard"))
+        except ImportError:
+            self.tb = None
+
+    def write(self, history: list[dict]) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+        write_text_atomic(self.path, buf.getvalue())
+        if self.tb is not None:
+            row = history[-1]
+            for k, v in row.items():
+                if k != "epoch":
+                    self.tb.add_scalar(f"train/{k}", v, row["epoch"])
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
