@@ -19,5 +19,6 @@ def load_weights(path: str | Path, kind: str, map_location="cpu"):
         if text.startswith("Weights only load failed"):
             why = "not a file of tensors saved by PyTorch"
         else:
-            why = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+            # its first sentence: torch goes on with advice on how the file may have been damaged
+            why = f"{type(e).__name__}: {text.splitlines()[0].split('. ')[0] if text else ''}"
         raise Rb2vError(f"{path}: not a readable {kind} checkpoint ({why})") from None

@@ -600,3 +600,19 @@ def test_synth_reds_from_real_frames(fixtures_dir, tmp_path):
     assert r.sharp_start == 0 and r.upsample_factor == 2 and r.psnr > 45
     with pytest.raises(Rb2vError, match="--fps 100"):
         synth_reds_dataset(src, tmp_path / "o2", 100, load_pipeline("reds"))
+
+    # a corrupt video and an empty sequence folder beside the good sequences: named, the others built
+    (src / "broken.mp4").write_bytes(b"not a video")
+    (src / "seqC").mkdir()
+    linear = load_pipeline("reds", {"upsample.interpolator": "linear"})
+    with pytest.raises(PartialFailure, match="2 sequence"):
+        synth_reds_dataset(src, tmp_path / "o3", 120, linear, report=False)
+    built = tmp_path / "o3" / "datasets" / "reds"
+    assert sorted(read_manifest(built / "manifest.parquet")["subject"]) == ["seqA", "seqB"]
+    failures = json.loads((built / "build.json").read_text())["failures"]
+    assert sorted(f["unit"] for f in failures) == [str(src / "broken.mp4"), str(src / "seqC")]
+    assert all(f["unit"] in f["error"] for f in failures)
+    for name in ("seqA", "seqB"):
+        shutil.rmtree(src / name)
+    with pytest.raises(Rb2vError, match="none of its 2 sequence"):
+        synth_reds_dataset(src, tmp_path / "o4", 120, linear, report=False)

@@ -353,6 +353,10 @@ def test_bad_input_gives_clear_errors(dataset, tmp_path, capsys):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(Rb2vError, match="not a readable HyperCUT checkpoint"):
         load_model(junk)
+    truncated = tmp_path / "truncated.pt"  # an interrupted copy: torch's first sentence, not its advice
+    truncated.write_bytes(other.read_bytes()[:200])
+    with pytest.raises(Rb2vError, match=r"truncated.pt: not a readable HyperCUT checkpoint \(RuntimeError: [^.]*\)$"):
+        load_model(truncated)
     assert rb2v_main(["eval-hypercut", "--manifest", str(dataset), "--checkpoint", str(other)]) == 2
     assert "not a HyperCUT checkpoint" in capsys.readouterr().err
     with pytest.raises(Rb2vError, match="checkpoint not found"):

@@ -26,7 +26,18 @@ import numpy as np
 
 from ..config import project_path
 from ..errors import PartialFailure, Rb2vError
-from ..executor import INLINE, ExecutorSettings, Unit, chunks, cpu_threads, executor_options, failures_table, run_units
+from ..executor import (
+    INLINE,
+    ExecutorSettings,
+    Outcome,
+    Unit,
+    chunks,
+    cpu_threads,
+    executor_options,
+    failures_table,
+    run_units,
+    say_failure,
+)
 from ..io.images import image_files, read_image, to_float, to_uint8
 from ..manifest import sample_paths, sample_row
 from ..metrics import psnr
@@ -102,14 +113,22 @@ def sample_starts(seq: Sequence, fps: float, settings: PipelineSettings) -> list
     return starts[: settings.sampling.max_per_take] if settings.sampling.max_per_take else starts
 
 
-def find_sequences(root: Path) -> list[Sequence]:
+def find_sequences(root: Path) -> tuple[list[Sequence], list[Outcome]]:
+    """The readable sequences under ``root``, and a failed outcome for each one that cannot be opened
+    (an empty folder, a corrupt or truncated video): one bad file does not stop the others."""
     if not root.is_dir():
         raise Rb2vError(f"{root}: input folder not found")
     entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    seqs = [Sequence(p) for p in entries if p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES]
-    if not seqs:
+    seqs, unreadable = [], []
+    for path in entries:
+        if path.is_dir() or path.suffix.lower() in VIDEO_SUFFIXES:
+            try:
+                seqs.append(Sequence(path))
+            except Rb2vError as e:
+                unreadable.append(Outcome(str(path), "failed", error=str(e)))
+    if not seqs and not unreadable:
         raise Rb2vError(f"{root}: no sequences (expected DIR/<sequence>/<frames> or video files)")
-    return seqs
+    return seqs, unreadable
 
 
 def chunk_key(seq: Sequence, starts: list[int]) -> str:
@@ -242,7 +261,11 @@ def synth_reds_dataset(
 
     rate_plan(fps)  # refuse a rate it cannot honour before any work
     started = time.perf_counter()
-    seqs = find_sequences(Path(input_dir))
+    seqs, unreadable = find_sequences(Path(input_dir))
+    for outcome in unreadable:
+        say_failure(outcome)
+    if not seqs:
+        raise Rb2vError(f"{input_dir}: none of its {len(unreadable)} sequence(s) could be read (named above)")
     dataset_dir = Path(out) / "datasets" / "reds"
     labels = prepare(dataset_dir, settings, executor)
     units = [
@@ -252,6 +275,7 @@ def synth_reds_dataset(
     ]
     outcomes = run_units(units, executor, desc="synth-reds", unit_name="sample")
     summaries, keys, failed = gather(units, outcomes, key=lambda u: chunk_key(u.args[0], u.args[4]))
+    failed = [*unreadable, *failed]
     rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed), labels)
     if report:
         from .report import write_report
