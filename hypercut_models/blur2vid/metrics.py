@@ -32,8 +32,12 @@ def quantize(frames: np.ndarray) -> np.ndarray:
 
 def frame_psnrs(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(7,) PSNRs (dB, 0-255 values) of pred[k] against target[k]; inputs in [0, 1]."""
-    p, t = quantize(pred), quantize(target)
-    return np.array([psnr(p[k], t[k], peak=255.0) for k in range(len(p))])
+    return _psnrs(quantize(pred), quantize(target))
+
+
+def _psnrs(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per-frame PSNRs of frames already quantized (a sample's frames are quantized once)."""
+    return np.array([psnr(p[k], t[k], peak=255.0) for k in range(len(t))])
 
 
 def _rank(psnrs: np.ndarray) -> tuple[int, float]:
@@ -43,19 +47,26 @@ def _rank(psnrs: np.ndarray) -> tuple[int, float]:
     return int(np.isinf(psnrs).sum()), float(finite.mean()) if len(finite) else 0.0
 
 
+def _directions(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray]:
+    """(per-frame PSNRs of the better direction, whether it is the reverse, the forward PSNRs) of
+    quantized frames."""
+    fwd, rev = _psnrs(p, t), _psnrs(p[::-1], t)
+    return (rev, True, fwd) if _rank(rev) > _rank(fwd) else (fwd, False, fwd)
+
+
 def ppsnr_sample(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, bool]:
     """(per-frame PSNRs of the better direction, whether that direction is the reverse)."""
-    fwd = frame_psnrs(pred, target)
-    rev = frame_psnrs(pred[::-1], target)
-    if _rank(rev) > _rank(fwd):
-        return rev, True
-    return fwd, False
+    chosen, reverse, _ = _directions(quantize(pred), quantize(target))
+    return chosen, reverse
 
 
 def ssim_frames(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    return _ssims(quantize(pred), quantize(target))
+
+
+def _ssims(p: np.ndarray, t: np.ndarray) -> np.ndarray:
     from skimage.metrics import structural_similarity
 
-    p, t = quantize(pred), quantize(target)
     win = min(7, *p.shape[1:3])
     win -= 1 - win % 2  # odd
     return np.array(
@@ -92,14 +103,15 @@ class PPSNRAccumulator:
         self.reversed = 0
 
     def add(self, pred: np.ndarray, target: np.ndarray, blur: np.ndarray | None = None, subject: str | None = None):
-        chosen, rev = ppsnr_sample(pred, target)
+        p, t = quantize(pred), quantize(target)  # once per sample: every figure below reads them
+        chosen, rev, forward = _directions(p, t)
         self.ppsnr.append(chosen)
-        self.forward.append(frame_psnrs(pred, target))
+        self.forward.append(forward)
         self.subjects.append(subject)
         self.reversed += int(rev)
         if self.ssim:
-            self.pssim.append(float(ssim_frames(pred[::-1] if rev else pred, target).mean()))
-        self.baseline.append(None if blur is None else frame_psnrs(np.repeat(blur[None], len(target), 0), target))
+            self.pssim.append(float(_ssims(p[::-1] if rev else p, t).mean()))
+        self.baseline.append(None if blur is None else _psnrs(np.broadcast_to(quantize(blur), t.shape), t))
         self.motion.append((motion_extent(target), motion_extent(pred)))
 
     def _means(self, rows: list[int]) -> dict:
