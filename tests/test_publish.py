@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import yaml
 
 from rb2v.benchmarks.publish import write_photo_dataset
 from rb2v.cli import main as rb2v_main
-from rb2v.manifest import COLUMNS, read_manifest
+from rb2v.manifest import COLUMNS, MANIFEST_NAME, read_manifest
 from rb2v.publish import checksums, fetch, publish, verify
 from rb2v.publish import mirror as mirror_mod
 from rb2v.publish.checksums import SUMS_NAME, digest_file, parse_sums
@@ -430,3 +431,23 @@ def test_s3_upload_corrupted_in_flight_is_detected_retried_and_never_left(datase
         publish(dataset, url2, endpoint_url=s3_endpoint, jobs=1)
     listing = open_mirror(url2, s3_endpoint).list_objects()
     assert SUMS_NAME not in listing and not any(k.endswith(victim) for k in listing)
+
+
+def test_a_file_changed_since_the_build_is_refused_and_no_list_is_written(dataset, tmp_path, capsys):
+    """Its bytes no longer match the manifest's sha256: a mirror with a checksum list would serve a sample
+    its own manifest calls corrupt (the list would be computed from the changed bytes)."""
+    changed = tmp_path / "changed"
+    shutil.copytree(dataset, changed)
+    rel = read_manifest(changed / MANIFEST_NAME).iloc[1].sharp_paths[3]
+    image = changed / rel
+    image.write_bytes(image.read_bytes()[:-1] + b"\0")  # one byte of the PNG's end chunk
+    for fmt in ("files", "parquet"):
+        mirror = tmp_path / f"mirror-{fmt}"
+        assert run_cli("publish", str(changed), "--to", str(mirror), "--format", fmt) == 2
+        err = capsys.readouterr().err
+        assert f"{image}: its bytes differ from the sha256 in the manifest" in err and len(err.splitlines()) == 1
+        assert not (mirror / SUMS_NAME).exists()
+    image.write_bytes((dataset / rel).read_bytes())  # put back: it publishes, and its list matches the manifest
+    assert run_cli("publish", str(changed), "--to", str(tmp_path / "mirror-files")) == 0
+    sums = parse_sums((tmp_path / "mirror-files" / SUMS_NAME).read_text(), SUMS_NAME)
+    assert sums[rel] == sha((dataset / rel).read_bytes())

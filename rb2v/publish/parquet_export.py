@@ -9,6 +9,7 @@ the images. Shards are deterministic: the same dataset gives byte-identical file
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import Rb2vError
 from ..manifest import FIELDS
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
@@ -82,8 +84,15 @@ def plan_shards(dataset_dir: Path, df: pd.DataFrame, shard_bytes: int) -> list[S
     return shards
 
 
-def _image(dataset_dir: Path, rel: str) -> dict:
-    return {"bytes": (dataset_dir / rel).read_bytes(), "path": rel}
+def _image(dataset_dir: Path, rel: str, sha256: str) -> dict:
+    """An image as the Hub stores it, refused when its bytes are not those the manifest records."""
+    data = (dataset_dir / rel).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise Rb2vError(
+            f"{dataset_dir / rel}: its bytes differ from the sha256 in the manifest: changed after the build "
+            "(rb2v validate lists every such file)"
+        )
+    return {"bytes": data, "path": rel}
 
 
 def write_shard(dataset_dir: Path, shard: Shard, out: Path, schema: pa.Schema) -> None:
@@ -94,6 +103,9 @@ def write_shard(dataset_dir: Path, shard: Shard, out: Path, schema: pa.Schema) -
             chunk = shard.rows.iloc[start : start + ROWS_PER_GROUP]
             columns = {f.name: chunk[f.name].tolist() for f in FIELDS}
             columns["color_matrix"] = [[float(v) for v in m] for m in columns["color_matrix"]]
-            columns["blur"] = [_image(dataset_dir, p) for p in chunk["blur_path"]]
-            columns["sharp"] = [[_image(dataset_dir, p) for p in ps] for ps in chunk["sharp_paths"]]
+            digests = chunk["sha256"].tolist()  # the blur's, then the sharp frames'
+            columns["blur"] = [_image(dataset_dir, p, d[0]) for p, d in zip(chunk["blur_path"], digests)]
+            columns["sharp"] = [
+                [_image(dataset_dir, p, h) for p, h in zip(ps, d[1:])] for ps, d in zip(chunk["sharp_paths"], digests)
+            ]
             writer.write_table(pa.Table.from_pydict(columns, schema=schema), row_group_size=ROWS_PER_GROUP)

@@ -69,6 +69,27 @@ def dataset_files(dataset: Path, df: pd.DataFrame) -> dict[str, Path]:
     return dict(sorted(files.items()))
 
 
+def manifest_digests(df: pd.DataFrame) -> dict[str, str]:
+    """The sha256 the manifest records for each file it names, by key."""
+    return {
+        PurePosixPath(rel).as_posix(): digest
+        for row in df.itertuples(index=False)
+        for rel, digest in zip((row.blur_path, *row.sharp_paths), row.sha256)
+    }
+
+
+def changed_since_build(dataset: Path, df: pd.DataFrame, digests: dict[str, FileDigest]) -> None:
+    """Refuse files whose bytes (hashed as they were published) differ from the manifest's sha256:
+    the mirror would serve samples that its own manifest calls corrupt."""
+    recorded = manifest_digests(df)
+    changed = sorted(k for k, d in digests.items() if k in recorded and d.sha256 != recorded[k])
+    if changed:
+        raise Rb2vError(
+            f"{dataset / changed[0]}: its bytes differ from the sha256 in the manifest ({len(changed)} file(s)): "
+            f"changed after the build (rb2v validate lists them); publish incomplete, no {SUMS_NAME} written"
+        )
+
+
 def staging_dir(dataset: Path, mirror: Mirror) -> Path:
     """Where the card and Parquet shards are made: named after the publish, so a re-run after a kill
     finds and removes what the killed run left (``$TMPDIR`` chooses the disk)."""
@@ -162,6 +183,8 @@ def publish(
         report.kept = len(files) - len(todo)
         new_sums = {k: digests[k].sha256 for k in files} if not todo else None
 
+        if not todo:
+            changed_since_build(dataset, df, digests)
         if not todo and not stale and old_sums == new_sums:
             say(f"{mirror.url}: up to date ({report.objects} objects)")
             return report
@@ -189,6 +212,7 @@ def publish(
                 f"{e}; publish incomplete ({len(uploaded)}/{len(todo)} object(s) uploaded, "
                 f"no {SUMS_NAME} written): re-run to resume"
             ) from None
+        changed_since_build(dataset, df, digests)
         report.uploaded = sorted(uploaded)
         report.bytes_uploaded = sum(sizes[k] for k in todo)
         mirror.put_bytes(format_sums({k: digests[k].sha256 for k in files}).encode("utf-8"), SUMS_NAME)
