@@ -482,10 +482,11 @@ def test_ray_cluster_of_two_nodes_builds_the_manifest_of_a_local_run(oracle_sess
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_failed_write_or_a_truncated_frame_costs_its_own_sample_only(street, tmp_path, monkeypatch, threads):
+def test_a_failed_write_or_a_truncated_frame_costs_its_own_sample_only(street, tmp_path, monkeypatch, capsys, threads):
     """In order (a worker with one core) or with the search and the PNG writes on threads: a write
     that fails, or a blurry frame cut short on disk, makes its sample a reject naming the problem,
-    and every other sample is as before."""
+    every other sample is as before, and the build says so and exits 1. Repaired, a re-run redoes
+    the samples that failed."""
     import rb2v.dataset.stage as stage
 
     _, reference, dataset = street
@@ -503,8 +504,13 @@ def test_a_failed_write_or_a_truncated_frame_costs_its_own_sample_only(street, t
     monkeypatch.setattr(stage, "cpu_threads", lambda: threads)
     shutil.copytree(reference / "aligned" / "street" / "subject01", tmp_path / "aligned" / "street" / "subject01")
     frame = tmp_path / "aligned" / "street" / "subject01" / "take01" / "blur" / f"{cut.blur_index:06d}.png"
-    frame.write_bytes(frame.read_bytes()[:300])
-    got = build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
+    intact = frame.read_bytes()
+    frame.write_bytes(intact[:300])
+    with pytest.raises(PartialFailure, match=r"2 sample\(s\) of 'street' failed"):
+        build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
+    err = capsys.readouterr().err
+    assert f"rb2v: error: {frame}: " in err and "rb2v: error: OSError: [Errno 28] No space left on device" in err
+    got = tmp_path / "datasets" / "street"
     df = read_manifest(got / "manifest.parquet")
     rejects = pd.read_parquet(got / "rejects.parquet").set_index("sample_id")
     assert not {victim.sample_id, cut.sample_id} & set(df["sample_id"])
@@ -516,6 +522,12 @@ def test_a_failed_write_or_a_truncated_frame_costs_its_own_sample_only(street, t
     others = expected[~expected["sample_id"].isin([victim.sample_id, cut.sample_id])]
     others = others.drop(columns="split").reset_index(drop=True)
     pd.testing.assert_frame_equal(df.drop(columns="split").reset_index(drop=True), others)
+
+    frame.write_bytes(intact)
+    monkeypatch.setattr(stage, "write_sample_images", write)
+    build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
+    df = read_manifest(got / "manifest.parquet").drop(columns="split").reset_index(drop=True)
+    pd.testing.assert_frame_equal(df, expected.drop(columns="split").reset_index(drop=True))
 
 
 def test_hand_samples_are_matted_onto_one_background(oracle_session, tmp_path, monkeypatch):

@@ -36,6 +36,7 @@ from .stage import (
     load_results,
     moved_from,
     reason_names_of,
+    stage_failures,
     take_frames,
 )
 from .takes import AlignedTake, find_aligned_takes
@@ -271,11 +272,21 @@ def build_dataset(
 
         write_report(dataset_dir)
     print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
+    failed_samples = stage_failures(rej["reason"]) if not rej.empty else {}
+    for message, n in failed_samples.items():
+        say(f"rb2v: error: {message} ({n} sample(s) rejected)")
     bad = len(broken) + len({owner(o.unit) for o in failed})
-    if bad:
+    if bad or failed_samples:
+        what, where = [], []
+        if bad:
+            what.append(f"{bad} take(s)")
+            where.append(f"tracebacks in {dataset_dir / 'build.json'}")
+        if failed_samples:
+            what.append(f"{sum(failed_samples.values())} sample(s)")
+            where.append(f"each sample's reason in {dataset_dir / 'rejects.parquet'}")
         raise PartialFailure(
-            f"{bad} take(s) of '{settings.category}' failed (named above; tracebacks in "
-            f"{dataset_dir / 'build.json'}); the others were built"
+            f"{' and '.join(what)} of '{settings.category}' failed (named above; {'; '.join(where)}); "
+            "the others were built, and a re-run redoes what failed"
         )
     return dataset_dir
 

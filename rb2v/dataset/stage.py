@@ -181,12 +181,27 @@ class SampleWriter:
             self.pool.shutdown(wait=True)
 
 
+STAGE_FAILED = "stage_failed"
+
+
 def _failure(e: BaseException) -> str:
     """The reason recorded for a sample whose stage raised (the traceback printed under --debug for a bug)."""
     detail = str(e) if isinstance(e, Rb2vError) else f"{type(e).__name__}: {e}"
     if not isinstance(e, Rb2vError) and os.environ.get("RB2V_DEBUG"):
         traceback.print_exception(e)
-    return f"stage_failed: {detail}"
+    return f"{STAGE_FAILED}: {detail}"
+
+
+def stage_failures(reasons) -> dict[str, int]:
+    """The messages of the samples whose stage raised (an unreadable frame, a bug), each with how many
+    samples it cost, from their reasons (``_failure``'s)."""
+    out: dict[str, int] = {}
+    for reason in reasons:
+        for part in reason.split(";"):
+            name, _, detail = part.partition(": ")
+            if name == STAGE_FAILED:
+                out[detail] = out.get(detail, 0) + 1
+    return out
 
 
 def paths_for(take: AlignedTake, k: int) -> tuple[str, list[str]]:
@@ -249,8 +264,8 @@ REJECT_REASONS = {
     "rejected misregistered or off_clock (at least qc.move_min_frames of them): a view moved there, so theirs sit "
     "off too, by less than those checks see or along the motion (taken for time)",
     "out_of_range": "lie where the sharp recording has too few frames around them (a take's first or last frames)",
-    "stage_failed": "failed in a stage: rejects.parquet's reason gives the message (--debug prints a bug's "
-    "traceback); the take's other frames went on",
+    "stage_failed": "failed in a stage: the build named each message and exited 1, rejects.parquet's reason "
+    "gives it (--debug prints a bug's traceback); the take's other frames went on, and a re-run redoes these",
 }
 
 
@@ -559,9 +574,11 @@ def done_summary(dataset_dir: Path, unit: str, key: str) -> TakeSummary | None:
     marker = Path(dataset_dir) / WORK_DIR / f"{unit}.done.json"
     if marker.exists():
         done = json.loads(marker.read_text())
-        if done.get("key") == key:
+        failed = any(STAGE_FAILED in reason_names_of(r) for r in done["summary"].get("reasons", {}))
+        if done.get("key") == key and not failed:
             return TakeSummary(**{**done["summary"], "skipped": True})
-        marker.unlink()  # made with other inputs or settings
+        # made with other inputs or settings, or some of its samples failed (a frame since repaired)
+        marker.unlink()
     return None
 
 
