@@ -30,3 +30,17 @@ def test_compressed_pngs_are_smaller_than_stored_ones(fixtures_dir):
     photo = read_image(fixtures_dir / "img_seq" / "00000.jpg", dtype="uint8")
     stored, deflated = len(encode_png(photo, 0)), len(encode_png(photo, 1))
     assert stored >= photo.size and deflated < 0.8 * stored, (stored, deflated)
+
+
+def test_an_unknown_image_type_is_a_one_line_error_and_writes_nothing(tmp_path):
+    from rb2v.cli import main as rb2v_main
+    from rb2v.errors import Rb2vError
+
+    img = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(Rb2vError, match=r"out.xyz: cannot write images of type '.xyz'"):
+        write_image(tmp_path / "out.xyz", img)
+    write_image(tmp_path / "out.JPG", img)  # any case of a known type
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.JPG"]
+    a = tmp_path / "a.png"
+    write_image(a, img)
+    assert rb2v_main(["interpolate", str(a), str(a), str(tmp_path / "mid.txt"), "--method", "linear"]) == 2
