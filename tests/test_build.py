@@ -511,6 +511,12 @@ def test_a_failed_write_or_a_truncated_frame_costs_its_own_sample_only(street, t
     err = capsys.readouterr().err
     assert f"rb2v: error: {frame}: " in err and "rb2v: error: OSError: [Errno 28] No space left on device" in err
     got = tmp_path / "datasets" / "street"
+    if threads == 1:  # the report lists both messages
+        from rb2v.dataset.report import write_report
+
+        page = write_report(got).read_text()
+        failures = page.split("<h2>Failures</h2>")[1].split("<h2>")[0]
+        assert str(frame) in failures and "No space left on device" in failures
     df = read_manifest(got / "manifest.parquet")
     rejects = pd.read_parquet(got / "rejects.parquet").set_index("sample_id")
     assert not {victim.sample_id, cut.sample_id} & set(df["sample_id"])

@@ -21,7 +21,7 @@ from ..fsutil import write_text_atomic
 from ..io.images import read_image
 from ..manifest import MANIFEST_NAME, read_manifest
 from .split import table1
-from .stage import REJECT_REASONS, TakeSummary
+from .stage import REJECT_REASONS, TakeSummary, stage_failures
 
 
 def _figure_png(fig) -> str:
@@ -84,6 +84,20 @@ def _contact_sheet(dataset_dir: Path, df: pd.DataFrame, n: int = 6, seed: int = 
             ax.set_xticks([])
             ax.set_yticks([])
     return _figure_png(fig)
+
+
+def _failures(units: list[dict], rejects: pd.DataFrame) -> str:
+    """What failed, with its message: units of work (``build.json``'s failures) and samples whose stage raised."""
+    rows = [{"failed": f"unit {u['unit']}", "message": u["error"]} for u in units]
+    samples = stage_failures(rejects["reason"]) if not rejects.empty else {}
+    rows += [{"failed": f"{n} sample(s)", "message": message} for message, n in samples.items()]
+    if not rows:
+        return ""
+    note = (
+        "<p>A re-run redoes these. A failed unit's traceback is in <code>build.json</code>; "
+        "<code>--debug</code> prints a bug's.</p>"
+    )
+    return "<h2>Failures</h2>" + _table(pd.DataFrame(rows)) + note
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -251,6 +265,7 @@ def write_report(dataset_dir: str | Path) -> Path:
         _table(table1(df)),
         "<h2>Takes</h2>",
         _table(takes) if not takes.empty else "<p>(no take summaries)</p>",
+        _failures(failures, rejects),
         "<h2>Rejections</h2>",
         _table(reasons) if not reasons.empty else "<p>none</p>",
         "<h2>Along each take</h2>",
