@@ -170,7 +170,10 @@ def project_path(key: str, *, required: bool = False) -> Path:
         if required:
             raise Rb2vError(f"no {key.upper()} given and no {PROJECT_FILE} in {Path.cwd()}")
         return Path(PROJECT_DEFAULTS[key])
-    value = read_toml(cfg).get(key, PROJECT_DEFAULTS[key])
-    if not isinstance(value, str):
-        raise Rb2vError(f"{cfg}: key '{key}' must be a path string")
-    return Path(value)
+    settings = read_toml(cfg)
+    for name, value in settings.items():  # every key checked: a typo is an error, never a silent default
+        if name not in PROJECT_DEFAULTS:
+            raise Rb2vError(f"{cfg}: unknown key '{name}' (known: {', '.join(PROJECT_DEFAULTS)})")
+        if not isinstance(value, str):
+            raise Rb2vError(f"{cfg}: key '{name}' must be a path string")
+    return Path(settings.get(key, PROJECT_DEFAULTS[key]))

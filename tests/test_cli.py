@@ -54,6 +54,21 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("rb2v: error:") and message in lines[0]
 
 
+@pytest.mark.parametrize(
+    "project, message",
+    [
+        ('rwa = "raw"\n', "rb2v.toml: unknown key 'rwa' (known: raw, out)"),
+        ('raw = 5\nout = "o"\n', "rb2v.toml: key 'raw' must be a path string"),  # checked even when out is read
+        ("raw = \n", "rb2v.toml: not valid TOML"),
+    ],
+)
+def test_a_mistake_in_rb2v_toml_is_a_one_line_error(tmp_path, project, message):
+    (tmp_path / "rb2v.toml").write_text(project)
+    out = rb2v("build", "--category", "street", cwd=tmp_path)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"rb2v: error: {message}"), out.stderr
+
+
 def test_debug_shows_the_traceback_wherever_it_is_given(tmp_path):
     for args in (["--debug", "validate", "nope.parquet"], ["validate", "nope.parquet", "--debug"]):
         out = rb2v(*args, cwd=tmp_path)
