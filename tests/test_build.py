@@ -619,18 +619,23 @@ def test_synth_reds_from_real_frames(fixtures_dir, tmp_path):
     with pytest.raises(Rb2vError, match="--fps 100"):
         synth_reds_dataset(src, tmp_path / "o2", 100, load_pipeline("reds"))
 
-    # a corrupt video and an empty sequence folder beside the good sequences: named, the others built
+    # a corrupt video, an empty sequence folder and a video of another rate than --fps beside the good
+    # sequences: each named, the others built
+    from rb2v.io.video import write_video
+
     (src / "broken.mp4").write_bytes(b"not a video")
     (src / "seqC").mkdir()
+    write_video(src / "slow.mp4", np.zeros((8, 48, 48, 3), np.uint8), 30)
     linear = load_pipeline("reds", {"upsample.interpolator": "linear"})
-    with pytest.raises(PartialFailure, match="2 sequence"):
+    with pytest.raises(PartialFailure, match="3 sequence"):
         synth_reds_dataset(src, tmp_path / "o3", 120, linear, report=False)
     built = tmp_path / "o3" / "datasets" / "reds"
     assert sorted(read_manifest(built / "manifest.parquet")["subject"]) == ["seqA", "seqB"]
-    failures = json.loads((built / "build.json").read_text())["failures"]
-    assert sorted(f["unit"] for f in failures) == [str(src / "broken.mp4"), str(src / "seqC")]
-    assert all(f["unit"] in f["error"] for f in failures)
+    failures = {f["unit"]: f["error"] for f in json.loads((built / "build.json").read_text())["failures"]}
+    assert sorted(failures) == [str(src / name) for name in ("broken.mp4", "seqC", "slow.mp4")]
+    assert all(unit in error for unit, error in failures.items())
+    assert "recorded at 30 fps, not the --fps 120 given" in failures[str(src / "slow.mp4")]
     for name in ("seqA", "seqB"):
         shutil.rmtree(src / name)
-    with pytest.raises(Rb2vError, match="none of its 2 sequence"):
+    with pytest.raises(Rb2vError, match="none of its 3 sequence"):
         synth_reds_dataset(src, tmp_path / "o4", 120, linear, report=False)

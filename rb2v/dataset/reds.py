@@ -113,9 +113,22 @@ def sample_starts(seq: Sequence, fps: float, settings: PipelineSettings) -> list
     return starts[: settings.sampling.max_per_take] if settings.sampling.max_per_take else starts
 
 
-def find_sequences(root: Path) -> tuple[list[Sequence], list[Outcome]]:
+def check_rate(seq: Sequence, fps: float) -> Sequence:
+    """A video's own frame rate must be ``--fps`` (an image folder's cannot be checked)."""
+    recorded = float(seq.source.fps) if seq.files is None else None
+    if recorded is not None and abs(recorded - fps) > 0.01 * fps:
+        raise Rb2vError(
+            f"{seq.path}: recorded at {recorded:g} fps, not the --fps {fps:g} given: a sample's 7 frames would span "
+            f"{fps / recorded:g}x the time they should (slow motion stored at its playback rate: re-time the file "
+            "to its capture rate)"
+        )
+    return seq
+
+
+def find_sequences(root: Path, fps: float) -> tuple[list[Sequence], list[Outcome]]:
     """The readable sequences under ``root``, and a failed outcome for each one that cannot be opened
-    (an empty folder, a corrupt or truncated video): one bad file does not stop the others."""
+    (an empty folder, a corrupt or truncated video) or is a video recorded at another rate than ``fps``:
+    one bad file does not stop the others."""
     if not root.is_dir():
         raise Rb2vError(f"{root}: input folder not found")
     entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
@@ -123,7 +136,7 @@ def find_sequences(root: Path) -> tuple[list[Sequence], list[Outcome]]:
     for path in entries:
         if path.is_dir() or path.suffix.lower() in VIDEO_SUFFIXES:
             try:
-                seqs.append(Sequence(path))
+                seqs.append(check_rate(Sequence(path), fps))
             except Rb2vError as e:
                 unreadable.append(Outcome(str(path), "failed", error=str(e)))
     if not seqs and not unreadable:
@@ -261,11 +274,11 @@ def synth_reds_dataset(
 
     rate_plan(fps)  # refuse a rate it cannot honour before any work
     started = time.perf_counter()
-    seqs, unreadable = find_sequences(Path(input_dir))
+    seqs, unreadable = find_sequences(Path(input_dir), fps)
     for outcome in unreadable:
         say_failure(outcome)
     if not seqs:
-        raise Rb2vError(f"{input_dir}: none of its {len(unreadable)} sequence(s) could be read (named above)")
+        raise Rb2vError(f"{input_dir}: none of its {len(unreadable)} sequence(s) can be used (named above)")
     dataset_dir = Path(out) / "datasets" / "reds"
     labels = prepare(dataset_dir, settings, executor)
     units = [
