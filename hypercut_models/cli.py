@@ -172,9 +172,9 @@ def _table(result: dict) -> str:
     default=None,
     help="Also write the figures (fractions in [0,1] and counts) to this JSON file.",
 )
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--crop", type=int, default=None, help="Score a seeded random crop of this side instead of full frames.")
-@click.option("--workers", type=int, default=None)
+@click.option("--workers", type=click.IntRange(min=0), default=None)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, default=None, help=THREADS_HELP)
 @click.option(
@@ -222,8 +222,8 @@ def eval_hypercut(
 @click.command("order")
 @click.option("--manifest", required=True, type=click.Path(), help="manifest.parquet (or its folder).")
 @click.option("--checkpoint", required=True, type=click.Path(), help="A last.pt (or its run folder).")
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--workers", type=int, default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=None)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, default=None, help=THREADS_HELP)
 def order(manifest, checkpoint, batch_size, workers, device, threads):

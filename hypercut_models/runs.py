@@ -34,18 +34,33 @@ def resolve_run(
     A new run refuses a folder that already holds one; a resumed run takes the settings saved in
     its ``last.pt`` (``legacy``: values for settings saved before they existed) and only the
     ``RUNTIME`` fields given on the command line."""
+    check_run_settings(settings)
     out = Path(settings.out)
     last = out / "last.pt"
     if not resume:
         if last.exists():
             raise Rb2vError(f"{out}: already holds a run (last.pt): pass --resume to continue it, or another --out")
-        return dataclasses.replace(settings, epochs=settings.epochs or default_epochs), None
+        epochs = default_epochs if settings.epochs is None else settings.epochs
+        return dataclasses.replace(settings, epochs=epochs), None
     if not last.exists():
         raise Rb2vError(f"{last}: nothing to resume (no checkpoint in {out})")
     ckpt = load(last)
     saved = type(settings)(**{**(legacy or {}), **ckpt["settings"]})
     changes = {k: getattr(settings, k) for k in settings.RUNTIME if getattr(settings, k) is not None}
     return dataclasses.replace(saved, **changes, out=str(out)), ckpt
+
+
+def check_run_settings(settings) -> None:
+    """The settings both trainers share, checked before any work (None: the default, or the run's own)."""
+    at_least = {"epochs": 1, "batch_size": 1, "crop": 1, "workers": 0, "threads": 1}
+    for name, low in at_least.items():
+        value = getattr(settings, name)
+        if value is not None and value < low:
+            raise Rb2vError(f"--{name.replace('_', '-')} {value}: must be at least {low}")
+    if not settings.lr > 0:
+        raise Rb2vError(f"--lr {settings.lr:g}: must be positive")
+    if settings.clip_grad < 0:
+        raise Rb2vError(f"--clip-grad {settings.clip_grad:g}: must be >= 0 (0: no cap)")
 
 
 def cosine_lr(base: float, step: int, total: int) -> float:

@@ -243,6 +243,19 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     assert "the first epoch is 1" in error_of([*train_args[:4], str(tmp_path / "a"), "--alpha-from", "0"])
     never = [*train_args, "--hypercut", str(PRETRAINED), "--alpha", "0.2", "--alpha-from", "3", "--epochs", "2"]
     assert "R_hyp would never be used" in error_of(never)
+    # numbers out of range, refused before any work (--epochs 0 trained the default 30 epochs, the others
+    # were internal errors)
+    for option, value, message in [
+        ("--epochs", "0", "--epochs 0: must be at least 1"),
+        ("--batch-size", "0", "--batch-size 0: must be at least 1"),
+        ("--lr", "-1", "--lr -1: must be positive"),
+        ("--workers", "-1", "--workers -1: must be at least 0"),
+        ("--alpha", "-0.5", "--alpha -0.5: must be >= 0"),
+    ]:
+        assert message in error_of([*train_args[:4], str(tmp_path / "n"), option, value])
+    assert not (tmp_path / "n").exists()
+    hypercut_args = ["train-hypercut", "--manifest", str(unlabelled), "--out", str(tmp_path / "h")]
+    assert "--batch-size 0: must be at least 1" in error_of([*hypercut_args, "--batch-size", "0"])
 
 
 def test_bench_control_copy(ordered, tmp_path):

@@ -95,8 +95,8 @@ def train_blur2vid(
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option("--hypercut", type=click.Path(), default=None, help="Also score the predictions' order (hit, con@3).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the figures here.")
-@click.option("--batch-size", type=int, default=4, show_default=True)
-@click.option("--workers", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, default=None, help=THREADS_HELP)
 def eval_blur2vid(manifest, checkpoint, split, hypercut, json_path, batch_size, workers, device, threads):

@@ -100,6 +100,8 @@ def _check(settings: Blur2VidSettings) -> None:
         raise Rb2vError(f"--loss {settings.loss!r}: use one of {', '.join(LOSSES)}")
     if settings.size not in SIZES:
         raise Rb2vError(f"--size {settings.size!r}: use one of {', '.join(SIZES)}")
+    if settings.alpha < 0:
+        raise Rb2vError(f"--alpha {settings.alpha:g}: must be >= 0 (0 trains without R_hyp)")
     if settings.flow_weight < 0:
         raise Rb2vError(f"--flow-weight {settings.flow_weight:g}: must be >= 0 (0 trains on the frames alone)")
     if settings.alpha_from < 1:
