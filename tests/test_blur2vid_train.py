@@ -254,6 +254,10 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     ]:
         assert message in error_of([*train_args[:4], str(tmp_path / "n"), option, value])
     assert not (tmp_path / "n").exists()
+    # tiles further apart than their side left black bands between them
+    err = error_of(["deblur", str(good), "--checkpoint", str(ckpt), "--out", str(tmp_path / "t"),
+                    "--tile", "16", "--overlap", "-2"])  # fmt: skip
+    assert "--overlap -2: must be >= 0" in err and not (tmp_path / "t").exists()
     hypercut_args = ["train-hypercut", "--manifest", str(unlabelled), "--out", str(tmp_path / "h")]
     assert "--batch-size 0: must be at least 1" in error_of([*hypercut_args, "--batch-size", "0"])
 

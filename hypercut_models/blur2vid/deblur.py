@@ -52,12 +52,18 @@ def _ramp(length: int, start: int, tile: int, overlap: int, total: int) -> np.nd
     return w
 
 
+def check_tiling(tile: int, overlap: int) -> None:
+    if overlap < 0:  # tiles further apart than their side would leave bands no tile covers
+        raise Rb2vError(f"--overlap {overlap}: must be >= 0")
+    if overlap >= tile:
+        raise Rb2vError(f"--overlap {overlap} must be smaller than --tile {tile}")
+
+
 def deblur_array(
     net: Blur2VidNet, image: np.ndarray, device: torch.device, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP
 ) -> np.ndarray:
     """(H, W, 3) in [0, 1] -> (7, H, W, 3) in [0, 1]."""
-    if overlap >= tile:
-        raise Rb2vError(f"--overlap {overlap} must be smaller than --tile {tile}")
+    check_tiling(tile, overlap)
     h, w = image.shape[:2]
     out = np.zeros((FRAMES, h, w, 3), np.float32)
     weight = np.zeros((h, w), np.float32)
@@ -119,6 +125,7 @@ def deblur(
     overlap: int = DEFAULT_OVERLAP,
 ) -> list[Path]:
     """Deblur every input; return the output folders. Unreadable images are reported one line each."""
+    check_tiling(tile, overlap)  # before any work: it would fail every image alike
     dev = resolve_device(device)
     net, _ = load_network(checkpoint)
     net = place(net, dev).eval()
