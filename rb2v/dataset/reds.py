@@ -132,16 +132,16 @@ def find_sequences(root: Path, fps: float) -> tuple[list[Sequence], list[Outcome
     if not root.is_dir():
         raise Rb2vError(f"{root}: input folder not found")
     entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    seqs, unreadable = [], []
+    seqs, refused = [], []
     for path in entries:
         if path.is_dir() or path.suffix.lower() in VIDEO_SUFFIXES:
             try:
                 seqs.append(check_rate(Sequence(path), fps))
             except Rb2vError as e:
-                unreadable.append(Outcome(str(path), "failed", error=str(e)))
-    if not seqs and not unreadable:
+                refused.append(Outcome(str(path), "failed", error=str(e)))
+    if not seqs and not refused:
         raise Rb2vError(f"{root}: no sequences (expected DIR/<sequence>/<frames> or video files)")
-    return seqs, unreadable
+    return seqs, refused
 
 
 def chunk_key(seq: Sequence, starts: list[int]) -> str:
@@ -274,11 +274,11 @@ def synth_reds_dataset(
 
     rate_plan(fps)  # refuse a rate it cannot honour before any work
     started = time.perf_counter()
-    seqs, unreadable = find_sequences(Path(input_dir), fps)
-    for outcome in unreadable:
+    seqs, refused = find_sequences(Path(input_dir), fps)
+    for outcome in refused:
         say_failure(outcome)
     if not seqs:
-        raise Rb2vError(f"{input_dir}: none of its {len(unreadable)} sequence(s) can be used (named above)")
+        raise Rb2vError(f"{input_dir}: none of its {len(refused)} sequence(s) can be used (named above)")
     dataset_dir = Path(out) / "datasets" / "reds"
     labels = prepare(dataset_dir, settings, executor)
     units = [
@@ -288,7 +288,7 @@ def synth_reds_dataset(
     ]
     outcomes = run_units(units, executor, desc="synth-reds", unit_name="sample")
     summaries, keys, failed = gather(units, outcomes, key=lambda u: chunk_key(u.args[0], u.args[4]))
-    failed = [*unreadable, *failed]
+    failed = [*refused, *failed]
     rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed), labels)
     if report:
         from .report import write_report
