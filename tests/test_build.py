@@ -591,6 +591,19 @@ def test_bad_inputs_give_clear_errors(street, tmp_path):
     bad.write_text('category = "street"\n[qc]\nmin_psnr = "high"\n')
     out = rb2v("build", "--category", "street", "--out", tmp_path, "--pipeline", bad)
     assert out.returncode == 2 and "key 'qc.min_psnr' must be a number" in out.stderr and "Traceback" not in out.stderr
+    # a device no unit can use is refused once, before any work (each sample failed alike, then "no sample passed")
+    built = read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet")
+    devices = ["gpu"] + ([] if torch_cuda_available() else ["cuda"])
+    for device in devices:
+        with pytest.raises(Rb2vError, match=f"device '{device}'"):
+            build_dataset(tmp_path, load_pipeline("street", {**FAST, "upsample.device": device}), report=False)
+    pd.testing.assert_frame_equal(read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet"), built)
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def test_synth_reds_from_real_frames(fixtures_dir, tmp_path):

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .. import __version__
 from ..config import to_dict
+from ..device import resolve_device
 from ..errors import PartialFailure, Rb2vError
 from ..executor import INLINE, ExecutorSettings, Outcome, Unit, chunks, failures_table, run_units
 from ..fsutil import atomic_path, clean_partials, write_json_atomic
@@ -99,11 +100,21 @@ def order_labels(path: Path) -> OrderLabels | None:
     return {(s, tuple(h)): o for s, h, o in zip(df["sample_id"], df["sha256"], df["order"])}, record
 
 
+def check_devices(settings: PipelineSettings) -> None:
+    """A device no unit of this machine can use is refused once, before any work (every sample would fail
+    alike). "auto" and "cpu" need no check, so a CPU build does not import torch for it."""
+    for device in (settings.upsample.device, settings.search.device, settings.matting.device):
+        if device.strip().lower() not in ("auto", "cpu"):
+            resolve_device(device)
+
+
 def prepare(dataset_dir: Path, settings: PipelineSettings, executor: ExecutorSettings) -> OrderLabels | None:
     """Before any unit of work: refuse bad settings (models, checkpoints, the backgrounds folder), then
     withdraw the manifest, returning its order labels. A unit about to be redone removes its old
     samples, and a manifest is only ever the record of a finished build: the end of this one writes
     it again (with those labels when every sample is the same)."""
+    if executor.backend == "local":  # a Ray cluster's workers may have the GPU its head lacks
+        check_devices(settings)
     dataset_dir.mkdir(parents=True, exist_ok=True)
     clean_partials(dataset_dir)
     if executor.backend == "local" and executor.workers == 1:
