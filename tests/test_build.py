@@ -652,3 +652,16 @@ def test_synth_reds_from_real_frames(fixtures_dir, tmp_path):
         shutil.rmtree(src / name)
     with pytest.raises(Rb2vError, match="none of its 3 sequence"):
         synth_reds_dataset(src, tmp_path / "o4", 120, linear, report=False)
+
+
+def test_stage_failures_are_said_once_per_message_and_capped(capsys):
+    from rb2v.dataset.build import SAID_FAILURES, say_stage_failures
+
+    reasons = [f"stage_failed: frame{i:02d}.png: not a readable image" for i in range(SAID_FAILURES + 2)]
+    reasons += ["low_psnr;stage_failed: frame00.png: not a readable image", "static", "low_psnr"]
+    failures = say_stage_failures(pd.DataFrame({"reason": reasons}))
+    assert len(failures) == SAID_FAILURES + 2 and failures["frame00.png: not a readable image"] == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "rb2v: error: frame00.png: not a readable image (2 sample(s) rejected)"
+    assert len(lines) == SAID_FAILURES + 1 and lines[-1] == "rb2v: error: … and 2 other message(s)"
+    assert say_stage_failures(pd.DataFrame({"reason": ["static"]})) == {}

@@ -186,9 +186,9 @@ def assemble(
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
     rows, rej = reject_moved(dataset_dir, rows, rej, summaries, settings.qc.move_min_frames)
     if rows.empty:
-        reasons = rej["reason"].value_counts().to_dict() if not rej.empty else {}
+        say_stage_failures(rej)
         hints = "".join(f"; {h}" for h in reject_hints(rej))
-        raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {reasons}){hints}")
+        raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {reason_counts(rej)}){hints}")
     counts = rows.groupby("subject").size().to_dict()
     splits = split_subjects(counts, settings.split.test_fraction, settings.split.seed)
     rows["split"] = rows["subject"].map(splits)
@@ -226,6 +226,20 @@ def assemble(
         },
     )
     return rows, rej
+
+
+SAID_FAILURES = 10  # distinct messages said (a finished build's rejects.parquet and report.html keep all)
+
+
+def say_stage_failures(rej: pd.DataFrame) -> dict[str, int]:
+    """Say each message that made samples fail (``stage.stage_failures``), the first ``SAID_FAILURES`` of
+    them; return them all."""
+    failures = stage_failures(rej["reason"]) if not rej.empty else {}
+    for message, n in list(failures.items())[:SAID_FAILURES]:
+        say(f"rb2v: error: {message} ({n} sample(s) rejected)")
+    if len(failures) > SAID_FAILURES:
+        say(f"rb2v: error: … and {len(failures) - SAID_FAILURES} other message(s)")
+    return failures
 
 
 def reject_moved(
@@ -283,9 +297,7 @@ def build_dataset(
 
         write_report(dataset_dir)
     print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
-    failed_samples = stage_failures(rej["reason"]) if not rej.empty else {}
-    for message, n in failed_samples.items():
-        say(f"rb2v: error: {message} ({n} sample(s) rejected)")
+    failed_samples = say_stage_failures(rej)
     bad = len(broken) + len({owner(o.unit) for o in failed})
     if bad or failed_samples:
         what, where = [], []
