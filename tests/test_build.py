@@ -24,7 +24,7 @@ from rb2v.dataset.reds import synth_reds_dataset
 from rb2v.dataset.settings import load_pipeline
 from rb2v.errors import PartialFailure, Rb2vError
 from rb2v.executor import ExecutorSettings
-from rb2v.io.images import read_image
+from rb2v.io.images import read_image, write_image
 from rb2v.manifest import ORDER_KEY, read_manifest, validate_manifest
 from rb2v.matting import ChromaKeyer
 
@@ -585,6 +585,12 @@ def test_bad_inputs_give_clear_errors(street, tmp_path):
     assert read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet")["subject"].unique().tolist() == [
         "subject01"
     ]
+    failures = json.loads((tmp_path / "datasets" / "street" / "build.json").read_text())["failures"]
+    assert [f["unit"] for f in failures] == ["street/subject02/take01"] and "not valid JSON" in failures[0]["error"]
+    only_broken = tmp_path / "only-broken"
+    shutil.copytree(tmp_path / "aligned" / "street" / "subject02", only_broken / "aligned" / "street" / "subject02")
+    with pytest.raises(Rb2vError, match="no sample was built: every take or sequence failed"):
+        build_dataset(only_broken, load_pipeline("street", FAST), report=False)
     out = rb2v("build", "--category", "underwater", "--out", tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     bad = tmp_path / "bad.toml"
@@ -606,7 +612,7 @@ def torch_cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def test_synth_reds_from_real_frames(fixtures_dir, tmp_path):
+def test_synth_reds_from_real_frames(fixtures_dir, tmp_path, capsys):
     src = tmp_path / "in"
     for name, files in (("seqA", range(0, 6)), ("seqB", range(6, 12))):
         (src / name).mkdir(parents=True)
@@ -652,6 +658,16 @@ def test_synth_reds_from_real_frames(fixtures_dir, tmp_path):
         shutil.rmtree(src / name)
     with pytest.raises(Rb2vError, match="none of its 3 sequence"):
         synth_reds_dataset(src, tmp_path / "o4", 120, linear, report=False)
+    # a frame of another size inside a sequence is named (it was an interpolator's shape error)
+    odd = tmp_path / "odd" / "seqE"
+    odd.mkdir(parents=True)
+    for i in range(6):
+        image = read_image(fixtures_dir / "img_seq" / f"{i:05d}.jpg")
+        write_image(odd / f"{i:05d}.png", image[:-8] if i == 2 else image)
+    with pytest.raises(Rb2vError, match="no sample was built: every take or sequence failed"):
+        synth_reds_dataset(odd.parent, tmp_path / "o5", 120, linear, report=False)
+    h, w = image.shape[:2]
+    assert f"{odd / '00002.png'}: {w}x{h - 8}, not the {w}x{h} of the frames before it" in capsys.readouterr().err
 
 
 def test_stage_failures_are_said_once_per_message_and_capped(capsys):

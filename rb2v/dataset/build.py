@@ -185,6 +185,9 @@ def assemble(
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
     rows, rej = reject_moved(dataset_dir, rows, rej, summaries, settings.qc.move_min_frames)
+    if rows.empty and rej.empty:  # nothing even reached QC
+        why = "every take or sequence failed (named above)" if failures else "too short for one sample"
+        raise Rb2vError(f"{dataset_dir}: no sample was built: {why}")
     if rows.empty:
         say_stage_failures(rej)
         hints = "".join(f"; {h}" for h in reject_hints(rej))
@@ -291,7 +294,8 @@ def build_dataset(
     for _, err in broken:
         say(f"rb2v: error: {err}")
     summaries, keys, failed = run_takes(takes, settings, dataset_dir, executor, chunk_frames)
-    rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed), labels)
+    unbuilt = [{"unit": take, "error": err, "traceback": None} for take, err in broken] + failures_table(failed)
+    rows, rej = assemble(dataset_dir, keys, summaries, settings, unbuilt, labels)
     if report:
         from .report import write_report
 

@@ -94,8 +94,14 @@ class Sequence:
         """Frames ``start .. stop-1`` in order (a chunk decodes only what it needs)."""
         stop = self.count if stop is None else min(stop, self.count)
         if self.files is not None:
+            size = None
             for f in self.files[start:stop]:
-                yield read_image(f)
+                image = read_image(f)
+                if size is not None and image.shape != size:
+                    h, w = image.shape[:2]
+                    raise Rb2vError(f"{f}: {w}x{h}, not the {size[1]}x{size[0]} of the frames before it")
+                size = image.shape
+                yield image
         else:
             from ..io.video import iter_frames
 
