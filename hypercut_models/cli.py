@@ -181,7 +181,8 @@ def _table(result: dict) -> str:
     "--plot",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Also draw the t-SNE map of the split's (x_0, x_6) vectors and their reverses (PNG), as the paper's Fig. 7.",
+    help="Also draw the t-SNE map of the split's (x_0, x_6) vectors and their reverses (PNG, PDF, SVG or JPEG by "
+    "the file's suffix), as the paper's Fig. 7.",
 )
 @click.option(
     "--learnability",
@@ -194,7 +195,10 @@ def eval_hypercut(
 ):
     """Report hit / con@2 / con@3 of a HyperCUT checkpoint on one split."""
     from .evaluate import evaluate
+    from .plot import check_plot_path
 
+    if plot:
+        check_plot_path(plot)
     _set_threads(threads)
     result = evaluate(
         manifest, checkpoint, split=split, device=device, batch_size=batch_size, workers=workers, crop=crop

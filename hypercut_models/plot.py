@@ -39,6 +39,19 @@ def pair_vectors(
     return np.concatenate(fwd), np.concatenate(rev)
 
 
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_plot_path(path: str | Path) -> Path:
+    """The plot's file, by its suffix one of ``PLOT_SUFFIXES`` (refused before any work otherwise)."""
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise Rb2vError(
+            f"{path}: cannot draw a plot of type {path.suffix or '(none)'!r} (use {', '.join(PLOT_SUFFIXES)})"
+        )
+    return path
+
+
 def tsne_plot(fwd: np.ndarray, rev: np.ndarray, plane: Hyperplane, path: str | Path, seed: int = 0) -> Path:
     """Embed the pair and reverse vectors with t-SNE and save the scatter plot (PNG, atomically)."""
     import matplotlib
@@ -65,9 +78,9 @@ def tsne_plot(fwd: np.ndarray, rev: np.ndarray, plane: Hyperplane, path: str | P
     ax.legend(loc="best", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
-    path = Path(path)
+    path = check_plot_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
+        fig.savefig(tmp, format=path.suffix.lower().lstrip("."), bbox_inches="tight")
     plt.close(fig)
     return path

@@ -298,6 +298,11 @@ def test_eval_and_order_commands(trained, dataset, tmp_path, capsys):
     args = ["eval-hypercut", "--manifest", str(dataset), "--checkpoint", str(trained), "--workers", "0"]
     assert rb2v_main([*args, "--plot", str(plot)]) == 0
     assert read_image(plot).shape[0] > 100
+    svg = tmp_path / "tsne.svg"  # the file's type is its suffix's (a PNG was written under any name)
+    assert rb2v_main([*args, "--plot", str(svg)]) == 0 and svg.read_text().lstrip().startswith("<?xml")
+    capsys.readouterr()
+    assert rb2v_main([*args, "--plot", str(tmp_path / "tsne.xyz")]) == 2
+    assert "cannot draw a plot of type '.xyz'" in capsys.readouterr().err and not (tmp_path / "tsne.xyz").exists()
     vf, vr = pair_vectors(net, test, torch.device("cpu"))
     assert vf.shape == (n_test, 128)
     with torch.no_grad():
