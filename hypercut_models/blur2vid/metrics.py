@@ -60,11 +60,8 @@ def ppsnr_sample(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, bool
     return chosen, reverse
 
 
-def ssim_frames(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    return _ssims(quantize(pred), quantize(target))
-
-
 def _ssims(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per-frame SSIMs of frames already quantized."""
     from skimage.metrics import structural_similarity
 
     win = min(7, *p.shape[1:3])

@@ -204,8 +204,10 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
                     "sequences_per_s": round(seen / seconds, 3),
                 }
             )
-            state = run_state(net, optimizer, scaler, epoch + 1, settings, history, net=net.config())
-            save_checkpoint(out / "last.pt", {**state, "size": settings.size})
+            state = run_state(
+                net, optimizer, scaler, epoch + 1, settings, history, net=net.config(), size=settings.size
+            )
+            save_checkpoint(out / "last.pt", state)
             log.write(history)
             row = history[-1]
             say(

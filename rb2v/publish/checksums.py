@@ -15,6 +15,15 @@ READ_CHUNK = 1 << 20
 MULTIPART_CHUNK = 50 * 2**20
 
 
+def mismatch_error(path: str | Path, count: int = 1) -> Rb2vError:
+    """The error for a dataset file (the first of ``count``) whose bytes are not those its manifest records."""
+    many = f" ({count} file(s))" if count > 1 else ""
+    return Rb2vError(
+        f"{path}: its bytes differ from the sha256 in the manifest{many}: changed after the build "
+        "(rb2v validate lists every such file)"
+    )
+
+
 @dataclass(frozen=True)
 class FileDigest:
     size: int

@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import Rb2vError
 from ..manifest import FIELDS
+from .checksums import mismatch_error
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 IMAGE_FIELDS = [pa.field("blur", IMAGE_TYPE), pa.field("sharp", pa.list_(IMAGE_TYPE))]
@@ -88,10 +88,7 @@ def _image(dataset_dir: Path, rel: str, sha256: str) -> dict:
     """An image as the Hub stores it, refused when its bytes are not those the manifest records."""
     data = (dataset_dir / rel).read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise Rb2vError(
-            f"{dataset_dir / rel}: its bytes differ from the sha256 in the manifest: changed after the build "
-            "(rb2v validate lists every such file)"
-        )
+        raise mismatch_error(dataset_dir / rel)
     return {"bytes": data, "path": rel}
 
 

@@ -23,7 +23,7 @@ from ..fsutil import PARTIAL_SUFFIX, write_text_atomic
 from ..manifest import MANIFEST_NAME, read_manifest
 from ..progress import progress, say
 from .card import dataset_card
-from .checksums import SUMS_NAME, FileDigest, digest_file, format_sums
+from .checksums import SUMS_NAME, FileDigest, digest_file, format_sums, mismatch_error
 from .mirror import Mirror, MirrorError, RateLimiter, is_partial, open_mirror
 from .parallel import run_all
 from .parquet_export import Shard, plan_shards, shard_schema, write_shard
@@ -84,10 +84,8 @@ def changed_since_build(dataset: Path, df: pd.DataFrame, digests: dict[str, File
     recorded = manifest_digests(df)
     changed = sorted(k for k, d in digests.items() if k in recorded and d.sha256 != recorded[k])
     if changed:
-        raise Rb2vError(
-            f"{dataset / changed[0]}: its bytes differ from the sha256 in the manifest ({len(changed)} file(s)): "
-            f"changed after the build (rb2v validate lists them); publish incomplete, no {SUMS_NAME} written"
-        )
+        error = mismatch_error(dataset / changed[0], len(changed))
+        raise Rb2vError(f"{error}; publish incomplete, no {SUMS_NAME} written")
 
 
 def staging_dir(dataset: Path, mirror: Mirror) -> Path:
