@@ -55,6 +55,23 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
 
 
 @pytest.mark.parametrize(
+    "args, message",
+    [
+        # a stride of 0 was blamed on the pipeline's TOML file, which holds none
+        (["build", "--category", "street", "--stride", "0"], "Invalid value for '--stride': 0 is not in the range"),
+        (["synth-reds", "--input", ".", "--fps", "120", "--stride", "0"], "'--stride': 0 is not in the range"),
+        (["synth-reds", "--input", ".", "--fps", "120", "--max-per-sequence", "-1"], "-1 is not in the range x>=0"),
+        (["verify", "mirror", "--jobs", "0"], "'--jobs' / '-j': 0 is not in the range x>=1"),  # an internal error
+    ],
+)
+def test_options_out_of_range_are_refused_by_name(tmp_path, args, message):
+    out = rb2v(*args, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert message in out.stderr and "toml" not in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
     "project, message",
     [
         ('rwa = "raw"\n', "rb2v.toml: unknown key 'rwa' (known: raw, out)"),

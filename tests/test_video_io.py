@@ -69,6 +69,14 @@ def test_lossless_round_trip_and_probe(tmp_path):
     np.testing.assert_array_equal(read_frames(path), frames)
 
 
+def test_probe_reads_a_frame_size_under_ten_pixels(tmp_path):
+    """ffmpeg prints ``8x6`` beside the codec tag ``0x31637661``: the size is read, not the tag."""
+    frames = moving_frames(5, h=6, w=8)
+    path = write_video(tmp_path / "tiny.mkv", frames, 25, lossless=True)
+    info = probe(path)
+    assert (info.width, info.height, info.frames) == (8, 6, 5)
+
+
 @pytest.mark.parametrize("codec", ["h264", "hevc"])
 def test_round_trip_is_near_lossless(tmp_path, codec):
     frames = moving_frames(40)

@@ -26,7 +26,7 @@ from .build import CHUNK_FRAMES
 @click.option("--matting", type=click.Choice(["chroma", "bgmv2", "none"]), default=None)
 @click.option("--bgmv2-checkpoint", type=click.Path(dir_okay=False), default=None)
 @click.option("--backgrounds", type=click.Path(file_okay=False), default=None, help="Folder of background photos.")
-@click.option("--stride", type=int, default=None, help="Use every N-th blurry frame.")
+@click.option("--stride", type=click.IntRange(min=1), default=None, help="Use every N-th blurry frame.")
 @click.option("--device", default=None, help="auto | cpu | cuda for the models and the search.")
 @executor_options("Chunks of takes built")
 @click.option(

@@ -320,8 +320,8 @@ def synth_reds_dataset(
 @click.option("--interpolator", type=click.Choice(["flow", "cdfi", "linear"]), default=None)
 @click.option("--cdfi-checkpoint", type=click.Path(dir_okay=False), default=None)
 @click.option("--device", default=None, help="auto | cpu | cuda for the interpolator (cdfi).")
-@click.option("--stride", type=int, default=None, help="Use every N-th sample position.")
-@click.option("--max-per-sequence", type=int, default=None)
+@click.option("--stride", type=click.IntRange(min=1), default=None, help="Use every N-th sample position.")
+@click.option("--max-per-sequence", type=click.IntRange(min=0), default=None, help="0: no limit.")
 @executor_options("Chunks of sequences made")
 @click.option("--no-report", is_flag=True)
 def synth_reds(

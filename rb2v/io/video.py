@@ -117,7 +117,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if not vid:
         raise Rb2vError(f"{path}: no video stream")
     codec, rest = vid.group(1), vid.group(2)
-    size = re.search(r"(\d{2,5})x(\d{2,5})", rest)
+    # WxH, not a codec tag's hex (``0x31637661``, ``0x0000``)
+    size = re.search(r"(?<![\w.])([1-9]\d{0,4})x([1-9]\d{0,4})(?!\w)", rest)
     side = err[vid.end() :].split("Stream #", 1)[0]  # the video stream's own metadata and side data
     turn = re.search(r"rotation of (-?[\d.]+) degrees", side, re.IGNORECASE)
     rotation = round(float(turn.group(1))) if turn else 0

@@ -48,7 +48,12 @@ endpoint_option = click.option(
     help="S3-compatible endpoint (MinIO, Ceph...), e.g. http://127.0.0.1:9000.",
 )
 jobs_option = click.option(
-    "--jobs", "-j", default=DEFAULT_JOBS, show_default=True, type=int, help="Objects transferred at once."
+    "--jobs",
+    "-j",
+    default=DEFAULT_JOBS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Objects transferred at once.",
 )
 
 
