@@ -78,7 +78,7 @@ def _set_threads(threads: int | None) -> None:
 @precision_option("cuda-only")
 @click.option("--workers", type=int, default=None, help="Data loader processes (default up to 4).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--threads", type=int, default=None, help=THREADS_HELP)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @click.option(
     "--init", type=click.Path(), default=None, help="Start from this checkpoint's network and hyperplane (fine-tuning)."
 )
@@ -176,7 +176,7 @@ def _table(result: dict) -> str:
 @click.option("--crop", type=int, default=None, help="Score a seeded random crop of this side instead of full frames.")
 @click.option("--workers", type=click.IntRange(min=0), default=None)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--threads", type=int, default=None, help=THREADS_HELP)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),
@@ -229,7 +229,7 @@ def eval_hypercut(
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=None)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--threads", type=int, default=None, help=THREADS_HELP)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 def order(manifest, checkpoint, batch_size, workers, device, threads):
     """Write order labels: "ignore" when (x_0, x_6) falls on the hyperplane's negative side, else
     "reverse"; refreshes metadata.json."""

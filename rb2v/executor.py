@@ -237,7 +237,7 @@ def executor_options(what: str):
         return click.option(
             "--workers",
             "-j",
-            type=int,
+            type=click.IntRange(min=1),  # refused before any work (a build withdraws its manifest first)
             default=1,
             show_default=True,
             help=f"{what} in parallel (processes or Ray tasks).",

@@ -327,6 +327,27 @@ def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, cap
     pd.testing.assert_frame_equal(read_manifest(dataset / "manifest.parquet"), before)
 
 
+def test_report_names_a_damaged_dataset_and_writes_the_others(street, tmp_path):
+    """A corrupt build.json or rejects.parquet was an internal error that stopped every report."""
+    import subprocess
+    import sys
+
+    _, reference, _ = street
+    for category in ("street", "hand", "face"):
+        shutil.copytree(reference / "datasets" / "street", tmp_path / "datasets" / category)
+        (tmp_path / "datasets" / category / "report.html").unlink()
+    (tmp_path / "datasets" / "face" / "build.json").write_text("{")
+    (tmp_path / "datasets" / "hand" / "rejects.parquet").write_text("x")
+    out = subprocess.run([sys.executable, "-m", "rb2v", "report", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "internal error" not in out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("rb2v: error:")]
+    assert any("face/build.json: not valid JSON" in e for e in errors), errors
+    assert any("hand/rejects.parquet: not a readable parquet table" in e for e in errors), errors
+    assert "2 of 3 report(s) not written" in out.stderr
+    assert (tmp_path / "datasets" / "street" / "report.html").stat().st_size > 10_000
+    assert not (tmp_path / "datasets" / "face" / "report.html").exists()
+
+
 def test_a_rebuild_keeps_the_order_labels_of_the_same_samples(street, tmp_path, capsys):
     _, reference, _ = street
     shutil.copytree(reference, tmp_path, dirs_exist_ok=True)  # the module's inputs and its built dataset

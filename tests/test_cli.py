@@ -62,6 +62,10 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
         (["synth-reds", "--input", ".", "--fps", "120", "--stride", "0"], "'--stride': 0 is not in the range"),
         (["synth-reds", "--input", ".", "--fps", "120", "--max-per-sequence", "-1"], "-1 is not in the range x>=0"),
         (["verify", "mirror", "--jobs", "0"], "'--jobs' / '-j': 0 is not in the range x>=1"),  # an internal error
+        # refused only after the build had withdrawn the dataset's manifest, align after writing takes.parquet
+        (["build", "--category", "street", "--out", "o", "-j", "0"], "'--workers' / '-j': 0 is not in the range"),
+        (["align", "raw", "o", "--workers", "0"], "'--workers' / '-j': 0 is not in the range"),
+        (["order", "--manifest", "m.parquet", "--checkpoint", "c.pt", "--threads", "-4"], "-4 is not in the range"),
     ],
 )
 def test_options_out_of_range_are_refused_by_name(tmp_path, args, message):

@@ -16,7 +16,8 @@ import pandas as pd
 
 from ..alignment import read_alignment
 from ..config import project_path
-from ..errors import Rb2vError
+from ..errors import PartialFailure, Rb2vError
+from ..executor import run_unit, say_failure
 from ..fsutil import write_text_atomic
 from ..io.images import read_image
 from ..manifest import MANIFEST_NAME, read_manifest
@@ -236,18 +237,32 @@ def _timeline(df: pd.DataFrame, rejects: pd.DataFrame, most: int = 12) -> tuple[
     return _figure_png(fig), len(shown)
 
 
+def _build_records(dataset_dir: Path) -> tuple[pd.DataFrame, dict]:
+    """``rejects.parquet`` and ``build.json`` (either may be absent); a damaged one is a one-line error."""
+    rej_path, build_path = dataset_dir / "rejects.parquet", dataset_dir / "build.json"
+    try:
+        rejects = (
+            pd.read_parquet(rej_path)
+            if rej_path.exists()
+            else pd.DataFrame(columns=["take", "blur_index", "reason", "psnr", "psnr_margin"])
+        )
+    except Exception as e:  # pyarrow's errors share no base class
+        raise Rb2vError(f"{rej_path}: not a readable parquet table ({type(e).__name__}); rebuild the dataset") from e
+    try:
+        build = json.loads(build_path.read_text()) if build_path.exists() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Rb2vError(f"{build_path}: not valid JSON ({e}); rebuild the dataset") from e
+    if not isinstance(build, dict):
+        raise Rb2vError(f"{build_path}: not a build record (a JSON object)")
+    return rejects, build
+
+
 def write_report(dataset_dir: str | Path) -> Path:
     from .build import reason_table
 
     dataset_dir = Path(dataset_dir)
     df = read_manifest(dataset_dir / MANIFEST_NAME)
-    rej_path = dataset_dir / "rejects.parquet"
-    rejects = (
-        pd.read_parquet(rej_path)
-        if rej_path.exists()
-        else pd.DataFrame(columns=["take", "blur_index", "reason", "psnr", "psnr_margin"])
-    )
-    build = json.loads((dataset_dir / "build.json").read_text()) if (dataset_dir / "build.json").exists() else {}
+    rejects, build = _build_records(dataset_dir)
     takes = _take_table(dataset_dir, build)
     reasons = reason_table(rejects)
     reasons["meaning"] = reasons["reason"].map(REJECT_REASONS).fillna("")
@@ -300,5 +315,13 @@ def report_cmd(out):
     found = sorted(p.parent for p in (out / "datasets").glob(f"*/{MANIFEST_NAME}"))
     if not found:
         raise Rb2vError(f"{out / 'datasets'}: no built dataset (run rb2v build first)")
-    for d in found:
-        click.echo(f"wrote {write_report(d)}")
+    failed = 0
+    for d in found:  # one damaged dataset does not keep the others' reports from being written
+        outcome = run_unit(str(d), write_report, (d,))
+        if outcome.status == "done":
+            click.echo(f"wrote {outcome.value}")
+        else:
+            say_failure(outcome)
+            failed += 1
+    if failed:
+        raise PartialFailure(f"{failed} of {len(found)} report(s) not written (named above)")
