@@ -110,6 +110,14 @@ class AlignSettings:
     png_compression: int = 0  # zlib level of the aligned PNGs (0: stored, fastest; 1: ~3x smaller, ~4x slower)
 
     def validate(self) -> None:
+        if not self.max_offset_s > 0:
+            raise ValueError(f"align.max_offset_s must be positive (s), got {self.max_offset_s}")
+        if not 0.0 <= self.fps_ratio_tolerance < 1.0:
+            raise ValueError(f"align.fps_ratio_tolerance must be in [0, 1), got {self.fps_ratio_tolerance}")
+        if self.min_inliers < 4:  # a homography needs 4 point pairs
+            raise ValueError(f"align.min_inliers must be at least 4, got {self.min_inliers}")
+        if not 0 <= self.png_compression <= 9:
+            raise ValueError(f"align.png_compression must be a zlib level 0-9, got {self.png_compression}")
         if not 0.0 <= self.min_match_cover <= 1.0:
             raise ValueError(f"align.min_match_cover must be between 0 and 1, got {self.min_match_cover}")
         if not self.max_calibration_shift_px > 0:

@@ -44,6 +44,11 @@ def test_help_lists_every_command():
         # the blur camera's dark sides leave 440 px of a 480 px width: the default rig's 448 px crop never fits
         (["simulate-rig", "RAW", "--size", "480x544"], "the rig's 448x448 crop does not fit"),
         (["simulate-rig", "RAW", "--rig", "nope"], "rigs/nope.toml: no such rig"),
+        # NaN passed every comparison: internal errors in the encoder, or NaN audio written with exit 0
+        (["simulate-rig", "RAW", "--blur-exposure", "nan"], "blur exposure must be within one blur frame period"),
+        (["simulate-rig", "RAW", "--bitrate", "inf"], "--bitrate must be positive Mb/s (at most 10000), got inf"),
+        (["simulate-rig", "RAW", "--sharp-audio-delay", "nan"], "--sharp-audio-delay must be within ±0.5 s"),
+        (["simulate-rig", "RAW", "--chapter-seconds", "-1"], "--chapter-seconds must be 0 (no chapters) or more"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
@@ -65,6 +70,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
         # refused only after the build had withdrawn the dataset's manifest, align after writing takes.parquet
         (["build", "--category", "street", "--out", "o", "-j", "0"], "'--workers' / '-j': 0 is not in the range"),
         (["align", "raw", "o", "--workers", "0"], "'--workers' / '-j': 0 is not in the range"),
+        (["simulate-rig", "RAW", "--seed", "-5"], "'--seed': -5 is not in the range x>=0"),  # an internal error
         (["order", "--manifest", "m.parquet", "--checkpoint", "c.pt", "--threads", "-4"], "-4 is not in the range"),
     ],
 )

@@ -102,6 +102,22 @@ def test_invalid_values_and_broken_toml(tmp_path):
     with pytest.raises(Rb2vError, match=r"qc: move_min_frames must be 0 \(no check\) or more, got -1"):
         load_pipeline("face", {"qc.move_min_frames": -1})
     assert load_pipeline("hand").qc.move_min_frames == 5
+    # accepted before: a PNG level beyond zlib's, NaN thresholds that reject every sample, a negative search
+    # window (an internal error in sync), a negative tolerance (blamed on a correct frame-rate ratio)
+    for category, key, value, message in [
+        ("street", "output.png_compression", 15, r"output: png_compression must be a zlib level 0-9, got 15"),
+        ("hand", "qc.min_psnr", float("nan"), r"qc: min_psnr, min_margin and min_motion must be numbers"),
+    ]:
+        with pytest.raises(Rb2vError, match=r"pipelines/" + category + r"\.toml: " + message):
+            load_pipeline(category, {key: value})
+    for key, value, message in [
+        ("align.max_offset_s", -1.0, r"align\.max_offset_s must be positive \(s\), got -1\.0"),
+        ("align.fps_ratio_tolerance", -1.0, r"align\.fps_ratio_tolerance must be in \[0, 1\), got -1\.0"),
+        ("align.min_inliers", -5, r"align\.min_inliers must be at least 4, got -5"),
+        ("align.png_compression", 12, r"align\.png_compression must be a zlib level 0-9, got 12"),
+    ]:
+        with pytest.raises(Rb2vError, match=message):
+            load_rig(overrides={key: value})
 
 
 def test_overrides_take_precedence_and_change_the_hash():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -76,6 +77,8 @@ class QCSettings:
     move_min_frames: int = 5
 
     def validate(self) -> None:
+        if not (math.isfinite(self.min_psnr) and math.isfinite(self.min_margin) and math.isfinite(self.min_motion)):
+            raise ValueError("qc: min_psnr, min_margin and min_motion must be numbers (nan rejects every sample)")
         if not self.max_shift_px > 0:
             raise ValueError(f"qc: max_shift_px must be positive (inf: no check), got {self.max_shift_px}")
         if not self.max_clock_steps >= 1:
@@ -102,6 +105,10 @@ class SplitSettings:
 @dataclass(frozen=True)
 class OutputSettings:
     png_compression: int = 1
+
+    def validate(self) -> None:
+        if not 0 <= self.png_compression <= 9:
+            raise ValueError(f"output: png_compression must be a zlib level 0-9, got {self.png_compression}")
 
 
 @dataclass(frozen=True)

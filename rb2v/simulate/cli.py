@@ -43,7 +43,9 @@ def _audio_starts(value: str) -> tuple[float, float]:
 @click.option("--subjects", type=int, default=1, show_default=True, help="Subjects (street: locations).")
 @click.option("--takes", type=int, default=1, show_default=True, help="Takes per subject.")
 @click.option("--seconds", type=float, default=3.0, show_default=True, help="Length of each take.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same session, bit for bit.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Same seed, same session, bit for bit."
+)
 @click.option(
     "--source",
     type=click.Path(path_type=Path),

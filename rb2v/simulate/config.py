@@ -145,11 +145,11 @@ class SimConfig:
             raise Rb2vError(f"simulate-rig: --seconds must be between 0.5 and 600, got {self.seconds}")
         if self.width % 2 or self.height % 2 or self.width < 480 or self.height < 480:
             raise Rb2vError(f"simulate-rig: --size must be even and at least 480x480, got {self.width}x{self.height}")
-        if abs(self.sharp_audio_delay_s) > 0.5:
+        if not abs(self.sharp_audio_delay_s) <= 0.5:  # NaN too
             raise Rb2vError(
                 f"simulate-rig: --sharp-audio-delay must be within ±0.5 s, got {self.sharp_audio_delay_s:g} s"
             )
-        if any(abs(a) > 0.5 for a in self.audio_start_s):
+        if not all(abs(a) <= 0.5 for a in self.audio_start_s):
             starts = ",".join(f"{a:g}" for a in self.audio_start_s)
             raise Rb2vError(f"simulate-rig: --audio-start must be within ±0.5 s for each camera, got {starts}")
         if self.sharp_size is not None:
@@ -165,7 +165,7 @@ class SimConfig:
                 )
         if self.internal_fps < 400:
             raise Rb2vError("simulate-rig: internal frame rate must be at least 400 fps")
-        if self.blur_exposure_s <= 0 or self.blur_exposure_s > 1 / self.blur_fps:
+        if not 0 < self.blur_exposure_s <= 1 / self.blur_fps:
             raise Rb2vError("simulate-rig: blur exposure must be within one blur frame period")
         from .lens import check_coeffs
 
@@ -189,7 +189,7 @@ class SimConfig:
             raise Rb2vError(f"simulate-rig: --vignetting must be 0 to 0.6 for each camera, got {self.vignetting}")
         if not abs(self.splitter_gradient) <= 0.3:
             raise Rb2vError(f"simulate-rig: --splitter-gradient must be within ±0.3, got {self.splitter_gradient}")
-        if self.sharp_exposure_s <= 0 or self.sharp_exposure_s > 1 / self.sharp_fps:
+        if not 0 < self.sharp_exposure_s <= 1 / self.sharp_fps:
             raise Rb2vError("simulate-rig: sharp exposure must be within one sharp frame period")
         for cam, fps, readout in (
             ("blur", self.blur_fps, self.blur_readout_s),
@@ -208,8 +208,12 @@ class SimConfig:
                 raise Rb2vError(f"simulate-rig: {cam} exposure anchor must be within one frame period")
         if not (0 <= self.exposure_drift < 0.5 and 0 <= self.wb_drift < 0.5):
             raise Rb2vError("simulate-rig: drift amplitudes must be in [0, 0.5)")
-        if self.bitrate_mbps is not None and self.bitrate_mbps <= 0:
-            raise Rb2vError("simulate-rig: --bitrate must be positive")
+        if self.bitrate_mbps is not None and not 0 < self.bitrate_mbps <= 10_000:
+            raise Rb2vError(f"simulate-rig: --bitrate must be positive Mb/s (at most 10000), got {self.bitrate_mbps}")
+        if not self.chapter_seconds >= 0:
+            raise Rb2vError(
+                f"simulate-rig: --chapter-seconds must be 0 (no chapters) or more, got {self.chapter_seconds}"
+            )
         if len(self.upside_down) != 2 or not all(isinstance(u, bool) for u in self.upside_down):
             raise Rb2vError(f"simulate-rig: upside_down must be two booleans (blur, sharp), got {self.upside_down!r}")
         if self.codec not in ("h264", "hevc"):
