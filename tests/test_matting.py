@@ -206,6 +206,9 @@ def test_backgrounds_are_deterministic_per_sample(tmp_path):
     empty.mkdir()
     with pytest.raises(Rb2vError, match="no background photos"):
         list_backgrounds(empty)
+    (folder / "c.jpg").write_text("junk")  # refused when listed, before a build withdraws its dataset
+    with pytest.raises(Rb2vError, match=r"my backgrounds/c\.jpg: not a readable image$"):
+        list_backgrounds(folder)
     with pytest.raises(Rb2vError, match="not found"):
         pick_background("x", backgrounds_dir=tmp_path / "missing")
 

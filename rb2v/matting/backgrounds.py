@@ -50,6 +50,11 @@ def list_backgrounds(backgrounds_dir: str | os.PathLike | None = None) -> list[s
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if is_image_file(p))
     if not files:
         raise Rb2vError(f"{root}: no background photos (PNG, JPEG, BMP, TIFF, WebP) in this folder")
+    # a photo's signature, read before any work: an undecodable one failed each sample that drew it
+    unreadable = [f for f in files if not cv2.haveImageReader(str(root / f))]
+    if unreadable:
+        more = f" (and {len(unreadable) - 1} other photo(s) in this folder)" if len(unreadable) > 1 else ""
+        raise Rb2vError(f"{root / unreadable[0]}: not a readable image{more}")
     return files
 
 
