@@ -285,6 +285,29 @@ def test_manifest_splits_and_validation(street):
     assert meta["schema"] == "rb2v.manifest/1" and len(meta["settings_hash"]) == 16
 
 
+def test_validate_names_paths_outside_the_dataset_and_impossible_sizes(street, tmp_path):
+    """Absolute and ``../`` paths passed while the files existed; a row of another split was also
+    called a subject in both train and test; a negative width passed without the file checks."""
+    from rb2v.manifest import write_manifest
+
+    _, _, dataset = street
+    df = read_manifest(dataset / "manifest.parquet")
+    ids = list(df["sample_id"][:3])
+    df.loc[0, "blur_path"] = str(dataset / df.loc[0, "blur_path"])  # an existing file, named absolutely
+    df.at[1, "sharp_paths"] = ["../street/" + df.loc[1, "sharp_paths"][0], *df.loc[1, "sharp_paths"][1:]]
+    df.loc[2, "split"], df.loc[2, "width"] = "validation", -5
+    copy = tmp_path / "m.parquet"
+    write_manifest(copy, df, df.attrs["metadata"])
+    shutil.copytree(dataset / "samples", tmp_path / "samples")
+    problems = validate_manifest(copy, check_files=False)
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        f"{ids[0]}: path {df.loc[0, 'blur_path']} is not relative to the manifest's folder",
+        f"{ids[1]}: path {df.loc[1, 'sharp_paths'][0]} is not relative to the manifest's folder",
+        f"{ids[2]}: split 'validation' is not train/test",
+        f"{ids[2]}: frame size -5x448 is not positive",
+    ], problems
+
+
 def test_metadata_json_reads_like_the_official_trainer(street):
     """Read metadata.json exactly as VinAIResearch/HyperCUT's Seq7Dataset does."""
     _, work, dataset = street

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import click
 import cv2
@@ -11,6 +11,11 @@ import numpy as np
 
 from ..errors import Rb2vError
 from .schema import FRAMES_PER_SEQ, MANIFEST_NAME, ORDERS, SPLITS, read_manifest
+
+
+def _inside(rel: str) -> bool:
+    parts = PurePosixPath(rel).parts
+    return bool(parts) and not PurePosixPath(rel).is_absolute() and ".." not in parts and "\\" not in rel
 
 
 def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
@@ -25,7 +30,8 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
         problems.append(f"{path}: manifest has no rows")
     dup = df["sample_id"][df["sample_id"].duplicated()]
     problems += [f"{path}: duplicate sample_id {s}" for s in dup.unique()]
-    crossing = df.groupby("subject")["split"].nunique()
+    # a row with another split is reported by itself, not as a subject in both train and test
+    crossing = df[df["split"].isin(SPLITS)].groupby("subject")["split"].nunique()
     problems += [f"{path}: subject {s} is in both train and test" for s in crossing[crossing > 1].index]
     for r in df.itertuples(index=False):
         where = f"{path}: {r.sample_id}"
@@ -41,6 +47,13 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
             problems.append(f"{where}: take {r.take!r} is not <category>/<subject>/<take>")
         if not np.all(np.isfinite(r.color_matrix)):
             problems.append(f"{where}: colour matrix is not finite")
+        if not (r.width > 0 and r.height > 0):
+            problems.append(f"{where}: frame size {r.width}x{r.height} is not positive")
+        # paths are relative to the manifest's folder: a mirror or a moved dataset must hold every file
+        outside = [rel for rel in [r.blur_path, *r.sharp_paths] if not _inside(rel)]
+        problems += [f"{where}: path {rel} is not relative to the manifest's folder" for rel in outside]
+        if outside:
+            continue
         if not check_files:
             continue
         for rel, digest in zip([r.blur_path, *r.sharp_paths], r.sha256):
