@@ -42,6 +42,11 @@ def raw(tmp_path_factory) -> Path:
     _video(take("face", "s2", "named", "blur.mp4"), 25, 4)
     _video(take("face", "s2", "named", "sharp.mp4"), 100, 16)
     take("face", "s2", "named", "take.toml").write_text('calibration = "face-rig"\n')
+    take("calibration", "face-rig").mkdir(parents=True)  # named, but holds no recordings: fails on its own
+    # a take.toml naming a calibration take that is not there (a typo silently dropped the lens model)
+    _video(take("bad", "s3", "unknown_calibration", "blur.mp4"), 25, 4)
+    _video(take("bad", "s3", "unknown_calibration", "sharp.mp4"), 100, 16)
+    take("bad", "s3", "unknown_calibration", "take.toml").write_text('calibration = "face-rgi"\n')
     # bad: one camera, three cameras, wrong ratio, corrupt, empty, names contradicting rates, missing chapter
     _video(take("bad", "s3", "one_camera", "GX010001.MP4"), 25, 4)
     for i, fps in enumerate((25, 100, 100)):
@@ -115,7 +120,12 @@ def test_discover_separates_good_and_bad_takes(raw):
     assert sorted(t.key for t in takes) == ["face/s2/named", "street/s1/ntsc", "street/s1/pal"]
     assert {t.key: t.calibration for t in takes}["face/s2/named"] == "face-rig"
     assert calibrations == {}
-    assert sorted(e.take for e in errors) == sorted(BAD)
+    assert sorted(e.take for e in errors if e.category != "calibration") == sorted(BAD)
+    assert [e.subject for e in errors if e.category == "calibration"] == ["face-rig"]  # a calibration take's name
+    unknown = next(e for e in errors if e.take == "unknown_calibration")
+    assert unknown.error.endswith(
+        "take.toml: calibration take 'face-rgi' is not in " + str(raw / "calibration") + " (found: face-rig)"
+    )
 
 
 BAD = [
@@ -127,6 +137,7 @@ BAD = [
     "swapped_names",
     "missing_chapter",
     "dropped_frames",
+    "unknown_calibration",
 ]
 
 
@@ -140,11 +151,11 @@ def test_cli_reports_each_failed_take_and_writes_tables(raw, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("rb2v: error:")]
-    assert len(lines) == len(BAD) + 3 + 1  # bad takes, paired takes that cannot sync, the summary
+    assert len(lines) == len(BAD) + 1 + 3 + 1  # bad takes, the empty calibration take, takes that cannot sync, summary
     for name in BAD + ["pal", "ntsc", "named"]:
         assert sum(name in ln for ln in lines) == 1, name
     failed = {e["take"]: e for e in pq.read_table(out / "align_errors.parquet").to_pylist()}
-    assert sorted(failed) == sorted(BAD + ["pal", "ntsc", "named"])
+    assert sorted(failed) == sorted(BAD + ["", "pal", "ntsc", "named"])  # "": the calibration take (its subject)
     assert all(failed[n]["stage"] == "discover" for n in BAD)
     # 5 blurry frames: refused before any work, one line naming the take
     assert failed["pal"]["stage"] == "align" and "pal: take too short: 5 blurry frame(s)" in failed["pal"]["error"]

@@ -208,6 +208,12 @@ def discover(
             calibration = read_take_toml(folder).get("calibration")
             if calibration is not None and not isinstance(calibration, str):
                 raise Rb2vError(f"{folder / 'take.toml'}: 'calibration' must be a string")
+            known = [n for n, _ in calib_folders]
+            if calibration is not None and calibration not in known:  # a typo silently dropped the lens model
+                raise Rb2vError(
+                    f"{folder / 'take.toml'}: calibration take '{calibration}' is not in {raw / CALIBRATION_DIR} "
+                    f"(found: {', '.join(known) or 'none'})"
+                )
             takes.append(Take(cat, subj, name, folder, blur, sharp, calibration))
         except Rb2vError as e:
             errors.append(TakeError(cat, subj, name, folder, "discover", str(e)))
