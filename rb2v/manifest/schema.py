@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,12 @@ IDENTITY_COLOUR = np.eye(3, 4, dtype=np.float32).reshape(12).tolist()
 def sample_paths(base: str, frames: int = FRAMES_PER_SEQ) -> tuple[str, list[str]]:
     """A sample's files under ``base``: ``blur.png`` and ``frame001.png`` … in time order."""
     return f"{base}/blur.png", [f"{base}/frame{t:03d}.png" for t in range(1, frames + 1)]
+
+
+def inside_dataset(rel: str) -> bool:
+    """A manifest path that names a file inside the dataset's folder: relative, with no ``..``."""
+    parts = PurePosixPath(rel).parts
+    return bool(parts) and not PurePosixPath(rel).is_absolute() and ".." not in parts
 
 
 def sample_row(

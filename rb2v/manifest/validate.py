@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import click
 import cv2
 import numpy as np
 
 from ..errors import Rb2vError
-from .schema import FRAMES_PER_SEQ, MANIFEST_NAME, ORDERS, SPLITS, read_manifest
-
-
-def _inside(rel: str) -> bool:
-    parts = PurePosixPath(rel).parts
-    return bool(parts) and not PurePosixPath(rel).is_absolute() and ".." not in parts and "\\" not in rel
+from .schema import FRAMES_PER_SEQ, MANIFEST_NAME, ORDERS, SPLITS, inside_dataset, read_manifest
 
 
 def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
@@ -50,7 +45,7 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
         if not (r.width > 0 and r.height > 0):
             problems.append(f"{where}: frame size {r.width}x{r.height} is not positive")
         # paths are relative to the manifest's folder: a mirror or a moved dataset must hold every file
-        outside = [rel for rel in [r.blur_path, *r.sharp_paths] if not _inside(rel)]
+        outside = [rel for rel in [r.blur_path, *r.sharp_paths] if not inside_dataset(rel) or "\\" in rel]
         problems += [f"{where}: path {rel} is not relative to the manifest's folder" for rel in outside]
         if outside:
             continue

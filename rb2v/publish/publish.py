@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import PartialFailure, Rb2vError
 from ..fsutil import PARTIAL_SUFFIX, write_text_atomic
-from ..manifest import MANIFEST_NAME, read_manifest
+from ..manifest import MANIFEST_NAME, inside_dataset, read_manifest
 from ..progress import progress, say
 from .card import dataset_card
 from .checksums import SUMS_NAME, FileDigest, digest_file, format_sums, mismatch_error
@@ -49,7 +49,7 @@ class PublishReport:
 def dataset_files(dataset: Path, df: pd.DataFrame) -> dict[str, Path]:
     """Every file of the dataset folder by its relative key; the manifest's files must all be there."""
     listed = [p for row in df.itertuples(index=False) for p in (row.blur_path, *row.sharp_paths)]
-    outside = [p for p in listed if PurePosixPath(p).is_absolute() or ".." in PurePosixPath(p).parts]
+    outside = [p for p in listed if not inside_dataset(p)]
     if outside:
         raise Rb2vError(f"{dataset / MANIFEST_NAME}: path {outside[0]!r} is not inside the dataset folder")
     missing = [p for p in listed if not (dataset / p).is_file()]
