@@ -698,8 +698,26 @@ def test_synth_reds_from_real_frames(fixtures_dir, tmp_path, capsys):
     assert sorted(failures) == [str(src / name) for name in ("broken.mp4", "seqC", "slow.mp4")]
     assert all(unit in error for unit, error in failures.items())
     assert "recorded at 30 fps, not the --fps 120 given" in failures[str(src / "slow.mp4")]
-    for name in ("seqA", "seqB"):
+    # a folder and a video of one name (their samples overwrote each other's under duplicate ids, exit 0),
+    # and a sequence too short for one sample (left out without a word): each named, the others built
+    shutil.copytree(src / "seqB", src / "twin")
+    write_video(src / "twin.mp4", np.zeros((8, 48, 48, 3), np.uint8), 120)
+    (src / "short").mkdir()
+    for i in range(3):  # 120 fps: a sample spans 4 source frames
+        shutil.copy(src / "seqA" / sorted(os.listdir(src / "seqA"))[i], src / "short")
+    with pytest.raises(PartialFailure, match="6 sequence"):
+        synth_reds_dataset(src, tmp_path / "o6", 120, linear, report=False)
+    built = tmp_path / "o6" / "datasets" / "reds"
+    assert sorted(read_manifest(built / "manifest.parquet")["subject"]) == ["seqA", "seqB"]
+    failures = {f["unit"]: f["error"] for f in json.loads((built / "build.json").read_text())["failures"]}
+    assert f"{src / 'twin'}: sequence name 'twin' is also that of twin.mp4 (rename one)" == failures[str(src / "twin")]
+    assert "also that of twin (rename one)" in failures[str(src / "twin.mp4")]
+    assert (
+        failures[str(src / "short")] == f"{src / 'short'}: 3 frame(s), fewer than the 4 one sample spans at --fps 120"
+    )
+    for name in ("seqA", "seqB", "twin", "short"):
         shutil.rmtree(src / name)
+    (src / "twin.mp4").unlink()
     with pytest.raises(Rb2vError, match="none of its 3 sequence"):
         synth_reds_dataset(src, tmp_path / "o4", 120, linear, report=False)
     # a frame of another size inside a sequence is named (it was an interpolator's shape error)
@@ -711,7 +729,16 @@ def test_synth_reds_from_real_frames(fixtures_dir, tmp_path, capsys):
     with pytest.raises(Rb2vError, match="no sample was built: every take or sequence failed"):
         synth_reds_dataset(odd.parent, tmp_path / "o5", 120, linear, report=False)
     h, w = image.shape[:2]
-    assert f"{odd / '00002.png'}: {w}x{h - 8}, not the {w}x{h} of the frames before it" in capsys.readouterr().err
+    assert f"{odd / '00002.png'}: {w}x{h - 8}, not the {w}x{h} of the sequence's first frame 00000.png" in (
+        capsys.readouterr().err
+    )
+    # ... and so is one at the start of a later chunk of samples, which decodes only its own frames
+    from rb2v.dataset.reds import Sequence
+
+    for i in range(3, 6):
+        write_image(odd / f"{i:05d}.png", image[:-8])
+    with pytest.raises(Rb2vError, match=r"00003.png: .* not the .* of the sequence's first frame 00000.png"):
+        list(Sequence(odd).frames(3, 6))
 
 
 def test_stage_failures_are_said_once_per_message_and_capped(capsys):

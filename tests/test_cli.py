@@ -49,6 +49,9 @@ def test_help_lists_every_command():
         (["simulate-rig", "RAW", "--bitrate", "inf"], "--bitrate must be positive Mb/s (at most 10000), got inf"),
         (["simulate-rig", "RAW", "--sharp-audio-delay", "nan"], "--sharp-audio-delay must be within ±0.5 s"),
         (["simulate-rig", "RAW", "--chapter-seconds", "-1"], "--chapter-seconds must be 0 (no chapters) or more"),
+        # an internal error (OverflowError), and "folder not found" for a file that exists
+        (["synth-reds", "--input", ".", "--fps", "inf"], "--fps inf: a frame rate must be a positive number"),
+        (["synth-reds", "--input", "/bin/sh", "--fps", "120"], "/bin/sh: not a folder (--input takes"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path, args, message):

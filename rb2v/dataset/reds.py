@@ -16,6 +16,7 @@ do not share source frames. ``sharp_start`` indexes x; ``upsample_factor`` is k.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -60,6 +61,8 @@ SPAN_FPS = 240  # the 7 frames span 6 steps of 1/240 s
 
 def rate_plan(fps: float) -> tuple[int, int]:
     """(upsample factor k, decimation d) for a source rate, or a clear refusal."""
+    if not math.isfinite(fps) or fps <= 0:
+        raise Rb2vError(f"--fps {fps:g}: a frame rate must be a positive number")
     for k in (1, 2, 3):
         if abs(fps * k - SPAN_FPS) < 1e-6:
             return k, 1
@@ -94,12 +97,16 @@ class Sequence:
         """Frames ``start .. stop-1`` in order (a chunk decodes only what it needs)."""
         stop = self.count if stop is None else min(stop, self.count)
         if self.files is not None:
-            size = None
+            # every chunk is held to the sequence's first frame, so a change of size at a chunk's
+            # boundary is caught like one inside it
+            size = read_image(self.files[0]).shape if start > 0 else None
             for f in self.files[start:stop]:
                 image = read_image(f)
                 if size is not None and image.shape != size:
                     h, w = image.shape[:2]
-                    raise Rb2vError(f"{f}: {w}x{h}, not the {size[1]}x{size[0]} of the frames before it")
+                    raise Rb2vError(
+                        f"{f}: {w}x{h}, not the {size[1]}x{size[0]} of the sequence's first frame {self.files[0].name}"
+                    )
                 size = image.shape
                 yield image
         else:
@@ -131,20 +138,40 @@ def check_rate(seq: Sequence, fps: float) -> Sequence:
     return seq
 
 
+def check_length(seq: Sequence, fps: float) -> Sequence:
+    """A sequence must hold at least one sample's frames (it would otherwise be left out unsaid)."""
+    k, decimate = rate_plan(fps)
+    needed = ((N_FRAMES - 1) // k) * decimate + 1
+    if seq.count < needed:
+        raise Rb2vError(f"{seq.path}: {seq.count} frame(s), fewer than the {needed} one sample spans at --fps {fps:g}")
+    return seq
+
+
 def find_sequences(root: Path, fps: float) -> tuple[list[Sequence], list[Outcome]]:
     """The readable sequences under ``root``, and a failed outcome for each one that cannot be opened
     (an empty folder, a corrupt or truncated video) or is a video recorded at another rate than ``fps``:
     one bad file does not stop the others."""
-    if not root.is_dir():
+    if not root.exists():
         raise Rb2vError(f"{root}: input folder not found")
+    if not root.is_dir():
+        raise Rb2vError(f"{root}: not a folder (--input takes DIR/<sequence>/<frames> or DIR/<sequence>.mp4)")
     entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    entries = [p for p in entries if p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES]
+    # a sequence's name is its sample ids' and folders' part: two inputs of one name would overwrite
+    # each other's samples, and neither can be chosen for the user
+    by_name: dict[str, list[Path]] = {}
+    for path in entries:
+        by_name.setdefault(path.stem if path.is_file() else path.name, []).append(path)
     seqs, refused = [], []
     for path in entries:
-        if path.is_dir() or path.suffix.lower() in VIDEO_SUFFIXES:
-            try:
-                seqs.append(check_rate(Sequence(path), fps))
-            except Rb2vError as e:
-                refused.append(Outcome(str(path), "failed", error=str(e)))
+        name = path.stem if path.is_file() else path.name
+        try:
+            if len(by_name[name]) > 1:
+                others = ", ".join(p.name for p in by_name[name] if p != path)
+                raise Rb2vError(f"{path}: sequence name {name!r} is also that of {others} (rename one)")
+            seqs.append(check_length(check_rate(Sequence(path), fps), fps))
+        except Rb2vError as e:
+            refused.append(Outcome(str(path), "failed", error=str(e)))
     if not seqs and not refused:
         raise Rb2vError(f"{root}: no sequences (expected DIR/<sequence>/<frames> or video files)")
     return seqs, refused
@@ -308,7 +335,12 @@ def synth_reds_dataset(
 
 
 @click.command("synth-reds")
-@click.option("--fps", type=float, required=True, help="Frame rate of the input sequences (REDS: 120).")
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=0, min_open=True),
+    required=True,
+    help="Frame rate of the input sequences (REDS: 120).",
+)
 @click.option(
     "--input",
     "input_dir",
