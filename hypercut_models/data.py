@@ -58,10 +58,10 @@ class SequenceDataset(Dataset):
         if missing:
             raise Rb2vError(f"{missing[0]}: image listed in {self.manifest} not found ({len(missing)} missing in all)")
         smallest = int(min(self.rows["width"].min(), self.rows["height"].min()))
-        if min(crop or smallest, smallest) < MIN_SIDE:
+        side = smallest if crop is None else min(crop, smallest)  # a crop of 0 is not "no crop"
+        if side < MIN_SIDE:
             raise Rb2vError(
-                f"{self.manifest}: frames or crops of side {min(crop or smallest, smallest)} are too small "
-                f"for HyperCUT (at least {MIN_SIDE} pixels)"
+                f"{self.manifest}: frames or crops of side {side} are too small for HyperCUT (at least {MIN_SIDE} px)"
             )
         if crop is not None and crop > smallest:
             raise Rb2vError(f"crop {crop} is larger than the smallest frame side ({smallest}) of {self.manifest}")

@@ -24,6 +24,7 @@ import torch
 
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import write_text_atomic
+from rb2v.progress import say
 
 
 def resolve_run(
@@ -47,11 +48,37 @@ def resolve_run(
     ckpt = load(last)
     saved = type(settings)(**{**(legacy or {}), **ckpt["settings"]})
     changes = {k: getattr(settings, k) for k in settings.RUNTIME if getattr(settings, k) is not None}
-    return dataclasses.replace(saved, **changes, out=str(out)), ckpt
+    manifest = resumed_manifest(settings.manifest, saved.manifest, out)
+    return dataclasses.replace(saved, **changes, manifest=manifest, out=str(out)), ckpt
+
+
+def resumed_manifest(given: str, own: str, out: Path) -> str:
+    """The manifest a resumed run continues on: its own. Another existing manifest is refused (a silent
+    switch of data); the given one is taken only where the run's own is gone (a dataset moved)."""
+
+    def file_of(path: str) -> Path:
+        p = Path(path)
+        return (p / "manifest.parquet" if p.is_dir() else p).resolve()
+
+    if not Path(given).exists() or file_of(given) == file_of(own):
+        return own
+    if file_of(own).exists():
+        raise Rb2vError(
+            f"--manifest {given}: the run in {out} trains on {own}, and --resume continues on its own data "
+            "(give that manifest, or another --out for a new run)"
+        )
+    say(f"note: the run's manifest {own} is gone; continuing on {given}")
+    return given
 
 
 def check_run_settings(settings) -> None:
     """The settings both trainers share, checked before any work (None: the default, or the run's own)."""
+    for field in dataclasses.fields(settings):  # NaN passes every comparison below
+        value = getattr(settings, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise Rb2vError(f"--{field.name.replace('_', '-')} {value:g}: must be a finite number")
+    if not 0 <= settings.seed < 2**63:
+        raise Rb2vError(f"--seed {settings.seed}: must be between 0 and 2**63 - 1")
     at_least = {"epochs": 1, "batch_size": 1, "crop": 1, "workers": 0, "threads": 1}
     for name, low in at_least.items():
         value = getattr(settings, name)
@@ -68,6 +95,19 @@ def cosine_lr(base: float, step: int, total: int) -> float:
     resumed run follows the same schedule). The product loss sharpens as scores grow; the decay
     keeps the late steps from overshooting."""
     return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def check_finite_loss(loss: torch.Tensor, out: Path, epoch: int) -> float:
+    """The step's loss as a number, or the run stopped before a non-finite loss reaches the weights
+    (its backward pass fills them with NaN, or crashes the process): ``last.pt`` keeps the last good epoch."""
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise Rb2vError(
+            f"{out}: the loss became {value} in epoch {epoch}: the run diverged, and was stopped "
+            f"({'last.pt keeps epoch ' + str(epoch - 1) if epoch > 1 else 'no epoch was saved'}); "
+            "start it again with a lower --lr"
+        )
+    return value
 
 
 def optimizer_step(optimizer, scaler, loss: torch.Tensor, lr: float, clip_grad: float) -> None:

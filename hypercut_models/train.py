@@ -24,7 +24,16 @@ from .learnability import classical_side
 from .losses import HyperCUTLoss, Hyperplane, pair_scores
 from .metrics import sides
 from .network import HyperCUTNet
-from .runs import RunLog, cosine_lr, optimizer_step, resolve_run, restore_run, run_state, seed_everything
+from .runs import (
+    RunLog,
+    check_finite_loss,
+    cosine_lr,
+    optimizer_step,
+    resolve_run,
+    restore_run,
+    run_state,
+    seed_everything,
+)
 
 DEFAULT_CROP = 256  # the official trainer's random crop
 DEFAULT_EPOCHS = 20
@@ -68,6 +77,11 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
     settings, ckpt = _resolve(settings, resume)
     if not 0 <= settings.final_epochs <= settings.epochs:
         raise Rb2vError(f"--final-epochs {settings.final_epochs} must be between 0 and --epochs ({settings.epochs})")
+    for name in ("same_weight", "direction_weight"):
+        if getattr(settings, name) < 0:
+            raise Rb2vError(
+                f"--{name.replace('_', '-')} {getattr(settings, name):g}: must be >= 0 (0: the term is off)"
+            )
     device = resolve_device(settings.device)
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -154,6 +168,7 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
                 losses = criterion(forward.float(), reverse.float(), escape_weight=escape, shift=shift)
                 # clip_grad: L_h's gradient grows with the scores (d softplus(s r)/ds = sigmoid(s r) r): one
                 # confident mistake gave 3x the usual norm and undid an epoch of training
+                check_finite_loss(losses["total"], out, epoch + 1)
                 optimizer_step(optimizer, scaler, losses["total"], lr, settings.clip_grad)
                 n = len(frames)
                 for k in sums:

@@ -2,6 +2,7 @@
 images, a synth-reds dataset, and one-line errors. Data: tiny sets made from real images."""
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -251,13 +252,29 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
         ("--lr", "-1", "--lr -1: must be positive"),
         ("--workers", "-1", "--workers -1: must be at least 0"),
         ("--alpha", "-0.5", "--alpha -0.5: must be >= 0"),
+        # NaN passed every comparison (NaN weights trained a NaN loss with exit 0), -1 was an internal error
+        ("--alpha", "nan", "--alpha nan: must be a finite number"),
+        ("--flow-weight", "nan", "--flow-weight nan: must be a finite number"),
+        ("--lr", "inf", "--lr inf: must be a finite number"),
+        ("--seed", "-1", "--seed -1: must be between 0 and 2**63 - 1"),
+        # the flow term's DIS needs 12 px (an internal OpenCV error)
+        ("--crop", "11", "--crop 11: the flow term estimates the true frames' flows (DIS), which needs sides >= 12"),
     ]:
         assert message in error_of([*train_args[:4], str(tmp_path / "n"), option, value])
     assert not (tmp_path / "n").exists()
+    # frames too small for the HyperCUT that scores the predictions' order (an internal error)
+    tiny = make_dataset(tmp_path / "tiny", photos=("astronaut", "coffee"), takes=1, samples=1, size=24)
+    err = error_of(["eval-blur2vid", "--manifest", str(tiny), "--checkpoint", str(ckpt), "--hypercut", str(PRETRAINED),
+                    "--split", "train"])  # fmt: skip
+    assert "frames of side 24 are too small for --hypercut (HyperCUT needs 33 px)" in err
     # tiles further apart than their side left black bands between them
     err = error_of(["deblur", str(good), "--checkpoint", str(ckpt), "--out", str(tmp_path / "t"),
                     "--tile", "16", "--overlap", "-2"])  # fmt: skip
     assert "--overlap -2: must be >= 0" in err and not (tmp_path / "t").exists()
+    # --tile 0 was blamed on --overlap, --tile 1 ran the network once per pixel
+    for tile in ("0", "1"):
+        err = error_of(["deblur", str(good), "--checkpoint", str(ckpt), "--out", str(tmp_path / "t"), "--tile", tile])
+        assert f"--tile {tile}: must be at least 16" in err and not (tmp_path / "t").exists()
     hypercut_args = ["train-hypercut", "--manifest", str(unlabelled), "--out", str(tmp_path / "h")]
     assert "--batch-size 0: must be at least 1" in error_of([*hypercut_args, "--batch-size", "0"])
 
@@ -310,3 +327,38 @@ def test_bench_by_source_table_pools_each_source_by_its_samples():
     assert cells["ground"] == [0.3, 8.0]  # (0 + 3 * 0.4) / 4
     assert cells["naive"] == [0.88, 0.5]  # (0.5 + 3 * 1.0) / 4
     assert cells["hypercut"] == [3.5, 2.0]
+
+
+def test_a_diverged_run_stops_and_keeps_its_last_good_epoch(ordered, tmp_path):
+    """A loss that turns NaN or inf stops the run before its backward pass (which filled the weights with
+    NaN, saved them with exit 0, and at --lr 100 crashed the process in the backward pass)."""
+    out = tmp_path / "r"
+    with pytest.raises(Rb2vError, match=r"r: the loss became (nan|inf) in epoch 1: .*\(no epoch was saved\)"):
+        train(Blur2VidSettings(manifest=str(ordered), out=str(out), epochs=3, **{**TINY, "lr": 100.0}))
+    assert not (out / "last.pt").exists()
+    # a good first epoch, then the same run's learning rate raised so that its second epoch diverges
+    train(Blur2VidSettings(manifest=str(ordered), out=str(out), epochs=1, **TINY))
+    state = load_checkpoint(out)
+    state["settings"]["lr"] = 100.0
+    save_checkpoint(out / "last.pt", state)
+    with pytest.raises(Rb2vError, match=r"in epoch 2: the run diverged, and was stopped \(last.pt keeps epoch 1\)"):
+        train(Blur2VidSettings(manifest=str(ordered), out=str(out), epochs=3), resume=True)
+    kept = load_checkpoint(out)
+    assert kept["epoch"] == 1 and all(np.isfinite(r["loss"]) for r in kept["history"])
+    assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
+
+
+def test_resume_refuses_another_manifest(ordered, tmp_path, capsys):
+    out = tmp_path / "r"
+    train(Blur2VidSettings(manifest=str(ordered), out=str(out), epochs=1, **TINY))
+    copy = tmp_path / "copy"
+    shutil.copytree(ordered.parent, copy)
+    with pytest.raises(Rb2vError, match="the run in .* trains on .*, and --resume continues on its own data"):
+        train(Blur2VidSettings(manifest=str(copy), out=str(out), epochs=2), resume=True)
+    # the run's own manifest, named by its folder, resumes
+    assert (
+        load_checkpoint(train(Blur2VidSettings(manifest=str(ordered.parent), out=str(out), epochs=2), resume=True))[
+            "epoch"
+        ]
+        == 2
+    )

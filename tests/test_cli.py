@@ -75,6 +75,9 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
         (["align", "raw", "o", "--workers", "0"], "'--workers' / '-j': 0 is not in the range"),
         (["simulate-rig", "RAW", "--seed", "-5"], "'--seed': -5 is not in the range x>=0"),  # an internal error
         (["order", "--manifest", "m.parquet", "--checkpoint", "c.pt", "--threads", "-4"], "-4 is not in the range"),
+        (["deblur", "x.png", "--checkpoint", "c.pt", "--out", "o", "--threads", "0"], "0 is not in the range x>=1"),
+        (["eval-blur2vid", "--manifest", "m", "--checkpoint", "c.pt", "--threads", "0"], "0 is not in the range"),
+        (["train-blur2vid", "--manifest", "m", "--out", "o", "--threads", "0"], "0 is not in the range x>=1"),
     ],
 )
 def test_options_out_of_range_are_refused_by_name(tmp_path, args, message):

@@ -368,3 +368,29 @@ def test_bad_input_gives_clear_errors(dataset, tmp_path, capsys):
         evaluate(dataset, tmp_path / "nowhere.pt")
     with pytest.raises(Rb2vError, match="crop 200 is larger"):
         SequenceDataset(dataset, "train", crop=200)
+    # a crop of 0 was taken for "no crop", then an internal error
+    with pytest.raises(Rb2vError, match="frames or crops of side 0 are too small for HyperCUT"):
+        SequenceDataset(dataset, "train", crop=0)
+    # NaN weights trained a NaN loss with exit 0; a negative seed was an internal error after settings.json
+    for option, value, message in [
+        ("--same-weight", "nan", "--same-weight nan: must be a finite number"),
+        ("--clip-grad", "nan", "--clip-grad nan: must be a finite number"),
+        ("--direction-weight", "-1", "--direction-weight -1: must be >= 0"),
+        ("--seed", "-1", "--seed -1: must be between 0 and 2**63 - 1"),
+    ]:
+        args = ["train-hypercut", "--manifest", str(dataset), "--out", str(tmp_path / "n"), option, value]
+        assert rb2v_main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("rb2v: error:") and message in err and "\n" not in err, err
+    assert not (tmp_path / "n").exists()
+
+
+def test_a_diverged_run_stops(tiny_dataset, tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(Rb2vError, match=r"r: the loss became (nan|inf) in epoch \d+: the run diverged"):
+        train(
+            TrainSettings(manifest=str(tiny_dataset), out=str(out), epochs=6, **{**TINY, "lr": 1e6, "clip_grad": 0.0})
+        )
+    if (out / "last.pt").exists():
+        kept = load_checkpoint(out / "last.pt")
+        assert all(np.isfinite(r["loss"]) for r in kept["history"])

@@ -144,6 +144,18 @@ def test_cli_writes_the_interpolated_frame(tmp_path, photo, flow, capsys):
     write_image(tmp_path / "small.png", a[:100])
     assert rb2v_main(["interpolate", str(tmp_path / "a b.png"), str(tmp_path / "small.png"), str(out)]) == 2
     assert "differs" in capsys.readouterr().err
+    # each was an internal error: NaN passed the range check, a folder as OUT, frames too small for DIS
+    write_image(tmp_path / "tiny.png", a[:8, :8])
+    a_path, b_path, tiny = tmp_path / "a b.png", tmp_path / "b.png", tmp_path / "tiny.png"
+    cases = [
+        ([a_path, b_path, out, "--t", "nan"], "interpolation time t must lie in [0, 1], got nan"),
+        ([a_path, b_path, tmp_path], f"{tmp_path}: is a folder, not an image file's name"),
+        ([tiny, tiny, out], "tiny.png: 8x8 is too small for optical flow"),
+    ]
+    for args, message in cases:
+        assert rb2v_main(["interpolate", *map(str, args)]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("rb2v: error:") and message in err and "\n" not in err, err
     assert (
         rb2v_main(
             [

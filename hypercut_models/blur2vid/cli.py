@@ -33,7 +33,7 @@ from ..cli import THREADS_HELP, _set_threads, precision_option
 @precision_option("auto")
 @click.option("--workers", type=int, default=None, help="Data loader processes (default 0).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--threads", type=int, default=None, help=THREADS_HELP)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 def train_blur2vid(
     manifest,
@@ -98,7 +98,7 @@ def train_blur2vid(
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--threads", type=int, default=None, help=THREADS_HELP)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 def eval_blur2vid(manifest, checkpoint, split, hypercut, json_path, batch_size, workers, device, threads):
     """pPSNR per frame (official definition), pSSIM, forward PSNR and the blurry-input floor."""
     from .evaluate import evaluate, format_result
@@ -127,7 +127,7 @@ def eval_blur2vid(manifest, checkpoint, split, hypercut, json_path, batch_size, 
 @click.option("--tile", type=int, default=512, show_default=True, help="Tile side for large images.")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Pixels shared by neighbouring tiles.")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--threads", type=int, default=None, help=THREADS_HELP)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 def deblur_cmd(inputs, checkpoint, out, video, tile, overlap, device, threads):
     """Any blurry photo(s) or folder -> OUT/<name>/frame001.png ... frame007.png (time order)."""
     from .deblur import deblur

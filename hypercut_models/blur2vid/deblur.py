@@ -29,6 +29,7 @@ from .train import place
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
+MIN_TILE = 16  # twice the base network's total stride (8): a smaller tile is mostly padding
 VIDEO_FPS = 7
 
 
@@ -53,6 +54,8 @@ def _ramp(length: int, start: int, tile: int, overlap: int, total: int) -> np.nd
 
 
 def check_tiling(tile: int, overlap: int) -> None:
+    if tile < MIN_TILE:  # --tile 0 was blamed on --overlap, --tile 1 ran one network call per pixel
+        raise Rb2vError(f"--tile {tile}: must be at least {MIN_TILE}")
     if overlap < 0:  # tiles further apart than their side would leave bands no tile covers
         raise Rb2vError(f"--overlap {overlap}: must be >= 0")
     if overlap >= tile:

@@ -12,12 +12,14 @@ import numpy as np
 import torch
 
 from rb2v.device import resolve_device
+from rb2v.errors import Rb2vError
 from rb2v.progress import progress
 
 from ..checkpoint import load_model as load_hypercut
 from ..data import iterate, make_loader
 from ..losses import pair_scores
 from ..metrics import ordering_metrics
+from ..network import MIN_SIDE
 from .checkpoint import load_network
 from .data import BlurSequenceDataset
 from .network import Blur2VidNet
@@ -56,6 +58,11 @@ def evaluate(
         hc_net, plane, _ = load_hypercut(hypercut)
         hc = (place(hc_net, dev, channels_last=dev.type == "cuda").eval(), plane.to(dev))
     dataset = BlurSequenceDataset(manifest, split)
+    smallest = int(min(dataset.rows["width"].min(), dataset.rows["height"].min()))
+    if hc is not None and smallest < MIN_SIDE:
+        raise Rb2vError(
+            f"{dataset.manifest}: frames of side {smallest} are too small for --hypercut (HyperCUT needs {MIN_SIDE} px)"
+        )
     if not dataset.uniform_size():
         batch_size = 1
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers, device=dev)

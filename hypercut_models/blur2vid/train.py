@@ -20,13 +20,23 @@ import torch
 from rb2v.device import resolve_device, training_autocast
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import write_json_atomic
+from rb2v.interpolation.flow import DIS_MIN_SIDE
 from rb2v.manifest import read_manifest
 from rb2v.progress import progress, say
 
 from ..checkpoint import load_regularizer
 from ..data import default_workers, iterate, make_loader
 from ..network import MIN_SIDE
-from ..runs import RunLog, cosine_lr, optimizer_step, resolve_run, restore_run, run_state, seed_everything
+from ..runs import (
+    RunLog,
+    check_finite_loss,
+    cosine_lr,
+    optimizer_step,
+    resolve_run,
+    restore_run,
+    run_state,
+    seed_everything,
+)
 from .checkpoint import build_network, load_checkpoint, save_checkpoint
 from .data import BlurSequenceDataset, order_record
 from .losses import LOSSES, Blur2VidLoss
@@ -129,6 +139,11 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
     if hypercut and crop < MIN_SIDE:
         raise Rb2vError(f"--crop {crop}: R_hyp runs HyperCUT on the crops, which needs sides >= {MIN_SIDE}")
     flows = settings.flow_weight > 0
+    if flows and crop < DIS_MIN_SIDE:
+        raise Rb2vError(
+            f"--crop {crop}: the flow term estimates the true frames' flows (DIS), which needs sides >= "
+            f"{DIS_MIN_SIDE}; use a larger --crop or --flow-weight 0"
+        )
     dataset = BlurSequenceDataset(
         settings.manifest, "train", crop=crop, seed=settings.seed, ordered=hypercut, flows=flows
     )
@@ -184,6 +199,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                     pred, flow = net(blur, with_flow=True)
                     losses = criterion(pred.float(), frames, flow, target_flow, regularize=regularize)
+                check_finite_loss(losses["total"], out, epoch + 1)
                 optimizer_step(optimizer, scaler, losses["total"], lr, settings.clip_grad)
                 n = len(blur)
                 for k in sums:

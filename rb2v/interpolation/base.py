@@ -55,7 +55,7 @@ class Interpolator:
         if A.ndim != 4:
             raise Rb2vError(f"batch() takes (N,H,W,3) arrays, got shape {A.shape}")
         ts = np.broadcast_to(np.asarray(t, dtype=np.float64), (A.shape[0],))
-        if np.any((ts < 0) | (ts > 1)):
+        if not np.all((ts >= 0) & (ts <= 1)):  # NaN too
             raise Rb2vError(f"interpolation time t must lie in [0, 1], got {t}")
         out = np.empty_like(A)
         ends0, ends1 = ts == 0, ts == 1

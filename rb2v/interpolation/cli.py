@@ -9,13 +9,16 @@ import click
 from ..errors import Rb2vError
 from ..io.images import read_image, write_image
 from .base import load_interpolator
+from .flow import check_flow_size
 
 
 @click.command("interpolate")
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--t", "t", type=float, default=0.5, show_default=True, help="Time of the new frame, 0 = A, 1 = B.")
+@click.option(
+    "--t", "t", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Time of the new frame, 0 = A, 1 = B."
+)
 @click.option(
     "--method",
     type=click.Choice(["flow", "cdfi", "linear"]),
@@ -36,6 +39,8 @@ def interpolate(a: Path, b: Path, out: Path, t: float, method: str, checkpoint: 
         raise Rb2vError(
             f"{b}: size {img_b.shape[1]}x{img_b.shape[0]} differs from {a} ({img_a.shape[1]}x{img_a.shape[0]})"
         )
+    if method == "flow":
+        check_flow_size(img_a.shape[1], img_a.shape[0], str(a))
     kwargs = {"checkpoint": checkpoint, "device": device} if method == "cdfi" else {}
     interp = load_interpolator(method, **kwargs)
     write_image(out, interp(img_a, img_b, t))

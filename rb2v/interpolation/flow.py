@@ -73,6 +73,16 @@ MIN_FLOW_SIZE = 64  # below this many pixels on a side, flow runs at full size
 VARIATIONAL_ITERS = 1
 
 
+DIS_MIN_SIDE = 12  # OpenCV's DIS refuses frames whose width and height are both smaller
+
+
+def check_flow_size(width: int, height: int, what: str = "frames") -> None:
+    if max(width, height) < DIS_MIN_SIDE:
+        raise Rb2vError(
+            f"{what}: {width}x{height} is too small for optical flow (DIS needs a side of at least {DIS_MIN_SIDE} px)"
+        )
+
+
 def _dis(preset: str, variational_iters: int) -> cv2.DISOpticalFlow:
     presets = {
         "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -89,6 +99,7 @@ def _dis(preset: str, variational_iters: int) -> cv2.DISOpticalFlow:
 
 def optical_flow(a: np.ndarray, b: np.ndarray, preset: str = "medium") -> np.ndarray:
     """The a->b flow (H,W,2) float32 (x, y) of two RGB frames in [0, 1], DIS at full size."""
+    check_flow_size(a.shape[1], a.shape[0])
     return _dis(preset, VARIATIONAL_ITERS).calc(_grey8(a), _grey8(b), None)
 
 
@@ -229,6 +240,7 @@ class FlowInterpolator(Interpolator):
 
     def _pair(self, a: np.ndarray, b: np.ndarray) -> _PairRecord:
         """The cached record of a pair (its flows; ``_prepared`` fills in the rest when first needed)."""
+        check_flow_size(a.shape[1], a.shape[0])
         ga, gb = _grey8(a), _grey8(b)
         key = hashlib.blake2b(ga.tobytes() + gb.tobytes(), digest_size=16).digest()
         with self._cache_lock:

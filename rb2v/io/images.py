@@ -116,6 +116,8 @@ def png_params(compression: int) -> list[int]:
 def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8, compression: int = 1) -> None:
     """Write an RGB (H,W,3) or grey (H,W) image atomically; float input is in [0,1] (PNG as ``png_params``)."""
     path = Path(path)
+    if path.is_dir():
+        raise Rb2vError(f"{path}: is a folder, not an image file's name")
     if path.suffix and path.suffix.lower() not in IMAGE_SUFFIXES:
         raise Rb2vError(f"{path}: cannot write images of type {path.suffix!r} (use {', '.join(IMAGE_SUFFIXES)})")
     if bits == 16:
