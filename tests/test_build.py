@@ -308,6 +308,41 @@ def test_validate_names_paths_outside_the_dataset_and_impossible_sizes(street, t
     ], problems
 
 
+def test_validate_names_column_types_empty_values_and_impossible_indices(street, tmp_path):
+    """A manifest written by other tools (int64 columns, a null id, an upsample factor of 5, a negative
+    start) was called valid, or the null made validate an internal error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, _, dataset = street
+    table = pq.read_table(dataset / "manifest.parquet")
+    ids = table.column("sample_id").to_pylist()
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    columns["upsample_factor"][0], columns["sharp_start"][1], columns["sample_id"][2] = 5, -2, None
+    fields = [
+        pa.field("blur_index", pa.int64()) if f.name == "blur_index" else f.with_nullable(True) for f in table.schema
+    ]
+    schema = pa.schema(fields, metadata=table.schema.metadata)
+    other = tmp_path / "other.parquet"
+    pq.write_table(pa.Table.from_pydict(columns, schema=schema), other)
+    problems = validate_manifest(other, check_files=False)
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "column blur_index is int64, expected int32",
+        "column sample_id is empty in 1 row(s)",
+        f"{ids[0]}: upsample_factor 5 is not one of 1, 2, 3",
+        f"{ids[1]}: sharp_start -2 or blur_index {columns['blur_index'][1]} is negative",
+    ], problems
+    # values that are not numbers: the rows are not checked, and that is said
+    columns["width"] = ["wide"] * len(ids)
+    schema = schema.set(schema.get_field_index("width"), pa.field("width", pa.string()))
+    pq.write_table(pa.Table.from_pydict(columns, schema=schema), other)
+    assert [p.split(": ", 1)[1] for p in validate_manifest(other, check_files=False)] == [
+        "column blur_index is int64, expected int32",
+        "column width is string, expected int32",
+        "rows not checked: their columns do not convert to the contract's types",
+    ]
+
+
 def test_metadata_json_reads_like_the_official_trainer(street):
     """Read metadata.json exactly as VinAIResearch/HyperCUT's Seq7Dataset does."""
     _, work, dataset = street

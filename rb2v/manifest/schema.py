@@ -185,10 +185,14 @@ def read_manifest_table(path: str | Path) -> pa.Table:
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
     """The manifest as a DataFrame (list columns as Python lists); checks the schema tag."""
-    table = read_manifest_table(path)
+    return manifest_frame(read_manifest_table(path), path)
+
+
+def manifest_frame(table: pa.Table, path: str | Path) -> pd.DataFrame:
+    """``read_manifest``'s DataFrame of a table already read from ``path``."""
     df = table.to_pandas()
     for c in ("sharp_paths", "sha256", "color_matrix"):
-        df[c] = df[c].map(lambda v: list(v))
+        df[c] = df[c].map(lambda v: [] if v is None else list(v))
     for f in FIELDS:
         if f.nullable:  # None, not NaN, for missing strings
             df[f.name] = pd.Series([None if _missing(v) else v for v in df[f.name]], dtype=object, index=df.index)

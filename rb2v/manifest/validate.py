@@ -8,9 +8,25 @@ from pathlib import Path
 import click
 import cv2
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from ..errors import Rb2vError
-from .schema import FRAMES_PER_SEQ, MANIFEST_NAME, ORDERS, SPLITS, inside_dataset, read_manifest
+from .schema import (
+    COLUMNS,
+    FIELDS,
+    FRAMES_PER_SEQ,
+    MANIFEST_NAME,
+    ORDERS,
+    SPLITS,
+    inside_dataset,
+    manifest_frame,
+    read_manifest,
+    read_manifest_table,
+)
+
+# x is the sharp stream upsampled k times: 2 for a rig build, 1-3 for synth-reds (240 / fps)
+UPSAMPLE_FACTORS = (1, 2, 3)
 
 
 def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
@@ -18,11 +34,29 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
-    df = read_manifest(path)  # schema tag and columns: a one-line error if wrong
+    table = read_manifest_table(path)  # schema tag and columns: a one-line error if wrong
     root = path.parent
     problems: list[str] = []
-    if df.empty:
+    if not table.num_rows:
         problems.append(f"{path}: manifest has no rows")
+    # the contract's Arrow types: a manifest written by other tools may hold int64 or float64 columns
+    for field in FIELDS:
+        actual = table.schema.field(field.name).type
+        if actual != field.type:
+            problems.append(f"{path}: column {field.name} is {actual}, expected {field.type}")
+    if problems and table.num_rows:
+        try:  # the rows are still checked where their values read as the contract's types
+            table = table.select(COLUMNS).cast(pa.schema([f.with_nullable(True) for f in FIELDS]))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return [*problems, f"{path}: rows not checked: their columns do not convert to the contract's types"]
+    df = manifest_frame(table, path)
+    nulls = pd.Series(False, index=df.index)
+    for field in FIELDS:
+        if not field.nullable and table.column(field.name).null_count:
+            missing = table.column(field.name).is_null().to_numpy(zero_copy_only=False)
+            problems.append(f"{path}: column {field.name} is empty in {int(missing.sum())} row(s)")
+            nulls |= missing
+    df = df[~nulls]  # the rows above are named once, not checked field by field
     dup = df["sample_id"][df["sample_id"].duplicated()]
     problems += [f"{path}: duplicate sample_id {s}" for s in dup.unique()]
     # a row with another split is reported by itself, not as a subject in both train and test
@@ -44,6 +78,10 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
             problems.append(f"{where}: colour matrix is not finite")
         if not (r.width > 0 and r.height > 0):
             problems.append(f"{where}: frame size {r.width}x{r.height} is not positive")
+        if r.upsample_factor not in UPSAMPLE_FACTORS:
+            problems.append(f"{where}: upsample_factor {r.upsample_factor} is not one of 1, 2, 3")
+        if r.sharp_start < 0 or r.blur_index < 0:
+            problems.append(f"{where}: sharp_start {r.sharp_start} or blur_index {r.blur_index} is negative")
         # paths are relative to the manifest's folder: a mirror or a moved dataset must hold every file
         outside = [rel for rel in [r.blur_path, *r.sharp_paths] if not inside_dataset(rel) or "\\" in rel]
         problems += [f"{where}: path {rel} is not relative to the manifest's folder" for rel in outside]
