@@ -11,6 +11,7 @@ depend on the number of workers. ``--debug`` (``RB2V_DEBUG=1``) prints recorded 
 from __future__ import annotations
 
 import os
+import socket
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -178,20 +179,53 @@ def _share_cores(threads: int) -> None:
     cv2.setNumThreads(threads)
 
 
-def _dispatch_ray(units: list[Unit], settings: ExecutorSettings):
+def _import_ray():
     try:
         import ray
     except ImportError:
         raise Rb2vError("--executor ray needs Ray: pip install 'rb2v[ray]'") from None
+    return ray
+
+
+RAY_ANSWER_TIMEOUT_S = 5.0
+
+
+def connect(settings: ExecutorSettings) -> None:
+    """Check the executor before any work is written: Ray installed, and a cluster address that
+    answers (``ray.init`` retries a wrong address for minutes, then fails deep inside)."""
+    settings.validate()
+    if settings.backend != "ray":
+        return
+    _import_ray()
+    address = settings.ray_address
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise Rb2vError(f"--ray-address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_ANSWER_TIMEOUT_S).close()
+    except OSError as e:
+        raise Rb2vError(f"--ray-address {address}: no Ray cluster answers there ({e.strerror or e})") from None
+
+
+def _dispatch_ray(units: list[Unit], settings: ExecutorSettings):
+    ray = _import_ray()
     started = not ray.is_initialized()
     if started:
-        ray.init(
-            address=settings.ray_address,
-            num_cpus=None if settings.ray_address else settings.workers,
-            include_dashboard=False,
-            log_to_driver=False,
-            ignore_reinit_error=True,
-        )
+        try:
+            ray.init(
+                address=settings.ray_address,
+                num_cpus=None if settings.ray_address else settings.workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+            )
+        except Exception as e:  # a cluster of another Ray version, a dead head node, ...
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise Rb2vError(
+                f"Ray could not start or join {settings.ray_address or 'a local cluster'} ({type(e).__name__}: {first})"
+            ) from None
     try:
         remote = ray.remote(run_unit)
         pending = {remote.remote(u.id, u.fn, u.args): i for i, u in enumerate(units)}

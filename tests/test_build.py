@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -683,6 +685,18 @@ def test_bad_inputs_give_clear_errors(street, tmp_path):
         with pytest.raises(Rb2vError, match=f"device '{device}'"):
             build_dataset(tmp_path, load_pipeline("street", {**FAST, "upsample.device": device}), report=False)
     pd.testing.assert_frame_equal(read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet"), built)
+    # ... and so is a Ray address where no cluster answers (ray.init retried it for minutes, after the
+    # manifest had been withdrawn), or one that is not an address
+    if importlib.util.find_spec("ray") is not None:
+        for address, message in [
+            (f"127.0.0.1:{_free_port()}", "no Ray cluster answers there"),
+            ("head-node", "expected HOST:PORT, ray://HOST:PORT or auto"),
+        ]:
+            with pytest.raises(Rb2vError, match=f"--ray-address {address}: {re.escape(message)}"):
+                build_dataset(
+                    tmp_path, load_pipeline("street", FAST), report=False, executor=ExecutorSettings(2, "ray", address)
+                )
+        pd.testing.assert_frame_equal(read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet"), built)
 
 
 def torch_cuda_available() -> bool:
