@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 from .errors import Rb2vError
 
@@ -10,6 +11,15 @@ from .errors import Rb2vError
 # tolerances are stated for; "tf32" lets convolutions and matmuls round their inputs to TF32;
 # "float16" is autocast. README, "Measured on a GPU", gives each one's speed and distance from the goldens.
 PRECISIONS = ("float32", "tf32", "float16")
+
+
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device_name(device: str) -> None:
+    """A device's spelling, checked without torch (whether this machine has it is ``resolve_device``'s)."""
+    if not _DEVICE_NAME.fullmatch((device or "auto").strip().lower()):
+        raise Rb2vError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
 
 
 def resolve_device(device: str | None = "auto"):
@@ -20,16 +30,15 @@ def resolve_device(device: str | None = "auto"):
     """
     import torch
 
+    check_device_name(device)
     name = (device or "auto").strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise Rb2vError(f"device {device!r} requested but CUDA is not available on this machine (use --device cpu)")
-        return torch.device(name)
-    raise Rb2vError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise Rb2vError(f"device {device!r} requested but CUDA is not available on this machine (use --device cpu)")
+    return torch.device(name)
 
 
 # what a training step may run at (training_autocast): "auto", "cuda-only" (mixed precision on CUDA

@@ -87,6 +87,18 @@ class LensSettings:
                 raise ValueError(f"lens.intrinsics_{cam} must be [fx, fy, cx, cy] with fx, fy > 0, got {list(v)}")
 
 
+SYNC_METHODS = ("timecode", "audio", "visual")
+
+
+def check_sync_methods(methods: tuple[str, ...], what: str) -> None:
+    unknown = [m for m in methods if m not in SYNC_METHODS]
+    if unknown or not methods:
+        raise ValueError(
+            f"{what}: {'unknown method(s) ' + ', '.join(map(repr, unknown)) if unknown else 'no method'} "
+            f"(use one or more of {', '.join(SYNC_METHODS)})"
+        )
+
+
 @dataclass(frozen=True)
 class AlignSettings:
     """Defaults for ``rb2v align`` (rig-specific: how the cameras are synchronised and matched)."""
@@ -110,6 +122,7 @@ class AlignSettings:
     png_compression: int = 0  # zlib level of the aligned PNGs (0: stored, fastest; 1: ~3x smaller, ~4x slower)
 
     def validate(self) -> None:
+        check_sync_methods(self.sync_methods, "align.sync_methods")
         if not self.max_offset_s > 0:
             raise ValueError(f"align.max_offset_s must be positive (s), got {self.max_offset_s}")
         if not 0.0 <= self.fps_ratio_tolerance < 1.0:

@@ -52,6 +52,8 @@ def test_help_lists_every_command():
         # an internal error (OverflowError), and "folder not found" for a file that exists
         (["synth-reds", "--input", ".", "--fps", "inf"], "--fps inf: a frame rate must be a positive number"),
         (["synth-reds", "--input", "/bin/sh", "--fps", "120"], "/bin/sh: not a folder (--input takes"),
+        # reported per take, after takes.parquet was written
+        (["align", "RAW", "o", "--sync", "foo,audio"], "--sync foo,audio: unknown method(s) 'foo' (use one or more of"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path, args, message):

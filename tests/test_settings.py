@@ -37,10 +37,13 @@ def test_the_build_takes_window_and_factor_from_the_rigs_sequence_block(tmp_path
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rigs").mkdir()
     (tmp_path / "rigs" / "wide.toml").write_text(bundled_rig_text().replace("frames = 7", "frames = 10"))
-    with pytest.raises(Rb2vError, match=r"rig wide: sequence\.frames = 10.*holds 7"):
-        StageTools.create(load_pipeline("street", {"rig": "wide", "upsample.interpolator": "linear"}))
-    with pytest.raises(Rb2vError, match=r"search\.subframes = 13, but rig .* from 19 sub-frames"):
-        StageTools.create(load_pipeline("street", {"search.subframes": 13, "upsample.interpolator": "linear"}))
+    # refused as the pipeline is read, naming its file (they were found only when a build began)
+    with pytest.raises(Rb2vError, match=r"pipelines/street\.toml: rig wide: sequence\.frames = 10.*holds 7"):
+        load_pipeline("street", {"rig": "wide", "upsample.interpolator": "linear"})
+    with pytest.raises(
+        Rb2vError, match=r"pipelines/street\.toml: search\.subframes = 13, but rig .* from 19 sub-frames"
+    ):
+        load_pipeline("street", {"search.subframes": 13, "upsample.interpolator": "linear"})
     tools = StageTools.create(load_pipeline("street", {"upsample.interpolator": "linear"}))
     assert (tools.sequence.frames, tools.sequence.upsample_factor) == (7, 2)
 
@@ -107,6 +110,11 @@ def test_invalid_values_and_broken_toml(tmp_path):
     for category, key, value, message in [
         ("street", "output.png_compression", 15, r"output: png_compression must be a zlib level 0-9, got 15"),
         ("hand", "qc.min_psnr", float("nan"), r"qc: min_psnr, min_margin and min_motion must be numbers"),
+        # a 5 s build took 280 s; the devices were refused without the file or the key ('cuda-1': an internal error)
+        ("street", "search.radius", 1000, r"search: radius must be 1 to 64 \(upsampled steps\), got 1000"),
+        ("street", "upsample.device", "gpu", r"upsample: unknown device 'gpu': use auto, cpu, cuda or cuda:N"),
+        ("hand", "matting.device", "cuda-1", r"matting: unknown device 'cuda-1'"),
+        ("face", "search.device", "tpu", r"search: unknown device 'tpu'"),
     ]:
         with pytest.raises(Rb2vError, match=r"pipelines/" + category + r"\.toml: " + message):
             load_pipeline(category, {key: value})
@@ -115,6 +123,9 @@ def test_invalid_values_and_broken_toml(tmp_path):
         ("align.fps_ratio_tolerance", -1.0, r"align\.fps_ratio_tolerance must be in \[0, 1\), got -1\.0"),
         ("align.min_inliers", -5, r"align\.min_inliers must be at least 4, got -5"),
         ("align.png_compression", 12, r"align\.png_compression must be a zlib level 0-9, got 12"),
+        # reported per take, after takes.parquet was written
+        ("align.sync_methods", [], r"align\.sync_methods: no method \(use one or more of timecode, audio, visual\)"),
+        ("align.sync_methods", ["audio", "gps"], r"align\.sync_methods: unknown method\(s\) 'gps'"),
     ]:
         with pytest.raises(Rb2vError, match=message):
             load_rig(overrides={key: value})

@@ -47,7 +47,7 @@ def align(raw, out, rig, workers, backend, ray_address, flip, sync_methods, no_e
     """
     raw = raw or project_path("raw", required=True)
     out = out or project_path("out", required=True)
-    methods = tuple(m.strip() for m in sync_methods.split(",") if m.strip()) if sync_methods else None
+    methods = tuple(m.strip() for m in sync_methods.split(",") if m.strip()) if sync_methods is not None else None
     rig_settings = load_rig(rig, overrides={"align.png_compression": png_compression})
     opts = AlignOptions(rig=rig_settings, flip=flip, sync_methods=methods, ecc=not no_ecc, write_frames=not no_frames)
     run_align(raw, out, opts, ExecutorSettings(workers, backend, ray_address))  # it says its own summary

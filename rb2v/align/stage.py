@@ -29,7 +29,7 @@ from ..fsutil import atomic_dir, atomic_path, clean_partials
 from ..io.images import png_params
 from ..io.video import VideoSource
 from ..progress import say
-from ..settings import RigSettings
+from ..settings import RigSettings, check_sync_methods
 from . import exposure, geometry, sync
 from . import lens as lensmod
 from .decode import crop_filtered
@@ -53,9 +53,16 @@ class AlignOptions:
     write_frames: bool = True
     exposure: bool = True  # estimate the blur exposure window (False: assume centred on the timestamps)
 
+    def __post_init__(self):
+        if self.sync_methods is not None:  # checked before any take is read (it failed each take alike)
+            try:
+                check_sync_methods(self.sync_methods, f"--sync {','.join(self.sync_methods)}")
+            except ValueError as e:
+                raise Rb2vError(str(e)) from None
+
     @property
     def methods(self) -> tuple[str, ...]:
-        return self.sync_methods or self.rig.align.sync_methods
+        return self.rig.align.sync_methods if self.sync_methods is None else self.sync_methods
 
     @property
     def flips(self) -> list[str]:

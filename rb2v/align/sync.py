@@ -424,9 +424,6 @@ def synchronise(
     flip: str | None = None,
 ) -> SyncResult:
     """Try the methods in order; the first trustworthy result wins."""
-    unknown = set(methods) - {"timecode", "audio", "visual"}
-    if unknown:
-        raise Rb2vError(f"align.sync_methods: unknown method(s) {sorted(unknown)}")
     prior = timecode_offset(blur, sharp) if "timecode" in methods else None
     tried = []
     for method in methods:

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import from_mapping, settings_hash
-from ..settings import load_pipeline_data
+from ..device import check_device_name
+from ..errors import Rb2vError
+from ..manifest import FRAMES_PER_SEQ
+from ..settings import load_pipeline_data, load_rig
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,21 @@ class UpsampleSettings:
     device: str = "auto"
     precision: Literal["float32", "tf32", "float16"] = "float32"  # cdfi on CUDA (rb2v.device)
 
+    def validate(self) -> None:
+        check_device_setting("upsample", self.device)
+
+
+def check_device_setting(block: str, device: str) -> None:
+    try:
+        check_device_name(device)
+    except Rb2vError as e:
+        raise ValueError(f"{block}: {e}") from None
+
+
+# Algorithm 1 scores the predicted start ± radius: the alignment's clock puts the true start within a step
+# or two, so a wider window only costs time (radius 1000 built a 5 s street take in 280 s)
+MAX_SEARCH_RADIUS = 64
+
 
 @dataclass(frozen=True)
 class SearchSettings:
@@ -43,8 +61,9 @@ class SearchSettings:
     device: str = "cpu"
 
     def validate(self) -> None:
-        if self.radius < 1:
-            raise ValueError("search: radius must be >= 1")
+        if not 1 <= self.radius <= MAX_SEARCH_RADIUS:
+            raise ValueError(f"search: radius must be 1 to {MAX_SEARCH_RADIUS} (upsampled steps), got {self.radius}")
+        check_device_setting("search", self.device)
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,9 @@ class MattingSettings:
     backgrounds: str = ""  # folder of photos; empty: the bundled set
     device: str = "auto"
     precision: Literal["float32", "tf32", "float16"] = "float32"  # bgmv2 on CUDA (rb2v.device)
+
+    def validate(self) -> None:
+        check_device_setting("matting", self.device)
 
 
 @dataclass(frozen=True)
@@ -130,4 +152,21 @@ class PipelineSettings:
 
 def load_pipeline(category_or_path: str | Path, overrides: dict | None = None) -> PipelineSettings:
     data, path = load_pipeline_data(category_or_path, overrides)
-    return from_mapping(PipelineSettings, data, str(path))
+    settings = from_mapping(PipelineSettings, data, str(path))
+    check_rig_fit(settings, path)
+    return settings
+
+
+def check_rig_fit(settings: PipelineSettings, path: Path) -> None:
+    """The rig's ``[sequence]`` block against the manifest's 7 frames and the pipeline's sub-frames."""
+    sequence = load_rig(settings.rig).sequence
+    if sequence.frames != FRAMES_PER_SEQ:
+        raise Rb2vError(
+            f"{path}: rig {settings.rig}: sequence.frames = {sequence.frames}, but the manifest format "
+            f"(rb2v.manifest/1, HyperCUT metadata.json) holds {FRAMES_PER_SEQ} sharp frames per sample"
+        )
+    if settings.search.subframes != sequence.synth_subframes:
+        raise Rb2vError(
+            f"{path}: search.subframes = {settings.search.subframes}, but rig {settings.rig} synthesises blur "
+            f"from {sequence.synth_subframes} sub-frames ([sequence])"
+        )

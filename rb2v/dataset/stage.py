@@ -82,17 +82,7 @@ class StageTools:
                 matter = load_matter("bgmv2", checkpoint=m.bgmv2_checkpoint, device=m.device, precision=m.precision)
             else:
                 matter = load_matter(m.method)
-        sequence = load_rig(settings.rig).sequence
-        if sequence.frames != N_FRAMES:
-            raise Rb2vError(
-                f"rig {settings.rig}: sequence.frames = {sequence.frames}, but the manifest format "
-                f"(rb2v.manifest/1, HyperCUT metadata.json) holds {N_FRAMES} sharp frames per sample"
-            )
-        if settings.search.subframes != sequence.synth_subframes:
-            raise Rb2vError(
-                f"pipeline {settings.category}: search.subframes = {settings.search.subframes}, but rig "
-                f"{settings.rig} synthesises blur from {sequence.synth_subframes} sub-frames ([sequence])"
-            )
+        sequence = load_rig(settings.rig).sequence  # it fits the manifest's frames (load_pipeline)
         return cls(settings, upsampler, subframes, matter, sequence)
 
 
