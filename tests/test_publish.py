@@ -25,7 +25,7 @@ import yaml
 
 from rb2v.benchmarks.publish import write_photo_dataset
 from rb2v.cli import main as rb2v_main
-from rb2v.manifest import COLUMNS, MANIFEST_NAME, read_manifest
+from rb2v.manifest import COLUMNS, MANIFEST_NAME, read_manifest, validate_manifest
 from rb2v.publish import checksums, fetch, publish, verify
 from rb2v.publish import mirror as mirror_mod
 from rb2v.publish.checksums import SUMS_NAME, digest_file, parse_sums
@@ -126,6 +126,7 @@ def test_publish_verify_republish_fetch_round_trip(dataset, target, tmp_path, ca
     assert parse_sums((dest / SUMS_NAME).read_text(), "local") == sums
     assert read_manifest(dest).equals(read_manifest(dataset))
     assert fetch(target.url, dest, endpoint_url=target.endpoint).downloaded == []  # resume: nothing to redo
+    assert got.unpacked == 0  # a files-format mirror holds its images itself
     pngs = sorted(k for k in src if k.endswith(".png"))
     (dest / pngs[1]).unlink()
     (dest / pngs[2]).write_bytes(b"truncated")
@@ -258,6 +259,16 @@ def test_parquet_format_loads_back_into_the_same_rows(dataset, target, tmp_path)
                 )
         assert row["blur"] == {"bytes": (dataset / want["blur_path"]).read_bytes(), "path": want["blur_path"]}
         assert [s["bytes"] for s in row["sharp"]] == [(dataset / p).read_bytes() for p in want["sharp_paths"]]
+
+    # the images are unpacked to the manifest's paths: the fetched folder is a dataset (its manifest named
+    # samples/ files the mirror does not hold); a re-fetch keeps them, --no-unpack leaves the shards alone
+    images = [p for row in source.itertuples() for p in (row.blur_path, *row.sharp_paths)]
+    assert all((dest / p).read_bytes() == (dataset / p).read_bytes() for p in images)
+    assert validate_manifest(dest) == []
+    again = fetch(target.url, dest, endpoint_url=target.endpoint)
+    assert again.downloaded == [] and (again.unpacked, again.unpacked_kept) == (0, len(images))
+    bare = fetch(target.url, tmp_path / "bare", endpoint_url=target.endpoint, unpack=False)
+    assert bare.unpacked == 0 and not (tmp_path / "bare" / images[0]).exists()
 
     header = card_yaml((dest / "README.md").read_text())
     files = {d["split"]: d["path"] for d in header["configs"][0]["data_files"]}
@@ -451,3 +462,19 @@ def test_a_file_changed_since_the_build_is_refused_and_no_list_is_written(datase
     assert run_cli("publish", str(changed), "--to", str(tmp_path / "mirror-files")) == 0
     sums = parse_sums((tmp_path / "mirror-files" / SUMS_NAME).read_text(), SUMS_NAME)
     assert sums[rel] == sha((dataset / rel).read_bytes())
+
+
+def test_an_earlier_builds_samples_are_not_published(dataset, tmp_path, capsys):
+    """Sample files the manifest does not list (a build with other settings left them) were published and
+    listed in SHA256SUMS, as if part of the dataset."""
+    copy = tmp_path / "dataset"
+    shutil.copytree(dataset, copy)
+    first = read_manifest(copy)["blur_path"].iloc[0]
+    stale = Path(first).parent.parent / "old-take" / "000007" / "blur.png"
+    (copy / stale).parent.mkdir(parents=True)
+    shutil.copy(copy / first, copy / stale)
+    (copy / "notes.txt").write_text("kept: a file beside the manifest is the dataset's")
+    report = publish(copy, str(tmp_path / "mirror"))
+    assert stale.as_posix() not in report.uploaded and "notes.txt" in report.uploaded
+    assert stale.as_posix() not in open_mirror(str(tmp_path / "mirror")).read_sums()
+    assert "1 file(s) beside the samples that the manifest does not list were left out" in capsys.readouterr().err

@@ -70,6 +70,15 @@ def inside_dataset(rel: str) -> bool:
     return bool(parts) and not PurePosixPath(rel).is_absolute() and ".." not in parts
 
 
+def manifest_digests(df: pd.DataFrame) -> dict[str, str]:
+    """The sha256 the manifest records for each file it names, by its path (a POSIX key)."""
+    return {
+        PurePosixPath(rel).as_posix(): digest
+        for row in df.itertuples(index=False)
+        for rel, digest in zip((row.blur_path, *row.sharp_paths), row.sha256)
+    }
+
+
 def sample_row(
     *,
     sample_id: str,

@@ -105,10 +105,21 @@ def verify(url, endpoint_url, jobs):
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=str))
 @endpoint_option
 @jobs_option
-def fetch(url, dest, endpoint_url, jobs):
+@click.option(
+    "--no-unpack",
+    is_flag=True,
+    help="Parquet-format mirrors: keep the shards only (by default their images are also written to the "
+    "paths the manifest names, so DIR is a dataset like the one published).",
+)
+def fetch(url, dest, endpoint_url, jobs, no_unpack):
     """Download the dataset published at URL into DIR, verified; re-run to resume."""
-    report = fetch_dataset(url, dest, endpoint_url=endpoint_url, jobs=jobs)
+    report = fetch_dataset(url, dest, endpoint_url=endpoint_url, jobs=jobs, unpack=not no_unpack)
+    unpacked = (
+        f"; {report.unpacked} image(s) unpacked from the Parquet shards ({report.unpacked_kept} already there)"
+        if report.unpacked or report.unpacked_kept
+        else ""
+    )
     click.echo(
         f"{report.url} -> {report.dest}: {report.objects} objects "
-        f"({len(report.downloaded)} downloaded, {report.kept} already there), all sha256 verified"
+        f"({len(report.downloaded)} downloaded, {report.kept} already there), all sha256 verified{unpacked}"
     )

@@ -7,14 +7,18 @@ so a fetched folder that has it is complete."""
 from __future__ import annotations
 
 import errno
+import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import PartialFailure, Rb2vError
-from ..fsutil import atomic_path, clean_partials, sha256_file, write_text_atomic
+from ..fsutil import atomic_path, clean_partials, sha256_file, write_bytes_atomic, write_text_atomic
+from ..manifest import MANIFEST_NAME, inside_dataset, manifest_digests, read_manifest
+from ..progress import progress
 from .checksums import SUMS_NAME, format_sums
 from .mirror import ChecksumMismatch, MirrorError, open_mirror, retrying
 from .parallel import run_all
+from .parquet_export import is_shard_key, shard_images
 
 DEFAULT_JOBS = 8
 
@@ -26,16 +30,46 @@ class FetchReport:
     objects: int = 0
     downloaded: list[str] = field(default_factory=list)
     kept: int = 0
+    unpacked: int = 0  # images written from Parquet shards to the manifest's paths
+    unpacked_kept: int = 0  # ... already there with the right bytes
 
 
 def _safe_key(key: str, where: str) -> str:
-    p = PurePosixPath(key)
-    if p.is_absolute() or ".." in p.parts or not p.parts:
+    if not inside_dataset(key):
         raise Rb2vError(f"{where}: refusing the unsafe path {key!r}")
     return key
 
 
-def fetch(url: str, dest: str | Path, endpoint_url: str | None = None, jobs: int = DEFAULT_JOBS) -> FetchReport:
+def unpack_shards(dest: Path, keys: list[str]) -> tuple[int, int]:
+    """Write the images of a Parquet-format publication's shards to the paths its manifest names, so the
+    fetched folder is a dataset like the one published (its manifest's files exist). Each image is
+    checked against the sha256 the manifest records; one already there with those bytes is kept.
+    Returns (written, kept)."""
+    written = kept = 0
+    shards = [k for k in keys if is_shard_key(k)]
+    if not shards or MANIFEST_NAME not in keys:
+        return 0, 0
+    listed = manifest_digests(read_manifest(dest / MANIFEST_NAME))
+    if set(listed) <= set(keys):  # a files-format publication holds its images itself
+        return 0, 0
+    for key in progress(shards, desc="unpacking shards", unit="shard"):
+        for rel, data, digest in shard_images(dest / key):
+            target = dest / _safe_key(rel, str(dest / key))
+            if target.is_file() and sha256_file(target) == digest:
+                kept += 1
+                continue
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise Rb2vError(f"{dest / key}: the bytes of {rel} do not match the sha256 its row records")
+            write_bytes_atomic(target, data)
+            written += 1
+    return written, kept
+
+
+def fetch(
+    url: str, dest: str | Path, endpoint_url: str | None = None, jobs: int = DEFAULT_JOBS, unpack: bool = True
+) -> FetchReport:
+    """Download every object of the mirror into ``dest``, each checked against its ``SHA256SUMS``; the
+    images of a Parquet-format publication are then unpacked to its manifest's paths (``unpack``)."""
     mirror = open_mirror(url, endpoint_url)
     sums = mirror.read_sums()
     if sums is None:
@@ -73,5 +107,7 @@ def fetch(url: str, dest: str | Path, endpoint_url: str | None = None, jobs: int
         raise PartialFailure(f"{e}; fetch incomplete: re-run to resume") from None
     report.downloaded = sorted(k for k, got in fetched.items() if got)
     report.kept = len(sums) - len(report.downloaded)
+    if unpack:
+        report.unpacked, report.unpacked_kept = unpack_shards(dest, sorted(sums))
     write_text_atomic(local_sums, format_sums(sums))
     return report

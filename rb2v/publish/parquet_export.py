@@ -106,3 +106,18 @@ def write_shard(dataset_dir: Path, shard: Shard, out: Path, schema: pa.Schema) -
                 [_image(dataset_dir, p, h) for p, h in zip(ps, d[1:])] for ps, d in zip(chunk["sharp_paths"], digests)
             ]
             writer.write_table(pa.Table.from_pydict(columns, schema=schema), row_group_size=ROWS_PER_GROUP)
+
+
+def is_shard_key(key: str) -> bool:
+    """A Parquet shard of this layout (``data/<category>/<split>-00000-of-000NN.parquet``)."""
+    parts = key.split("/")
+    return len(parts) == 3 and parts[0] == "data" and parts[2].endswith(".parquet")
+
+
+def shard_images(path: Path):
+    """``(manifest path, bytes, sha256 the manifest records)`` of every image in a shard, a row group at
+    a time (memory stays at ~ROWS_PER_GROUP samples)."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROWS_PER_GROUP, columns=["blur", "sharp", "sha256"]):
+        for blur, sharp, digests in zip(*(batch.column(c).to_pylist() for c in ("blur", "sharp", "sha256"))):
+            for image, digest in zip([blur, *sharp], digests):
+                yield image["path"], image["bytes"], digest

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import PartialFailure, Rb2vError
 from ..fsutil import PARTIAL_SUFFIX, write_text_atomic
-from ..manifest import MANIFEST_NAME, inside_dataset, read_manifest
+from ..manifest import MANIFEST_NAME, inside_dataset, manifest_digests, read_manifest
 from ..progress import progress, say
 from .card import dataset_card
 from .checksums import SUMS_NAME, FileDigest, digest_file, format_sums, mismatch_error
@@ -55,27 +55,29 @@ def dataset_files(dataset: Path, df: pd.DataFrame) -> dict[str, Path]:
     missing = [p for p in listed if not (dataset / p).is_file()]
     if missing:
         raise Rb2vError(f"{dataset / missing[0]}: listed in the manifest but missing ({len(missing)} file(s) missing)")
-    files = {}
+    listed_keys = {PurePosixPath(p).as_posix() for p in listed}
+    # the folders of the samples (samples/): a file there the manifest does not list is an earlier
+    # build's sample, not part of this dataset
+    sample_roots = {key.split("/")[0] for key in listed_keys if "/" in key}
+    files, stale = {}, []
     for path in sorted(dataset.rglob("*")):
         rel = path.relative_to(dataset)
         # hidden files and leftovers of interrupted atomic writes are not part of the dataset
         if not path.is_file() or any(part.startswith(".") for part in rel.parts) or PARTIAL_SUFFIX in path.name:
             continue
         key = rel.as_posix()
-        if key not in (SUMS_NAME, CARD_NAME):
+        if rel.parts[0] in sample_roots and key not in listed_keys:
+            stale.append(key)
+        elif key not in (SUMS_NAME, CARD_NAME):
             files[key] = path
+    if stale:
+        say(
+            f"note: {len(stale)} file(s) beside the samples that the manifest does not list were left out "
+            f"(an earlier build's; e.g. {stale[0]})"
+        )
     for key in listed:  # what the manifest names is published whatever its name
         files.setdefault(PurePosixPath(key).as_posix(), dataset / key)
     return dict(sorted(files.items()))
-
-
-def manifest_digests(df: pd.DataFrame) -> dict[str, str]:
-    """The sha256 the manifest records for each file it names, by key."""
-    return {
-        PurePosixPath(rel).as_posix(): digest
-        for row in df.itertuples(index=False)
-        for rel, digest in zip((row.blur_path, *row.sharp_paths), row.sha256)
-    }
 
 
 def changed_since_build(dataset: Path, df: pd.DataFrame, digests: dict[str, FileDigest]) -> None:
