@@ -478,3 +478,25 @@ def test_an_earlier_builds_samples_are_not_published(dataset, tmp_path, capsys):
     assert stale.as_posix() not in report.uploaded and "notes.txt" in report.uploaded
     assert stale.as_posix() not in open_mirror(str(tmp_path / "mirror")).read_sums()
     assert "1 file(s) beside the samples that the manifest does not list were left out" in capsys.readouterr().err
+
+
+def test_max_rate_holds_back_the_first_uploads_too(dataset, tmp_path, monkeypatch):
+    """The limiter counted an object's bytes after its upload: the first --jobs objects went out at full speed."""
+    starts: list[tuple[float, str]] = []
+    real_put = mirror_mod.Mirror.put_file
+
+    def timed_put(self, path, key):
+        starts.append((time.monotonic(), key))
+        return real_put(self, path, key)
+
+    monkeypatch.setattr(mirror_mod.Mirror, "put_file", timed_put)
+    sizes = {k: len(v) for k, v in source_files(dataset).items()}
+    rate = sum(sizes.values()) / 1.5  # ~1.5 s for everything
+    began = time.monotonic()
+    publish(dataset, str(tmp_path / "mirror"), jobs=4, max_rate=rate)
+    card = next(k for _, k in starts if k not in sizes)
+    sizes[card] = (tmp_path / "mirror" / card).stat().st_size
+    sent = 0
+    for at, key in sorted(starts):  # each object starts no sooner than the bytes before it allow
+        assert at - began >= sent / rate - 0.05, (key, at - began, sent / rate)
+        sent += sizes[key]

@@ -130,10 +130,12 @@ class RateLimiter:
         self.sent = 0
         self.lock = threading.Lock()
 
-    def consume(self, n: int) -> None:
+    def wait_turn(self, n: int) -> None:
+        """Wait until ``n`` more bytes may start: after the bytes before them have had their time, so no
+        thread, the first ones included, sends ahead of the rate."""
         with self.lock:
-            self.sent += n
             due = self.start + self.sent / self.bytes_per_s
+            self.sent += n
         time.sleep(max(0.0, due - time.monotonic()))
 
 

@@ -198,10 +198,10 @@ def publish(
         uploaded: list[str] = []
 
         def upload(key: str) -> None:
+            if limiter:
+                limiter.wait_turn(sizes[key])
             digests[key] = mirror.put_file(files[key], key)
             uploaded.append(key)
-            if limiter:
-                limiter.consume(sizes[key])
 
         # largest first, so no big object starts last while the other threads sit idle
         order = sorted(todo, key=lambda k: (-sizes[k], k))
