@@ -378,6 +378,10 @@ def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, cap
     pd.testing.assert_frame_equal(read_manifest(dataset / "manifest.parquet"), before)
     build_dataset(work, load_pipeline("street", {**FAST, "split.seed": 5, "split.test_fraction": 0.5}), report=False)
     assert "(2 already built)" in capsys.readouterr().err  # the split does not touch the takes
+    # nor do the settings of models a street build does not use (--backgrounds rebuilt every unit)
+    unused = {"matting.backgrounds": str(work), "matting.device": "cpu", "upsample.cdfi_checkpoint": "x.pth"}
+    build_dataset(work, load_pipeline("street", {**FAST, **unused}), report=False)
+    assert "(2 already built)" in capsys.readouterr().err
     with pytest.raises(Rb2vError, match="no sample passed QC"):
         build_dataset(work, load_pipeline("street", {**FAST, "qc.min_psnr": 99.0}), report=False)
     assert not (dataset / "manifest.parquet").exists()  # its samples were redone: the old record is withdrawn

@@ -87,8 +87,19 @@ class StageTools:
 
 
 def unit_key(inputs, settings: PipelineSettings) -> str:
-    """What a unit of work's results depend on: its inputs and every setting but the split."""
-    relevant = {k: v for k, v in asdict(settings).items() if k != "split"}
+    """What a unit of work's results depend on: its inputs and the settings that reach them (not the
+    split; not a model's checkpoint, device or photos where that model is not used: ``--backgrounds`` on
+    a build without matting rebuilt every unit)."""
+    relevant = asdict(settings)
+    del relevant["split"]
+    if settings.upsample.interpolator != "cdfi":
+        for name in ("cdfi_checkpoint", "device", "precision"):
+            del relevant["upsample"][name]
+    if settings.matting.method != "bgmv2":
+        for name in ("bgmv2_checkpoint", "device", "precision"):
+            del relevant["matting"][name]
+    if settings.matting.method == "none":
+        del relevant["matting"]["backgrounds"]
     return settings_hash({"inputs": inputs, "settings": relevant})
 
 
