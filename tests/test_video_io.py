@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from fractions import Fraction
 
 import numpy as np
@@ -121,6 +122,13 @@ def test_gopro_chapters_are_one_stream(tmp_path):
     (tmp_path / "GX041234.MP4").write_bytes((tmp_path / "GX021234.MP4").read_bytes())
     with pytest.raises(Rb2vError, match=r"missing chapter\(s\) \[3\]"):
         group_chapters(tmp_path.glob("*.MP4"))
+    (tmp_path / "GX041234.MP4").unlink()
+    # one file named twice is one chapter; a chapter number held by two files was "missing chapter(s) []"
+    assert group_chapters([tmp_path / "GX011234.MP4"] * 2) == [[tmp_path / "GX011234.MP4"]]
+    (tmp_path / "copy").mkdir()
+    shutil.copy(tmp_path / "GX021234.MP4", tmp_path / "copy")
+    with pytest.raises(Rb2vError, match=r"GX021234.MP4: recording GX1234 has chapter 2 twice \(also .*GX021234.MP4\)"):
+        group_chapters([*tmp_path.glob("*.MP4"), tmp_path / "copy" / "GX021234.MP4"])
 
 
 def test_audio_round_trip(tmp_path):

@@ -243,7 +243,7 @@ def group_chapters(paths: Iterable[str | os.PathLike]) -> list[list[Path]]:
     """
     groups: dict[str, list[tuple[int, Path]]] = {}
     singles: list[list[Path]] = []
-    for p in sorted(map(Path, paths)):
+    for p in sorted(set(map(Path, paths))):  # a file named twice is one chapter
         key = chapter_key(p)
         if key is None:
             singles.append([p])
@@ -253,6 +253,10 @@ def group_chapters(paths: Iterable[str | os.PathLike]) -> list[list[Path]]:
     for rec, chapters in sorted(groups.items()):
         chapters.sort()
         nums = [c for c, _ in chapters]
+        twice = [(a, b) for (n, a), (m, b) in zip(chapters, chapters[1:]) if n == m]
+        if twice:  # GX01…MP4 and gx01…mp4, or copies in two folders
+            a, b = twice[0]
+            raise Rb2vError(f"{b}: recording {rec} has chapter {chapter_key(b)[1]} twice (also {a})")
         first = 0 if nums[0] == 0 else 1
         expected = list(range(first, first + len(nums)))
         if nums != expected:
