@@ -133,6 +133,8 @@ def train_hypercut(
                 f"note: --resume continues with the run's own settings; ignoring "
                 f"{', '.join('--' + k.replace('_', '-') for k in fixed + (['no_flips'] if no_flips else []))}"
             )
+    if not resume and final_crop is not None and not final_epochs:
+        say("note: --final-crop is not used without --final-epochs N (the epochs trained on it)")
     settings = TrainSettings(
         manifest=str(manifest),
         out=out,

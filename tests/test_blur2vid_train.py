@@ -241,7 +241,7 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     assert "needs --hypercut" in error_of(train_args)
     assert "nothing to resume" in error_of([*train_args[:4], str(tmp_path / "none"), "--resume"])
     assert "must be >= 0" in error_of([*train_args[:4], str(tmp_path / "f"), "--flow-weight", "-1"])
-    assert "the first epoch is 1" in error_of([*train_args[:4], str(tmp_path / "a"), "--alpha-from", "0"])
+    assert "the first epoch is 1" in error_of([*train_args, "--alpha-from", "0"])
     never = [*train_args, "--hypercut", str(PRETRAINED), "--alpha", "0.2", "--alpha-from", "3", "--epochs", "2"]
     assert "R_hyp would never be used" in error_of(never)
     # numbers out of range, refused before any work (--epochs 0 trained the default 30 epochs, the others
@@ -260,8 +260,16 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
         # the flow term's DIS needs 12 px (an internal OpenCV error)
         ("--crop", "11", "--crop 11: the flow term estimates the true frames' flows (DIS), which needs sides >= 12"),
     ]:
-        assert message in error_of([*train_args[:4], str(tmp_path / "n"), option, value])
+        loss = ["--loss", "hypercut"] if option.startswith("--alpha") else []  # else a note: not used
+        assert message in error_of([*train_args[:4], str(tmp_path / "n"), *loss, option, value])
     assert not (tmp_path / "n").exists()
+    # options of the hypercut loss given to another loss are said, not taken in silence
+    capsys.readouterr()
+    assert rb2v_main([*train_args[:4], str(tmp_path / "n"), "--alpha", "0.2", "--hypercut", str(PRETRAINED),
+                      "--epochs", "0"]) == 2  # fmt: skip
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "note: --hypercut, --alpha not used: they apply to --loss hypercut, not naive"
+    )
     # frames too small for the HyperCUT that scores the predictions' order (an internal error)
     tiny = make_dataset(tmp_path / "tiny", photos=("astronaut", "coffee"), takes=1, samples=1, size=24)
     err = error_of(["eval-blur2vid", "--manifest", str(tiny), "--checkpoint", str(ckpt), "--hypercut", str(PRETRAINED),

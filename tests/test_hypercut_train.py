@@ -394,3 +394,12 @@ def test_a_diverged_run_stops(tiny_dataset, tmp_path):
     if (out / "last.pt").exists():
         kept = load_checkpoint(out / "last.pt")
         assert all(np.isfinite(r["loss"]) for r in kept["history"])
+
+
+def test_final_crop_without_final_epochs_is_said(dataset, tmp_path, capsys):
+    args = ["train-hypercut", "--manifest", str(dataset), "--out", str(tmp_path / "n"), "--final-crop", "40"]
+    assert rb2v_main([*args, "--epochs", "0"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "note: --final-crop is not used without --final-epochs N (the epochs trained on it)",
+        "rb2v: error: --epochs 0: must be at least 1",
+    ]

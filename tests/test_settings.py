@@ -136,3 +136,18 @@ def test_overrides_take_precedence_and_change_the_hash():
     changed = load_pipeline("hand", {"search.radius": 6, "matting.method": None})
     assert changed.search.radius == 6 and changed.matting.method == base.matting.method
     assert changed.hash != base.hash and load_pipeline("hand").hash == base.hash
+
+
+def test_model_options_a_build_does_not_use_are_said(capsys):
+    """--backgrounds on a street build, a CDFI checkpoint with the flow interpolator: taken in silence before."""
+    from rb2v.dataset.settings import note_unused_options
+
+    note_unused_options(
+        load_pipeline("street"), {"--cdfi-checkpoint": "c.pth", "--backgrounds": "photos", "--bgmv2-checkpoint": None}
+    )
+    assert capsys.readouterr().err.splitlines() == [
+        "note: --cdfi-checkpoint is not used: the interpolator is flow",
+        "note: --backgrounds is not used: this build has no matting",
+    ]
+    note_unused_options(load_pipeline("hand"), {"--backgrounds": "photos", "--bgmv2-checkpoint": "b.pth"})
+    assert capsys.readouterr().err.splitlines() == ["note: --bgmv2-checkpoint is not used: matting is chroma"]

@@ -79,6 +79,10 @@ def train_blur2vid(
         fixed = [k for k, v in given.items() if v is not None and k not in Blur2VidSettings.RUNTIME]
         if fixed:
             say(f"note: --resume continues with the run's own settings; ignoring {', '.join(fixed)}")
+    elif (loss or "naive") != "hypercut":
+        unused = [f"--{k.replace('_', '-')}" for k in ("hypercut", "alpha", "alpha_from") if given[k] is not None]
+        if unused:
+            say(f"note: {', '.join(unused)} not used: they apply to --loss hypercut, not {loss or 'naive'}")
     settings = Blur2VidSettings(
         manifest=str(manifest),
         out=str(out),

@@ -56,7 +56,7 @@ def build(
 ):
     """Build a category's dataset from OUT/aligned/<category>: upsampling, Algorithm 1, matting, QC, split."""
     from .build import build_dataset
-    from .settings import load_pipeline
+    from .settings import load_pipeline, note_unused_options
 
     overrides = {
         "upsample.interpolator": interpolator,
@@ -73,6 +73,10 @@ def build(
         raise click.BadParameter(
             f"pipeline file is for '{settings.category}', not '{category}'", param_hint="--pipeline"
         )
+    note_unused_options(
+        settings,
+        {"--cdfi-checkpoint": cdfi_checkpoint, "--bgmv2-checkpoint": bgmv2_checkpoint, "--backgrounds": backgrounds},
+    )
     build_dataset(
         out or project_path("out"),
         settings,

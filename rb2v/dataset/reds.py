@@ -42,7 +42,7 @@ from ..executor import (
 from ..io.images import image_files, read_image, to_float, to_uint8
 from ..manifest import sample_paths, sample_row
 from ..metrics import psnr
-from .settings import PipelineSettings, load_pipeline
+from .settings import PipelineSettings, load_pipeline, note_unused_options
 from .stage import (
     N_FRAMES,
     SampleWriter,
@@ -381,6 +381,7 @@ def synth_reds(
             "sampling.max_per_take": max_per_sequence,
         },
     )
+    note_unused_options(settings, {"--cdfi-checkpoint": cdfi_checkpoint})
     synth_reds_dataset(
         input_dir,
         out or project_path("out"),

@@ -11,6 +11,7 @@ from ..config import from_mapping, settings_hash
 from ..device import check_device_name
 from ..errors import Rb2vError
 from ..manifest import FRAMES_PER_SEQ
+from ..progress import say
 from ..settings import load_pipeline_data, load_rig
 
 
@@ -170,3 +171,19 @@ def check_rig_fit(settings: PipelineSettings, path: Path) -> None:
             f"{path}: search.subframes = {settings.search.subframes}, but rig {settings.rig} synthesises blur "
             f"from {sequence.synth_subframes} sub-frames ([sequence])"
         )
+
+
+def note_unused_options(settings: PipelineSettings, given: dict[str, object]) -> None:
+    """Say which of the command line's model options (``given``: option -> value, None if not given)
+    these settings do not use, rather than take them in silence."""
+    unused = {
+        "--cdfi-checkpoint": (
+            settings.upsample.interpolator != "cdfi",
+            f"the interpolator is {settings.upsample.interpolator}",
+        ),
+        "--bgmv2-checkpoint": (settings.matting.method != "bgmv2", f"matting is {settings.matting.method}"),
+        "--backgrounds": (settings.matting.method == "none", "this build has no matting"),
+    }
+    for option, value in given.items():
+        if value is not None and unused[option][0]:
+            say(f"note: {option} is not used: {unused[option][1]}")

@@ -29,11 +29,13 @@ from .flow import check_flow_size
 @click.option(
     "--checkpoint", type=click.Path(path_type=Path), default=None, help="Official CDFI_adacof.pth (for --method cdfi)."
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (cdfi only).")
-def interpolate(a: Path, b: Path, out: Path, t: float, method: str, checkpoint: Path | None, device: str):
+@click.option("--device", default=None, help="auto (default), cpu or cuda (cdfi only).")
+def interpolate(a: Path, b: Path, out: Path, t: float, method: str, checkpoint: Path | None, device: str | None):
     """Write the frame at time T between images A and B to OUT."""
-    if checkpoint is not None and method != "cdfi":
-        raise Rb2vError(f"--checkpoint is for --method cdfi, not {method}")
+    for option, value in (("--checkpoint", checkpoint), ("--device", device)):
+        if value is not None and method != "cdfi":
+            raise Rb2vError(f"{option} is for --method cdfi, not {method}")
+    device = device or "auto"
     img_a, img_b = read_image(a), read_image(b)
     if img_a.shape != img_b.shape:
         raise Rb2vError(
