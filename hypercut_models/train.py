@@ -166,9 +166,9 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
                     forward, reverse = pair_scores(net, plane, frames, channels_last=cuda)
                 escape = max(0.0, 1.0 - step / settings.warmup) if settings.warmup > 0 else 0.0
                 losses = criterion(forward.float(), reverse.float(), escape_weight=escape, shift=shift)
+                check_finite_loss(losses["total"], out, epoch + 1)
                 # clip_grad: L_h's gradient grows with the scores (d softplus(s r)/ds = sigmoid(s r) r): one
                 # confident mistake gave 3x the usual norm and undid an epoch of training
-                check_finite_loss(losses["total"], out, epoch + 1)
                 optimizer_step(optimizer, scaler, losses["total"], lr, settings.clip_grad)
                 n = len(frames)
                 for k in sums:

@@ -190,7 +190,7 @@ def _import_ray():
 RAY_ANSWER_TIMEOUT_S = 5.0
 
 
-def connect(settings: ExecutorSettings) -> None:
+def check_executor(settings: ExecutorSettings) -> None:
     """Check the executor before any work is written: Ray installed, and a cluster address that
     answers (``ray.init`` retries a wrong address for minutes, then fails deep inside)."""
     settings.validate()

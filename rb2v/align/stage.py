@@ -24,7 +24,7 @@ from .. import ffmpeg
 from ..alignment import FLIPS, Alignment, Crop, read_alignment, write_alignment
 from ..config import settings_hash
 from ..errors import PartialFailure, Rb2vError
-from ..executor import INLINE, ExecutorSettings, Unit, connect, run_units
+from ..executor import INLINE, ExecutorSettings, Unit, check_executor, run_units
 from ..fsutil import atomic_dir, atomic_path, clean_partials
 from ..io.images import png_params
 from ..io.video import VideoSource
@@ -504,7 +504,7 @@ def run_align(
     raises ``PartialFailure`` after all takes were tried when any failed.
     """
     raw, out = Path(raw), Path(out)
-    connect(executor)
+    check_executor(executor)
     a = opts.rig.align
     takes, calibrations, errors = discover(raw, a.fps_ratio, a.fps_ratio_tolerance)
     out.mkdir(parents=True, exist_ok=True)

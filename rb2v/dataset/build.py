@@ -20,7 +20,7 @@ from .. import __version__
 from ..config import to_dict
 from ..device import resolve_device
 from ..errors import PartialFailure, Rb2vError
-from ..executor import INLINE, ExecutorSettings, Outcome, Unit, chunks, connect, failures_table, run_units
+from ..executor import INLINE, ExecutorSettings, Outcome, Unit, check_executor, chunks, failures_table, run_units
 from ..fsutil import atomic_path, clean_partials, write_json_atomic
 from ..manifest import MANIFEST_NAME, ORDER_KEY, read_manifest, write_manifest, write_metadata_json
 from ..progress import say
@@ -113,7 +113,7 @@ def prepare(dataset_dir: Path, settings: PipelineSettings, executor: ExecutorSet
     withdraw the manifest, returning its order labels. A unit about to be redone removes its old
     samples, and a manifest is only ever the record of a finished build: the end of this one writes
     it again (with those labels when every sample is the same)."""
-    connect(executor)
+    check_executor(executor)
     if executor.backend == "local":  # a Ray cluster's workers may have the GPU its head lacks
         check_devices(settings)
     dataset_dir.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """``rb2v fetch``: download a published dataset, each file checked against ``SHA256SUMS``.
 
 Files already in DIR with the right sha256 are kept (resume); each download goes to a temporary
-name and is renamed into place only when its sha256 matches. DIR/SHA256SUMS is written last,
-so a fetched folder that has it is complete."""
+name and is renamed into place only when its sha256 matches. A Parquet-format publication's images
+are then unpacked to the paths its manifest names. DIR/SHA256SUMS is written last, so a fetched
+folder that has it is complete."""
 
 from __future__ import annotations
 
