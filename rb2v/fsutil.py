@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -90,11 +91,20 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+# the names atomic_path and atomic_dir give (mkstemp/mkdtemp: ".<name>.<8 random>.partial[.ext]"); only
+# these are removed: a user's own "movie.mkv.partial" or "proj.partial.d/" beside a fetch is not ours
+_PARTIAL_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(PARTIAL_SUFFIX) + r"(\.[A-Za-z0-9_-]+)?$")
+
+
+def is_partial_name(name: str) -> bool:
+    return bool(_PARTIAL_NAME.match(name))
+
+
 def clean_partials(folder: str | os.PathLike) -> int:
     """Remove leftovers of interrupted atomic writes below ``folder``; return how many."""
     n = 0
-    for p in Path(folder).rglob(f"*{PARTIAL_SUFFIX}*"):
-        if PARTIAL_SUFFIX not in p.name:
+    for p in Path(folder).rglob(f".*{PARTIAL_SUFFIX}*"):
+        if not is_partial_name(p.name):
             continue
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)

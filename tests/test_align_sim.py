@@ -78,7 +78,7 @@ def street(tmp_path_factory):
         "leftovers": [p.name for p in final.parent.iterdir()],
         "errors": pq.read_table(out / "align_errors.parquet").to_pylist(),
     }
-    leftover = final.parent / ".take01.killed.partial"  # what a SIGKILL mid-take leaves
+    leftover = final.parent / ".take01.k1lled_x.partial"  # what a SIGKILL mid-take leaves
     (leftover / "blur").mkdir(parents=True)
     (leftover / "blur" / "000000.png").write_bytes(b"half")
     first_code = main(["align", str(raw), str(out)])

@@ -500,3 +500,17 @@ def test_max_rate_holds_back_the_first_uploads_too(dataset, tmp_path, monkeypatc
     for at, key in sorted(starts):  # each object starts no sooner than the bytes before it allow
         assert at - began >= sent / rate - 0.05, (key, at - began, sent / rate)
         sent += sizes[key]
+
+
+def test_fetch_removes_only_its_own_leftovers(dataset, tmp_path):
+    """fetch cleaned every name holding ".partial" under DIR: a user's "movie.mkv.partial" or "proj.partial.d/"."""
+    publish(dataset, str(tmp_path / "mirror"))
+    dest = tmp_path / "dest"
+    (dest / "proj.partial.d").mkdir(parents=True)
+    (dest / "proj.partial.d" / "a.txt").write_text("mine")
+    (dest / "movie.mkv.partial").write_text("mine")
+    leftover = dest / ".manifest.k1lled_x.partial.parquet"  # what a killed fetch leaves (atomic_path's name)
+    leftover.write_text("half")
+    fetch(str(tmp_path / "mirror"), dest)
+    assert (dest / "proj.partial.d" / "a.txt").read_text() == "mine" and (dest / "movie.mkv.partial").exists()
+    assert not leftover.exists()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rb2v.colorspace import linear_to_srgb_fast
+from rb2v.errors import Rb2vError
 from rb2v.io.images import apply_flip, read_image
 from rb2v.io.video import group_chapters, open_source, read_audio, read_frames
 from rb2v.metrics import psnr
@@ -207,8 +208,19 @@ def test_rerun_resumes_and_keeps_finished_takes(written_session):
     raw, cfg = written_session
     take = raw / "face" / "subject01" / "take01"
     before = {p: p.stat().st_mtime_ns for p in take.glob("*.MP4")}
-    (raw / "face" / "subject01" / ".take02.xyz.partial").mkdir()  # debris of a killed run
+    (raw / "face" / "subject01" / ".take02.xyz12345.partial").mkdir()  # debris of a killed run
     cfg2 = SimConfig(**{**cfg.as_dict(), "takes": 2, "seconds": 0.6, "chapter_seconds": 0.0})
     simulate_session(raw, cfg2, progress=False)
     assert {p: p.stat().st_mtime_ns for p in take.glob("*.MP4")} == before
     assert (raw / "face" / "subject01" / "take02" / "truth.json").exists()
+
+
+def test_a_real_take_folder_of_the_same_name_is_never_replaced(tmp_path):
+    """simulate-rig into a RAW folder holding real captures replaced a take folder of the same name."""
+    take = tmp_path / "street" / "subject01" / "take01"
+    take.mkdir(parents=True)
+    (take / "GX010042.MP4").write_bytes(b"a real capture")
+    cfg = SimConfig(category="street", seconds=0.5, seed=3, chapter_seconds=0.0)
+    with pytest.raises(Rb2vError, match=r"take01: holds files but no truth.json, so it is not a simulated take"):
+        simulate_session(tmp_path, cfg, progress=False)
+    assert sorted(p.name for p in take.iterdir()) == ["GX010042.MP4"]

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from ..errors import PartialFailure, Rb2vError
-from ..fsutil import PARTIAL_SUFFIX, write_text_atomic
+from ..fsutil import write_text_atomic
 from ..manifest import MANIFEST_NAME, inside_dataset, manifest_digests, read_manifest
 from ..progress import progress, say
 from .card import dataset_card
@@ -63,7 +63,7 @@ def dataset_files(dataset: Path, df: pd.DataFrame) -> dict[str, Path]:
     for path in sorted(dataset.rglob("*")):
         rel = path.relative_to(dataset)
         # hidden files and leftovers of interrupted atomic writes are not part of the dataset
-        if not path.is_file() or any(part.startswith(".") for part in rel.parts) or PARTIAL_SUFFIX in path.name:
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
             continue
         key = rel.as_posix()
         if rel.parts[0] in sample_roots and key not in listed_keys:

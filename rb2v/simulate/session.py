@@ -505,6 +505,13 @@ def simulate_session(
     if crop:
         check_crop_fits([j[0] for j in jobs], crop)
     todo = [j for j in jobs if not (j[1] / "truth.json").exists()]
+    # a folder without truth.json is not a simulated take: a real capture of the same name, never replaced
+    taken = [folder for _, folder, *_ in todo if folder.exists() and any(folder.iterdir())]
+    if taken:
+        raise Rb2vError(
+            f"{taken[0]}: holds files but no truth.json, so it is not a simulated take; simulate into another "
+            f"RAW folder ({len(taken)} such folder(s))"
+        )
     total = sum(_take_total(j[0]) for j in todo)
     with bar(total=total, desc=f"simulate {cfg.category}", unit="frame", disable=not progress) as pb:
         for sim, folder, subject, take, calib in todo:
