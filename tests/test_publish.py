@@ -25,13 +25,14 @@ import yaml
 
 from rb2v.benchmarks.publish import write_photo_dataset
 from rb2v.cli import main as rb2v_main
+from rb2v.errors import Rb2vError
 from rb2v.manifest import COLUMNS, MANIFEST_NAME, read_manifest, validate_manifest
 from rb2v.publish import checksums, fetch, publish, verify
 from rb2v.publish import mirror as mirror_mod
 from rb2v.publish.checksums import SUMS_NAME, digest_file, parse_sums
 from rb2v.publish.loopback_s3 import dummy_aws_env, loopback_s3_server
 from rb2v.publish.mirror import MirrorError, is_partial, open_mirror, retrying
-from rb2v.publish.publish import staging_dir
+from rb2v.publish.publish import IN_PROGRESS, staging_dir
 
 BUCKET = "lab-mirror"
 SHARD_RE = re.compile(r"^data/street/(train|test)-(\d{5})-of-(\d{5})\.parquet$")
@@ -202,14 +203,15 @@ def test_killed_publish_leaves_no_checksum_list_and_rerun_uploads_only_the_rest(
             assert proc.poll() is None, "publish ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.05)
-            committed = [k for k in m.list_objects() if not is_partial(k)]
+            committed = [k for k in m.list_objects() if not is_partial(k) and k != IN_PROGRESS]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
     listing = m.list_objects()
-    before = sorted(k for k in listing if not is_partial(k))
+    before = sorted(k for k in listing if not is_partial(k) and k != IN_PROGRESS)
     partials = sorted(k for k in listing if is_partial(k))
     assert SUMS_NAME not in listing and 4 <= len(before) < total
+    assert IN_PROGRESS in listing  # what lets the re-run resume a mirror without a checksum list
 
     report = verify(target.url, endpoint_url=target.endpoint)
     assert not report.complete and not report.ok
@@ -223,7 +225,7 @@ def test_killed_publish_leaves_no_checksum_list_and_rerun_uploads_only_the_rest(
     assert len(resumed.uploaded) == total - len(before)
     assert not set(resumed.uploaded) & set(before)
     assert resumed.removed == partials  # leftovers of the killed upload are cleaned
-    assert verify(target.url, endpoint_url=target.endpoint).ok
+    assert verify(target.url, endpoint_url=target.endpoint).ok and IN_PROGRESS not in m.list_objects()
 
 
 def test_parquet_format_loads_back_into_the_same_rows(dataset, target, tmp_path):
@@ -506,6 +508,7 @@ def test_fetch_removes_only_its_own_leftovers(dataset, tmp_path):
     """fetch cleaned every name holding ".partial" under DIR: a user's "movie.mkv.partial" or "proj.partial.d/"."""
     publish(dataset, str(tmp_path / "mirror"))
     dest = tmp_path / "dest"
+    fetch(str(tmp_path / "mirror"), dest)  # an earlier fetch: DIR is ours to fetch into again
     (dest / "proj.partial.d").mkdir(parents=True)
     (dest / "proj.partial.d" / "a.txt").write_text("mine")
     (dest / "movie.mkv.partial").write_text("mine")
@@ -514,3 +517,38 @@ def test_fetch_removes_only_its_own_leftovers(dataset, tmp_path):
     fetch(str(tmp_path / "mirror"), dest)
     assert (dest / "proj.partial.d" / "a.txt").read_text() == "mine" and (dest / "movie.mkv.partial").exists()
     assert not leftover.exists()
+
+
+def test_publish_refuses_a_place_that_holds_other_files(dataset, tmp_path):
+    """A folder of other files had its README.md overwritten by the card, and the files an unrelated
+    SHA256SUMS listed were deleted as stale."""
+    isos = tmp_path / "isos"
+    isos.mkdir()
+    (isos / "ubuntu.iso").write_bytes(b"iso")
+    (isos / "README.md").write_text("my notes")
+    (isos / SUMS_NAME).write_text(f"{sha(b'iso')}  ubuntu.iso\n")
+    with pytest.raises(Rb2vError, match=r"isos: holds 3 object\(s\) \(e.g. README.md\) but is not an rb2v mirror"):
+        publish(dataset, str(isos))
+    assert sorted(p.name for p in isos.iterdir()) == ["README.md", SUMS_NAME, "ubuntu.iso"]
+    assert (isos / "README.md").read_text() == "my notes"
+
+
+def test_fetch_refuses_a_folder_of_other_files(dataset, tmp_path):
+    """Its README.md and SHA256SUMS were overwritten by the mirror's."""
+    publish(dataset, str(tmp_path / "mirror"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    (mine / SUMS_NAME).write_text(f"{sha(b'x')}  x.iso\n")
+    with pytest.raises(
+        Rb2vError, match=r"mine: holds 2 file\(s\) or folder\(s\) \(e.g. README.md\) but no earlier fetch"
+    ):
+        fetch(str(tmp_path / "mirror"), mine)
+    assert (mine / "README.md").read_text() == "my notes" and len(list(mine.iterdir())) == 2
+    # an interrupted fetch is resumed (its marker), and the marker is gone once the fetch is complete
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / IN_PROGRESS).write_text("killed")
+    (dest / "manifest.parquet").write_bytes(b"half")
+    assert "manifest.parquet" in fetch(str(tmp_path / "mirror"), dest).downloaded
+    assert not (dest / IN_PROGRESS).exists() and validate_manifest(dest) == []

@@ -13,13 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PartialFailure, Rb2vError
-from ..fsutil import atomic_path, clean_partials, sha256_file, write_bytes_atomic, write_text_atomic
+from ..fsutil import (
+    atomic_path,
+    clean_partials,
+    is_partial_name,
+    sha256_file,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from ..manifest import MANIFEST_NAME, inside_dataset, manifest_digests, read_manifest
 from ..progress import progress
-from .checksums import SUMS_NAME, format_sums
+from .checksums import SUMS_NAME, format_sums, parse_sums
 from .mirror import ChecksumMismatch, MirrorError, open_mirror, retrying
 from .parallel import run_all
 from .parquet_export import is_shard_key, shard_images
+from .publish import IN_PROGRESS, is_rb2v_list
 
 DEFAULT_JOBS = 8
 
@@ -81,9 +89,11 @@ def fetch(
     for key in sums:
         _safe_key(key, mirror.where(SUMS_NAME))
     dest = Path(dest)
+    local_sums = dest / SUMS_NAME
+    check_destination(dest, sums)
     dest.mkdir(parents=True, exist_ok=True)
     clean_partials(dest)
-    local_sums = dest / SUMS_NAME
+    write_text_atomic(dest / IN_PROGRESS, url)
     if local_sums.exists() and local_sums.read_text() != format_sums(sums):
         local_sums.unlink()  # an older fetch's list: DIR is incomplete until this fetch ends
     report = FetchReport(url=mirror.url, dest=dest, objects=len(sums))
@@ -111,4 +121,34 @@ def fetch(
     if unpack:
         report.unpacked, report.unpacked_kept = unpack_shards(dest, sorted(sums))
     write_text_atomic(local_sums, format_sums(sums))
+    (dest / IN_PROGRESS).unlink()
     return report
+
+
+def check_destination(dest: Path, sums: dict[str, str]) -> None:
+    """Fetch only into an empty or new folder, an earlier fetch (its checksum list, or its manifest among
+    nothing but the publication's names), or one an interrupted fetch left: the README.md and
+    SHA256SUMS of a folder of other files were overwritten."""
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise Rb2vError(f"{dest}: not a folder")
+    local = dest / SUMS_NAME
+    if (dest / IN_PROGRESS).exists() or (local.is_file() and is_rb2v_list(parse_local_sums(local))):
+        return
+    others = sorted(p.name for p in dest.iterdir())
+    names = {key.split("/")[0] for key in sums} | {SUMS_NAME}
+    if (dest / MANIFEST_NAME).is_file() and all(n in names or is_partial_name(n) for n in others):
+        return
+    if others:
+        raise Rb2vError(
+            f"{dest}: holds {len(others)} file(s) or folder(s) (e.g. {others[0]}) but no earlier fetch: "
+            "fetch into an empty or new folder"
+        )
+
+
+def parse_local_sums(path: Path) -> dict[str, str] | None:
+    try:
+        return parse_sums(path.read_text("utf-8"), str(path))
+    except (Rb2vError, UnicodeDecodeError):
+        return None

@@ -33,6 +33,8 @@ CARD_NAME = "README.md"
 DEFAULT_SHARD_BYTES = 10**9
 DEFAULT_JOBS = 8
 HUB_MAX_FOLDER_ENTRIES = 10_000  # the Hugging Face Hub's limit of files per folder
+# on the mirror (and in a fetched folder) from the first change until the checksum list is written
+IN_PROGRESS = ".rb2v-in-progress"
 
 
 @dataclass
@@ -44,6 +46,24 @@ class PublishReport:
     removed: list[str] = field(default_factory=list)  # stale partials and objects the publication dropped
     bytes_total: int = 0
     bytes_uploaded: int = 0
+
+
+def is_rb2v_list(sums: dict[str, str] | None) -> bool:
+    """A ``SHA256SUMS`` that rb2v wrote: its publications always list the manifest."""
+    return bool(sums) and MANIFEST_NAME in sums
+
+
+def check_ours(mirror: Mirror, remote: dict, sums: dict[str, str] | None) -> None:
+    """Publish only to an empty place, an rb2v mirror, or one an interrupted publish left: a folder of
+    other files had its README.md overwritten, and whatever an unrelated SHA256SUMS listed deleted."""
+    if is_rb2v_list(sums) or IN_PROGRESS in remote:
+        return
+    others = sorted(k for k in remote if not is_partial(k))
+    if others:
+        raise Rb2vError(
+            f"{mirror.url}: holds {len(others)} object(s) (e.g. {others[0]}) but is not an rb2v mirror "
+            f"(no {SUMS_NAME} listing {MANIFEST_NAME}): publish to an empty folder or prefix"
+        )
 
 
 def dataset_files(dataset: Path, df: pd.DataFrame) -> dict[str, Path]:
@@ -151,6 +171,9 @@ def publish(
         raise Rb2vError(f"{to}: the mirror cannot be inside the dataset folder {dataset}")
     mirror.ensure_root()
     report = PublishReport(url=mirror.url)
+    remote = mirror.list_objects()
+    old_sums = mirror.read_sums() if SUMS_NAME in remote else None
+    check_ours(mirror, remote, old_sums)
 
     staging = staging_dir(dataset, mirror)
     shutil.rmtree(staging, ignore_errors=True)  # what a killed run of the same publish left
@@ -169,8 +192,6 @@ def publish(
         report.objects = len(files)
         report.bytes_total = sum(sizes.values())
 
-        remote = mirror.list_objects()
-        old_sums = mirror.read_sums() if SUMS_NAME in remote else None
         # only objects already on the mirror are hashed up front (to compare); the rest are hashed
         # while they upload, so no file is read twice
         present = sorted(k for k in files if k in remote and remote[k].size == sizes[k])
@@ -186,8 +207,12 @@ def publish(
         if not todo:
             changed_since_build(dataset, df, digests)
         if not todo and not stale and old_sums == new_sums:
+            if IN_PROGRESS in remote:  # killed after its list was written
+                mirror.remove(IN_PROGRESS)
             say(f"{mirror.url}: up to date ({report.objects} objects)")
             return report
+        if IN_PROGRESS not in remote:  # what makes an interrupted publish's objects ours to resume
+            mirror.put_bytes(dataset.name.encode("utf-8"), IN_PROGRESS)
         if SUMS_NAME in remote:  # from here until the new list is written the mirror reads as incomplete
             mirror.remove(SUMS_NAME)
         for key in stale:
@@ -216,6 +241,7 @@ def publish(
         report.uploaded = sorted(uploaded)
         report.bytes_uploaded = sum(sizes[k] for k in todo)
         mirror.put_bytes(format_sums({k: digests[k].sha256 for k in files}).encode("utf-8"), SUMS_NAME)
+        mirror.remove(IN_PROGRESS)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
