@@ -552,3 +552,17 @@ def test_fetch_refuses_a_folder_of_other_files(dataset, tmp_path):
     (dest / "manifest.parquet").write_bytes(b"half")
     assert "manifest.parquet" in fetch(str(tmp_path / "mirror"), dest).downloaded
     assert not (dest / IN_PROGRESS).exists() and validate_manifest(dest) == []
+
+
+def test_publish_refuses_a_manifest_that_validate_rejects(dataset, tmp_path):
+    """A row with 6 sharp frames was published with a complete SHA256SUMS."""
+    from rb2v.manifest import write_manifest
+
+    copy = tmp_path / "dataset"
+    shutil.copytree(dataset, copy)
+    df = read_manifest(copy)
+    df.at[0, "sharp_paths"] = df.loc[0, "sharp_paths"][:6]
+    write_manifest(copy / MANIFEST_NAME, df, df.attrs["metadata"])
+    with pytest.raises(Rb2vError, match=r"6 sharp frames, expected 7 \(2 problem\(s\) in all: `rb2v validate"):
+        publish(copy, str(tmp_path / "mirror"))
+    assert not (tmp_path / "mirror").exists()

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import PartialFailure, Rb2vError
 from ..fsutil import write_text_atomic
-from ..manifest import MANIFEST_NAME, inside_dataset, manifest_digests, read_manifest
+from ..manifest import MANIFEST_NAME, inside_dataset, manifest_digests, read_manifest, validate_manifest
 from ..progress import progress, say
 from .card import dataset_card
 from .checksums import SUMS_NAME, FileDigest, digest_file, format_sums, mismatch_error
@@ -166,6 +166,12 @@ def publish(
         raise Rb2vError(f"--jobs {jobs}: must be at least 1")
     dataset = Path(dataset)
     df = read_manifest(dataset / MANIFEST_NAME)
+    problems = validate_manifest(dataset, check_files=False)  # the files are checked as they are hashed
+    if problems:
+        raise Rb2vError(
+            f"{problems[0]} ({len(problems)} problem(s) in all: `rb2v validate {dataset}` lists them); "
+            "nothing published"
+        )
     mirror = open_mirror(to, endpoint_url)
     if not mirror.is_s3 and Path(mirror.root).is_relative_to(dataset.resolve()):
         raise Rb2vError(f"{to}: the mirror cannot be inside the dataset folder {dataset}")
