@@ -805,3 +805,15 @@ def test_stage_failures_are_said_once_per_message_and_capped(capsys):
     assert lines[0] == "rb2v: error: frame00.png: not a readable image (2 sample(s) rejected)"
     assert len(lines) == SAID_FAILURES + 1 and lines[-1] == "rb2v: error: … and 2 other message(s)"
     assert say_stage_failures(pd.DataFrame({"reason": ["static"]})) == {}
+
+
+def test_metadata_json_names_the_folder_given_as_dot(street, tmp_path, monkeypatch):
+    """`rb2v order --manifest manifest.parquet` from inside the dataset folder wrote "name": "" (the
+    official trainer then opens DATASET_ROOT/<path>, not DATASET_ROOT/<name>/<path>)."""
+    from rb2v.manifest import write_metadata_json
+
+    copy = tmp_path / "street-copy"
+    shutil.copytree(street[2], copy)
+    monkeypatch.chdir(copy)
+    write_metadata_json(Path("manifest.parquet").parent)
+    assert json.loads((copy / "metadata.json").read_text())["name"] == "street-copy"

@@ -231,7 +231,7 @@ def write_metadata_json(dataset_dir: str | Path, df: pd.DataFrame | None = None)
     if df is None:
         df = read_manifest(dataset_dir / MANIFEST_NAME)
     out = dataset_dir / METADATA_NAME
-    write_json_atomic(out, metadata_json(df, dataset_dir.name))
+    write_json_atomic(out, metadata_json(df, dataset_dir.resolve().name))  # ".": the folder's own name
     return out
 
 

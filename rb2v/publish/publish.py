@@ -191,7 +191,9 @@ def publish(
             files, shards = dataset_files(dataset, df), []
             warn_hub_folder_limit(files)
         card = staging / CARD_NAME
-        write_text_atomic(card, dataset_card(dataset.name, df, fmt, shards, df.attrs["metadata"].get("settings_hash")))
+        write_text_atomic(
+            card, dataset_card(dataset.resolve().name, df, fmt, shards, df.attrs["metadata"].get("settings_hash"))
+        )
         files[CARD_NAME] = card
 
         sizes = {key: path.stat().st_size for key, path in files.items()}
