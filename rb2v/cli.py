@@ -15,7 +15,7 @@ import traceback
 
 import click
 
-from .errors import Rb2vError
+from .errors import Rb2vError, environment_error
 
 # name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -117,6 +117,11 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as e:  # a bug, not a user mistake: say so in one line unless --debug
+        if environment_error(e):
+            if debug:
+                traceback.print_exc()
+            click.echo(f"rb2v: error: {environment_error(e)}", err=True)
+            return 2
         if debug:
             traceback.print_exc()
         else:

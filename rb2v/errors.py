@@ -1,8 +1,28 @@
 """The one exception type for user mistakes (bad input, bad config, missing files).
 
 Commands print it as a single line and exit non-zero; anything else is a bug and
-keeps its traceback behind ``--debug``.
+keeps its traceback behind ``--debug``. A permission, read-only or full-disk error is not a bug
+either: ``environment_error`` gives its line.
 """
+
+from __future__ import annotations
+
+import errno
+import os
+
+# what the machine refuses, not a bug: said in one line naming the place, like a user error
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def environment_error(e: BaseException) -> str | None:
+    """The one-line message of a permission, read-only or full-disk error (None for anything else).
+    A temporary name of an atomic write is reported as its folder."""
+    if not isinstance(e, OSError) or e.errno not in _ENVIRONMENT_ERRNOS:
+        return None
+    where = e.filename
+    if where is not None and ".partial" in os.path.basename(str(where)):
+        where = os.path.dirname(str(where)) or "."
+    return f"{where}: {e.strerror}" if where is not None else str(e.strerror)
 
 
 class Rb2vError(Exception):

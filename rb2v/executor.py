@@ -20,7 +20,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from .errors import Rb2vError
+from .errors import Rb2vError, environment_error
 from .progress import progress, say
 
 BACKENDS = ("local", "ray")
@@ -81,6 +81,8 @@ def run_unit(unit_id: str, fn: Callable[..., Any], args: tuple) -> Outcome:
     except Rb2vError as e:
         return Outcome(unit_id, "failed", error=_named(unit_id, str(e)))
     except Exception as e:  # a bug in one unit must not lose the others: keep its traceback
+        if environment_error(e):  # a full disk or a folder it may not write: the unit is named, not a bug
+            return Outcome(unit_id, "failed", error=_named(unit_id, environment_error(e)))
         return Outcome(
             unit_id,
             "failed",

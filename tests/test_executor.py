@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from rb2v.errors import Rb2vError
@@ -69,3 +71,24 @@ def test_units_run_blas_on_one_thread(workers):
         done = run_units([Unit(f"u{i}", blas_threads) for i in range(2)], ExecutorSettings(workers=workers))
         assert all(o.ok and o.value and set(o.value) == {1} for o in done)
         assert blas_threads() == before
+
+
+def _full_disk(path):
+    raise OSError(errno.ENOSPC, "No space left on device", path)
+
+
+def test_a_full_disk_or_a_refused_write_is_named_not_called_a_bug(tmp_path, monkeypatch, capsys):
+    """A folder it may not write gave "internal error: PermissionError" (order, report); a full disk in a
+    unit was recorded as a bug with its traceback."""
+    from rb2v.cli import main as rb2v_main
+    from rb2v.manifest import validate as validate_module
+
+    out = run_units([Unit("take01", _full_disk, (str(tmp_path / "a.png"),))], report=False)[0]
+    assert out.error == f"take01: {tmp_path / 'a.png'}: No space left on device" and out.traceback is None
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".manifest.abcd1234.partial.parquet"))
+
+    monkeypatch.setattr(validate_module, "validate_manifest", refused)
+    assert rb2v_main(["validate", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"rb2v: error: {tmp_path}: Permission denied\n"  # the folder, not the temp name
