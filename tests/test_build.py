@@ -817,3 +817,18 @@ def test_metadata_json_names_the_folder_given_as_dot(street, tmp_path, monkeypat
     monkeypatch.chdir(copy)
     write_metadata_json(Path("manifest.parquet").parent)
     assert json.loads((copy / "metadata.json").read_text())["name"] == "street-copy"
+
+
+def test_report_of_a_dataset_without_rb2v_ids_or_without_samples(tmp_path):
+    """Both were internal errors: ids without a "-" (SCHEMA.md does not require one), and a manifest with no rows."""
+    from hypercut_models.synthetic import make_dataset
+    from rb2v.dataset.report import write_report
+    from rb2v.manifest import write_manifest
+
+    manifest = make_dataset(tmp_path / "photos", photos=("astronaut", "coffee"), takes=1, samples=1, size=48)
+    assert "-" not in "".join(read_manifest(manifest)["sample_id"])
+    assert "2 samples from 2 take(s)" in write_report(manifest.parent).read_text()
+    df = read_manifest(manifest)
+    write_manifest(tmp_path / "empty" / "manifest.parquet", df.iloc[:0], df.attrs["metadata"])
+    page = write_report(tmp_path / "empty").read_text()
+    assert "0 samples from 0 take(s)" in page and "(no blurry frames)" in page and "(no samples)" in page

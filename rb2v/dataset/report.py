@@ -80,7 +80,7 @@ def _contact_sheet(dataset_dir: Path, df: pd.DataFrame, n: int = 6, seed: int = 
             ax.set_title(title, fontsize=8)
         row[8].imshow(err, cmap="inferno", vmin=0, vmax=0.1)
         row[8].set_title("|C*(y_fake) - y|", fontsize=8)
-        row[0].set_ylabel(r.sample_id.split("-", 1)[1], fontsize=7)
+        row[0].set_ylabel(r.sample_id.split("-", 1)[-1], fontsize=7)  # rb2v's ids: <category>-<rest>
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -212,6 +212,8 @@ def _timeline(df: pd.DataFrame, rejects: pd.DataFrame, most: int = 12) -> tuple[
         frames = kept
     takes = frames.groupby("take")["outcome"].apply(lambda o: int((o != "accepted").sum()))
     shown = sorted(takes.sort_values(ascending=False, kind="stable").index[:most])
+    if not shown:  # an empty manifest and no rejections: nothing to draw
+        return "", 0
     outcomes = ["accepted", *[o for o in frames["outcome"].value_counts().index if o != "accepted"]]
     colours = {o: PALETTE[(i - 1) % len(PALETTE)] if i else "#1f77b4" for i, o in enumerate(outcomes)}
     fig, axes = plt.subplots(len(shown), 1, figsize=(10, 0.35 + 1.05 * len(shown)), squeeze=False, sharey=True)
@@ -288,13 +290,13 @@ def write_report(dataset_dir: str | Path) -> Path:
         ": the PSNR of its best fit, coloured by what QC decided (by the first reason where there are several; a frame "
         "without a fit sits on the bottom line). "
         "Rejections from some frame on mean that something changed there (a knocked rig, a clock that drifts).</p>",
-        f'<img src="{timeline}" style="max-width:100%">',
+        f'<img src="{timeline}" style="max-width:100%">' if timeline else "<p>(no blurry frames)</p>",
         "<h2>PSNR and margin</h2>",
         f'<img src="{_histograms(df, rejects)}">',
         "<h2>Where the time went</h2>",
         _stage_times(build),
         "<h2>Random samples</h2><p>blurry frame | the 7 sharp frames | heat map of |C*(y_fake) − y| (0 to 0.1)</p>",
-        f'<img src="{_contact_sheet(dataset_dir, df)}" style="max-width:100%">',
+        f'<img src="{_contact_sheet(dataset_dir, df)}" style="max-width:100%">' if len(df) else "<p>(no samples)</p>",
     ]
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>rb2v " + html.escape(category) + "</title>"
