@@ -84,7 +84,10 @@ def street(tmp_path_factory):
     first_code = main(["align", str(raw), str(out)])
     mtime = (final / "alignment.json").stat().st_mtime_ns
     second_code = main(["align", str(raw), str(out)])
+    frames = sorted(p.name for p in (final / "blur").iterdir())
+    no_frames_code = main(["align", "--no-frames", str(raw), str(out)])  # it wiped the finished take's frames
     return {
+        "no_frames": (no_frames_code, frames, sorted(p.name for p in (final / "blur").iterdir())),
         "raw": raw,
         "out": out,
         "final": final,
@@ -174,6 +177,8 @@ def test_interrupted_run_leaves_nothing_finished_and_resumes(street):
     assert not street["leftover"].exists()  # a crashed run's partial folder is cleaned up
     assert street["second_code"] == 0
     assert (street["final"] / "alignment.json").stat().st_mtime_ns == street["mtime"]  # skipped, not redone
+    code, before, after = street["no_frames"]  # a take aligned with frames serves --no-frames as it is
+    assert code == 0 and len(before) > 10 and after == before
 
 
 def test_takes_table_joins_chapters(street):

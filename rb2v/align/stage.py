@@ -443,7 +443,9 @@ def align_take(
     inputs = take_inputs(take, calibration_take)
     if calibration is not None and calibration.lens:  # recalibrated lenses redo the take
         inputs["lens"] = lensmod.lens_json(calibration.lens)
-    if is_finished(out_folder, inputs, opts.hash):
+    # a take aligned with its frames serves a run without them (--no-frames wiped a finished take's frames)
+    with_frames = opts if opts.write_frames else dataclasses.replace(opts, write_frames=True)
+    if is_finished(out_folder, inputs, opts.hash) or is_finished(out_folder, inputs, with_frames.hash):
         return "skipped", read_alignment(out_folder)
     meta = estimate(take, opts, calibration)
     meta = dataclasses.replace(meta, extra={**meta.extra, "settings_hash": opts.hash, "inputs": inputs})
