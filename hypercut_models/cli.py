@@ -28,6 +28,13 @@ def precision_option(default: str):
     )
 
 
+def json_suffix(ctx, param, value):
+    """``--json`` writes a .json file: any other name (``--json manifest.parquet``) was overwritten."""
+    if value is not None and not str(value).lower().endswith(".json"):
+        raise click.BadParameter(f"{value}: give a file name ending in .json", ctx=ctx, param=param)
+    return value
+
+
 def _set_threads(threads: int | None) -> None:
     if threads:
         import torch
@@ -172,6 +179,7 @@ def _table(result: dict) -> str:
     "json_path",
     type=click.Path(dir_okay=False),
     default=None,
+    callback=json_suffix,
     help="Also write the figures (fractions in [0,1] and counts) to this JSON file.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import math
 import random
 from collections.abc import Callable
@@ -41,6 +42,13 @@ def resolve_run(
     if not resume:
         if last.exists():
             raise Rb2vError(f"{out}: already holds a run (last.pt): pass --resume to continue it, or another --out")
+        # a run killed before its first epoch leaves its own files; anything else is the user's (a
+        # settings.json or log.csv of theirs was overwritten)
+        others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES) if out.is_dir() else []
+        if (out / "settings.json").is_file() and not is_run_settings(out / "settings.json"):
+            others.insert(0, "settings.json")
+        if others:
+            raise Rb2vError(f"{out}: holds files that are not a run's (e.g. {others[0]}): give another --out")
         epochs = default_epochs if settings.epochs is None else settings.epochs
         return dataclasses.replace(settings, epochs=epochs), None
     if not last.exists():
@@ -50,6 +58,17 @@ def resolve_run(
     changes = {k: getattr(settings, k) for k in settings.RUNTIME if getattr(settings, k) is not None}
     manifest = resumed_manifest(settings.manifest, saved.manifest, out)
     return dataclasses.replace(saved, **changes, manifest=manifest, out=str(out)), ckpt
+
+
+RUN_FILES = {"settings.json", "log.csv", "tensorboard"}  # what a run writes before its first last.pt
+
+
+def is_run_settings(path: Path) -> bool:
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and {"manifest", "out", "seed"} <= saved.keys()
 
 
 def resumed_manifest(given: str, own: str, out: Path) -> str:

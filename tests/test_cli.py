@@ -78,6 +78,12 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
         (["simulate-rig", "RAW", "--seed", "-5"], "'--seed': -5 is not in the range x>=0"),  # an internal error
         (["order", "--manifest", "m.parquet", "--checkpoint", "c.pt", "--threads", "-4"], "-4 is not in the range"),
         (["deblur", "x.png", "--checkpoint", "c.pt", "--out", "o", "--threads", "0"], "0 is not in the range x>=1"),
+        # --json manifest.parquet replaced the manifest with the figures
+        (
+            ["eval-hypercut", "--manifest", "m", "--checkpoint", "c.pt", "--json", "m/manifest.parquet"],
+            "ending in .json",
+        ),
+        (["eval-blur2vid", "--manifest", "m", "--checkpoint", "c.pt", "--json", "out.csv"], "ending in .json"),
         (["eval-blur2vid", "--manifest", "m", "--checkpoint", "c.pt", "--threads", "0"], "0 is not in the range"),
         (["train-blur2vid", "--manifest", "m", "--out", "o", "--threads", "0"], "0 is not in the range x>=1"),
     ],

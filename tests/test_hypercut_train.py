@@ -403,3 +403,18 @@ def test_final_crop_without_final_epochs_is_said(dataset, tmp_path, capsys):
         "note: --final-crop is not used without --final-epochs N (the epochs trained on it)",
         "rb2v: error: --epochs 0: must be at least 1",
     ]
+
+
+def test_a_new_run_refuses_a_folder_of_other_files(tiny_dataset, tmp_path):
+    """--out on a folder of the user's files overwrote its settings.json and log.csv (only last.pt was checked)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "settings.json").write_text('{"my": 1}')
+    (mine / "log.csv").write_text("a\n")
+    with pytest.raises(Rb2vError, match=r"mine: holds files that are not a run's \(e.g. settings.json\)"):
+        train(TrainSettings(manifest=str(tiny_dataset), out=str(mine), epochs=1, **TINY))
+    assert (mine / "settings.json").read_text() == '{"my": 1}'
+    (mine / "notes.txt").write_text("x")
+    (mine / "settings.json").unlink()
+    with pytest.raises(Rb2vError, match=r"e.g. notes.txt"):
+        train(TrainSettings(manifest=str(tiny_dataset), out=str(mine), epochs=1, **TINY))

@@ -152,6 +152,7 @@ def test_cli_writes_the_interpolated_frame(tmp_path, photo, flow, capsys):
         ([a_path, b_path, tmp_path], f"{tmp_path}: is a folder, not an image file's name"),
         ([tiny, tiny, out], "tiny.png: 8x8 is too small for optical flow"),
         ([a_path, b_path, out, "--device", "cuda"], "--device is for --method cdfi, not flow"),  # was ignored
+        ([a_path, b_path, a_path], "a b.png: is an input image"),  # A was overwritten with exit 0
     ]
     for args, message in cases:
         assert rb2v_main(["interpolate", *map(str, args)]) == 2, args

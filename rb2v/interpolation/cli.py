@@ -36,6 +36,8 @@ def interpolate(a: Path, b: Path, out: Path, t: float, method: str, checkpoint: 
         if value is not None and method != "cdfi":
             raise Rb2vError(f"{option} is for --method cdfi, not {method}")
     device = device or "auto"
+    if out.resolve() in (a.resolve(), b.resolve()):
+        raise Rb2vError(f"{out}: is an input image; give the new frame another name")
     img_a, img_b = read_image(a), read_image(b)
     if img_a.shape != img_b.shape:
         raise Rb2vError(
