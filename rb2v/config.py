@@ -89,6 +89,8 @@ def _convert(value: Any, tp, where: str, source: str):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise Rb2vError(f"{source}: key '{where}' must be a number, got {value!r}")
+        if value != value:  # NaN passes every range check of a validate()
+            raise Rb2vError(f"{source}: key '{where}' must be a number, got nan")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -8,6 +8,7 @@ that name the key and the file.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,8 +33,10 @@ class CameraSettings:
     model: str = "GoPro HERO8 Black"
 
     def validate(self) -> None:
-        if self.fps <= 0 or self.width <= 0 or self.height <= 0:
-            raise ValueError("camera fps, width and height must be positive")
+        if not 0 < self.fps < math.inf or self.width <= 0 or self.height <= 0:
+            raise ValueError(
+                f"camera fps, width and height must be positive, got {self.fps:g} fps, {self.width}x{self.height}"
+            )
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class SequenceSettings:
             raise ValueError("sequence: synth_subframes - 1 must be a multiple of frames - 1")
 
 
+MAX_DIST = 14  # OpenCV's longest distortion model (k1 k2 p1 p2 k3 k4 k5 k6 s1-s4 tx ty)
+
+
 @dataclass(frozen=True)
 class LensSettings:
     """Optional intrinsics (OpenCV model) for undistortion before alignment (``undistort = true``).
@@ -82,6 +88,10 @@ class LensSettings:
     intrinsics_sharp: tuple[float, ...] = ()
 
     def validate(self) -> None:
+        for name in ("dist", "dist_blur", "dist_sharp"):
+            count = len(getattr(self, name))
+            if count > MAX_DIST:  # fewer are zero-padded to the next model (rb2v.align.lens)
+                raise ValueError(f"lens.{name} holds {count} coefficients, more than OpenCV's {MAX_DIST}")
         for cam, v in (("blur", self.intrinsics_blur), ("sharp", self.intrinsics_sharp)):
             if v and (len(v) != 4 or not (v[0] > 0 and v[1] > 0)):
                 raise ValueError(f"lens.intrinsics_{cam} must be [fx, fy, cx, cy] with fx, fy > 0, got {list(v)}")
@@ -123,8 +133,10 @@ class AlignSettings:
 
     def validate(self) -> None:
         check_sync_methods(self.sync_methods, "align.sync_methods")
-        if not self.max_offset_s > 0:
+        if not 0 < self.max_offset_s < math.inf:
             raise ValueError(f"align.max_offset_s must be positive (s), got {self.max_offset_s}")
+        if self.homography_frames < 1:
+            raise ValueError(f"align.homography_frames must be at least 1, got {self.homography_frames}")
         if not 0.0 <= self.fps_ratio_tolerance < 1.0:
             raise ValueError(f"align.fps_ratio_tolerance must be in [0, 1), got {self.fps_ratio_tolerance}")
         if self.min_inliers < 4:  # a homography needs 4 point pairs

@@ -49,6 +49,7 @@ def test_help_lists_every_command():
         (["simulate-rig", "RAW", "--bitrate", "inf"], "--bitrate must be positive Mb/s (at most 10000), got inf"),
         (["simulate-rig", "RAW", "--sharp-audio-delay", "nan"], "--sharp-audio-delay must be within ±0.5 s"),
         (["simulate-rig", "RAW", "--chapter-seconds", "-1"], "--chapter-seconds must be 0 (no chapters) or more"),
+        (["simulate-rig", "RAW", "--exposure-anchor", "nan"], "blur exposure anchor must be within one frame period"),
         # an internal error (OverflowError), and "folder not found" for a file that exists
         (["synth-reds", "--input", ".", "--fps", "inf"], "--fps inf: a frame rate must be a positive number"),
         (["synth-reds", "--input", "/bin/sh", "--fps", "120"], "/bin/sh: not a folder (--input takes"),

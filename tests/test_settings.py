@@ -109,7 +109,7 @@ def test_invalid_values_and_broken_toml(tmp_path):
     # window (an internal error in sync), a negative tolerance (blamed on a correct frame-rate ratio)
     for category, key, value, message in [
         ("street", "output.png_compression", 15, r"output: png_compression must be a zlib level 0-9, got 15"),
-        ("hand", "qc.min_psnr", float("nan"), r"qc: min_psnr, min_margin and min_motion must be numbers"),
+        ("hand", "qc.min_psnr", float("nan"), r"key 'qc\.min_psnr' must be a number, got nan"),
         # a 5 s build took 280 s; the devices were refused without the file or the key ('cuda-1': an internal error)
         ("street", "search.radius", 1000, r"search: radius must be 1 to 64 \(upsampled steps\), got 1000"),
         ("street", "upsample.device", "gpu", r"upsample: unknown device 'gpu': use auto, cpu, cuda or cuda:N"),
@@ -125,6 +125,13 @@ def test_invalid_values_and_broken_toml(tmp_path):
         ("align.png_compression", 12, r"align\.png_compression must be a zlib level 0-9, got 12"),
         # reported per take, after takes.parquet was written
         ("align.sync_methods", [], r"align\.sync_methods: no method \(use one or more of timecode, audio, visual\)"),
+        # internal errors in simulate-rig or in each take's alignment (a NaN rate, an infinite search window,
+        # a distortion model OpenCV does not have), or every take failing alike (no frame pairs to match)
+        ("blur.fps", float("nan"), r"key 'blur\.fps' must be a number, got nan"),
+        ("sharp.fps", float("inf"), r"camera fps, width and height must be positive, got inf fps"),
+        ("align.max_offset_s", float("inf"), r"align\.max_offset_s must be positive \(s\), got inf"),
+        ("align.homography_frames", 0, r"align\.homography_frames must be at least 1, got 0"),
+        ("lens.dist", [0.1] * 15, r"lens\.dist holds 15 coefficients, more than OpenCV's 14"),
         ("align.sync_methods", ["audio", "gps"], r"align\.sync_methods: unknown method\(s\) 'gps'"),
     ]:
         with pytest.raises(Rb2vError, match=message):

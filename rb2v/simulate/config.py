@@ -204,7 +204,7 @@ class SimConfig:
             ("blur", self.blur_fps, self.blur_anchor, self.blur_exposure_s),
             ("sharp", self.sharp_fps, self.sharp_anchor, self.sharp_exposure_s),
         ):
-            if abs(anchor_offset(anchor, length)) > 1 / fps:
+            if not abs(anchor_offset(anchor, length)) <= 1 / fps:  # NaN too
                 raise Rb2vError(f"simulate-rig: {cam} exposure anchor must be within one frame period")
         if not (0 <= self.exposure_drift < 0.5 and 0 <= self.wb_drift < 0.5):
             raise Rb2vError("simulate-rig: drift amplitudes must be in [0, 0.5)")
