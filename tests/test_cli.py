@@ -53,6 +53,9 @@ def test_help_lists_every_command():
         # an internal error (OverflowError), and "folder not found" for a file that exists
         (["synth-reds", "--input", ".", "--fps", "inf"], "--fps inf: a frame rate must be a positive number"),
         (["synth-reds", "--input", "/bin/sh", "--fps", "120"], "/bin/sh: not a folder (--input takes"),
+        # the first run wrote into RAW, the next took OUT's folders for takes
+        (["align", ".", "o"], "o: OUT cannot be RAW (.) or inside it"),
+        (["align", "raw", "raw"], "raw: OUT cannot be RAW (raw) or inside it"),
         # reported per take, after takes.parquet was written
         (["align", "RAW", "o", "--sync", "foo,audio"], "--sync foo,audio: unknown method(s) 'foo' (use one or more of"),
     ],

@@ -506,6 +506,8 @@ def run_align(
     raises ``PartialFailure`` after all takes were tried when any failed.
     """
     raw, out = Path(raw), Path(out)
+    if out.resolve().is_relative_to(raw.resolve()):  # its next run took OUT's folders for takes; RAW stays read-only
+        raise Rb2vError(f"{out}: OUT cannot be RAW ({raw}) or inside it; give a folder beside it")
     check_executor(executor)
     a = opts.rig.align
     takes, calibrations, errors = discover(raw, a.fps_ratio, a.fps_ratio_tolerance)
