@@ -54,6 +54,9 @@ def test_help_lists_every_command():
         (["synth-reds", "--input", ".", "--fps", "inf"], "--fps inf: a frame rate must be a positive number"),
         (["synth-reds", "--input", "/bin/sh", "--fps", "120"], "/bin/sh: not a folder (--input takes"),
         # the first run wrote into RAW, the next took OUT's folders for takes
+        # internal errors in the benchmarks (after minutes of simulation for some)
+        (["bench", "build", "--workers", "abc"], "--workers 'abc': expected a comma list of integers"),
+        (["bench", "rig-unknowns", "--work", "w", "--size", "640"], "--size '640': expected WxH"),
         (["align", ".", "o"], "o: OUT cannot be RAW (.) or inside it"),
         (["align", "raw", "raw"], "raw: OUT cannot be RAW (raw) or inside it"),
         # reported per take, after takes.parquet was written
@@ -82,6 +85,8 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
         (["simulate-rig", "RAW", "--seed", "-5"], "'--seed': -5 is not in the range x>=0"),  # an internal error
         (["order", "--manifest", "m.parquet", "--checkpoint", "c.pt", "--threads", "-4"], "-4 is not in the range"),
         (["deblur", "x.png", "--checkpoint", "c.pt", "--out", "o", "--threads", "0"], "0 is not in the range x>=1"),
+        (["bench", "align", "--repeat", "0"], "'--repeat': 0 is not in the range x>=1"),  # after a 10 s simulation
+        (["bench", "synth-reds", "--frames", "-1"], "'--frames': -1 is not in the range x>=4"),  # ran on 51 frames
         # --json manifest.parquet replaced the manifest with the figures
         (
             ["eval-hypercut", "--manifest", "m", "--checkpoint", "c.pt", "--json", "m/manifest.parquet"],

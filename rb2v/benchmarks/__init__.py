@@ -21,3 +21,29 @@ def street_frames() -> list[Path]:
         f"{ROOT / 'tests' / 'fixtures' / 'img_seq'}: no frames of the real street video: this benchmark runs "
         "from a clone of the rb2v repository (or with ../shared/data beside it), not from an installed wheel"
     )
+
+
+def int_list(text: str, option: str, low: int = 0) -> list[int]:
+    """A comma list of integers >= ``low`` from the command line, or a one-line error naming the option."""
+    from ..errors import Rb2vError
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise Rb2vError(f"{option} {text!r}: expected a comma list of integers") from None
+    if not values or min(values) < low:
+        raise Rb2vError(f"{option} {text!r}: expected integers of at least {low}")
+    return values
+
+
+def frame_size(text: str, option: str = "--size", low: int = 32) -> tuple[int, int]:
+    """``WxH`` from the command line, each side at least ``low``."""
+    from ..errors import Rb2vError
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise Rb2vError(f"{option} {text!r}: expected WxH, e.g. 1280x720") from None
+    if w < low or h < low:
+        raise Rb2vError(f"{option} {text!r}: at least {low}x{low}")
+    return w, h

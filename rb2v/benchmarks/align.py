@@ -80,7 +80,13 @@ def corner_errors(meta: Alignment | dict, truth: dict) -> np.ndarray:
     default=None,
     help="Folder for the simulated take (kept and reused); default: a temporary folder.",
 )
-@click.option("--repeat", default=1, show_default=True, help="Timed runs of each side (the best is reported).")
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Timed runs of each side (the best is reported).",
+)
 @click.option(
     "--png-compression",
     type=click.IntRange(0, 9),

@@ -251,17 +251,33 @@ def fmt_row(name: str, values, extra: str = "") -> str:
 @click.option(
     "--epochs", default=20, show_default=True, help="Training epochs per blur2vid model (the budget: 9-15 min each)."
 )
-@click.option("--takes", default=4, show_default=True, help="Videos per source image (made videos only).")
+@click.option(
+    "--takes",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Videos per source image (made videos only).",
+)
 @click.option(
     "--still-takes",
     default=1,
     show_default=True,
     help="Still-camera training videos per training image, objects crossing it (made videos only).",
 )
-@click.option("--frames", default=28, show_default=True, help="Frames per made video (4 per sample).")
-@click.option("--threads", default=1, show_default=True, help="torch CPU threads per training.")
+@click.option(
+    "--frames", type=click.IntRange(min=4), default=28, show_default=True, help="Frames per made video (4 per sample)."
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads per training."
+)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--jobs", default=2, show_default=True, help="Trainings (and evaluations) run at the same time.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Trainings (and evaluations) run at the same time.",
+)
 @click.option("--alpha-sweep", is_flag=True, help="Also train the hypercut loss with alpha 0.1 and 0.3.")
 @click.option(
     "--control/--no-control",

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import click
 
+from . import int_list
+
 # Runs the build as a grandchild and reports the largest resident set among the build's
 # processes (its workers included: RUSAGE_CHILDREN covers every waited-for descendant).
 _MEASURE = (
@@ -70,7 +72,7 @@ def main(category, seconds, interpolator, stride, workers_list, workdir):
     from ..simulate import SimConfig, simulate_session
     from ..simulate.oracle import write_oracle_alignment
 
-    counts = [int(w) for w in workers_list.split(",") if w.strip()]
+    counts = int_list(workers_list, "--workers", low=1)
     if not counts or min(counts) < 1:
         raise click.BadParameter("worker counts must be positive integers", param_hint="--workers")
     root = Path(workdir or tempfile.mkdtemp(prefix="rb2v-bench-build-"))

@@ -58,7 +58,9 @@ def classical_metrics(manifest: Path) -> dict:
     default=None,
     help="Folder for the dataset and the run (default: a new temporary folder).",
 )
-@click.option("--threads", default=2, show_default=True, help="torch CPU threads for training.")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=2, show_default=True, help="torch CPU threads for training."
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the training run.")
 def main(work, threads, seed):
     """Make the data, train HyperCUT on the CPU with the recipe, score it and the classical peer."""

@@ -125,7 +125,13 @@ def _mid(fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     help="Official CDFI_adacof.pth: adds 'cdfi' to the methods.",
 )
 @click.option("--device", default="auto", show_default=True, help="Device for cdfi.")
-@click.option("--speed-repeats", default=3, show_default=True, help="Timed runs per method at 448x448.")
+@click.option(
+    "--speed-repeats",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Timed runs per method at 448x448.",
+)
 def main(data: Path | None, methods: str, cdfi_checkpoint: Path | None, device: str, speed_repeats: int):
     """Compare interpolators on Middlebury DATA (default ../shared/data/middlebury next to the repo)."""
     import cv2

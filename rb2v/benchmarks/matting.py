@@ -122,8 +122,14 @@ def score(alpha, fg, true_alpha, truth, background, space) -> dict:
     show_default=True,
     help="Simulated green-screen categories (repeatable).",
 )
-@click.option("--frames", default=4, show_default=True, help="Blurry frames per take.")
-@click.option("--size", default=448, show_default=True, help="Side of the (cropped) frames in pixels.")
+@click.option("--frames", type=click.IntRange(min=1), default=4, show_default=True, help="Blurry frames per take.")
+@click.option(
+    "--size",
+    type=click.IntRange(min=64),
+    default=448,
+    show_default=True,
+    help="Side of the (cropped) frames in pixels.",
+)
 @click.option("--seed", default=0, show_default=True, help="Simulator seed.")
 def main(categories, frames, size, seed):
     """Our chroma keyer vs ffmpeg chromakey+despill vs an HSV threshold on simulated takes."""

@@ -23,19 +23,10 @@ import numpy as np
 from ..device import PRECISIONS, resolve_device
 from ..errors import Rb2vError
 from ..io.images import image_files, read_image
+from . import frame_size, int_list
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "img_seq"
 MIN_SECONDS = 2.0  # each timing repeats calls until it has run this long
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise Rb2vError(f"--size {text!r}: expected WxH, e.g. 1280x720") from None
-    if w < 32 or h < 32:
-        raise Rb2vError(f"--size {text!r}: at least 32x32")
-    return w, h
 
 
 def _frames(data: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -114,14 +105,11 @@ def main(data, size, batches, precisions, names, cdfi_checkpoint, bgmv2_checkpoi
     root = data if data is not None else DEFAULT_DATA.resolve()
     if not root.is_dir():
         raise Rb2vError(f"{root}: image folder not found (pass DATA; the default is a clone's ../shared/data)")
-    w, h = _parse_size(size)
+    w, h = frame_size(size)
     models = [m.strip() for m in names.split(",") if m.strip()]
     if not models or set(models) - {"cdfi", "bgmv2"}:
         raise Rb2vError(f"--models {names!r}: use cdfi and/or bgmv2")
-    try:
-        batch_sizes = [int(v) for v in batches.split(",")]
-    except ValueError:
-        raise Rb2vError(f"--batches {batches!r}: expected a comma list of integers") from None
+    batch_sizes = int_list(batches, "--batches", low=1)
     precision_list = [p.strip() for p in precisions.split(",") if p.strip()]
     if set(precision_list) - set(PRECISIONS):
         raise Rb2vError(f"--precisions {precisions!r}: known are {', '.join(PRECISIONS)}")

@@ -148,10 +148,30 @@ def concurrent_s3_upload(dataset: Path, url: str, endpoint: str) -> None:
 
 
 @click.command()
-@click.option("--samples", default=24, show_default=True, help="Samples in the benchmark dataset (8 PNGs each).")
-@click.option("--size", default=448, show_default=True, help="Frame size in pixels (RB2V crops are 448).")
-@click.option("--jobs", default=8, show_default=True, help="Concurrent transfers of rb2v publish.")
-@click.option("--repeats", default=3, show_default=True, help="Runs per method; the fastest is reported.")
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=24,
+    show_default=True,
+    help="Samples in the benchmark dataset (8 PNGs each).",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=16),
+    default=448,
+    show_default=True,
+    help="Frame size in pixels (RB2V crops are 448).",
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=8, show_default=True, help="Concurrent transfers of rb2v publish."
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per method; the fastest is reported.",
+)
 def main(samples, size, jobs, repeats):
     """Publish throughput (MB/s) to a folder and to a loopback S3 server, vs a plain copy."""
     import s3fs

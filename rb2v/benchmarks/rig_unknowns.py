@@ -38,6 +38,8 @@ import click
 import numpy as np
 import pandas as pd
 
+from . import frame_size, int_list
+
 # name -> SimConfig fields; the sharp camera's readout is capped at its 10 ms frame period
 SETTINGS: dict[str, dict] = {
     "centre": {},
@@ -306,7 +308,7 @@ def main(seeds, names, category, seconds, size, interpolator, work, json_path, m
     from ..errors import Rb2vError
     from . import street_frames
 
-    seeds = [int(s) for s in seeds.split(",") if s.strip()]
+    seeds = int_list(seeds, "--seeds")
     every = names == DEFAULT_SETTINGS
     names = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in names if n not in SETTINGS]
@@ -321,7 +323,7 @@ def main(seeds, names, category, seconds, size, interpolator, work, json_path, m
                 raise
             names = [n for n in names if not SETTINGS[n].get("real_backdrop")]
             click.echo(f"note: the real-backdrop settings are left out: {e}", err=True)
-    w, h = (int(v) for v in size.lower().split("x"))
+    w, h = frame_size(size)
     args = {
         "category": category,
         "seconds": seconds,

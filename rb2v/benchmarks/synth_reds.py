@@ -26,9 +26,15 @@ CROPS = [(0.5, False), (0.5, True), (0.0, False), (1.0, True), (0.0, True), (1.0
 
 
 @click.command("synth-reds")
-@click.option("--width", type=int, default=640, show_default=True)
-@click.option("--height", type=int, default=272, show_default=True)
-@click.option("--frames", type=int, default=52, show_default=True, help="Input frames (at most those available).")
+@click.option("--width", type=click.IntRange(min=16), default=640, show_default=True)
+@click.option("--height", type=click.IntRange(min=16), default=272, show_default=True)
+@click.option(
+    "--frames",
+    type=click.IntRange(min=4),
+    default=52,
+    show_default=True,
+    help="Input frames (at most those available).",
+)
 @click.option(
     "--sequences",
     type=click.IntRange(1, len(CROPS)),
