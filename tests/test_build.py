@@ -385,6 +385,10 @@ def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, cap
     with pytest.raises(Rb2vError, match="no sample passed QC"):
         build_dataset(work, load_pipeline("street", {**FAST, "qc.min_psnr": 99.0}), report=False)
     assert not (dataset / "manifest.parquet").exists()  # its samples were redone: the old record is withdrawn
+    # ... and the records beside it are this build's (build.json said the last good build's samples)
+    record = json.loads((dataset / "build.json").read_text())
+    assert record["samples"] == 0 and record["rejected"] > 0
+    assert not (dataset / "metadata.json").exists() and not (dataset / "table1.csv").exists()
     rejects = pd.read_parquet(dataset / ".work" / "subject01__take01__000000.rejects.parquet")
     assert (rejects["reason"].str.contains("low_psnr")).all()
     build_dataset(work, load_pipeline("street", FAST), report=False)  # back: recomputed, same result

@@ -22,7 +22,7 @@ from ..device import resolve_device
 from ..errors import PartialFailure, Rb2vError
 from ..executor import INLINE, ExecutorSettings, Outcome, Unit, check_executor, chunks, failures_table, run_units
 from ..fsutil import atomic_path, clean_partials, write_json_atomic
-from ..manifest import MANIFEST_NAME, ORDER_KEY, read_manifest, write_manifest, write_metadata_json
+from ..manifest import MANIFEST_NAME, METADATA_NAME, ORDER_KEY, read_manifest, write_manifest, write_metadata_json
 from ..progress import say
 from ..settings import load_rig
 from .settings import PipelineSettings
@@ -186,6 +186,10 @@ def assemble(
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
     rows, rej = reject_moved(dataset_dir, rows, rej, summaries, settings.qc.move_min_frames)
+    if rows.empty:  # the records beside the withdrawn manifest say this build, not the one before
+        record_build(dataset_dir, settings, rows, rej, summaries, failures)
+        for stale in (METADATA_NAME, "table1.csv"):
+            (dataset_dir / stale).unlink(missing_ok=True)
     if rows.empty and rej.empty:  # nothing even reached QC
         why = "every take or sequence failed (named above)" if failures else "too short for one sample"
         raise Rb2vError(f"{dataset_dir}: no sample was built: {why}")
@@ -212,11 +216,25 @@ def assemble(
             say("note: the samples changed, so the previous manifest's order labels are not kept: run rb2v order again")
     write_manifest(dataset_dir / MANIFEST_NAME, rows, meta)
     write_metadata_json(dataset_dir, rows)
-    with atomic_path(dataset_dir / "rejects.parquet") as tmp:
-        rej.to_parquet(tmp, index=False)
     t1 = table1(rows)
     with atomic_path(dataset_dir / "table1.csv") as tmp:
         t1.to_csv(tmp, index=False)
+    record_build(dataset_dir, settings, rows, rej, summaries, failures, splits)
+    return rows, rej
+
+
+def record_build(
+    dataset_dir: Path,
+    settings: PipelineSettings,
+    rows: pd.DataFrame,
+    rej: pd.DataFrame,
+    summaries: list[TakeSummary],
+    failures: list[dict] | None,
+    splits: dict | None = None,
+) -> None:
+    """``rejects.parquet`` and ``build.json`` of this build (also of one that built no sample)."""
+    with atomic_path(dataset_dir / "rejects.parquet") as tmp:
+        rej.to_parquet(tmp, index=False)
     write_json_atomic(
         dataset_dir / "build.json",
         {
@@ -224,12 +242,11 @@ def assemble(
             "settings_hash": settings.hash,
             "samples": len(rows),
             "rejected": len(rej),
-            "splits": splits,
+            "splits": splits or {},
             "takes": [asdict(s) for s in summaries],
             "failures": failures or [],
         },
     )
-    return rows, rej
 
 
 SAID_FAILURES = 10  # distinct messages said (a finished build's rejects.parquet and report.html keep all)
