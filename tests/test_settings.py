@@ -158,3 +158,22 @@ def test_model_options_a_build_does_not_use_are_said(capsys):
     ]
     note_unused_options(load_pipeline("hand"), {"--backgrounds": "photos", "--bgmv2-checkpoint": "b.pth"})
     assert capsys.readouterr().err.splitlines() == ["note: --bgmv2-checkpoint is not used: matting is chroma"]
+
+
+@pytest.mark.parametrize("category", ["street", "face", "hand", "reds"])
+def test_unused_model_settings_leave_a_units_key_as_it_was(category):
+    """A unit's key ignores the settings of models the build does not use, and with the bundled settings it is
+    the key of every setting but the split (as before that rule): finished units of earlier builds stay done."""
+    from dataclasses import asdict
+
+    from rb2v.config import settings_hash
+    from rb2v.dataset.stage import unit_key
+
+    settings = load_pipeline(category)
+    every = {k: v for k, v in asdict(settings).items() if k != "split"}
+    assert unit_key(["take"], settings) == settings_hash({"inputs": ["take"], "settings": every})
+    unused = {"upsample.cdfi_checkpoint": "c.pth", "upsample.device": "cpu", "matting.bgmv2_checkpoint": "b.pth"}
+    if settings.matting.method == "none":
+        unused["matting.backgrounds"] = "photos"
+    assert unit_key(["take"], load_pipeline(category, unused)) == unit_key(["take"], settings)
+    assert unit_key(["take"], load_pipeline(category, {"search.radius": 5})) != unit_key(["take"], settings)

@@ -90,16 +90,16 @@ def unit_key(inputs, settings: PipelineSettings) -> str:
     """What a unit of work's results depend on: its inputs and the settings that reach them (not the
     split; not a model's checkpoint, device or photos where that model is not used: ``--backgrounds`` on
     a build without matting rebuilt every unit)."""
-    relevant = asdict(settings)
+    # an unused setting takes its default, so the key of a build that never set it is the same as before
+    up, mat = settings.upsample, settings.matting
+    if up.interpolator != "cdfi":
+        up = replace(type(up)(), interpolator=up.interpolator)
+    if mat.method != "bgmv2":
+        mat = replace(type(mat)(), method=mat.method, backgrounds=mat.backgrounds)
+    if mat.method == "none":
+        mat = replace(mat, backgrounds=type(mat)().backgrounds)
+    relevant = asdict(replace(settings, upsample=up, matting=mat))
     del relevant["split"]
-    if settings.upsample.interpolator != "cdfi":
-        for name in ("cdfi_checkpoint", "device", "precision"):
-            del relevant["upsample"][name]
-    if settings.matting.method != "bgmv2":
-        for name in ("bgmv2_checkpoint", "device", "precision"):
-            del relevant["matting"][name]
-    if settings.matting.method == "none":
-        del relevant["matting"]["backgrounds"]
     return settings_hash({"inputs": inputs, "settings": relevant})
 
 
