@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import os
 
+from .fsutil import is_partial_name
+
 # what the machine refuses, not a bug: said in one line naming the place, like a user error
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
@@ -20,7 +22,7 @@ def environment_error(e: BaseException) -> str | None:
     if not isinstance(e, OSError) or e.errno not in _ENVIRONMENT_ERRNOS:
         return None
     where = e.filename
-    if where is not None and ".partial" in os.path.basename(str(where)):
+    if where is not None and is_partial_name(os.path.basename(str(where))):
         where = os.path.dirname(str(where)) or "."
     return f"{where}: {e.strerror}" if where is not None else str(e.strerror)
 
