@@ -382,6 +382,13 @@ def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, cap
     unused = {"matting.backgrounds": str(work), "matting.device": "cpu", "upsample.cdfi_checkpoint": "x.pth"}
     build_dataset(work, load_pipeline("street", {**FAST, **unused}), report=False)
     assert "(2 already built)" in capsys.readouterr().err
+    # a finished unit whose sample files were deleted is redone (the manifest listed files that were gone)
+    gone = dataset / before["sharp_paths"].iloc[0][3]
+    gone.unlink()
+    build_dataset(work, load_pipeline("street", FAST), report=False)
+    assert "1 of its sample file(s) are gone" in capsys.readouterr().err and gone.is_file()
+    assert validate_manifest(dataset) == []
+    pd.testing.assert_frame_equal(read_manifest(dataset / "manifest.parquet"), before)
     with pytest.raises(Rb2vError, match="no sample passed QC"):
         build_dataset(work, load_pipeline("street", {**FAST, "qc.min_psnr": 99.0}), report=False)
     assert not (dataset / "manifest.parquet").exists()  # its samples were redone: the old record is withdrawn

@@ -32,6 +32,7 @@ from ..fsutil import atomic_path, write_bytes_atomic, write_json_atomic
 from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
 from ..io.images import encode_png, read_image
 from ..manifest import FRAMES_PER_SEQ, sample_paths, sample_row
+from ..progress import say
 from ..settings import SequenceSettings, load_rig
 from . import rowtime
 from .registration import misregistration
@@ -576,11 +577,24 @@ def done_summary(dataset_dir: Path, unit: str, key: str) -> TakeSummary | None:
     if marker.exists():
         done = json.loads(marker.read_text())
         failed = any(STAGE_FAILED in reason_names_of(r) for r in done["summary"].get("reasons", {}))
-        if done.get("key") == key and not failed:
+        missing = missing_sample_files(dataset_dir, unit) if done.get("key") == key and not failed else None
+        if done.get("key") == key and not failed and not missing:
             return TakeSummary(**{**done["summary"], "skipped": True})
+        if missing:  # the manifest must describe samples that exist
+            say(f"note: {unit}: {missing} of its sample file(s) are gone (deleted since it was built): redoing it")
         # made with other inputs or settings, or some of its samples failed (a frame since repaired)
         marker.unlink()
     return None
+
+
+def missing_sample_files(dataset_dir: Path, unit: str) -> int:
+    """How many of a finished unit's sample files no longer exist (a stat each, no read)."""
+    record = Path(dataset_dir) / WORK_DIR / f"{unit}.rows.parquet"
+    if not record.is_file():
+        return 1  # its record of rows is gone: nothing says which files it made
+    rows = pd.read_parquet(record, columns=["blur_path", "sharp_paths"])
+    files = [p for blur, sharp in zip(rows["blur_path"], rows["sharp_paths"]) for p in (blur, *sharp)]
+    return sum(not (Path(dataset_dir) / p).is_file() for p in files)
 
 
 def commit_results(dataset_dir: Path, unit: str, key: str, rows: list, rejects: list, summary: TakeSummary) -> None:
