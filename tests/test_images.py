@@ -44,3 +44,12 @@ def test_an_unknown_image_type_is_a_one_line_error_and_writes_nothing(tmp_path):
     a = tmp_path / "a.png"
     write_image(a, img)
     assert rb2v_main(["interpolate", str(a), str(a), str(tmp_path / "mid.txt"), "--method", "linear"]) == 2
+
+
+def test_image_files_are_in_frame_order_when_numbers_are_not_padded(tmp_path):
+    """Sorted as text, frame10 came before frame2: synth-reds built its samples from frames out of time order."""
+    from rb2v.io.images import image_files
+
+    for i in (0, 1, 2, 10, 11, 20):
+        (tmp_path / f"frame{i}.png").write_bytes(b"")
+    assert [p.name for p in image_files(tmp_path)] == [f"frame{i}.png" for i in (0, 1, 2, 10, 11, 20)]

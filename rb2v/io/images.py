@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -22,8 +23,13 @@ def is_image_file(path: Path) -> bool:
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
-    """The images directly inside ``folder``, sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if is_image_file(p))
+    """The images directly inside ``folder`` in frame order: by name, numbers by value (frame2 before
+    frame10: sorted as text, unpadded frame numbers put frames out of time order)."""
+    return sorted((p for p in Path(folder).iterdir() if is_image_file(p)), key=natural_key)
+
+
+def natural_key(path: Path) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name))
 
 
 def apply_flip(img: np.ndarray, flip: str) -> np.ndarray:
