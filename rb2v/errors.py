@@ -10,8 +10,6 @@ from __future__ import annotations
 import errno
 import os
 
-from .fsutil import is_partial_name
-
 # what the machine refuses, not a bug: said in one line naming the place, like a user error
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
@@ -21,6 +19,8 @@ def environment_error(e: BaseException) -> str | None:
     A temporary name of an atomic write is reported as its folder."""
     if not isinstance(e, OSError) or e.errno not in _ENVIRONMENT_ERRNOS:
         return None
+    from .fsutil import is_partial_name  # fsutil raises Rb2vError: imported here, not at the top
+
     where = e.filename
     if where is not None and is_partial_name(os.path.basename(str(where))):
         where = os.path.dirname(str(where)) or "."

@@ -7,6 +7,7 @@ place only when complete (rename is atomic on one filesystem).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -15,6 +16,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import Rb2vError
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -112,3 +115,28 @@ def clean_partials(folder: str | os.PathLike) -> int:
             p.unlink(missing_ok=True)
         n += 1
     return n
+
+
+@contextlib.contextmanager
+def exclusive(folder: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold ``folder``'s lock (``.lock``, an OS file lock: released when the process ends, even killed)
+    for the block, or a one-line error at once when another process holds it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise Rb2vError(
+                f"{folder}: {holder} is writing it; wait for it to end ({what} refused meanwhile)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"rb2v (pid {os.getpid()})")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

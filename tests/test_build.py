@@ -382,6 +382,15 @@ def test_rerun_skips_and_settings_changes_recompute_what_they_affect(street, cap
     unused = {"matting.backgrounds": str(work), "matting.device": "cpu", "upsample.cdfi_checkpoint": "x.pth"}
     build_dataset(work, load_pipeline("street", {**FAST, **unused}), report=False)
     assert "(2 already built)" in capsys.readouterr().err
+    # a second build of the dataset while one runs is refused at once (the two removed each other's samples)
+    from rb2v.fsutil import exclusive
+
+    with (
+        exclusive(dataset, "test"),
+        pytest.raises(Rb2vError, match=rf"street: rb2v \(pid {os.getpid()}\) is writing it"),
+    ):
+        build_dataset(work, load_pipeline("street", FAST), report=False)
+    pd.testing.assert_frame_equal(read_manifest(dataset / "manifest.parquet"), before)
     # a finished unit whose sample files were deleted is redone (the manifest listed files that were gone)
     gone = dataset / before["sharp_paths"].iloc[0][3]
     gone.unlink()

@@ -21,7 +21,7 @@ from ..config import to_dict
 from ..device import resolve_device
 from ..errors import PartialFailure, Rb2vError
 from ..executor import INLINE, ExecutorSettings, Outcome, Unit, check_executor, chunks, failures_table, run_units
-from ..fsutil import atomic_path, clean_partials, write_json_atomic
+from ..fsutil import atomic_path, clean_partials, exclusive, write_json_atomic
 from ..manifest import MANIFEST_NAME, METADATA_NAME, ORDER_KEY, read_manifest, write_manifest, write_metadata_json
 from ..progress import say
 from ..settings import load_rig
@@ -308,32 +308,33 @@ def build_dataset(
     started = time.perf_counter()
     takes, broken = find_aligned_takes(out, settings.category, load_rig(settings.rig))
     dataset_dir = out / "datasets" / settings.category
-    labels = prepare(dataset_dir, settings, executor)
-    for _, err in broken:
-        say(f"rb2v: error: {err}")
-    summaries, keys, failed = run_takes(takes, settings, dataset_dir, executor, chunk_frames)
-    unbuilt = [{"unit": take, "error": err, "traceback": None} for take, err in broken] + failures_table(failed)
-    rows, rej = assemble(dataset_dir, keys, summaries, settings, unbuilt, labels)
-    if report:
-        from .report import write_report
+    with exclusive(dataset_dir, "another build of this dataset"):  # two runs removed each other's samples
+        labels = prepare(dataset_dir, settings, executor)
+        for _, err in broken:
+            say(f"rb2v: error: {err}")
+        summaries, keys, failed = run_takes(takes, settings, dataset_dir, executor, chunk_frames)
+        unbuilt = [{"unit": take, "error": err, "traceback": None} for take, err in broken] + failures_table(failed)
+        rows, rej = assemble(dataset_dir, keys, summaries, settings, unbuilt, labels)
+        if report:
+            from .report import write_report
 
-        write_report(dataset_dir)
-    print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
-    failed_samples = say_stage_failures(rej)
-    bad = len(broken) + len({owner(o.unit) for o in failed})
-    if bad or failed_samples:
-        what, where = [], []
-        if bad:
-            what.append(f"{bad} take(s)")
-            where.append(f"tracebacks in {dataset_dir / 'build.json'}")
-        if failed_samples:
-            what.append(f"{sum(failed_samples.values())} sample(s)")
-            where.append(f"each sample's reason in {dataset_dir / 'rejects.parquet'}")
-        raise PartialFailure(
-            f"{' and '.join(what)} of '{settings.category}' failed (named above; {'; '.join(where)}); "
-            "the others were built, and a re-run redoes what failed"
-        )
-    return dataset_dir
+            write_report(dataset_dir)
+        print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
+        failed_samples = say_stage_failures(rej)
+        bad = len(broken) + len({owner(o.unit) for o in failed})
+        if bad or failed_samples:
+            what, where = [], []
+            if bad:
+                what.append(f"{bad} take(s)")
+                where.append(f"tracebacks in {dataset_dir / 'build.json'}")
+            if failed_samples:
+                what.append(f"{sum(failed_samples.values())} sample(s)")
+                where.append(f"each sample's reason in {dataset_dir / 'rejects.parquet'}")
+            raise PartialFailure(
+                f"{' and '.join(what)} of '{settings.category}' failed (named above; {'; '.join(where)}); "
+                "the others were built, and a re-run redoes what failed"
+            )
+        return dataset_dir
 
 
 def print_summary(

@@ -39,6 +39,7 @@ from ..executor import (
     run_units,
     say_failure,
 )
+from ..fsutil import exclusive
 from ..io.images import image_files, read_image, to_float, to_uint8
 from ..manifest import sample_paths, sample_row
 from ..metrics import psnr
@@ -313,25 +314,26 @@ def synth_reds_dataset(
     if not seqs:
         raise Rb2vError(f"{input_dir}: none of its {len(refused)} sequence(s) can be used (named above)")
     dataset_dir = Path(out) / "datasets" / "reds"
-    labels = prepare(dataset_dir, settings, executor)
-    units = [
-        Unit(f"{seq.path}@{part[0]}", reds_chunk, (seq, fps, settings, str(dataset_dir), part), weight=len(part))
-        for seq in seqs
-        for part in chunks(sample_starts(seq, fps, settings), chunk_samples)
-    ]
-    outcomes = run_units(units, executor, desc="synth-reds", unit_name="sample")
-    summaries, keys, failed = gather(units, outcomes, key=lambda u: chunk_key(u.args[0], u.args[4]))
-    failed = [*refused, *failed]
-    rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed), labels)
-    if report:
-        from .report import write_report
+    with exclusive(dataset_dir, "another build of this dataset"):  # two runs removed each other's samples
+        labels = prepare(dataset_dir, settings, executor)
+        units = [
+            Unit(f"{seq.path}@{part[0]}", reds_chunk, (seq, fps, settings, str(dataset_dir), part), weight=len(part))
+            for seq in seqs
+            for part in chunks(sample_starts(seq, fps, settings), chunk_samples)
+        ]
+        outcomes = run_units(units, executor, desc="synth-reds", unit_name="sample")
+        summaries, keys, failed = gather(units, outcomes, key=lambda u: chunk_key(u.args[0], u.args[4]))
+        failed = [*refused, *failed]
+        rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed), labels)
+        if report:
+            from .report import write_report
 
-        write_report(dataset_dir)
-    print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
-    bad = len({owner(o.unit) for o in failed})
-    if bad:
-        raise PartialFailure(f"{bad} sequence(s) failed (named above); the others were built")
-    return dataset_dir
+            write_report(dataset_dir)
+        print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
+        bad = len({owner(o.unit) for o in failed})
+        if bad:
+            raise PartialFailure(f"{bad} sequence(s) failed (named above); the others were built")
+        return dataset_dir
 
 
 @click.command("synth-reds")
