@@ -135,6 +135,7 @@ def train_hypercut(
     }
     if resume:
         fixed = [k for k in given if k not in TrainSettings.RUNTIME and given[k] is not None]
+        fixed += ["init"] if init else []  # a resumed run continues from its last.pt, not from --init
         if fixed or no_flips:
             say(
                 f"note: --resume continues with the run's own settings; ignoring "

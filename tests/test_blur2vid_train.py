@@ -225,6 +225,17 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     write_image(good, read_image(STREET / "00000.jpg")[:40, :40])
     (tmp_path / "other").mkdir()
     write_image(tmp_path / "other" / "good.jpg", read_image(good))
+    # a folder's entries that are not images, and its sub-folders, are said to be left out (they were silently)
+    (tmp_path / "folder" / "sub").mkdir(parents=True)
+    write_image(tmp_path / "folder" / "a.png", read_image(good))
+    (tmp_path / "folder" / "notes.txt").write_text("x")
+    capsys.readouterr()
+    assert (
+        rb2v_main(["deblur", str(tmp_path / "folder"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "fo")]) == 0
+    )
+    assert f"note: {tmp_path / 'folder'}: 2 item(s) left out, not images or sub-folders (e.g. notes.txt)" in (
+        capsys.readouterr().err
+    )
     err = error_of(["deblur", str(good), str(tmp_path / "other"), "--checkpoint", str(ckpt), "--out", str(tmp_path)])
     assert "same name as" in err and "good.png" in err  # both would be written to OUT/good/
     # the wrong kind of checkpoint, both ways round

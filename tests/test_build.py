@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import os
@@ -308,6 +309,26 @@ def test_validate_names_paths_outside_the_dataset_and_impossible_sizes(street, t
         f"{ids[2]}: split 'validation' is not train/test",
         f"{ids[2]}: frame size -5x448 is not positive",
     ], problems
+
+
+def test_validate_names_a_sample_that_is_not_png_data(street, tmp_path):
+    """JPEG bytes under a .png name (with a matching sha256) passed: the contract's samples are PNG, lossless."""
+    import cv2
+
+    from rb2v.manifest import write_manifest
+
+    _, _, dataset = street
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy, ignore=shutil.ignore_patterns(".work", "*.html"))
+    df = read_manifest(copy / "manifest.parquet")
+    rel = df.loc[0, "blur_path"]
+    data = cv2.imencode(".jpg", cv2.imread(str(copy / rel)))[1].tobytes()
+    (copy / rel).write_bytes(data)
+    df.at[0, "sha256"] = [hashlib.sha256(data).hexdigest(), *df.loc[0, "sha256"][1:]]
+    write_manifest(copy / "manifest.parquet", df, df.attrs["metadata"])
+    assert [p.split(": ", 1)[1] for p in validate_manifest(copy)] == [
+        f"{df.loc[0, 'sample_id']}: {rel} is not PNG data"
+    ]
 
 
 def test_validate_names_column_types_empty_values_and_impossible_indices(street, tmp_path):
@@ -852,3 +873,8 @@ def test_report_of_a_dataset_without_rb2v_ids_or_without_samples(tmp_path):
     write_manifest(tmp_path / "empty" / "manifest.parquet", df.iloc[:0], df.attrs["metadata"])
     page = write_report(tmp_path / "empty").read_text()
     assert "0 samples from 0 take(s)" in page and "(no blurry frames)" in page and "(no samples)" in page
+    # a dataset folder itself (a fetched or moved one) was "no built dataset (run rb2v build first)"
+    from rb2v.cli import main as rb2v_main
+
+    (manifest.parent / "report.html").unlink()
+    assert rb2v_main(["report", str(manifest.parent)]) == 0 and (manifest.parent / "report.html").is_file()

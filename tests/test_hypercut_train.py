@@ -418,3 +418,13 @@ def test_a_new_run_refuses_a_folder_of_other_files(tiny_dataset, tmp_path):
     (mine / "settings.json").unlink()
     with pytest.raises(Rb2vError, match=r"e.g. notes.txt"):
         train(TrainSettings(manifest=str(tiny_dataset), out=str(mine), epochs=1, **TINY))
+
+
+def test_resume_says_it_ignores_init(tiny_dataset, tmp_path, capsys):
+    """--init with --resume was ignored in silence (the other run settings are named)."""
+    out = tmp_path / "r"
+    args = ["train-hypercut", "--manifest", str(tiny_dataset), "--out", str(out), "--epochs", "1", "--crop", "40"]
+    assert rb2v_main([*args, "--batch-size", "2", "--workers", "0", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert rb2v_main([*args, "--resume", "--init", str(out / "last.pt")]) == 0
+    assert "ignoring --crop, --init" in capsys.readouterr().err

@@ -78,7 +78,8 @@ def train_blur2vid(
     if resume:
         fixed = [k for k, v in given.items() if v is not None and k not in Blur2VidSettings.RUNTIME]
         if fixed:
-            say(f"note: --resume continues with the run's own settings; ignoring {', '.join(fixed)}")
+            ignored = ", ".join(f"--{k.replace('_', '-')}" for k in fixed)
+            say(f"note: --resume continues with the run's own settings; ignoring {ignored}")
     elif (loss or "naive") != "hypercut":
         unused = [f"--{k.replace('_', '-')}" for k in ("hypercut", "alpha", "alpha_from") if given[k] is not None]
         if unused:

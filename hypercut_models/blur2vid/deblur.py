@@ -91,6 +91,9 @@ def list_inputs(inputs: list[str | Path]) -> list[Path]:
             if not found:
                 raise Rb2vError(f"{item}: no images (PNG, JPEG, BMP, TIFF, WebP) in this folder")
             files += found
+            skipped = sorted(p.name + ("/" if p.is_dir() else "") for p in item.iterdir() if p not in found)
+            if skipped:  # not images, or sub-folders (not searched): said rather than left out unsaid
+                say(f"note: {item}: {len(skipped)} item(s) left out, not images or sub-folders (e.g. {skipped[0]})")
         elif item.exists():
             files.append(item)
         else:

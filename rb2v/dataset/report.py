@@ -312,11 +312,18 @@ def write_report(dataset_dir: str | Path) -> Path:
 @click.command("report")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path), default=None, required=False)
 def report_cmd(out):
-    """Regenerate OUT/datasets/<category>/report.html for every built dataset under OUT."""
+    """Regenerate OUT/datasets/<category>/report.html for every built dataset under OUT (or for one
+    dataset folder: a fetched or moved one)."""
     out = out or project_path("out")
-    found = sorted(p.parent for p in (out / "datasets").glob(f"*/{MANIFEST_NAME}"))
+    if (out / MANIFEST_NAME).is_file():
+        found = [out]
+    else:
+        found = sorted(p.parent for p in (out / "datasets").glob(f"*/{MANIFEST_NAME}"))
     if not found:
-        raise Rb2vError(f"{out / 'datasets'}: no built dataset (run rb2v build first)")
+        raise Rb2vError(
+            f"{out}: no built dataset, neither a dataset folder ({MANIFEST_NAME}) nor OUT with datasets/<category>/ "
+            "(run rb2v build first)"
+        )
     failed = 0
     for d in found:  # one damaged dataset does not keep the others' reports from being written
         outcome = run_unit(str(d), write_report, (d,))

@@ -25,6 +25,7 @@ from .schema import (
     read_manifest_table,
 )
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # x is the sharp stream upsampled k times: 2 for a rig build, 1-3 for synth-reds (240 / fps)
 UPSAMPLE_FACTORS = (1, 2, 3)
 
@@ -97,6 +98,9 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
             data = f.read_bytes()
             if hashlib.sha256(data).hexdigest() != digest:
                 problems.append(f"{where}: checksum mismatch for {rel}")
+                continue
+            if not data.startswith(PNG_SIGNATURE):  # the contract's files are PNG: a lossy JPEG decoded too
+                problems.append(f"{where}: {rel} is not PNG data")
                 continue
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
             if img is None:
