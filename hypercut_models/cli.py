@@ -28,11 +28,17 @@ def precision_option(default: str):
     )
 
 
-def json_suffix(ctx, param, value):
-    """``--json`` writes a .json file: any other name (``--json manifest.parquet``) was overwritten."""
+def _json_suffix(ctx, param, value):
     if value is not None and not str(value).lower().endswith(".json"):
         raise click.BadParameter(f"{value}: give a file name ending in .json", ctx=ctx, param=param)
     return value
+
+
+def json_option(help: str):
+    """``--json PATH`` of an evaluation: a .json name only (``--json manifest.parquet`` replaced the manifest)."""
+    return click.option(
+        "--json", "json_path", type=click.Path(dir_okay=False), default=None, callback=_json_suffix, help=help
+    )
 
 
 def _set_threads(threads: int | None) -> None:
@@ -175,14 +181,7 @@ def _table(result: dict) -> str:
 @click.option("--manifest", required=True, type=click.Path(), help="manifest.parquet (or its folder).")
 @click.option("--checkpoint", required=True, type=click.Path(), help="A last.pt (or its run folder).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    callback=json_suffix,
-    help="Also write the figures (fractions in [0,1] and counts) to this JSON file.",
-)
+@json_option("Also write the figures (fractions in [0,1] and counts) to this JSON file.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--crop", type=int, default=None, help="Score a seeded random crop of this side instead of full frames.")
 @click.option("--workers", type=click.IntRange(min=0), default=None)

@@ -6,7 +6,7 @@ import click
 
 from rb2v.fsutil import write_json_atomic
 
-from ..cli import THREADS_HELP, _set_threads, json_suffix, precision_option
+from ..cli import THREADS_HELP, _set_threads, json_option, precision_option
 
 
 @click.command("train-blur2vid")
@@ -99,14 +99,7 @@ def train_blur2vid(
 @click.option("--checkpoint", required=True, type=click.Path(), help="A blur2vid last.pt (or its run folder).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option("--hypercut", type=click.Path(), default=None, help="Also score the predictions' order (hit, con@3).")
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    callback=json_suffix,
-    help="Write the figures here (a .json file).",
-)
+@json_option("Write the figures here (a .json file).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
