@@ -57,7 +57,7 @@ class SequenceDataset(Dataset):
         missing = [p for paths in self.paths for p in paths if not p.is_file()]
         if missing:
             raise Rb2vError(f"{missing[0]}: image listed in {self.manifest} not found ({len(missing)} missing in all)")
-        smallest = int(min(self.rows["width"].min(), self.rows["height"].min()))
+        self.smallest = smallest = int(min(self.rows["width"].min(), self.rows["height"].min()))  # a frame's side
         side = smallest if crop is None else min(crop, smallest)  # a crop of 0 is not "no crop"
         if side < MIN_SIDE:
             raise Rb2vError(

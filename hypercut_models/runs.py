@@ -44,9 +44,11 @@ def resolve_run(
             raise Rb2vError(f"{out}: already holds a run (last.pt): pass --resume to continue it, or another --out")
         # a run killed before its first epoch leaves its own files; anything else is the user's (a
         # settings.json or log.csv of theirs was overwritten)
-        others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES) if out.is_dir() else []
-        if (out / "settings.json").is_file() and not is_run_settings(out / "settings.json"):
-            others.insert(0, "settings.json")
+        others = sorted(
+            p.name
+            for p in (out.iterdir() if out.is_dir() else ())
+            if p.name not in RUN_FILES or (p.name == "settings.json" and not is_run_settings(p))
+        )
         if others:
             raise Rb2vError(f"{out}: holds files that are not a run's (e.g. {others[0]}): give another --out")
         epochs = default_epochs if settings.epochs is None else settings.epochs

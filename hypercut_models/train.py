@@ -89,7 +89,7 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
     out = Path(settings.out)
 
     probe = SequenceDataset(settings.manifest, "train")
-    smallest = int(min(probe.rows["width"].min(), probe.rows["height"].min()))
+    smallest = probe.smallest
     crop = settings.crop or min(DEFAULT_CROP, smallest)
     dataset = SequenceDataset(settings.manifest, "train", crop=crop, flips=settings.flips, seed=settings.seed)
     # Small crops buy steps, but a network trained only on them and scored on whole frames lost

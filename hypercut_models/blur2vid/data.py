@@ -85,7 +85,7 @@ class BlurSequenceDataset(Dataset):
         if missing:
             raise Rb2vError(f"{missing[0]}: image listed in {self.manifest} not found ({len(missing)} missing in all)")
         self.reverse = (self.rows["order"] == "reverse").to_numpy() if ordered else np.zeros(len(self.rows), bool)
-        smallest = int(min(self.rows["width"].min(), self.rows["height"].min()))
+        self.smallest = smallest = int(min(self.rows["width"].min(), self.rows["height"].min()))  # a frame's side
         if crop is not None and crop > smallest:
             raise Rb2vError(f"crop {crop} is larger than the smallest frame side ({smallest}) of {self.manifest}")
         self.crop, self.seed, self.epoch = crop, seed, 0

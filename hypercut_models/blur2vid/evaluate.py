@@ -58,10 +58,10 @@ def evaluate(
         hc_net, plane, _ = load_hypercut(hypercut)
         hc = (place(hc_net, dev, channels_last=dev.type == "cuda").eval(), plane.to(dev))
     dataset = BlurSequenceDataset(manifest, split)
-    smallest = int(min(dataset.rows["width"].min(), dataset.rows["height"].min()))
-    if hc is not None and smallest < MIN_SIDE:
+    if hc is not None and dataset.smallest < MIN_SIDE:
         raise Rb2vError(
-            f"{dataset.manifest}: frames of side {smallest} are too small for --hypercut (HyperCUT needs {MIN_SIDE} px)"
+            f"{dataset.manifest}: frames of side {dataset.smallest} are too small for --hypercut "
+            f"(HyperCUT needs {MIN_SIDE} px)"
         )
     if not dataset.uniform_size():
         batch_size = 1

@@ -134,7 +134,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
     hypercut = settings.loss == "hypercut"
 
     probe = BlurSequenceDataset(settings.manifest, "train", ordered=hypercut)
-    smallest = int(min(probe.rows["width"].min(), probe.rows["height"].min()))
+    smallest = probe.smallest
     crop = settings.crop or min(DEFAULT_CROP, smallest)
     if hypercut and crop < MIN_SIDE:
         raise Rb2vError(f"--crop {crop}: R_hyp runs HyperCUT on the crops, which needs sides >= {MIN_SIDE}")
