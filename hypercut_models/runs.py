@@ -118,9 +118,9 @@ def cosine_lr(base: float, step: int, total: int) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-def check_finite_loss(loss: torch.Tensor, out: Path, epoch: int) -> float:
-    """The step's loss as a number, or the run stopped before a non-finite loss reaches the weights
-    (its backward pass fills them with NaN, or crashes the process): ``last.pt`` keeps the last good epoch."""
+def check_finite_loss(loss: torch.Tensor, out: Path, epoch: int) -> None:
+    """Stop the run before a non-finite loss reaches the weights (its backward pass fills them with NaN,
+    or crashes the process): ``last.pt`` keeps the last good epoch."""
     value = float(loss.detach())
     if not math.isfinite(value):
         raise Rb2vError(
@@ -128,7 +128,6 @@ def check_finite_loss(loss: torch.Tensor, out: Path, epoch: int) -> float:
             f"({'last.pt keeps epoch ' + str(epoch - 1) if epoch > 1 else 'no epoch was saved'}); "
             "start it again with a lower --lr"
         )
-    return value
 
 
 def optimizer_step(optimizer, scaler, loss: torch.Tensor, lr: float, clip_grad: float) -> None:
