@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -135,6 +136,31 @@ def test_probe_prints_stream_facts(tmp_path):
     out = rb2v("probe", path)
     assert out.returncode == 0, out.stderr
     assert "96x64 @ 100.000 fps (100/1), 10 frames, 0.100 s, audio: none" in out.stdout, out.stdout
+
+
+def test_probe_describes_a_video_rb2v_cannot_use(tmp_path):
+    """A camera that dropped frames was refused without a description (probe is where a user looks);
+    it is now described, its problem named, and the exit status says it is not usable."""
+    import numpy as np
+
+    from rb2v import ffmpeg
+    from rb2v.io.video import write_video
+
+    good = write_video(tmp_path / "good.mp4", np.zeros((10, 48, 64, 3), np.uint8), 25)
+    dropped = tmp_path / "GX010002.MP4"  # frames 8 and 9 of 18 dropped: frame 8 stamped where frame 10 belongs
+    ffmpeg.run(
+        ["-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=100", "-frames:v", "16"]
+        + ["-vf", "setpts=(N+2*gte(N\\,8))/(100*TB)", "-fps_mode", "passthrough", "-c:v", "libx264", str(dropped)]
+    )
+    problem = "GX010002.MP4: frames dropped or a variable frame rate: frame 8 is stamped 30.0 ms after frame 7"
+    alone = rb2v("probe", dropped)
+    assert alone.returncode == 2 and "GX010002.MP4: h264 64x48" in alone.stdout and "16 frames" in alone.stdout
+    assert len(alone.stderr.strip().splitlines()) == 1 and problem in alone.stderr
+    both = rb2v("probe", "--json", dropped, good, tmp_path / "nope.mp4")
+    records = [json.loads(line) for line in both.stdout.splitlines()]
+    assert [r["usable"] for r in records] == [False, True] and problem.split(": ", 1)[1] in records[0]["chapters"][0]["rate_problem"]
+    assert both.returncode == 1 and "nope.mp4: file not found" in both.stderr
+    assert both.stderr.strip().splitlines()[-1] == "rb2v: error: 2 of 3 recording(s) not usable by rb2v (named above)"
 
 
 def test_rig_unknowns_bench_needs_the_real_video_only_for_its_backdrop_settings(monkeypatch, tmp_path):

@@ -65,6 +65,9 @@ class VideoInfo:
     # A display matrix's rotation (degrees, as ffmpeg prints it): decoding applies it, as players do, so
     # width and height are those of the pictures shown (a phone's portrait video: coded 1920x1080, 1080x1920).
     rotation: int = 0
+    # Why the pictures do not come one frame period apart (dropped frames, a variable rate), as
+    # ``probe(..., constant_rate=False)`` found it; empty for a constant rate. Every stage needs one.
+    rate_problem: str = ""
 
     @property
     def timecode_s(self) -> float | None:
@@ -96,8 +99,10 @@ def _describe_failure(path: Path, stderr: str) -> str:
     return f"{path}: unreadable video: {ffmpeg.last_error_line(stderr)}"
 
 
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's stream parameters and count its frames exactly (no decoding)."""
+def probe(path: str | os.PathLike, constant_rate: bool = True) -> VideoInfo:
+    """Read a video's stream parameters and count its frames exactly (no decoding). A stream whose
+    pictures are not one frame period apart is refused, or with ``constant_rate=False`` described
+    (``rate_problem``), as `rb2v probe` shows it."""
     path = Path(path)
     if not path.exists():
         raise Rb2vError(f"{path}: file not found")
@@ -132,7 +137,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     frames = int(counted[-1]) if counted else 0
     if frames == 0:
         raise Rb2vError(f"{path}: video stream has no frames (truncated?)")
-    _check_constant_rate(path, proc.stdout.decode("ascii", "replace"))
+    rate_problem = _rate_problem(proc.stdout.decode("ascii", "replace"))
+    if rate_problem and constant_rate:
+        raise Rb2vError(f"{path}: {rate_problem}")
     duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))) if dur else frames / float(fps)
     aud = re.search(r"Stream #\d+:\d+[^\n]*?: Audio: (\w+)[^\n]*?(\d+) Hz, ([^,\n]+)", err)
     channels = 0
@@ -163,22 +170,23 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         video_start=video_at - float(file_start.group(1)) if file_start else 0.0,
         audio_start=audio_at - video_at if aud else 0.0,
         rotation=rotation,
+        rate_problem=rate_problem,
     )
 
 
-def _check_constant_rate(path: Path, packets: str) -> None:
-    """Refuse a stream whose pictures do not come one frame period apart: frames dropped by the
-    camera (a step of 1.5 periods or more, or under half a period), or a rate that varies (drifting
+def _rate_problem(packets: str) -> str:
+    """Why a stream's pictures do not come one frame period apart (empty if they do): frames dropped by
+    the camera (a step of 1.5 periods or more, or under half a period), or a rate that varies (drifting
     half a period or more from its mean rate). Every stage counts frame k at k / fps."""
     tb = re.search(r"#tb 0: (\d+)/(\d+)", packets)
     stamps = re.findall(r"^0,\s*-?\d+,\s*(-?\d+),", packets, re.MULTILINE)  # stream, dts, pts, ...
     if not tb or len(stamps) < 3:
-        return
+        return ""
     pts = np.sort(np.array(stamps, np.float64)) * int(tb.group(1)) / int(tb.group(2))
     steps = np.diff(pts)
     period = float(np.median(steps))  # most steps are one period, whatever else happened
     if period <= 0:
-        return
+        return ""
     why = ""
     jumps = np.flatnonzero((steps > 1.5 * period) | (steps < 0.5 * period))
     if len(jumps):
@@ -191,8 +199,7 @@ def _check_constant_rate(path: Path, packets: str) -> None:
         k = int(np.argmax(np.abs(drift)))
         if abs(drift[k]) >= 0.5:
             why = f"frame {k} is stamped {1000 * drift[k] * mean:+.1f} ms from {k} periods at the mean rate"
-    if why:
-        raise Rb2vError(f"{path}: frames dropped or a variable frame rate: {why}; rb2v counts frame k at k / fps")
+    return f"frames dropped or a variable frame rate: {why}; rb2v counts frame k at k / fps" if why else ""
 
 
 _FIRST_FRAME = re.compile(r"Parsed_(a?)showinfo_\d+ @ [^\]]*\] n:\s*0 [^\n]*?pts_time:\s*(-?[\d.]+)")
@@ -306,14 +313,14 @@ class VideoSource:
         return self.paths[0].name if len(self.paths) == 1 else f"{self.paths[0].name}+{len(self.paths) - 1}"
 
 
-def open_source(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> VideoSource:
-    """Probe a file or a list of chapter files (in order) as one stream."""
+def open_source(paths: str | os.PathLike | Sequence[str | os.PathLike], constant_rate: bool = True) -> VideoSource:
+    """Probe a file or a list of chapter files (in order) as one stream (``constant_rate``: as `probe`'s)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = tuple(Path(p) for p in paths)
     if not paths:
         raise Rb2vError("no video files given")
-    infos = tuple(probe(p) for p in paths)
+    infos = tuple(probe(p, constant_rate) for p in paths)
     for info in infos[1:]:
         if info.fps != infos[0].fps or (info.width, info.height) != (infos[0].width, infos[0].height):
             raise Rb2vError(f"{info.path}: chapter differs from {infos[0].path.name} in frame rate or size")
