@@ -19,7 +19,7 @@ def probe(paths, as_json):
     """Show frame rate, frame count, size, duration, audio and timecode of videos (GoPro chapters joined).
 
     Each recording is described even where rb2v cannot use it (dropped frames, a variable frame rate:
-    said on its own line); such recordings and unreadable ones make the exit status 1."""
+    said on its own line); such recordings and unreadable ones make the exit status non-zero."""
     groups = group_chapters(paths)
     unusable = 0
     for group in groups:
