@@ -158,7 +158,8 @@ def test_probe_describes_a_video_rb2v_cannot_use(tmp_path):
     assert len(alone.stderr.strip().splitlines()) == 1 and problem in alone.stderr
     both = rb2v("probe", "--json", dropped, good, tmp_path / "nope.mp4")
     records = [json.loads(line) for line in both.stdout.splitlines()]
-    assert [r["usable"] for r in records] == [False, True] and problem.split(": ", 1)[1] in records[0]["chapters"][0]["rate_problem"]
+    assert [r["usable"] for r in records] == [False, True]
+    assert problem.split(": ", 1)[1] in records[0]["chapters"][0]["rate_problem"]
     assert both.returncode == 1 and "nope.mp4: file not found" in both.stderr
     assert both.stderr.strip().splitlines()[-1] == "rb2v: error: 2 of 3 recording(s) not usable by rb2v (named above)"
 
