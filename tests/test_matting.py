@@ -213,6 +213,17 @@ def test_backgrounds_are_deterministic_per_sample(tmp_path):
         pick_background("x", backgrounds_dir=tmp_path / "missing")
 
 
+def test_a_build_picks_backgrounds_at_its_frames_size_for_a_non_square_crop():
+    """A rig crop of 400x448 failed every matted sample (a background of 448x400: width and height swapped)."""
+    from rb2v.dataset.settings import load_pipeline
+    from rb2v.dataset.stage import sample_background
+
+    settings = load_pipeline("hand")
+    for shape in ((448, 400, 3), (400, 448, 3), (447, 448, 3)):
+        background, bid = sample_background("hand/s01/t01/000012", np.zeros(shape, np.float32), settings)
+        assert background.shape == shape and bid == pick_background("hand/s01/t01/000012", shape[:2])[1]
+
+
 def test_bad_inputs_give_clear_errors(take):
     with pytest.raises(Rb2vError, match="no green screen"):
         ChromaKeyer()(data.coffee().astype(np.float32) / 255)

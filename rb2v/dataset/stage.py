@@ -271,6 +271,13 @@ REJECT_REASONS = {
 }
 
 
+def sample_background(sample_id: str, frame: np.ndarray, settings: PipelineSettings) -> tuple[np.ndarray, str]:
+    """The background photo a sample is matted onto, at the frame's size, and its id."""
+    from ..matting import pick_background
+
+    return pick_background(sample_id, size=frame.shape[:2], backgrounds_dir=settings.matting.backgrounds or None)
+
+
 def reason_names_of(reason: str) -> list[str]:
     """The names in a reject's reason (``"low_psnr;stage_failed: …"`` -> [low_psnr, stage_failed])."""
     return [part.split(":")[0] for part in reason.split(";")]
@@ -541,11 +548,7 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer
         sharp = [apply_color_matrix(res.matrix, f) for f in window]
     images = [blur, *sharp]
     if matting is not None:
-        from ..matting import pick_background
-
-        background, bg_id = pick_background(
-            sample_id, size=(blur.shape[1], blur.shape[0]), backgrounds_dir=settings.matting.backgrounds or None
-        )
+        background, bg_id = sample_background(sample_id, blur, settings)
         with clock("matting"):
             images = matting(images, background)
     blur_path, sharp_paths = paths_for(take, k)
