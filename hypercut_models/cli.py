@@ -9,6 +9,7 @@ import click
 
 from rb2v.device import TRAINING_PRECISIONS
 from rb2v.fsutil import write_json_atomic
+from rb2v.outputs import check_output
 from rb2v.progress import say
 
 THREADS_HELP = (
@@ -31,6 +32,8 @@ def precision_option(default: str):
 def _json_suffix(ctx, param, value):
     if value is not None and not str(value).lower().endswith(".json"):
         raise click.BadParameter(f"{value}: give a file name ending in .json", ctx=ctx, param=param)
+    if value is not None:
+        check_output(value, "--json")
     return value
 
 

@@ -16,6 +16,7 @@ import torch
 
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import atomic_path
+from rb2v.outputs import check_output
 
 from .data import SequenceDataset, iterate, make_loader
 from .losses import Hyperplane
@@ -49,6 +50,7 @@ def check_plot_path(path: str | Path) -> Path:
         raise Rb2vError(
             f"{path}: cannot draw a plot of type {path.suffix or '(none)'!r} (use {', '.join(PLOT_SUFFIXES)})"
         )
+    check_output(path, "--plot")
     return path
 
 

@@ -25,6 +25,7 @@ import torch
 
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import write_text_atomic
+from rb2v.outputs import RUN_FILES
 from rb2v.progress import say
 
 
@@ -60,9 +61,6 @@ def resolve_run(
     changes = {k: getattr(settings, k) for k in settings.RUNTIME if getattr(settings, k) is not None}
     manifest = resumed_manifest(settings.manifest, saved.manifest, out)
     return dataclasses.replace(saved, **changes, manifest=manifest, out=str(out)), ckpt
-
-
-RUN_FILES = {"settings.json", "log.csv", "tensorboard"}  # what a run writes before its first last.pt
 
 
 def is_run_settings(path: Path) -> bool:

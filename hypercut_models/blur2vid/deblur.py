@@ -20,6 +20,7 @@ from rb2v import ffmpeg
 from rb2v.device import resolve_device
 from rb2v.errors import PartialFailure, Rb2vError
 from rb2v.io.images import image_files, read_image, write_image
+from rb2v.outputs import check_output
 from rb2v.progress import progress, say
 
 from .checkpoint import load_network
@@ -132,11 +133,16 @@ def deblur(
 ) -> list[Path]:
     """Deblur every input; return the output folders. Unreadable images are reported one line each."""
     check_tiling(tile, overlap)  # before any work: it would fail every image alike
+    files = list_inputs(inputs)
+    out = Path(out)
+    for path in files:  # before any work: a sample's folder of a dataset as --out replaced its frames
+        folder = out / path.stem
+        names = [f"frame{k:03d}.png" for k in range(1, FRAMES + 1)] + ([f"{folder.name}.{video}"] if video else [])
+        for name in names:
+            check_output(folder / name, "deblur --out")
     dev = resolve_device(device)
     net, _ = load_network(checkpoint)
     net = place(net, dev).eval()
-    files = list_inputs(inputs)
-    out = Path(out)
     done, failed = [], []
     for path in progress(files, desc="deblur", unit="image"):
         try:

@@ -8,6 +8,7 @@ import click
 
 from ..errors import Rb2vError
 from ..io.images import read_image, write_image
+from ..outputs import check_output
 from .base import load_interpolator
 from .flow import check_flow_size
 
@@ -38,6 +39,7 @@ def interpolate(a: Path, b: Path, out: Path, t: float, method: str, checkpoint: 
     device = device or "auto"
     if out.resolve() in (a.resolve(), b.resolve()):
         raise Rb2vError(f"{out}: is an input image; give the new frame another name")
+    check_output(out)
     img_a, img_b = read_image(a), read_image(b)
     if img_a.shape != img_b.shape:
         raise Rb2vError(
