@@ -217,6 +217,21 @@ def test_truncated_video_is_detected(tmp_path):
         probe(tmp_path / "missing.mp4")
 
 
+@pytest.mark.parametrize("kept", [0.5, 0.7, 0.9])
+def test_a_cut_file_whose_index_is_at_the_front_is_refused(tmp_path, kept):
+    """With the index at the front (``-movflags +faststart``), a cut file still opened: its readable
+    frames were counted as the whole stream (81 of 240 frames "in 2.000 s") and synth-reds built them."""
+    path = write_video(tmp_path / "t.mp4", moving_frames(60), 30)
+    front = tmp_path / "front.mp4"
+    ffmpeg.run(["-v", "error", "-i", str(path), "-c", "copy", "-movflags", "+faststart", str(front)])
+    assert probe(front).frames == 60
+    data = front.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * kept)])
+    with pytest.raises(Rb2vError, match=r"cut.mp4: corrupt or truncated video \(the file ends before the frames"):
+        probe(cut)
+
+
 def test_aborted_writer_leaves_nothing(tmp_path):
     out = tmp_path / "x.mp4"
     with pytest.raises(RuntimeError), VideoWriter(out, 25, 96, 64) as vw:

@@ -118,6 +118,10 @@ def probe(path: str | os.PathLike, constant_rate: bool = True) -> VideoInfo:
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise Rb2vError(_describe_failure(path, err))
+    if re.search(r"stream \d+, offset 0x[0-9a-f]+: partial file", err):
+        # an index at the front (``-movflags +faststart``) outlives a cut: the frames it lists past the
+        # cut are missing, and the header's duration still claims them
+        raise Rb2vError(f"{path}: corrupt or truncated video (the file ends before the frames its index lists)")
     vid = re.search(r"Stream #\d+:\d+[^\n]*?: Video: (\w+)([^\n]*)", err)
     if not vid:
         raise Rb2vError(f"{path}: no video stream")
