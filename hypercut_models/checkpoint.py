@@ -44,7 +44,37 @@ def load_tagged(path: str | Path, fmt: str, kind: str, map_location="cpu") -> di
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
         tag = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise Rb2vError(f"{path}: not a {kind} checkpoint of rb2v (format {tag!r}, expected {fmt!r})")
+    _check_finite(path, ckpt)
     return ckpt
+
+
+def _check_finite(path: Path, ckpt: dict[str, Any]) -> None:
+    """Refuse weights that are NaN or infinite (a damaged file, or a run saved after it diverged): a
+    network with them deblurred into garbage and evaluated to NaN with exit 0."""
+    parts = {"model": ckpt.get("model"), "hyperplane": ckpt.get("hyperplane")}
+    tensors = {
+        f"{part}.{name}": t
+        for part, state in parts.items()
+        if isinstance(state, dict)
+        for name, t in state.items()
+        if torch.is_tensor(t) and t.is_floating_point()
+    }
+    bad = [name for name, t in tensors.items() if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise Rb2vError(
+            f"{path}: non-finite weights in {bad[0]} ({len(bad)} of {len(tensors)} tensors): a damaged checkpoint "
+            "or a run that diverged"
+        )
+
+
+def load_error(where: str | Path, kind: str, e: Exception) -> Rb2vError:
+    """One line for a checkpoint whose network does not load (PyTorch lists every mismatched tensor)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading"):
+        lines = lines[1:]
+    more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+    first = lines[0][:200] + ("…" if lines and len(lines[0]) > 200 else "") if lines else ""
+    return Rb2vError(f"{where}: does not hold a {kind} network ({type(e).__name__}: {first}{more})")
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
@@ -55,13 +85,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
     return load_tagged(path, FORMAT, "HyperCUT", map_location)
 
 
-def build_model(ckpt: dict[str, Any]) -> tuple[HyperCUTNet, Hyperplane]:
+def build_model(ckpt: dict[str, Any], where: str | Path) -> tuple[HyperCUTNet, Hyperplane]:
     try:
         net = HyperCUTNet(**ckpt["net"])
         net.load_state_dict(ckpt["model"])
         hp = ckpt["hyperplane"]
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
-        raise Rb2vError(f"checkpoint does not hold a HyperCUT network ({type(e).__name__}: {e})") from None
+        raise load_error(where, "HyperCUT", e) from None
     plane = Hyperplane(int(hp["weight"].numel()), int(hp["seed"]))
     plane.weight.copy_(hp["weight"])
     plane.bias.copy_(hp["bias"])
@@ -71,7 +101,7 @@ def build_model(ckpt: dict[str, Any]) -> tuple[HyperCUTNet, Hyperplane]:
 def load_model(path: str | Path, map_location="cpu") -> tuple[HyperCUTNet, Hyperplane, dict[str, Any]]:
     """The trained network (eval mode) and its hyperplane from a checkpoint file or run folder."""
     ckpt = load_checkpoint(path, map_location)
-    net, plane = build_model(ckpt)
+    net, plane = build_model(ckpt, path)
     return net.eval(), plane, ckpt
 
 

@@ -107,7 +107,7 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
     net = HyperCUTNet(out_dim=settings.out_dim)
     plane = Hyperplane(settings.out_dim, seed=settings.seed)
     if ckpt is not None:
-        net, plane = build_model(ckpt)
+        net, plane = build_model(ckpt, Path(settings.out) / "last.pt")
     elif settings.init:
         net, plane, _ = load_model(settings.init)
         if net.out_dim != settings.out_dim:

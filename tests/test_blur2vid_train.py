@@ -245,6 +245,26 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     assert "not a HyperCUT checkpoint" in err
     err = error_of(["deblur", str(good), "--checkpoint", str(good), "--out", str(tmp_path / "o")])  # a photo
     assert "not a file of tensors saved by PyTorch" in err and "weights_only" not in err
+    # non-finite weights deblurred into garbage and evaluated to NaN with exit 0; a network of another
+    # shape printed PyTorch's list of every mismatched tensor, without the file's name
+    state = make_network("small").state_dict()
+    first = next(iter(state))
+    nan_ckpt, wide = tmp_path / "nan.pt", tmp_path / "wide.pt"
+    save_checkpoint(
+        nan_ckpt, {"model": {**state, first: state[first] * float("nan")}, "net": make_network("small").config()}
+    )
+    save_checkpoint(wide, {"model": state, "net": make_network("base").config()})
+    for args in (["deblur", str(good), "--out", str(tmp_path / "o")], ["eval-blur2vid", "--manifest", str(ordered)]):
+        err = error_of([*args, "--checkpoint", str(nan_ckpt)])
+        assert f"{nan_ckpt}: non-finite weights in model.{first} (1 of " in err and not (tmp_path / "o").exists()
+        err = error_of([*args, "--checkpoint", str(wide)])
+        assert err.startswith(f"rb2v: error: {wide}: does not hold a blur2vid network (RuntimeError: ")
+        assert err.endswith("more))") and len(err) < 400 + len(str(wide))
+    hypercut = torch.load(PRETRAINED, weights_only=True)
+    hypercut["hyperplane"] = {**hypercut["hyperplane"], "bias": hypercut["hyperplane"]["bias"] * float("inf")}
+    torch.save(hypercut, tmp_path / "hc_inf.pt")
+    err = error_of(["eval-hypercut", "--manifest", str(ordered), "--checkpoint", str(tmp_path / "hc_inf.pt")])
+    assert "hc_inf.pt: non-finite weights in hyperplane.bias" in err
     # hypercut training needs computed labels and a HyperCUT checkpoint
     unlabelled = make_dataset(tmp_path / "raw", photos=("astronaut", "coffee"), takes=1, samples=1, size=40)
     train_args = ["train-blur2vid", "--manifest", str(unlabelled), "--out", str(tmp_path / "r"), "--loss", "hypercut"]

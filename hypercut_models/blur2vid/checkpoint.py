@@ -12,9 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rb2v.errors import Rb2vError
-
-from ..checkpoint import load_tagged, save_tagged
+from ..checkpoint import load_error, load_tagged, save_tagged
 from .network import Blur2VidNet
 
 FORMAT = "rb2v.blur2vid/1"
@@ -28,16 +26,16 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
     return load_tagged(path, FORMAT, "blur2vid", map_location)
 
 
-def build_network(ckpt: dict[str, Any]) -> Blur2VidNet:
+def build_network(ckpt: dict[str, Any], where: str | Path) -> Blur2VidNet:
     try:
         net = Blur2VidNet(**ckpt["net"])
         net.load_state_dict(ckpt["model"])
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
-        raise Rb2vError(f"checkpoint does not hold a blur2vid network ({type(e).__name__}: {e})") from None
+        raise load_error(where, "blur2vid", e) from None
     return net
 
 
 def load_network(path: str | Path, map_location="cpu") -> tuple[Blur2VidNet, dict[str, Any]]:
     """The trained network (eval mode) and its checkpoint dict."""
     ckpt = load_checkpoint(path, map_location)
-    return build_network(ckpt).eval(), ckpt
+    return build_network(ckpt, path).eval(), ckpt

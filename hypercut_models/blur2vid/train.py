@@ -151,7 +151,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
 
     cuda = device.type == "cuda"
     autocast = training_autocast(device, settings.precision)
-    net = build_network(ckpt) if ckpt is not None else make_network(settings.size)
+    net = build_network(ckpt, Path(settings.out) / "last.pt") if ckpt is not None else make_network(settings.size)
     net = place(net, device)
     regularizer = None
     if hypercut:  # the HyperCUT network: channels-last on CUDA only, as where it is trained
