@@ -123,15 +123,29 @@ def exclusive(folder: str | os.PathLike, what: str) -> Iterator[None]:
     for the block, or a one-line error at once when another process holds it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as handle:
+    with _held(folder / ".lock", str(folder), what):
+        yield
+
+
+@contextlib.contextmanager
+def exclusive_place(place: str, what: str) -> Iterator[None]:
+    """``exclusive`` for a place rb2v must not write into (a mirror, a fetch's folder) or cannot (S3):
+    the lock file is in the temporary folder, named after the place, so it holds for the runs of
+    this machine."""
+    tag = hashlib.sha256(place.encode("utf-8")).hexdigest()[:16]
+    with _held(Path(tempfile.gettempdir()) / f"rb2v-place-{tag}.lock", place, what):
+        yield
+
+
+@contextlib.contextmanager
+def _held(lock: Path, shown: str, what: str) -> Iterator[None]:
+    with open(lock, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise Rb2vError(
-                f"{folder}: {holder} is writing it; wait for it to end ({what} refused meanwhile)"
-            ) from None
+            raise Rb2vError(f"{shown}: {holder} is writing it; wait for it to end ({what} refused meanwhile)") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"rb2v (pid {os.getpid()})")

@@ -566,3 +566,26 @@ def test_publish_refuses_a_manifest_that_validate_rejects(dataset, tmp_path):
     with pytest.raises(Rb2vError, match=r"6 sharp frames, expected 7 \(2 problem\(s\) in all: `rb2v validate"):
         publish(copy, str(tmp_path / "mirror"))
     assert not (tmp_path / "mirror").exists()
+
+
+def test_a_second_publish_or_fetch_into_a_place_in_use_is_refused_at_once(dataset, tmp_path):
+    """Two publishes to one mirror at once both exited 0 and left it corrupt (or shared a staging folder and
+    blamed a missing README.md); two fetches into one folder mixed the mirrors' files."""
+    from rb2v.fsutil import exclusive_place
+
+    mirror, other, dest = tmp_path / "mirror", tmp_path / "other", tmp_path / "dest"
+    publish(dataset, str(mirror))
+    publish(dataset, str(other))
+    held = rf"rb2v \(pid {os.getpid()}\) is writing it; wait for it to end"
+    with exclusive_place(str(mirror.resolve()), "test"):  # what a publish or a fetch into it holds
+        with pytest.raises(Rb2vError, match=rf"^{re.escape(str(mirror.resolve()))}: {held} \(publish refused"):
+            publish(dataset, f"file://{mirror}")
+        with pytest.raises(Rb2vError, match=rf"{held} \(fetch refused meanwhile\)"):
+            fetch(str(other), mirror)  # the same folder as a fetch's DIR
+        fetch(str(mirror), dest)  # another place is free
+    with (
+        exclusive_place(str(dest.resolve()), "test"),
+        pytest.raises(Rb2vError, match=rf"{held} \(fetch refused meanwhile\)"),
+    ):
+        fetch(str(mirror), dest)
+    assert validate_manifest(dest) == [] and verify(str(mirror)).ok

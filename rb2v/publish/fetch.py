@@ -16,6 +16,7 @@ from ..errors import PartialFailure, Rb2vError
 from ..fsutil import (
     atomic_path,
     clean_partials,
+    exclusive_place,
     is_partial_name,
     sha256_file,
     write_bytes_atomic,
@@ -24,7 +25,7 @@ from ..fsutil import (
 from ..manifest import MANIFEST_NAME, inside_dataset, manifest_digests, read_manifest
 from ..progress import progress
 from .checksums import SUMS_NAME, format_sums, parse_sums
-from .mirror import ChecksumMismatch, MirrorError, open_mirror, retrying
+from .mirror import ChecksumMismatch, Mirror, MirrorError, open_mirror, retrying
 from .parallel import run_all
 from .parquet_export import is_shard_key, shard_images
 from .publish import IN_PROGRESS, is_rb2v_list
@@ -89,6 +90,11 @@ def fetch(
     for key in sums:
         _safe_key(key, mirror.where(SUMS_NAME))
     dest = Path(dest)
+    with exclusive_place(str(dest.resolve()), "fetch"):  # two runs at once left both mirrors' files mixed
+        return _fetch(mirror, url, sums, dest, jobs, unpack)
+
+
+def _fetch(mirror: Mirror, url: str, sums: dict[str, str], dest: Path, jobs: int, unpack: bool) -> FetchReport:
     local_sums = dest / SUMS_NAME
     check_destination(dest, sums)
     dest.mkdir(parents=True, exist_ok=True)

@@ -146,6 +146,11 @@ class Mirror:
         self.root = root.rstrip("/")
         self.is_s3 = is_s3
 
+    @property
+    def place(self) -> str:
+        """What two runs at once must not write (a local mirror: its resolved folder, as a fetch names it)."""
+        return f"s3://{self.root}" if self.is_s3 else self.root
+
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"
 

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from ..errors import PartialFailure, Rb2vError
-from ..fsutil import write_text_atomic
+from ..fsutil import exclusive_place, write_text_atomic
 from ..manifest import MANIFEST_NAME, inside_dataset, manifest_digests, read_manifest, validate_manifest
 from ..progress import progress, say
 from .card import dataset_card
@@ -175,6 +175,13 @@ def publish(
     mirror = open_mirror(to, endpoint_url)
     if not mirror.is_s3 and Path(mirror.root).is_relative_to(dataset.resolve()):
         raise Rb2vError(f"{to}: the mirror cannot be inside the dataset folder {dataset}")
+    with exclusive_place(mirror.place, "publish"):  # two runs at once mixed their objects and staging
+        return _publish(dataset, df, mirror, fmt, shard_bytes, jobs, max_rate)
+
+
+def _publish(
+    dataset: Path, df: pd.DataFrame, mirror: Mirror, fmt: str, shard_bytes: int, jobs: int, max_rate: float | None
+) -> PublishReport:
     mirror.ensure_root()
     report = PublishReport(url=mirror.url)
     remote = mirror.list_objects()
