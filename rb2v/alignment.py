@@ -30,6 +30,14 @@ FLIPS = ("horizontal", "vertical", "none")
 CAMERAS = ("blur", "sharp")
 
 
+def _number(d: dict, key: str, where: str, default: float | None = None) -> float:
+    """A finite JSON number (a string, a bool or NaN was taken as one, and failed far from the file)."""
+    value = d.get(key, default) if default is not None else d[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise Rb2vError(f"{where}: {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Exposure:
     """One camera's exposure window relative to its frame timestamps (seconds, its own clock)."""
@@ -56,14 +64,17 @@ class Exposure:
         if not isinstance(d, dict):
             raise Rb2vError(f"{where}: exposure entry is not an object")
         try:
-            return cls(
-                float(d["start_s"]),
-                float(d["length_s"]),
-                float(d.get("readout_s", 0.0)),
+            exposure = cls(
+                _number(d, "start_s", where),
+                _number(d, "length_s", where),
+                _number(d, "readout_s", where, 0.0),
                 str(d.get("method", "unknown")),
             )
-        except (KeyError, TypeError, ValueError) as e:
-            raise Rb2vError(f"{where}: bad exposure entry ({e})") from None
+        except KeyError as e:
+            raise Rb2vError(f"{where}: bad exposure entry (missing {e})") from None
+        if exposure.length_s <= 0:  # a negative length failed every sample of the take as "exposure span"
+            raise Rb2vError(f"{where}: length_s must be positive, got {exposure.length_s}")
+        return exposure
 
 
 @dataclass(frozen=True)
@@ -226,11 +237,15 @@ class Alignment:
                 raise ValueError("homography is not a finite 3x3 matrix")
             c = d["crop"]
             crop = Crop(int(c["x"]), int(c["y"]), int(c["width"]), int(c["height"]))
-            blur_fps, sharp_fps = float(d["blur_fps"]), float(d["sharp_fps"])
-            if blur_fps <= 0 or sharp_fps <= 0:
-                raise ValueError("fps must be positive")
+            if crop.width <= 0 or crop.height <= 0:
+                raise ValueError(f"crop is {crop.width}x{crop.height}")
         except (KeyError, TypeError, ValueError) as e:
             raise Rb2vError(f"{where}: {e}") from None
+        blur_fps, sharp_fps = _number(d, "blur_fps", where), _number(d, "sharp_fps", where)
+        time_offset_s, clock_ratio = _number(d, "time_offset_s", where), _number(d, "clock_ratio", where)
+        for key, value in (("blur_fps", blur_fps), ("sharp_fps", sharp_fps), ("clock_ratio", clock_ratio)):
+            if value <= 0:
+                raise Rb2vError(f"{where}: {key} must be positive, got {value}")
         exposure = d.get("exposure")
         if exposure is not None:
             if not isinstance(exposure, dict):
@@ -248,8 +263,8 @@ class Alignment:
             flip_sharp=d["flip_sharp"],
             homography=tuple(tuple(float(v) for v in r) for r in H),
             crop=crop,
-            time_offset_s=float(d["time_offset_s"]),
-            clock_ratio=float(d["clock_ratio"]),
+            time_offset_s=time_offset_s,
+            clock_ratio=clock_ratio,
             sync_method=str(d["sync_method"]),
             exposure=exposure,
             lens=lens,

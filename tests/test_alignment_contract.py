@@ -1,0 +1,52 @@
+"""alignment.json (rb2v.alignment/2) as read by the build: a hand-edited value is named with its file and key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rb2v.alignment import Alignment, Crop, Exposure, read_alignment, write_alignment
+from rb2v.errors import Rb2vError
+
+GOOD = Alignment(
+    blur_fps=25.0,
+    sharp_fps=100.0,
+    flip_sharp="horizontal",
+    homography=((1.0, 0.0, 2.0), (0.0, 1.0, -1.0), (0.0, 0.0, 1.0)),
+    crop=Crop(16, 8, 448, 400),
+    time_offset_s=0.013,
+    clock_ratio=1.0001,
+    sync_method="audio",
+    exposure={"blur": Exposure(-0.015, 0.03, 0.008, "estimated"), "sharp": Exposure.centred(0.00125)},
+)
+
+
+def test_a_written_alignment_reads_back_the_same(tmp_path):
+    assert read_alignment(write_alignment(tmp_path, GOOD)) == GOOD
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        # an internal error in the build ("cannot convert float NaN to integer"), without the file's name
+        ({"time_offset_s": float("nan")}, "time_offset_s must be a finite number, got nan"),
+        # a string was read as a number (and put every sample off its clock)
+        ({"time_offset_s": "0.1"}, "time_offset_s must be a finite number, got '0.1'"),
+        ({"clock_ratio": True}, "clock_ratio must be a finite number, got True"),
+        # failed each sample alike ("exposure span must be >= 0 frame steps"), and 0 was not refused at all
+        ({"clock_ratio": -1}, "clock_ratio must be positive, got -1.0"),
+        ({"clock_ratio": 0}, "clock_ratio must be positive, got 0.0"),
+        ({"blur_fps": float("inf")}, "blur_fps must be a finite number, got inf"),
+        ({"exposure": {"blur": {"start_s": -0.015, "length_s": -0.03}}}, "exposure.blur: length_s must be positive"),
+        ({"exposure": {"blur": {"start_s": None, "length_s": 0.03}}}, "exposure.blur: start_s must be a finite"),
+        ({"exposure": {"sharp": {"length_s": 0.001}}}, "exposure.sharp: bad exposure entry (missing 'start_s')"),
+        ({"crop": {"x": 0, "y": 0, "width": 0, "height": 448}}, "crop is 0x448"),
+    ],
+)
+def test_a_bad_value_is_named_with_its_file_and_key(tmp_path, edit, message):
+    path = write_alignment(tmp_path, GOOD)
+    path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+    with pytest.raises(Rb2vError) as e:
+        read_alignment(tmp_path)
+    assert str(e.value).startswith(str(path)) and message in str(e.value), str(e.value)
