@@ -59,10 +59,10 @@ class SequenceDataset(Dataset):
             raise Rb2vError(f"{missing[0]}: image listed in {self.manifest} not found ({len(missing)} missing in all)")
         self.smallest = smallest = int(min(self.rows["width"].min(), self.rows["height"].min()))  # a frame's side
         side = smallest if crop is None else min(crop, smallest)  # a crop of 0 is not "no crop"
-        if side < MIN_SIDE:
-            raise Rb2vError(
-                f"{self.manifest}: frames or crops of side {side} are too small for HyperCUT (at least {MIN_SIDE} px)"
-            )
+        if side < MIN_SIDE:  # the crop asked for, or the data's frames: the message blames the right one
+            asked = crop is not None and crop < smallest
+            what = f"--crop {crop}" if asked else f"{self.manifest}: frames of side {side}"
+            raise Rb2vError(f"{what}: too small for HyperCUT (sides of at least {MIN_SIDE} px)")
         if crop is not None and crop > smallest:
             raise Rb2vError(f"crop {crop} is larger than the smallest frame side ({smallest}) of {self.manifest}")
         self.crop, self.flips, self.seed, self.epoch = crop, flips, seed, 0

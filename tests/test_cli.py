@@ -58,6 +58,7 @@ def test_help_lists_every_command():
         # internal errors in the benchmarks (after minutes of simulation for some)
         (["bench", "build", "--workers", "abc"], "--workers 'abc': expected a comma list of integers"),
         (["bench", "rig-unknowns", "--work", "w", "--size", "640"], "--size '640': expected WxH"),
+        (["build", "--category", "hand", "--pipeline", "face"], "face: the pipeline is for category 'face', not"),
         (["align", ".", "o"], "o: OUT cannot be RAW (.) or inside it"),
         (["align", "raw", "raw"], "raw: OUT cannot be RAW (raw) or inside it"),
         # reported per take, after takes.parquet was written

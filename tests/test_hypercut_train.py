@@ -369,8 +369,10 @@ def test_bad_input_gives_clear_errors(dataset, tmp_path, capsys):
     with pytest.raises(Rb2vError, match="crop 200 is larger"):
         SequenceDataset(dataset, "train", crop=200)
     # a crop of 0 was taken for "no crop", then an internal error
-    with pytest.raises(Rb2vError, match="frames or crops of side 0 are too small for HyperCUT"):
+    with pytest.raises(Rb2vError, match=r"^--crop 0: too small for HyperCUT \(sides of at least"):
         SequenceDataset(dataset, "train", crop=0)
+    with pytest.raises(Rb2vError, match=r"^--crop 32: too small"):  # the manifest was blamed
+        SequenceDataset(dataset, "train", crop=32)
     # NaN weights trained a NaN loss with exit 0; a negative seed was an internal error after settings.json
     for option, value, message in [
         ("--same-weight", "nan", "--same-weight nan: must be a finite number"),

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..config import project_path
+from ..errors import Rb2vError
 from ..executor import ExecutorSettings, executor_options
 from ..settings import CATEGORIES
 from .build import CHUNK_FRAMES
@@ -70,9 +71,7 @@ def build(
         overrides.update({"upsample.device": device, "search.device": device, "matting.device": device})
     settings = load_pipeline(pipeline or category, overrides)
     if settings.category != category:
-        raise click.BadParameter(
-            f"pipeline file is for '{settings.category}', not '{category}'", param_hint="--pipeline"
-        )
+        raise Rb2vError(f"{pipeline}: the pipeline is for category '{settings.category}', not '{category}'")
     note_unused_options(
         settings,
         {"--cdfi-checkpoint": cdfi_checkpoint, "--bgmv2-checkpoint": bgmv2_checkpoint, "--backgrounds": backgrounds},
