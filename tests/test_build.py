@@ -342,6 +342,9 @@ def test_validate_names_column_types_empty_values_and_impossible_indices(street,
     ids = table.column("sample_id").to_pylist()
     columns = {name: table.column(name).to_pylist() for name in table.column_names}
     columns["upsample_factor"][0], columns["sharp_start"][1], columns["sample_id"][2] = 5, -2, None
+    # passed as valid: a NaN psnr, an empty id, and a file two rows name (one sample's frames another's)
+    columns["psnr"][3], columns["sample_id"][4] = float("nan"), " "
+    shared = columns["blur_path"][5] = columns["blur_path"][6]
     fields = [
         pa.field("blur_index", pa.int64()) if f.name == "blur_index" else f.with_nullable(True) for f in table.schema
     ]
@@ -352,8 +355,11 @@ def test_validate_names_column_types_empty_values_and_impossible_indices(street,
     assert [p.split(": ", 1)[1] for p in problems] == [
         "column blur_index is int64, expected int32",
         "column sample_id is empty in 1 row(s)",
+        "an empty sample_id",
+        f"file {shared} is listed more than once",
         f"{ids[0]}: upsample_factor 5 is not one of 1, 2, 3",
         f"{ids[1]}: sharp_start -2 or blur_index {columns['blur_index'][1]} is negative",
+        f"{ids[3]}: psnr is NaN",
     ], problems
     # values that are not numbers: the rows are not checked, and that is said
     columns["width"] = ["wide"] * len(ids)

@@ -60,6 +60,11 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
     df = df[~nulls]  # the rows above are named once, not checked field by field
     dup = df["sample_id"][df["sample_id"].duplicated()]
     problems += [f"{path}: duplicate sample_id {s}" for s in dup.unique()]
+    if (df["sample_id"].str.strip() == "").any():
+        problems.append(f"{path}: an empty sample_id")
+    # one file named by two rows (or twice in one): a sample's frames would be another's
+    files = pd.Series([rel for r in df.itertuples(index=False) for rel in (r.blur_path, *r.sharp_paths)])
+    problems += [f"{path}: file {rel} is listed more than once" for rel in files[files.duplicated()].unique()]
     # a row with another split is reported by itself, not as a subject in both train and test
     crossing = df[df["split"].isin(SPLITS)].groupby("subject")["split"].nunique()
     problems += [f"{path}: subject {s} is in both train and test" for s in crossing[crossing > 1].index]
@@ -75,6 +80,8 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
             problems.append(f"{where}: {len(r.sha256)} checksums for {1 + len(r.sharp_paths)} files")
         if not r.take.startswith(f"{r.category}/{r.subject}/"):
             problems.append(f"{where}: take {r.take!r} is not <category>/<subject>/<take>")
+        if np.isnan(r.psnr):  # NaN is the contract's for psnr_margin only (no search)
+            problems.append(f"{where}: psnr is NaN")
         if not np.all(np.isfinite(r.color_matrix)):
             problems.append(f"{where}: colour matrix is not finite")
         if not (r.width > 0 and r.height > 0):
