@@ -55,6 +55,9 @@ def raw(tmp_path_factory) -> Path:
     _video(take("bad", "s3", "ratio_two", "GX010002.MP4"), 50, 8)
     _video(take("bad", "s3", "corrupt", "GX010001.MP4"), 25, 4)
     take("bad", "s3", "corrupt", "GX010002.MP4").write_bytes(np.random.default_rng(0).bytes(5000))
+    # a camera's file linked from a card no longer mounted: was reported as "only one camera stream"
+    _video(take("bad", "s3", "dangling_link", "GX011000.MP4"), 25, 4)
+    take("bad", "s3", "dangling_link", "GX011001.MP4").symlink_to("/nonexistent/GX011001.MP4")
     _video(take("bad", "s3", "empty", "GX010001.MP4"), 25, 4)
     take("bad", "s3", "empty", "GX010002.MP4").write_bytes(b"")
     _video(take("bad", "s3", "swapped_names", "blur.mp4"), 100, 8)
@@ -101,6 +104,7 @@ def test_pairs_by_name(raw):
         ("empty", "GX010002.MP4: empty file"),
         ("swapped_names", "ratio 0.250"),
         ("missing_chapter", "missing chapter(s) [2]"),
+        ("dangling_link", "GX011001.MP4: a link to /nonexistent/GX011001.MP4, which does not exist"),
         (
             "dropped_frames",
             "GX010002.MP4: frames dropped or a variable frame rate: "
@@ -137,6 +141,7 @@ BAD = [
     "swapped_names",
     "missing_chapter",
     "dropped_frames",
+    "dangling_link",
     "unknown_calibration",
 ]
 

@@ -10,6 +10,7 @@ must be in the rig's ratio (≈4: 25/100 PAL, 29.97/119.88 NTSC …), or the fil
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -125,12 +126,13 @@ ERRORS_SCHEMA = pa.schema(
 
 
 def video_files(folder: Path) -> list[Path]:
-    """Video files directly in ``folder`` (hidden files and partial writes skipped)."""
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
-    )
+    """Video files directly in ``folder`` (hidden files and partial writes skipped). A link to a file
+    that is gone (a camera's card unmounted) is named, not taken for a missing camera."""
+    named = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."))
+    broken = [p for p in named if p.is_symlink() and not p.exists()]
+    if broken:
+        raise Rb2vError(f"{broken[0]}: a link to {os.readlink(broken[0])}, which does not exist")
+    return [p for p in named if p.is_file()]
 
 
 def read_take_toml(folder: Path) -> dict:
