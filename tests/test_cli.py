@@ -53,6 +53,7 @@ def test_help_lists_every_command():
         (["simulate-rig", "RAW", "--exposure-anchor", "nan"], "blur exposure anchor must be within one frame period"),
         # an internal error (OverflowError), and "folder not found" for a file that exists
         (["synth-reds", "--input", ".", "--fps", "inf"], "--fps inf: a frame rate must be a positive number"),
+        (["synth-reds", "--input", ".", "--fps", "1e300"], "--fps 1e+300: above 100000 fps"),
         (["synth-reds", "--input", "/bin/sh", "--fps", "120"], "/bin/sh: not a folder (--input takes"),
         # the first run wrote into RAW, the next took OUT's folders for takes
         # internal errors in the benchmarks (after minutes of simulation for some)

@@ -58,12 +58,15 @@ from .stage import (
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 SPAN_FPS = 240  # the 7 frames span 6 steps of 1/240 s
+MAX_FPS = 100_000
 
 
 def rate_plan(fps: float) -> tuple[int, int]:
     """(upsample factor k, decimation d) for a source rate, or a clear refusal."""
     if not math.isfinite(fps) or fps <= 0:
         raise Rb2vError(f"--fps {fps:g}: a frame rate must be a positive number")
+    if fps > MAX_FPS:  # 1e300 passed as a multiple of 240, then failed naming a 300-digit decimation
+        raise Rb2vError(f"--fps {fps:g}: above {MAX_FPS} fps, no camera's rate")
     for k in (1, 2, 3):
         if abs(fps * k - SPAN_FPS) < 1e-6:
             return k, 1
