@@ -211,6 +211,8 @@ def test_backgrounds_are_deterministic_per_sample(tmp_path):
         list_backgrounds(folder)
     with pytest.raises(Rb2vError, match="not found"):
         pick_background("x", backgrounds_dir=tmp_path / "missing")
+    with pytest.raises(Rb2vError, match=r"b.png: backgrounds is a file, not a folder$"):  # was "not found"
+        list_backgrounds(folder / "b.png")
 
 
 def test_a_build_picks_backgrounds_at_its_frames_size_for_a_non_square_crop():

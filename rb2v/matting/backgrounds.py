@@ -46,7 +46,7 @@ def list_backgrounds(backgrounds_dir: str | os.PathLike | None = None) -> list[s
         return [BUNDLED_PREFIX + name for name in BUNDLED]
     root = Path(backgrounds_dir)
     if not root.is_dir():
-        raise Rb2vError(f"{root}: backgrounds folder not found")
+        raise Rb2vError(f"{root}: backgrounds " + ("is a file, not a folder" if root.exists() else "folder not found"))
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if is_image_file(p))
     if not files:
         raise Rb2vError(f"{root}: no background photos (PNG, JPEG, BMP, TIFF, WebP) in this folder")
