@@ -179,3 +179,14 @@ def project_path(key: str, *, required: bool = False) -> Path:
         if not isinstance(value, str):
             raise Rb2vError(f"{cfg}: key '{name}' must be a path string")
     return Path(settings.get(key, PROJECT_DEFAULTS[key]))
+
+
+def frame_size(text: str, option: str = "--size", low: int = 32) -> tuple[int, int]:
+    """``WxH`` from the command line, each side at least ``low``."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise Rb2vError(f"{option} {text!r}: expected WxH, e.g. 1280x720") from None
+    if w < low or h < low:
+        raise Rb2vError(f"{option} {text!r}: at least {low}x{low}")
+    return w, h

@@ -42,6 +42,7 @@ def test_help_lists_every_command():
         (["probe", "does-not-exist.MP4"], "does-not-exist.MP4: file not found"),
         (["simulate-rig", "RAW", "--seconds", "0.1"], "--seconds must be between"),
         (["simulate-rig", "RAW", "--size", "320x240"], "at least 480x480"),
+        (["simulate-rig", "RAW", "--sharp-size", "640x544x3"], "--sharp-size '640x544x3': expected WxH"),  # no option
         # the blur camera's dark sides leave 440 px of a 480 px width: the default rig's 448 px crop never fits
         (["simulate-rig", "RAW", "--size", "480x544"], "the rig's 448x448 crop does not fit"),
         (["simulate-rig", "RAW", "--rig", "nope"], "rigs/nope.toml: no such rig"),

@@ -34,16 +34,3 @@ def int_list(text: str, option: str, low: int = 0) -> list[int]:
     if not values or min(values) < low:
         raise Rb2vError(f"{option} {text!r}: expected integers of at least {low}")
     return values
-
-
-def frame_size(text: str, option: str = "--size", low: int = 32) -> tuple[int, int]:
-    """``WxH`` from the command line, each side at least ``low``."""
-    from ..errors import Rb2vError
-
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise Rb2vError(f"{option} {text!r}: expected WxH, e.g. 1280x720") from None
-    if w < low or h < low:
-        raise Rb2vError(f"{option} {text!r}: at least {low}x{low}")
-    return w, h

@@ -20,10 +20,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..config import frame_size
 from ..device import PRECISIONS, resolve_device
 from ..errors import Rb2vError
 from ..io.images import image_files, read_image
-from . import frame_size, int_list
+from . import int_list
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "img_seq"
 MIN_SECONDS = 2.0  # each timing repeats calls until it has run this long

@@ -38,7 +38,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from . import frame_size, int_list
+from ..config import frame_size
+from . import int_list
 
 # name -> SimConfig fields; the sharp camera's readout is capped at its 10 ms frame period
 SETTINGS: dict[str, dict] = {

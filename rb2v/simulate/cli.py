@@ -7,19 +7,12 @@ from pathlib import Path
 
 import click
 
+from ..config import frame_size
 from ..errors import Rb2vError
 from ..io.video import parse_fps
 from .config import SimConfig
 from .lens import BOARD_KINDS
 from .session import simulate_session
-
-
-def _size(value: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT, got {value!r}") from None
-    return w, h
 
 
 def _coeffs(value: str, what: str) -> tuple[float, ...]:
@@ -238,7 +231,7 @@ def simulate_rig(
     from ..settings import load_rig
 
     rig_settings = load_rig(rig)
-    width, height = _size(size)
+    width, height = frame_size(size, "--size", low=1)
     if source is not None and not source.exists():
         raise Rb2vError(f"{source}: --source not found")
     cfg = SimConfig(
@@ -249,7 +242,7 @@ def simulate_rig(
         seed=seed,
         width=width,
         height=height,
-        sharp_size=_size(sharp_size) if sharp_size else None,
+        sharp_size=frame_size(sharp_size, "--sharp-size", low=1) if sharp_size else None,
         # a rig file's "29.97" is NTSC's 30000/1001, as the videos are written and read
         blur_fps=float(parse_fps(str(rig_settings.blur.fps))),
         sharp_fps=float(parse_fps(str(rig_settings.sharp.fps))),
