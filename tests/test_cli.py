@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -139,6 +140,11 @@ def test_probe_prints_stream_facts(tmp_path):
     out = rb2v("probe", path)
     assert out.returncode == 0, out.stderr
     assert "96x64 @ 100.000 fps (100/1), 10 frames, 0.100 s, audio: none" in out.stdout, out.stdout
+    # two files of one name in two folders were told apart only by their order
+    (tmp_path / "b").mkdir()
+    other = shutil.copy(path, tmp_path / "b" / path.name)
+    lines = rb2v("probe", path, other).stdout.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [str(path), str(other)]
 
 
 def test_probe_describes_a_video_rb2v_cannot_use(tmp_path):

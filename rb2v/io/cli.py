@@ -49,7 +49,7 @@ def _describe(src, problems: list[str], as_json: bool) -> None:
     first = src.chapters[0]
     chapters = f" ({len(src.paths)} chapters)" if len(src.paths) > 1 else ""
     click.echo(
-        f"{src.name}{chapters}: {first.codec} {src.width}x{src.height} @ {float(src.fps):.3f} fps "
+        f"{src.paths[0]}{chapters}: {first.codec} {src.width}x{src.height} @ {float(src.fps):.3f} fps "
         f"({src.fps.numerator}/{src.fps.denominator}), {src.frames} frames, {src.duration:.3f} s, "
         f"audio: {f'{first.audio_rate} Hz' if src.has_audio else 'none'}, "
         f"timecode: {first.timecode or 'none'}"
