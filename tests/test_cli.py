@@ -142,9 +142,10 @@ def test_probe_prints_stream_facts(tmp_path):
     assert "96x64 @ 100.000 fps (100/1), 10 frames, 0.100 s, audio: none" in out.stdout, out.stdout
     # two files of one name in two folders were told apart only by their order
     (tmp_path / "b").mkdir()
-    other = shutil.copy(path, tmp_path / "b" / path.name)
-    lines = rb2v("probe", path, other).stdout.splitlines()
-    assert [line.split(": ", 1)[0] for line in lines] == [str(path), str(other)]
+    plain = shutil.copy(path, tmp_path / "s.mp4")
+    other = shutil.copy(path, tmp_path / "b" / "s.mp4")
+    lines = rb2v("probe", plain, other).stdout.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [str(plain), str(other)]
 
 
 def test_probe_describes_a_video_rb2v_cannot_use(tmp_path):
