@@ -206,6 +206,16 @@ def test_bad_files_give_one_line_errors(tmp_path, content, message):
     assert "\n" not in str(e.value) and str(bad) in str(e.value)
 
 
+def test_an_image_is_not_taken_for_a_one_frame_video(tmp_path):
+    """A photo was probed as a video of 1 frame at 25 fps, exit 0."""
+    import cv2
+
+    for name in ("still.png", "still.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.full((48, 64, 3), 128, np.uint8))
+        with pytest.raises(Rb2vError, match=rf"{name}: an image \((png|jpeg)\), not a video$"):
+            probe(tmp_path / name)
+
+
 def test_truncated_video_is_detected(tmp_path):
     path = write_video(tmp_path / "t.mp4", moving_frames(30), 25)
     data = path.read_bytes()

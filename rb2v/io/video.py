@@ -118,6 +118,9 @@ def probe(path: str | os.PathLike, constant_rate: bool = True) -> VideoInfo:
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise Rb2vError(_describe_failure(path, err))
+    still = re.search(r"Input #0, (\w+)_pipe,|Input #0, image2,", err)  # ffmpeg's readers of single images
+    if still:
+        raise Rb2vError(f"{path}: an image ({still.group(1) or 'image2'}), not a video")
     if re.search(r"stream \d+, offset 0x[0-9a-f]+: partial file", err):
         # an index at the front (``-movflags +faststart``) outlives a cut: the frames it lists past the
         # cut are missing, and the header's duration still claims them
