@@ -527,7 +527,7 @@ def test_chunks_are_small_enough_for_every_worker():
     assert chunk_size(250, ExecutorSettings(1, "ray")) == 32  # a cluster: workers unknown here, at least 2
 
 
-def test_manifest_is_byte_identical_whatever_the_chunks_and_workers(street, tmp_path):
+def test_manifest_is_byte_identical_whatever_the_chunks_and_workers(street, tmp_path, capsys):
     # The module's build is inline, one chunk per take; this one is cut into chunks of 2 frames and run
     # on a pool of two processes. Ray's builds (chunks of 4) are compared with the same manifest by the
     # two-node cluster test below, the killed-and-resumed build by its own test.
@@ -535,7 +535,12 @@ def test_manifest_is_byte_identical_whatever_the_chunks_and_workers(street, tmp_
     shutil.copytree(reference / "aligned", tmp_path / "aligned")
     got = build_dataset(tmp_path, load_pipeline("street", FAST), ExecutorSettings(2), report=False, chunk_frames=2)
     assert (got / "manifest.parquet").read_bytes() == (dataset / "manifest.parquet").read_bytes()
-    assert len(list((got / ".work").glob("*.done.json"))) > 2  # really cut into chunks (two takes)
+    chunks = len(list((got / ".work").glob("*.done.json")))
+    assert chunks > 2  # really cut into chunks (two takes)
+    # a re-run counts the chunks it reuses (it said "from 2 unit(s) (0 already built)" after a killed run)
+    capsys.readouterr()
+    build_dataset(tmp_path, load_pipeline("street", FAST), ExecutorSettings(2), report=False, chunk_frames=2)
+    assert f"from {chunks} unit(s) ({chunks} already built)" in capsys.readouterr().err
 
 
 def test_ray_started_here_keeps_the_order_and_the_failure_rule(tmp_path):

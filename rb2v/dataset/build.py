@@ -345,11 +345,11 @@ def print_summary(
     seconds: float,
     report: bool = True,
 ) -> None:
-    skipped = sum(s.skipped for s in summaries)
+    units, before = sum(s.units for s in summaries), sum(s.units_built_before for s in summaries)
     say(format_table1(table1(rows)))
     reasons = reason_counts(rej)
     lines = [
-        f"built {dataset_dir.name}: {len(rows)} samples from {len(summaries)} unit(s) ({skipped} already built), "
+        f"built {dataset_dir.name}: {len(rows)} samples from {units} unit(s) ({before} already built), "
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
         f"  manifest: {dataset_dir / MANIFEST_NAME}",
     ]

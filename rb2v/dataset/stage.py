@@ -110,6 +110,8 @@ class TakeSummary:
     accepted: int = 0
     rejected: int = 0
     skipped: bool = False  # already built with the same inputs and settings
+    units: int = 1  # units of work (a take's chunks) summed here, and of those, already built
+    units_built_before: int = 0
     seconds: float = 0.0
     reasons: dict = field(default_factory=dict)
     stage_seconds: dict = field(default_factory=dict)  # where the time went (for rb2v bench build)
@@ -122,6 +124,8 @@ class TakeSummary:
         first = parts[0]
         total = cls(first.take, time_offset_s=first.time_offset_s, sync_method=first.sync_method)
         total.skipped = all(p.skipped for p in parts)
+        total.units = sum(p.units for p in parts)
+        total.units_built_before = sum(p.units_built_before for p in parts)
         for p in parts:
             total.accepted += p.accepted
             total.rejected += p.rejected
@@ -582,7 +586,7 @@ def done_summary(dataset_dir: Path, unit: str, key: str) -> TakeSummary | None:
         failed = any(STAGE_FAILED in reason_names_of(r) for r in done["summary"].get("reasons", {}))
         missing = missing_sample_files(dataset_dir, unit) if done.get("key") == key and not failed else None
         if done.get("key") == key and not failed and not missing:
-            return TakeSummary(**{**done["summary"], "skipped": True})
+            return TakeSummary(**{**done["summary"], "skipped": True, "units": 1, "units_built_before": 1})
         if missing:  # the manifest must describe samples that exist
             say(f"note: {unit}: {missing} of its sample file(s) are gone (deleted since it was built): redoing it")
         # made with other inputs or settings, or some of its samples failed (a frame since repaired)
