@@ -6,6 +6,7 @@ them with exit 0; the dataset then failed ``rb2v validate``.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from .errors import Rb2vError
@@ -28,18 +29,23 @@ RUN_FILES = frozenset({"settings.json", "log.csv", "tensorboard"})  # what a run
 CHECKPOINT_NAME = "last.pt"
 
 
-def _listed(manifest: Path) -> set[str]:
+def _listed(manifest: Path) -> frozenset[str]:
     """The sample files a manifest names (empty if it cannot be read: then its samples/ folder counts)."""
+    return _read_listed(str(manifest), manifest.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)  # deblur checks 7 names an image: the manifest is read once
+def _read_listed(manifest: str, mtime_ns: int) -> frozenset[str]:
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(manifest, columns=["blur_path", "sharp_paths"])
     except Exception:
-        return set()
+        return frozenset()
     listed = set(table.column("blur_path").to_pylist())
     for paths in table.column("sharp_paths").to_pylist():
         listed.update(paths or ())
-    return listed
+    return frozenset(listed)
 
 
 def owner_of(path: str | Path) -> str | None:
