@@ -459,7 +459,7 @@ def test_report_names_a_damaged_dataset_and_writes_the_others(street, tmp_path):
     assert not (tmp_path / "datasets" / "face" / "report.html").exists()
 
 
-def test_a_rebuild_keeps_the_order_labels_of_the_same_samples(street, tmp_path, capsys):
+def test_a_rebuild_keeps_the_order_labels_of_the_same_samples(street, tmp_path, capsys, monkeypatch):
     _, reference, _ = street
     shutil.copytree(reference, tmp_path, dirs_exist_ok=True)  # the module's inputs and its built dataset
     dataset = tmp_path / "datasets" / "street"
@@ -475,6 +475,22 @@ def test_a_rebuild_keeps_the_order_labels_of_the_same_samples(street, tmp_path, 
     )
     exported = json.loads((dataset / "metadata.json").read_text())["data"]
     assert sum(e["order"] == "reverse" for e in exported) == sum(v == "reverse" for v in labels.values()) > 0
+    # a build stopped before its end (Ctrl-C, or every take failing) lost the labels for good: they were
+    # only in memory once the manifest was withdrawn; metadata.json stayed, listing samples being redone
+    import rb2v.dataset.build as build
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(build, "assemble", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
+    assert not (dataset / "manifest.parquet").exists() and not (dataset / "metadata.json").exists()
+    build_dataset(tmp_path, load_pipeline("street", FAST), report=False)
+    resumed = read_manifest(dataset / "manifest.parquet")
+    assert dict(zip(resumed["sample_id"], resumed["order"])) == labels and ORDER_KEY in resumed.attrs["metadata"]
+    assert not (dataset / ".work" / build.WITHDRAWN_MANIFEST).exists()
     # other samples (another stride): labels made for the old ones are not carried over
     build_dataset(tmp_path, load_pipeline("street", {**FAST, "sampling.stride": 3}), report=False)
     changed = read_manifest(dataset / "manifest.parquet")

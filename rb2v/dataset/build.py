@@ -30,6 +30,7 @@ from .split import format_table1, split_subjects, table1
 from .stage import (
     MOVE_EVIDENCE,
     REJECT_REASONS,
+    WORK_DIR,
     StageTools,
     TakeSummary,
     build_take,
@@ -85,6 +86,7 @@ def take_units(
     return units
 
 
+WITHDRAWN_MANIFEST = "withdrawn-manifest.parquet"  # in WORK_DIR while a build runs, and after one that failed
 OrderLabels = tuple[dict, str]  # (sample_id, image hashes) -> "ignore" | "reverse"; the ORDER_KEY record
 
 
@@ -124,9 +126,15 @@ def prepare(dataset_dir: Path, settings: PipelineSettings, executor: ExecutorSet
         from ..matting import list_backgrounds
 
         list_backgrounds(settings.matting.backgrounds or None)
-    labels = order_labels(dataset_dir / MANIFEST_NAME)
-    (dataset_dir / MANIFEST_NAME).unlink(missing_ok=True)
-    return labels
+    # The manifest is set aside, not deleted: its order labels outlive a build that fails or is stopped
+    # (they were only in memory). The records that describe its samples go with it.
+    manifest, withdrawn = dataset_dir / MANIFEST_NAME, dataset_dir / WORK_DIR / WITHDRAWN_MANIFEST
+    if manifest.exists():
+        withdrawn.parent.mkdir(exist_ok=True)
+        manifest.replace(withdrawn)
+    for stale in (METADATA_NAME, "table1.csv"):
+        (dataset_dir / stale).unlink(missing_ok=True)
+    return order_labels(withdrawn)
 
 
 def run_takes(
@@ -186,10 +194,8 @@ def assemble(
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
     rows, rej = reject_moved(dataset_dir, rows, rej, summaries, settings.qc.move_min_frames)
-    if rows.empty:  # the records beside the withdrawn manifest say this build, not the one before
+    if rows.empty:  # the record beside the withdrawn manifest says this build, not the one before
         record_build(dataset_dir, settings, rows, rej, summaries, failures)
-        for stale in (METADATA_NAME, "table1.csv"):
-            (dataset_dir / stale).unlink(missing_ok=True)
     if rows.empty and rej.empty:  # nothing even reached QC
         why = "every take or sequence failed (named above)" if failures else "too short for one sample"
         raise Rb2vError(f"{dataset_dir}: no sample was built: {why}")
@@ -215,6 +221,7 @@ def assemble(
         else:
             say("note: the samples changed, so the previous manifest's order labels are not kept: run rb2v order again")
     write_manifest(dataset_dir / MANIFEST_NAME, rows, meta)
+    (dataset_dir / WORK_DIR / WITHDRAWN_MANIFEST).unlink(missing_ok=True)
     write_metadata_json(dataset_dir, rows)
     t1 = table1(rows)
     with atomic_path(dataset_dir / "table1.csv") as tmp:
