@@ -905,3 +905,13 @@ def test_report_of_a_dataset_without_rb2v_ids_or_without_samples(tmp_path):
 
     (manifest.parent / "report.html").unlink()
     assert rb2v_main(["report", str(manifest.parent)]) == 0 and (manifest.parent / "report.html").is_file()
+
+
+def test_a_name_with_dollar_signs_is_drawn_as_written_in_the_report(tmp_path):
+    """matplotlib read "$...$" in a sequence name as mathematics: the build stopped at its report with an
+    internal error (no summary, no report.html)."""
+    moving = np.random.default_rng(0).random((40, 60, 3), dtype=np.float32)
+    for i in range(8):
+        write_image(tmp_path / "frames" / "cost$5^{$" / f"{i:03d}.png", np.roll(moving, 2 * i, axis=1))
+    dataset = synth_reds_dataset(tmp_path / "frames", tmp_path / "out", 120, load_pipeline("reds"))
+    assert "cost$5^{$" in (dataset / "report.html").read_text()

@@ -25,6 +25,18 @@ from .split import table1
 from .stage import REJECT_REASONS, TakeSummary, stage_failures
 
 
+def _pyplot():
+    """pyplot off-screen, with names (subjects, takes, sequences) drawn as written: a "$" in one was read
+    as mathematics ("cost$5^{$" stopped the build at its report)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _figure_png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -35,10 +47,7 @@ def _figure_png(fig) -> str:
 
 
 def _histograms(df: pd.DataFrame, rejects: pd.DataFrame) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     for ax, col, label in ((axes[0], "psnr", "PSNR of C*(y_fake) vs y (dB)"), (axes[1], "psnr_margin", "margin (dB)")):
@@ -61,10 +70,7 @@ def _histograms(df: pd.DataFrame, rejects: pd.DataFrame) -> str:
 
 
 def _contact_sheet(dataset_dir: Path, df: pd.DataFrame, n: int = 6, seed: int = 0) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from ..colormatch import synthesize_blur
 
@@ -196,10 +202,7 @@ def _timeline(df: pd.DataFrame, rejects: pd.DataFrame, most: int = 12) -> tuple[
     """Each take's blurry frames in order, their fit's PSNR, coloured by what QC decided: where in a take the
     rejections fall (all after some frame: the rig moved then). The takes with the most rejections, at most
     ``most`` of them, in take order; returns the figure and how many takes it shows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from .build import reason_names
 
