@@ -41,8 +41,16 @@ def raw(tmp_path_factory) -> Path:
     # named streams, with a take.toml naming a calibration take
     _video(take("face", "s2", "named", "blur.mp4"), 25, 4)
     _video(take("face", "s2", "named", "sharp.mp4"), 100, 16)
-    take("face", "s2", "named", "take.toml").write_text('calibration = "face-rig"\n')
-    take("calibration", "face-rig").mkdir(parents=True)  # named, but holds no recordings: fails on its own
+    take("calibration", "face-rig").mkdir(parents=True)  # holds no recordings: fails on its own
+    # a take naming it was aligned without its calibration, unsaid
+    _video(take("bad", "s3", "calibration_failed", "blur.mp4"), 25, 4)
+    _video(take("bad", "s3", "calibration_failed", "sharp.mp4"), 100, 16)
+    take("bad", "s3", "calibration_failed", "take.toml").write_text('calibration = "face-rig"\n')
+    # a misspelt key dropped the calibration unsaid; a file not in UTF-8 stopped the whole align run
+    for bad, text in (("toml_unknown_key", b'calibraton = "face-rig"\n'), ("toml_not_utf8", b"# caf\xe9\n")):
+        _video(take("bad", "s3", bad, "blur.mp4"), 25, 4)
+        _video(take("bad", "s3", bad, "sharp.mp4"), 100, 16)
+        take("bad", "s3", bad, "take.toml").write_bytes(text)
     # a take.toml naming a calibration take that is not there (a typo silently dropped the lens model)
     _video(take("bad", "s3", "unknown_calibration", "blur.mp4"), 25, 4)
     _video(take("bad", "s3", "unknown_calibration", "sharp.mp4"), 100, 16)
@@ -122,10 +130,16 @@ def test_bad_take_is_named_with_its_problem(raw, take, message):
 def test_discover_separates_good_and_bad_takes(raw):
     takes, calibrations, errors = discover(raw)
     assert sorted(t.key for t in takes) == ["face/s2/named", "street/s1/ntsc", "street/s1/pal"]
-    assert {t.key: t.calibration for t in takes}["face/s2/named"] == "face-rig"
     assert calibrations == {}
     assert sorted(e.take for e in errors if e.category != "calibration") == sorted(BAD)
     assert [e.subject for e in errors if e.category == "calibration"] == ["face-rig"]  # a calibration take's name
+    said = {e.take: e.error for e in errors}
+    for take, message in (
+        ("calibration_failed", "take.toml: its calibration take 'face-rig' cannot be used (its error is above)"),
+        ("toml_unknown_key", "take.toml: unknown key 'calibraton' (known: calibration, notes)"),
+        ("toml_not_utf8", "take.toml: not UTF-8 text"),
+    ):
+        assert said[take] == str(raw / "bad" / "s3" / take / message), said[take]
     unknown = next(e for e in errors if e.take == "unknown_calibration")
     assert unknown.error.endswith(
         "take.toml: calibration take 'face-rgi' is not in " + str(raw / "calibration") + " (found: face-rig)"
@@ -142,6 +156,9 @@ BAD = [
     "missing_chapter",
     "dropped_frames",
     "dangling_link",
+    "calibration_failed",
+    "toml_unknown_key",
+    "toml_not_utf8",
     "unknown_calibration",
 ]
 

@@ -135,15 +135,28 @@ def video_files(folder: Path) -> list[Path]:
     return [p for p in named if p.is_file()]
 
 
+TAKE_TOML_KEYS = ("calibration", "notes")
+
+
 def read_take_toml(folder: Path) -> dict:
+    """A take's ``take.toml`` (optional). A misspelt or misplaced key dropped the calibration it meant to
+    name without a word; a file that is not UTF-8 text stopped the whole align run."""
     path = folder / "take.toml"
     if not path.exists():
         return {}
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            data = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise Rb2vError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise Rb2vError(f"{path}: not UTF-8 text") from None
+    except IsADirectoryError:
+        raise Rb2vError(f"{path}: a folder, not a file") from None
+    unknown = [k for k in data if k not in TAKE_TOML_KEYS]
+    if unknown:
+        raise Rb2vError(f"{path}: unknown key '{unknown[0]}' (known: {', '.join(TAKE_TOML_KEYS)})")
+    return data
 
 
 def _role_by_name(recording: list[Path]) -> str | None:
@@ -216,6 +229,10 @@ def discover(
                     f"{folder / 'take.toml'}: calibration take '{calibration}' is not in {raw / CALIBRATION_DIR} "
                     f"(found: {', '.join(known) or 'none'})"
                 )
+            if calibration is not None and calibration not in calibrations:  # it was aligned without it, unsaid
+                raise Rb2vError(
+                    f"{folder / 'take.toml'}: its calibration take '{calibration}' cannot be used (its error is above)"
+                )
             takes.append(Take(cat, subj, name, folder, blur, sharp, calibration))
         except Rb2vError as e:
             errors.append(TakeError(cat, subj, name, folder, "discover", str(e)))
@@ -237,6 +254,7 @@ def _no_takes(raw: Path, errors: list[TakeError]) -> None:
                 f"{found}: give the folder {up} level{'s' if up > 1 else ''} up as RAW"
             )
         folders = [c for f in folders for c in sorted(f.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+        folders = [f for f in folders if f != raw / CALIBRATION_DIR]  # its takes sit 2 down by design
         level += 1
     if not errors:
         raise Rb2vError(f"{raw}: no takes (expected RAW/<category>/<subject>/<take>/ with the two cameras' videos)")
