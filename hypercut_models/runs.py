@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from rb2v.errors import Rb2vError
-from rb2v.fsutil import write_text_atomic
+from rb2v.fsutil import clean_partials, write_text_atomic
 from rb2v.outputs import RUN_FILES
 from rb2v.progress import say
 
@@ -40,6 +40,8 @@ def resolve_run(
     check_run_settings(settings)
     out = Path(settings.out)
     last = out / "last.pt"
+    if out.is_dir():  # what a run killed while saving left (a .last.<random>.partial.pt blocked the next)
+        clean_partials(out)
     if not resume:
         if last.exists():
             raise Rb2vError(f"{out}: already holds a run (last.pt): pass --resume to continue it, or another --out")

@@ -420,6 +420,15 @@ def test_a_new_run_refuses_a_folder_of_other_files(tiny_dataset, tmp_path):
     (mine / "settings.json").unlink()
     with pytest.raises(Rb2vError, match=r"e.g. notes.txt"):
         train(TrainSettings(manifest=str(tiny_dataset), out=str(mine), epochs=1, **TINY))
+    # a run killed while saving its first last.pt left the atomic write's partial file, which blocked
+    # every new run in that folder ("holds files that are not a run's (e.g. .last.x1y2z3w4.partial.pt)")
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / ".last.x1y2z3w4.partial.pt").write_bytes(b"half a checkpoint")
+    (killed / "settings.json").write_text(json.dumps({"manifest": "m", "out": str(killed), "seed": 0}))
+    train(TrainSettings(manifest=str(tiny_dataset), out=str(killed), epochs=1, **TINY))
+    left = sorted(p.name for p in killed.iterdir() if p.name != "tensorboard")
+    assert left == ["last.pt", "log.csv", "settings.json"]
 
 
 def test_resume_says_it_ignores_init(tiny_dataset, tmp_path, capsys):
