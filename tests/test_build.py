@@ -915,3 +915,19 @@ def test_a_name_with_dollar_signs_is_drawn_as_written_in_the_report(tmp_path):
         write_image(tmp_path / "frames" / "cost$5^{$" / f"{i:03d}.png", np.roll(moving, 2 * i, axis=1))
     dataset = synth_reds_dataset(tmp_path / "frames", tmp_path / "out", 120, load_pipeline("reds"))
     assert "cost$5^{$" in (dataset / "report.html").read_text()
+
+
+def test_synth_reds_refuses_a_frame_there_twice_and_notes_a_gap(tmp_path, capsys):
+    """000001.png beside 000001.jpg: every frame was used twice (the motion at half speed) with exit 0; a
+    gap in the numbering was bridged unsaid."""
+    moving = np.random.default_rng(0).random((40, 60, 3), dtype=np.float32)
+    for i in range(12):
+        write_image(tmp_path / "twice" / "seq" / f"{i:06d}.png", np.roll(moving, 2 * i, axis=1))
+        if i not in (4, 5):
+            write_image(tmp_path / "gap" / "seq" / f"{i:06d}.png", np.roll(moving, 2 * i, axis=1))
+    write_image(tmp_path / "twice" / "seq" / "000003.jpg", np.roll(moving, 6, axis=1))
+    with pytest.raises(Rb2vError, match="none of its 1 sequence"):
+        synth_reds_dataset(tmp_path / "twice", tmp_path / "o1", 120, load_pipeline("reds"), report=False)
+    assert "000003.png: frame 000003 is there twice (also 000003.jpg): keep one format" in capsys.readouterr().err
+    synth_reds_dataset(tmp_path / "gap", tmp_path / "o2", 120, load_pipeline("reds"), report=False)
+    assert "frame 000006.png follows 000003.png (1 gap(s) in the numbering)" in capsys.readouterr().err

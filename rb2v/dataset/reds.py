@@ -17,6 +17,7 @@ do not share source frames. ``sharp_start`` indexes x; ``upsample_factor`` is k.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ from ..fsutil import exclusive
 from ..io.images import image_files, read_image, to_float, to_uint8
 from ..manifest import sample_paths, sample_row
 from ..metrics import psnr
+from ..progress import say
 from .settings import PipelineSettings, load_pipeline, note_unused_options
 from .stage import (
     N_FRAMES,
@@ -79,6 +81,27 @@ def rate_plan(fps: float) -> tuple[int, int]:
     )
 
 
+def check_frame_names(folder: Path, files: list[Path]) -> None:
+    """A frame that is there twice (``000001.png`` and ``000001.jpg``: every frame used twice, the motion
+    at half speed) is refused; a gap in the numbering (samples across it blur over the frames missing)
+    is said in a note."""
+    seen: dict[str, Path] = {}
+    for f in files:
+        if f.stem in seen:
+            raise Rb2vError(f"{f}: frame {f.stem} is there twice (also {seen[f.stem].name}): keep one format")
+        seen[f.stem] = f
+    numbers = [int(m.group(1)) for f in files if (m := re.search(r"(\d+)$", f.stem))]
+    if len(numbers) == len(files) and len(numbers) > 1:
+        steps = np.diff(numbers)
+        gaps = np.flatnonzero(steps > 1)
+        if len(gaps) and (steps == 1).sum() > len(steps) // 2:  # numbered one by one, with a few gaps
+            i = int(gaps[0])
+            say(
+                f"note: {folder}: frame {files[i + 1].name} follows {files[i].name} ({len(gaps)} gap(s) in the "
+                "numbering): samples across a gap blur over the frames missing there"
+            )
+
+
 class Sequence:
     """One input sequence: an image folder or a video file, read in order."""
 
@@ -89,6 +112,7 @@ class Sequence:
             self.files = image_files(path)
             if not self.files:
                 raise Rb2vError(f"{path}: no images in sequence folder")
+            check_frame_names(path, self.files)
             self.count = len(self.files)
         else:
             from ..io.video import open_source
