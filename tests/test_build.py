@@ -931,3 +931,22 @@ def test_synth_reds_refuses_a_frame_there_twice_and_notes_a_gap(tmp_path, capsys
     assert "000003.png: frame 000003 is there twice (also 000003.jpg): keep one format" in capsys.readouterr().err
     synth_reds_dataset(tmp_path / "gap", tmp_path / "o2", 120, load_pipeline("reds"), report=False)
     assert "frame 000006.png follows 000003.png (1 gap(s) in the numbering)" in capsys.readouterr().err
+
+
+def test_report_reads_a_build_record_of_another_shape(tmp_path):
+    """A take record without time_offset_s (or with null) was an internal error (KeyError / TypeError), and
+    `{"takes": [1]}` one more, none naming build.json."""
+    from rb2v.dataset.report import write_report
+
+    moving = np.random.default_rng(0).random((40, 60, 3), dtype=np.float32)
+    for i in range(8):
+        write_image(tmp_path / "frames" / "seq" / f"{i:03d}.png", np.roll(moving, 2 * i, axis=1))
+    dataset = synth_reds_dataset(tmp_path / "frames", tmp_path / "out", 120, load_pipeline("reds"), report=False)
+    record = json.loads((dataset / "build.json").read_text())
+    take = record["takes"][0]
+    for edited in ({k: v for k, v in take.items() if k != "time_offset_s"}, {**take, "time_offset_s": None}):
+        (dataset / "build.json").write_text(json.dumps({**record, "takes": [edited]}))
+        assert write_report(dataset).stat().st_size > 1000
+    (dataset / "build.json").write_text(json.dumps({**record, "takes": [1]}))
+    with pytest.raises(Rb2vError, match=r"build.json: 'takes' is not a list of take records"):
+        write_report(dataset)

@@ -146,13 +146,18 @@ def _take_table(dataset_dir: Path, build: dict) -> pd.DataFrame:
     aligned = dataset_dir.parent.parent / "aligned"
     rows = []
     for t in build.get("takes", []):
+        # a build.json of another version (or edited) may lack a field or hold another type: its cell stays empty
+        offset = t.get("time_offset_s")
+        reasons = t.get("reasons") if isinstance(t.get("reasons"), dict) else {}
         row = {
             "take": t["take"],
-            "sync": t["sync_method"],
-            "offset (ms)": 1e3 * t["time_offset_s"],
-            "accepted": t["accepted"],
-            "rejected": t["rejected"],
-            "reasons": ", ".join(f"{k}: {v}" for k, v in sorted(t["reasons"].items())),
+            "sync": t.get("sync_method"),
+            "offset (ms)": 1e3 * offset if isinstance(offset, (int, float)) else None,
+            "accepted": t.get("accepted"),
+            "rejected": t.get("rejected"),
+            "reasons": ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+            if isinstance(reasons, dict)
+            else None,
             "build (s)": t.get("seconds"),
         }
         meta = None
@@ -178,7 +183,10 @@ def _stage_times(build: dict) -> str:
     """Seconds per stage of the work, summed over the units (from each unit's clock in build.json)."""
     known = {f.name for f in dataclasses.fields(TakeSummary)}  # a build.json of another version may differ
     takes = [TakeSummary(**{k: v for k, v in t.items() if k in known}) for t in build.get("takes", [])]
-    total = TakeSummary.merge(takes) if takes else None
+    try:
+        total = TakeSummary.merge(takes) if takes else None
+    except (TypeError, AttributeError):  # fields of other types (an edited record): no stage times to show
+        total = None
     if total is None or not total.stage_seconds:
         return "<p>(not recorded)</p>"
     stages = total.stage_seconds
@@ -259,6 +267,11 @@ def _build_records(dataset_dir: Path) -> tuple[pd.DataFrame, dict]:
         raise Rb2vError(f"{build_path}: not valid JSON ({e}); rebuild the dataset") from e
     if not isinstance(build, dict):
         raise Rb2vError(f"{build_path}: not a build record (a JSON object)")
+    takes = build.get("takes", [])
+    if not isinstance(takes, list) or not all(isinstance(t, dict) and isinstance(t.get("take"), str) for t in takes):
+        raise Rb2vError(
+            f"{build_path}: 'takes' is not a list of take records (each with its 'take'); rebuild the dataset"
+        )
     return rejects, build
 
 
