@@ -589,3 +589,19 @@ def test_a_second_publish_or_fetch_into_a_place_in_use_is_refused_at_once(datase
     ):
         fetch(str(mirror), dest)
     assert validate_manifest(dest) == [] and verify(str(mirror)).ok
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        # the last of two lines won: verify said OK and fetch exited 0 where sha256sum -c fails
+        (f"{'0' * 64}  manifest.parquet", "line 3 lists manifest.parquet a second time"),
+        (f"{'0' * 64}  samples/x/", "line 3 names 'samples/x/', not a file's path"),  # a fetch never ended
+        (f"{'0' * 64}  ./README.md", "line 3 names './README.md', not a file's path"),  # verify: missing
+    ],
+)
+def test_a_checksum_list_naming_a_path_twice_or_a_folder_is_refused(line, message):
+    good = f"{'a' * 64}  manifest.parquet\n{'b' * 64}  README.md\n"
+    assert parse_sums(good, "m/SHA256SUMS") == {"manifest.parquet": "a" * 64, "README.md": "b" * 64}
+    with pytest.raises(Rb2vError, match=rf"^m/SHA256SUMS: {re.escape(message)}"):
+        parse_sums(good + line + "\n", "m/SHA256SUMS")

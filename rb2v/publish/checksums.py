@@ -81,5 +81,9 @@ def parse_sums(text: str, where: str) -> dict[str, str]:
             digest, sep, key = line.partition(" *")
         if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or not key:
             raise Rb2vError(f"{where}: line {n} is not '<sha256>  <path>'")
+        if key.endswith("/") or key.startswith("./"):  # a folder, or a second spelling of a path
+            raise Rb2vError(f"{where}: line {n} names {key!r}, not a file's path as rb2v writes it")
+        if key in sums:  # the last line won: verify said OK where sha256sum -c fails
+            raise Rb2vError(f"{where}: line {n} lists {key} a second time")
         sums[key] = digest
     return sums
