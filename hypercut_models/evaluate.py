@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 
 from rb2v.device import resolve_device
+from rb2v.fsutil import exclusive
 from rb2v.manifest import ORDER_KEY, manifest_metadata, read_manifest, write_manifest, write_metadata_json
 from rb2v.progress import progress
 
@@ -98,12 +100,16 @@ def write_orders(
     default "ignore") and ``metadata.json``."""
     dev = resolve_device(device)
     net, plane, _ = load_model(checkpoint)
-    dataset = SequenceDataset(manifest, split=None)
-    fwd, _ = score_dataset(
-        net, plane, dataset, dev, batch_size=batch_size, workers=workers, with_reverse=False, desc="order"
-    )
-    labels = dict(zip(dataset.rows["sample_id"], np.where(fwd[:, 0] < 0, "ignore", "reverse")))
-    return write_labels(dataset.manifest, labels, str(checkpoint))
+    # the dataset's lock, as build and synth-reds hold it: during a build its samples come and go (a
+    # label run then failed on "image not found" or "manifest not found")
+    folder = Path(manifest) if Path(manifest).is_dir() else Path(manifest).parent
+    with exclusive(folder, "order") if folder.is_dir() else contextlib.nullcontext():
+        dataset = SequenceDataset(manifest, split=None)
+        fwd, _ = score_dataset(
+            net, plane, dataset, dev, batch_size=batch_size, workers=workers, with_reverse=False, desc="order"
+        )
+        labels = dict(zip(dataset.rows["sample_id"], np.where(fwd[:, 0] < 0, "ignore", "reverse")))
+        return write_labels(dataset.manifest, labels, str(checkpoint))
 
 
 def write_labels(manifest: str | Path, labels: dict[str, str], source: str) -> dict[str, int]:

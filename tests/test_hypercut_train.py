@@ -309,6 +309,12 @@ def test_eval_and_order_commands(trained, dataset, tmp_path, capsys):
         np.testing.assert_allclose(plane(torch.from_numpy(vf)).numpy(), fwd[:, 0], rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(plane(torch.from_numpy(vr)).numpy(), rev[:, 0], rtol=1e-4, atol=1e-4)
 
+    # while a build holds the dataset, order is refused at once (it failed on images the build was redoing)
+    from rb2v.fsutil import exclusive
+
+    with exclusive(dataset.parent, "build"):
+        assert rb2v_main(["order", "--manifest", str(dataset), "--checkpoint", str(trained), "--workers", "0"]) == 2
+    assert "is writing it; wait for it to end (order refused meanwhile)" in capsys.readouterr().err
     assert rb2v_main(["order", "--manifest", str(dataset), "--checkpoint", str(trained), "--workers", "0"]) == 0
     df = read_manifest(dataset)
     net, plane, _ = load_model(trained)
