@@ -757,6 +757,13 @@ def test_bad_inputs_give_clear_errors(street, tmp_path):
         with pytest.raises(Rb2vError, match=f"device '{device}'"):
             build_dataset(tmp_path, load_pipeline("street", {**FAST, "upsample.device": device}), report=False)
     pd.testing.assert_frame_equal(read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet"), built)
+    # ... and a checkpoint that is not one, on two workers too (each worker failed on it, after the withdrawal)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    cdfi = load_pipeline("street", {**FAST, "upsample.interpolator": "cdfi", "upsample.cdfi_checkpoint": str(junk)})
+    with pytest.raises(Rb2vError, match="junk.pth: not a"):
+        build_dataset(tmp_path, cdfi, ExecutorSettings(2), report=False)
+    pd.testing.assert_frame_equal(read_manifest(tmp_path / "datasets" / "street" / "manifest.parquet"), built)
     # ... and so is a Ray address where no cluster answers (ray.init retried it for minutes, after the
     # manifest had been withdrawn), or one that is not an address
     if importlib.util.find_spec("ray") is not None:

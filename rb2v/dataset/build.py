@@ -102,6 +102,11 @@ def order_labels(path: Path) -> OrderLabels | None:
     return {(s, tuple(h)): o for s, h, o in zip(df["sample_id"], df["sha256"], df["order"])}, record
 
 
+def uses_checkpoints(settings: PipelineSettings) -> bool:
+    """Whether a model of the build loads a checkpoint (CDFI, BackgroundMattingV2)."""
+    return settings.upsample.interpolator == "cdfi" or settings.matting.method == "bgmv2"
+
+
 def check_devices(settings: PipelineSettings) -> None:
     """A device no unit of this machine can use is refused once, before any work (every sample would fail
     alike). "auto" and "cpu" need no check, so a CPU build does not import torch for it."""
@@ -122,6 +127,8 @@ def prepare(dataset_dir: Path, settings: PipelineSettings, executor: ExecutorSet
     clean_partials(dataset_dir)
     if executor.backend == "local" and executor.workers == 1:
         _tools(settings)  # loaded once here and reused by every unit of this process
+    elif executor.backend == "local" and uses_checkpoints(settings):
+        StageTools.create(settings)  # a bad checkpoint refused here, not by every worker after the withdrawal
     if settings.matting.method != "none":
         from ..matting import list_backgrounds
 
