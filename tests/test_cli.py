@@ -92,6 +92,8 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
         (["deblur", "x.png", "--checkpoint", "c.pt", "--out", "o", "--threads", "0"], "0 is not in the range x>=1"),
         (["bench", "align", "--repeat", "0"], "'--repeat': 0 is not in the range x>=1"),  # after a 10 s simulation
         (["bench", "synth-reds", "--frames", "-1"], "'--frames': -1 is not in the range x>=4"),  # ran on 51 frames
+        (["bench", "build", "--stride", "0"], "'--stride': 0 is not in the range x>=1"),  # after 40 s of simulation
+        (["bench", "colormatch", "--interpolator", "x"], "'x' is not one of 'linear', 'flow'"),  # after a table head
         # --json manifest.parquet replaced the manifest with the figures
         (
             ["eval-hypercut", "--manifest", "m", "--checkpoint", "c.pt", "--json", "m/manifest.parquet"],

@@ -58,7 +58,7 @@ def timed_build(args: list[str], cores: int | None = None) -> tuple[float, float
 @click.option("--category", type=click.Choice(["street", "hand", "face"]), default="street", show_default=True)
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="Length of the simulated take.")
 @click.option("--interpolator", type=click.Choice(["flow", "linear", "cdfi"]), default="flow", show_default=True)
-@click.option("--stride", type=int, default=1, show_default=True)
+@click.option("--stride", type=click.IntRange(1), default=1, show_default=True)
 @click.option(
     "--workers",
     "workers_list",

@@ -109,7 +109,13 @@ def _timed(fn, repeats: int):
     show_default=True,
     help="Blurry frames (independent takes).",
 )
-@click.option("--interpolator", default="linear", show_default=True, help="Sub-frame interpolator.")
+@click.option(
+    "--interpolator",
+    type=click.Choice(["linear", "flow"]),
+    default="linear",
+    show_default=True,
+    help="Sub-frame interpolator.",
+)
 @click.option(
     "--space",
     type=click.Choice(["srgb", "linear"]),
