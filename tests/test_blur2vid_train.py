@@ -301,6 +301,12 @@ def test_bad_input_gives_one_line_errors(ordered, tmp_path, capsys):
     assert capsys.readouterr().err.splitlines()[0] == (
         "note: --hypercut, --alpha not used: they apply to --loss hypercut, not naive"
     )
+    # ... and settings.json says what the run used (it recorded alpha 0.2 and the checkpoint of a naive run)
+    naive = tmp_path / "naive"
+    assert rb2v_main([*train_args[:4], str(naive), "--alpha", "0.2", "--hypercut", str(PRETRAINED),
+                      "--epochs", "1", "--crop", "32", "--flow-weight", "0"]) == 0  # fmt: skip
+    recorded = json.loads((naive / "settings.json").read_text())
+    assert recorded["loss"] == "naive" and recorded["hypercut"] is None and recorded["alpha"] == 0
     # frames too small for the HyperCUT that scores the predictions' order (an internal error)
     tiny = make_dataset(tmp_path / "tiny", photos=("astronaut", "coffee"), takes=1, samples=1, size=24)
     err = error_of(["eval-blur2vid", "--manifest", str(tiny), "--checkpoint", str(ckpt), "--hypercut", str(PRETRAINED),

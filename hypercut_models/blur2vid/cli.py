@@ -84,6 +84,8 @@ def train_blur2vid(
         unused = [f"--{k.replace('_', '-')}" for k in ("hypercut", "alpha", "alpha_from") if given[k] is not None]
         if unused:
             say(f"note: {', '.join(unused)} not used: they apply to --loss hypercut, not {loss or 'naive'}")
+        for k in ("hypercut", "alpha", "alpha_from"):  # settings.json then says what the run used
+            given[k] = None
     settings = Blur2VidSettings(
         manifest=str(manifest),
         out=str(out),
