@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -176,12 +177,21 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def run_state(network: torch.nn.Module, optimizer, scaler, epoch: int, settings, history: list, **model: Any) -> dict:
+def data_record(rows) -> dict:
+    """What a run trains on (its split's rows): how many sequences, and a digest of their ids."""
+    ids = "\n".join(map(str, rows["sample_id"]))
+    return {"sequences": len(rows), "ids_sha256": hashlib.sha256(ids.encode("utf-8")).hexdigest()}
+
+
+def run_state(
+    network: torch.nn.Module, optimizer, scaler, epoch: int, settings, history: list, data: dict, **model: Any
+) -> dict:
     """What ``last.pt`` holds after ``epoch`` epochs: the weights (on the CPU), ``model``'s entries
-    (what rebuilds the network), and what an exact resume needs."""
+    (what rebuilds the network), the data it trains on (``data_record``) and what an exact resume needs."""
     return {
         "model": {k: v.detach().cpu() for k, v in network.state_dict().items()},
         **model,
+        "data": data,
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
         "epoch": epoch,
@@ -191,10 +201,17 @@ def run_state(network: torch.nn.Module, optimizer, scaler, epoch: int, settings,
     }
 
 
-def restore_run(ckpt: dict | None, optimizer, scaler) -> tuple[int, list]:
-    """Restore a run's optimiser, scaler and random state; (epochs done, per-epoch history)."""
+def restore_run(ckpt: dict | None, optimizer, scaler, data: dict, manifest: str) -> tuple[int, list]:
+    """Restore a run's optimiser, scaler and random state; (epochs done, per-epoch history). A dataset
+    rebuilt at the run's own path with other samples (``data``) is refused: that would be another run."""
     if ckpt is None:
         return 0, []
+    saved = ckpt.get("data")  # None: a run saved before the record
+    if saved is not None and saved != data:
+        raise Rb2vError(
+            f"{manifest}: its training samples changed since the run began ({saved['sequences']} sequences then, "
+            f"{data['sequences']} now: the dataset was rebuilt); start a new run (another --out)"
+        )
     optimizer.load_state_dict(ckpt["optimizer"])
     if ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])

@@ -28,6 +28,7 @@ from .runs import (
     RunLog,
     check_finite_loss,
     cosine_lr,
+    data_record,
     optimizer_step,
     resolve_run,
     restore_run,
@@ -119,7 +120,8 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
     autocast = training_autocast(device, settings.precision)
     scaler = torch.amp.GradScaler("cuda", enabled=autocast is torch.float16)
     criterion = HyperCUTLoss(settings.same_weight, settings.direction_weight)
-    start, history = restore_run(ckpt, optimizer, scaler)
+    data = data_record(dataset.rows)
+    start, history = restore_run(ckpt, optimizer, scaler, data, settings.manifest)
     if ckpt is not None and start >= settings.epochs:
         say(f"{out}: already trained for {start} epoch(s) (>= --epochs {settings.epochs}); nothing to do")
         return out / "last.pt"
@@ -195,7 +197,15 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
                 }
             )
             state = run_state(
-                net, optimizer, scaler, epoch + 1, settings, history, hyperplane=hyperplane_state(plane), net=net_args
+                net,
+                optimizer,
+                scaler,
+                epoch + 1,
+                settings,
+                history,
+                data,
+                hyperplane=hyperplane_state(plane),
+                net=net_args,
             )
             save_checkpoint(out / "last.pt", state)
             log.write(history)

@@ -407,3 +407,11 @@ def test_resume_refuses_another_manifest(ordered, tmp_path, capsys):
         ]
         == 2
     )
+    # a dataset rebuilt at the run's own path with other samples was trained on in silence
+    rebuilt = tmp_path / "copy_run"
+    train(Blur2VidSettings(manifest=str(copy), out=str(rebuilt), epochs=1, **TINY))
+    df = read_manifest(copy / ordered.name)
+    write_manifest(copy / ordered.name, df[df["sample_id"] != df[df["split"] == "train"]["sample_id"].iloc[0]],
+                   df.attrs["metadata"])  # fmt: skip
+    with pytest.raises(Rb2vError, match=r"its training samples changed since the run began \((\d+) sequences then"):
+        train(Blur2VidSettings(manifest=str(copy), out=str(rebuilt), epochs=2), resume=True)

@@ -31,6 +31,7 @@ from ..runs import (
     RunLog,
     check_finite_loss,
     cosine_lr,
+    data_record,
     optimizer_step,
     resolve_run,
     restore_run,
@@ -159,7 +160,8 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
     criterion = Blur2VidLoss(settings.loss, regularizer, settings.alpha, settings.flow_weight)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=autocast is torch.float16)
-    start, history = restore_run(ckpt, optimizer, scaler)
+    data = data_record(dataset.rows)
+    start, history = restore_run(ckpt, optimizer, scaler, data, settings.manifest)
     if ckpt is not None and start >= settings.epochs:
         say(f"{out}: already trained for {start} epoch(s) (>= --epochs {settings.epochs}); nothing to do")
         return out / "last.pt"
@@ -221,7 +223,7 @@ def train(settings: Blur2VidSettings, resume: bool = False) -> Path:
                 }
             )
             state = run_state(
-                net, optimizer, scaler, epoch + 1, settings, history, net=net.config(), size=settings.size
+                net, optimizer, scaler, epoch + 1, settings, history, data, net=net.config(), size=settings.size
             )
             save_checkpoint(out / "last.pt", state)
             log.write(history)
