@@ -3,7 +3,8 @@
 Keys: ``format`` ("rb2v.hypercut/1"), ``model`` (network state), ``hyperplane`` (weight, bias,
 seed), ``net`` (the network's constructor arguments), ``optimizer``, ``scaler`` (mixed precision,
 or None), ``epoch`` (epochs completed), ``settings`` (the training settings), ``rng`` (torch,
-numpy, python and CUDA generator states), ``history`` (per-epoch log rows). Only plain
+numpy, python and CUDA generator states), ``history`` (per-epoch log rows), ``data`` (the training
+samples: count and a digest of their ids; absent in runs saved before it). Only plain
 containers and tensors are stored, so files load with ``weights_only=True``.
 """
 
