@@ -2,7 +2,8 @@
 
 Keys: ``format``, ``model`` (network state), ``net`` (constructor arguments: widths, blocks, warp,
 motion, context; a file without ``motion`` holds a flow per frame, one without ``context`` no global
-context), ``size``, ``optimizer``, ``scaler``, ``epoch``, ``settings``, ``rng``, ``history``. Plain
+context), ``size``, ``optimizer``, ``scaler``, ``epoch``, ``settings``, ``rng``, ``history``, ``data``
+(the training samples, as in HyperCUT's). Plain
 containers and tensors only, so files load with ``weights_only=True``; another model's file (a
 HyperCUT checkpoint, a bare state dict) is refused with a one-line error.
 """
