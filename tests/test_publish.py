@@ -605,3 +605,15 @@ def test_a_checksum_list_naming_a_path_twice_or_a_folder_is_refused(line, messag
     assert parse_sums(good, "m/SHA256SUMS") == {"manifest.parquet": "a" * 64, "README.md": "b" * 64}
     with pytest.raises(Rb2vError, match=rf"^m/SHA256SUMS: {re.escape(message)}"):
         parse_sums(good + line + "\n", "m/SHA256SUMS")
+
+
+def test_fetch_refuses_a_list_naming_its_own_in_progress_marker(dataset, tmp_path):
+    """A SHA256SUMS listing .rb2v-in-progress: fetched, "all verified", then deleted by the fetch itself."""
+    mirror = tmp_path / "mirror"
+    publish(dataset, str(mirror))
+    (mirror / IN_PROGRESS).write_text("x")
+    sums = (mirror / SUMS_NAME).read_text() + f"{sha(b'x')}  {IN_PROGRESS}\n"
+    (mirror / SUMS_NAME).write_text(sums)
+    with pytest.raises(Rb2vError, match=rf"SHA256SUMS: lists {re.escape(IN_PROGRESS)}, the marker of an unfinished"):
+        fetch(str(mirror), tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()

@@ -47,6 +47,8 @@ class FetchReport:
 def _safe_key(key: str, where: str) -> str:
     if not inside_dataset(key):
         raise Rb2vError(f"{where}: refusing the unsafe path {key!r}")
+    if key == IN_PROGRESS:  # fetch's own marker: downloaded, "verified", then deleted
+        raise Rb2vError(f"{where}: lists {IN_PROGRESS}, the marker of an unfinished run, not a file of the dataset")
     return key
 
 
