@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from rb2v.errors import Rb2vError
 from rb2v.io.images import encode_png, read_image, to_uint8, write_image
 
 
@@ -34,7 +35,6 @@ def test_compressed_pngs_are_smaller_than_stored_ones(fixtures_dir):
 
 def test_an_unknown_image_type_is_a_one_line_error_and_writes_nothing(tmp_path):
     from rb2v.cli import main as rb2v_main
-    from rb2v.errors import Rb2vError
 
     img = np.zeros((8, 8, 3), np.float32)
     with pytest.raises(Rb2vError, match=r"out.xyz: cannot write images of type '.xyz'"):
@@ -53,3 +53,17 @@ def test_image_files_are_in_frame_order_when_numbers_are_not_padded(tmp_path):
     for i in (0, 1, 2, 10, 11, 20):
         (tmp_path / f"frame{i}.png").write_bytes(b"")
     assert [p.name for p in image_files(tmp_path)] == [f"frame{i}.png" for i in (0, 1, 2, 10, 11, 20)]
+
+
+@pytest.mark.parametrize("kept", [0.3, 0.9, -1])
+def test_a_png_cut_short_is_named_before_libpng_speaks(tmp_path, kept, capfd):
+    """A truncated PNG printed libpng's own "PNG input buffer is incomplete" line before rb2v's error."""
+    path = tmp_path / "frame.png"
+    write_image(path, np.random.default_rng(0).random((64, 96, 3), dtype=np.float32))
+    data = path.read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data[: int(len(data) * kept)] if kept > 0 else data[:-1])
+    with pytest.raises(Rb2vError, match=r"cut.png: truncated PNG \(no end chunk\)$"):
+        read_image(cut)
+    assert "libpng" not in capfd.readouterr().err
+    assert read_image(path).shape == (64, 96, 3)  # whole: read as before

@@ -13,6 +13,9 @@ import numpy as np
 from ..errors import Rb2vError
 from ..fsutil import atomic_path
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND\xaeB`\x82"  # the last chunk, its type and CRC
+
 # Still-image files that folder listings pick up (all read by OpenCV's imread).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -89,6 +92,9 @@ def read_image(path: str | os.PathLike, *, dtype: str = "float32", unchanged: bo
     data = np.fromfile(path, dtype=np.uint8) if path.exists() else None
     if data is None:
         raise Rb2vError(f"{path}: image not found")
+    if data[:8].tobytes() == PNG_SIGNATURE and PNG_END not in data[-4096:].tobytes():
+        # a PNG cut short (a copy interrupted): said here, before libpng prints its own line
+        raise Rb2vError(f"{path}: truncated PNG (no end chunk)")
     img = cv2.imdecode(data, flags) if data.size else None
     if img is None:
         raise Rb2vError(f"{path}: not a readable image")

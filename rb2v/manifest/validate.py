@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import Rb2vError
+from ..io.images import PNG_SIGNATURE
 from .schema import (
     COLUMNS,
     FIELDS,
@@ -25,7 +26,6 @@ from .schema import (
     read_manifest_table,
 )
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # x is the sharp stream upsampled k times: 2 for a rig build, 1-3 for synth-reds (240 / fps)
 UPSAMPLE_FACTORS = (1, 2, 3)
 
