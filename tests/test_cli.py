@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -198,3 +199,48 @@ def test_rig_unknowns_bench_needs_the_real_video_only_for_its_backdrop_settings(
     assert every.exit_code == 0, every.output
     assert "real-backdrop settings are left out" in every.output
     assert ran == [n for n in rig_unknowns.SETTINGS if "real-backdrop" not in n]
+
+
+@pytest.mark.parametrize("keep, fail, left", [(False, False, False), (True, False, True), (True, True, False)])
+def test_a_benchmarks_temporary_folder_is_removed_when_it_ends(tmp_path, monkeypatch, keep, fail, left):
+    """A failed bench left an empty folder in the temporary folder, a stopped `bench build` 1 GB."""
+    import tempfile
+
+    import click
+
+    from rb2v.benchmarks import scratch_folder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    made = []
+
+    @click.command()
+    def bench():
+        made.append(scratch_folder(None, "rb2v-bench-x-", keep=keep))
+        (made[0] / "big").write_bytes(b"x" * 1000)
+        if fail:
+            raise KeyboardInterrupt
+
+    try:
+        bench.main(args=[], standalone_mode=False)
+    except (KeyboardInterrupt, click.Abort):
+        assert fail
+    assert made[0].parent == tmp_path and made[0].exists() == left
+    assert scratch_folder(tmp_path / "given", "x") == tmp_path / "given"  # a folder given is the user's
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does(tmp_path):
+    """`timeout` sends SIGTERM: the command ended without running its clean-up (a bench's temporary folder)."""
+    import signal
+    import time
+
+    env = {**os.environ, "TMPDIR": str(tmp_path), "RB2V_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "rb2v", "bench", "build", "--seconds", "4"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob("rb2v-bench-build-*/raw")):
+        time.sleep(0.2)
+    assert list(tmp_path.glob("rb2v-bench-build-*/raw")), "the bench never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "rb2v: aborted" in err, err
+    assert not list(tmp_path.glob("rb2v-bench-build-*"))

@@ -23,6 +23,30 @@ def street_frames() -> list[Path]:
     )
 
 
+def scratch_folder(given: str | Path | None, prefix: str, keep: bool = False) -> Path:
+    """A benchmark's working folder: ``given`` as it is, or a new temporary one that is removed when the
+    command ends, and with ``keep`` only when it fails or is stopped (a stopped ``bench build`` left 1 GB
+    in the temporary folder, a failed one an empty folder)."""
+    import shutil
+    import sys
+    import tempfile
+
+    import click
+
+    if given:
+        return Path(given)
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # called as the command's context closes: on an error, while it is in flight
+
+        def remove() -> None:
+            if not keep or sys.exc_info()[0] is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        ctx.call_on_close(remove)
+    return folder
+
+
 def int_list(text: str, option: str, low: int = 0) -> list[int]:
     """A comma list of integers >= ``low`` from the command line, or a one-line error naming the option."""
     from ..errors import Rb2vError

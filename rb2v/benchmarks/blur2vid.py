@@ -36,7 +36,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import ROOT, street_frames
+from . import ROOT, scratch_folder, street_frames
 from .hypercut import RECIPE
 
 SHARED = ROOT / ".." / "shared" / "data"
@@ -287,7 +287,6 @@ def fmt_row(name: str, values, extra: str = "") -> str:
 )
 def main(work, input_dir, hypercut, epochs, takes, still_takes, frames, threads, seed, jobs, alpha_sweep, control):
     """Per-frame pPSNR of the naive, order-invariant and hypercut losses beside the blurry-input floor."""
-    import tempfile
 
     from hypercut_models.blur2vid.checkpoint import load_checkpoint
     from hypercut_models.blur2vid.metrics import pooled
@@ -295,7 +294,7 @@ def main(work, input_dir, hypercut, epochs, takes, still_takes, frames, threads,
 
     from ..progress import say
 
-    work = Path(work) if work else Path(tempfile.mkdtemp(prefix="rb2v-bench-blur2vid-"))
+    work = scratch_folder(work, "rb2v-bench-blur2vid-", keep=True)  # its table names it
     work.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     videos = Path(input_dir) if input_dir else make_videos(work / "videos", takes, frames, seed, still_takes)

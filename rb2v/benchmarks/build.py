@@ -19,13 +19,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import click
 
-from . import int_list
+from . import int_list, scratch_folder
 
 # Runs the build as a grandchild and reports the largest resident set among the build's
 # processes (its workers included: RUSAGE_CHILDREN covers every waited-for descendant).
@@ -75,7 +74,7 @@ def main(category, seconds, interpolator, stride, workers_list, workdir):
     counts = int_list(workers_list, "--workers", low=1)
     if not counts or min(counts) < 1:
         raise click.BadParameter("worker counts must be positive integers", param_hint="--workers")
-    root = Path(workdir or tempfile.mkdtemp(prefix="rb2v-bench-build-"))
+    root = scratch_folder(workdir, "rb2v-bench-build-")
     raw, out = root / "raw", root / "out"
     t0 = time.perf_counter()
     takes = [

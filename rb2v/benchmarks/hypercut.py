@@ -25,6 +25,8 @@ import numpy as np
 
 from hypercut_models.learnability import MOTION_AXIS, projected_shift
 
+from . import scratch_folder
+
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 TEST_SUBJECTS = ("coffee", "camera", "brick", "hubble_deep_field", "img_seq")
 RECIPE = {"epochs": 8, "final_epochs": 2, "crop": 64, "lr": 3e-4, "same_weight": 3.0, "batch_size": 8, "workers": 0}
@@ -64,7 +66,6 @@ def classical_metrics(manifest: Path) -> dict:
 @click.option("--seed", default=0, show_default=True, help="Seed of the training run.")
 def main(work, threads, seed):
     """Make the data, train HyperCUT on the CPU with the recipe, score it and the classical peer."""
-    import tempfile
 
     from hypercut_models.checkpoint import load_checkpoint
     from hypercut_models.evaluate import evaluate
@@ -74,7 +75,7 @@ def main(work, threads, seed):
 
     from ..progress import say
 
-    work = Path(work) if work else Path(tempfile.mkdtemp(prefix="rb2v-bench-hypercut-"))
+    work = scratch_folder(work, "rb2v-bench-hypercut-", keep=True)
     shared = SHARED.resolve()
     photo_dirs = [shared / "middlebury" / "input"] if (shared / "middlebury" / "input").is_dir() else []
     video_dirs = [shared / "img_seq"] if (shared / "img_seq").is_dir() else []

@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import click
 
-from . import street_frames
+from . import scratch_folder, street_frames
 
 # (vertical position of the crop as a fraction of the room left, mirrored): --sequences takes the first N
 CROPS = [(0.5, False), (0.5, True), (0.0, False), (1.0, True), (0.0, True), (1.0, False)]
@@ -54,7 +53,7 @@ def main(width, height, frames, sequences, interpolator, workdir):
     from ..io.images import read_image, write_image
     from .floor import children_cpu_s, io_floor
 
-    root = Path(workdir or tempfile.mkdtemp(prefix="rb2v-bench-reds-"))
+    root = scratch_folder(workdir, "rb2v-bench-reds-")
     sources = street_frames()[:frames]
     seq_dirs = [root / "input" / f"street{s:03d}" for s in range(sequences)]
     for seq_dir in seq_dirs:
