@@ -244,3 +244,12 @@ def test_sigterm_ends_a_command_as_ctrl_c_does(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "rb2v: aborted" in err, err
     assert not list(tmp_path.glob("rb2v-bench-build-*"))
+
+
+def test_simulate_rig_says_which_takes_a_rerun_kept(tmp_path):
+    """A re-run kept the takes already there but said it had simulated them."""
+    args = ["simulate-rig", tmp_path / "raw", "--category", "street", "--subjects", "1", "--seconds", "1"]
+    first = rb2v(*args)
+    assert first.returncode == 0 and "already there" not in first.stdout, first.stderr
+    again = rb2v(*args)
+    assert again.returncode == 0 and "; 1 of them were already there and are kept" in again.stdout

@@ -22,10 +22,30 @@ from .build import CHUNK_FRAMES
     help="Output root holding aligned/ (default: rb2v.toml's out, else ./out).",
 )
 @click.option("--pipeline", default=None, help="Pipeline file (default: pipelines/<category>.toml).")
-@click.option("--interpolator", type=click.Choice(["flow", "cdfi", "linear"]), default=None)
-@click.option("--cdfi-checkpoint", type=click.Path(dir_okay=False), default=None)
-@click.option("--matting", type=click.Choice(["chroma", "bgmv2", "none"]), default=None)
-@click.option("--bgmv2-checkpoint", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--interpolator",
+    type=click.Choice(["flow", "cdfi", "linear"]),
+    default=None,
+    help="Makes the in-between frames (default: the pipeline's, flow).",
+)
+@click.option(
+    "--cdfi-checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Official CDFI_adacof.pth (--interpolator cdfi).",
+)
+@click.option(
+    "--matting",
+    type=click.Choice(["chroma", "bgmv2", "none"]),
+    default=None,
+    help="Keys the green screen (default: the pipeline's: chroma for hand and face, none for street).",
+)
+@click.option(
+    "--bgmv2-checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Official BackgroundMattingV2 weights (--matting bgmv2).",
+)
 @click.option("--backgrounds", type=click.Path(file_okay=False), default=None, help="Folder of background photos.")
 @click.option("--stride", type=click.IntRange(min=1), default=None, help="Use every N-th blurry frame.")
 @click.option("--device", default=None, help="auto | cpu | cuda for the models and the search.")

@@ -377,14 +377,29 @@ def synth_reds_dataset(
     required=True,
     help="DIR/<sequence>/<frames> or DIR/<sequence>.mp4",
 )
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--interpolator", type=click.Choice(["flow", "cdfi", "linear"]), default=None)
-@click.option("--cdfi-checkpoint", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output root: datasets/reds/ is written there (default: rb2v.toml's out, else ./out).",
+)
+@click.option(
+    "--interpolator",
+    type=click.Choice(["flow", "cdfi", "linear"]),
+    default=None,
+    help="Makes the in-between frames and sub-frames (default: the pipeline's, flow).",
+)
+@click.option(
+    "--cdfi-checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Official CDFI_adacof.pth (--interpolator cdfi).",
+)
 @click.option("--device", default=None, help="auto | cpu | cuda for the interpolator (cdfi).")
 @click.option("--stride", type=click.IntRange(min=1), default=None, help="Use every N-th sample position.")
 @click.option("--max-per-sequence", type=click.IntRange(min=0), default=None, help="0: no limit.")
 @executor_options("Chunks of sequences made")
-@click.option("--no-report", is_flag=True)
+@click.option("--no-report", is_flag=True, help="Skip report.html.")
 def synth_reds(
     fps,
     input_dir,

@@ -128,4 +128,5 @@ def validate(manifest, no_files):
     if problems:
         raise Rb2vError(f"{manifest}: {len(problems)} problem(s) found (listed above)")
     df = read_manifest(manifest)
-    click.echo(f"{manifest}: valid ({len(df)} samples, {df['subject'].nunique()} subjects)")
+    subjects = df["subject"].nunique()
+    click.echo(f"{manifest}: valid ({len(df)} samples, {subjects} subject{'' if subjects == 1 else 's'})")

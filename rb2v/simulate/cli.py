@@ -276,11 +276,14 @@ def simulate_rig(
         splitter_gradient=splitter_gradient,
         randomize=randomize,
     )
-    start = time.perf_counter()
+    start, began = time.perf_counter(), time.time()
     folders = simulate_session(raw, cfg, crop=(rig_settings.crop.width, rig_settings.crop.height))
     calibration = sum(f.parent.name == "calibration" for f in folders)
     also = f" and {calibration} calibration take (RAW/calibration/)" if calibration else ""
+    # a re-run keeps the takes already there (it said it had simulated them)
+    kept = sum((f / "truth.json").stat().st_mtime < began for f in folders)
     click.echo(
         f"simulated {len(folders) - calibration} take(s) of '{category}'{also} under {raw} in "
         f"{time.perf_counter() - start:.1f} s (truth in each take's truth.json)"
+        + (f"; {kept} of them were already there and are kept" if kept else "")
     )
