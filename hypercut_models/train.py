@@ -143,6 +143,11 @@ def train(settings: TrainSettings, resume: bool = False) -> Path:
         f"training HyperCUT on {len(dataset)} sequences ({crop}x{crop} crops{final}) on {device}, "
         f"epochs {start + 1}..{settings.epochs}, {steps_per_epoch} steps each, {workers} loader worker(s)"
     )
+    if settings.epochs * steps_per_epoch < settings.warmup:  # a smoke run's labels looked like a broken tool
+        say(
+            f"note: {settings.epochs * steps_per_epoch} steps in all, fewer than the {settings.warmup} over which "
+            "the start-up escape term fades: a network trained this briefly gives no useful order labels"
+        )
     bar = progress(total=(settings.epochs - start) * steps_per_epoch, desc="train-hypercut", unit="step")
     try:
         for epoch in range(start, settings.epochs):

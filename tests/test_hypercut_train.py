@@ -445,3 +445,11 @@ def test_resume_says_it_ignores_init(tiny_dataset, tmp_path, capsys):
     capsys.readouterr()
     assert rb2v_main([*args, "--resume", "--init", str(out / "last.pt")]) == 0
     assert "ignoring --crop, --init" in capsys.readouterr().err
+
+
+def test_a_run_too_short_to_label_is_said(tiny_dataset, tmp_path, capsys):
+    """One epoch of a few steps stays inside the 200 over which the escape term fades: its labels came out
+    all "ignore" (hit 0 %), which a first smoke run took for a broken tool."""
+    train(TrainSettings(manifest=str(tiny_dataset), out=str(tmp_path / "r"), epochs=1, **TINY))
+    err = capsys.readouterr().err
+    assert "steps in all, fewer than the 200 over which the start-up escape term fades" in err
