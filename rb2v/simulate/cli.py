@@ -276,12 +276,12 @@ def simulate_rig(
         splitter_gradient=splitter_gradient,
         randomize=randomize,
     )
-    start, began = time.perf_counter(), time.time()
+    start = time.perf_counter()
+    finished = set(raw.rglob("truth.json"))  # a re-run keeps these takes (it said it had simulated them)
     folders = simulate_session(raw, cfg, crop=(rig_settings.crop.width, rig_settings.crop.height))
     calibration = sum(f.parent.name == "calibration" for f in folders)
     also = f" and {calibration} calibration take (RAW/calibration/)" if calibration else ""
-    # a re-run keeps the takes already there (it said it had simulated them)
-    kept = sum((f / "truth.json").stat().st_mtime < began for f in folders)
+    kept = sum(f / "truth.json" in finished for f in folders)
     click.echo(
         f"simulated {len(folders) - calibration} take(s) of '{category}'{also} under {raw} in "
         f"{time.perf_counter() - start:.1f} s (truth in each take's truth.json)"
