@@ -30,10 +30,11 @@ def precision_option(default: str):
 
 
 def _json_suffix(ctx, param, value):
-    if value is not None and not str(value).lower().endswith(".json"):
+    if value is None:
+        return value
+    if not str(value).lower().endswith(".json"):
         raise click.BadParameter(f"{value}: give a file name ending in .json", ctx=ctx, param=param)
-    if value is not None:
-        check_output(value, "--json")
+    check_output(value, "--json")
     return value
 
 

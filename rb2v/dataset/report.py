@@ -155,9 +155,7 @@ def _take_table(dataset_dir: Path, build: dict) -> pd.DataFrame:
             "offset (ms)": 1e3 * offset if isinstance(offset, (int, float)) else None,
             "accepted": t.get("accepted"),
             "rejected": t.get("rejected"),
-            "reasons": ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
-            if isinstance(reasons, dict)
-            else None,
+            "reasons": ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())),
             "build (s)": t.get("seconds"),
         }
         meta = None

@@ -584,8 +584,9 @@ def done_summary(dataset_dir: Path, unit: str, key: str) -> TakeSummary | None:
     if marker.exists():
         done = json.loads(marker.read_text())
         failed = any(STAGE_FAILED in reason_names_of(r) for r in done["summary"].get("reasons", {}))
-        missing = missing_sample_files(dataset_dir, unit) if done.get("key") == key and not failed else None
-        if done.get("key") == key and not failed and not missing:
+        current = done.get("key") == key and not failed
+        missing = missing_sample_files(dataset_dir, unit) if current else 0
+        if current and not missing:
             return TakeSummary(**{**done["summary"], "skipped": True, "units": 1, "units_built_before": 1})
         if missing:  # the manifest must describe samples that exist
             say(f"note: {unit}: {missing} of its sample file(s) are gone (deleted since it was built): redoing it")
