@@ -72,8 +72,6 @@ def main(category, seconds, interpolator, stride, workers_list, workdir):
     from ..simulate.oracle import write_oracle_alignment
 
     counts = int_list(workers_list, "--workers", low=1)
-    if not counts or min(counts) < 1:
-        raise click.BadParameter("worker counts must be positive integers", param_hint="--workers")
     root = scratch_folder(workdir, "rb2v-bench-build-")
     raw, out = root / "raw", root / "out"
     t0 = time.perf_counter()
