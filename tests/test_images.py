@@ -67,3 +67,29 @@ def test_a_png_cut_short_is_named_before_libpng_speaks(tmp_path, kept, capfd):
         read_image(cut)
     assert "libpng" not in capfd.readouterr().err
     assert read_image(path).shape == (64, 96, 3)  # whole: read as before
+
+
+def _jpeg_with_thumbnail(tmp_path) -> bytes:
+    """A JPEG whose EXIF-like APP1 header carries a whole thumbnail JPEG (with its own end marker)."""
+    img = (np.random.default_rng(1).random((64, 96, 3)) * 255).astype(np.uint8)
+    ok, main = cv2.imencode(".jpg", img)
+    ok, thumb = cv2.imencode(".jpg", img[::8, ::8])
+    payload = b"Exif\0\0" + thumb.tobytes()
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    return main.tobytes()[:2] + app1 + main.tobytes()[2:]
+
+
+@pytest.mark.parametrize("kept", [0.5, 0.9, -2])
+def test_a_jpeg_cut_short_is_refused_not_decoded_with_a_grey_bottom(tmp_path, kept):
+    """libjpeg decoded a truncated JPEG with its missing rows grey, printing only a warning: synth-reds
+    and deblur took the grey as picture. The thumbnail's own end marker must not count as the end."""
+    data = _jpeg_with_thumbnail(tmp_path)
+    whole, cut = tmp_path / "whole.jpg", tmp_path / "cut.jpg"
+    whole.write_bytes(data)
+    cut.write_bytes(data[: int(len(data) * kept)] if kept > 0 else data[:kept])
+    with pytest.raises(Rb2vError, match=r"cut.jpg: truncated JPEG \(no end of image after its scan\)$"):
+        read_image(cut)
+    assert read_image(whole).shape == (64, 96, 3)
+    # bytes after the end marker (a motion photo's video, padding) are the camera's, not damage
+    whole.write_bytes(data + b"\0" * 100 + b"ftypmp42")
+    assert read_image(whole).shape == (64, 96, 3)

@@ -15,6 +15,7 @@ from ..fsutil import atomic_path
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"IEND\xaeB`\x82"  # the last chunk, its type and CRC
+JPEG_START, JPEG_END, JPEG_SCAN = b"\xff\xd8", b"\xff\xd9", 0xDA
 
 # Still-image files that folder listings pick up (all read by OpenCV's imread).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -95,6 +96,9 @@ def read_image(path: str | os.PathLike, *, dtype: str = "float32", unchanged: bo
     if data[:8].tobytes() == PNG_SIGNATURE and PNG_END not in data[-4096:].tobytes():
         # a PNG cut short (a copy interrupted): said here, before libpng prints its own line
         raise Rb2vError(f"{path}: truncated PNG (no end chunk)")
+    if data[:2].tobytes() == JPEG_START and not jpeg_is_whole(data.tobytes()):
+        # libjpeg decodes a JPEG cut short with a grey bottom and only a warning
+        raise Rb2vError(f"{path}: truncated JPEG (no end of image after its scan)")
     img = cv2.imdecode(data, flags) if data.size else None
     if img is None:
         raise Rb2vError(f"{path}: not a readable image")
@@ -103,6 +107,27 @@ def read_image(path: str | os.PathLike, *, dtype: str = "float32", unchanged: bo
     if dtype == "float32":
         return to_float(img)
     return img
+
+
+def jpeg_is_whole(data: bytes) -> bool:
+    """Whether a JPEG's end-of-image marker follows its first scan. The headers before the scan are
+    stepped over by their lengths: an EXIF thumbnail there carries an end marker of its own. Bytes
+    after the end (a motion photo's video) are allowed; the scan data cannot hold the end marker."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return False  # not a marker where one must be: a damaged header
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == JPEG_SCAN:
+            return data.find(JPEG_END, pos) >= 0
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return False
 
 
 def png_params(compression: int) -> list[int]:
