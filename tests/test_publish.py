@@ -176,6 +176,41 @@ def test_verify_finds_corrupt_deleted_and_unlisted_objects_and_republish_repairs
     assert m.read_bytes(corrupted) == original
 
 
+def test_a_listed_object_gone_from_the_mirror_is_named_as_such_by_fetch(dataset, target, tmp_path, capsys):
+    """fetch said "FileNotFoundError: <path>; fetch incomplete: re-run to resume", and no re-run could mend it."""
+    publish(dataset, target.url, endpoint_url=target.endpoint)
+    m = target.mirror()
+    gone = sorted(k for k in m.read_sums() if k.endswith(".png"))[3]
+    m.fs.rm_file(m.path(gone))
+    assert run_cli("fetch", target.url, str(tmp_path / "copy"), *target.cli_args()) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        f"rb2v: error: {target.url}/{gone}: listed in SHA256SUMS but not in the mirror "
+        f"(`rb2v verify {target.url}` lists every problem); fetch incomplete"
+    )
+
+
+def test_a_folder_mirrors_links_count_as_the_files_they_reach(dataset, tmp_path, capsys):
+    """verify called a listed file that is a link "missing" while fetch downloaded it and verified its
+    sha256 (a lab that deduplicates its storage with links); a link to nothing is missing for both."""
+    url = str(tmp_path / "mirror")
+    publish(dataset, url)
+    pngs = sorted(k for k in open_mirror(url).read_sums() if k.endswith(".png"))
+    kept_elsewhere = tmp_path / "store" / "a.png"
+    kept_elsewhere.parent.mkdir()
+    shutil.move(Path(url) / pngs[0], kept_elsewhere)
+    (Path(url) / pngs[0]).symlink_to(kept_elsewhere)
+    assert verify(url).ok
+    assert fetch(url, tmp_path / "copy").downloaded
+    assert (tmp_path / "copy" / pngs[0]).read_bytes() == kept_elsewhere.read_bytes()
+
+    (Path(url) / pngs[1]).unlink()
+    (Path(url) / pngs[1]).symlink_to(tmp_path / "nowhere.png")
+    assert verify(url).missing == [pngs[1]]
+    assert run_cli("fetch", url, str(tmp_path / "copy2")) == 1
+    assert f"{url}/{pngs[1]}: listed in SHA256SUMS but not in the mirror" in capsys.readouterr().err
+
+
 def test_killed_publish_leaves_no_checksum_list_and_rerun_uploads_only_the_rest(dataset, target):
     total = len(source_files(dataset)) + 1
     env = dict(os.environ, RB2V_PROGRESS="0")

@@ -96,6 +96,10 @@ def fetch(
         return _fetch(mirror, url, sums, dest, jobs, unpack)
 
 
+class MissingObject(Rb2vError):
+    """A listed object the mirror does not hold (not retried: a storage error, not a bug)."""
+
+
 def _fetch(mirror: Mirror, url: str, sums: dict[str, str], dest: Path, jobs: int, unpack: bool) -> FetchReport:
     local_sums = dest / SUMS_NAME
     check_destination(dest, sums)
@@ -109,7 +113,12 @@ def _fetch(mirror: Mirror, url: str, sums: dict[str, str], dest: Path, jobs: int
     def download_once(key: str) -> None:
         target = dest / key
         with atomic_path(target) as tmp:
-            mirror.fs.get_file(mirror.path(key), str(tmp))
+            try:
+                mirror.fs.get_file(mirror.path(key), str(tmp))
+            except FileNotFoundError:
+                if mirror.fs.exists(mirror.path(key)):
+                    raise
+                raise MissingObject(f"{mirror.where(key)}: listed in {SUMS_NAME} but not in the mirror") from None
             if sha256_file(tmp) != sums[key]:
                 raise ChecksumMismatch(errno.EIO, "downloaded bytes do not match SHA256SUMS")
 
@@ -122,6 +131,8 @@ def _fetch(mirror: Mirror, url: str, sums: dict[str, str], dest: Path, jobs: int
 
     try:
         fetched = run_all(jobs, get, sorted(sums), "fetching")
+    except MissingObject as e:  # a re-run cannot mend the mirror
+        raise PartialFailure(f"{e} (`rb2v verify {url}` lists every problem); fetch incomplete") from None
     except MirrorError as e:
         raise PartialFailure(f"{e}; fetch incomplete: re-run to resume") from None
     report.downloaded = sorted(k for k, got in fetched.items() if got)
