@@ -12,7 +12,14 @@ import torch
 
 from rb2v.device import resolve_device
 from rb2v.fsutil import exclusive
-from rb2v.manifest import ORDER_KEY, manifest_metadata, read_manifest, write_manifest, write_metadata_json
+from rb2v.manifest import (
+    ORDER_KEY,
+    manifest_metadata,
+    manifest_path,
+    read_manifest,
+    write_manifest,
+    write_metadata_json,
+)
 from rb2v.progress import progress
 
 from .checkpoint import load_model
@@ -102,7 +109,7 @@ def write_orders(
     net, plane, _ = load_model(checkpoint)
     # the dataset's lock, as build and synth-reds hold it: during a build its samples come and go (a
     # label run then failed on "image not found" or "manifest not found")
-    folder = Path(manifest) if Path(manifest).is_dir() else Path(manifest).parent
+    folder = manifest_path(manifest).parent
     with exclusive(folder, "order") if folder.is_dir() else contextlib.nullcontext():
         dataset = SequenceDataset(manifest, split=None)
         fwd, _ = score_dataset(

@@ -26,6 +26,7 @@ import torch
 
 from rb2v.errors import Rb2vError
 from rb2v.fsutil import clean_partials, write_text_atomic
+from rb2v.manifest import manifest_path
 from rb2v.outputs import RUN_FILES
 from rb2v.progress import say
 
@@ -79,8 +80,7 @@ def resumed_manifest(given: str, own: str, out: Path) -> str:
     switch of data); the given one is taken only where the run's own is gone (a dataset moved)."""
 
     def file_of(path: str) -> Path:
-        p = Path(path)
-        return (p / "manifest.parquet" if p.is_dir() else p).resolve()
+        return manifest_path(path).resolve()
 
     if not Path(given).exists() or file_of(given) == file_of(own):
         return own

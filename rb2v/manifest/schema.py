@@ -171,10 +171,14 @@ def write_manifest(path: str | Path, rows, metadata: Mapping[str, Any] | None = 
     return path
 
 
-def read_manifest_table(path: str | Path) -> pa.Table:
+def manifest_path(path: str | Path) -> Path:
+    """A manifest given as its file or as its dataset's folder: the file."""
     path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
+    return path / MANIFEST_NAME if path.is_dir() else path
+
+
+def read_manifest_table(path: str | Path) -> pa.Table:
+    path = manifest_path(path)
     if not path.exists():
         raise Rb2vError(f"{path}: manifest not found")
     try:
@@ -206,7 +210,7 @@ def manifest_frame(table: pa.Table, path: str | Path) -> pd.DataFrame:
         if f.nullable:  # None, not NaN, for missing strings
             df[f.name] = pd.Series([None if _missing(v) else v for v in df[f.name]], dtype=object, index=df.index)
     df.attrs["metadata"] = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
-    df.attrs["path"] = str(Path(path) / MANIFEST_NAME if Path(path).is_dir() else Path(path))
+    df.attrs["path"] = str(manifest_path(path))
     return df
 
 

@@ -17,11 +17,11 @@ from .schema import (
     COLUMNS,
     FIELDS,
     FRAMES_PER_SEQ,
-    MANIFEST_NAME,
     ORDERS,
     SPLITS,
     inside_dataset,
     manifest_frame,
+    manifest_path,
     read_manifest,
     read_manifest_table,
 )
@@ -32,9 +32,7 @@ UPSAMPLE_FACTORS = (1, 2, 3)
 
 def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
     """Every problem found, one line each (empty list: valid)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
+    path = manifest_path(path)
     table = read_manifest_table(path)  # schema tag and columns: a one-line error if wrong
     root = path.parent
     problems: list[str] = []
