@@ -328,12 +328,7 @@ def build_dataset(
             say(f"rb2v: error: {err}")
         summaries, keys, failed = run_takes(takes, settings, dataset_dir, executor, chunk_frames)
         unbuilt = [{"unit": take, "error": err, "traceback": None} for take, err in broken] + failures_table(failed)
-        rows, rej = assemble(dataset_dir, keys, summaries, settings, unbuilt, labels)
-        if report:
-            from .report import write_report
-
-            write_report(dataset_dir)
-        print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
+        rows, rej = conclude(dataset_dir, keys, summaries, settings, unbuilt, labels, started, report)
         failed_samples = say_stage_failures(rej)
         bad = len(broken) + len({owner(o.unit) for o in failed})
         if bad or failed_samples:
@@ -349,6 +344,26 @@ def build_dataset(
                 "the others were built, and a re-run redoes what failed"
             )
         return dataset_dir
+
+
+def conclude(
+    dataset_dir: Path,
+    units: list[str],
+    summaries: list[TakeSummary],
+    settings: PipelineSettings,
+    failures: list[dict],
+    labels: OrderLabels | None,
+    started: float,
+    report: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How build and synth-reds end: ``assemble``, report.html when asked for, the summary."""
+    rows, rej = assemble(dataset_dir, units, summaries, settings, failures, labels)
+    if report:
+        from .report import write_report  # matplotlib is imported only for a report
+
+        write_report(dataset_dir)
+    print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
+    return rows, rej
 
 
 def print_summary(

@@ -331,7 +331,7 @@ def synth_reds_dataset(
     executor: ExecutorSettings = INLINE,
     chunk_samples: int = CHUNK_SAMPLES,
 ) -> Path:
-    from .build import assemble, gather, owner, prepare, print_summary
+    from .build import conclude, gather, owner, prepare
 
     rate_plan(fps)  # refuse a rate it cannot honour before any work
     started = time.perf_counter()
@@ -351,12 +351,7 @@ def synth_reds_dataset(
         outcomes = run_units(units, executor, desc="synth-reds", unit_name="sample")
         summaries, keys, failed = gather(units, outcomes, key=lambda u: chunk_key(u.args[0], u.args[4]))
         failed = [*refused, *failed]
-        rows, rej = assemble(dataset_dir, keys, summaries, settings, failures_table(failed), labels)
-        if report:
-            from .report import write_report
-
-            write_report(dataset_dir)
-        print_summary(dataset_dir, rows, rej, summaries, time.perf_counter() - started, report)
+        conclude(dataset_dir, keys, summaries, settings, failures_table(failed), labels, started, report)
         bad = len({owner(o.unit) for o in failed})
         if bad:
             raise PartialFailure(f"{bad} sequence(s) failed (named above); the others were built")
