@@ -147,6 +147,7 @@ def test_a_rig_knocked_mid_take_loses_the_later_samples_not_the_earlier(tmp_path
     assert not rejects[rejects["blur_index"] + half < knock]["reason"].str.contains("misregistered").any()
     said = capsys.readouterr()
     assert f"misregistered: {len(late)} blurry frames" in said.out + said.err
+    assert "a shift in time" not in said.out + said.err  # a knocked view is no exposure change
     # the report shows it: the reason's row, the take's alignment, and each frame's outcome along the take
     page = (dataset / "report.html").read_text()
     misregistered = int(rejects["reason"].str.contains("misregistered").sum())
@@ -182,6 +183,40 @@ def test_a_rig_knocked_mid_take_loses_the_later_samples_not_the_earlier(tmp_path
     assert summary["reasons"]["moved"] == len(moved) and summary["accepted"] == len(kept)
     said = capsys.readouterr()
     assert f"moved: {len(moved)} blurry frames" in said.out + said.err
+
+
+def test_an_exposure_changed_mid_take_is_told_from_a_knocked_view(tmp_path, capsys):
+    """The blur camera's shutter goes from 36 to 18 ms at frame 15 (stamped at the exposure's start: the centre
+    moves 9 ms, 1.8 steps of x): spliced from two simulations of one scene. Align fits one exposure per take, so
+    the later frames are rejected off_clock; the summary said only "a knocked rig, or its clock is wrong" (an
+    independent simulator's take lost half its frames so). It now names the constant shift in time."""
+    from rb2v.simulate import SimConfig, simulate_session
+    from rb2v.simulate.oracle import write_oracle_alignment
+
+    aligned = {}
+    for name, length in (("long", 0.036), ("short", 0.018)):
+        cfg = SimConfig(
+            seconds=1.2, seed=78, width=512, height=480, audio=False, blur_exposure_s=length, blur_anchor="start"
+        )
+        take = next(t for t in simulate_session(tmp_path / name, cfg, progress=False) if t.parent.name != "calibration")
+        aligned[name] = write_oracle_alignment(
+            take, tmp_path / name / "work" / "aligned" / take.relative_to(tmp_path / name), crop_size=(384, 384)
+        )
+    frames = sorted((aligned["long"] / "blur").glob("*.png"))
+    for f in frames[15:]:
+        shutil.copy(aligned["short"] / "blur" / f.name, f)
+    dataset = build_dataset(tmp_path / "long" / "work", load_pipeline("street", {**FAST, "sampling.stride": 1}))
+    kept = read_manifest(dataset / "manifest.parquet")
+    rejects = pd.read_parquet(dataset / "rejects.parquet")
+    assert sorted(kept["blur_index"]) == list(range(15)), rejects.to_dict("records")
+    assert (rejects["reason"] == "off_clock").all() and sorted(rejects["blur_index"]) == list(range(15, len(frames)))
+    assert np.allclose(rejects["clock_steps"], 1.8, atol=0.3), rejects["clock_steps"].tolist()
+    said = capsys.readouterr().err
+    take = kept["take"].iloc[0]
+    assert (
+        f"{take}: its {len(frames) - 15} off_clock blurry frames (15 to {len(frames) - 1}) all match sharp frames "
+        "2.0 steps before where its clock puts them, the same for each: a shift in time"
+    ) in said, said
 
 
 def test_a_take_moves_where_most_later_frames_fail_their_geometry():

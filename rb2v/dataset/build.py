@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import __version__
@@ -307,7 +308,7 @@ def reject_moved(
         if n:
             summary.accepted, summary.rejected = summary.accepted - n, summary.rejected + n
             summary.reasons["moved"] = summary.reasons.get("moved", 0) + n
-    gone = moved.assign(reason="moved")[list(rej.columns)]
+    gone = moved.assign(reason="moved").reindex(columns=rej.columns)  # clock_steps: not kept for a sample
     return rows.drop(index=moved.index).reset_index(drop=True), pd.concat([rej, gone], ignore_index=True)
 
 
@@ -382,11 +383,45 @@ def print_summary(
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
         f"  manifest: {dataset_dir / MANIFEST_NAME}",
     ]
-    lines += [f"  {h}" for h in reject_hints(rej)]
+    lines += [f"  {h}" for h in reject_hints(rej) + clock_step_hints(rej)]
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))
 
 
 GEOMETRY_REASONS = (*MOVE_EVIDENCE, "moved")  # the summary's hints: what a user can act on
+
+
+# A take whose off_clock frames (at least this many) all lie the same number of steps from the clock's start
+# (their median absolute deviation at most CLOCK_STEP_SPREAD: a start is a whole step, the clock's is not, so
+# frames a constant time off spread by up to half a step) was off in time from some frame on.
+CLOCK_STEP_MIN_FRAMES = 5
+CLOCK_STEP_SPREAD = 0.3
+
+
+def clock_step_hints(rej: pd.DataFrame) -> list[str]:
+    """A sentence for each take whose off_clock frames sit a constant time from where its clock puts them.
+
+    A knocked view shifts a frame's content by a distance, which Algorithm 1 takes for the time the motion
+    needs to cover it: that varies with the motion's speed from frame to frame. A constant offset is time
+    itself: the blur camera's exposure changed (an auto shutter: align fits one window per take).
+    """
+    if rej.empty or "clock_steps" not in rej:
+        return []
+    off = rej[reason_names(rej).map(lambda names: "off_clock" in names) & rej["clock_steps"].notna()]
+    hints = []
+    for take, part in off.groupby("take", sort=True):
+        steps = part["clock_steps"].to_numpy(float)
+        centre = float(np.median(steps))
+        if len(steps) < CLOCK_STEP_MIN_FRAMES or np.median(np.abs(steps - centre)) > CLOCK_STEP_SPREAD:
+            continue
+        first, last = int(part["blur_index"].min()), int(part["blur_index"].max())
+        hints.append(
+            f"{take}: its {len(steps)} off_clock blurry frames ({first} to {last}) all match sharp frames "
+            f"{abs(centre):.1f} steps {'before' if centre > 0 else 'after'} where its clock puts them, the same "
+            "for each: a shift in time, not in place (a knocked view's shift varies with the motion's speed), as "
+            "when the blur camera's exposure changes during a take (lock its shutter: align fits one exposure "
+            "per take)"
+        )
+    return hints
 
 
 def reason_names(rej: pd.DataFrame) -> pd.Series:

@@ -265,7 +265,8 @@ REJECT_REASONS = {
     "after it (lower align.max_calibration_shift_px in the rig file and align again)",
     "off_clock": "match sharp frames over qc.max_clock_steps from where the alignment's clock puts them: a view "
     "moved along the motion (a knocked rig), or, where most of a take's are, its clock is wrong (its "
-    "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps)",
+    "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps), or the blur "
+    "camera's exposure changed during the take (align fits one exposure per take)",
     "moved": "passed the per-frame checks but lie where, from some frame of their take on, most blurry frames were "
     "rejected misregistered or off_clock (at least qc.move_min_frames of them): a view moved there, so theirs sit "
     "off too, by less than those checks see or along the motion (taken for time)",
@@ -412,8 +413,8 @@ def build_take(
             if not reasons:
                 rows.append((row, written))
             else:
-                keep = ("sharp_start", "psnr", "psnr_margin")
-                rejects.append({**base, "reason": ";".join(reasons), **{c: row[c] for c in keep}})
+                keep = ("sharp_start", "psnr", "psnr_margin", "clock_steps")
+                rejects.append({**base, "reason": ";".join(reasons), **{c: row.get(c, np.nan) for c in keep}})
         if on_frame:
             on_frame()
 
@@ -547,7 +548,7 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer
     reasons = _qc(settings, res, p, lo, hi, motion, shift_px, expected)
     fit = {"sharp_start": p, "psnr": float(res.psnr), "psnr_margin": float(res.margin)}
     if reasons:
-        return fit, reasons, None
+        return {**fit, "clock_steps": np.nan if expected is None else float(expected)}, reasons, None
     with clock("colour"):
         sharp = [apply_color_matrix(res.matrix, f) for f in window]
     images = [blur, *sharp]
@@ -637,7 +638,18 @@ ROW_COLUMNS = [
     "height",
     "sha256",
 ]
-REJECT_COLUMNS = ["sample_id", "take", "subject", "blur_index", "reason", "sharp_start", "psnr", "psnr_margin"]
+# clock_steps: how many steps of x the clock's start lies after the one Algorithm 1 chose (NaN: not known)
+REJECT_COLUMNS = [
+    "sample_id",
+    "take",
+    "subject",
+    "blur_index",
+    "reason",
+    "sharp_start",
+    "psnr",
+    "psnr_margin",
+    "clock_steps",
+]
 
 
 def load_results(dataset_dir: Path, unit: str) -> tuple[pd.DataFrame, pd.DataFrame]:
