@@ -215,8 +215,19 @@ def test_an_exposure_changed_mid_take_is_told_from_a_knocked_view(tmp_path, caps
     take = kept["take"].iloc[0]
     assert (
         f"{take}: its {len(frames) - 15} off_clock blurry frames (15 to {len(frames) - 1}) all match sharp frames "
-        "2.0 steps before where its clock puts them, the same for each: a shift in time"
+        "2.0 steps before where its clock puts them, the same for each: a shift in time, not in place (a knocked "
+        "view's shift varies with the motion's speed): as when the blur camera's exposure changes during a take"
     ) in said, said
+
+    # every frame at the short exposure: nothing kept before them, so the take's clock is what is off
+    for f in frames[:15]:
+        shutil.copy(aligned["short"] / "blur" / f.name, f)
+    shutil.rmtree(tmp_path / "long" / "work" / "datasets")  # a take's built units are keyed by its alignment
+    with pytest.raises(Rb2vError, match="no sample passed QC") as failed:
+        build_dataset(tmp_path / "long" / "work", load_pipeline("street", {**FAST, "sampling.stride": 1}))
+    said = str(failed.value)
+    assert f"{take}: its {len(frames)} off_clock blurry frames (0 to {len(frames) - 1})" in said, said
+    assert "its alignment's clock is off by that much" in said and "exposure changes during" not in said
 
 
 def test_a_take_moves_where_most_later_frames_fail_their_geometry():

@@ -209,7 +209,7 @@ def assemble(
         raise Rb2vError(f"{dataset_dir}: no sample was built: {why}")
     if rows.empty:
         say_stage_failures(rej)
-        hints = "".join(f"; {h}" for h in reject_hints(rej))
+        hints = "".join(f"; {h}" for h in reject_hints(rej) + clock_step_hints(rej, rows))
         raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {reason_counts(rej)}){hints}")
     counts = rows.groupby("subject").size().to_dict()
     splits = split_subjects(counts, settings.split.test_fraction, settings.split.seed)
@@ -383,7 +383,7 @@ def print_summary(
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
         f"  manifest: {dataset_dir / MANIFEST_NAME}",
     ]
-    lines += [f"  {h}" for h in reject_hints(rej) + clock_step_hints(rej)]
+    lines += [f"  {h}" for h in reject_hints(rej) + clock_step_hints(rej, rows)]
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))
 
 
@@ -397,12 +397,13 @@ CLOCK_STEP_MIN_FRAMES = 5
 CLOCK_STEP_SPREAD = 0.3
 
 
-def clock_step_hints(rej: pd.DataFrame) -> list[str]:
+def clock_step_hints(rej: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     """A sentence for each take whose off_clock frames sit a constant time from where its clock puts them.
 
     A knocked view shifts a frame's content by a distance, which Algorithm 1 takes for the time the motion
     needs to cover it: that varies with the motion's speed from frame to frame. A constant offset is time
-    itself: the blur camera's exposure changed (an auto shutter: align fits one window per take).
+    itself: after frames that were kept, the blur camera's exposure changed (an auto shutter: align fits
+    one window per take); from the take's first frame on, its alignment's clock is off.
     """
     if rej.empty or "clock_steps" not in rej:
         return []
@@ -414,12 +415,18 @@ def clock_step_hints(rej: pd.DataFrame) -> list[str]:
         if len(steps) < CLOCK_STEP_MIN_FRAMES or np.median(np.abs(steps - centre)) > CLOCK_STEP_SPREAD:
             continue
         first, last = int(part["blur_index"].min()), int(part["blur_index"].max())
+        kept_before = not rows.empty and bool(((rows["take"] == take) & (rows["blur_index"] < first)).any())
+        cause = (
+            "as when the blur camera's exposure changes during a take (lock its shutter: align fits one exposure "
+            "per take)"
+            if kept_before
+            else "its alignment's clock is off by that much (time_offset_s and the blur exposure in its "
+            "alignment.json: align it again; where the cameras' sound latencies differ, with --sync visual)"
+        )
         hints.append(
             f"{take}: its {len(steps)} off_clock blurry frames ({first} to {last}) all match sharp frames "
             f"{abs(centre):.1f} steps {'before' if centre > 0 else 'after'} where its clock puts them, the same "
-            "for each: a shift in time, not in place (a knocked view's shift varies with the motion's speed), as "
-            "when the blur camera's exposure changes during a take (lock its shutter: align fits one exposure "
-            "per take)"
+            f"for each: a shift in time, not in place (a knocked view's shift varies with the motion's speed): {cause}"
         )
     return hints
 
