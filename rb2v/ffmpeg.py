@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 
@@ -69,7 +70,8 @@ def run(
         cmd.remove("-nostdin")
     proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise Rb2vError(f"{what or 'ffmpeg'}: {last_error_line(proc.stderr)}")
+        cause = not_the_input(proc.stderr, proc.returncode)
+        raise Rb2vError(f"{what or 'ffmpeg'}: {cause + RERUN_HINT if cause else last_error_line(proc.stderr)}")
     return proc
 
 
@@ -79,6 +81,32 @@ def popen(args: Args, *, stdin=None, stdout=None, stderr=subprocess.PIPE) -> sub
     if stdin is not None:
         cmd.remove("-nostdin")
     return subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr)
+
+
+# ffmpeg's words for a machine that ran short (memory, threads, disk, file handles), not a damaged input
+RESOURCE_ERRORS = (
+    "cannot allocate memory",
+    "resource temporarily unavailable",
+    "no space left on device",
+    "too many open files",
+)
+RERUN_HINT = ": the input may well be whole; re-run with resources to spare (e.g. fewer --workers)"
+
+
+def not_the_input(stderr: bytes | str, returncode: int | None) -> str | None:
+    """Why ffmpeg failed where the machine, not the input, is the likely cause (None otherwise): a line that
+    says it lacked resources, or its death by a signal (the kernel's OOM killer sends SIGKILL)."""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    for line in reversed(text.splitlines()):
+        if any(word in line.lower() for word in RESOURCE_ERRORS):
+            return f"ffmpeg ran short of the machine's resources ({line.strip()})"
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"ffmpeg was killed by {name} (out of memory, or a crash)"
+    return None
 
 
 def last_error_line(stderr: bytes | str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from fractions import Fraction
@@ -240,6 +241,32 @@ def test_a_cut_file_whose_index_is_at_the_front_is_refused(tmp_path, kept):
     cut.write_bytes(data[: int(len(data) * kept)])
     with pytest.raises(Rb2vError, match=r"cut.mp4: corrupt or truncated video \(the file ends before the frames"):
         probe(cut)
+
+
+@pytest.mark.parametrize("limit_mb", [64, 400])
+def test_an_ffmpeg_starved_of_memory_does_not_call_the_video_corrupt(tmp_path, monkeypatch, limit_mb):
+    """align on a loaded machine said "truncated or corrupt video: decoded 9 of 153 frames (Error opening
+    output files: Cannot allocate memory)" of a whole file. Starved here by an address-space limit: at 64 MB
+    ffmpeg dies by SIGSEGV, at 400 MB its threads cannot start ("Resource temporarily unavailable")."""
+    import resource
+    import subprocess
+
+    path = write_video(tmp_path / "whole.mp4", moving_frames(30, 200, 300), 25)
+    source = open_source(path)
+    ffmpeg.passthrough()  # the version it asks ffmpeg for is cached before ffmpeg is starved
+    starved = functools.partial(
+        subprocess.Popen,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit_mb << 20, limit_mb << 20)),
+    )
+    monkeypatch.setattr(ffmpeg.subprocess, "Popen", starved)
+    with pytest.raises(Rb2vError) as failed:
+        read_frames(source, 0, 30)
+    said = str(failed.value)
+    assert "corrupt" not in said and said.startswith(f"{path}: decoding stopped after 0 of 30 frames: ffmpeg "), said
+    assert "killed by SIGSEGV" in said or "ran short of the machine's resources" in said, said
+    assert said.endswith("the input may well be whole; re-run with resources to spare (e.g. fewer --workers)")
+    monkeypatch.undo()
+    assert read_frames(source, 0, 30).shape == (30, 200, 300, 3)  # the file was whole
 
 
 def test_aborted_writer_leaves_nothing(tmp_path):

@@ -396,6 +396,10 @@ def decode_pipe(
         proc.stderr.close()
         proc.wait()
     if got < count:
+        cause = ffmpeg.not_the_input(err, proc.returncode)
+        if cause:  # told as a corrupt video, a user re-copied footage that was whole
+            where = f"{info.path}: decoding stopped after {start + got} of {start + count} frames"
+            raise Rb2vError(f"{where}: {cause}{ffmpeg.RERUN_HINT}")
         why = ffmpeg.last_error_line(err) if err.strip() else "stream ended early"
         raise Rb2vError(
             f"{info.path}: truncated or corrupt video: decoded {start + got} of {start + count} frames ({why})"
