@@ -196,7 +196,9 @@ def thumbnails(src: VideoSource, width: int = THUMB_WIDTH) -> np.ndarray:
             proc.stderr.close()
             proc.wait()
         if got < info.frames:
-            raise Rb2vError(f"{info.path}: decoded {got} of {info.frames} frames ({ffmpeg.last_error_line(err)})")
+            cause = ffmpeg.not_the_input(err, proc.returncode)
+            why = cause + ffmpeg.RERUN_HINT if cause else ffmpeg.last_error_line(err)
+            raise Rb2vError(f"{info.path}: decoded {got} of {info.frames} frames ({why})")
     return np.concatenate(out)[: src.frames]
 
 

@@ -88,7 +88,10 @@ class VideoInfo:
         return d
 
 
-def _describe_failure(path: Path, stderr: str) -> str:
+def _describe_failure(path: Path, stderr: str, returncode: int | None = None) -> str:
+    cause = ffmpeg.not_the_input(stderr, returncode)
+    if cause:
+        return f"{path}: {cause}{ffmpeg.RERUN_HINT}"
     low = stderr.lower()
     if "moov atom not found" in low:
         return f"{path}: corrupt or truncated video (moov atom not found)"
@@ -117,7 +120,7 @@ def probe(path: str | os.PathLike, constant_rate: bool = True) -> VideoInfo:
     )
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
-        raise Rb2vError(_describe_failure(path, err))
+        raise Rb2vError(_describe_failure(path, err, proc.returncode))
     still = re.search(r"Input #0, (\w+)_pipe,|Input #0, image2,", err)  # ffmpeg's readers of single images
     if still:
         raise Rb2vError(f"{path}: an image ({still.group(1) or 'image2'}), not a video")
