@@ -470,7 +470,7 @@ def written_rows(rows: list[tuple[dict, Future]], rejects: list[dict]) -> list[d
         try:
             done.append({**row, "sha256": written.result()})
         except Exception as e:
-            rejects.append({**{c: row[c] for c in REJECT_COLUMNS if c != "reason"}, "reason": _failure(e)})
+            rejects.append({**{c: row.get(c, np.nan) for c in REJECT_COLUMNS if c != "reason"}, "reason": _failure(e)})
     return done
 
 
