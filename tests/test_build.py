@@ -28,7 +28,7 @@ from rb2v.dataset.settings import load_pipeline
 from rb2v.errors import PartialFailure, Rb2vError
 from rb2v.executor import ExecutorSettings
 from rb2v.io.images import read_image, write_image
-from rb2v.manifest import ORDER_KEY, read_manifest, validate_manifest
+from rb2v.manifest import ORDER_KEY, manifest_metadata, read_manifest, validate_manifest
 from rb2v.matting import ChromaKeyer
 
 FAST = {"upsample.interpolator": "linear", "sampling.stride": 2}
@@ -228,6 +228,28 @@ def test_an_exposure_changed_mid_take_is_told_from_a_knocked_view(tmp_path, caps
     said = str(failed.value)
     assert f"{take}: its {len(frames)} off_clock blurry frames (0 to {len(frames) - 1})" in said, said
     assert "its alignment's clock is off by that much" in said and "exposure changes during" not in said
+
+
+def test_a_start_at_the_recordings_end_is_kept_where_the_clock_puts_it_there():
+    """``stage._qc``: a start at an edge of the searched range is rejected edge_of_range (the truth may lie
+    beyond), but the sharp recording's first and last starts have nothing beyond them: there the start is
+    kept when the estimated clock puts it within half a step (an independent simulator's take lost its
+    blurry frame 0, at its true start 0, so). An unknown exposure, or a clock that points beyond, still rejects."""
+    from rb2v.dataset.stage import _qc
+
+    settings = load_pipeline("street", FAST)
+    fit = SimpleNamespace(psnr=40.0, margin=5.0)
+
+    def reasons(p, lo, hi, clock_steps, last_start=100):
+        return _qc(settings, fit, p, lo, hi, 0.05, 0.0, clock_steps, last_start)
+
+    assert reasons(0, 0, 4, -0.37) == []  # the recording's first start, where the clock puts it
+    assert reasons(100, 96, 100, 0.4) == []  # its last
+    assert reasons(0, 0, 4, None) == ["edge_of_range"]  # no estimated exposure: no clock to ask
+    assert reasons(0, 0, 4, 0.9) == ["edge_of_range"]  # the clock puts it a step further on: the truth may be before
+    assert reasons(0, 0, 4, -1.4) == ["edge_of_range", "off_clock"]
+    assert reasons(10, 10, 18, 0.2) == ["edge_of_range"]  # the search radius's edge: something lies beyond
+    assert reasons(14, 10, 18, 0.2) == []
 
 
 def test_a_take_moves_where_most_later_frames_fail_their_geometry():
@@ -853,8 +875,20 @@ def test_synth_reds_from_real_frames(fixtures_dir, tmp_path, capsys):
     weights = np.array([2, 3, 3, 3, 3, 3, 2]) / 19
     np.testing.assert_allclose(blur, np.tensordot(weights, np.stack(frames), axes=1), atol=1.5 / 255)
     assert r.sharp_start == 0 and r.upsample_factor == 2 and r.psnr > 45
+    # the rate is recorded: above 240 fps blur_index and sharp_start count decimated frames
+    source = json.loads(manifest_metadata(dataset)["source"])
+    assert source == {"fps": 120, "upsample_factor": 2, "decimation": 1}
     with pytest.raises(Rb2vError, match="--fps 100"):
         synth_reds_dataset(src, tmp_path / "o2", 100, load_pipeline("reds"))
+    # 160 fps: 6/240 s is 4 of its frames, yet 240/160 is no whole number (the message said no frame landed)
+    with pytest.raises(Rb2vError, match=r"--fps 160: .* the rate must divide 240 \(80, 120 or 240 fps\) or be"):
+        synth_reds_dataset(src, tmp_path / "o2", 160, load_pipeline("reds"))
+    decimated = tmp_path / "in480"
+    (decimated / "seqA").mkdir(parents=True)
+    for i in range(13):  # one sample at 480 fps spans 13 frames; the fixture has 12 (its last one twice)
+        shutil.copy(fixtures_dir / "img_seq" / f"{min(i, 11):05d}.jpg", decimated / "seqA" / f"{i:05d}.jpg")
+    dataset = synth_reds_dataset(decimated, tmp_path / "o480", 480, load_pipeline("reds"), report=False)
+    assert json.loads(manifest_metadata(dataset)["source"]) == {"fps": 480, "upsample_factor": 1, "decimation": 2}
 
     # a corrupt video, an empty sequence folder and a video of another rate than --fps beside the good
     # sequences: each named, the others built

@@ -188,6 +188,7 @@ def assemble(
     settings: PipelineSettings,
     failures: list[dict] | None = None,
     labels: OrderLabels | None = None,
+    source: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Collect the units' committed rows, split by subject, write manifest + metadata + rejects + tables.
 
@@ -219,6 +220,7 @@ def assemble(
         "settings": to_dict(settings),
         "rb2v_version": __version__,
         "category": settings.category,
+        **({"source": source} if source else {}),
     }
     if labels is not None:
         by_sample, record = labels
@@ -356,9 +358,10 @@ def conclude(
     labels: OrderLabels | None,
     started: float,
     report: bool,
+    source: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How build and synth-reds end: ``assemble``, report.html when asked for, the summary."""
-    rows, rej = assemble(dataset_dir, units, summaries, settings, failures, labels)
+    rows, rej = assemble(dataset_dir, units, summaries, settings, failures, labels, source)
     if report:
         from .report import write_report  # matplotlib is imported only for a report
 

@@ -76,8 +76,9 @@ def rate_plan(fps: float) -> tuple[int, int]:
     if d > 1 and abs(d - round(d)) < 1e-6:
         return 1, int(round(d))
     raise Rb2vError(
-        f"--fps {fps:g}: the 7 frames of a sample span 6/240 s, which lands on source frames only at "
-        "80, 120 or 240 fps or a multiple of 240 (use one of those, e.g. 120 for REDS)"
+        f"--fps {fps:g}: a sample's 7 frames lie 1/240 s apart, made by upsampling the source a whole number "
+        "of times, so the rate must divide 240 (80, 120 or 240 fps) or be a multiple of 240 (decimated to 240; "
+        "e.g. 120 for REDS)"
     )
 
 
@@ -351,7 +352,11 @@ def synth_reds_dataset(
         outcomes = run_units(units, executor, desc="synth-reds", unit_name="sample")
         summaries, keys, failed = gather(units, outcomes, key=lambda u: chunk_key(u.args[0], u.args[4]))
         failed = [*refused, *failed]
-        conclude(dataset_dir, keys, summaries, settings, failures_table(failed), labels, started, report)
+        # the rate is not among the pipeline's settings: without it, blur_index and sharp_start (which count
+        # the decimated frames above 240 fps) could not be traced back to the source's frames
+        k, decimate = rate_plan(fps)
+        source = {"fps": fps, "upsample_factor": k, "decimation": decimate}
+        conclude(dataset_dir, keys, summaries, settings, failures_table(failed), labels, started, report, source)
         bad = len({owner(o.unit) for o in failed})
         if bad:
             raise PartialFailure(f"{bad} sequence(s) failed (named above); the others were built")

@@ -258,7 +258,8 @@ REJECT_REASONS = {
     "ambiguous": "fit two starts almost equally well (a margin under qc.min_margin dB): too little motion or "
     "texture to place the exposure",
     "edge_of_range": "fit best at the edge of the searched starts (search.radius steps around where the "
-    "alignment's clock puts them, or the sharp recording's ends): the true start may lie beyond",
+    "alignment's clock puts them, or the sharp recording's ends where the clock does not put them): the true "
+    "start may lie beyond",
     "static": "show almost no change over their 7 frames (under qc.min_motion): nothing to order or deblur",
     "misregistered": "sit off their sharp frames: the views moved against each other during the take (a knocked "
     "rig, a loose mount, image stabilisation), or a take that kept its calibration take's homography was bumped "
@@ -297,6 +298,7 @@ def _qc(
     motion: float,
     shift_px: float,
     clock_steps: float | None,
+    last_start: int,
 ) -> list[str]:
     qc = settings.qc
     reasons = []
@@ -304,7 +306,11 @@ def _qc(
         reasons.append("low_psnr")
     if not res.margin >= qc.min_margin:
         reasons.append("ambiguous")
-    if qc.reject_at_edge and p in (lo, hi):
+    # The true start may lie beyond an edge of the searched starts; not beyond the sharp recording's own
+    # first or last start, where the estimated clock puts it within half a step (an independent simulator's
+    # take lost its first sample, at its true start 0, so)
+    recording_end = p in (0, last_start) and clock_steps is not None and abs(clock_steps) <= CLOCK_AGREES_STEPS
+    if qc.reject_at_edge and p in (lo, hi) and not recording_end:
         reasons.append("edge_of_range")
     if motion < qc.min_motion:
         reasons.append("static")
@@ -315,6 +321,7 @@ def _qc(
     return reasons
 
 
+CLOCK_AGREES_STEPS = 0.5  # a start the clock puts within this many steps is where the clock says it is
 MOVE_EVIDENCE = ("misregistered", "off_clock")  # the rejections a moved view leaves
 
 
@@ -435,7 +442,20 @@ def build_take(
             else:
                 outcome = _now(_inputs, take, tools, x, k, lo, hi, clock)
                 if outcome.exception() is None:
-                    args = (take, settings, tools, matting, k, sample_id, lo, hi, outcome.result(), writer, clock)
+                    args = (
+                        take,
+                        settings,
+                        tools,
+                        matting,
+                        k,
+                        sample_id,
+                        lo,
+                        hi,
+                        last_start,
+                        outcome.result(),
+                        writer,
+                        clock,
+                    )
                     outcome = searcher.submit(_sample, *args) if beside else _now(_sample, *args)
             pending.append((base, outcome))
             while len(pending) > 1:  # one frame searched while the next is upsampled
@@ -489,7 +509,7 @@ def _inputs(take, tools, x, k, lo, hi, clock) -> tuple[np.ndarray, np.ndarray, n
     return blur, seq, scored
 
 
-def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer: SampleWriter, clock):
+def _sample(take, settings, tools, matting, k, sample_id, lo, hi, last_start, inputs, writer: SampleWriter, clock):
     """Algorithm 1, QC, colour, matting, then the PNGs handed to the writer: (row or fit, QC reasons, write)."""
     from ..colormatch import apply_color_matrix, search
     from ..colormatch.search import refine_in_linear_light
@@ -545,7 +565,7 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, inputs, writer
             settings.qc.shift_grid,
             expected=expected,
         )
-    reasons = _qc(settings, res, p, lo, hi, motion, shift_px, expected)
+    reasons = _qc(settings, res, p, lo, hi, motion, shift_px, expected, last_start)
     fit = {"sharp_start": p, "psnr": float(res.psnr), "psnr_margin": float(res.margin)}
     if reasons:
         return {**fit, "clock_steps": np.nan if expected is None else float(expected)}, reasons, None
