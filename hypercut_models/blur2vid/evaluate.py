@@ -27,11 +27,13 @@ from .train import place
 
 
 @torch.no_grad()
-def predict(net: Blur2VidNet, blur: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """(B, 3, H, W) blurry images in [0, 1] -> (B, 7, 3, H, W) float32 frames on the CPU, clamped to [0, 1]."""
+def predict(net: Blur2VidNet, blur: torch.Tensor, device: torch.device, clamp: bool = True) -> torch.Tensor:
+    """(B, 3, H, W) blurry images in [0, 1] -> (B, 7, 3, H, W) float32 frames on the CPU, clamped to [0, 1]
+    (images to write) or, with ``clamp=False``, as the network gives them (what the official evaluation scores)."""
     with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
         pred = net(place(blur, device))
-    return pred.float().clamp_(0, 1).cpu()
+    pred = pred.float()
+    return (pred.clamp_(0, 1) if clamp else pred).cpu()
 
 
 def evaluate(
@@ -73,7 +75,7 @@ def evaluate(
     for blur, frames, index in progress(
         iterate(loader), total=len(loader), desc=f"eval-blur2vid {split}", unit="batch"
     ):
-        pred = predict(net, blur, dev)
+        pred = predict(net, blur, dev, clamp=False)
         if hc is not None:
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
                 f, r = pair_scores(hc[0], hc[1], pred.to(dev), channels_last=dev.type == "cuda")

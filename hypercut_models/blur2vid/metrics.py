@@ -7,9 +7,13 @@ frames, whose PSNR is inf, see ``_rank``), and that
 direction's per-frame PSNRs are the sample's pPSNR. pPSNR per frame is the mean over samples;
 p̄PSNR is the mean of those 7. A per-frame max (best direction chosen frame by frame) would score
 higher and is not the definition. pSSIM is the SSIM of the same chosen direction (scikit-image,
-RGB, 0-255 data range). Frames are (7, H, W, 3) float arrays in [0, 1]; predictions are rounded to
-8 bits first, as the official code saves and scores PNGs. An identical frame has PSNR inf (the one PSNR of
-rb2v invents no ceiling), and a mean over it is inf too.
+RGB, 0-255 data range; the official code has no SSIM). Frames are (7, H, W, 3) float arrays, [0, 1]
+scaled to 0-255. Predictions are scored as the network gives them, neither rounded to 8 bits nor
+clipped, as the official validation (``utils/metrics.py``) scores its output tensors; it saves PNGs
+only to look at. (Until 2026-12-05 they were clipped and rounded to 8 bits first: on a small model
+0.07-0.08 dB lower p̄PSNR, up to 0.43 dB on one frame, and another direction for 3 of 9 samples, as an
+outside check measured.) An identical frame has PSNR inf (the one PSNR of rb2v invents no ceiling),
+and a mean over it is inf too.
 
 Beside the scores, how far things move from x0 to x6 in the ground truth and in the prediction
 (``motion_extent``): a model that hedges between the two time directions predicts less motion than
@@ -25,18 +29,18 @@ from rb2v.metrics import psnr
 MOTION_MIN_SIDE = 48  # px: below this, optical flow between two frames is too unreliable to report
 
 
-def quantize(frames: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> 0-255 values (float64, rounded), as 8-bit PNGs hold them."""
-    return np.clip(np.rint(np.asarray(frames, np.float64) * 255.0), 0, 255)
+def scaled(frames: np.ndarray) -> np.ndarray:
+    """[0, 1] floats -> 0-255 values (float64), as they are: 8-bit frames give their integers back."""
+    return np.asarray(frames, np.float64) * 255.0
 
 
 def frame_psnrs(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(7,) PSNRs (dB, 0-255 values) of pred[k] against target[k]; inputs in [0, 1]."""
-    return _psnrs(quantize(pred), quantize(target))
+    return _psnrs(scaled(pred), scaled(target))
 
 
 def _psnrs(p: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Per-frame PSNRs of frames already quantized (a sample's frames are quantized once)."""
+    """Per-frame PSNRs of frames already scaled (a sample's frames are scaled once)."""
     return np.array([psnr(p[k], t[k], peak=255.0) for k in range(len(t))])
 
 
@@ -49,19 +53,19 @@ def _rank(psnrs: np.ndarray) -> tuple[int, float]:
 
 def _directions(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray]:
     """(per-frame PSNRs of the better direction, whether it is the reverse, the forward PSNRs) of
-    quantized frames."""
+    scaled frames."""
     fwd, rev = _psnrs(p, t), _psnrs(p[::-1], t)
     return (rev, True, fwd) if _rank(rev) > _rank(fwd) else (fwd, False, fwd)
 
 
 def ppsnr_sample(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, bool]:
     """(per-frame PSNRs of the better direction, whether that direction is the reverse)."""
-    chosen, reverse, _ = _directions(quantize(pred), quantize(target))
+    chosen, reverse, _ = _directions(scaled(pred), scaled(target))
     return chosen, reverse
 
 
 def _ssims(p: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Per-frame SSIMs of frames already quantized."""
+    """Per-frame SSIMs of frames already scaled."""
     from skimage.metrics import structural_similarity
 
     win = min(7, *p.shape[1:3])
@@ -100,7 +104,7 @@ class PPSNRAccumulator:
         self.reversed = 0
 
     def add(self, pred: np.ndarray, target: np.ndarray, blur: np.ndarray | None = None, subject: str | None = None):
-        p, t = quantize(pred), quantize(target)  # once per sample: every figure below reads them
+        p, t = scaled(pred), scaled(target)  # once per sample: every figure below reads them
         chosen, rev, forward = _directions(p, t)
         self.ppsnr.append(chosen)
         self.forward.append(forward)
@@ -108,7 +112,7 @@ class PPSNRAccumulator:
         self.reversed += int(rev)
         if self.ssim:
             self.pssim.append(float(_ssims(p[::-1] if rev else p, t).mean()))
-        self.baseline.append(None if blur is None else _psnrs(np.broadcast_to(quantize(blur), t.shape), t))
+        self.baseline.append(None if blur is None else _psnrs(np.broadcast_to(scaled(blur), t.shape), t))
         self.motion.append((motion_extent(target), motion_extent(pred)))
 
     def _means(self, rows: list[int]) -> dict:
