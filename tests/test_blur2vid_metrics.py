@@ -67,6 +67,29 @@ def test_ppsnr_scores_the_network_output_as_the_official_validation_does():
     np.testing.assert_allclose(acc.result()["ppsnr"], db(0.3))
 
 
+def test_pssim_takes_its_own_better_direction():
+    """The official README takes "the maximum value from the results of both forward and backward predictions
+    for each metric" (its code has no SSIM): a sample whose mean PSNR is higher reversed (by 0.03 dB) and
+    whose mean SSIM is higher as predicted (by 0.009) has the forward SSIM as its pSSIM; rb2v took pPSNR's."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    a, b, c = (128 + s * rng.standard_normal((24, 24, 3)) for s in (5, 20, 20))
+    target = np.stack([a] + [c] * 5 + [b]) / 255
+    pred = np.stack([128 - 0.5 * (a - 128)] + [c + 1] * 5 + [128 + 0.7 * (0.3 * (a - 128) + 0.3 * (b - 128))]) / 255
+
+    def mean_ssim(frames):  # on 0-255 values, as the metric scores them
+        pairs = zip(frames * 255, target * 255)
+        return np.mean([structural_similarity(x, y, data_range=255.0, channel_axis=2) for x, y in pairs])
+
+    forward, backward = mean_ssim(pred), mean_ssim(pred[::-1])
+    _, reversed_by_psnr = ppsnr_sample(pred, target)
+    assert reversed_by_psnr and forward > backward + 0.005, (forward, backward)
+    acc = PPSNRAccumulator(ssim=True)
+    acc.add(pred, target)
+    assert acc.result()["pssim_mean"] == pytest.approx(forward, abs=1e-12)
+
+
 def test_ppsnr_picks_one_direction_per_sample_not_per_frame():
     """x0 and x6 swapped, every frame 1 level off: the forward direction has the higher mean
     (5 frames at 1 level off), so the official pPSNR keeps it for all 7 frames, including x0 and x6

@@ -6,14 +6,16 @@ the direction whose *mean PSNR over the 7 frames* is higher is kept (ties: as is
 frames, whose PSNR is inf, see ``_rank``), and that
 direction's per-frame PSNRs are the sample's pPSNR. pPSNR per frame is the mean over samples;
 p̄PSNR is the mean of those 7. A per-frame max (best direction chosen frame by frame) would score
-higher and is not the definition. pSSIM is the SSIM of the same chosen direction (scikit-image,
-RGB, 0-255 data range; the official code has no SSIM). Frames are (7, H, W, 3) float arrays, [0, 1]
-scaled to 0-255. Predictions are scored as the network gives them, neither rounded to 8 bits nor
-clipped, as the official validation (``utils/metrics.py``) scores its output tensors; it saves PNGs
-only to look at. (Until 2026-12-05 they were clipped and rounded to 8 bits first: on a small model
-0.07-0.08 dB lower p̄PSNR, up to 0.43 dB on one frame, and another direction for 3 of 9 samples, as an
-outside check measured.) An identical frame has PSNR inf (the one PSNR of rb2v invents no ceiling),
-and a mean over it is inf too.
+higher and is not the definition. pSSIM: per sample, the mean SSIM over the 7 frames of the direction
+whose mean SSIM is higher (scikit-image, RGB, 0-255 data range). The official code has no SSIM; its
+README takes "the maximum value from the results of both forward and backward predictions for each
+metric", so SSIM picks its own direction (until 2026-12-05 it took pPSNR's: within 1e-4 on a small
+model). Frames are (7, H, W, 3) float arrays, [0, 1] scaled to 0-255. Predictions are scored as the
+network gives them, neither rounded to 8 bits nor clipped, as the official validation
+(``utils/metrics.py``) scores its output tensors; it saves PNGs only to look at. (Until 2026-12-05 they
+were clipped and rounded to 8 bits first: on a small model 0.07-0.08 dB lower p̄PSNR, up to 0.43 dB on
+one frame, and another direction for 3 of 9 samples, as an outside check measured.) An identical frame
+has PSNR inf (the one PSNR of rb2v invents no ceiling), and a mean over it is inf too.
 
 Beside the scores, how far things move from x0 to x6 in the ground truth and in the prediction
 (``motion_extent``): a model that hedges between the two time directions predicts less motion than
@@ -89,7 +91,7 @@ def motion_extent(frames: np.ndarray) -> float:
 
 
 class PPSNRAccumulator:
-    """Sums over samples: pPSNR, forward PSNR, pSSIM (chosen direction), the floor (every frame
+    """Sums over samples: pPSNR, forward PSNR, pSSIM (its own best direction), the floor (every frame
     = the blurry input, which is the same in both directions) and the x0 -> x6 motion extent of the
     ground truth and of the prediction (``motion_extent``); the same per subject (video)."""
 
@@ -111,7 +113,7 @@ class PPSNRAccumulator:
         self.subjects.append(subject)
         self.reversed += int(rev)
         if self.ssim:
-            self.pssim.append(float(_ssims(p[::-1] if rev else p, t).mean()))
+            self.pssim.append(max(float(_ssims(p, t).mean()), float(_ssims(p[::-1], t).mean())))
         self.baseline.append(None if blur is None else _psnrs(np.broadcast_to(scaled(blur), t.shape), t))
         self.motion.append((motion_extent(target), motion_extent(pred)))
 
