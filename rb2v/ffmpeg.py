@@ -70,8 +70,8 @@ def run(
         cmd.remove("-nostdin")
     proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout)
     if check and proc.returncode != 0:
-        cause = not_the_input(proc.stderr, proc.returncode)
-        raise Rb2vError(f"{what or 'ffmpeg'}: {cause + RERUN_HINT if cause else last_error_line(proc.stderr)}")
+        why = not_the_input(proc.stderr, proc.returncode) or last_error_line(proc.stderr)
+        raise Rb2vError(f"{what or 'ffmpeg'}: {why}")
     return proc
 
 
@@ -94,19 +94,21 @@ RERUN_HINT = ": the input may well be whole; re-run with resources to spare (e.g
 
 
 def not_the_input(stderr: bytes | str, returncode: int | None) -> str | None:
-    """Why ffmpeg failed where the machine, not the input, is the likely cause (None otherwise): a line that
-    says it lacked resources, or its death by a signal (the kernel's OOM killer sends SIGKILL)."""
+    """Why ffmpeg failed, said with what to do, where the machine, not the input, is the likely cause (None
+    otherwise): a line that says it lacked resources, or its death by a signal (the OOM killer sends SIGKILL)."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    for line in reversed(text.splitlines()):
-        if any(word in line.lower() for word in RESOURCE_ERRORS):
-            return f"ffmpeg ran short of the machine's resources ({line.strip()})"
-    if returncode is not None and returncode < 0:
+    short = [line.strip() for line in text.splitlines() if any(word in line.lower() for word in RESOURCE_ERRORS)]
+    if short:
+        cause = f"ffmpeg ran short of the machine's resources ({short[-1]})"
+    elif returncode is not None and returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return f"ffmpeg was killed by {name} (out of memory, or a crash)"
-    return None
+        cause = f"ffmpeg was killed by {name} (out of memory, or a crash)"
+    else:
+        return None
+    return cause + RERUN_HINT
 
 
 def last_error_line(stderr: bytes | str) -> str:

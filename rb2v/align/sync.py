@@ -196,8 +196,7 @@ def thumbnails(src: VideoSource, width: int = THUMB_WIDTH) -> np.ndarray:
             proc.stderr.close()
             proc.wait()
         if got < info.frames:
-            cause = ffmpeg.not_the_input(err, proc.returncode)
-            why = cause + ffmpeg.RERUN_HINT if cause else ffmpeg.last_error_line(err)
+            why = ffmpeg.not_the_input(err, proc.returncode) or ffmpeg.last_error_line(err)
             raise Rb2vError(f"{info.path}: decoded {got} of {info.frames} frames ({why})")
     return np.concatenate(out)[: src.frames]
 

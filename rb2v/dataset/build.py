@@ -210,7 +210,7 @@ def assemble(
         raise Rb2vError(f"{dataset_dir}: no sample was built: {why}")
     if rows.empty:
         say_stage_failures(rej)
-        hints = "".join(f"; {h}" for h in reject_hints(rej) + clock_step_hints(rej, rows))
+        hints = "".join(f"; {h}" for h in reject_hints(rej, rows))
         raise Rb2vError(f"{dataset_dir}: no sample passed QC (see rejects: {reason_counts(rej)}){hints}")
     counts = rows.groupby("subject").size().to_dict()
     splits = split_subjects(counts, settings.split.test_fraction, settings.split.seed)
@@ -386,7 +386,7 @@ def print_summary(
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
         f"  manifest: {dataset_dir / MANIFEST_NAME}",
     ]
-    lines += [f"  {h}" for h in reject_hints(rej) + clock_step_hints(rej, rows)]
+    lines += [f"  {h}" for h in reject_hints(rej, rows)]
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))
 
 
@@ -456,11 +456,12 @@ def reason_table(rej: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["reason", "blurry frames", "most in"])
 
 
-def reject_hints(rej: pd.DataFrame) -> list[str]:
-    """A sentence for each of ``GEOMETRY_REASONS`` that ``rej`` holds, naming its worst takes."""
+def reject_hints(rej: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """A sentence for each of ``GEOMETRY_REASONS`` that ``rej`` holds, naming its worst takes, then those of
+    ``clock_step_hints`` (``rows``: the kept samples)."""
     table = reason_table(rej).set_index("reason")
     return [
         f"{r}: {table.at[r, 'blurry frames']} blurry frames (most in {table.at[r, 'most in']}) {REJECT_REASONS[r]}"
         for r in GEOMETRY_REASONS
         if r in table.index
-    ]
+    ] + clock_step_hints(rej, rows)

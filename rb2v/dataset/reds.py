@@ -334,7 +334,7 @@ def synth_reds_dataset(
 ) -> Path:
     from .build import conclude, gather, owner, prepare
 
-    rate_plan(fps)  # refuse a rate it cannot honour before any work
+    k, decimate = rate_plan(fps)  # refuse a rate it cannot honour before any work
     started = time.perf_counter()
     seqs, refused = find_sequences(Path(input_dir), fps)
     for outcome in refused:
@@ -354,7 +354,6 @@ def synth_reds_dataset(
         failed = [*refused, *failed]
         # the rate is not among the pipeline's settings: without it, blur_index and sharp_start (which count
         # the decimated frames above 240 fps) could not be traced back to the source's frames
-        k, decimate = rate_plan(fps)
         source = {"fps": fps, "upsample_factor": k, "decimation": decimate}
         conclude(dataset_dir, keys, summaries, settings, failures_table(failed), labels, started, report, source)
         bad = len({owner(o.unit) for o in failed})

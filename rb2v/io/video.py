@@ -91,7 +91,7 @@ class VideoInfo:
 def _describe_failure(path: Path, stderr: str, returncode: int | None = None) -> str:
     cause = ffmpeg.not_the_input(stderr, returncode)
     if cause:
-        return f"{path}: {cause}{ffmpeg.RERUN_HINT}"
+        return f"{path}: {cause}"
     low = stderr.lower()
     if "moov atom not found" in low:
         return f"{path}: corrupt or truncated video (moov atom not found)"
@@ -401,8 +401,7 @@ def decode_pipe(
     if got < count:
         cause = ffmpeg.not_the_input(err, proc.returncode)
         if cause:  # told as a corrupt video, a user re-copied footage that was whole
-            where = f"{info.path}: decoding stopped after {start + got} of {start + count} frames"
-            raise Rb2vError(f"{where}: {cause}{ffmpeg.RERUN_HINT}")
+            raise Rb2vError(f"{info.path}: decoding stopped after {start + got} of {start + count} frames: {cause}")
         why = ffmpeg.last_error_line(err) if err.strip() else "stream ended early"
         raise Rb2vError(
             f"{info.path}: truncated or corrupt video: decoded {start + got} of {start + count} frames ({why})"

@@ -172,12 +172,10 @@ class Mirror:
             for path, info in found.items():
                 if not path.startswith(prefix):
                     continue
-                if info.get("type") != "file":
-                    # a folder mirror's link to a file serves that file's bytes (fetch follows it); a link
-                    # to nothing is left out, so verify calls it missing
-                    if not (info.get("islink") and not self.is_s3 and os.path.isfile(path)):
-                        continue
-                    info = {"size": os.path.getsize(path)}
+                # a folder mirror's link to a file serves that file's bytes (fetch follows it; fsspec gives the
+                # target's size); a link to nothing is left out, so verify calls it missing
+                if info.get("type") != "file" and not (info.get("islink") and os.path.isfile(path)):
+                    continue
                 etag = info.get("ETag") or info.get("etag")
                 out[path[len(prefix) :]] = ObjectInfo(int(info["size"]), etag.strip('"') if etag else None)
             return out
