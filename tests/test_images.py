@@ -69,7 +69,7 @@ def test_a_png_cut_short_is_named_before_libpng_speaks(tmp_path, kept, capfd):
     assert read_image(path).shape == (64, 96, 3)  # whole: read as before
 
 
-def _jpeg_with_thumbnail(tmp_path) -> bytes:
+def _jpeg_with_thumbnail() -> bytes:
     """A JPEG whose EXIF-like APP1 header carries a whole thumbnail JPEG (with its own end marker)."""
     img = (np.random.default_rng(1).random((64, 96, 3)) * 255).astype(np.uint8)
     ok, main = cv2.imencode(".jpg", img)
@@ -83,7 +83,7 @@ def _jpeg_with_thumbnail(tmp_path) -> bytes:
 def test_a_jpeg_cut_short_is_refused_not_decoded_with_a_grey_bottom(tmp_path, kept):
     """libjpeg decoded a truncated JPEG with its missing rows grey, printing only a warning: synth-reds
     and deblur took the grey as picture. The thumbnail's own end marker must not count as the end."""
-    data = _jpeg_with_thumbnail(tmp_path)
+    data = _jpeg_with_thumbnail()
     whole, cut = tmp_path / "whole.jpg", tmp_path / "cut.jpg"
     whole.write_bytes(data)
     cut.write_bytes(data[: int(len(data) * kept)] if kept > 0 else data[:kept])
