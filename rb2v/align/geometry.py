@@ -6,6 +6,14 @@ motion blur. ORB matches pooled over many frame pairs (in runs along the take) g
 homography, which ECC then refines photometrically on the same pairs (one ECC per pair; the
 median of the refined corner positions is the answer, robust to a pair that ECC got wrong).
 
+The sensor averages light, not the recorded values: where the cameras encode with a tone curve,
+the synthetic blur must average the sharp frames in linear light. Averaging the encoded values
+instead moves each blurred edge toward its brighter side, by more where the picture moves more;
+on takes simulated outside rb2v (sRGB cameras, turning and zooming) that put a crop corner 0.53
+px off where the linear-light average put it 0.21 px off. Which curve the cameras use is not
+assumed: ECC runs with the synthetic blur of each candidate curve (``TONE_CURVES``) and the one
+the blurry frames correlate with best is kept (``Geometry.tone_curve``).
+
 Conventions (alignment contract): the homography maps sharp pixel coordinates *after* the
 flip to blur pixel coordinates, full frame, pixel centres at integers. OpenCV's keypoints,
 ``findHomography`` and ``warpPerspective`` use the same convention.
@@ -19,6 +27,7 @@ import cv2
 import numpy as np
 
 from ..colormatch.blur import box_weights, box_weights_rows
+from ..colorspace import linear_to_srgb_fast, srgb_to_linear
 from ..errors import Rb2vError
 from ..io.images import apply_flip
 from ..io.video import VideoSource
@@ -34,6 +43,10 @@ SPREAD_SECONDS = 60.0
 FEATURE_SIDE = 1024  # px: longer side of the images features are detected on
 CROP_MARGIN_PX = 2  # the crop stays this far inside both cameras' valid views
 DARK_LEVEL = 16  # uint8 luma: columns/rows darker than this at every sampled frame are the rig's border
+# the cameras' tone curve candidates: "srgb" (recorded values sRGB-encoded: average in linear light)
+# or "identity" (recorded values proportional to light: average them as they are)
+TONE_CURVES = ("srgb", "identity")
+_SRGB_DECODE = srgb_to_linear(np.arange(256, dtype=np.float32) / np.float32(255.0))  # uint8 luma -> linear
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +64,8 @@ class Geometry:
     recorded: tuple[np.ndarray, np.ndarray] | None = None
     cover: float = 0.0  # fraction of the blur frame inside the convex hull of the inlier matches
     matched: tuple[np.ndarray, np.ndarray] | None = None  # the inlier matches: (N,2) flipped sharp, (N,2) blur
+    tone_curve: str | None = None  # the cameras' tone curve ECC found (TONE_CURVES); None without ECC
+    tone_scores: dict[str, float] | None = None  # each curve's mean ECC correlation over the pairs
 
 
 def flip_matrix(flip: str, width: int, height: int) -> np.ndarray:
@@ -74,10 +89,23 @@ class FramePair:
     blur_index: int
     centre: float  # exposure centre (the blur frame's middle row) in sharp frame units
     blur: np.ndarray | None = None  # grey float32
-    synth: np.ndarray | None = None  # grey float32, raw (unflipped) sharp geometry
+    synth: np.ndarray | None = None  # grey float32, raw (unflipped) sharp geometry: the recorded values averaged
+    synth_srgb: np.ndarray | None = None  # the same averaged in linear light under the sRGB curve, re-encoded
     width: float | None = None  # exposure length in sharp frames (None: one blur frame period)
     skew: float = 0.0  # rolling shutter: the exposure centre moves this many sharp frames from top to bottom row
     flip: str = "none"  # the sharp camera's flip (which raw sharp rows are the blur frame's top rows)
+
+    def add(self, frame: np.ndarray, weight: np.ndarray | float) -> None:
+        """Accumulate one grey uint8 sharp frame into the synthetic blurs, with its weight (a scalar
+        or a column of per-row weights)."""
+        g, lin = frame.astype(np.float32), _SRGB_DECODE[frame]
+        self.synth = g * weight if self.synth is None else self.synth + g * weight
+        self.synth_srgb = lin * weight if self.synth_srgb is None else self.synth_srgb + lin * weight
+
+    def finish(self) -> None:
+        """After the last ``add``: the linear-light average back on the recorded scale."""
+        if self.synth_srgb is not None:
+            self.synth_srgb = linear_to_srgb_fast(self.synth_srgb) * np.float32(255.0)
 
     def row_centres(self, height: int) -> np.ndarray:
         """The exposure centre (sharp frame units) of each row of the raw sharp frame."""
@@ -132,8 +160,9 @@ def sample_pairs(
 
 
 def load_pairs(pairs: list[FramePair], blur: VideoSource, sharp: VideoSource) -> None:
-    """Fill each pair's blur frame and synthetic blur (streamed: sharp frames are accumulated, not kept).
-    Under a rolling shutter (``skew``) each row of the synthetic blur has its own window."""
+    """Fill each pair's blur frame and synthetic blurs, for each of ``TONE_CURVES`` (streamed: sharp
+    frames are accumulated, not kept). Under a rolling shutter (``skew``) each row of the synthetic
+    blur has its own window."""
     period = float(sharp.fps) / float(blur.fps)
     by_blur = {p.blur_index: p for p in pairs}
     for i, frame in grey_selected(blur, by_blur):
@@ -148,9 +177,10 @@ def load_pairs(pairs: list[FramePair], blur: VideoSource, sharp: VideoSource) ->
             for i, w in box_weights(p.centre, width).items():
                 needs.setdefault(i, []).append((p, w))
     for i, frame in grey_selected(sharp, needs):
-        g = frame.astype(np.float32)
         for p, w in needs[i]:
-            p.synth = g * w if p.synth is None else p.synth + g * w
+            p.add(frame, w)
+    for p in pairs:
+        p.finish()
 
 
 def _inner_edge(profile: np.ndarray) -> int:
@@ -272,8 +302,9 @@ def recorded_by_both(H: np.ndarray, flip: str, recorded: tuple[np.ndarray, np.nd
 
 def _ecc_refine(
     H: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray, ref_pts: np.ndarray
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, int, float]:
     """Refine H by ECC on each (blur, flipped synth) pair; combine by the median of mapped points.
+    Returns (H, pairs used, their mean ECC correlation; -1 when none).
 
     ``mask`` (blur view) must exclude the dark borders of *both* views: a border edge seen by one
     camera only pulls ECC off by pixels. OpenCV takes the mask in the *input* (synth) frame and
@@ -281,7 +312,7 @@ def _ecc_refine(
     frames differ by H, and in size when the cameras record different resolutions).
     """
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-6)
-    mapped = []
+    mapped, scores = [], []
     start = _map(H, ref_pts)
     synth_size = pairs[0][1].shape[1], pairs[0][1].shape[0]  # one sharp stream: one size
     input_mask = cv2.warpPerspective(mask, H, synth_size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
@@ -289,24 +320,29 @@ def _ecc_refine(
         warp = np.linalg.inv(H).astype(np.float32)  # ECC warps template (blur) coords into input (synth) coords
         warp /= warp[2, 2]
         try:
-            _, warp = cv2.findTransformECC(blur_img, synth_img, warp, cv2.MOTION_HOMOGRAPHY, criteria, input_mask, 3)
+            rho, warp = cv2.findTransformECC(blur_img, synth_img, warp, cv2.MOTION_HOMOGRAPHY, criteria, input_mask, 3)
         except cv2.error:
             continue
         refined = np.linalg.inv(warp.astype(np.float64))
         pts = _map(refined / refined[2, 2], ref_pts)
         if np.abs(pts - start).max() < 3.0:  # ECC drifting far from the feature fit means it failed
             mapped.append(pts)
+            scores.append(float(rho))
     if not mapped:
-        return H, 0
+        return H, 0, -1.0
     median = np.median(np.stack(mapped), axis=0)
     refined = cv2.getPerspectiveTransform(np.float32(ref_pts), np.float32(median))
-    return refined / refined[2, 2], len(mapped)
+    return refined / refined[2, 2], len(mapped), float(np.mean(scores))
+
+
+def _flipped(img: np.ndarray, flip: str) -> np.ndarray:
+    return np.ascontiguousarray(apply_flip(img, flip))
 
 
 def _fit(pairs: list[FramePair], blur_feats, which, flip: str, synth_box_raw, sw: int, sh: int):
     """Pooled matches of the chosen pairs under one flip -> (inliers, flip, H, inlier src, inlier dst, flipped, box)."""
     synth_box = flip_box(synth_box_raw, flip, sw, sh)
-    flipped = [np.ascontiguousarray(apply_flip(p.synth, flip)) for p in pairs]
+    flipped = [_flipped(p.synth, flip) for p in pairs]
     src, dst = [], []
     for i in which:
         a, b = match_pair(blur_feats[i], _features(flipped[i], synth_box))
@@ -363,7 +399,7 @@ def estimate_geometry(
     n, flip, H, src, dst, flipped, synth_box = best
     if H is None:
         return Geometry(np.eye(3), flip, 0, float("inf"), len(pairs), 0, blur_box, synth_box)
-    ecc_used = 0
+    ecc_used, tone_curve, tone_scores = 0, None, None
     if ecc and n >= min_inliers:
         # ECC on the pairs with the most texture, at most ECC_PAIRS of them
         order = np.argsort([-float(np.std(cv2.Laplacian(p.blur, cv2.CV_32F))) for p in pairs])[:ECC_PAIRS]
@@ -380,12 +416,31 @@ def estimate_geometry(
         if recorded is not None:
             mask &= recorded_by_both(H, flip, recorded)
         mask = cv2.erode(mask, np.ones((2 * ECC_MARGIN + 1, 2 * ECC_MARGIN + 1), np.uint8))
-        H, ecc_used = _ecc_refine(H, [(pairs[i].blur, flipped[i]) for i in order], mask, ref)
+        fits = {}
+        curves = [c for c in TONE_CURVES if c == "identity" or all(pairs[i].synth_srgb is not None for i in order)]
+        for curve in curves:
+            synths = [flipped[i] if curve == "identity" else _flipped(pairs[i].synth_srgb, flip) for i in order]
+            fits[curve] = _ecc_refine(H, [(pairs[i].blur, s) for i, s in zip(order, synths)], mask, ref)
+        tone_curve = max(curves, key=lambda c: (fits[c][1] > 0, fits[c][2]))
+        H, ecc_used, _ = fits[tone_curve]
+        tone_scores = {c: round(fits[c][2], 6) for c in curves}
     residual = float(np.sqrt(np.mean(np.sum((_map(H, src) - dst) ** 2, axis=1)))) if n else float("inf")
     h, w = pairs[0].blur.shape[:2]  # the matches' blur-side points (dst) over the blur frame
     cover = cv2.contourArea(cv2.convexHull(dst.astype(np.float32).reshape(-1, 1, 2))) / (w * h) if n >= 3 else 0.0
     return Geometry(
-        H, flip, n, residual, len(pairs), ecc_used, blur_box, synth_box, recorded, round(float(cover), 3), (src, dst)
+        H,
+        flip,
+        n,
+        residual,
+        len(pairs),
+        ecc_used,
+        blur_box,
+        synth_box,
+        recorded,
+        round(float(cover), 3),
+        (src, dst),
+        tone_curve,
+        tone_scores,
     )
 
 

@@ -604,6 +604,8 @@ def undistort_pairs(pairs, lenses: dict[str, Lens] | None) -> None:
             p.blur = undistort_image(p.blur, lenses["blur"])
         if p.synth is not None:
             p.synth = undistort_image(p.synth, lenses["sharp"])
+        if p.synth_srgb is not None:
+            p.synth_srgb = undistort_image(p.synth_srgb, lenses["sharp"])
 
 
 def undistort_timing(data, lenses: dict[str, Lens] | None) -> None:

@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 3  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 4  # bump when a change alters results, so finished takes are redone
 
 REFIT_SHARP_FRAMES = 0.1  # visual sync moved more than this on refinement: refit the homography
 EXPOSURE_ROUNDS = 4  # exposure window <-> homography alternations at most
@@ -273,6 +273,8 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         "sync_details": s.details,
         "calibration": used_calibration,
         "ecc_pairs": g.ecc_pairs,
+        "tone_curve": g.tone_curve,  # the cameras' tone curve the geometry found (None: not estimated)
+        "tone_ecc": g.tone_scores,
         "frame_pairs": g.pairs,
         "rig_flip_sharp": opts.rig.flip_sharp,
         "blur_valid": list(g.blur_valid),
