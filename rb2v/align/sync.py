@@ -23,6 +23,7 @@ import numpy as np
 from scipy import optimize, signal
 
 from .. import ffmpeg
+from ..colorspace import srgb_to_linear
 from ..errors import Rb2vError
 from ..io.video import VideoSource, read_audio
 
@@ -246,8 +247,7 @@ def _correlation(pred: np.ndarray, obs: np.ndarray) -> float:
 def _linear(encoded: np.ndarray) -> np.ndarray:
     """Approximate linear light from 8-bit-scale encoded luma (sRGB curve): the sensor averages
     radiance over the exposure, so the blur model is a box filter in linear light."""
-    x = np.clip(encoded / 255.0, 0, 1)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    return srgb_to_linear(np.asarray(encoded, np.float64) / 255.0)
 
 
 class _VisualModel:
