@@ -10,7 +10,7 @@ import functools
 from pathlib import Path
 
 from .errors import Rb2vError
-from .manifest.schema import MANIFEST_NAME, METADATA_NAME
+from .manifest.schema import MANIFEST_NAME, METADATA_NAME, SAMPLES_DIR
 
 # the files rb2v writes beside a dataset's manifest (build, report, publish, fetch)
 DATASET_FILES = frozenset(
@@ -59,7 +59,7 @@ def owner_of(path: str | Path) -> str | None:
             continue
         rel = path.relative_to(folder).as_posix()
         listed = _listed(manifest)
-        if rel in DATASET_FILES or rel in listed or (not listed and rel.startswith("samples/")):
+        if rel in DATASET_FILES or rel in listed or (not listed and rel.startswith(f"{SAMPLES_DIR}/")):
             return f"the dataset {folder}"
         return None
     return None

@@ -147,6 +147,9 @@ def test_a_rig_knocked_mid_take_loses_the_later_samples_not_the_earlier(tmp_path
     assert not rejects[rejects["blur_index"] + half < knock]["reason"].str.contains("misregistered").any()
     said = capsys.readouterr()
     assert f"misregistered: {len(late)} blurry frames" in said.out + said.err
+    # uncorrected lens distortion misregisters every frame of a take alike (an outside check's take without a
+    # calibration take: the hint named a knocked rig only)
+    assert "its lenses distort and no calibration take undistorted them" in said.out + said.err
     assert "a shift in time" not in said.out + said.err  # a knocked view is no exposure change
     # the report shows it: the reason's row, the take's alignment, and each frame's outcome along the take
     page = (dataset / "report.html").read_text()
@@ -889,6 +892,15 @@ def test_synth_reds_from_real_frames(fixtures_dir, tmp_path, capsys):
         shutil.copy(fixtures_dir / "img_seq" / f"{min(i, 11):05d}.jpg", decimated / "seqA" / f"{i:05d}.jpg")
     dataset = synth_reds_dataset(decimated, tmp_path / "o480", 480, load_pipeline("reds"), report=False)
     assert json.loads(manifest_metadata(dataset)["source"]) == {"fps": 480, "upsample_factor": 1, "decimation": 2}
+    # run again at other rates into the same folder: the samples of the earlier rate that this one does not
+    # make were left beside it (disk, and a folder that is not its manifest); its own and nothing else remain
+    linear = load_pipeline("reds", {"upsample.interpolator": "linear"})
+    for fps in (120, 240):
+        dataset = synth_reds_dataset(decimated, tmp_path / "o480", fps, linear, report=False)
+        folders = {p.parent.relative_to(dataset).as_posix() for p in (dataset / "samples").rglob("blur.png")}
+        listed = {str(Path(p).parent) for p in read_manifest(dataset / "manifest.parquet")["blur_path"]}
+        assert folders == listed and len(listed) == {120: 3, 240: 1}[fps]
+    assert "removed 2 sample folder(s) of an earlier build" in capsys.readouterr().err
 
     # a corrupt video, an empty sequence folder and a video of another rate than --fps beside the good
     # sequences: each named, the others built

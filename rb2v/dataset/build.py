@@ -23,7 +23,16 @@ from ..device import resolve_device
 from ..errors import PartialFailure, Rb2vError
 from ..executor import INLINE, ExecutorSettings, Outcome, Unit, check_executor, chunks, failures_table, run_units
 from ..fsutil import atomic_path, clean_partials, exclusive, write_json_atomic
-from ..manifest import MANIFEST_NAME, METADATA_NAME, ORDER_KEY, read_manifest, write_manifest, write_metadata_json
+from ..manifest import (
+    BLUR_NAME,
+    MANIFEST_NAME,
+    METADATA_NAME,
+    ORDER_KEY,
+    SAMPLES_DIR,
+    read_manifest,
+    write_manifest,
+    write_metadata_json,
+)
 from ..progress import say
 from ..settings import load_rig
 from .settings import PipelineSettings
@@ -232,12 +241,39 @@ def assemble(
             say("note: the samples changed, so the previous manifest's order labels are not kept: run rb2v order again")
     write_manifest(dataset_dir / MANIFEST_NAME, rows, meta)
     (dataset_dir / WORK_DIR / WITHDRAWN_MANIFEST).unlink(missing_ok=True)
+    remove_unlisted_samples(dataset_dir)
     write_metadata_json(dataset_dir, rows)
     t1 = table1(rows)
     with atomic_path(dataset_dir / "table1.csv") as tmp:
         t1.to_csv(tmp, index=False)
     record_build(dataset_dir, settings, rows, rej, summaries, failures, splits)
     return rows, rej
+
+
+def remove_unlisted_samples(dataset_dir: Path) -> int:
+    """Remove the sample folders that no finished unit of work lists (an earlier build's: synth-reds at
+    another --fps, a frame rejected since); returns how many. Work kept for a re-run stays: the folders of
+    every unit with a done marker, this build's or not (a take that failed today keeps yesterday's)."""
+    root, work = dataset_dir / SAMPLES_DIR, dataset_dir / WORK_DIR
+    if not root.is_dir():
+        return 0
+    listed = set()
+    for marker in work.glob("*.done.json"):
+        record = work / marker.name.replace(".done.json", ".rows.parquet")
+        if record.is_file():
+            listed.update(Path(p).parent for p in pd.read_parquet(record, columns=["blur_path"])["blur_path"])
+    removed = 0
+    for blur in sorted(root.rglob(BLUR_NAME)):
+        folder = blur.parent
+        if folder.relative_to(dataset_dir) not in listed:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()):  # a sequence's or take's folder left empty
+            folder.rmdir()
+    if removed:
+        say(f"note: removed {removed} sample folder(s) of an earlier build that this one does not list")
+    return removed
 
 
 def record_build(

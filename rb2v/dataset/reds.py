@@ -42,7 +42,7 @@ from ..executor import (
 )
 from ..fsutil import exclusive
 from ..io.images import image_files, read_image, to_float, to_uint8
-from ..manifest import sample_paths, sample_row
+from ..manifest import SAMPLES_DIR, sample_paths, sample_row
 from ..metrics import psnr
 from ..progress import say
 from .settings import PipelineSettings, load_pipeline, note_unused_options
@@ -243,7 +243,7 @@ def build_sequence(
                 )
                 continue
             window, blur = synthesize_sample(list(buffer), k, settings, tools, cpu_threads())
-            blur_path, sharp_paths = sample_paths(f"samples/{seq.name}/{s:06d}")
+            blur_path, sharp_paths = sample_paths(f"{SAMPLES_DIR}/{seq.name}/{s:06d}")
             written = writer.submit([blur_path, *sharp_paths], [blur, *window])
             stored = to_float(to_uint8(blur))  # what users get: the 8-bit PNG, as read back
             row = sample_row(

@@ -31,7 +31,7 @@ from ..executor import cpu_threads
 from ..fsutil import atomic_path, write_bytes_atomic, write_json_atomic
 from ..interpolation import Interpolator, LinearInterpolator, load_interpolator
 from ..io.images import encode_png, read_image
-from ..manifest import FRAMES_PER_SEQ, sample_paths, sample_row
+from ..manifest import FRAMES_PER_SEQ, SAMPLES_DIR, sample_paths, sample_row
 from ..progress import say
 from ..settings import SequenceSettings, load_rig
 from . import rowtime
@@ -211,7 +211,7 @@ def stage_failures(reasons) -> dict[str, int]:
 
 
 def paths_for(take: AlignedTake, k: int) -> tuple[str, list[str]]:
-    return sample_paths(f"samples/{take.subject}/{take.take}/{k:06d}")
+    return sample_paths(f"{SAMPLES_DIR}/{take.subject}/{take.take}/{k:06d}")
 
 
 class _Matting:
@@ -263,7 +263,9 @@ REJECT_REASONS = {
     "static": "show almost no change over their 7 frames (under qc.min_motion): nothing to order or deblur",
     "misregistered": "sit off their sharp frames: the views moved against each other during the take (a knocked "
     "rig, a loose mount, image stabilisation), or a take that kept its calibration take's homography was bumped "
-    "after it (lower align.max_calibration_shift_px in the rig file and align again)",
+    "after it (lower align.max_calibration_shift_px in the rig file and align again), or its lenses distort and no "
+    "calibration take undistorted them (its alignment.json's lens is null: film a board, RAW/calibration/<name>/"
+    "board.toml, and name it in take.toml)",
     "off_clock": "match sharp frames over qc.max_clock_steps from where the alignment's clock puts them: a view "
     "moved along the motion (a knocked rig), or, where most of a take's are, its clock is wrong (its "
     "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps), or the blur "

@@ -2,6 +2,7 @@
 writing, the official HyperCUT ``metadata.json`` export, and the validator."""
 
 from .schema import (
+    BLUR_NAME,
     COLUMNS,
     FIELDS,
     FRAMES_PER_SEQ,
@@ -10,6 +11,7 @@ from .schema import (
     METADATA_NAME,
     ORDER_KEY,
     ORDERS,
+    SAMPLES_DIR,
     SCHEMA_TAG,
     SPLITS,
     inside_dataset,
@@ -30,6 +32,7 @@ from .schema import (
 from .validate import validate_manifest
 
 __all__ = [
+    "BLUR_NAME",
     "COLUMNS",
     "FIELDS",
     "FRAMES_PER_SEQ",
@@ -38,6 +41,7 @@ __all__ = [
     "METADATA_NAME",
     "ORDER_KEY",
     "ORDERS",
+    "SAMPLES_DIR",
     "SCHEMA_TAG",
     "SPLITS",
     "inside_dataset",

@@ -25,6 +25,8 @@ SCHEMA_TAG = "rb2v.manifest/1"
 MANIFEST_NAME = "manifest.parquet"
 METADATA_NAME = "metadata.json"
 FRAMES_PER_SEQ = 7
+SAMPLES_DIR = "samples"  # the dataset folder's sub-folder of sample folders
+BLUR_NAME = "blur.png"  # in each sample folder, beside frame001.png …
 ORDERS = ("ignore", "reverse")
 # schema metadata key: where the ``order`` column's labels came from (``rb2v order`` writes it; absent:
 # never computed, every label the default "ignore")
@@ -61,7 +63,7 @@ IDENTITY_COLOUR = np.eye(3, 4, dtype=np.float32).reshape(12).tolist()
 
 def sample_paths(base: str, frames: int = FRAMES_PER_SEQ) -> tuple[str, list[str]]:
     """A sample's files under ``base``: ``blur.png`` and ``frame001.png`` … in time order."""
-    return f"{base}/blur.png", [f"{base}/frame{t:03d}.png" for t in range(1, frames + 1)]
+    return f"{base}/{BLUR_NAME}", [f"{base}/frame{t:03d}.png" for t in range(1, frames + 1)]
 
 
 def inside_dataset(rel: str) -> bool:
