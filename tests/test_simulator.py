@@ -224,3 +224,23 @@ def test_a_real_take_folder_of_the_same_name_is_never_replaced(tmp_path):
     with pytest.raises(Rb2vError, match=r"take01: holds files but no truth.json, so it is not a simulated take"):
         simulate_session(tmp_path, cfg, progress=False)
     assert sorted(p.name for p in take.iterdir()) == ["GX010042.MP4"]
+
+
+def test_rig_motion_scales_how_fast_the_whole_view_moves():
+    """``--rig-motion``: the default rig sways by under a pixel a sharp frame, which let the exposure-length
+    error under a walking rig's pan (several px a frame) go unseen by every simulated test."""
+    from rb2v.simulate.scene import Scene
+
+    def fastest(rig_motion):
+        scene = Scene("street", np.random.default_rng([2, 6512]), 640, 544, 1.0, rig_motion=rig_motion)
+        corners = np.array([[0, 639, 0, 639], [0, 0, 543, 543], [1, 1, 1, 1]], float)
+        seen = []
+        for t in np.arange(0, 3, 0.01):  # the sharp camera's frames
+            q = np.linalg.inv(scene.backdrop_transform(t)) @ corners
+            seen.append(q[:2] / q[2])
+        return float(np.abs(np.diff(np.array(seen), axis=0)).max())
+
+    gentle, walking = fastest(1.0), fastest(8.0)
+    assert gentle < 1.0 and walking > 4.0 and 7.0 < walking / gentle < 9.0, (gentle, walking)
+    with pytest.raises(Rb2vError, match="--rig-motion must be between 0 and 12"):
+        SimConfig(rig_motion=13.0).validate()

@@ -104,6 +104,10 @@ SETTINGS: dict[str, dict] = {
     # light fall-off that differs between the views: vignetting of 20 / 10 % at the corners and a beam splitter
     # whose split ratio changes by +/-4 % across the frame (opposite in the two views), every convention drawn
     "falloff": {"randomize": True, "vignetting": (0.20, 0.10), "splitter_gradient": 0.04},
+    # an operator walking with the rig: the whole view pans, turns and zooms by up to 3.6-5.8 px a sharp frame
+    # (the default rig sways by under 0.7), every convention drawn; and with a short exposure stamped at its start
+    "moving-rig": {"randomize": True, "rig_motion": 8.0},
+    "moving-rig-12ms": {"rig_motion": 8.0, "blur_exposure_s": 0.012, "blur_anchor": "start"},
 }
 DEFAULT_SETTINGS = ",".join(SETTINGS)  # every convention: the per-option table of the issue 13 note
 TIE = 0.1  # steps: a true start this close to k + 0.5 is a tie between k and k + 1

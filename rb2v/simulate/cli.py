@@ -77,6 +77,14 @@ def _audio_starts(value: str) -> tuple[float, float]:
 @click.option("--timecode", is_flag=True, help="Write timecode tracks jammed to one clock.")
 @click.option("--chapter-seconds", type=float, default=0.0, help="Split recordings into GoPro chapters.")
 @click.option("--static", is_flag=True, help="Nothing moves (for colour and geometry checks).")
+@click.option(
+    "--rig-motion",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="How much the whole rig moves (pan, shake, turn, zoom) against the default's gentle sway of under half a "
+    "pixel a sharp frame; 6: an operator walking with it, several pixels a frame (0 to 12).",
+)
 @click.option("--rig", default="gopro-hero8-beamsplitter", show_default=True, help="Rig definition (rigs/NAME.toml).")
 @click.option(
     "--exposure-anchor",
@@ -204,6 +212,7 @@ def simulate_rig(
     timecode,
     chapter_seconds,
     static,
+    rig_motion,
     rig,
     exposure_anchor,
     sharp_exposure_anchor,
@@ -253,6 +262,7 @@ def simulate_rig(
         timecode=timecode,
         chapter_seconds=chapter_seconds,
         motion_scale=0.0 if static else 1.0,
+        rig_motion=rig_motion,
         source=str(source) if source else None,
         blur_exposure_s=blur_exposure,
         sharp_exposure_s=sharp_exposure,

@@ -21,6 +21,7 @@ BITRATE_REFERENCE_PIXELS = 1920 * 1080
 BOARD_REACH = 0.2
 BOARD_REACH_MAX = 0.35
 RIG_DRIFT_MAX_PX = 20.0
+RIG_MOTION_MAX = 12.0  # past this the backdrop's mirror image fills much of the view
 
 
 def anchor_offset(anchor: float | str, length_s: float) -> float:
@@ -86,6 +87,9 @@ class SimConfig:
     timecode: bool = False
     chapter_seconds: float = 0.0  # > 0 splits recordings into GoPro chapters of this length
     motion_scale: float = 1.0  # 0 makes a static scene
+    # How much the whole rig moves (pan, shake, turn and zoom, seen by both cameras) against the default's
+    # gentle sway (1: under half a pixel a sharp frame); 6: an operator walking with it, several px a frame.
+    rig_motion: float = 1.0
     noise: bool = True
     # Light fall-off per camera (blur, sharp): radial vignetting 1 - v r^2 (r = 1 at the frame's corners), in
     # each sensor's own coordinates. A beam splitter's split ratio also changes across the field: a plate
@@ -163,6 +167,10 @@ class SimConfig:
                     f"simulate-rig: --sharp-size must be even and 0.4-1x the blur camera's {self.width}x{self.height} "
                     f"in each direction, got {sw}x{sh}"
                 )
+        if not 0.0 <= self.rig_motion <= RIG_MOTION_MAX:
+            raise Rb2vError(
+                f"simulate-rig: --rig-motion must be between 0 and {RIG_MOTION_MAX:g}, got {self.rig_motion}"
+            )
         if self.internal_fps < 400:
             raise Rb2vError("simulate-rig: internal frame rate must be at least 400 fps")
         if not 0 < self.blur_exposure_s <= 1 / self.blur_fps:

@@ -147,6 +147,7 @@ class Scene:
         subject_index: int = 0,
         source: SourceFrames | None = None,
         calibration: bool = False,
+        rig_motion: float = 1.0,
     ):
         self.width, self.height = width, height
         self.category = category
@@ -154,10 +155,11 @@ class Scene:
         self.source = source
         self.objects: list[SceneObject] = []
         # Rig pan and handheld shake (the whole rig moves; both cameras see it).
-        self.margin = 96
+        # a faster rig sees more of the backdrop (beyond it, its mirror image)
+        self.margin = round(96 * max(1.0, rig_motion) ** 0.5)
         # Green-screen sessions are shot from a tripod: the screen is static, so each camera's
         # view of it is rendered once and cached.
-        pan_scale = 0.0 if self.green_screen else motion_scale
+        pan_scale = 0.0 if self.green_screen else motion_scale * rig_motion
         self.pan = Trajectory.random(
             rng,
             (0.0, 0.0),

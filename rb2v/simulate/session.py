@@ -81,7 +81,15 @@ class TakeSimulation:
         source = SourceFrames(cfg.source) if (cfg.source and not calibration and cfg.category == "street") else None
         motion = cfg.motion_scale * (0.25 if calibration else 1.0)
         self.scene = Scene(
-            cfg.category, rng, W, H, motion, subject_index=subject_index, source=source, calibration=calibration
+            cfg.category,
+            rng,
+            W,
+            H,
+            motion,
+            subject_index=subject_index,
+            source=source,
+            calibration=calibration,
+            rig_motion=cfg.rig_motion,
         )
         self.settings = take_settings(cfg, self._key)
         self.exposure = self.settings.exposure  # the true windows, rb2v.alignment.Exposure per camera
