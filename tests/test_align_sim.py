@@ -242,6 +242,33 @@ def test_face_take_after_the_rig_moved_keeps_its_own_homography(face, tmp_path):
     assert own < CORNER_TOL_PX < 2.0 < corner_errors(stale, truth).max(), (own, corner_errors(stale, truth))
 
 
+def test_a_still_rig_stamped_at_the_exposure_end_is_not_taken_for_moved(face, tmp_path):
+    """A green-screen take's matches lie on the moving subject alone; made at the timestamps while the
+    exposure ends there, they show the subject where it was half an exposure earlier, and the calibration
+    take's homography put them 0.39 px off on this still rig (an outside check's faster subjects: 2.5 and
+    3.1 px, over the 1.5 px limit): align called the rig moved and fitted the take's own homography. The
+    shift is now measured again inside the estimated exposure (0.05 px). The limit is lowered to 0.2 px
+    here to make this subject's shift count."""
+    raw = tmp_path / "raw"
+    shutil.copytree(face["raw"] / "calibration", raw / "calibration")
+    cfg = SimConfig(
+        category="face", seconds=2.0, seed=32, flip="vertical", audio=False, internal_fps=400, blur_anchor="end"
+    )
+    simulate_session(raw, cfg, progress=False)
+    truth = json.loads((_take(raw, "face") / "truth.json").read_text())
+    takes, calibrations, _ = discover(raw)
+    calib_meta = read_alignment(face["out"] / "calibration" / "face-rig")
+    rig = load_rig(overrides={"align.max_calibration_shift_px": 0.2})
+    opts = stage.AlignOptions(rig=rig, write_frames=False)
+    status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
+    assert status == "aligned" and meta.extra["calibration"] == "face-rig" and "moved" not in meta.extra["note"]
+    assert meta.extra["calibration_shift_px"] < 0.1
+    assert corner_errors(meta, truth).max() <= 0.1
+    untimed = stage.AlignOptions(rig=rig, write_frames=False, exposure=False)  # the matches at the timestamps
+    status, moved = stage.align_take(takes[0], tmp_path / "untimed", untimed, calib_meta, calibrations["face-rig"])
+    assert moved.extra["calibration"] is None and moved.extra["calibration_shift_px"] > 0.3
+
+
 def test_face_falls_back_to_calibration_take(face, tmp_path):
     """With an inlier threshold no take can meet, the take uses its calibration take's homography."""
     takes, calibrations, _ = discover(face["raw"])
