@@ -134,3 +134,16 @@ def test_timecode_offset(tmp_path):
     s = write_video(tmp_path / "s.mp4", np.repeat(grey, 4, axis=0), 100, timecode="10:00:00:90", preset="ultrafast")
     # blur starts at 1 s + 5/25 = 1.2 s past 10:00, sharp at 0.9 s: t_sharp = t_blur + 0.3
     assert timecode_offset(open_source(b), open_source(s)) == pytest.approx(0.3)
+
+
+def test_an_ambiguous_visual_sync_is_said():
+    """A waving hand on a green screen (rb2v's simulator, hand seed 32, no sound) repeats its motion: visual
+    sync picked an offset 0.55 s off, the next peak 0.07 under it (confidence 0.31), and align said nothing;
+    the take then looked like a rig moved by 20 px."""
+    from rb2v.align.sync import SyncResult, ambiguity_note
+
+    details = {"correlation": 0.924, "second_peak": 0.857}
+    note = ambiguity_note(SyncResult(-0.436, 1.0, "visual", 0.31, details=details), "hand/s1/t1")
+    assert note.startswith("hand/s1/t1: the visual sync is ambiguous") and "0.924 against 0.857" in note
+    assert ambiguity_note(SyncResult(0.3, 1.0, "visual", 0.88, details=details), "hand/s1/t1") is None
+    assert ambiguity_note(SyncResult(0.3, 1.0, "audio", 0.2, details={}), "hand/s1/t1") is None

@@ -180,6 +180,11 @@ def load_timing_data(sync: SyncResult, blur: VideoSource, sharp: VideoSource, bl
     )
 
 
+def _decoded(recorded: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values (0..255) as linear light (0..1), float64 (decoded in float32: 8x faster)."""
+    return srgb_to_linear((recorded * (1 / 255.0)).astype(np.float32)).astype(np.float64)
+
+
 class TimingModel:
     """Scores exposure windows against the real blurry frames under one homography.
 
@@ -235,7 +240,7 @@ class TimingModel:
             self.moving_px += len(idx)
             rows, inverse = np.unique(idx // w, return_inverse=True)
             recorded = np.stack([f.reshape(-1)[idx] for f in frames]).astype(np.float64)
-            values = {t: srgb_to_linear(recorded / 255.0) if t == "srgb" else recorded for t in tones}
+            values = {t: _decoded(recorded) if t == "srgb" else recorded for t in tones}
             self.pairs.append(
                 (k, span[0], values, blur.reshape(-1)[idx].astype(np.float64), row_fraction[rows], inverse)
             )

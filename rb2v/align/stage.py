@@ -278,6 +278,9 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
                 f"({s.method}) may be off by more (e.g. the cameras' sound latencies differ); check with --sync visual"
             )
             note = f"{note}; {edge}" if note else edge
+    ambiguous = sync.ambiguity_note(s, take.key)
+    if ambiguous:
+        note = f"{note}; {ambiguous}" if note else ambiguous
     crop = lensmod.choose_crop(
         lenses,
         H,

@@ -367,6 +367,24 @@ def visual_sync(
     )
 
 
+# A visual sync whose best offset beats the next (over two blur frames away) by less than this share of its
+# 0.2 correlation scale is said to be ambiguous: on rb2v's simulator a waving hand's repeating motion gave
+# 0.30-0.31 (0.55 s off, unsaid), right syncs 0.88-0.99.
+AMBIGUOUS_CONFIDENCE = 0.5
+
+
+def ambiguity_note(result: SyncResult, key: str) -> str | None:
+    """What to tell of a visual sync that another offset matched almost as well (None: nothing)."""
+    if result.method != "visual" or result.confidence >= AMBIGUOUS_CONFIDENCE:
+        return None
+    d = result.details
+    return (
+        f"{key}: the visual sync is ambiguous: another offset matched almost as well (correlation "
+        f"{d.get('correlation', float('nan')):.3f} against {d.get('second_peak', float('nan')):.3f}), as when the "
+        "motion repeats; check time_offset_s against the pictures, or record sound on both cameras (--sync audio)"
+    )
+
+
 def refine_visual(
     result: SyncResult,
     sharp_to_blur: np.ndarray,
