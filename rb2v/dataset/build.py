@@ -241,7 +241,7 @@ def assemble(
             say("note: the samples changed, so the previous manifest's order labels are not kept: run rb2v order again")
     write_manifest(dataset_dir / MANIFEST_NAME, rows, meta)
     (dataset_dir / WORK_DIR / WITHDRAWN_MANIFEST).unlink(missing_ok=True)
-    remove_unlisted_samples(dataset_dir)
+    remove_unlisted_samples(dataset_dir, rows, units)
     write_metadata_json(dataset_dir, rows)
     t1 = table1(rows)
     with atomic_path(dataset_dir / "table1.csv") as tmp:
@@ -250,26 +250,30 @@ def assemble(
     return rows, rej
 
 
-def remove_unlisted_samples(dataset_dir: Path) -> int:
+def remove_unlisted_samples(dataset_dir: Path, rows: pd.DataFrame, units: list[str]) -> int:
     """Remove the sample folders that no finished unit of work lists (an earlier build's: synth-reds at
     another --fps, a frame rejected since); returns how many. Work kept for a re-run stays: the folders of
-    every unit with a done marker, this build's or not (a take that failed today keeps yesterday's)."""
+    every unit with a done marker, this build's (``rows``, of ``units``) or not (a take that failed today
+    keeps yesterday's)."""
     root, work = dataset_dir / SAMPLES_DIR, dataset_dir / WORK_DIR
     if not root.is_dir():
         return 0
-    listed = set()
+    listed = {Path(p).parent for p in rows["blur_path"]} if len(rows) else set()
+    read = set(units)
     for marker in work.glob("*.done.json"):
-        record = work / marker.name.replace(".done.json", ".rows.parquet")
-        if record.is_file():
+        unit = marker.name.removesuffix(".done.json")
+        record = work / f"{unit}.rows.parquet"
+        if unit not in read and record.is_file():  # this build's units' rows were read already
             listed.update(Path(p).parent for p in pd.read_parquet(record, columns=["blur_path"])["blur_path"])
     removed = 0
     for blur in sorted(root.rglob(BLUR_NAME)):
         folder = blur.parent
-        if folder.relative_to(dataset_dir) not in listed:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed += 1
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        if not any(folder.iterdir()):  # a sequence's or take's folder left empty
+        if folder.relative_to(dataset_dir) in listed:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+        while folder.parent != root and not any(folder.parent.iterdir()):  # a sequence's or take's folder left empty
+            folder = folder.parent
             folder.rmdir()
     if removed:
         say(f"note: removed {removed} sample folder(s) of an earlier build that this one does not list")

@@ -82,8 +82,8 @@ def _audio_starts(value: str) -> tuple[float, float]:
     type=float,
     default=1.0,
     show_default=True,
-    help="How much the whole rig moves (pan, shake, turn, zoom) against the default's gentle sway of under half a "
-    "pixel a sharp frame; 6: an operator walking with it, several pixels a frame (0 to 12).",
+    help="How much the whole rig moves (pan, shake, turn, zoom) against the default's gentle sway of under 0.7 px "
+    "a sharp frame at 640x544; 8: an operator walking with it, up to 3.6-5.8 px a frame (0 to 12).",
 )
 @click.option("--rig", default="gopro-hero8-beamsplitter", show_default=True, help="Rig definition (rigs/NAME.toml).")
 @click.option(

@@ -88,7 +88,7 @@ class SimConfig:
     chapter_seconds: float = 0.0  # > 0 splits recordings into GoPro chapters of this length
     motion_scale: float = 1.0  # 0 makes a static scene
     # How much the whole rig moves (pan, shake, turn and zoom, seen by both cameras) against the default's
-    # gentle sway (1: under half a pixel a sharp frame); 6: an operator walking with it, several px a frame.
+    # gentle sway (1: under 0.7 px a sharp frame at 640x544); 8: an operator walking with it, up to 3.6-5.8 px.
     rig_motion: float = 1.0
     noise: bool = True
     # Light fall-off per camera (blur, sharp): radial vignetting 1 - v r^2 (r = 1 at the frame's corners), in
