@@ -282,3 +282,23 @@ def test_face_falls_back_to_calibration_take(face, tmp_path):
     # without a calibration take it is an error that names the take and says why
     with pytest.raises(Rb2vError, match="too few feature matches"):
         stage.align_take(takes[0], tmp_path / "take2", opts)
+
+
+def test_a_repeating_motion_is_synchronised_per_pixel(tmp_path):
+    """A waving hand on a green screen without sound (rb2v's simulator, hand seed 32) repeats its motion:
+    the coarse visual search's best offset was 0.57 s off (correlation 0.925 against 0.858 at the true
+    one), and align kept it. Each rival offset is now given its own homography and refit per pixel, where
+    the true offset wins (0.932 against 0.770). Only the take is simulated (no calibration take), and the
+    exposure is not fitted: neither changes the sync."""
+    from rb2v.simulate.session import TakeSimulation, write_take
+
+    cfg = SimConfig(category="hand", seconds=2.0, seed=32, audio=False, internal_fps=400)
+    write_take(TakeSimulation(cfg, 0, 0), _take(tmp_path, "hand"), "subject01", "take01", 1000, None, lambda: None)
+    truth = json.loads((_take(tmp_path, "hand") / "truth.json").read_text())
+    takes, _, _ = discover(tmp_path)
+    meta = stage.estimate(takes[0], stage.AlignOptions(rig=load_rig(), write_frames=False, exposure=False))
+    settled = meta.extra["sync_details"]["settled"]
+    assert abs(settled["coarse_offset_s"] - truth["time_offset_s"]) > 0.4  # the take still fools the coarse search
+    assert abs(meta.time_offset_s - truth["time_offset_s"]) <= OFFSET_TOL_S
+    assert meta.extra["sync_confidence"] > 0.5 and "ambiguous" not in meta.extra.get("note", "")
+    assert corner_errors(meta, truth).max() <= CORNER_TOL_PX

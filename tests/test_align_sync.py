@@ -147,3 +147,18 @@ def test_an_ambiguous_visual_sync_is_said():
     assert note.startswith("hand/s1/t1: the visual sync is ambiguous") and "0.924 against 0.857" in note
     assert ambiguity_note(SyncResult(0.3, 1.0, "visual", 0.88, details=details), "hand/s1/t1") is None
     assert ambiguity_note(SyncResult(0.3, 1.0, "audio", 0.2, details={}), "hand/s1/t1") is None
+    settled = {**details, "settled": {"correlation": 0.81, "second_peak": 0.79}}  # per pixel: what align weighed
+    assert "0.810 against 0.790" in ambiguity_note(SyncResult(0.1, 1.0, "visual", 0.1, details=settled), "h")
+
+
+def test_rival_peaks_are_separate_local_maxima_above_the_floor():
+    from rb2v.align.sync import _rival_peaks
+
+    x = np.arange(200)
+    # peaks at 40 (best), 44 (its shoulder: too near), 100, 160 (under the floor)
+    scores = 0.9 * np.exp(-(((x - 40) / 3) ** 2)) + 0.5 * np.exp(-(((x - 44) / 1) ** 2))
+    scores += 0.85 * np.exp(-(((x - 100) / 3) ** 2)) + 0.6 * np.exp(-(((x - 160) / 3) ** 2))
+    assert _rival_peaks(scores, int(np.argmax(scores)), gap=8, floor=0.7) == [100]
+    assert _rival_peaks(scores, int(np.argmax(scores)), gap=8, floor=0.5) == [100, 160]
+    many = np.tile(np.r_[np.linspace(0, 1, 10), np.linspace(1, 0, 10)[1:]], 10)  # ten equal peaks
+    assert len(_rival_peaks(many, 9, gap=8, floor=0.5)) == 3  # MAX_RIVALS

@@ -34,6 +34,13 @@ MIN_AUDIO_PSR = 8.0  # GCC-PHAT peak-to-sidelobe ratio below which audio is not 
 MIN_VISUAL_CORR = 0.5
 MIN_VISUAL_FRAMES = 8  # blurry frames inside the sharp stream that a visual match needs at least
 FLIPS = ("none", "horizontal", "vertical")
+CONFIDENCE_SCALE = 0.2  # correlation lead over the next offset that gives full confidence
+# A visual sync whose best offset beats the next (over two blur frames away) by less than this share of
+# CONFIDENCE_SCALE is ambiguous: on rb2v's simulator a waving hand's repeating motion gave 0.30-0.31 (0.55 s
+# off), right syncs 0.88-0.99. Its rivals (offsets within CONFIDENCE_SCALE of the best, at most MAX_RIVALS)
+# are kept for align to settle per pixel (``stage``).
+AMBIGUOUS_CONFIDENCE = 0.5
+MAX_RIVALS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,10 +358,19 @@ def visual_sync(
     peak, flip_hint, model, scores, i = best
     if peak < MIN_VISUAL_CORR:
         return None
-    far = np.abs(np.arange(len(scores)) - i) > 2 * fs / fb
+    gap = 2 * fs / fb
+    far = np.abs(np.arange(len(scores)) - i) > gap
     second = float(scores[far].max()) if far.any() else -1.0
-    offset, ratio, corr = model.fit(float(offsets[i]), drift=len(b_thumbs) / fb >= drift_min_s)
-    confidence = float(np.clip(corr, 0, 1) * np.clip((corr - second) / 0.2, 0, 1))
+    drift = len(b_thumbs) / fb >= drift_min_s
+    offset, ratio, corr = model.fit(float(offsets[i]), drift=drift)
+    confidence = sync_confidence(corr, second)
+    details = {"correlation": corr, "second_peak": second}
+    if confidence < AMBIGUOUS_CONFIDENCE:
+        rivals = _rival_peaks(scores, i, gap, corr - CONFIDENCE_SCALE)
+        details["rivals"] = [
+            dict(zip(("offset_s", "clock_ratio", "correlation"), model.fit(float(offsets[j]), drift=drift)))
+            for j in rivals
+        ]
     return SyncResult(
         offset,
         ratio,
@@ -362,22 +378,34 @@ def visual_sync(
         confidence,
         prior="timecode" if prior is not None else None,
         flip_hint=flip_hint,
-        details={"correlation": corr, "second_peak": second},
+        details=details,
         thumbs=(b_thumbs, s_thumbs),
     )
 
 
-# A visual sync whose best offset beats the next (over two blur frames away) by less than this share of its
-# 0.2 correlation scale is said to be ambiguous: on rb2v's simulator a waving hand's repeating motion gave
-# 0.30-0.31 (0.55 s off, unsaid), right syncs 0.88-0.99.
-AMBIGUOUS_CONFIDENCE = 0.5
+def sync_confidence(corr: float, second: float) -> float:
+    """0..1: how well the best offset matched, scaled by how far it beats the best one elsewhere."""
+    return float(np.clip(corr, 0, 1) * np.clip((corr - second) / CONFIDENCE_SCALE, 0, 1))
+
+
+def _rival_peaks(scores: np.ndarray, best: int, gap: float, floor: float) -> list[int]:
+    """Indices of the highest local maxima of ``scores`` (at most ``MAX_RIVALS``) above ``floor``, each more
+    than ``gap`` from ``best`` and from each other."""
+    peaks = signal.argrelextrema(scores, np.greater_equal, order=1)[0]
+    chosen = [best]
+    for j in peaks[np.argsort(-scores[peaks], kind="stable")]:
+        if scores[j] < floor or len(chosen) > MAX_RIVALS:
+            break
+        if all(abs(int(j) - c) > gap for c in chosen):
+            chosen.append(int(j))
+    return chosen[1:]
 
 
 def ambiguity_note(result: SyncResult, key: str) -> str | None:
     """What to tell of a visual sync that another offset matched almost as well (None: nothing)."""
     if result.method != "visual" or result.confidence >= AMBIGUOUS_CONFIDENCE:
         return None
-    d = result.details
+    d = result.details.get("settled", result.details)  # per pixel, once align has settled it
     return (
         f"{key}: the visual sync is ambiguous: another offset matched almost as well (correlation "
         f"{d.get('correlation', float('nan')):.3f} against {d.get('second_peak', float('nan')):.3f}), as when the "
