@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 5  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 6  # bump when a change alters results, so finished takes are redone
 
 REFIT_SHARP_FRAMES = 0.1  # visual sync moved more than this on refinement: refit the homography
 EXPOSURE_ROUNDS = 4  # exposure window <-> homography alternations at most
