@@ -30,6 +30,7 @@ from rb2v.executor import ExecutorSettings
 from rb2v.io.images import read_image, write_image
 from rb2v.manifest import ORDER_KEY, manifest_metadata, read_manifest, validate_manifest
 from rb2v.matting import ChromaKeyer
+from rb2v.matting.backgrounds import enlargement
 
 FAST = {"upsample.interpolator": "linear", "sampling.stride": 2}
 
@@ -760,7 +761,7 @@ def test_a_failed_write_or_a_truncated_frame_costs_its_own_sample_only(street, t
     pd.testing.assert_frame_equal(df, expected.drop(columns="split").reset_index(drop=True))
 
 
-def test_hand_samples_are_matted_onto_one_background(oracle_session, tmp_path, monkeypatch):
+def test_hand_samples_are_matted_onto_one_background(oracle_session, tmp_path, monkeypatch, capsys):
     import rb2v.dataset.stage as stage
 
     raw, out = oracle_session
@@ -768,6 +769,8 @@ def test_hand_samples_are_matted_onto_one_background(oracle_session, tmp_path, m
     monkeypatch.setattr(stage, "cpu_threads", lambda: 2)  # a sample's frames keyed on two threads at once
     dataset = build_dataset(tmp_path, load_pipeline("hand", {**FAST, "sampling.stride": 5}), report=False)
     df = read_manifest(dataset / "manifest.parquet")
+    enlarged = sum(enlargement(r.background, r.width, r.height) > 1 for r in df.itertuples())
+    assert f"note: {enlarged} of {len(df)} samples got a background photo enlarged" in capsys.readouterr().err
     # frames keyed on two threads at once are those keyed one after another (a worker with one core)
     frames = [read_image(p) for p in sorted((tmp_path / "aligned" / "hand").glob("*/*/blur/*.png"))[:8]]
     background = np.random.default_rng(0).random(frames[0].shape, dtype=np.float32)

@@ -215,6 +215,29 @@ def test_backgrounds_are_deterministic_per_sample(tmp_path):
         list_backgrounds(folder / "b.png")
 
 
+def test_samples_whose_background_photo_was_enlarged_are_counted(tmp_path):
+    """A photo smaller than the frames was enlarged into them without a word (an outside check's 320 px
+    photo behind 448x448 samples): softer than the subject. The build's summary now says how many."""
+    from rb2v.matting.backgrounds import enlarged_note, enlargement
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "small.png", cv2.resize(data.astronaut(), (320, 320), interpolation=cv2.INTER_AREA))
+    small = [pick_background(f"s{i}", (448, 448), folder)[1] for i in range(20)]
+    for bid in small:
+        w = int(bid.split("w=")[1].split(",")[0])
+        assert 176 <= w <= 320 and enlargement(bid, 448, 448) == pytest.approx(448 / w)  # 0.55-1 of 320 px
+    note = enlarged_note(small, [(448, 448)] * 20)
+    most = max(enlargement(b, 448, 448) for b in small)
+    assert note.startswith("note: 20 of 20 samples") and f"up to {most:.1f}x)" in note and "815 px" in note
+    (tmp_path / "large").mkdir()
+    write_image(tmp_path / "large" / "large.png", cv2.resize(data.astronaut(), (900, 820)))
+    large = [pick_background(f"s{i}", (448, 448), tmp_path / "large")[1] for i in range(20)]
+    assert all(enlargement(b, 448, 448) < 1 for b in large) and enlarged_note(large, [(448, 448)] * 20) is None
+    bundled = [pick_background(f"s{i}", (448, 448))[1] for i in range(20)]
+    assert "bundled photos are 300-1411 px" in enlarged_note(bundled, [(448, 448)] * 20)
+
+
 def test_a_build_picks_backgrounds_at_its_frames_size_for_a_non_square_crop():
     """A rig crop of 400x448 failed every matted sample (a background of 448x400: width and height swapped)."""
     from rb2v.dataset.settings import load_pipeline

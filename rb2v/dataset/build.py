@@ -428,6 +428,14 @@ def print_summary(
     ]
     lines += [f"  {h}" for h in reject_hints(rej, rows)]
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))
+    composited = rows[rows["background"].notna()] if len(rows) else rows
+    if len(composited):
+        from ..matting.backgrounds import enlarged_note
+
+        sizes = list(zip(composited["width"], composited["height"]))
+        note = enlarged_note(list(composited["background"]), sizes)
+        if note:
+            say(note)
 
 
 GEOMETRY_REASONS = (*MOVE_EVIDENCE, "moved")  # the summary's hints: what a user can act on

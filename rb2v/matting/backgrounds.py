@@ -38,6 +38,7 @@ BUNDLED = (
     "moon",
 )
 BUNDLED_PREFIX = "skimage:"
+MIN_CROP_SCALE = 0.55  # a drawn crop spans 55-100 % of the largest crop of the output's aspect
 
 
 def list_backgrounds(backgrounds_dir: str | os.PathLike | None = None) -> list[str]:
@@ -90,7 +91,7 @@ def pick_background(
     ph, pw = photo.shape[:2]
     # Crop with the output's aspect ratio, 55-100 % of the largest such crop, anywhere in the photo.
     fit = min(ph / h, pw / w)
-    scale = float(rng.uniform(0.55, 1.0))
+    scale = float(rng.uniform(MIN_CROP_SCALE, 1.0))
     ch, cw = max(1, int(round(h * fit * scale))), max(1, int(round(w * fit * scale)))
     y = int(rng.integers(ph - ch + 1))
     x = int(rng.integers(pw - cw + 1))
@@ -102,3 +103,26 @@ def pick_background(
     out = np.clip(cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=interp), 0.0, 1.0)
     background_id = f"{name}#x={x},y={y},w={cw},h={ch},flip={int(flip)}"
     return out.astype(np.float32), background_id
+
+
+def enlargement(background_id: str, width: int, height: int) -> float:
+    """How many times a background (its id from ``pick_background``) was enlarged to fill a ``width`` x
+    ``height`` frame (under 1: reduced)."""
+    draw = dict(part.split("=", 1) for part in background_id.rsplit("#", 1)[1].split(","))
+    return max(width / int(draw["w"]), height / int(draw["h"]))
+
+
+def enlarged_note(backgrounds: list[str], sizes: list[tuple[int, int]]) -> str | None:
+    """A note on samples whose background photo had fewer pixels than their frames (so it is softer than
+    the subject): how many, by how much at most, and what photos avoid it; None when none was."""
+    factors = [enlargement(b, w, h) for b, (w, h) in zip(backgrounds, sizes)]
+    n = sum(f > 1.0 for f in factors)
+    if not n:
+        return None
+    side = max(min(w, h) for w, h in sizes) / MIN_CROP_SCALE
+    bundled = " (the bundled photos are 300-1411 px)" if any(b.startswith(BUNDLED_PREFIX) for b in backgrounds) else ""
+    return (
+        f"note: {n} of {len(factors)} samples got a background photo enlarged to their frame size (up to "
+        f"{max(factors):.1f}x{bundled}), softer than the subject; photos of at least {side:.0f} px on their "
+        "short side (--backgrounds DIR) are never enlarged"
+    )
