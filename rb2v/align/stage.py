@@ -225,6 +225,8 @@ def _settle_visual_sync(
             score = refit.details["refined_correlation"]
         entries.append((score, candidate, gc))
     best, second = sorted(entries, key=lambda e: -e[0])[:2]
+    if best[0] < 0:  # no offset has a homography: nothing to weigh them by
+        return s, g
     settled = {
         "correlation": best[0],
         "second_peak": second[0],
