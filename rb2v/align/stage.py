@@ -37,6 +37,9 @@ from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, 
 
 ALGORITHM_VERSION = 6  # bump when a change alters results, so finished takes are redone
 
+# A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
+# the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
+STILL_PX = 0.1
 REFIT_SHARP_FRAMES = 0.1  # visual sync moved more than this on refinement: refit the homography
 EXPOSURE_ROUNDS = 4  # exposure window <-> homography alternations at most
 # The shortest take align accepts: visual synchronisation needs this many blurry frames inside the
@@ -194,6 +197,18 @@ def _shift_inside_exposure(
     return timed, round(geometry.shift_from(calibration.H, timed.matched), 3)
 
 
+def _unsynchronised(take: Take, error: sync.Unsynchronised) -> sync.SyncResult:
+    """What to do with a take no sync method could synchronise: a calibration take whose pictures do not
+    move needs no sync for its homography (offset 0, confidence 0); any other take fails, told how far
+    its pictures move (visual sync needs them to move)."""
+    motion = sync.picture_motion_px(take.sharp)
+    if take.category == CALIBRATION_DIR and motion <= STILL_PX:
+        return sync.SyncResult(0.0, 1.0, "visual", 0.0, details={"still_px": round(motion, 4)})
+    moves = f"over the take its pictures move {motion:.2f} px" if np.isfinite(motion) else "no texture to register"
+    hint = f" (a calibration take moving under {STILL_PX:g} px needs none)" if take.category == CALIBRATION_DIR else ""
+    raise Rb2vError(f"{error}; {moves}{hint}") from None
+
+
 def _refined(take: Take, s: sync.SyncResult, H, flip: str, blur_box, sharp_box, opts: AlignOptions) -> sync.SyncResult:
     """A visual sync refit per thumbnail pixel where both cameras see validly, in the geometry (H, flip)."""
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
@@ -245,14 +260,17 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
             f"{take.folder}: take too short: {take.blur.frames} blurry frame(s); aligning needs at least "
             f"{MIN_BLUR_FRAMES} (visual synchronisation matches that many)"
         )
-    s = sync.synchronise(
-        take.blur,
-        take.sharp,
-        methods=opts.methods,
-        max_offset_s=a.max_offset_s,
-        drift_min_s=a.estimate_drift_min_seconds,
-        flip=None if opts.flip == "auto" else opts.flip,
-    )
+    try:
+        s = sync.synchronise(
+            take.blur,
+            take.sharp,
+            methods=opts.methods,
+            max_offset_s=a.max_offset_s,
+            drift_min_s=a.estimate_drift_min_seconds,
+            flip=None if opts.flip == "auto" else opts.flip,
+        )
+    except sync.Unsynchronised as e:
+        s = _unsynchronised(take, e)
     flips = opts.flips
     if s.flip_hint and opts.flip == "auto":
         flips = [s.flip_hint] + [f for f in flips if f != s.flip_hint]
@@ -299,7 +317,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
                 f"take '{take.calibration}' puts them {shift:.1f} px off (> {a.max_calibration_shift_px:g}): the "
                 f"rig moved since; using this take's own homography"
             )
-    if s.method == "visual":
+    if s.thumbs is not None:  # visual sync matched pictures
         # The first visual estimate compares cells of two views that differ by H; refit per pixel
         # in a common geometry, then redo the homography if the synthetic blur it used was off.
         coarse = s
@@ -309,7 +327,15 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
             g = _homography(take, s, [flip], opts, None, lenses)
             H, sharp_box = g.homography, g.sharp_valid
     window, timing = None, {}
-    if opts.exposure:
+    still = s.details.get("still_px")
+    if still is not None:
+        timing = {"why_not": "the pictures do not move"}
+        unsynced = (
+            f"{take.key}: no sync method could synchronise this calibration take, but its pictures move "
+            f"{still:.3f} px over it (< {STILL_PX:g}): its homography needs no sync; time_offset_s 0 is not measured"
+        )
+        note = f"{note}; {unsynced}" if note else unsynced
+    elif opts.exposure:
         H, g, sharp_box, window, timing = _exposure_rounds(
             take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses
         )

@@ -25,7 +25,7 @@ from scipy import optimize, signal
 from .. import ffmpeg
 from ..colorspace import srgb_to_linear
 from ..errors import Rb2vError
-from ..io.video import VideoSource, read_audio
+from ..io.video import VideoSource, read_audio, read_frames
 
 AUDIO_RATE = 16000
 THUMB_WIDTH = 40  # visual signals: luma thumbnails this wide (16x16 px cells at 640 px)
@@ -41,6 +41,10 @@ CONFIDENCE_SCALE = 0.2  # correlation lead over the next offset that gives full 
 # are kept for align to settle per pixel (``stage``).
 AMBIGUOUS_CONFIDENCE = 0.5
 MAX_RIVALS = 3
+
+
+class Unsynchronised(Rb2vError):
+    """No sync method found a trustworthy offset."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -403,8 +407,8 @@ def _rival_peaks(scores: np.ndarray, best: int, gap: float, floor: float) -> lis
 
 def ambiguity_note(result: SyncResult, key: str) -> str | None:
     """What to tell of a visual sync that another offset matched almost as well (None: nothing)."""
-    if result.method != "visual" or result.confidence >= AMBIGUOUS_CONFIDENCE:
-        return None
+    if result.method != "visual" or result.confidence >= AMBIGUOUS_CONFIDENCE or "correlation" not in result.details:
+        return None  # (no correlation: pictures not matched at all, a still calibration take)
     d = result.details.get("settled", result.details)  # per pixel, once align has settled it
     return (
         f"{key}: the visual sync is ambiguous: another offset matched almost as well (correlation "
@@ -451,6 +455,29 @@ def refine_visual(
     return dataclasses.replace(result, time_offset_s=offset, clock_ratio=ratio, details=details, thumbs=None)
 
 
+# ---------------------------------------------------------------- still pictures
+def picture_motion_px(src: VideoSource, samples: int = 9) -> float:
+    """How far the pictures of a stream move over its whole length: the largest displacement of a frame
+    corner between any two of ``samples`` frames spread over it (affine ECC at half size, in full-size px;
+    inf when a pair cannot be registered). A still scene is the same whatever the sync."""
+    idx = np.unique(np.linspace(0, src.frames - 1, samples).round().astype(int))
+    frames = [cv2.cvtColor(read_frames(src, int(i), 1)[0], cv2.COLOR_RGB2GRAY) for i in idx]
+    half = [cv2.resize(f, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA).astype(np.float32) for f in frames]
+    ref = half[len(half) // 2]
+    h, w = ref.shape
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64).T
+    stop = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
+    mapped = []
+    for f in half:
+        try:
+            _, warp = cv2.findTransformECC(ref, f, np.eye(2, 3, dtype=np.float32), cv2.MOTION_AFFINE, stop, None, 5)
+        except cv2.error:  # no texture to register by
+            return float("inf")
+        mapped.append(warp.astype(np.float64) @ corners)
+    spread = max(np.abs(a - b).max() for a in mapped for b in mapped)
+    return 2.0 * float(spread)  # half-size px to full size
+
+
 # ---------------------------------------------------------------- all methods
 def timecode_offset(blur: VideoSource, sharp: VideoSource) -> float | None:
     """time_offset_s from the start timecodes (frame-accurate), or None when a stream has none."""
@@ -487,4 +514,4 @@ def synchronise(
         tried.append(method if method != "audio" or (blur.has_audio and sharp.has_audio) else "audio (no track)")
     if prior is not None:
         return SyncResult(prior, 1.0, "timecode", 0.5)
-    raise Rb2vError(f"{blur.path.parent}: cannot synchronise the cameras (tried {', '.join(tried) or 'nothing'})")
+    raise Unsynchronised(f"{blur.path.parent}: cannot synchronise the cameras (tried {', '.join(tried) or 'nothing'})")
