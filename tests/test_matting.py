@@ -229,7 +229,7 @@ def test_samples_whose_background_photo_was_enlarged_are_counted(tmp_path):
         assert 176 <= w <= 320 and enlargement(bid, 448, 448) == pytest.approx(448 / w)  # 0.55-1 of 320 px
     note = enlarged_note(small, [(448, 448)] * 20)
     most = max(enlargement(b, 448, 448) for b in small)
-    assert note.startswith("note: 20 of 20 samples") and f"up to {most:.1f}x)" in note and "815 px" in note
+    assert note.startswith("note: 20 of 20 samples") and f"up to {most:.1f}x)" in note and "815x815 px" in note
     (tmp_path / "large").mkdir()
     write_image(tmp_path / "large" / "large.png", cv2.resize(data.astronaut(), (900, 820)))
     large = [pick_background(f"s{i}", (448, 448), tmp_path / "large")[1] for i in range(20)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 from pathlib import Path
 
@@ -119,10 +120,10 @@ def enlarged_note(backgrounds: list[str], sizes: list[tuple[int, int]]) -> str |
     n = sum(f > 1.0 for f in factors)
     if not n:
         return None
-    side = max(min(w, h) for w, h in sizes) / MIN_CROP_SCALE
+    need = "x".join(str(math.ceil(max(size[i] for size in sizes) / MIN_CROP_SCALE)) for i in (0, 1))
     bundled = " (the bundled photos are 300-1411 px)" if any(b.startswith(BUNDLED_PREFIX) for b in backgrounds) else ""
     return (
         f"note: {n} of {len(factors)} samples got a background photo enlarged to their frame size (up to "
-        f"{max(factors):.1f}x{bundled}), softer than the subject; photos of at least {side:.0f} px on their "
-        "short side (--backgrounds DIR) are never enlarged"
+        f"{max(factors):.1f}x{bundled}), softer than the subject; photos of at least {need} px (--backgrounds "
+        "DIR) are never enlarged"
     )
