@@ -118,10 +118,12 @@ class AlignSettings:
     fps_ratio_tolerance: float = 0.02
     min_inliers: int = 40
     # A take whose inlier matches span less than this fraction of the blur frame (their convex hull) uses
-    # its calibration take's homography when it names one: fitted to a small patch (a hand before a green
-    # screen), the homography extrapolates to the crop's corners (measured on simulated hand takes: 1.3 and
-    # 2.0 px off with matches over 13-19 % of the frame; the calibration take's 0.24 and 0.33 px).
-    min_match_cover: float = 0.3
+    # its calibration take's homography when it names one (1: whenever it names one; 0: only below
+    # min_inliers). Fitted to the part of the frame its matches cover (a hand before a green screen), a take's
+    # homography extrapolates to the crop's corners: simulated hand takes 1.3 and 2.0 px off with matches
+    # over 13-19 % of the frame (the calibration take's 0.24 and 0.33 px); an outside check's waving hands
+    # over 39-43 % 0.14-1.98 px (0.032-0.034 px), a street take over 58 % 0.137 px (0.088 px). Until then 0.3.
+    min_match_cover: float = 1.0
     # ... unless the calibration take's homography puts the take's own matches farther off than this (the
     # median offset, px): the rig moved since the calibration take. Simulated hand and face takes: 0.08-0.82 px
     # on rigs that did not move (15 takes), 2.7-3.8 px on rigs bumped by up to 4-6 px, 0.9 and 1.3 px by 2 px.

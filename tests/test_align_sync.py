@@ -162,3 +162,17 @@ def test_rival_peaks_are_separate_local_maxima_above_the_floor():
     assert _rival_peaks(scores, int(np.argmax(scores)), gap=8, floor=0.5) == [100, 160]
     many = np.tile(np.r_[np.linspace(0, 1, 10), np.linspace(1, 0, 10)[1:]], 10)  # ten equal peaks
     assert len(_rival_peaks(many, 9, gap=8, floor=0.5)) == 3  # MAX_RIVALS
+    # a slow pan's one broad peak: 0.93 nine samples out, over the gap, yet no rival (an outside check's street
+    # take was said to be ambiguous for its own peak's shoulder)
+    broad = 0.99 * np.exp(-(((x - 100) / 40) ** 2)) + np.random.default_rng(0).normal(0, 0.002, len(x))
+    best = int(np.argmax(broad))
+    assert broad[best + 9] > 0.9 and _rival_peaks(broad, best, gap=8, floor=-np.inf) == []
+
+
+def test_a_settled_sync_is_confident_where_the_next_offset_leaves_twice_as_much_unexplained():
+    from rb2v.align.sync import settled_confidence
+
+    # per-pixel correlations of right syncs: an outside check's waving hands and rb2v's hand seed 32
+    assert settled_confidence(0.986, 0.940) == pytest.approx(0.986 * (1 - 0.014 / 0.060))
+    assert settled_confidence(0.932, 0.770) > 0.5 and settled_confidence(0.976, 0.965) < 0.5  # 2.2x, 1.46x
+    assert settled_confidence(0.9, 0.95) == 0 and settled_confidence(1.0, 1.0) == 0

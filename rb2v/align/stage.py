@@ -248,7 +248,7 @@ def _settle_visual_sync(
         "coarse_offset_s": s.time_offset_s,
         "per_pixel_correlations": [e[0] for e in entries],  # the coarse best first, then each rival
     }
-    confidence = sync.sync_confidence(best[0], second[0])
+    confidence = sync.settled_confidence(best[0], second[0])
     return dataclasses.replace(best[1], confidence=confidence, details={**s.details, "settled": settled}), best[2]
 
 
@@ -285,7 +285,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         if shift > a.max_calibration_shift_px and opts.exposure:
             g, shift = _shift_inside_exposure(take, s, opts, calibration, g, shift, lenses)
     moved = shift is not None and shift > a.max_calibration_shift_px  # the rig moved since the calibration take
-    if g.inliers < a.min_inliers or (g.cover < a.min_match_cover and usable and not moved):
+    if g.inliers < a.min_inliers or (g.cover <= a.min_match_cover and usable and not moved):
         if not usable:
             why = (
                 f"names calibration take '{take.calibration}', which is not usable"
@@ -297,12 +297,13 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
                 f"need {a.min_inliers}) and {why}"
             )
         H, flip, used_calibration = calibration.H, calibration.flip_sharp, take.calibration
-        reason = (
-            f"{g.inliers} inliers (< {a.min_inliers})"
-            if g.inliers < a.min_inliers
-            else f"matches span {g.cover:.0%} of the frame (< {a.min_match_cover:.0%})"
-        )
-        note = f"{take.key}: {reason}: using calibration take '{take.calibration}'"
+        if g.inliers < a.min_inliers:
+            reason = f"{g.inliers} inliers (< {a.min_inliers})"
+        elif shift is not None:
+            reason = f"its homography puts this take's matches {shift:.2f} px off (the rig did not move)"
+        else:
+            reason = f"matches span {g.cover:.0%} of the frame (< {a.min_match_cover:.0%})"
+        note = f"{take.key}: using calibration take '{take.calibration}': {reason}"
         sharp_box = geometry.flip_box(
             geometry.flip_box(g.sharp_valid, g.flip_sharp, take.sharp.width, take.sharp.height),
             flip,
@@ -311,11 +312,11 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         )
     else:
         H, flip, used_calibration, note, sharp_box = g.homography, g.flip_sharp, None, None, g.sharp_valid
-        if moved and g.cover < a.min_match_cover:
+        if moved and g.cover <= a.min_match_cover:
             note = (
-                f"{take.key}: matches span {g.cover:.0%} of the frame (< {a.min_match_cover:.0%}), but calibration "
-                f"take '{take.calibration}' puts them {shift:.1f} px off (> {a.max_calibration_shift_px:g}): the "
-                f"rig moved since; using this take's own homography"
+                f"{take.key}: calibration take '{take.calibration}' puts this take's matches {shift:.1f} px off "
+                f"(> {a.max_calibration_shift_px:g}): the rig moved since; using this take's own homography (its "
+                f"matches span {g.cover:.0%} of the frame)"
             )
     if s.thumbs is not None:  # visual sync matched pictures
         # The first visual estimate compares cells of two views that differ by H; refit per pixel

@@ -35,10 +35,10 @@ MIN_VISUAL_CORR = 0.5
 MIN_VISUAL_FRAMES = 8  # blurry frames inside the sharp stream that a visual match needs at least
 FLIPS = ("none", "horizontal", "vertical")
 CONFIDENCE_SCALE = 0.2  # correlation lead over the next offset that gives full confidence
-# A visual sync whose best offset beats the next (over two blur frames away) by less than this share of
+# A visual sync whose best offset beats the next peak (over two blur frames away) by less than this share of
 # CONFIDENCE_SCALE is ambiguous: on rb2v's simulator a waving hand's repeating motion gave 0.30-0.31 (0.55 s
-# off), right syncs 0.88-0.99. Its rivals (offsets within CONFIDENCE_SCALE of the best, at most MAX_RIVALS)
-# are kept for align to settle per pixel (``stage``).
+# off), right syncs 0.88-0.99. Its rivals (peaks within CONFIDENCE_SCALE of the best, at most MAX_RIVALS)
+# are kept for align to settle per pixel (``stage``), whose confidence is ``settled_confidence``.
 AMBIGUOUS_CONFIDENCE = 0.5
 MAX_RIVALS = 3
 
@@ -363,14 +363,16 @@ def visual_sync(
     if peak < MIN_VISUAL_CORR:
         return None
     gap = 2 * fs / fb
-    far = np.abs(np.arange(len(scores)) - i) > gap
-    second = float(scores[far].max()) if far.any() else -1.0
+    # the next peak, not the best one's own shoulder: a slow pan's broad peak is no rival (an outside check's
+    # street take: 0.996 against 0.920 two blur frames away, no other peak; said to be ambiguous)
+    peaks = _rival_peaks(scores, i, gap, -np.inf)
+    second = float(scores[peaks[0]]) if peaks else -1.0
     drift = len(b_thumbs) / fb >= drift_min_s
     offset, ratio, corr = model.fit(float(offsets[i]), drift=drift)
     confidence = sync_confidence(corr, second)
     details = {"correlation": corr, "second_peak": second}
     if confidence < AMBIGUOUS_CONFIDENCE:
-        rivals = _rival_peaks(scores, i, gap, corr - CONFIDENCE_SCALE)
+        rivals = [j for j in peaks if scores[j] >= corr - CONFIDENCE_SCALE]
         details["rivals"] = [
             dict(zip(("offset_s", "clock_ratio", "correlation"), model.fit(float(offsets[j]), drift=drift)))
             for j in rivals
@@ -392,10 +394,18 @@ def sync_confidence(corr: float, second: float) -> float:
     return float(np.clip(corr, 0, 1) * np.clip((corr - second) / CONFIDENCE_SCALE, 0, 1))
 
 
+def settled_confidence(best: float, second: float) -> float:
+    """0..1 for per-pixel correlations (high, close together): the best offset's correlation times the share
+    of the next one's unexplained signal (1 - r) that it explains; under 0.5 where the next leaves less than
+    twice as much unexplained."""
+    lead = (best - second) / max(1.0 - second, 1e-9)  # = 1 - (1 - best) / (1 - second)
+    return float(np.clip(best, 0, 1) * np.clip(lead, 0, 1))
+
+
 def _rival_peaks(scores: np.ndarray, best: int, gap: float, floor: float) -> list[int]:
-    """Indices of the highest local maxima of ``scores`` (at most ``MAX_RIVALS``) above ``floor``, each more
-    than ``gap`` from ``best`` and from each other."""
-    peaks = signal.argrelextrema(scores, np.greater_equal, order=1)[0]
+    """Indices of the highest peaks of ``scores`` (the largest within ``gap`` either side; at most
+    ``MAX_RIVALS``) above ``floor``, each more than ``gap`` from ``best`` and from each other, best first."""
+    peaks = signal.argrelextrema(scores, np.greater_equal, order=max(1, int(gap)))[0]
     chosen = [best]
     for j in peaks[np.argsort(-scores[peaks], kind="stable")]:
         if scores[j] < floor or len(chosen) > MAX_RIVALS:

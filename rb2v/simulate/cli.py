@@ -85,6 +85,14 @@ def _audio_starts(value: str) -> tuple[float, float]:
     help="How much the whole rig moves (pan, shake, turn, zoom) against the default's gentle sway of under 0.7 px "
     "a sharp frame at 640x544; 8: an operator walking with it, up to 3.6-5.8 px a frame (0 to 12).",
 )
+@click.option(
+    "--subject-size",
+    type=float,
+    default=0.62,
+    show_default=True,
+    help="A face or hand subject's size as a fraction of the frame's short side (0.3 to 0.95): its feature "
+    "matches span 13-29 % of the frame at 0.62.",
+)
 @click.option("--rig", default="gopro-hero8-beamsplitter", show_default=True, help="Rig definition (rigs/NAME.toml).")
 @click.option(
     "--exposure-anchor",
@@ -213,6 +221,7 @@ def simulate_rig(
     chapter_seconds,
     static,
     rig_motion,
+    subject_size,
     rig,
     exposure_anchor,
     sharp_exposure_anchor,
@@ -263,6 +272,7 @@ def simulate_rig(
         chapter_seconds=chapter_seconds,
         motion_scale=0.0 if static else 1.0,
         rig_motion=rig_motion,
+        subject_size=subject_size,
         source=str(source) if source else None,
         blur_exposure_s=blur_exposure,
         sharp_exposure_s=sharp_exposure,

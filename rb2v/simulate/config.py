@@ -22,6 +22,7 @@ BOARD_REACH = 0.2
 BOARD_REACH_MAX = 0.35
 RIG_DRIFT_MAX_PX = 20.0
 RIG_MOTION_MAX = 12.0  # past this the backdrop's mirror image fills much of the view
+SUBJECT_SIZE_RANGE = (0.3, 0.95)  # of the frame's short side
 
 
 def anchor_offset(anchor: float | str, length_s: float) -> float:
@@ -90,6 +91,9 @@ class SimConfig:
     # How much the whole rig moves (pan, shake, turn and zoom, seen by both cameras) against the default's
     # gentle sway (1: under 0.7 px a sharp frame at 640x544); 8: an operator walking with it, up to 3.6-5.8 px.
     rig_motion: float = 1.0
+    # A face or hand subject's size, as a fraction of the frame's short side (green-screen takes): how much
+    # of the frame its feature matches can span (0.62: 13-29 % of the frame; an outside check's: 39-43 %).
+    subject_size: float = 0.62
     noise: bool = True
     # Light fall-off per camera (blur, sharp): radial vignetting 1 - v r^2 (r = 1 at the frame's corners), in
     # each sensor's own coordinates. A beam splitter's split ratio also changes across the field: a plate
@@ -170,6 +174,11 @@ class SimConfig:
         if not 0.0 <= self.rig_motion <= RIG_MOTION_MAX:
             raise Rb2vError(
                 f"simulate-rig: --rig-motion must be between 0 and {RIG_MOTION_MAX:g}, got {self.rig_motion}"
+            )
+        if not SUBJECT_SIZE_RANGE[0] <= self.subject_size <= SUBJECT_SIZE_RANGE[1]:
+            raise Rb2vError(
+                f"simulate-rig: --subject-size must be between {SUBJECT_SIZE_RANGE[0]:g} and "
+                f"{SUBJECT_SIZE_RANGE[1]:g}, got {self.subject_size}"
             )
         if self.internal_fps < 400:
             raise Rb2vError("simulate-rig: internal frame rate must be at least 400 fps")

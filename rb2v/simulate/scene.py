@@ -148,8 +148,10 @@ class Scene:
         source: SourceFrames | None = None,
         calibration: bool = False,
         rig_motion: float = 1.0,
+        subject_size: float = 0.62,
     ):
         self.width, self.height = width, height
+        self.subject_size = subject_size
         self.category = category
         self.green_screen = category in ("face", "hand") and not calibration
         self.source = source
@@ -225,7 +227,7 @@ class Scene:
 
     def _add_subject(self, rng: np.random.Generator, motion_scale: float, subject_index: int, hand: bool) -> None:
         srng = np.random.default_rng([subject_index, 7 if hand else 11])  # one look per subject
-        size = int(min(self.width, self.height) * 0.62)
+        size = int(min(self.width, self.height) * self.subject_size)
         if hand:
             mask = _hand_mask(srng, size)
             tex = _skin_texture(srng, size, size)

@@ -90,6 +90,7 @@ class TakeSimulation:
             source=source,
             calibration=calibration,
             rig_motion=cfg.rig_motion,
+            subject_size=cfg.subject_size,
         )
         self.settings = take_settings(cfg, self._key)
         self.exposure = self.settings.exposure  # the true windows, rb2v.alignment.Exposure per camera
