@@ -1,5 +1,6 @@
 """Visual sync end to end on simulated takes without sound (rb2v's simulator, truth.json): a repeating motion
-whose coarse search picks the wrong period, and calibration takes that visual sync cannot synchronise. Apart
+whose coarse search picks the wrong period, calibration takes that visual sync cannot synchronise, and one
+whose board has too little texture. Apart
 from ``test_align_sim.py`` (one file per pytest-xdist worker): these simulate their own takes."""
 
 from __future__ import annotations
@@ -70,3 +71,18 @@ def test_a_still_calibration_take_without_sound_needs_no_sync(tmp_path):
     moved = r"cannot synchronise the cameras .*; over the take its pictures move 1\.\d+ px"
     with pytest.raises(Rb2vError, match=moved):
         stage.estimate(calibrations["hand-rig"], opts)
+
+
+def test_a_calibration_take_whose_matches_span_little_of_the_frame_is_said(tmp_path):
+    """Face seed 33's calibration take films a colour wheel: 37-47 inliers over 6 % of the frame, a homography
+    8-21 px off at the crop's corners, written without a word (its takes' notes then blamed a moved rig)."""
+    from rb2v.simulate.session import TakeSimulation, write_take
+
+    folder = tmp_path / "calibration" / "face-rig"
+    cfg = SimConfig(category="face", seconds=2.0, seed=33, audio=True, internal_fps=400)
+    write_take(TakeSimulation(cfg, 0, 0, calibration=True), folder, "", "face-rig", 1500, None, lambda: None)
+    _, calibrations, _ = discover(tmp_path)
+    meta = stage.estimate(calibrations["face-rig"], stage.AlignOptions(rig=load_rig(), write_frames=False))
+    cover = meta.extra["take_match_cover"]
+    assert cover < 0.1 and f"this calibration take's matches span {cover:.0%} of the frame" in meta.extra["note"]
+    assert corner_errors(meta, json.loads((folder / "truth.json").read_text())).max() > 5

@@ -40,6 +40,10 @@ ALGORITHM_VERSION = 6  # bump when a change alters results, so finished takes ar
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
 STILL_PX = 0.1
+# A calibration take whose matches span less of the frame than this has a homography that extrapolates to the
+# crop's corners (rb2v's simulator, face seed 33: a colour-wheel board, matches over 6 %, 8-21 px off there;
+# boards that served their takes at 0.03-0.05 px: 34-63 %): said in its note and in its takes'.
+MIN_CALIBRATION_COVER = 0.25
 REFIT_SHARP_FRAMES = 0.1  # visual sync moved more than this on refinement: refit the homography
 EXPOSURE_ROUNDS = 4  # exposure window <-> homography alternations at most
 # The shortest take align accepts: visual synchronisation needs this many blurry frames inside the
@@ -318,6 +322,12 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
                 f"(> {a.max_calibration_shift_px:g}): the rig moved since; using this take's own homography (its "
                 f"matches span {g.cover:.0%} of the frame)"
             )
+            calibration_cover = calibration.extra.get("take_match_cover", 1.0)
+            if calibration_cover < MIN_CALIBRATION_COVER:
+                note += (
+                    f"; or the calibration take's own homography is off (its matches span {calibration_cover:.0%} "
+                    f"of the frame, < {MIN_CALIBRATION_COVER:.0%})"
+                )
     if s.thumbs is not None:  # visual sync matched pictures
         # The first visual estimate compares cells of two views that differ by H; refit per pixel
         # in a common geometry, then redo the homography if the synthetic blur it used was off.
@@ -328,6 +338,13 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
             g = _homography(take, s, [flip], opts, None, lenses)
             H, sharp_box = g.homography, g.sharp_valid
     window, timing = None, {}
+    if take.category == CALIBRATION_DIR and g.cover < MIN_CALIBRATION_COVER:
+        sparse = (
+            f"{take.key}: this calibration take's matches span {g.cover:.0%} of the frame (< "
+            f"{MIN_CALIBRATION_COVER:.0%}): its homography extrapolates to the crop's corners; film a textured "
+            "board that fills the frame"
+        )
+        note = f"{note}; {sparse}" if note else sparse
     still = s.details.get("still_px")
     if still is not None:
         timing = {"why_not": "the pictures do not move"}
