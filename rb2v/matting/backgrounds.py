@@ -121,7 +121,7 @@ def enlarged_note(backgrounds: list[str], sizes: list[tuple[int, int]]) -> str |
     if not n:
         return None
     need = "x".join(str(math.ceil(max(size[i] for size in sizes) / MIN_CROP_SCALE)) for i in (0, 1))
-    bundled = " (the bundled photos are 300-1411 px)" if any(b.startswith(BUNDLED_PREFIX) for b in backgrounds) else ""
+    bundled = "; the bundled photos are 300-1411 px" if any(b.startswith(BUNDLED_PREFIX) for b in backgrounds) else ""
     return (
         f"note: {n} of {len(factors)} samples got a background photo enlarged to their frame size (up to "
         f"{max(factors):.1f}x{bundled}), softer than the subject; photos of at least {need} px (--backgrounds "
