@@ -86,3 +86,5 @@ def test_a_calibration_take_whose_matches_span_little_of_the_frame_is_said(tmp_p
     cover = meta.extra["take_match_cover"]
     assert cover < 0.1 and f"this calibration take's matches span {cover:.0%} of the frame" in meta.extra["note"]
     assert corner_errors(meta, json.loads((folder / "truth.json").read_text())).max() > 5
+    # an exposure round's refit with too few inliers (37) is not kept, nor reported as the homography's
+    assert meta.inliers >= load_rig().align.min_inliers and meta.extra["take_inliers"] == meta.inliers

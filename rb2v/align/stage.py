@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 6  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 7  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -172,9 +172,10 @@ def _exposure_rounds(
         window = new
         if settled or not refit:
             break
-        g = _homography(take, s, [flip], opts, window, lenses)
-        if g.inliers < opts.rig.align.min_inliers:
-            break  # keep the homography the first round had
+        refit = _homography(take, s, [flip], opts, window, lenses)
+        if refit.inliers < opts.rig.align.min_inliers:
+            break  # keep the homography the round before had, and its geometry (crop boxes, inliers, residual)
+        g = refit
         H, sharp_box = g.homography, g.sharp_valid
     return H, g, sharp_box, window, {"rounds": rounds}
 
