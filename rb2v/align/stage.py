@@ -180,6 +180,13 @@ def _exposure_rounds(
     return H, g, sharp_box, window, {"rounds": rounds}
 
 
+def _sharp_box_under(g: geometry.Geometry, flip: str, take: Take):
+    """The sharp camera's valid box that ``g`` found (under its own flip) as seen under ``flip`` (a
+    calibration take's)."""
+    w, h = take.sharp.width, take.sharp.height
+    return geometry.flip_box(geometry.flip_box(g.sharp_valid, g.flip_sharp, w, h), flip, w, h)
+
+
 def _shift_inside_exposure(
     take: Take, s: sync.SyncResult, opts: AlignOptions, calibration: Alignment, g, shift: float, lenses
 ) -> tuple[geometry.Geometry, float]:
@@ -191,8 +198,8 @@ def _shift_inside_exposure(
     first matches put a still rig 1.4-3.1 px off its calibration (outside check: 0.04-0.08 px when
     centred), so align used the take's own, worse homography (0.54-0.73 px at the crop's corners against
     0.11) and called the rig moved."""
-    flip, (w, h) = calibration.flip_sharp, (take.sharp.width, take.sharp.height)
-    sharp_box = geometry.flip_box(geometry.flip_box(g.sharp_valid, g.flip_sharp, w, h), flip, w, h)
+    flip = calibration.flip_sharp
+    sharp_box = _sharp_box_under(g, flip, take)
     *_, window, _ = _exposure_rounds(take, s, opts, calibration.H, flip, g, sharp_box, False, lenses)
     if window is None:
         return g, shift
@@ -285,6 +292,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         s, g = _settle_visual_sync(take, s, g, flips, opts, lenses)
     usable = calibration is not None and calibration.inliers > 0  # 0: a board take's lenses without a homography
     shift = None  # how far the calibration take's homography puts this take's own matches
+    notes: list[str] = []  # what the take's note says, in order
     if usable and g.inliers >= a.min_inliers and g.flip_sharp == calibration.flip_sharp:
         shift = round(geometry.shift_from(calibration.H, g.matched), 3)
         if shift > a.max_calibration_shift_px and opts.exposure:
@@ -308,25 +316,20 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
             reason = f"its homography puts this take's matches {shift:.2f} px off (the rig did not move)"
         else:
             reason = f"matches span {g.cover:.0%} of the frame (< {a.min_match_cover:.0%})"
-        note = f"{take.key}: using calibration take '{take.calibration}': {reason}"
-        sharp_box = geometry.flip_box(
-            geometry.flip_box(g.sharp_valid, g.flip_sharp, take.sharp.width, take.sharp.height),
-            flip,
-            take.sharp.width,
-            take.sharp.height,
-        )
+        notes.append(f"{take.key}: using calibration take '{take.calibration}': {reason}")
+        sharp_box = _sharp_box_under(g, flip, take)
     else:
-        H, flip, used_calibration, note, sharp_box = g.homography, g.flip_sharp, None, None, g.sharp_valid
+        H, flip, used_calibration, sharp_box = g.homography, g.flip_sharp, None, g.sharp_valid
         if moved and g.cover <= a.min_match_cover:
-            note = (
+            notes.append(
                 f"{take.key}: calibration take '{take.calibration}' puts this take's matches {shift:.1f} px off "
                 f"(> {a.max_calibration_shift_px:g}): the rig moved since; using this take's own homography (its "
                 f"matches span {g.cover:.0%} of the frame)"
             )
             calibration_cover = calibration.extra.get("take_match_cover", 1.0)
             if calibration_cover < MIN_CALIBRATION_COVER:
-                note += (
-                    f"; or the calibration take's own homography is off (its matches span {calibration_cover:.0%} "
+                notes.append(
+                    f"or the calibration take's own homography is off (its matches span {calibration_cover:.0%} "
                     f"of the frame, < {MIN_CALIBRATION_COVER:.0%})"
                 )
     if s.thumbs is not None:  # visual sync matched pictures
@@ -345,7 +348,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
             f"{MIN_CALIBRATION_COVER:.0%}): its homography extrapolates to the crop's corners; film a textured "
             "board that fills the frame"
         )
-        note = f"{note}; {sparse}" if note else sparse
+        notes.append(sparse)
     still = s.details.get("still_px")
     if still is not None:
         timing = {"why_not": "the pictures do not move"}
@@ -353,7 +356,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
             f"{take.key}: no sync method could synchronise this calibration take, but its pictures move "
             f"{still:.3f} px over it (< {STILL_PX:g}): its homography needs no sync; time_offset_s 0 is not measured"
         )
-        note = f"{note}; {unsynced}" if note else unsynced
+        notes.append(unsynced)
     elif opts.exposure:
         H, g, sharp_box, window, timing = _exposure_rounds(
             take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses
@@ -364,10 +367,10 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
                 f"±{exposure.CENTRE_RANGE * 1e3 / float(take.blur.fps):.0f} ms from its timestamps: the sync "
                 f"({s.method}) may be off by more (e.g. the cameras' sound latencies differ); check with --sync visual"
             )
-            note = f"{note}; {edge}" if note else edge
+            notes.append(edge)
     ambiguous = sync.ambiguity_note(s, take.key)
     if ambiguous:
-        note = f"{note}; {ambiguous}" if note else ambiguous
+        notes.append(ambiguous)
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
     crop = lensmod.choose_crop(
         lenses,
@@ -402,8 +405,8 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         "blur_files": [p.name for p in take.blur.paths],
         "sharp_files": [p.name for p in take.sharp.paths],
     }
-    if note:
-        extra["note"] = note
+    if notes:
+        extra["note"] = "; ".join(notes)
     if timing:
         extra["exposure_fit"] = timing
     return Alignment(

@@ -467,8 +467,8 @@ def refine_visual(
 
 # ---------------------------------------------------------------- still pictures
 def picture_motion_px(src: VideoSource, samples: int = 9) -> float:
-    """How far the pictures of a stream move over its whole length: the largest displacement of a frame
-    corner between any two of ``samples`` frames spread over it (affine ECC at half size, in full-size px;
+    """How far the pictures of a stream move over its whole length: the largest shift of a frame corner, along
+    x or y, between any two of ``samples`` frames spread over it (affine ECC at half size, in full-size px;
     inf when a pair cannot be registered). A still scene is the same whatever the sync."""
     idx = np.unique(np.linspace(0, src.frames - 1, samples).round().astype(int))
     frames = [cv2.cvtColor(read_frames(src, int(i), 1)[0], cv2.COLOR_RGB2GRAY) for i in idx]
