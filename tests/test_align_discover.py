@@ -235,3 +235,26 @@ def test_a_take_without_take_toml_shares_its_sessions_calibration_take(tmp_path,
     assert got["street/s2/forgot"] is None  # its session's takes name two
     said = capsys.readouterr().err
     assert "street/s1/forgot: no take.toml; using calibration take 'rig1', which the other takes of street/s1" in said
+
+
+def test_a_take_whose_calibration_take_fails_to_align_is_not_aligned_without_it(tmp_path, capsys):
+    """A calibration take that pairs but fails in align (here: too short) left the takes naming it to their own
+    homography and without its lens model, unsaid (an overlap error on a colour-wheel board: its green-screen take
+    then came out 1.3-4.8 px off): such a take fails too, naming its calibration take, and is not tried."""
+    raw = tmp_path / "raw"
+    _video(raw / "calibration" / "rig" / "blur.mp4", 25, 4)
+    _video(raw / "calibration" / "rig" / "sharp.mp4", 100, 16)
+    _video(raw / "hand" / "s1" / "t1" / "blur.mp4", 25, 4)
+    _video(raw / "hand" / "s1" / "t1" / "sharp.mp4", 100, 16)
+    (raw / "hand" / "s1" / "t1" / "take.toml").write_text('calibration = "rig"\n')
+    out = tmp_path / "out"
+    assert main(["align", str(raw), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "take too short" in err and "Traceback" not in err
+    failed = {e["take"]: e for e in pq.read_table(out / "align_errors.parquet").to_pylist()}
+    assert sorted(failed) == ["", "t1"]  # "": the calibration take
+    assert (
+        failed["t1"]["error"]
+        == f"{raw / 'hand' / 's1' / 't1'}: its calibration take 'rig' could not be aligned (its error is above)"
+    )
+    assert err.count("its calibration take 'rig' could not be aligned") == 1
