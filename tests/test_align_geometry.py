@@ -154,13 +154,33 @@ def _crop_corner_error(g) -> float:
 def test_the_synthetic_blur_averages_light_under_the_tone_curve_the_frames_show(curve):
     """The sensor averages light: with sRGB-encoded cameras, averaging the recorded values darkens each
     moving edge's ramp and moves it, more where the picture moves more (a turn), which bent the
-    homography by 0.41 px at a crop corner here (0.53 px on takes simulated outside rb2v). The curve is
+    homography by 0.23 px at a crop corner here (0.41 before ECC compared the images without their shading;
+    0.53 px on takes simulated outside rb2v). The curve is
     not assumed: the frames pick it (cameras recording linear values get the plain average)."""
     pairs = _turning_pairs(linear_to_srgb if curve == "srgb" else (lambda x: x))
     g = estimate_geometry(pairs, (W, H), ["none"], min_inliers=40)
     assert g.tone_curve == curve, g.tone_scores
-    assert _crop_corner_error(g) < 0.06  # 0.011 (srgb), 0.014 (identity) measured
+    assert _crop_corner_error(g) < 0.06  # 0.044 (srgb), 0.043 (identity) measured
     if curve == "srgb":
         for p in pairs:
             p.synth_srgb = None  # the recorded values' average only, as before
-        assert _crop_corner_error(estimate_geometry(pairs, (W, H), ["none"], min_inliers=40)) > 0.25  # 0.41
+        assert _crop_corner_error(estimate_geometry(pairs, (W, H), ["none"], min_inliers=40)) > 0.15  # 0.23
+
+
+def test_light_falling_off_differently_in_the_two_views_does_not_bend_the_homography():
+    """The views differ by more than ECC's one gain and offset where light falls off across the frame in one
+    of them (vignetting, a beam splitter's gradient, a colour response on coloured content): fitted on the
+    images as they are, ECC moved the picture to trade that fall-off against its texture."""
+    pairs = _pairs("horizontal")
+    yy, xx = np.mgrid[0:H, 0:W]
+    r2 = ((xx - W / 2) ** 2 + (yy - H / 2) ** 2) / ((W / 2) ** 2 + (H / 2) ** 2)
+    falloff = (1 - 0.3 * r2) * (1 + 0.2 * (xx / (W - 1) - 0.5))  # 30 % vignetting and a ±10 % ramp
+    for p in pairs:
+        p.blur = np.clip(p.blur * falloff, 0, 255).astype(p.blur.dtype)
+    g = estimate_geometry(pairs, (W, H), ["horizontal"], min_inliers=40)
+    assert g.ecc_pairs >= 3
+    crop = choose_crop(g.homography, (H, W), g.blur_valid, g.sharp_valid, (H, W), 448, 448)
+    x, y = crop["x"], crop["y"]
+    corners = [[x, y], [x + 447, y], [x + 447, y + 447], [x, y + 447]]
+    err = np.linalg.norm(_map(np.linalg.inv(g.homography), corners) - _map(np.linalg.inv(H_TRUE), corners), axis=1)
+    assert err.max() < 0.1, err  # 0.03 measured; 0.78 with ECC on the images as they are

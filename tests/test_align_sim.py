@@ -202,8 +202,9 @@ def test_face_visual_sync_detects_flip_within_tolerance(face):
 
 def test_face_take_whose_matches_span_little_uses_the_calibration_homography(face, tmp_path):
     """The face's matches lie on the subject, about a quarter of the frame: a homography fitted there
-    extrapolates to the crop's corners (0.18 px off on this take), so the calibration take's is used
-    (0.04 px). With ``min_match_cover`` 0 the take's own is used again."""
+    extrapolates to the crop's corners (0.071 px off on this take; 0.18 before ECC compared the views without
+    their shading), so the calibration take's is used (0.029 px). With ``min_match_cover`` 0 the take's own is
+    used again."""
     meta, truth = face["meta"], face["truth"]
     assert meta["calibration"] == "face-rig" and meta["take_match_cover"] < 0.3
     assert "using calibration take 'face-rig': its homography puts this take's matches" in meta["note"]
@@ -216,7 +217,7 @@ def test_face_take_whose_matches_span_little_uses_the_calibration_homography(fac
     opts = stage.AlignOptions(rig=load_rig(overrides={"align.min_match_cover": 0.0}), write_frames=False)
     status, own = stage.align_take(takes[0], tmp_path / "own", opts, calib_meta, calibrations["face-rig"])
     assert status == "aligned" and own.extra["calibration"] is None
-    assert corner_errors(own, truth).max() > best + 0.05
+    assert corner_errors(own, truth).max() > best + 0.025
 
 
 def test_face_take_after_the_rig_moved_keeps_its_own_homography(face, tmp_path):
@@ -291,7 +292,7 @@ def test_a_take_whose_matches_span_much_of_the_frame_still_uses_its_calibration_
     align used to keep that take's own homography (an outside check's waving hands over 39-43 %: 0.14-1.98 px
     off at the crop's corners, their calibration take's 0.03 px). A take now uses the calibration take it
     names unless its matches say the rig moved (``min_match_cover`` 1.0; 0.3 before). This face's own
-    homography is good (its matches span 42 %), the calibration take's a little better."""
+    homography is good (its matches span 42 %), the calibration take's as good."""
     raw = tmp_path / "raw"
     shutil.copytree(face["raw"] / "calibration", raw / "calibration")
     cfg = SimConfig(category="face", seconds=2.0, seed=32, flip="vertical", audio=False, internal_fps=400)
@@ -306,4 +307,5 @@ def test_a_take_whose_matches_span_much_of_the_frame_still_uses_its_calibration_
     used, own = metas[1.0], metas[0.3]
     assert used.extra["take_match_cover"] > 0.3 and used.extra["calibration"] == "face-rig"
     assert load_rig().align.min_match_cover == 1.0 and own.extra["calibration"] is None
-    assert corner_errors(used, truth).max() <= 0.05 < corner_errors(own, truth).max()  # 0.042 and 0.063 px
+    # 0.029 and 0.032 px (0.042 and 0.063 before ECC compared the views without their shading)
+    assert corner_errors(used, truth).max() <= 0.04 and corner_errors(own, truth).max() <= 0.05
