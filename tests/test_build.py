@@ -256,6 +256,39 @@ def test_a_start_at_the_recordings_end_is_kept_where_the_clock_puts_it_there():
     assert reasons(14, 10, 18, 0.2) == []
 
 
+def test_a_lone_sample_a_little_off_is_kept_and_a_run_of_them_is_a_move(tmp_path):
+    """A sample measured over ``qc.max_shift_px`` but under ``qc.lone_shift_factor`` times it is not rejected
+    alone: on fast content that is the check's own error (an outside check's waving hands lost 8 of 234 samples
+    at their true starts, 5 of them at 0.35-0.38 px). It is still evidence of a move: a take whose later samples
+    mostly sit that far off moved (``moved``), and the far-off ones are rejected misregistered alone as before."""
+    from rb2v.dataset.build import reject_moved
+    from rb2v.dataset.stage import TakeSummary, _qc
+
+    settings = load_pipeline("hand", FAST)
+    qc = settings.qc
+    assert (qc.max_shift_px, qc.lone_shift_factor) == (0.35, 2.0)
+    fit = SimpleNamespace(psnr=40.0, margin=5.0)
+    assert _qc(settings, fit, 14, 10, 18, 0.05, 0.5, 0.1, 100) == []  # rejected misregistered before
+    assert _qc(settings, fit, 14, 10, 18, 0.05, 0.75, 0.1, 100) == ["misregistered"]
+
+    def rows(take, shifts):
+        return pd.DataFrame(
+            {"take": take, "blur_index": range(len(shifts)), "shift_px": shifts, "blur_path": "x/blur.png"}
+        )
+
+    lone = rows("a", [0.1] * 8 + [0.5] + [0.1] * 8 + [0.4, 0.1])  # two lone ones: kept
+    run = rows("b", [0.1] * 8 + [0.5, 0.6, 0.1, 0.45, 0.5, 0.55, 0.6])  # from frame 8 on, mostly off: a move
+    rej = pd.DataFrame(columns=["sample_id", "take", "subject", "blur_index", "reason"])
+    summaries = [TakeSummary("a"), TakeSummary("b")]
+    kept, rejected = reject_moved(tmp_path, pd.concat([lone, run], ignore_index=True), rej, summaries, 5, 0.35)
+    assert kept["take"].value_counts().to_dict() == {"a": 19, "b": 8}
+    assert rejected["blur_index"].tolist() == list(range(8, 15)) and (rejected["reason"] == "moved").all()
+    assert summaries[1].reasons == {"moved": 7}
+    # a unit recorded before the evidence was kept (no shift_px): judged on its rejections alone
+    kept, _ = reject_moved(tmp_path, run.drop(columns="shift_px"), rej, [TakeSummary("b")], 5, 0.35)
+    assert len(kept) == len(run)
+
+
 def test_a_take_moves_where_most_later_frames_fail_their_geometry():
     """The take's verdict (``stage.moved_from``): True a geometry rejection, False kept, None rejected otherwise."""
     from rb2v.dataset.stage import moved_from

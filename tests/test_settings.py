@@ -105,6 +105,10 @@ def test_invalid_values_and_broken_toml(tmp_path):
     with pytest.raises(Rb2vError, match=r"qc: move_min_frames must be 0 \(no check\) or more, got -1"):
         load_pipeline("face", {"qc.move_min_frames": -1})
     assert load_pipeline("hand").qc.move_min_frames == 5
+    with pytest.raises(
+        Rb2vError, match=r"qc: lone_shift_factor must be at least 1 \(1: no sample kept alone\), got 0.5"
+    ):
+        load_pipeline("street", {"qc.lone_shift_factor": 0.5})
     # accepted before: a PNG level beyond zlib's, NaN thresholds that reject every sample, a negative search
     # window (an internal error in sync), a negative tolerance (blamed on a correct frame-rate ratio)
     for category, key, value, message in [

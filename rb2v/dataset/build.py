@@ -211,7 +211,17 @@ def assemble(
         rejects.append(j)
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
-    rows, rej = reject_moved(dataset_dir, rows, rej, summaries, settings.qc.move_min_frames)
+    rows, rej = reject_moved(dataset_dir, rows, rej, summaries, settings.qc.move_min_frames, settings.qc.max_shift_px)
+    if "shift_px" in rows:  # the evidence, not a manifest column
+        qc = settings.qc
+        lone = int((rows["shift_px"].astype(float) > qc.max_shift_px).sum())
+        if lone:
+            say(
+                f"note: {lone} kept sample(s) sit {qc.max_shift_px:g}-{qc.max_shift_px * qc.lone_shift_factor:g} px "
+                "off their synthetic blur (qc.max_shift_px, times qc.lone_shift_factor) where their take did not move: "
+                "kept as the check's own error on fast content"
+            )
+        rows = rows.drop(columns="shift_px")
     if rows.empty:  # the record beside the withdrawn manifest says this build, not the one before
         record_build(dataset_dir, settings, rows, rej, summaries, failures)
     if rows.empty and rej.empty:  # nothing even reached QC
@@ -321,21 +331,29 @@ def say_stage_failures(rej: pd.DataFrame) -> dict[str, int]:
 
 
 def reject_moved(
-    dataset_dir: Path, rows: pd.DataFrame, rej: pd.DataFrame, summaries: list[TakeSummary], min_frames: int
+    dataset_dir: Path,
+    rows: pd.DataFrame,
+    rej: pd.DataFrame,
+    summaries: list[TakeSummary],
+    min_frames: int,
+    max_shift_px: float,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each take's kept samples from where its views moved (``stage.moved_from``) on, rejected ``moved``: their
-    folders removed, their takes' summaries told. The same units' results always give the same verdict, so a
-    re-run that reuses them removes the same samples."""
-    if rows.empty or rej.empty or min_frames <= 0:
+    folders removed, their takes' summaries told. A kept sample whose ``shift_px`` is over ``max_shift_px`` (under
+    ``qc.lone_shift_factor`` times it: kept alone) is evidence of a move like a sample rejected for its geometry.
+    The same units' results always give the same verdict, so a re-run that reuses them removes the same samples."""
+    if rows.empty or min_frames <= 0:
         return rows, rej
-    evidence = reason_names(rej).map(lambda names: any(n in MOVE_EVIDENCE for n in names))
+    shift = rows["shift_px"] if "shift_px" in rows else pd.Series(np.nan, index=rows.index)
+    suspect = shift.astype(float) > max_shift_px  # NaN (a unit recorded before shift_px was kept): no evidence
+    evidence = reason_names(rej).map(lambda names: any(n in MOVE_EVIDENCE for n in names)) if len(rej) else None
     moved = []
     for take, kept in rows.groupby("take", sort=False):
-        mine = rej["take"] == take
-        judged = sorted(
-            [(k, False) for k in kept["blur_index"]]
-            + [(k, True if bad else None) for k, bad in zip(rej.loc[mine, "blur_index"], evidence[mine])]
-        )
+        judged = [(k, bool(bad)) for k, bad in zip(kept["blur_index"], suspect.loc[kept.index])]
+        if len(rej):
+            mine = rej["take"] == take
+            judged += [(k, True if bad else None) for k, bad in zip(rej.loc[mine, "blur_index"], evidence[mine])]
+        judged.sort()
         at = moved_from([bad for _, bad in judged], min_frames)
         if at is not None:
             moved.append(kept[kept["blur_index"] >= judged[at][0]])

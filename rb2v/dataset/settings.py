@@ -88,6 +88,11 @@ class QCSettings:
     # px the blurry frame may sit off its synthetic blur beyond what a step of time explains (registration.py):
     # a view that moved during the take (a knocked rig) leaves the take's homography behind
     max_shift_px: float = 0.35
+    # a sample measured over max_shift_px but not over this many times it is rejected only with its take's move
+    # (``moved``, below): alone, it is the measurement's own error on fast content (an outside check's waving
+    # hands: 8 of 234 samples at their true starts measured 0.35-0.79 px, 5 of them under 0.38); beyond, rejected
+    # misregistered alone (1: every sample over max_shift_px, as before 2026-12-06)
+    lone_shift_factor: float = 2.0
     # measured on shift_grid x shift_grid tiles, a sample judged by its second worst: a turn of the view is seen
     # too, where the tiles have texture (1: the whole frame, shifts only; green screens need it)
     shift_grid: int = 1
@@ -104,6 +109,10 @@ class QCSettings:
             raise ValueError("qc: min_psnr, min_margin and min_motion must be numbers (nan rejects every sample)")
         if not self.max_shift_px > 0:
             raise ValueError(f"qc: max_shift_px must be positive (inf: no check), got {self.max_shift_px}")
+        if not self.lone_shift_factor >= 1:
+            raise ValueError(
+                f"qc: lone_shift_factor must be at least 1 (1: no sample kept alone), got {self.lone_shift_factor}"
+            )
         if not self.max_clock_steps >= 1:
             raise ValueError(
                 f"qc: max_clock_steps must be at least 1 (a true start's neighbours; inf: no check), "

@@ -271,8 +271,8 @@ REJECT_REASONS = {
     "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps), or the blur "
     "camera's exposure changed during the take (align fits one exposure per take)",
     "moved": "passed the per-frame checks but lie where, from some frame of their take on, most blurry frames were "
-    "rejected misregistered or off_clock (at least qc.move_min_frames of them): a view moved there, so theirs sit "
-    "off too, by less than those checks see or along the motion (taken for time)",
+    "rejected misregistered or off_clock or measured over qc.max_shift_px (at least qc.move_min_frames of them): a "
+    "view moved there, so theirs sit off too, by less than those checks see or along the motion (taken for time)",
     "out_of_range": "lie where the sharp recording has too few frames around them (a take's first or last frames)",
     "stage_failed": "failed in a stage: the build named each message and exited 1, rejects.parquet's reason "
     "gives it (--debug prints a bug's traceback); the take's other frames went on, and a re-run redoes these",
@@ -316,7 +316,7 @@ def _qc(
         reasons.append("edge_of_range")
     if motion < qc.min_motion:
         reasons.append("static")
-    if shift_px > qc.max_shift_px:
+    if shift_px > qc.max_shift_px * qc.lone_shift_factor:  # over max_shift_px only: judged with its take (build)
         reasons.append("misregistered")
     if clock_steps is not None and abs(clock_steps) > qc.max_clock_steps:
         reasons.append("off_clock")
@@ -598,7 +598,7 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, last_start, in
         height=blur.shape[0],
         **fit,
     )
-    return row, [], written
+    return {**row, "shift_px": shift_px}, [], written
 
 
 def done_summary(dataset_dir: Path, unit: str, key: str) -> TakeSummary | None:
@@ -659,6 +659,7 @@ ROW_COLUMNS = [
     "width",
     "height",
     "sha256",
+    "shift_px",  # registration.misregistration of the sample (not a manifest column: build.reject_moved's evidence)
 ]
 # clock_steps: how many steps of x the clock's start lies after the one Algorithm 1 chose (NaN: not known)
 REJECT_COLUMNS = [
@@ -676,7 +677,8 @@ REJECT_COLUMNS = [
 
 def load_results(dataset_dir: Path, unit: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     work = Path(dataset_dir) / WORK_DIR
-    return pd.read_parquet(work / f"{unit}.rows.parquet"), pd.read_parquet(work / f"{unit}.rejects.parquet")
+    rows = pd.read_parquet(work / f"{unit}.rows.parquet").reindex(columns=ROW_COLUMNS)  # older: no shift_px (NaN)
+    return rows, pd.read_parquet(work / f"{unit}.rejects.parquet")
 
 
 def write_sample_images(dataset_dir: Path, rels: list[str], images: list[np.ndarray], compression: int) -> list[str]:
