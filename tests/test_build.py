@@ -284,8 +284,8 @@ def test_a_lone_sample_a_little_off_is_kept_and_a_run_of_them_is_a_move(tmp_path
     assert kept["take"].value_counts().to_dict() == {"a": 19, "b": 8}
     assert rejected["blur_index"].tolist() == list(range(8, 15)) and (rejected["reason"] == "moved").all()
     assert summaries[1].reasons == {"moved": 7}
-    # a unit recorded before the evidence was kept (no shift_px): judged on its rejections alone
-    kept, _ = reject_moved(tmp_path, run.drop(columns="shift_px"), rej, [TakeSummary("b")], 5, 0.35)
+    # a unit recorded before the evidence was kept (``load_results`` gives it shift_px NaN): judged on its rejections
+    kept, _ = reject_moved(tmp_path, run.assign(shift_px=np.nan), rej, [TakeSummary("b")], 5, 0.35)
     assert len(kept) == len(run)
 
 

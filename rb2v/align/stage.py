@@ -654,11 +654,15 @@ def run_align(
 
     # a take whose calibration take failed is not aligned without it (its homography, its lens model), as
     # discover does not pair one whose calibration take cannot be read: the user's fix then aligns both
-    for t in [t for t in takes if t.calibration and t.calibration not in calib_meta]:
-        why = f"{t.folder}: its calibration take '{t.calibration}' could not be aligned (its error is above)"
-        errors.append(TakeError(t.category, t.subject, t.take, t.folder, "align", why))
-        say(f"rb2v: error: {why}")
-    takes = [t for t in takes if not t.calibration or t.calibration in calib_meta]
+    usable = []
+    for t in takes:
+        if t.calibration and t.calibration not in calib_meta:
+            why = f"{t.folder}: its calibration take '{t.calibration}' could not be aligned (its error is above)"
+            errors.append(TakeError(t.category, t.subject, t.take, t.folder, "align", why))
+            say(f"rb2v: error: {why}")
+        else:
+            usable.append(t)
+    takes = usable
     units = [
         Unit(
             str(t.folder),

@@ -344,16 +344,15 @@ def reject_moved(
     The same units' results always give the same verdict, so a re-run that reuses them removes the same samples."""
     if rows.empty or min_frames <= 0:
         return rows, rej
-    shift = rows["shift_px"] if "shift_px" in rows else pd.Series(np.nan, index=rows.index)
-    suspect = shift.astype(float) > max_shift_px  # NaN (a unit recorded before shift_px was kept): no evidence
-    evidence = reason_names(rej).map(lambda names: any(n in MOVE_EVIDENCE for n in names)) if len(rej) else None
+    suspect = rows["shift_px"].astype(float) > max_shift_px  # NaN (a unit recorded before shift_px): no evidence
+    evidence = reason_names(rej).map(lambda names: any(n in MOVE_EVIDENCE for n in names))
     moved = []
     for take, kept in rows.groupby("take", sort=False):
-        judged = [(k, bool(bad)) for k, bad in zip(kept["blur_index"], suspect.loc[kept.index])]
-        if len(rej):
-            mine = rej["take"] == take
-            judged += [(k, True if bad else None) for k, bad in zip(rej.loc[mine, "blur_index"], evidence[mine])]
-        judged.sort()
+        mine = rej["take"] == take
+        judged = sorted(
+            [(k, bool(bad)) for k, bad in zip(kept["blur_index"], suspect[kept.index])]
+            + [(k, True if bad else None) for k, bad in zip(rej.loc[mine, "blur_index"], evidence[mine])]
+        )
         at = moved_from([bad for _, bad in judged], min_frames)
         if at is not None:
             moved.append(kept[kept["blur_index"] >= judged[at][0]])
