@@ -38,6 +38,11 @@ def _number(d: dict, key: str, where: str, default: float | None = None) -> floa
     return float(value)
 
 
+# what a method ends with when the images left some of the values open (``Exposure.undetermined``):
+# "estimated; not determined: centre, length" -- the values written are the fit's best guess
+NOT_DETERMINED = "; not determined: "
+
+
 @dataclass(frozen=True)
 class Exposure:
     """One camera's exposure window relative to its frame timestamps (seconds, its own clock)."""
@@ -46,6 +51,12 @@ class Exposure:
     length_s: float
     readout_s: float = 0.0
     method: str = "assumed"  # how the values were obtained: "estimated", "assumed", "truth", …
+
+    @property
+    def undetermined(self) -> frozenset[str]:
+        """Which of "centre" and "length" the method says the images did not determine (``NOT_DETERMINED``)."""
+        _, found, names = self.method.partition(NOT_DETERMINED)
+        return frozenset(names.split(", ")) if found else frozenset()
 
     @classmethod
     def centred(cls, length_s: float, method: str = "assumed") -> Exposure:
@@ -169,8 +180,9 @@ class Alignment:
 
     @property
     def blur_exposure_known(self) -> bool:
-        """Whether align estimated the blur camera's exposure (not: a /1 file, a take too short; taken as centred)."""
-        return bool(self.exposure) and "blur" in self.exposure
+        """Whether align placed the blur camera's exposure in time (not: a /1 file, a take too short, pictures
+        that move too little to place it); where not, build does not check samples against the clock."""
+        return bool(self.exposure) and "blur" in self.exposure and "centre" not in self.exposure["blur"].undetermined
 
     def exposure_of(self, camera: str, default_length_s: float | None = None) -> Exposure:
         """The camera's exposure; unknown means centred with ``default_length_s`` (one frame period)."""
@@ -190,8 +202,9 @@ class Alignment:
 
     def blur_span(self, factor: int) -> float | None:
         """The blur camera's exposure length in steps of the upsampled sequence (x[factor·i] = sharp
-        frame i), over the sharp frames' own short exposure; None when not known (a /1 file)."""
-        if not self.blur_exposure_known:
+        frame i), over the sharp frames' own short exposure; None when not known (a /1 file). A length the
+        images did not determine is used all the same: it is still the fit's best guess."""
+        if not self.exposure or "blur" not in self.exposure:
             return None
         return self.exposure["blur"].length_s * self.clock_ratio * self.sharp_fps * factor
 

@@ -45,7 +45,7 @@ def test_a_repeating_motion_is_synchronised_per_pixel(tmp_path):
     assert corner_errors(meta, truth).max() <= CORNER_TOL_PX
 
 
-def test_a_still_calibration_take_without_sound_needs_no_sync(tmp_path):
+def test_a_still_calibration_take_without_sound_needs_no_sync(tmp_path, capsys):
     """A board filmed from a tripod without sound gives visual sync nothing to match, and align failed the
     calibration take ("cannot synchronise the cameras"): the session's green-screen takes lost its
     homography (hand seed 5: 0.395 px at the crop's corners on their own, 0.047 px with it). Its
@@ -65,6 +65,7 @@ def test_a_still_calibration_take_without_sound_needs_no_sync(tmp_path):
     meta = stage.align_calibration(calibrations["hand-rig"], tmp_path / "out", opts)
     assert meta.time_offset_s == 0 and meta.extra["sync_details"]["still_px"] < 0.05
     assert "its homography needs no sync" in meta.extra["note"]
+    assert meta.extra["note"] in capsys.readouterr().err  # said, not only written to alignment.json
     assert corner_errors(meta, json.loads((still / "truth.json").read_text())).max() <= 0.1
     swaying = calibration_take(37, 1.0)
     _, calibrations, _ = discover(swaying.parent.parent)

@@ -50,3 +50,21 @@ def test_a_bad_value_is_named_with_its_file_and_key(tmp_path, edit, message):
     with pytest.raises(Rb2vError) as e:
         read_alignment(tmp_path)
     assert str(e.value).startswith(str(path)) and message in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize(
+    "method, undetermined, clock, span",
+    [
+        ("estimated", set(), True, 4.0),  # 20 ms at 100 fps upsampled 2x: 4 steps (clock_ratio 1.0001)
+        ("estimated relative to visual sync", set(), True, 4.0),
+        ("estimated; not determined: length", {"length"}, True, 4.0),  # the length is still the fit's best guess
+        ("estimated; not determined: centre, length", {"centre", "length"}, False, 4.0),
+    ],
+)
+def test_an_exposure_the_images_did_not_determine_is_not_used_as_a_clock(tmp_path, method, undetermined, clock, span):
+    """A blur exposure align could not place in time (a board held still) reads back as such: build checks no
+    sample against a clock it put there, and uses its length as the fit's best guess."""
+    meta = Alignment(**{**vars(GOOD), "exposure": {**GOOD.exposure, "blur": Exposure(-0.01, 0.02, 0.0, method)}})
+    meta = read_alignment(write_alignment(tmp_path, meta))
+    assert meta.exposure["blur"].undetermined == undetermined
+    assert meta.blur_exposure_known is clock and meta.blur_span(2) == pytest.approx(span, rel=1e-3)

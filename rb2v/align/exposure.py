@@ -56,6 +56,12 @@ SKEW_MIN_GAIN_DB = 0.02  # a skew is kept only when it improves the pooled PSNR 
 MOTION_LEVEL = 3.0  # grey levels: pixels whose sharp frames vary less than this carry no timing
 MIN_MOVING_PX = 400  # below this many moving pixels (all pairs) the timing is not estimated
 MAX_PIXELS = 20000  # moving pixels kept per blurry frame (a regular subsample beyond)
+# dB: a value of the window is determined when moving it (the centre half a sharp frame, the length a quarter
+# blur period, either way) costs the fit at least this much. Measured on 22 simulated and outside takes that
+# move: 0.25-9.7 dB (centre, within 0.4 ms of the truth where known) and 0.02-6.5 dB (length; 3.6-5.1 ms too
+# long below 0.3 dB); boards held still lose 0.004-0.087 and 0.04-0.15 dB, and there the fit put the length
+# at its bound (40 ms, true 31.7) and the centre up to 5.1 ms off
+MIN_DROP_DB = {"centre": 0.15, "length": 0.3}
 SHARP_EXPOSURE_FRACTION = 1 / 8  # the sharp camera's exposure, assumed: 1/8 of its period (1/800 s at 100 fps)
 
 
@@ -381,4 +387,29 @@ def _fit(model: TimingModel, prior: Window | None, skew: bool) -> tuple[Window, 
         if psnr_s - psnr >= SKEW_MIN_GAIN_DB:
             best, psnr = skewed, psnr_s
     details["psnr"] = round(psnr, 4)
+    details.update(_steepness(model, best, psnr))
     return best, psnr, details
+
+
+def undetermined(fit: dict) -> list[str]:
+    """Which of the window's "centre" and "length" the fit (``fit_window``'s details) did not determine
+    (``MIN_DROP_DB``)."""
+    drops = {name: fit.get(f"{name}_drop_db") for name in MIN_DROP_DB}
+    return [name for name, drop in drops.items() if drop is not None and drop < MIN_DROP_DB[name]]
+
+
+def _steepness(model: TimingModel, best: Window, psnr: float) -> dict:
+    """PSNR (dB) the fit loses with its centre half a sharp frame either way, and with its length a quarter
+    blur period either way (inside the searched lengths): the least of each (``undetermined``)."""
+    fb, fs = model.data.blur_fps, model.data.sharp_fps
+    dc, dl = 0.5 / fs, 0.25 / fb
+    centres = [dataclasses.replace(best, centre_s=best.centre_s + d) for d in (-dc, dc)]
+    lengths = [
+        dataclasses.replace(best, length_s=L)
+        for L in (best.length_s - dl, best.length_s + dl)
+        if 0.05 / fb <= L <= 1.0 / fb + 1e-12
+    ]
+    return {
+        "centre_drop_db": round(psnr - max(model.score(w) for w in centres), 4),
+        "length_drop_db": round(psnr - max(model.score(w) for w in lengths), 4) if lengths else None,
+    }

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .. import ffmpeg
-from ..alignment import FLIPS, Alignment, Crop, read_alignment, write_alignment
+from ..alignment import FLIPS, NOT_DETERMINED, Alignment, Crop, read_alignment, write_alignment
 from ..config import settings_hash
 from ..errors import PartialFailure, Rb2vError
 from ..executor import INLINE, ExecutorSettings, Unit, check_executor, run_units
@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 8  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 9  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -368,6 +368,21 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
                 f"({s.method}) may be off by more (e.g. the cameras' sound latencies differ); check with --sync visual"
             )
             notes.append(edge)
+    # visual sync measures content time: the window is relative to it (the timestamps' phase is not seen)
+    blur_method = "estimated" if s.method != "visual" else "estimated relative to visual sync"
+    weak = exposure.undetermined(timing["rounds"][-1]) if window is not None else []
+    if weak:
+        blur_method += NOT_DETERMINED + ", ".join(weak)
+        drops = ", ".join(
+            f"the {name} {timing['rounds'][-1][f'{name}_drop_db']:.3f} dB (< {exposure.MIN_DROP_DB[name]:g})"
+            for name in weak
+        )
+        notes.append(
+            f"{take.key}: the pictures do not determine the blur exposure's {' and '.join(weak)} "
+            f"(moving {'them' if len(weak) > 1 else 'it'} changes the fit by little: {drops}): "
+            "alignment.json gives the fit's best guess"
+            + (", and build does not check its samples against the clock" if "centre" in weak else "")
+        )
     ambiguous = sync.ambiguity_note(s, take.key)
     if ambiguous:
         notes.append(ambiguous)
@@ -421,8 +436,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         exposure=None
         if window is None
         else {
-            # visual sync measures content time: the window is relative to it (the timestamps' phase is not seen)
-            "blur": window.exposure("estimated" if s.method != "visual" else "estimated relative to visual sync"),
+            "blur": window.exposure(blur_method),
             "sharp": exposure.sharp_exposure(float(take.sharp.fps)),
         },
         lens=lenses,
@@ -591,6 +605,8 @@ def align_calibration(take: Take, out_folder: Path, opts: AlignOptions) -> Align
         return read_alignment(out_folder)
     meta = estimate(take, opts, None) if board is None else lensmod.board_alignment(take, out_folder, opts, estimate)
     meta = dataclasses.replace(meta, extra={**meta.extra, "settings_hash": opts.hash, "inputs": inputs})
+    if meta.extra.get("note"):  # said as a take's is: a board over 6 % of the frame was only in alignment.json
+        say(meta.extra["note"])
     out_folder.mkdir(parents=True, exist_ok=True)
     write_alignment(out_folder, meta)
     return meta
