@@ -53,6 +53,7 @@ CENTRE_STEP = 0.25  # sharp frames between the centres of the coarse grid
 LENGTHS = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0)  # coarse exposure lengths, blur frame periods
 SKEW_RANGE_S = 0.035  # rolling-shutter skews searched (top to bottom, relative to the sharp camera)
 SKEW_MIN_GAIN_DB = 0.02  # a skew is kept only when it improves the pooled PSNR by this much
+RIDGE_MIN_GAIN_DB = 0.05  # a joint centre and shift (``along_ridge``) is kept when it fits this much better
 MOTION_LEVEL = 3.0  # grey levels: pixels whose sharp frames vary less than this carry no timing
 MIN_MOVING_PX = 400  # below this many moving pixels (all pairs) the timing is not estimated
 MAX_PIXELS = 20000  # moving pixels kept per blurry frame (a regular subsample beyond)
@@ -191,6 +192,19 @@ def _decoded(recorded: np.ndarray) -> np.ndarray:
     return srgb_to_linear((recorded * (1 / 255.0)).astype(np.float32)).astype(np.float64)
 
 
+def _gradients(frames: list[np.ndarray], idx: np.ndarray, tones) -> dict:
+    """Per tone, the x and y derivatives (central differences) of each frame at ``idx``: (frames, n) each."""
+    out = {}
+    for tone in tones:
+        dxs, dys = [], []
+        for f in frames:
+            g = srgb_to_linear(np.clip(f, 0, 255) * np.float32(1 / 255.0)) if tone == "srgb" else f
+            dxs.append(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=1).reshape(-1)[idx] * 0.5)
+            dys.append(cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=1).reshape(-1)[idx] * 0.5)
+        out[tone] = (np.stack(dxs).astype(np.float64), np.stack(dys).astype(np.float64))
+    return out
+
+
 class TimingModel:
     """Scores exposure windows against the real blurry frames under one homography.
 
@@ -208,6 +222,7 @@ class TimingModel:
         blur_box,
         sharp_box,
         tones: tuple[str, ...] = TONE_CURVES,
+        gradients: bool = False,
     ):
         self.data, self.sync = data, sync
         self.tones, self.tone = tones, tones[0]  # the curve ``score`` averages light under (see ``synth``)
@@ -230,6 +245,7 @@ class TimingModel:
         row_fraction = np.arange(h, dtype=np.float64) / max(h - 1, 1)
         # (k, first sharp index, {tone: values (frames, n)}, blur values (n,), rows (unique), inverse)
         self.pairs = []
+        self.gradients = []  # per pair {tone: (d/dx, d/dy) (frames, n)} when ``gradients``
         self.moving_px = 0
         for k, blur in zip(data.blur_indices, data.blur):
             span = self._span(k, warped)
@@ -250,6 +266,8 @@ class TimingModel:
             self.pairs.append(
                 (k, span[0], values, blur.reshape(-1)[idx].astype(np.float64), row_fraction[rows], inverse)
             )
+            if gradients:
+                self.gradients.append(_gradients(frames, idx, tones))
         self.evaluations = 0
 
     def _span(self, k: int, warped: dict) -> list[int]:
@@ -263,8 +281,14 @@ class TimingModel:
         """The synthetic blur of a pair's window at its kept pixels, in recorded values: the sharp frames'
         light averaged under ``self.tone`` (the sRGB curve decoded and the average encoded again; identity:
         the recorded values averaged), as the sensor averages light over its exposure."""
-        k, first, by_tone, _, rows, inverse = pair
-        values = by_tone[self.tone]
+        out = self._average(pair, window, pair[2][self.tone])
+        if out is None:
+            return None
+        return linear_to_srgb_fast(out.astype(np.float32)).astype(np.float64) * 255.0 if self.tone == "srgb" else out
+
+    def _average(self, pair, window: Window, values: np.ndarray) -> np.ndarray | None:
+        """The window's weighted sum of a pair's per-sharp-frame ``values`` (frames, n); None past the frames."""
+        k, first, _, _, rows, inverse = pair
         d = self.data
         t = k / d.blur_fps + window.centre_s + ((rows - 0.5) * window.skew_s if window.skew_s else np.zeros(1))
         centres = d.stream_fps * np.asarray(self.sync.sharp_time(t), np.float64)
@@ -274,7 +298,51 @@ class TimingModel:
             if not 0 <= j < len(values):
                 return None  # the window reaches past the decoded frames
             out += values[j] * (w[inverse] if len(w) > 1 else w[0])
-        return linear_to_srgb_fast(out.astype(np.float32)).astype(np.float64) * 255.0 if self.tone == "srgb" else out
+        return out
+
+    def score_shifted(self, window: Window) -> tuple[float, np.ndarray]:
+        """``score`` with the sharp view moved by the one shift and shear that fit best, to first order, and
+        those: (x, y shift, x, y shear from the top row to the bottom one), px at the working scale. Where
+        the pictures move as one (a pan), a time offset and a shift of the view trade against each other,
+        and a rolling-shutter skew and a shear; the best window under a fixed homography lies on that ridge,
+        not at its top."""
+        parts = []
+        for pair, grads in zip(self.pairs, self.gradients):
+            s = self._average(pair, window, pair[2][self.tone])
+            if s is None:
+                return -np.inf, np.zeros(4)
+            gx, gy = (self._average(pair, window, g) for g in grads[self.tone])
+            if self.tone == "srgb":
+                lin = s.astype(np.float32)
+                enc = linear_to_srgb_fast(lin).astype(np.float64) * 255.0
+                slope = (linear_to_srgb_fast(lin + 1e-3).astype(np.float64) * 255.0 - enc) / 1e-3
+                s, gx, gy = enc, gx * slope, gy * slope
+            down = pair[4][pair[5]] - 0.5  # each pixel's row, -0.5 (top) .. 0.5 (bottom)
+            parts.append((s, np.stack([gx, gy, gx * down, gy * down]), pair[3]))
+        if not parts:
+            return -np.inf, np.zeros(4)
+        shift = np.zeros(4)
+        for _ in range(3):  # gain/offset per pair, then the shared shift and shear
+            normal, rhs = np.zeros((4, 4)), np.zeros(4)
+            for s, grads, y in parts:
+                x = s + shift @ grads
+                dx = x - x.mean()
+                gain = float(np.sum(dx * (y - y.mean())) / max(float(np.sum(dx * dx)), 1e-9))
+                offset = float(y.mean() - gain * x.mean())
+                G = grads * gain
+                normal += G @ G.T
+                rhs += G @ (y - offset - gain * s)
+            shift = np.linalg.solve(normal + 1e-6 * np.eye(4), rhs)
+        if np.abs(shift).max() > 3.0:  # beyond what the first order carries
+            return -np.inf, shift
+        sse, n = 0.0, 0
+        for s, grads, y in parts:
+            x = s + shift @ grads
+            dx, dy = x - x.mean(), y - y.mean()
+            sxx, sxy, syy = float(np.sum(dx * dx)), float(np.sum(dx * dy)), float(np.sum(dy * dy))
+            sse += syy - (sxy * sxy / sxx if sxx > 1e-9 else 0.0)
+            n += len(x)
+        return float(10 * np.log10(255.0**2 / max(sse / n, 1e-12))), shift
 
     def score(self, window: Window) -> float:
         """Pooled PSNR (dB, 8-bit peak) over the moving pixels of every pair, each pair's synthetic
@@ -294,6 +362,78 @@ class TimingModel:
         if n == 0:
             return -np.inf
         return float(10 * np.log10(255.0**2 / max(sse / n, 1e-12)))
+
+
+RIDGE_STEPS = 8  # profiled-shift refinements at most
+RIDGE_REACH_MS = 15.0  # the centre is searched this far either side of the previous one, each step
+
+
+def _moved(H: np.ndarray, shift: np.ndarray, scale: float, height: int) -> np.ndarray:
+    """H followed by the blur view moved back by ``shift`` (``TimingModel.score_shifted``'s, working scale
+    ``scale``, ``height`` rows): its synthetic blur then needs no shift."""
+    tx, ty, kx, ky = (float(v) for v in shift)
+    per_row = scale / max(height - 1, 1)  # shear per full-resolution row
+    T = np.array(
+        [[1, -kx * per_row, -(tx - kx / 2) / scale], [0, 1 - ky * per_row, -(ty - ky / 2) / scale], [0, 0, 1.0]]
+    )
+    H = T @ H
+    return H / H[2, 2]
+
+
+def along_ridge(make_model, window: Window, homography: np.ndarray, scale: float) -> tuple[Window, dict]:
+    """The window's centre and skew fitted together with the homography's shift and shear, where the rounds
+    that alternate them creep: where the pictures move as one (a pan), a time offset and a shift of the view
+    trade against each other, and a rolling-shutter skew and a shear, so each round moves the window a few ms
+    along that ridge. Each step searches centre and skew with the view's shift and shear profiled out
+    (``TimingModel.score_shifted``), then moves the homography by those found at the best window. Returns the
+    window and what it did (the input window where that does not fit better); the caller refits the
+    homography under it."""
+    H = homography.copy()
+    model = make_model(H)
+    height = model.data.blur[0].shape[0]
+    before = model.score(window)
+    best, steps = window, []
+    for _ in range(RIDGE_STEPS):
+
+        def cost(p, m=model, w=best) -> float:
+            if abs(p[1]) > SKEW_RANGE_S * 1e3 or abs(p[0] - w.centre_s * 1e3) > RIDGE_REACH_MS:
+                return 1e3
+            psnr = m.score_shifted(dataclasses.replace(w, centre_s=p[0] * 1e-3, skew_s=p[1] * 1e-3))[0]
+            return -psnr if np.isfinite(psnr) else 1e3  # past the frames, or beyond the first order
+
+        x0 = [best.centre_s * 1e3, best.skew_s * 1e3]
+        res = optimize.minimize(
+            cost,
+            x0,
+            method="Nelder-Mead",
+            options={"initial_simplex": [x0, [x0[0] + 2.0, x0[1]], [x0[0], x0[1] + 4.0]], "xatol": 0.05, "fatol": 1e-4},
+        )
+        still = optimize.minimize_scalar(  # no skew, as ``fit_window`` keeps one only where it fits better
+            lambda c, f=cost: f([c, 0.0]),
+            bounds=(x0[0] - RIDGE_REACH_MS, x0[0] + RIDGE_REACH_MS),
+            method="bounded",
+            options={"xatol": 0.05},
+        )
+        if still.fun - res.fun < SKEW_MIN_GAIN_DB:
+            res.x = np.array([still.x, 0.0])
+        moved = abs(res.x[0] - x0[0]) + abs(res.x[1] - x0[1])
+        best = dataclasses.replace(best, centre_s=float(res.x[0]) * 1e-3, skew_s=float(res.x[1]) * 1e-3)
+        _, shift = model.score_shifted(best)
+        H = _moved(H, shift, scale, height)
+        model = make_model(H)
+        steps.append(
+            {
+                "centre_ms": round(float(res.x[0]), 3),
+                "skew_ms": round(float(res.x[1]), 3),
+                "shift_px": [round(float(v) / scale, 3) for v in shift],
+            }
+        )
+        if np.abs(shift).max() < 0.02 and moved < 0.1:
+            break
+    after = model.score(best)
+    kept = after > before + RIDGE_MIN_GAIN_DB
+    details = {"steps": steps, "psnr_before": round(before, 4), "psnr_after": round(after, 4), "kept": kept}
+    return (best if kept else window), details
 
 
 def at_search_edge(window: Window, blur_fps: float, sharp_fps: float) -> bool:

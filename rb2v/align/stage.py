@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 9  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 10  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -157,6 +157,7 @@ def _exposure_rounds(
     lensmod.undistort_timing(data, lenses)
     data = exposure.with_midpoints(data)
     window, rounds, tones = None, [], exposure.TONE_CURVES  # the first round picks the tone curve
+    ridged = False
     for _ in range(EXPOSURE_ROUNDS):
         if not data.blur_indices:
             return H, g, sharp_box, None, {"why_not": "take too short to estimate the exposure timing"}
@@ -169,6 +170,14 @@ def _exposure_rounds(
             {**details, "centre_ms": new.centre_s * 1e3, "length_ms": new.length_s * 1e3, "skew_ms": new.skew_s * 1e3}
         )
         settled = new.close_to(window)
+        if not settled and window is not None and refit and not ridged:
+            # the centre moved again with the refit homography: it may be creeping along a ridge
+            ridged = True
+
+            def make(h, tones=tones, g=g, sharp_box=sharp_box):
+                return exposure.TimingModel(data, s, h, flip, g.blur_valid, sharp_box, tones, gradients=True)
+
+            new, rounds[-1]["ridge"] = exposure.along_ridge(make, new, H, data.scale)
         window = new
         if settled or not refit:
             break
@@ -368,6 +377,13 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
                 f"({s.method}) may be off by more (e.g. the cameras' sound latencies differ); check with --sync visual"
             )
             notes.append(edge)
+    ridge = next((r["ridge"] for r in timing.get("rounds", []) if r.get("ridge", {}).get("kept")), None)
+    if ridge:
+        notes.append(
+            f"{take.key}: its pictures move as one (a pan): a time offset and a shift of the view trade against "
+            f"each other, so the exposure and the homography were fitted together (the fit {ridge['psnr_before']:.2f} "
+            f"-> {ridge['psnr_after']:.2f} dB); a still calibration board, or audio or timecode sync, pins them better"
+        )
     # visual sync measures content time: the window is relative to it (the timestamps' phase is not seen)
     blur_method = "estimated" if s.method != "visual" else "estimated relative to visual sync"
     weak = exposure.undetermined(timing["rounds"][-1]) if window is not None else []
