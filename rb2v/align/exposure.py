@@ -335,33 +335,30 @@ class TimingModel:
             shift = np.linalg.solve(normal + 1e-6 * np.eye(4), rhs)
         if np.abs(shift).max() > 3.0:  # beyond what the first order carries
             return -np.inf, shift
-        sse, n = 0.0, 0
-        for s, grads, y in parts:
-            x = s + shift @ grads
-            dx, dy = x - x.mean(), y - y.mean()
-            sxx, sxy, syy = float(np.sum(dx * dx)), float(np.sum(dx * dy)), float(np.sum(dy * dy))
-            sse += syy - (sxy * sxy / sxx if sxx > 1e-9 else 0.0)
-            n += len(x)
-        return float(10 * np.log10(255.0**2 / max(sse / n, 1e-12))), shift
+        return _pooled_psnr((s + shift @ grads, y) for s, grads, y in parts), shift
 
     def score(self, window: Window) -> float:
         """Pooled PSNR (dB, 8-bit peak) over the moving pixels of every pair, each pair's synthetic
         blur fitted to its blurry frame by a gain and offset."""
         self.evaluations += 1
-        sse, n = 0.0, 0
-        for pair in self.pairs:
-            x = self.synth(pair, window)
-            if x is None:
-                return -np.inf
-            y = pair[3]
-            dx, dy = x - x.mean(), y - y.mean()
-            # plain sums, not BLAS dots: those spin threads per call (slow on a busy machine)
-            sxx, sxy, syy = float(np.sum(dx * dx)), float(np.sum(dx * dy)), float(np.sum(dy * dy))
-            sse += syy - (sxy * sxy / sxx if sxx > 1e-9 else 0.0)
-            n += len(x)
-        if n == 0:
+        return _pooled_psnr((self.synth(pair, window), pair[3]) for pair in self.pairs)
+
+
+def _pooled_psnr(fits) -> float:
+    """PSNR (dB, 8-bit peak) pooled over (synthetic, real) value pairs, each synthetic fitted to its real one
+    by a gain and offset; -inf where one synthetic is None (its window reaches past the frames) or none is given."""
+    sse, n = 0.0, 0
+    for x, y in fits:
+        if x is None:
             return -np.inf
-        return float(10 * np.log10(255.0**2 / max(sse / n, 1e-12)))
+        dx, dy = x - x.mean(), y - y.mean()
+        # plain sums, not BLAS dots: those spin threads per call (slow on a busy machine)
+        sxx, sxy, syy = float(np.sum(dx * dx)), float(np.sum(dx * dy)), float(np.sum(dy * dy))
+        sse += syy - (sxy * sxy / sxx if sxx > 1e-9 else 0.0)
+        n += len(x)
+    if n == 0:
+        return -np.inf
+    return float(10 * np.log10(255.0**2 / max(sse / n, 1e-12)))
 
 
 RIDGE_STEPS = 8  # profiled-shift refinements at most
