@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -23,6 +24,7 @@ from rb2v.align.sync import SyncResult
 from rb2v.alignment import Exposure, read_alignment
 from rb2v.benchmarks.align import corner_errors
 from rb2v.cli import main
+from rb2v.settings import load_rig
 
 FB, FS = 25.0, 100.0
 
@@ -214,6 +216,49 @@ def test_a_pan_whose_homography_took_the_time_offset_is_timed_along_the_ridge():
     joint, seen = exposure.along_ridge(model, window, off, 1.0)
     assert abs(joint.centre_s - 0.015) < 1e-3 and abs(joint.skew_s) < 1e-3, (joint, seen)
     assert seen["kept"] and seen["psnr_after"] > seen["psnr_before"] + 3, seen
+
+
+def test_a_ridge_step_in_the_last_round_is_followed_by_a_fit(monkeypatch):
+    """The rounds' figures (PSNR, the centre and length drops that say a window undetermined) are those of
+    the window each round fitted; a kept ridge step moves the window after them. Where that happened in
+    the last round, the take's window had the figures of the window before it; now one more round fits
+    the window under the homography refitted after the step, and its figures are the take's."""
+    from rb2v.align import stage
+
+    fits = []
+
+    def fit_window(model, prior=None):
+        centre = 0.004 * (len(fits) + 1)  # creeps every round
+        fits.append(model.H)
+        return exposure.Window(centre, 0.03, 0.0), {"tone": "srgb", "psnr": 30.0 + len(fits)}
+
+    def along_ridge(make, window, H, scale):
+        return dataclasses.replace(window, centre_s=0.1), {"kept": True}
+
+    class Geometry:
+        def __init__(self, n):
+            self.homography, self.inliers, self.blur_valid, self.sharp_valid = np.eye(3) * n, 99, None, None
+
+    class Model:
+        def __init__(self, data, s, H, *args, **kwargs):
+            self.H = H
+
+    homographies = iter(range(2, 99))
+    monkeypatch.setattr(stage, "EXPOSURE_ROUNDS", 2)  # the ridge runs from the second round on: the last here
+    monkeypatch.setattr(stage.geometry, "sample_pairs", lambda *a: [])
+    monkeypatch.setattr(stage.exposure, "load_timing_data", lambda *a: SimpleNamespace(blur_indices=[1], scale=1.0))
+    monkeypatch.setattr(stage.lensmod, "undistort_timing", lambda *a: None)
+    monkeypatch.setattr(stage.exposure, "with_midpoints", lambda d: d)
+    monkeypatch.setattr(stage.exposure, "TimingModel", Model)
+    monkeypatch.setattr(stage.exposure, "fit_window", fit_window)
+    monkeypatch.setattr(stage.exposure, "along_ridge", along_ridge)
+    monkeypatch.setattr(stage, "_homography", lambda *a: Geometry(next(homographies)))
+    take, opts = SimpleNamespace(blur=None, sharp=None), SimpleNamespace(rig=load_rig())
+    H, g, _, window, details = stage._exposure_rounds(take, None, opts, np.eye(3), "none", Geometry(1), None, True)
+    assert [h[0, 0] for h in fits] == [1, 2, 3]  # the third fit under the homography refitted after the step
+    assert H is g.homography and H[0, 0] == 4  # and the homography refitted under that window, as in any last round
+    assert details["rounds"][-1]["psnr"] == 33.0 and details["rounds"][1]["ridge"]["kept"]
+    assert window.centre_s == pytest.approx(0.012) == details["rounds"][-1]["centre_ms"] * 1e-3
 
 
 def test_static_content_is_not_timed():

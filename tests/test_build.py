@@ -371,6 +371,8 @@ def test_a_take_whose_clock_is_steps_off_is_reported_not_trusted(oracle_session,
     assert set(read_manifest(dataset / "manifest.parquet")["take"]) == {other.as_posix()}
     said = capsys.readouterr()
     assert f"off_clock: {len(rejects)} blurry frames (most in {rel.as_posix()} ({len(rejects)}))" in said.err
+    assert f"{rel.as_posix()}: none of its {len(rejects)} blurry frames gave a sample (off_clock" in said.err
+    assert f"{other.as_posix()}: none" not in said.err
     shutil.rmtree(tmp_path / "aligned" / other.parts[0] / other.parts[1])  # its part is done: not built again
     dataset = build_dataset(
         tmp_path, load_pipeline("street", {**FAST, "qc.max_clock_steps": float("inf")}), report=False

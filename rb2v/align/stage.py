@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 10  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 11  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -45,7 +45,11 @@ STILL_PX = 0.1
 # boards that served their takes at 0.03-0.05 px: 34-63 %): said in its note and in its takes'.
 MIN_CALIBRATION_COVER = 0.25
 REFIT_SHARP_FRAMES = 0.1  # visual sync moved more than this on refinement: refit the homography
-EXPOSURE_ROUNDS = 4  # exposure window <-> homography alternations at most
+EXPOSURE_ROUNDS = 4  # exposure window <-> homography alternations at most (one more after a kept ridge step)
+# A calibration shift above this fraction of ``max_calibration_shift_px`` is measured again inside the estimated
+# blur exposure (``_shift_inside_exposure``): made around the timestamps, it is off by the exposure's phase, so one
+# near the limit may sit on either side of it (an outside check's still rig: 1.47 px against 1.5).
+REMEASURE_FRACTION = 0.5
 # The shortest take align accepts: visual synchronisation needs this many blurry frames inside the
 # sharp stream (audio needs 0.5 s); from there one sample can be built.
 MIN_BLUR_FRAMES = sync.MIN_VISUAL_FRAMES
@@ -158,7 +162,9 @@ def _exposure_rounds(
     data = exposure.with_midpoints(data)
     window, rounds, tones = None, [], exposure.TONE_CURVES  # the first round picks the tone curve
     ridged = False
-    for _ in range(EXPOSURE_ROUNDS):
+    rounds_left = EXPOSURE_ROUNDS
+    while rounds_left:
+        rounds_left -= 1
         if not data.blur_indices:
             return H, g, sharp_box, None, {"why_not": "take too short to estimate the exposure timing"}
         model = exposure.TimingModel(data, s, H, flip, g.blur_valid, sharp_box, tones)
@@ -178,6 +184,8 @@ def _exposure_rounds(
                 return exposure.TimingModel(data, s, h, flip, g.blur_valid, sharp_box, tones, gradients=True)
 
             new, rounds[-1]["ridge"] = exposure.along_ridge(make, new, H, data.scale)
+            if rounds[-1]["ridge"]["kept"]:  # the round's figures are the window before: fit once more after it
+                rounds_left = max(rounds_left, 1)
         window = new
         if settled or not refit:
             break
@@ -304,7 +312,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     notes: list[str] = []  # what the take's note says, in order
     if usable and g.inliers >= a.min_inliers and g.flip_sharp == calibration.flip_sharp:
         shift = round(geometry.shift_from(calibration.H, g.matched), 3)
-        if shift > a.max_calibration_shift_px and opts.exposure:
+        if shift > a.max_calibration_shift_px * REMEASURE_FRACTION and opts.exposure:
             g, shift = _shift_inside_exposure(take, s, opts, calibration, g, shift, lenses)
     moved = shift is not None and shift > a.max_calibration_shift_px  # the rig moved since the calibration take
     if g.inliers < a.min_inliers or (g.cover <= a.min_match_cover and usable and not moved):

@@ -443,7 +443,7 @@ def print_summary(
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
         f"  manifest: {dataset_dir / MANIFEST_NAME}",
     ]
-    lines += [f"  {h}" for h in reject_hints(rej, rows)]
+    lines += [f"  {h}" for h in empty_take_hints(rej, rows) + reject_hints(rej, rows)]
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))
     composited = rows[rows["background"].notna()] if len(rows) else rows
     if len(composited):
@@ -519,6 +519,19 @@ def reason_table(rej: pd.DataFrame) -> pd.DataFrame:
             {"reason": reason, "blurry frames": n, "most in": ", ".join(f"{t} ({k})" for t, k in takes.head(3).items())}
         )
     return pd.DataFrame(rows, columns=["reason", "blurry frames", "most in"])
+
+
+def empty_take_hints(rej: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """A sentence for each take that gave no sample, every blurry frame of it rejected: a take's alignment
+    or recording gone wrong as a whole, which the reason counts of many takes together hide."""
+    if rej.empty:
+        return []
+    kept = set(rows["take"]) if not rows.empty else set()
+    hints = []
+    for take, part in rej[~rej["take"].isin(kept)].groupby("take", sort=True):
+        reasons = ", ".join(f"{r} {n}" for r, n in reason_counts(part).items())
+        hints.append(f"{take}: none of its {len(part)} blurry frames gave a sample ({reasons})")
+    return hints
 
 
 def reject_hints(rej: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
