@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from rb2v.align import stage
+from rb2v.align import flicker, stage
 from rb2v.align.discover import discover
 from rb2v.align.geometry import crop_warp
 from rb2v.alignment import read_alignment
@@ -134,6 +134,8 @@ def test_street_offset_and_homography_within_tolerance(street):
     assert meta["inliers"] >= 40 and meta["residual_px"] < 2.0
     for key in ("blur_fps", "sharp_fps", "homography", "crop", "clock_ratio", "sync_method", "residual_px", "inliers"):
         assert key in meta
+    # a steady light (its street moving, the whole view swaying): nothing to even out
+    assert "sharp_light" not in meta and meta["sharp_light_step_rms"] < flicker.MIN_STEP_RMS / 4
 
 
 def test_street_frames_keep_indices_and_lie_inside_both_views(street):
@@ -194,6 +196,7 @@ def test_face_visual_sync_detects_flip_within_tolerance(face):
     assert face["code"] == 0
     assert meta["sync_method"] == "visual"
     assert meta["rig_flip_sharp"] == "horizontal" and meta["flip_sharp"] == "vertical" == truth["flip_sharp"]
+    assert "sharp_light" not in meta and meta["sharp_light_step_rms"] < flicker.MIN_STEP_RMS / 4  # visual sync's thumbs
     assert abs(meta["time_offset_s"] - truth["time_offset_s"]) <= OFFSET_TOL_S
     err = corner_errors(meta, truth)
     assert err.max() <= CORNER_TOL_PX, err

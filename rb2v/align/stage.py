@@ -30,12 +30,12 @@ from ..io.images import png_params
 from ..io.video import VideoSource
 from ..progress import say
 from ..settings import RigSettings, check_sync_methods
-from . import exposure, geometry, sync
+from . import exposure, flicker, geometry, sync
 from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 11  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 12  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -300,6 +300,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         )
     except sync.Unsynchronised as e:
         s = _unsynchronised(take, e)
+    sharp_thumbs = s.thumbs[1] if s.thumbs is not None else None  # visual sync decoded them already
     flips = opts.flips
     if s.flip_hint and opts.flip == "auto":
         flips = [s.flip_hint] + [f for f in flips if f != s.flip_hint]
@@ -410,6 +411,16 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     ambiguous = sync.ambiguity_note(s, take.key)
     if ambiguous:
         notes.append(ambiguous)
+    light, light_rms = None, None
+    if take.category != CALIBRATION_DIR:  # its frames become no sample
+        thumbs = sharp_thumbs if sharp_thumbs is not None else sync.thumbnails(take.sharp)
+        light, light_rms = flicker.sharp_light(thumbs, float(take.sharp.fps))
+    if light:
+        notes.append(
+            f"{take.key}: the sharp camera's light flickers from frame to frame ({light_rms:.0%} rms, "
+            f"{min(light):.2f}-{max(light):.2f} of its neighbours': mains or PWM LED lighting): build evens its "
+            "frames out (sharp_light)"
+        )
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
     crop = lensmod.choose_crop(
         lenses,
@@ -443,7 +454,10 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         "sharp_size": [take.sharp.width, take.sharp.height],
         "blur_files": [p.name for p in take.blur.paths],
         "sharp_files": [p.name for p in take.sharp.paths],
+        "sharp_light_step_rms": None if light_rms is None else round(light_rms, 5),
     }
+    if light:
+        extra["sharp_light"] = light  # each sharp frame's light relative to its neighbours' (build divides it out)
     if notes:
         extra["note"] = "; ".join(notes)
     if timing:

@@ -31,6 +31,7 @@ class UpsampleSettings:
     cdfi_checkpoint: str = ""
     device: str = "auto"
     precision: Literal["float32", "tf32", "float16"] = "float32"  # cdfi on CUDA (rb2v.device)
+    even_light: bool = True  # divide out the sharp camera's flicker that align measured (sharp_light)
 
     def validate(self) -> None:
         check_device_setting("upsample", self.device)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..colormatch.blur import frame_weights
+from ..colorspace import linear_to_srgb, srgb_to_linear
 from ..config import settings_hash
 from ..errors import Rb2vError
 from ..executor import cpu_threads
@@ -363,6 +364,28 @@ def chunk_name(take: AlignedTake, ks: list[int]) -> str:
     return f"{take.key}__{ks[0]:06d}" if ks else take.key
 
 
+def sharp_loader(take: AlignedTake, even_light: bool) -> Callable[[int], np.ndarray]:
+    """Reads the take's sharp frame i; where align measured its light flickering (``sharp_light``) and
+    ``even_light``, divided by its light relative to its neighbours', in linear light: the blurry frame's long
+    exposure sees the light's mean, so a sample's frames match it and one another."""
+    light = take.alignment.extra.get("sharp_light") if even_light else None
+    if not light:
+        return lambda i: read_image(take.sharp_path(i))
+    values = np.asarray(light, np.float64) if isinstance(light, list) else np.array([np.nan])
+    if values.ndim != 1 or len(values) != take.sharp_count or not (np.isfinite(values) & (values > 0)).all():
+        raise Rb2vError(
+            f"{take.folder / 'alignment.json'}: sharp_light must hold one positive number per sharp frame "
+            f"({take.sharp_count}); align the take again"
+        )
+
+    def load(i: int) -> np.ndarray:
+        frame = srgb_to_linear(read_image(take.sharp_path(i)))
+        frame *= np.float32(1.0 / light[i])
+        return linear_to_srgb(frame)
+
+    return load
+
+
 def build_take(
     take: AlignedTake,
     settings: PipelineSettings,
@@ -390,7 +413,7 @@ def build_take(
     # A process with a core to itself (a pool worker on a machine shared by as many workers as cores)
     # does its work in order; one with more cores searches and writes on threads (below).
     threaded = cpu_threads() > 1
-    x = UpsampledSequence(lambda i: read_image(take.sharp_path(i)), take.sharp_count, tools.upsampler, factor)
+    x = UpsampledSequence(sharp_loader(take, settings.upsample.even_light), take.sharp_count, tools.upsampler, factor)
     if not isinstance(tools.subframes, LinearInterpolator):  # the linear blend needs no anchoring (exact already)
         tools = replace(tools, subframes=CachedInterpolator(AnchoredInterpolator(x, tools.subframes)))
     with clock("matting"):

@@ -128,6 +128,7 @@ class Camera:
         rng: np.random.Generator | None,
         backdrop: np.ndarray | None = None,
         gain: np.ndarray | None = None,
+        light: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One recorded frame (float32 RGB in [0,1], as flipped by the mirror) and its true alpha.
 
@@ -142,7 +143,7 @@ class Camera:
             img, a = self.render(scene, float(tau), size, backdrop)
             radiance += img
             alpha += a
-        radiance *= np.float32(1 / len(world_times))
+        radiance *= np.float32(light / len(world_times))
         alpha *= np.float32(1 / len(world_times))
         return self.develop(radiance, alpha, rng, gain)
 

@@ -119,6 +119,13 @@ def _audio_starts(value: str) -> tuple[float, float]:
     "--wb-drift", type=float, default=0.0, show_default=True, help="Per-frame white-balance wander (per channel)."
 )
 @click.option(
+    "--flicker",
+    type=(float, float),
+    default=(0.0, 0.0),
+    show_default=True,
+    help="HZ DEPTH: the light pulses, 1 + DEPTH*sin(2 pi HZ t) (mains 100 or 120 Hz, PWM LEDs hundreds).",
+)
+@click.option(
     "--bitrate",
     type=float,
     default=None,
@@ -231,6 +238,7 @@ def simulate_rig(
     readout_sharp,
     exposure_drift,
     wb_drift,
+    flicker,
     bitrate,
     codec,
     upside_down,
@@ -282,6 +290,8 @@ def simulate_rig(
         sharp_readout_s=readout_sharp,
         exposure_drift=exposure_drift,
         wb_drift=wb_drift,
+        flicker_hz=flicker[0],
+        flicker_depth=flicker[1],
         bitrate_mbps=bitrate,
         codec=codec,
         upside_down=(upside_down in ("blur", "both"), upside_down in ("sharp", "both")),

@@ -74,6 +74,11 @@ class SimConfig:
     # (per channel), applied as gains on each camera's encoded colours.
     exposure_drift: float = 0.0
     wb_drift: float = 0.0
+    # Lights that pulse (mains power at 100 / 120 Hz, a PWM-dimmed LED at hundreds of Hz): the scene's light
+    # is 1 + flicker_depth * sin(2 pi flicker_hz t + phase) in world time, the same for both cameras, each
+    # exposure integrating it over its window (its middle row's under a rolling shutter: no bands). 0: steady.
+    flicker_hz: float = 0.0
+    flicker_depth: float = 0.0
     internal_fps: float = 480.0  # rendering rate used to integrate exposures (>= 400)
     flip: Literal["horizontal", "vertical", "none"] = "horizontal"
     audio: bool = True
@@ -223,6 +228,8 @@ class SimConfig:
         ):
             if not abs(anchor_offset(anchor, length)) <= 1 / fps:  # NaN too
                 raise Rb2vError(f"simulate-rig: {cam} exposure anchor must be within one frame period")
+        if not (0 <= self.flicker_depth < 1 and 0 <= self.flicker_hz < 1e5):
+            raise Rb2vError("simulate-rig: flicker depth must be in [0, 1) and its rate in [0, 100000) Hz")
         if not (0 <= self.exposure_drift < 0.5 and 0 <= self.wb_drift < 0.5):
             raise Rb2vError("simulate-rig: drift amplitudes must be in [0, 0.5)")
         if self.bitrate_mbps is not None and not 0 < self.bitrate_mbps <= 10_000:

@@ -201,6 +201,17 @@ class TakeSimulation:
         fps = self.cfg.blur_fps if cam == "blur" else self.cfg.sharp_fps
         return drift.gain(index / fps)
 
+    def light(self, cam: Camera, index: int) -> float:
+        """The scene's light (``SimConfig.flicker_*``) averaged over frame ``index``'s exposure (its middle
+        row's window), exactly; 1 under a steady light."""
+        depth, hz = self.cfg.flicker_depth, self.cfg.flicker_hz
+        if not depth or not hz:
+            return 1.0
+        start = index / cam.fps + cam.exposure_start_s + cam.readout_s / 2
+        a, b = (float(self._to_world(cam)(t)) for t in (start, start + cam.exposure_s))
+        w, phase = 2 * np.pi * hz, float(np.random.default_rng([11, *self._key]).uniform(0, 2 * np.pi))
+        return float(1 + depth * (np.cos(w * a + phase) - np.cos(w * b + phase)) / (w * (b - a)))
+
     def _render(self, cam: Camera, j: int, dt: float, backdrop: np.ndarray | None, capacity: int):
         """The scene through ``cam`` at grid time ``(j + 0.5) * dt`` of its clock (cached without a backdrop)."""
         key = (cam.name, j)
@@ -219,13 +230,15 @@ class TakeSimulation:
         ts = index / cam.fps
         rng = self._noise_rng(cam.name, index, noise)
         bd = self._backdrop(backdrop, cam)
-        gain = self.gain(cam.name, index)
+        gain, light = self.gain(cam.name, index), self.light(cam, index)
         if cam.readout_s == 0:
             times = self._to_world(cam)(cam.exposure_times(ts, self.cfg.internal_fps))
-            return cam.film(self.scene, times, (self.cfg.width, self.cfg.height), rng, bd, gain=gain)
+            return cam.film(self.scene, times, (self.cfg.width, self.cfg.height), rng, bd, gain=gain, light=light)
         js, dt, weights = cam.rolling_grid(ts, self.cfg.internal_fps, self.cfg.height)
         renders = [self._render(cam, int(j), dt, bd, capacity=len(js) + 2) for j in js]
         radiance, alpha = cam.integrate_rows(renders, weights)
+        if light != 1.0:
+            radiance *= np.float32(light)
         return cam.develop(radiance, alpha, rng, gain)
 
     def film_blur(self, k: int, noise: bool = True, backdrop: np.ndarray | None = None):
@@ -352,6 +365,13 @@ class TakeSimulation:
             "camera_settings": self.settings.to_json(),
             "color_matrix_per_frame": per_frame,
             "gains": gains,
+            # the light each frame's exposure saw (SimConfig.flicker_*), or None under a steady light
+            "light": {
+                "blur": [self.light(self.blur, k) for k in range(self.blur_frames)],
+                "sharp": [self.light(self.sharp, i) for i in range(self.sharp_frames)],
+            }
+            if cfg.flicker_depth and cfg.flicker_hz
+            else None,
             "upsample_factor": UPSAMPLE,
             "sharp_start_exact": exact,
             "sharp_start": starts,

@@ -1,0 +1,71 @@
+"""The sharp camera's light from frame to frame: flicker under mains or PWM LED lighting.
+
+Lights on mains power pulse at 100 or 120 Hz, PWM-dimmed LEDs at a few hundred Hz. The blur camera's long
+exposure integrates several cycles and sees the mean; the sharp camera's short one samples the cycle at
+a phase that moves from frame to frame (120 Hz seen at 100 fps beats at 20 Hz), so consecutive sharp
+frames differ in brightness by tens of percent while the blurry frame does not. A sample's 7 frames then
+flicker around the one colour map fitted to the blurry frame. An outside check's lights (sine at 120 Hz,
+40 % deep; PWM at 250 and 330 Hz): the frames inside a sample spread by 30-64 % in brightness.
+
+The light of each frame is measured on the sharp stream's luma thumbnails, in linear light: the median
+over cells of the log-ratio of consecutive frames (cells neither dark nor clipped) is the change of the
+light where most of the picture holds still (a green screen) or moves symmetrically; its running sum,
+less its trend over ``TREND_S`` (the scene's slow changes, which a sample's colour map takes up), is the
+log of each frame's light relative to its neighbours'. The build divides it out (``sharp_light`` in
+alignment.json). Assumed: the light changes the whole frame alike (a rolling shutter under a pulsing light
+shows bands along its rows, not evened out) and the camera's tone curve is sRGB (rb2v's simulator applies
+its colour map to the encoded values, with black offsets: the steps read 1.2 % small).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..colorspace import srgb_to_linear
+
+# Consecutive frames whose light changes by this much (rms of the log-ratios over the take) flicker. Without
+# flicker: 0.00006-0.0001 on an outside check's green screens, 0.0024 on its street pan, 0.0013 on rb2v's
+# simulator's randomized hand; with it, 0.20-0.68 (120 Hz, PWM at 250 and 330 Hz) and 0.22.
+MIN_STEP_RMS = 0.02
+# Changes of the light slower than this (twice the trend's Gaussian sigma) are the scene's, or a cloud's: a
+# sample's colour map takes them up
+TREND_S = 0.5
+DARK, CLIPPED = 0.01, 0.9  # linear light: cells outside are noise or saturated
+MIN_CELLS = 20
+
+
+def light_steps(thumbs: np.ndarray) -> np.ndarray:
+    """The log-change of the light from each frame to the next (``len(thumbs) - 1``), from luma thumbnails
+    (8-bit scale, sRGB-encoded): the median over usable cells of the log-ratio."""
+    lin = srgb_to_linear(np.clip(np.asarray(thumbs, np.float64) / 255.0, 0.0, 1.0))
+    usable = (lin > DARK) & (lin < CLIPPED)
+    logs = np.log(np.maximum(lin, DARK))
+    steps = np.zeros(max(len(lin) - 1, 0))
+    for j in range(len(steps)):
+        both = usable[j] & usable[j + 1]
+        if both.sum() >= MIN_CELLS:
+            steps[j] = np.median(logs[j + 1][both] - logs[j][both])
+    return steps
+
+
+def relative_light(steps: np.ndarray, fps: float) -> np.ndarray:
+    """Each frame's light relative to the frames around it (1: as they), from ``light_steps``."""
+    level = np.concatenate([[0.0], np.cumsum(steps)])
+    # Gaussian, not a box: a box's ripple leaks a pulse whose period does not divide it (120 Hz at 100 fps
+    # beats every 5 frames: a 51-frame box left 1 % of its 55 % in a sample's frames, this 0.01 %)
+    trend = ndimage.gaussian_filter1d(level, TREND_S * fps / 2, mode="reflect")
+    return np.exp(level - trend)
+
+
+def step_rms(steps: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(steps**2))) if len(steps) else 0.0
+
+
+def sharp_light(thumbs: np.ndarray, fps: float) -> tuple[list[float] | None, float]:
+    """(each sharp frame's relative light where the take flickers, else None; the rms of the steps)."""
+    steps = light_steps(thumbs)
+    rms = step_rms(steps)
+    if rms < MIN_STEP_RMS:
+        return None, rms
+    return [round(float(v), 5) for v in relative_light(steps, fps)], rms
