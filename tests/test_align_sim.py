@@ -136,6 +136,7 @@ def test_street_offset_and_homography_within_tolerance(street):
         assert key in meta
     # a steady light (its street moving, the whole view swaying): nothing to even out
     assert "sharp_light" not in meta and meta["sharp_light_step_rms"] < flicker.MIN_STEP_RMS / 4
+    assert meta["sharp_light_band_ptp"] < flicker.MIN_BAND_PTP / 2
 
 
 def test_street_frames_keep_indices_and_lie_inside_both_views(street):

@@ -33,13 +33,17 @@ def _light(kind: str, t: np.ndarray) -> np.ndarray:
     return np.ones(len(t))
 
 
-def _thumbnails(kind: str, scene: str, frames: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(luma thumbnails as the sync decodes them, 8-bit scale, sRGB-encoded and noisy; each frame's light)."""
+def _thumbnails(
+    kind: str, scene: str, frames: int = 240, seed: int = 0, readout_s: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(luma thumbnails as the sync decodes them, 8-bit scale, sRGB-encoded and noisy; each frame's light, its
+    middle row's under a rolling shutter of ``readout_s``, which exposes each row at its own time)."""
     rng = np.random.default_rng(seed)
     h, w = 34, 40
     backdrop = cv2.GaussianBlur(rng.uniform(0.05, 0.6, (h, 3 * w)), (0, 0), 1.5)
     t = np.arange(frames) / FPS
     light = _light(kind, t)
+    row_light = np.stack([_light(kind, t + (r / (34 - 1) - 0.5) * readout_s) for r in range(34)], axis=1)
     yy, xx = np.mgrid[0:h, 0:w]
     thumbs = []
     for i, ti in enumerate(t):
@@ -52,7 +56,7 @@ def _thumbnails(kind: str, scene: str, frames: int = 240, seed: int = 0) -> tupl
             view[(xx - cx) ** 2 + (yy - 17) ** 2 < 81] = (
                 0.8 * (0.6 + 0.4 * np.sin(xx / 2.0))[(xx - cx) ** 2 + (yy - 17) ** 2 < 81]
             )
-        encoded = linear_to_srgb(view * light[i]) * 255 + rng.normal(0, 0.3, (h, w))
+        encoded = linear_to_srgb(view * row_light[i][:, None]) * 255 + rng.normal(0, 0.3, (h, w))
         thumbs.append(encoded)
     return np.array(thumbs, np.float32), light
 
@@ -76,6 +80,15 @@ def test_a_steady_light_is_left_alone(scene):
     thumbs, _ = _thumbnails("steady", scene)
     measured, rms = flicker.sharp_light(thumbs, FPS)
     assert measured is None and rms < flicker.MIN_STEP_RMS / 2, rms
+    assert flicker.band_ptp(thumbs) < flicker.MIN_BAND_PTP / 4
+
+
+def test_a_rolling_shutter_under_a_pulsing_light_is_said_to_draw_bands():
+    """8 ms of readout under a 120 Hz light: each row sees another phase of the pulse, so bands move down the
+    frame, which one light per frame cannot even out (align says so); a global shutter draws none."""
+    rolling, _ = _thumbnails("sine120", "subject", readout_s=0.008)
+    global_, _ = _thumbnails("sine120", "subject")
+    assert flicker.band_ptp(rolling) > 2 * flicker.MIN_BAND_PTP > 8 * flicker.band_ptp(global_)
 
 
 def test_the_build_divides_each_sharp_frame_by_its_light(tmp_path):
@@ -138,3 +151,24 @@ def test_the_simulators_flickering_hand_is_measured_as_it_was_lit():
     error = np.log(measured) - np.log(light)
     spread_in_sample = max(np.ptp(error[i : i + 4]) for i in range(frames - 3))
     assert spread_in_sample < 0.012, spread_in_sample
+
+
+@pytest.mark.parametrize("readout_s", [0.0, 0.008])
+def test_the_simulators_rolling_shutter_draws_the_pulse_as_bands(readout_s):
+    """Under a rolling shutter each row is exposed at its own time, so a 120 Hz light draws bands down the
+    frame (8 ms of readout: about one cycle); a global shutter lights the frame alike. Rows of a still street
+    filmed with and without the pulse, in light decoded from sRGB, against the truth's light per row."""
+    from rb2v.simulate.config import SimConfig
+    from rb2v.simulate.session import TakeSimulation
+
+    base = SimConfig(category="street", seconds=1.0, seed=6, motion_scale=0.0, internal_fps=400)
+    cams = {"sharp_readout_s": readout_s, "blur_readout_s": readout_s}
+    steady = TakeSimulation(SimConfig(**{**base.as_dict(), **cams}), 0, 0)
+    pulsing = TakeSimulation(SimConfig(**{**base.as_dict(), **cams, "flicker_hz": 120.0, "flicker_depth": 0.3}), 0, 0)
+    rows = [srgb_to_linear(sim.film_sharp(5, noise=False)[0]).mean(axis=(1, 2)) for sim in (steady, pulsing)]
+    ratio = rows[1][20:-20] / rows[0][20:-20]  # the sharp camera's black border bands left out
+    light = pulsing.light(pulsing.sharp, 5, np.arange(base.height) / (base.height - 1))[20:-20]  # recorded rows
+    if readout_s:
+        assert np.ptp(light) > 0.4 and np.corrcoef(ratio, light)[0, 1] > 0.99, (np.ptp(light), ratio[:5], light[:5])
+    else:
+        assert np.ptp(light) == 0 and np.ptp(ratio) < 0.06 and abs(ratio.mean() - light.mean()) < 0.05

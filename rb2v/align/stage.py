@@ -411,15 +411,23 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     ambiguous = sync.ambiguity_note(s, take.key)
     if ambiguous:
         notes.append(ambiguous)
-    light, light_rms = None, None
+    light, light_rms, bands = None, None, None
     if take.category != CALIBRATION_DIR:  # its frames become no sample
         thumbs = sharp_thumbs if sharp_thumbs is not None else sync.thumbnails(take.sharp)
         light, light_rms = flicker.sharp_light(thumbs, float(take.sharp.fps))
+        bands = flicker.band_ptp(thumbs)
     if light:
         notes.append(
             f"{take.key}: the sharp camera's light flickers from frame to frame ({light_rms:.0%} rms, "
             f"{min(light):.2f}-{max(light):.2f} of its neighbours': mains or PWM LED lighting): build evens its "
             "frames out (sharp_light)"
+        )
+    if bands is not None and bands > flicker.MIN_BAND_PTP:
+        notes.append(
+            f"{take.key}: the sharp camera's light draws bands along its rows that move from frame to frame "
+            f"({bands:.2f} apart in log light: a rolling shutter under a pulsing light): they are not evened out, "
+            "and its samples may be misplaced (rb2v's simulator: 42 % at the exact start); film under steady "
+            "light, or with a shutter of a whole number of the light's periods"
         )
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
     crop = lensmod.choose_crop(
@@ -455,6 +463,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         "blur_files": [p.name for p in take.blur.paths],
         "sharp_files": [p.name for p in take.sharp.paths],
         "sharp_light_step_rms": None if light_rms is None else round(light_rms, 5),
+        "sharp_light_band_ptp": None if bands is None else round(bands, 4),
     }
     if light:
         extra["sharp_light"] = light  # each sharp frame's light relative to its neighbours' (build divides it out)

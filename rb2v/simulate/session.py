@@ -201,16 +201,18 @@ class TakeSimulation:
         fps = self.cfg.blur_fps if cam == "blur" else self.cfg.sharp_fps
         return drift.gain(index / fps)
 
-    def light(self, cam: Camera, index: int) -> float:
-        """The scene's light (``SimConfig.flicker_*``) averaged over frame ``index``'s exposure (its middle
-        row's window), exactly; 1 under a steady light."""
+    def light(self, cam: Camera, index: int, rows: np.ndarray | float = 0.5) -> np.ndarray | float:
+        """The scene's light (``SimConfig.flicker_*``) averaged over frame ``index``'s exposure, exactly: that
+        of the recorded rows at ``rows`` (fractions of the frame's height: a rolling shutter exposes them at
+        their own times, so a pulsing light draws bands; default the middle row's); 1 under a steady light."""
         depth, hz = self.cfg.flicker_depth, self.cfg.flicker_hz
         if not depth or not hz:
-            return 1.0
-        start = index / cam.fps + cam.exposure_start_s + cam.readout_s / 2
-        a, b = (float(self._to_world(cam)(t)) for t in (start, start + cam.exposure_s))
+            return np.ones(np.shape(rows)) if np.ndim(rows) else 1.0
+        start = index / cam.fps + cam.exposure_start_s + np.asarray(rows, np.float64) * cam.readout_s
+        a, b = self._to_world(cam)(start), self._to_world(cam)(start + cam.exposure_s)
         w, phase = 2 * np.pi * hz, float(np.random.default_rng([11, *self._key]).uniform(0, 2 * np.pi))
-        return float(1 + depth * (np.cos(w * a + phase) - np.cos(w * b + phase)) / (w * (b - a)))
+        light = 1 + depth * (np.cos(w * a + phase) - np.cos(w * b + phase)) / (w * (b - a))
+        return light if np.ndim(rows) else float(light)
 
     def _render(self, cam: Camera, j: int, dt: float, backdrop: np.ndarray | None, capacity: int):
         """The scene through ``cam`` at grid time ``(j + 0.5) * dt`` of its clock (cached without a backdrop)."""
@@ -230,15 +232,18 @@ class TakeSimulation:
         ts = index / cam.fps
         rng = self._noise_rng(cam.name, index, noise)
         bd = self._backdrop(backdrop, cam)
-        gain, light = self.gain(cam.name, index), self.light(cam, index)
+        gain = self.gain(cam.name, index)
         if cam.readout_s == 0:
             times = self._to_world(cam)(cam.exposure_times(ts, self.cfg.internal_fps))
+            light = self.light(cam, index)
             return cam.film(self.scene, times, (self.cfg.width, self.cfg.height), rng, bd, gain=gain, light=light)
         js, dt, weights = cam.rolling_grid(ts, self.cfg.internal_fps, self.cfg.height)
         renders = [self._render(cam, int(j), dt, bd, capacity=len(js) + 2) for j in js]
         radiance, alpha = cam.integrate_rows(renders, weights)
-        if light != 1.0:
-            radiance *= np.float32(light)
+        if self.cfg.flicker_depth and self.cfg.flicker_hz:  # each recorded row under its own light: bands
+            recorded = self.light(cam, index, np.arange(self.cfg.height) / max(self.cfg.height - 1, 1))
+            rendered = recorded[::-1] if cam.flip == "vertical" else recorded  # as integrate_rows reads rows
+            radiance *= rendered.astype(np.float32)[:, None, None]
         return cam.develop(radiance, alpha, rng, gain)
 
     def film_blur(self, k: int, noise: bool = True, backdrop: np.ndarray | None = None):
