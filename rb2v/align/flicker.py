@@ -33,8 +33,6 @@ MIN_STEP_RMS = 0.02
 TREND_S = 0.5
 DARK, CLIPPED = 0.01, 0.9  # linear light: cells outside are noise or saturated
 MIN_CELLS = 20
-
-
 # Rows whose light changes from frame to frame by this much more (peak to peak over the thumbnail's rows, the
 # median over frame pairs) than the frame's: a rolling shutter under a pulsing light draws bands. rb2v's
 # simulator (120 Hz, 30 %, 8 ms readout): 0.68; without bands 0.0002-0.016, a rig moving 3.6-5.8 px a frame 0.044.
@@ -42,42 +40,29 @@ MIN_BAND_PTP = 0.2
 MIN_ROW_CELLS = 8
 
 
-def _log_light(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(log of the thumbnails' linear light, where it is neither dark nor clipped)."""
+def light_changes(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of consecutive frames, from luma thumbnails (8-bit scale, sRGB-encoded), in linear light: the
+    log-change of the frame's light (the median over usable cells of the log-ratio; 0 where under
+    ``MIN_CELLS`` are usable), and how far its rows' changes spread around it (the peak-to-peak over thumbnail
+    rows of each row's median less the frame's; NaN where too few rows are usable)."""
     lin = srgb_to_linear(np.clip(np.asarray(thumbs, np.float64) / 255.0, 0.0, 1.0))
-    return np.log(np.maximum(lin, DARK)), (lin > DARK) & (lin < CLIPPED)
-
-
-def band_ptp(thumbs: np.ndarray) -> float:
-    """How far the rows' light steps differ from the frame's (``MIN_BAND_PTP``): the median over consecutive
-    frames of the peak-to-peak over thumbnail rows of each row's median log-ratio less the frame's."""
-    logs, usable = _log_light(thumbs)
-    spreads = []
-    for j in range(len(logs) - 1):
+    logs, usable = np.log(np.maximum(lin, DARK)), (lin > DARK) & (lin < CLIPPED)
+    pairs = max(len(logs) - 1, 0)
+    steps, spreads = np.zeros(pairs), np.full(pairs, np.nan)
+    for j in range(pairs):
         both = usable[j] & usable[j + 1]
         if both.sum() < MIN_CELLS:
             continue
         d = logs[j + 1] - logs[j]
+        steps[j] = np.median(d[both])
         rows = [np.median(d[r][both[r]]) for r in range(d.shape[0]) if both[r].sum() >= MIN_ROW_CELLS]
         if len(rows) > 4:
-            spreads.append(np.ptp(np.array(rows) - np.median(d[both])))
-    return float(np.median(spreads)) if spreads else 0.0
-
-
-def light_steps(thumbs: np.ndarray) -> np.ndarray:
-    """The log-change of the light from each frame to the next (``len(thumbs) - 1``), from luma thumbnails
-    (8-bit scale, sRGB-encoded): the median over usable cells of the log-ratio."""
-    logs, usable = _log_light(thumbs)
-    steps = np.zeros(max(len(logs) - 1, 0))
-    for j in range(len(steps)):
-        both = usable[j] & usable[j + 1]
-        if both.sum() >= MIN_CELLS:
-            steps[j] = np.median(logs[j + 1][both] - logs[j][both])
-    return steps
+            spreads[j] = np.ptp(np.array(rows) - steps[j])
+    return steps, spreads
 
 
 def relative_light(steps: np.ndarray, fps: float) -> np.ndarray:
-    """Each frame's light relative to the frames around it (1: as they), from ``light_steps``."""
+    """Each frame's light relative to the frames around it (1: as they), from ``light_changes``' steps."""
     level = np.concatenate([[0.0], np.cumsum(steps)])
     # Gaussian, not a box: a box's ripple leaks a pulse whose period does not divide it (120 Hz at 100 fps
     # beats every 5 frames: a 51-frame box left 1 % of its 55 % in a sample's frames, this 0.01 %)
@@ -85,14 +70,13 @@ def relative_light(steps: np.ndarray, fps: float) -> np.ndarray:
     return np.exp(level - trend)
 
 
-def step_rms(steps: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(steps**2))) if len(steps) else 0.0
-
-
-def sharp_light(thumbs: np.ndarray, fps: float) -> tuple[list[float] | None, float]:
-    """(each sharp frame's relative light where the take flickers, else None; the rms of the steps)."""
-    steps = light_steps(thumbs)
-    rms = step_rms(steps)
+def sharp_light(thumbs: np.ndarray, fps: float) -> tuple[list[float] | None, float, float]:
+    """(each sharp frame's relative light where the take flickers (``MIN_STEP_RMS``), else None; the rms of
+    the steps; the median over frame pairs of the rows' spread, which says bands (``MIN_BAND_PTP``))."""
+    steps, spreads = light_changes(thumbs)
+    rms = float(np.sqrt(np.mean(steps**2))) if len(steps) else 0.0
+    finite = spreads[np.isfinite(spreads)]
+    bands = float(np.median(finite)) if len(finite) else 0.0
     if rms < MIN_STEP_RMS:
-        return None, rms
-    return [round(float(v), 5) for v in relative_light(steps, fps)], rms
+        return None, rms, bands
+    return [round(float(v), 5) for v in relative_light(steps, fps)], rms, bands

@@ -414,8 +414,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     light, light_rms, bands = None, None, None
     if take.category != CALIBRATION_DIR:  # its frames become no sample
         thumbs = sharp_thumbs if sharp_thumbs is not None else sync.thumbnails(take.sharp)
-        light, light_rms = flicker.sharp_light(thumbs, float(take.sharp.fps))
-        bands = flicker.band_ptp(thumbs)
+        light, light_rms, bands = flicker.sharp_light(thumbs, float(take.sharp.fps))
     if light:
         notes.append(
             f"{take.key}: the sharp camera's light flickers from frame to frame ({light_rms:.0%} rms, "

@@ -380,7 +380,7 @@ def sharp_loader(take: AlignedTake, even_light: bool) -> Callable[[int], np.ndar
 
     def load(i: int) -> np.ndarray:
         frame = srgb_to_linear(read_image(take.sharp_path(i)))
-        frame *= np.float32(1.0 / light[i])
+        frame *= np.float32(1.0 / values[i])
         return linear_to_srgb(frame)
 
     return load

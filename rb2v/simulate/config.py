@@ -76,7 +76,7 @@ class SimConfig:
     wb_drift: float = 0.0
     # Lights that pulse (mains power at 100 / 120 Hz, a PWM-dimmed LED at hundreds of Hz): the scene's light
     # is 1 + flicker_depth * sin(2 pi flicker_hz t + phase) in world time, the same for both cameras, each
-    # exposure integrating it over its window (its middle row's under a rolling shutter: no bands). 0: steady.
+    # exposure integrating it over its window (each row's own under a rolling shutter: bands). 0: steady.
     flicker_hz: float = 0.0
     flicker_depth: float = 0.0
     internal_fps: float = 480.0  # rendering rate used to integrate exposures (>= 400)

@@ -151,6 +151,7 @@ class TakeSimulation:
             for i, c in enumerate(("blur", "sharp"))
         }
         self._renders: OrderedDict = OrderedDict()  # rolling shutter: renders shared by consecutive frames
+        self.flicker_phase = float(np.random.default_rng([11, *self._key]).uniform(0, 2 * np.pi))  # of the light
         seconds = (board_seconds() if self.board else 1.2) if calibration else cfg.seconds
         self.blur_frames = int(round(seconds * cfg.blur_fps))
         if cfg.bump_px and not calibration:  # the rig knocked halfway through the take
@@ -210,7 +211,7 @@ class TakeSimulation:
             return np.ones(np.shape(rows)) if np.ndim(rows) else 1.0
         start = index / cam.fps + cam.exposure_start_s + np.asarray(rows, np.float64) * cam.readout_s
         a, b = self._to_world(cam)(start), self._to_world(cam)(start + cam.exposure_s)
-        w, phase = 2 * np.pi * hz, float(np.random.default_rng([11, *self._key]).uniform(0, 2 * np.pi))
+        w, phase = 2 * np.pi * hz, self.flicker_phase
         light = 1 + depth * (np.cos(w * a + phase) - np.cos(w * b + phase)) / (w * (b - a))
         return light if np.ndim(rows) else float(light)
 
