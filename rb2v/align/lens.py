@@ -631,21 +631,22 @@ def lens_json(lenses: dict[str, Lens] | None) -> dict | None:
     return None if lenses is None else {c: v.to_json() for c, v in lenses.items()}
 
 
-def frame_maps(meta: Alignment, camera: str):
-    """float32 (map_x, map_y) from the cropped output grid to the camera's recorded frame: for the
-    sharp camera undistorted blur pixel -> H⁻¹ -> flip -> sharp undistorted -> distort; for the blur
-    camera crop -> distort. ``meta.lens`` must be set."""
+def frame_maps(meta: Alignment, camera: str, sharp_size: tuple[int, int] | None = None):
+    """float (map_x, map_y) from the cropped output grid to the camera's recorded frame: for the sharp
+    camera undistorted blur pixel -> H⁻¹ -> flip -> sharp undistorted -> distort; for the blur camera
+    crop -> distort. Without lens models (``meta.lens`` None) nothing is distorted, and the sharp
+    camera's flip needs its frame's ``sharp_size`` (width, height)."""
     from .geometry import flip_matrix
 
     c = meta.crop
     ys, xs = np.mgrid[0 : c.height, 0 : c.width].astype(np.float64)
     pts = np.stack([xs.ravel() + c.x, ys.ravel() + c.y], 1)
     if camera == "sharp":
-        w, h = meta.lens["sharp"].size
+        w, h = meta.lens["sharp"].size if meta.lens else sharp_size
         M = flip_matrix(meta.flip_sharp, w, h) @ np.linalg.inv(meta.H)  # the flip is its own inverse
         q = M @ np.vstack([pts.T, np.ones(len(pts))])
         pts = (q[:2] / q[2]).T
-    src = distort(meta.lens[camera], pts)
+    src = distort(meta.lens[camera], pts) if meta.lens else pts
     return src[:, 0].reshape(c.height, c.width), src[:, 1].reshape(c.height, c.width)
 
 

@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 12  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 13  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -152,12 +152,24 @@ def _homography(
 
 
 def _exposure_rounds(
-    take: Take, s: sync.SyncResult, opts: AlignOptions, H, flip: str, g, sharp_box, refit: bool, lenses=None
+    take: Take,
+    s: sync.SyncResult,
+    opts: AlignOptions,
+    H,
+    flip: str,
+    g,
+    sharp_box,
+    refit: bool,
+    lenses=None,
+    light: flicker.SharpLight | None = None,
 ):
     """Estimate the blur exposure window, alternating with the homography (``refit``) until both
-    settle; returns (H, geometry, sharp box, window or None, details)."""
+    settle; returns (H, geometry, sharp box, window or None, details). The sharp frames are evened out
+    where ``light`` flickers: the blurry frame's long exposure sees the light's mean."""
     pairs = geometry.sample_pairs(s, take.blur, take.sharp, opts.rig.align.homography_frames)
     data = exposure.load_timing_data(s, take.blur, take.sharp, [p.blur_index for p in pairs])
+    if light is not None and light.frames is not None:
+        data.sharp = {i: flicker.evened_grey(f, light, i) for i, f in data.sharp.items()}
     lensmod.undistort_timing(data, lenses)
     data = exposure.with_midpoints(data)
     window, rounds, tones = None, [], exposure.TONE_CURVES  # the first round picks the tone curve
@@ -205,7 +217,14 @@ def _sharp_box_under(g: geometry.Geometry, flip: str, take: Take):
 
 
 def _shift_inside_exposure(
-    take: Take, s: sync.SyncResult, opts: AlignOptions, calibration: Alignment, g, shift: float, lenses
+    take: Take,
+    s: sync.SyncResult,
+    opts: AlignOptions,
+    calibration: Alignment,
+    g,
+    shift: float,
+    lenses,
+    light: flicker.SharpLight | None,
 ) -> tuple[geometry.Geometry, float]:
     """The calibration shift measured again on matches made inside the blur exposure, estimated under the
     calibration take's homography, instead of around the timestamps; returns the geometry and shift to use.
@@ -217,7 +236,7 @@ def _shift_inside_exposure(
     0.11) and called the rig moved."""
     flip = calibration.flip_sharp
     sharp_box = _sharp_box_under(g, flip, take)
-    *_, window, _ = _exposure_rounds(take, s, opts, calibration.H, flip, g, sharp_box, False, lenses)
+    *_, window, _ = _exposure_rounds(take, s, opts, calibration.H, flip, g, sharp_box, False, lenses, light)
     if window is None:
         return g, shift
     timed = _homography(take, s, [flip], opts, window, lenses)
@@ -300,7 +319,10 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         )
     except sync.Unsynchronised as e:
         s = _unsynchronised(take, e)
-    sharp_thumbs = s.thumbs[1] if s.thumbs is not None else None  # visual sync decoded them already
+    light = None  # the sharp camera's light, measured on its thumbnails (visual sync decoded them already)
+    if take.category != CALIBRATION_DIR:  # its frames become no sample
+        thumbs = s.thumbs[1] if s.thumbs is not None else sync.thumbnails(take.sharp)
+        light = flicker.sharp_light(thumbs, float(take.sharp.fps))
     flips = opts.flips
     if s.flip_hint and opts.flip == "auto":
         flips = [s.flip_hint] + [f for f in flips if f != s.flip_hint]
@@ -314,7 +336,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     if usable and g.inliers >= a.min_inliers and g.flip_sharp == calibration.flip_sharp:
         shift = round(geometry.shift_from(calibration.H, g.matched), 3)
         if shift > a.max_calibration_shift_px * REMEASURE_FRACTION and opts.exposure:
-            g, shift = _shift_inside_exposure(take, s, opts, calibration, g, shift, lenses)
+            g, shift = _shift_inside_exposure(take, s, opts, calibration, g, shift, lenses, light)
     moved = shift is not None and shift > a.max_calibration_shift_px  # the rig moved since the calibration take
     if g.inliers < a.min_inliers or (g.cover <= a.min_match_cover and usable and not moved):
         if not usable:
@@ -377,7 +399,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         notes.append(unsynced)
     elif opts.exposure:
         H, g, sharp_box, window, timing = _exposure_rounds(
-            take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses
+            take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses, light
         )
         if window is not None and exposure.at_search_edge(window, float(take.blur.fps), float(take.sharp.fps)):
             edge = (
@@ -411,22 +433,18 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     ambiguous = sync.ambiguity_note(s, take.key)
     if ambiguous:
         notes.append(ambiguous)
-    light, light_rms, bands = None, None, None
-    if take.category != CALIBRATION_DIR:  # its frames become no sample
-        thumbs = sharp_thumbs if sharp_thumbs is not None else sync.thumbnails(take.sharp)
-        light, light_rms, bands = flicker.sharp_light(thumbs, float(take.sharp.fps))
-    if light:
-        notes.append(
-            f"{take.key}: the sharp camera's light flickers from frame to frame ({light_rms:.0%} rms, "
-            f"{min(light):.2f}-{max(light):.2f} of its neighbours': mains or PWM LED lighting): build evens its "
-            "frames out (sharp_light)"
-        )
-    if bands is not None and bands > flicker.MIN_BAND_PTP:
+    if light is not None and light.rows is not None:
         notes.append(
             f"{take.key}: the sharp camera's light draws bands along its rows that move from frame to frame "
-            f"({bands:.2f} apart in log light: a rolling shutter under a pulsing light): they are not evened out, "
-            "and its samples may be misplaced (rb2v's simulator: 42 % at the exact start); film under steady "
-            "light, or with a shutter of a whole number of the light's periods"
+            f"({light.band_ptp:.2f} apart in log light, {light.rows.min():.2f}-{light.rows.max():.2f} of their "
+            "neighbours': a rolling shutter under mains or PWM LED lighting): build evens its frames out row by "
+            "row (sharp_light_rows)"
+        )
+    elif light is not None and light.frames is not None:
+        notes.append(
+            f"{take.key}: the sharp camera's light flickers from frame to frame ({light.step_rms:.0%} rms, "
+            f"{light.frames.min():.2f}-{light.frames.max():.2f} of its neighbours': mains or PWM LED lighting): "
+            "build evens its frames out (sharp_light)"
         )
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
     crop = lensmod.choose_crop(
@@ -461,11 +479,13 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         "sharp_size": [take.sharp.width, take.sharp.height],
         "blur_files": [p.name for p in take.blur.paths],
         "sharp_files": [p.name for p in take.sharp.paths],
-        "sharp_light_step_rms": None if light_rms is None else round(light_rms, 5),
-        "sharp_light_band_ptp": None if bands is None else round(bands, 4),
+        "sharp_light_step_rms": None if light is None else round(light.step_rms, 5),
+        "sharp_light_band_ptp": None if light is None else round(light.band_ptp, 4),
     }
-    if light:
-        extra["sharp_light"] = light  # each sharp frame's light relative to its neighbours' (build divides it out)
+    if light is not None and light.frames is not None:  # build divides them out
+        extra["sharp_light"] = [round(float(v), 5) for v in light.frames]  # each frame's relative to its neighbours'
+    if light is not None and light.rows is not None:  # per frame, each band of recorded rows, top to bottom
+        extra["sharp_light_rows"] = [[round(float(v), 4) for v in row] for row in light.rows]
     if notes:
         extra["note"] = "; ".join(notes)
     if timing:
@@ -518,18 +538,6 @@ def _check_count(src: VideoSource, folder: Path) -> None:
         raise Rb2vError(f"{src.path}: wrote {written} aligned frames, the stream has {src.frames}")
 
 
-def _warp_maps(M: np.ndarray, width: int, height: int, frame_w: int, frame_h: int):
-    """Fixed-point remap tables for output pixel (x, y) <- input M^-1 (x, y), computed once per
-    take (each frame's warp is then a table lookup), and the even-aligned box of the input frame
-    they read (with the cubic kernel's reach), so only that box needs decoding."""
-    inv = np.linalg.inv(M)
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    den = inv[2, 0] * xs + inv[2, 1] * ys + inv[2, 2]
-    map_x = (inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]) / den
-    map_y = (inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]) / den
-    return _maps_and_box(map_x, map_y, frame_w, frame_h)
-
-
 def _maps_and_box(map_x: np.ndarray, map_y: np.ndarray, frame_w: int, frame_h: int):
     """Fixed-point remap tables from float maps into the input frame, and the even-aligned box of
     the input they read (with the cubic kernel's reach)."""
@@ -559,18 +567,12 @@ def write_frames(take: Take, meta: Alignment, folder: Path, compression: int = 0
     x, y, w, h = crop["x"], crop["y"], crop["width"], crop["height"]
     (folder / "blur").mkdir(parents=True, exist_ok=True)
 
-    if meta.lens:  # undistortion: the blur frames need a remap of their own, the sharp map composes it
-        blur_maps = _maps_and_box(*lensmod.frame_maps(meta, "blur"), take.blur.width, take.blur.height)
-        sharp_maps = _maps_and_box(*lensmod.frame_maps(meta, "sharp"), take.sharp.width, take.sharp.height)
-    else:
-        blur_maps = None
-        sharp_maps = _warp_maps(
-            geometry.crop_warp(meta.H, meta.flip_sharp, crop, take.sharp.width, take.sharp.height),
-            w,
-            h,
-            take.sharp.width,
-            take.sharp.height,
-        )
+    # undistortion: the blur frames need a remap of their own (else a crop), the sharp map composes it
+    blur_maps = (
+        _maps_and_box(*lensmod.frame_maps(meta, "blur"), take.blur.width, take.blur.height) if meta.lens else None
+    )
+    sharp_size = (take.sharp.width, take.sharp.height)
+    sharp_maps = _maps_and_box(*lensmod.frame_maps(meta, "sharp", sharp_size), *sharp_size)
     params = png_params(compression)
 
     def write_blur() -> None:

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..align.flicker import row_gains
+from ..align.lens import frame_maps
 from ..colormatch.blur import frame_weights
 from ..colorspace import linear_to_srgb, srgb_to_linear
 from ..config import settings_hash
@@ -365,25 +367,48 @@ def chunk_name(take: AlignedTake, ks: list[int]) -> str:
 
 
 def sharp_loader(take: AlignedTake, even_light: bool) -> Callable[[int], np.ndarray]:
-    """Reads the take's sharp frame i; where align measured its light flickering (``sharp_light``) and
-    ``even_light``, divided by its light relative to its neighbours', in linear light: the blurry frame's long
-    exposure sees the light's mean, so a sample's frames match it and one another."""
-    light = take.alignment.extra.get("sharp_light") if even_light else None
-    if not light:
+    """Reads the take's sharp frame i; where align measured its light flickering and ``even_light``, divided by
+    its light relative to its neighbours', in linear light: the blurry frame's long exposure sees the light's
+    mean, so a sample's frames match it and one another. Per pixel where align measured bands along the sharp
+    camera's rows (``sharp_light_rows``): by the light of the recorded row the pixel came from."""
+    extra = take.alignment.extra
+    rows, light = (extra.get("sharp_light_rows"), extra.get("sharp_light")) if even_light else (None, None)
+    if not rows and not light:
         return lambda i: read_image(take.sharp_path(i))
-    values = np.asarray(light, np.float64) if isinstance(light, list) else np.array([np.nan])
-    if values.ndim != 1 or len(values) != take.sharp_count or not (np.isfinite(values) & (values > 0)).all():
-        raise Rb2vError(
-            f"{take.folder / 'alignment.json'}: sharp_light must hold one positive number per sharp frame "
-            f"({take.sharp_count}); align the take again"
-        )
+    where = take.folder / "alignment.json"
+    if rows:
+        values = _light_values(rows, 2, take.sharp_count, where, "sharp_light_rows", "a list of positive numbers")
+        sharp_size = extra.get("sharp_size")
+        if not (isinstance(sharp_size, list) and len(sharp_size) == 2):
+            raise Rb2vError(f"{where}: sharp_light_rows needs sharp_size (the raw sharp frame's); align the take again")
+        _, source_y = frame_maps(take.alignment, "sharp", tuple(sharp_size))  # the recorded row of each pixel
+        fractions = (source_y + 0.5) / float(sharp_size[1])
+
+        def gain(i: int) -> np.ndarray:
+            return row_gains(values[i], fractions).astype(np.float32)[..., None]
+    else:
+        values = _light_values(light, 1, take.sharp_count, where, "sharp_light", "one positive number")
+
+        def gain(i: int) -> np.ndarray:
+            return np.float32(values[i])
 
     def load(i: int) -> np.ndarray:
         frame = srgb_to_linear(read_image(take.sharp_path(i)))
-        frame *= np.float32(1.0 / values[i])
+        frame /= gain(i)
         return linear_to_srgb(frame)
 
     return load
+
+
+def _light_values(values, ndim: int, frames: int, where: Path, key: str, each: str) -> np.ndarray:
+    """alignment.json's measured light as an array, checked: one entry per sharp frame, all positive."""
+    try:
+        out = np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        out = np.array([np.nan])
+    if out.ndim != ndim or len(out) != frames or not (np.isfinite(out) & (out > 0)).all():
+        raise Rb2vError(f"{where}: {key} must hold {each} per sharp frame ({frames}); align the take again")
+    return out
 
 
 def build_take(
