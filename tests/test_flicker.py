@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from rb2v.align import flicker
+from rb2v.alignment import read_alignment
 from rb2v.colorspace import linear_to_srgb, srgb_to_linear
 from rb2v.dataset.stage import sharp_loader
 from rb2v.dataset.takes import AlignedTake
@@ -123,17 +124,9 @@ def test_aligns_exposure_fit_sees_the_raw_frames_evened_row_by_row():
     )
 
 
-def test_the_build_divides_each_sharp_frame_by_its_light(tmp_path):
-    """A frame filmed at 70 % of the light comes out as at the light's mean, in linear light; with
-    ``even_light`` off, or where align measured no flicker, as stored."""
-    from rb2v.alignment import read_alignment
-
-    folder = tmp_path / "take"
-    (folder / "sharp").mkdir(parents=True)
-    scene = np.random.default_rng(1).uniform(0.05, 0.8, (16, 16, 3)).astype(np.float32)
-    light = [1.2, 0.7]
-    for i, g in enumerate(light):
-        write_image(folder / "sharp" / f"{i:06d}.png", linear_to_srgb(scene * g))
+def _aligned_take(folder, frames: int, **keys) -> AlignedTake:
+    """An aligned take of ``frames`` 16x16 sharp frames (already written) whose alignment.json has ``keys``
+    beside an identity geometry."""
     meta = {
         "schema": "rb2v.alignment/2",
         "blur_fps": 25.0,
@@ -144,10 +137,22 @@ def test_the_build_divides_each_sharp_frame_by_its_light(tmp_path):
         "time_offset_s": 0.0,
         "clock_ratio": 1.0,
         "sync_method": "audio",
-        "sharp_light": light,
+        **keys,
     }
     (folder / "alignment.json").write_text(json.dumps(meta))
-    take = AlignedTake("hand", "s", "t", folder, read_alignment(folder), 0, 2, "f")
+    return AlignedTake("hand", "s", "t", folder, read_alignment(folder), 0, frames, "f")
+
+
+def test_the_build_divides_each_sharp_frame_by_its_light(tmp_path):
+    """A frame filmed at 70 % of the light comes out as at the light's mean, in linear light; with
+    ``even_light`` off, or where align measured no flicker, as stored."""
+    folder = tmp_path / "take"
+    (folder / "sharp").mkdir(parents=True)
+    scene = np.random.default_rng(1).uniform(0.05, 0.8, (16, 16, 3)).astype(np.float32)
+    light = [1.2, 0.7]
+    for i, g in enumerate(light):
+        write_image(folder / "sharp" / f"{i:06d}.png", linear_to_srgb(scene * g))
+    take = _aligned_take(folder, 2, sharp_light=light)
     evened = [srgb_to_linear(sharp_loader(take, True)(i)) for i in range(2)]
     for frame in evened:
         assert np.abs(frame - scene).max() < 0.01  # 8-bit steps in the darker frame
@@ -161,9 +166,7 @@ def test_the_build_divides_each_sharp_frame_by_its_light(tmp_path):
 def test_the_build_divides_each_pixel_by_the_light_of_the_row_it_was_recorded_on(tmp_path):
     """With bands (``sharp_light_rows``), each aligned pixel is divided by the light of the raw sharp row it came
     from: here the crop takes rows 8-23 of a 32-row frame filmed upside down (a vertical flip), so output row y
-    was recorded on row 23 - y. Dividing by the light of row y instead leaves errors of up to 60 %."""
-    from rb2v.alignment import read_alignment
-
+    was recorded on row 23 - y. Dividing by the light of row y instead leaves errors of over 50 %."""
     folder = tmp_path / "take"
     (folder / "sharp").mkdir(parents=True)
     scene = np.random.default_rng(2).uniform(0.05, 0.6, (16, 16, 3)).astype(np.float32)
@@ -172,29 +175,14 @@ def test_the_build_divides_each_pixel_by_the_light_of_the_row_it_was_recorded_on
     for i, values in enumerate(rows):
         lit = scene * flicker.row_gains(np.array(values), recorded_on)[:, None, None]
         write_image(folder / "sharp" / f"{i:06d}.png", linear_to_srgb(lit.astype(np.float32)))
-    meta = {
-        "schema": "rb2v.alignment/2",
-        "blur_fps": 25.0,
-        "sharp_fps": 100.0,
-        "flip_sharp": "vertical",
-        "homography": np.eye(3).tolist(),
-        "crop": {"x": 0, "y": 8, "width": 16, "height": 16},
-        "time_offset_s": 0.0,
-        "clock_ratio": 1.0,
-        "sync_method": "audio",
-        "sharp_size": [16, 32],
-        "sharp_light": [1.0, 1.0],
-        "sharp_light_rows": rows,
-    }
-    (folder / "alignment.json").write_text(json.dumps(meta))
-    take = AlignedTake("hand", "s", "t", folder, read_alignment(folder), 0, 2, "f")
+    geometry = {"flip_sharp": "vertical", "crop": {"x": 0, "y": 8, "width": 16, "height": 16}, "sharp_size": [16, 32]}
+    take = _aligned_take(folder, 2, **geometry, sharp_light=[1.0, 1.0], sharp_light_rows=rows)
     for i in range(2):
         assert np.abs(srgb_to_linear(sharp_loader(take, True)(i)) - scene).max() < 0.01
     unflipped = dataclasses.replace(take.alignment, flip_sharp="none")
     wrong = srgb_to_linear(sharp_loader(AlignedTake("hand", "s", "t", folder, unflipped, 0, 2, "f"), True)(0))
     assert np.abs(wrong / scene - 1).max() > 0.5
-    (folder / "alignment.json").write_text(json.dumps({**meta, "sharp_light_rows": [[1.0, 2.0], [1.0]]}))
-    ragged = AlignedTake("hand", "s", "t", folder, read_alignment(folder), 0, 2, "f")
+    ragged = _aligned_take(folder, 2, **geometry, sharp_light_rows=[[1.0, 2.0], [1.0]])
     with pytest.raises(Rb2vError, match=r"alignment.json: sharp_light_rows must hold a list of positive numbers per"):
         sharp_loader(ragged, True)
 
