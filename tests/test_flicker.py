@@ -75,6 +75,9 @@ def test_a_flickering_light_is_measured_frame_by_frame(kind):
     spread_in_sample = max(np.ptp(error[i : i + 4]) for i in range(len(error) - 3))
     true_spread = max(np.ptp(np.log(light[i : i + 4])) for i in range(len(light) - 3))
     assert spread_in_sample < 0.003 < 0.3 < true_spread, (spread_in_sample, true_spread)
+    # relative to the light's mean, which the blurry frame's long exposure sees (its geometric mean is 3.9 %
+    # under it for the sine, 0.8 % for the PWM)
+    assert abs(np.median(measured.frames / (light / light.mean())) - 1) < 0.002
 
 
 @pytest.mark.parametrize("scene", ["subject", "pan"])
@@ -102,9 +105,53 @@ def test_a_rolling_shutters_moving_bands_are_measured_row_by_row(kind, scene):
     spread = [np.ptp(error[i : i + 4], axis=0).max() for i in range(len(error) - 3)]
     true_spread = [np.ptp(np.log(truth[i : i + 4]), axis=0).max() for i in range(len(truth) - 3)]
     assert np.median(spread) < 0.012 and max(spread) < 0.025 < 0.3 < min(true_spread), (max(spread), min(true_spread))
-    assert np.allclose(measured.frames, np.exp(np.log(measured.rows).mean(axis=1)))
+    assert np.allclose(measured.frames, measured.rows.mean(axis=1))
+    # against the mean light (the blurry frame's), not the geometric mean (3.9 % under it for the sine)
+    assert abs(np.median(measured.rows / (truth / truth.mean())) - 1) < 0.002
     global_ = flicker.sharp_light(_thumbnails(kind, scene, frames=190)[0], FPS)
     assert global_.band_ptp < flicker.MIN_BAND_PTP / 4 and global_.rows is None
+
+
+@pytest.mark.parametrize("flip", ["horizontal", "vertical"])
+def test_bands_that_stand_still_are_measured_against_the_blurry_frames(flip):
+    """A light pulsing at a multiple of the frame rate (100 Hz at 100 fps) draws the same bands on every sharp
+    frame (here 0.8 of a cycle down the frame, ±30 %), which frame-to-frame changes cannot see; the blurry
+    frames (the light's mean over whole cycles) show none. Against them each row's light is measured to 0.1 %
+    (the sharp view flipped as the rig's mirror flips it); under a steady light nothing is changed."""
+    from rb2v.align.geometry import flip_matrix
+
+    rng = np.random.default_rng(0)
+    h, w, frames, size = 34, 40, 160, (640, 544)
+    backdrop = cv2.GaussianBlur(rng.uniform(0.05, 0.6, (h, w)), (0, 0), 1.5)
+    yy, xx = np.mgrid[0:h, 0:w]
+    views = []
+    for i in range(frames):  # a subject crossing a still backdrop, as the recorded (raw) sharp frames see it
+        view = backdrop.copy()
+        inside = (xx - 8 - 24 * (0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * i / FPS))) ** 2 + (yy - 17) ** 2 < 81
+        view[inside] = (0.8 * (0.6 + 0.4 * np.sin(xx / 2.0)))[inside]
+        views.append(view)
+    views = np.array(views)
+    bands = 1 + 0.3 * np.sin(2 * np.pi * 0.8 * np.arange(h) / h + 1.0)
+    flipped = {"horizontal": lambda v: v[:, ::-1], "vertical": lambda v: v[::-1]}[flip]
+    blur = np.array(
+        [linear_to_srgb(flipped(views[max(4 * k - 2, 0) : 4 * k + 2].mean(axis=0))) * 255 for k in range(40)]
+    )
+
+    def recorded(gain):
+        return np.array([linear_to_srgb(v * gain[:, None]) * 255 + rng.normal(0, 0.3, (h, w)) for v in views])
+
+    for gain in (bands, np.ones(h)):
+        thumbs = recorded(gain).astype(np.float32)
+        light = flicker.sharp_light(thumbs, FPS)
+        assert light.frames is None and light.rows is None  # nothing changes from frame to frame
+        args = (thumbs, blur.astype(np.float32), flip_matrix(flip, *size), size, size, lambda t: t, 25.0, FPS)
+        evened, still = flicker.still_bands(light, *args)
+        if gain is bands:
+            assert still > 2 * flicker.MIN_STILL_PTP and evened.rows is not None
+            error = np.log(evened.rows[20:140]) - np.log(bands / bands.mean())
+            assert np.abs(error).max() < 0.003, np.abs(error).max()
+        else:
+            assert still < flicker.MIN_STILL_PTP / 10 and evened is light
 
 
 def test_aligns_exposure_fit_sees_the_raw_frames_evened_row_by_row():

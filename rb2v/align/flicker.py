@@ -11,22 +11,26 @@ The light of each frame is measured on the sharp stream's luma thumbnails, in li
 over cells of the log-ratio of consecutive frames (cells neither dark nor clipped) is the change of the
 light where most of the picture holds still (a green screen) or moves symmetrically; its running sum,
 less its trend over ``TREND_S`` (the scene's slow changes, which a sample's colour map takes up), is the
-log of each frame's light relative to its neighbours'. The build divides it out (``sharp_light`` in
-alignment.json).
+log of each frame's light relative to its neighbours', scaled to their mean light (which the blurry frame's
+long exposure sees). The build divides it out (``sharp_light`` in alignment.json).
 
 A rolling shutter exposes each row at its own time, so under a pulsing light bands of light run down the
 frame and move from frame to frame (120 Hz under 8 ms of readout: about one cycle per frame). Where the rows'
 changes spread around the frame's by over ``MIN_BAND_PTP``, the same estimate is made per thumbnail row
-(``sharp_light_rows``: each recorded row band's light), and the build divides each pixel by the light of the
-recorded row it came from. Assumed: the camera's tone curve is sRGB (rb2v's simulator applies its colour map
-to the encoded values, with black offsets: the steps read 1.2 % small), and the light within a thumbnail row
-(1/34 of the frame at 640x544) is one.
+(``sharp_light_rows``: each recorded row band's light; ``sharp_light`` their mean), and the build divides
+each pixel by the light of the recorded row it came from. Bands that stand still (a light pulsing at a
+multiple of the frame rate) show no change from frame to frame; they are measured against the blurry frames
+(``still_bands``) and folded into ``sharp_light_rows``. Assumed: the camera's tone curve is sRGB (rb2v's
+simulator applies its colour map to the encoded values, with black offsets: the steps read 1.2 % small);
+the light within a thumbnail row (1/34 of the frame at 640x544) is one; the shutter reads the decoded
+frame's rows (a camera turned a quarter, its file tagged to be turned back, draws its bands along columns).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -47,6 +51,11 @@ MIN_CELLS = 20
 # 3.6-5.8 px a frame 0.044.
 MIN_BAND_PTP = 0.2
 MIN_ROW_CELLS = 8
+# Bands that stand still on the sharp frames (the same phase of the pulse every frame) this far apart (log light,
+# peak to peak over the rows, against the blurry frames): evened out too. An outside check's 100 Hz light 30 %
+# deep at 100 fps: 0.60; without bands the cameras' differing colour maps and lens fall-off read as a few %.
+MIN_STILL_PTP = 0.2
+STILL_TREND_S = 2.0  # still bands may crawl (the light's clock and the camera's differ): followed over this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +103,11 @@ def relative_light(steps: np.ndarray, fps: float) -> np.ndarray:
     level = np.concatenate([np.zeros((1, *steps.shape[1:])), np.cumsum(steps, axis=0)])
     # Gaussian, not a box: a box's ripple leaks a pulse whose period does not divide it (120 Hz at 100 fps
     # beats every 5 frames: a 51-frame box left 1 % of its 55 % in a sample's frames, this 0.01 %)
-    trend = ndimage.gaussian_filter1d(level, TREND_S * fps / 2, axis=0, mode="reflect")
-    return np.exp(level - trend)
+    sigma = TREND_S * fps / 2
+    relative = np.exp(level - ndimage.gaussian_filter1d(level, sigma, axis=0, mode="reflect"))
+    # against the neighbours' mean light, not their geometric mean: the blurry frame's exposure averages the
+    # light, and a 30 % sine's geometric mean is 2.3 % under its mean (which the colour maps took up)
+    return relative / ndimage.gaussian_filter1d(relative, sigma, axis=0, mode="reflect")
 
 
 def _filled(row_steps: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -119,7 +131,7 @@ def sharp_light(thumbs: np.ndarray, fps: float) -> SharpLight:
     bands = float(np.median(finite)) if len(finite) else 0.0
     if bands > MIN_BAND_PTP:
         rows = relative_light(_filled(row_steps, steps), fps)
-        return SharpLight(np.exp(np.log(rows).mean(axis=1)), rows, rms, bands)
+        return SharpLight(rows.mean(axis=1), rows, rms, bands)
     return SharpLight(relative_light(steps, fps) if rms >= MIN_STEP_RMS else None, None, rms, bands)
 
 
@@ -140,3 +152,84 @@ def evened_grey(frame: np.ndarray, light: SharpLight, index: int) -> np.ndarray:
         gains = light.frames[index]
     lin = srgb_to_linear(frame.astype(np.float32) * np.float32(1 / 255.0)) / np.float32(gains)
     return np.clip(np.rint(linear_to_srgb(lin) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _to_thumb(width: int, height: int, tw: int, th: int) -> np.ndarray:
+    """Full-frame pixel coordinates -> thumbnail cell coordinates (pixel centres)."""
+    sx, sy = tw / width, th / height
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+
+
+def still_bands(
+    light: SharpLight,
+    sharp_thumbs: np.ndarray,
+    blur_thumbs: np.ndarray,
+    raw_to_blur: np.ndarray,
+    sharp_size: tuple[int, int],
+    blur_size: tuple[int, int],
+    sharp_time,
+    blur_fps: float,
+    sharp_fps: float,
+) -> tuple[SharpLight, float]:
+    """``light`` with the bands that stand still on the sharp frames, where they are over ``MIN_STILL_PTP``;
+    and their size (the median over blurry frames of their peak to peak over the rows, in log light).
+
+    A light whose pulse has the same phase every frame (100 Hz at 100 fps) draws the same bands on every sharp
+    frame, which frame-to-frame changes cannot see; the blurry frame's long exposure (whole cycles) draws none.
+    So each blurry frame's thumbnail, warped onto the raw sharp thumbnail's cells (``raw_to_blur``: raw sharp
+    -> blur full-frame pixels, flip included), is compared with the sharp thumbnails over its frame period
+    (evened by ``light`` first): per row, the median log-ratio over usable cells, less its median over the
+    rows (the cameras' gain), smoothed over ``STILL_TREND_S`` (the bands may crawl: the light's and the
+    camera's clocks differ). Assumed: the two cameras' luma ratio does not change from row to row (their colour
+    maps differ, so a scene whose colour changes from top to bottom reads as a few % of bands: under the limit)."""
+    n, th, tw = sharp_thumbs.shape
+    kb, bh, bw = blur_thumbs.shape
+    M = _to_thumb(*blur_size, bw, bh) @ raw_to_blur @ np.linalg.inv(_to_thumb(*sharp_size, tw, th))
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    inside = cv2.warpPerspective(np.ones((bh, bw), np.float32), M, (tw, th), flags=flags) > 0.999
+    sharp_lin = srgb_to_linear(np.clip(np.asarray(sharp_thumbs, np.float32) / 255.0, 0.0, 1.0))
+    if light.rows is not None:  # measured on these thumbnails: one value per thumbnail row
+        sharp_lin = sharp_lin / light.rows[:, :, None].astype(np.float32)
+    elif light.frames is not None:
+        sharp_lin = sharp_lin / light.frames[:, None, None].astype(np.float32)
+    half = 0.5 * sharp_fps / blur_fps  # sharp frames either side of a blurry frame's centre: its frame period
+    profiles = np.full((kb, th), np.nan)
+    for k in range(kb):
+        c = sharp_fps * float(sharp_time(k / blur_fps))
+        first, last = int(np.ceil(c - half)), int(np.floor(c + half))
+        if first < 0 or last >= n or last < first:
+            continue
+        synth = sharp_lin[first : last + 1].mean(axis=0)
+        blur = cv2.warpPerspective(
+            srgb_to_linear(np.clip(blur_thumbs[k].astype(np.float32) / 255.0, 0.0, 1.0)), M, (tw, th), flags=flags
+        )
+        usable = inside & (synth > DARK) & (synth < CLIPPED) & (blur > DARK) & (blur < CLIPPED)
+        d = np.log(np.maximum(blur, DARK)) - np.log(np.maximum(synth, DARK))
+        enough = usable.sum(axis=1) >= MIN_ROW_CELLS
+        if enough.sum() > 4:
+            rows = np.nanmedian(np.where(usable, d, np.nan)[enough], axis=1)
+            profiles[k, enough] = rows - np.median(rows)
+    seen = np.isfinite(profiles)
+    if seen.any(axis=1).sum() < 2:
+        return light, 0.0
+    sigma = STILL_TREND_S * blur_fps / 2
+    smooth = ndimage.gaussian_filter1d(np.where(seen, profiles, 0.0), sigma, axis=0, mode="nearest")
+    weight = ndimage.gaussian_filter1d(seen.astype(np.float64), sigma, axis=0, mode="nearest")
+    smooth = np.where(weight > 0.05, smooth / np.maximum(weight, 1e-9), np.nan)
+    size = float(np.median([np.ptp(p[np.isfinite(p)]) for p in smooth if np.isfinite(p).sum() > 4] or [0.0]))
+    if size < MIN_STILL_PTP:
+        return light, size
+    at = np.arange(th)
+    for k in range(kb):  # rows no blurry frame saw: their neighbours'; frames: the nearest seen
+        ok = np.isfinite(smooth[k])
+        if ok.any():
+            smooth[k] = np.interp(at, at[ok], smooth[k, ok])
+    seen_k = np.flatnonzero(np.isfinite(smooth).all(axis=1))
+    blur_index = (np.arange(n) / sharp_fps - float(sharp_time(0.0))) / (float(sharp_time(1.0)) - float(sharp_time(0.0)))
+    blur_index *= blur_fps
+    still = np.stack([np.interp(blur_index, seen_k, smooth[seen_k, r]) for r in range(th)], axis=1)
+    gains = np.exp(-still)  # the sharp rows' light against the blurry frame's (which sees the light's mean)
+    gains /= gains.mean(axis=1, keepdims=True)  # the frame's gain is the colour map's
+    base = light.rows if light.rows is not None else (light.frames if light.frames is not None else np.ones(n))
+    rows = gains * (base if base.ndim == 2 else base[:, None])
+    return dataclasses.replace(light, frames=rows.mean(axis=1), rows=rows), size

@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 13  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 14  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -319,10 +319,11 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         )
     except sync.Unsynchronised as e:
         s = _unsynchronised(take, e)
-    light = None  # the sharp camera's light, measured on its thumbnails (visual sync decoded them already)
-    if take.category != CALIBRATION_DIR:  # its frames become no sample
-        thumbs = s.thumbs[1] if s.thumbs is not None else sync.thumbnails(take.sharp)
-        light = flicker.sharp_light(thumbs, float(take.sharp.fps))
+    # the sharp camera's light, measured on its thumbnails (visual sync decoded them already); a calibration
+    # take's too, for its exposure fit, whose homography the session's takes inherit (an outside check's
+    # board under PWM light at 250 Hz: its window 9.3 ms off, the takes' crop corners 0.269 px against 0.025)
+    thumbs = s.thumbs[1] if s.thumbs is not None else sync.thumbnails(take.sharp)
+    light = flicker.sharp_light(thumbs, float(take.sharp.fps))
     flips = opts.flips
     if s.flip_hint and opts.flip == "auto":
         flips = [s.flip_hint] + [f for f in flips if f != s.flip_hint]
@@ -330,6 +331,20 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     g = _homography(take, s, flips, opts, None, lenses)
     if s.details.get("rivals"):
         s, g = _settle_visual_sync(take, s, g, flips, opts, lenses)
+    if g.inliers >= a.min_inliers:  # bands that stand still show only against the blurry frames, seen through g
+        light, standing = flicker.still_bands(
+            light,
+            thumbs,
+            s.thumbs[0] if s.thumbs is not None else sync.thumbnails(take.blur),
+            g.homography @ geometry.flip_matrix(g.flip_sharp, take.sharp.width, take.sharp.height),
+            (take.sharp.width, take.sharp.height),
+            (take.blur.width, take.blur.height),
+            s.sharp_time,
+            float(take.blur.fps),
+            float(take.sharp.fps),
+        )
+    else:
+        standing = None
     usable = calibration is not None and calibration.inliers > 0  # 0: a board take's lenses without a homography
     shift = None  # how far the calibration take's homography puts this take's own matches
     notes: list[str] = []  # what the take's note says, in order
@@ -433,18 +448,25 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     ambiguous = sync.ambiguity_note(s, take.key)
     if ambiguous:
         notes.append(ambiguous)
-    if light is not None and light.rows is not None:
+    if light.band_ptp > flicker.MIN_BAND_PTP:
         notes.append(
             f"{take.key}: the sharp camera's light draws bands along its rows that move from frame to frame "
-            f"({light.band_ptp:.2f} apart in log light, {light.rows.min():.2f}-{light.rows.max():.2f} of their "
-            "neighbours': a rolling shutter under mains or PWM LED lighting): build evens its frames out row by "
-            "row (sharp_light_rows)"
+            f"({light.band_ptp:.2f} apart in log light; a row's light {light.rows.min():.2f}-{light.rows.max():.2f} "
+            "of the same rows' mean over the frames around it: a rolling shutter under mains or PWM LED lighting): "
+            "build evens its frames out row by row (sharp_light_rows)"
         )
-    elif light is not None and light.frames is not None:
+    elif light.step_rms >= flicker.MIN_STEP_RMS:
         notes.append(
             f"{take.key}: the sharp camera's light flickers from frame to frame ({light.step_rms:.0%} rms, "
-            f"{light.frames.min():.2f}-{light.frames.max():.2f} of its neighbours': mains or PWM LED lighting): "
-            "build evens its frames out (sharp_light)"
+            f"{light.frames.min():.2f}-{light.frames.max():.2f} of the mean over the frames around it: mains or PWM "
+            "LED lighting): build evens its frames out (sharp_light)"
+        )
+    if standing is not None and standing >= flicker.MIN_STILL_PTP:
+        notes.append(
+            f"{take.key}: the sharp camera's light draws bands along its rows that stand still ({standing:.2f} apart "
+            "in log light against the blurry frames, whose long exposure sees the light's mean: a rolling shutter "
+            "under a light pulsing at a multiple of its frame rate): build evens its frames out row by row "
+            "(sharp_light_rows)"
         )
     blur_shape, sharp_shape = (take.blur.height, take.blur.width), (take.sharp.height, take.sharp.width)
     crop = lensmod.choose_crop(
@@ -479,12 +501,13 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         "sharp_size": [take.sharp.width, take.sharp.height],
         "blur_files": [p.name for p in take.blur.paths],
         "sharp_files": [p.name for p in take.sharp.paths],
-        "sharp_light_step_rms": None if light is None else round(light.step_rms, 5),
-        "sharp_light_band_ptp": None if light is None else round(light.band_ptp, 4),
+        "sharp_light_step_rms": round(light.step_rms, 5),
+        "sharp_light_band_ptp": round(light.band_ptp, 4),
+        "sharp_light_still_ptp": None if standing is None else round(standing, 4),
     }
-    if light is not None and light.frames is not None:  # build divides them out
+    if light.frames is not None:  # build divides them out
         extra["sharp_light"] = [round(float(v), 5) for v in light.frames]  # each frame's relative to its neighbours'
-    if light is not None and light.rows is not None:  # per frame, each band of recorded rows, top to bottom
+    if light.rows is not None:  # per frame, each band of recorded rows, top to bottom
         extra["sharp_light_rows"] = [[round(float(v), 4) for v in row] for row in light.rows]
     if notes:
         extra["note"] = "; ".join(notes)

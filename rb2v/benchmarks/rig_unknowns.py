@@ -108,6 +108,17 @@ SETTINGS: dict[str, dict] = {
     # (the default rig sways by under 0.7), every convention drawn; and with a short exposure stamped at its start
     "moving-rig": {"randomize": True, "rig_motion": 8.0},
     "moving-rig-12ms": {"rig_motion": 8.0, "blur_exposure_s": 0.012, "blur_anchor": "start"},
+    # mains light pulsing at 120 Hz, 30 % deep: the sharp camera's short exposure samples the pulse, and its
+    # rolling shutter (the drawn readouts) draws bands that move down its frames; every convention drawn
+    "flicker": {"randomize": True, "flicker_hz": 120.0, "flicker_depth": 0.3},
+    # the same under fixed readouts (8 ms sharp, 12 ms blur: about one cycle down a frame), stamped at the start
+    "flicker-bands": {
+        "flicker_hz": 120.0,
+        "flicker_depth": 0.3,
+        "sharp_readout_s": 0.008,
+        "blur_readout_s": 0.012,
+        "blur_anchor": "start",
+    },
 }
 DEFAULT_SETTINGS = ",".join(SETTINGS)  # every convention: the per-option table of the issue 13 note
 TIE = 0.1  # steps: a true start this close to k + 0.5 is a tie between k and k + 1
