@@ -35,6 +35,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..colorspace import linear_to_srgb, srgb_to_linear
+from .sync import thumbnail_matrix
 
 # Consecutive frames whose light changes by this much (rms of the log-ratios over the take) flicker. Without
 # flicker: 0.00006-0.0001 on an outside check's green screens, 0.0024 on its street pan, 0.0013 on rb2v's
@@ -154,12 +155,6 @@ def evened_grey(frame: np.ndarray, light: SharpLight, index: int) -> np.ndarray:
     return np.clip(np.rint(linear_to_srgb(lin) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _to_thumb(width: int, height: int, tw: int, th: int) -> np.ndarray:
-    """Full-frame pixel coordinates -> thumbnail cell coordinates (pixel centres)."""
-    sx, sy = tw / width, th / height
-    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
-
-
 def still_bands(
     light: SharpLight,
     sharp_thumbs: np.ndarray,
@@ -184,7 +179,7 @@ def still_bands(
     maps differ, so a scene whose colour changes from top to bottom reads as a few % of bands: under the limit)."""
     n, th, tw = sharp_thumbs.shape
     kb, bh, bw = blur_thumbs.shape
-    M = _to_thumb(*blur_size, bw, bh) @ raw_to_blur @ np.linalg.inv(_to_thumb(*sharp_size, tw, th))
+    M = thumbnail_matrix(*blur_size, bw, bh) @ raw_to_blur @ np.linalg.inv(thumbnail_matrix(*sharp_size, tw, th))
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     inside = cv2.warpPerspective(np.ones((bh, bw), np.float32), M, (tw, th), flags=flags) > 0.999
     sharp_lin = srgb_to_linear(np.clip(np.asarray(sharp_thumbs, np.float32) / 255.0, 0.0, 1.0))

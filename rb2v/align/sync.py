@@ -166,6 +166,12 @@ def _audio_drift(b: np.ndarray, s: np.ndarray, rate: int, offset: float, duratio
 
 
 # ---------------------------------------------------------------- visual
+def thumbnail_matrix(width: int, height: int, tw: int, th: int) -> np.ndarray:
+    """Full-frame pixel coordinates -> the cell coordinates of its ``tw`` x ``th`` thumbnail (pixel centres)."""
+    sx, sy = tw / width, th / height
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+
+
 def thumbnails(src: VideoSource, width: int = THUMB_WIDTH) -> np.ndarray:
     """``(frames, th, tw)`` float32 luma thumbnails (area-averaged by ffmpeg, 16-bit), so no
     full-size frame reaches Python; small enough to keep for a whole long take."""
@@ -443,12 +449,7 @@ def refine_visual(
     fb, fs = float(blur.fps), float(sharp.fps)
     th, tw = b_thumbs.shape[1:]
     sth, stw = s_thumbs.shape[1:]
-
-    def to_thumb(w, h, tw_, th_):
-        sx, sy = tw_ / w, th_ / h
-        return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
-
-    M = to_thumb(bw, bh, tw, th) @ sharp_to_blur @ np.linalg.inv(to_thumb(sw, sh, stw, sth))
+    M = thumbnail_matrix(bw, bh, tw, th) @ sharp_to_blur @ np.linalg.inv(thumbnail_matrix(sw, sh, stw, sth))
     warped = np.stack([cv2.warpPerspective(f, M, (tw, th), flags=cv2.INTER_LINEAR) for f in s_thumbs])
     inside = cv2.resize((mask > 0).astype(np.float32), (tw, th), interpolation=cv2.INTER_AREA) > 0.999
     inside &= cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
