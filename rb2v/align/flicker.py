@@ -35,7 +35,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..colorspace import linear_to_srgb, srgb_to_linear
-from .sync import thumbnail_matrix
+from .sync import linear_luma, thumbnail_matrix
 
 # Consecutive frames whose light changes by this much (rms of the log-ratios over the take) flicker. Without
 # flicker: 0.00006-0.0001 on an outside check's green screens, 0.0024 on its street pan, 0.0013 on rb2v's
@@ -74,7 +74,7 @@ def light_changes(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     log-change of the frame's light (the median over usable cells of the log-ratio; 0 where under
     ``MIN_CELLS`` are usable), and of each thumbnail row's (the median over the row's usable cells; NaN where
     under ``MIN_ROW_CELLS`` are usable)."""
-    lin = srgb_to_linear(np.clip(np.asarray(thumbs, np.float64) / 255.0, 0.0, 1.0))
+    lin = linear_luma(thumbs)
     logs, usable = np.log(np.maximum(lin, DARK)), (lin > DARK) & (lin < CLIPPED)
     pairs = max(len(logs) - 1, 0)
     steps, rows = np.zeros(pairs), np.full((pairs, logs.shape[1] if logs.ndim == 3 else 0), np.nan)
@@ -182,7 +182,8 @@ def still_bands(
     M = thumbnail_matrix(*blur_size, bw, bh) @ raw_to_blur @ np.linalg.inv(thumbnail_matrix(*sharp_size, tw, th))
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     inside = cv2.warpPerspective(np.ones((bh, bw), np.float32), M, (tw, th), flags=flags) > 0.999
-    sharp_lin = srgb_to_linear(np.clip(np.asarray(sharp_thumbs, np.float32) / 255.0, 0.0, 1.0))
+    sharp_lin = linear_luma(sharp_thumbs, np.float32)
+    blur_lin = linear_luma(blur_thumbs, np.float32)
     if light.rows is not None:  # measured on these thumbnails: one value per thumbnail row
         sharp_lin = sharp_lin / light.rows[:, :, None].astype(np.float32)
     elif light.frames is not None:
@@ -195,9 +196,7 @@ def still_bands(
         if first < 0 or last >= n or last < first:
             continue
         synth = sharp_lin[first : last + 1].mean(axis=0)
-        blur = cv2.warpPerspective(
-            srgb_to_linear(np.clip(blur_thumbs[k].astype(np.float32) / 255.0, 0.0, 1.0)), M, (tw, th), flags=flags
-        )
+        blur = cv2.warpPerspective(blur_lin[k], M, (tw, th), flags=flags)
         usable = inside & (synth > DARK) & (synth < CLIPPED) & (blur > DARK) & (blur < CLIPPED)
         d = np.log(np.maximum(blur, DARK)) - np.log(np.maximum(synth, DARK))
         enough = usable.sum(axis=1) >= MIN_ROW_CELLS

@@ -261,18 +261,18 @@ def _correlation(pred: np.ndarray, obs: np.ndarray) -> float:
     return float((p * o).sum() / (np.sqrt((p * p).sum() * (o * o).sum()) + 1e-12))
 
 
-def _linear(encoded: np.ndarray) -> np.ndarray:
-    """Approximate linear light from 8-bit-scale encoded luma (sRGB curve): the sensor averages
-    radiance over the exposure, so the blur model is a box filter in linear light."""
-    return srgb_to_linear(np.asarray(encoded, np.float64) / 255.0)
+def linear_luma(encoded: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Approximate linear light from 8-bit-scale encoded luma (sRGB curve, clipped to its range): the sensor
+    averages radiance over the exposure, so the blur model is a box filter in linear light."""
+    return srgb_to_linear(np.asarray(encoded, dtype) / 255.0)
 
 
 class _VisualModel:
     """Predicts blur signals from sharp signals for a given (offset, ratio)."""
 
     def __init__(self, blur_sig: np.ndarray, sharp_sig: np.ndarray, blur_fps: float, sharp_fps: float):
-        self.b = _linear(blur_sig.reshape(len(blur_sig), -1).astype(np.float64))
-        self.s = _linear(sharp_sig.reshape(len(sharp_sig), -1).astype(np.float64))
+        self.b = linear_luma(blur_sig.reshape(len(blur_sig), -1).astype(np.float64))
+        self.s = linear_luma(sharp_sig.reshape(len(sharp_sig), -1).astype(np.float64))
         self.cum = _box_integral(self.s)
         self.blur_fps, self.sharp_fps = blur_fps, sharp_fps
         self.width = sharp_fps / blur_fps  # exposure ≈ one blur frame period (symmetric: centre unaffected)
