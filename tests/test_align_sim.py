@@ -248,8 +248,9 @@ def test_face_take_after_the_rig_moved_keeps_its_own_homography(face, tmp_path):
     own = corner_errors(meta, truth).max()
     opts = stage.AlignOptions(rig=load_rig(overrides={"align.max_calibration_shift_px": 1e6}), write_frames=False)
     status, stale = stage.align_take(takes[0], tmp_path / "stale", opts, calib_meta, calibrations["face-rig"])
-    assert stale.extra["calibration"] == "face-rig"
-    assert own < CORNER_TOL_PX < 2.0 < corner_errors(stale, truth).max(), (own, corner_errors(stale, truth))
+    # moved by its offset to the take's matches (a shift: the bump also turned the view), still 1.58 px off
+    assert stale.extra["calibration"] == "face-rig" and np.hypot(*stale.extra["calibration_offset_px"]) > 3
+    assert own < CORNER_TOL_PX < 1.0 < corner_errors(stale, truth).max(), (own, corner_errors(stale, truth))
 
 
 def test_a_still_rig_stamped_at_the_exposure_end_is_not_taken_for_moved(face, tmp_path):

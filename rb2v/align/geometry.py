@@ -458,13 +458,24 @@ def estimate_geometry(
     )
 
 
-def shift_from(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray]) -> float:
-    """How far (px) a take's matches sit from where ``H`` (its calibration take's homography) puts them: the
-    length of the median of their offsets. A rig bumped after its calibration take shifts the whole view (a
-    camera turned by an angle a shifts it by about f·a); the median of thousands of matches measures a shift
-    even where they cover a small patch of the frame, where a fitted turn or scale would be noise."""
+def offset_from(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Where (px, x and y) a take's matches sit from where ``H`` (its calibration take's homography) puts
+    them: the median of their offsets. A rig bumped after its calibration take shifts the whole view (a
+    camera turned by an angle a shifts it by about f·a), and so does parallax, for a subject at another
+    distance than the board; the median of thousands of matches measures a shift even where they cover a
+    small patch of the frame, where a fitted turn or scale would be noise."""
     src, dst = matched
-    return float(np.linalg.norm(np.median(dst - _map(H, src), axis=0)))
+    return np.median(dst - _map(H, src), axis=0)
+
+
+def shift_from(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray]) -> float:
+    """The length (px) of ``offset_from``."""
+    return float(np.linalg.norm(offset_from(H, matched)))
+
+
+def translated(H: np.ndarray, offset) -> np.ndarray:
+    """``H`` followed by a shift of ``offset`` (px) in the blur view."""
+    return np.array([[1, 0, offset[0]], [0, 1, offset[1]], [0, 0, 1]], np.float64) @ np.asarray(H, np.float64)
 
 
 def choose_crop(

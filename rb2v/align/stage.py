@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
-ALGORITHM_VERSION = 14  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 15  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -50,6 +50,14 @@ EXPOSURE_ROUNDS = 4  # exposure window <-> homography alternations at most (one 
 # blur exposure (``_shift_inside_exposure``): made around the timestamps, it is off by the exposure's phase, so one
 # near the limit may sit on either side of it (an outside check's still rig: 1.47 px against 1.5).
 REMEASURE_FRACTION = 0.5
+# A take that uses its calibration take's homography has it moved by where the take's own matches, made inside
+# the blur exposure, sit from it (``_calibration_offset``): a subject nearer or farther than the board shifts by
+# parallax where the cameras' centres differ (a rig 5 mm off nodal: 1.07 px between 0.6 and 1 m). Under this
+# length the offset is taken for noise and not applied: rb2v's simulator's nodal rigs measured 0.02-0.09 px on 5
+# face and hand takes, whose calibration take's homography was 0.012-0.029 px off at the crop's corners.
+MIN_OFFSET_PX = 0.15
+OFFSET_ROUNDS = 3  # offset <-> exposure window alternations at most
+OFFSET_SETTLED_PX = 0.03  # an offset that moved less than this since the round before has settled
 # The shortest take align accepts: visual synchronisation needs this many blurry frames inside the
 # sharp stream (audio needs 0.5 s); from there one sample can be built.
 MIN_BLUR_FRAMES = sync.MIN_VISUAL_FRAMES
@@ -245,6 +253,51 @@ def _shift_inside_exposure(
     return timed, round(geometry.shift_from(calibration.H, timed.matched), 3)
 
 
+def _calibration_offset(
+    take: Take,
+    s: sync.SyncResult,
+    opts: AlignOptions,
+    H_cal: np.ndarray,
+    flip: str,
+    g,
+    sharp_box,
+    window: exposure.Window,
+    timing: dict,
+    lenses,
+    light: flicker.SharpLight | None,
+):
+    """The calibration take's homography moved by the median offset of this take's own matches from it, made
+    inside the blur exposure, alternating with the exposure window (which a misregistered view biases along
+    the motion) until the offset settles; returns (H, window, timing, offset px or None when not measured).
+
+    A beam-splitter rig is never exactly nodal: where the cameras' centres of projection differ by t, a layer
+    at depth Z shifts by f t / Z between the views, so the board's homography is off by f t (1/Z - 1/Z_board)
+    on a subject at another distance, the same shift over the subject (a turn or scale would need a centre
+    offset along the view, and matches spanning more of the frame to be fitted). rb2v's simulator, a rig
+    5 mm off nodal, a face at 0.6 m, the board at 1 m: 1.08 px at the crop's corners before, 0.04 px after."""
+    offset = np.zeros(2)
+    measured = False
+    for _ in range(OFFSET_ROUNDS):
+        timed = _homography(take, s, [flip], opts, window, lenses)
+        if timed.inliers < opts.rig.align.min_inliers:
+            break
+        new = geometry.offset_from(H_cal, timed.matched)
+        measured = True
+        if np.hypot(*new) < MIN_OFFSET_PX:
+            new = np.zeros(2)
+        settled = np.hypot(*(new - offset)) < OFFSET_SETTLED_PX
+        offset = new
+        if settled:
+            break
+        refit = _exposure_rounds(
+            take, s, opts, geometry.translated(H_cal, offset), flip, g, sharp_box, False, lenses, light
+        )
+        if refit[3] is None:
+            break
+        window, timing = refit[3], refit[4]
+    return geometry.translated(H_cal, offset), window, timing, (offset if measured else None)
+
+
 def _unsynchronised(take: Take, error: sync.Unsynchronised) -> sync.SyncResult:
     """What to do with a take no sync method could synchronise: a calibration take whose pictures do not
     move needs no sync for its homography (offset 0, confidence 0); any other take fails, told how far
@@ -396,7 +449,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         if not used_calibration and moved > REFIT_SHARP_FRAMES:
             g = _homography(take, s, [flip], opts, None, lenses)
             H, sharp_box = g.homography, g.sharp_valid
-    window, timing = None, {}
+    window, timing, offset = None, {}, None
     if take.category == CALIBRATION_DIR and g.cover < MIN_CALIBRATION_COVER:
         sparse = (
             f"{take.key}: this calibration take's matches span {g.cover:.0%} of the frame (< "
@@ -416,6 +469,16 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         H, g, sharp_box, window, timing = _exposure_rounds(
             take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses, light
         )
+        if used_calibration and window is not None and g.inliers >= a.min_inliers:
+            H, window, timing, offset = _calibration_offset(
+                take, s, opts, H, flip, g, sharp_box, window, timing, lenses, light
+            )
+            if offset is not None and offset.any():
+                notes.append(
+                    f"{take.key}: the calibration take's homography moved by ({offset[0]:+.2f}, {offset[1]:+.2f}) px "
+                    "to this take's own matches made inside the blur exposure: a subject nearer or farther than the "
+                    "board, with the cameras' centres apart (parallax), or the rig shifted a little"
+                )
         if window is not None and exposure.at_search_edge(window, float(take.blur.fps), float(take.sharp.fps)):
             edge = (
                 f"{take.key}: the blur exposure was found at the edge of the searched "
@@ -485,6 +548,8 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         "take_inliers": g.inliers,
         "take_match_cover": g.cover,
         "calibration_shift_px": shift,
+        # the shift (x, y px) applied to the calibration take's homography (None: not measured)
+        "calibration_offset_px": None if offset is None else [round(float(v), 3) for v in offset],
         "sync_confidence": s.confidence,
         "sync_prior": s.prior,
         "sync_details": s.details,

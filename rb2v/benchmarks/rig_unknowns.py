@@ -119,6 +119,10 @@ SETTINGS: dict[str, dict] = {
         "blur_readout_s": 0.012,
         "blur_anchor": "start",
     },
+    # a rig whose sharp camera's centre of projection sits 5 mm beside the blur camera's (none is exactly nodal):
+    # a face or hand at 0.6 m and the calibration board at 1 m shift by 1.07 px against each other between the
+    # views, a street's objects (4 m) by 0.27 px against its backdrop (12 m); every convention but lenses drawn
+    "parallax-5mm": {"randomize": True, "randomize_lens": False, "centre_offset_mm": (5.0, 0.0)},
 }
 DEFAULT_SETTINGS = ",".join(SETTINGS)  # every convention: the per-option table of the issue 13 note
 TIE = 0.1  # steps: a true start this close to k + 0.5 is a tie between k and k + 1

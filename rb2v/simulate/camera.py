@@ -76,6 +76,8 @@ class Camera:
     readout_s: float = 0.0
     # A camera knocked during the take: from world time ``moved[0]`` on it sees through ``moved[1]`` instead of G.
     moved: tuple[float, np.ndarray] | None = None
+    # f t (px m) of a centre t off the blur camera's (None: the same centre): layers shift by f t / Z
+    parallax: np.ndarray | None = None
 
     @property
     def exposure_start_s(self) -> float:
@@ -117,7 +119,7 @@ class Camera:
         unflipped): every render of a camera goes through here, so lens distortion applies to all."""
         G = self.moved[1] if self.moved is not None and tau >= self.moved[0] else self.G
         if self.lens is None:
-            return scene.render(G, tau, size, backdrop=backdrop)
+            return scene.render(G, tau, size, backdrop=backdrop, parallax=self.parallax)
         return self.lens.render(scene, G, tau, backdrop)
 
     def film(

@@ -182,6 +182,16 @@ def _audio_starts(value: str) -> tuple[float, float]:
     "the frame's corners move by up to this many pixels.",
 )
 @click.option(
+    "--centre-offset",
+    type=(float, float),
+    default=(0.0, 0.0),
+    show_default=True,
+    metavar="X Y",
+    help="Where the sharp camera's centre of projection sits against the blur camera's, in mm (x right, y down): "
+    "a rig that is not exactly nodal, so a subject at 0.6 m, its screen at 1.5 m, a board at 1 m and a street's "
+    "objects (4 m) and backdrop (12 m) shift against each other between the views (parallax).",
+)
+@click.option(
     "--bump",
     type=float,
     default=0.0,
@@ -248,6 +258,7 @@ def simulate_rig(
     board_reach,
     board,
     rig_drift,
+    centre_offset,
     bump,
     vignetting,
     splitter_gradient,
@@ -301,6 +312,7 @@ def simulate_rig(
         board_reach=board_reach,
         board=board,
         rig_drift_px=rig_drift,
+        centre_offset_mm=tuple(centre_offset),
         bump_px=bump,
         vignetting=tuple(vignetting),
         splitter_gradient=splitter_gradient,

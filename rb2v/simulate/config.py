@@ -21,6 +21,7 @@ BITRATE_REFERENCE_PIXELS = 1920 * 1080
 BOARD_REACH = 0.2
 BOARD_REACH_MAX = 0.35
 RIG_DRIFT_MAX_PX = 20.0
+FOCAL_FRACTION = 0.5  # the cameras' focal length over the frame's width: a GoPro's wide view (~90° across)
 RIG_MOTION_MAX = 12.0  # past this the backdrop's mirror image fills much of the view
 SUBJECT_SIZE_RANGE = (0.3, 0.95)  # of the frame's short side
 
@@ -120,6 +121,12 @@ class SimConfig:
     # A rig bumped after its calibration take: every other take's sharp camera is turned and shifted so
     # that the frame's corners move by up to this many pixels against the calibration take (0: a rigid rig).
     rig_drift_px: float = 0.0
+    # Where the sharp camera's centre of projection sits against the blur camera's (x right, y down, mm): a
+    # beam-splitter rig lined up by hand is never exactly nodal, so the scene's layers (scene.SUBJECT_DEPTH_M
+    # and the others) shift against each other between the views by f t / Z (parallax; f: FOCAL_FRACTION of
+    # the width). truth.json's homography is that of the layer that matters: the subject (face, hand), the
+    # board (calibration), the backdrop (street).
+    centre_offset_mm: tuple[float, float] = (0.0, 0.0)
     # A rig knocked during a take: halfway through each take (not the calibration take) the sharp camera
     # turns and shifts so that the frame's corners move by up to this many pixels (0: rigid during takes).
     bump_px: float = 0.0
@@ -207,6 +214,12 @@ class SimConfig:
             raise Rb2vError(
                 f"simulate-rig: --rig-drift must be between 0 and {RIG_DRIFT_MAX_PX} px, got {self.rig_drift_px}"
             )
+        if len(self.centre_offset_mm) != 2 or not all(abs(v) <= 50 for v in self.centre_offset_mm):  # NaN too
+            raise Rb2vError(
+                f"simulate-rig: --centre-offset must be two values within ±50 mm, got {self.centre_offset_mm}"
+            )
+        if any(self.centre_offset_mm) and self.distorted:
+            raise Rb2vError("simulate-rig: --centre-offset is not simulated with lens distortion")
         if not all(0.0 <= v <= 0.6 for v in self.vignetting):
             raise Rb2vError(f"simulate-rig: --vignetting must be 0 to 0.6 for each camera, got {self.vignetting}")
         if not abs(self.splitter_gradient) <= 0.3:

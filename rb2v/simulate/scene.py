@@ -70,12 +70,31 @@ class Trajectory:
         return self.base + self.drift * tau + osc
 
 
+# Each layer's distance (m), for a rig whose cameras' centres differ (``SimConfig.centre_offset_mm``): a layer
+# at depth Z then shifts by f t / Z between the views (parallax). A subject at arm's length before its green
+# screen, a calibration board at 1 m, a street's objects and its far backdrop.
+SUBJECT_DEPTH_M = 0.6
+SCREEN_DEPTH_M = 1.5
+BOARD_DEPTH_M = 1.0
+STREET_OBJECT_DEPTH_M = 4.0
+STREET_DEPTH_M = 12.0
+
+
+def at_depth(G: np.ndarray, parallax: np.ndarray | None, depth: float) -> np.ndarray:
+    """Camera map ``G`` for a layer at ``depth`` m seen from a centre ``parallax`` (f t, px m) off the blur
+    camera's: the point a pixel sees lies f t / Z further along in the blur camera's view."""
+    if parallax is None:
+        return G
+    return np.array([[1, 0, parallax[0] / depth], [0, 1, parallax[1] / depth], [0, 0, 1]], np.float64) @ G
+
+
 @dataclass
 class SceneObject:
     texture: np.ndarray  # (h,w,3) linear RGB
     mask: np.ndarray  # (h,w) coverage in [0,1]
     path: Trajectory
     spill: np.ndarray | None = None  # (h,w) how much screen light the object's rim reflects
+    depth: float = SUBJECT_DEPTH_M  # m
 
     def transform(self, tau: float) -> np.ndarray:
         cx, cy, logs, ang = self.path.at(tau)
@@ -187,6 +206,7 @@ class Scene:
         else:
             self.backdrop_tex = None
         self.screen_colour = np.array([0.06, 0.42, 0.09], np.float32)
+        self.backdrop_depth = BOARD_DEPTH_M if calibration else SCREEN_DEPTH_M if self.green_screen else STREET_DEPTH_M
         if calibration:
             return
         if category == "street":
@@ -223,7 +243,7 @@ class Scene:
                 zoom_amp=0.08,
                 motion_scale=motion_scale,
             )
-            self.objects.append(SceneObject(tex.astype(np.float32), mask, path))
+            self.objects.append(SceneObject(tex.astype(np.float32), mask, path, depth=STREET_OBJECT_DEPTH_M))
 
     def _add_subject(self, rng: np.random.Generator, motion_scale: float, subject_index: int, hand: bool) -> None:
         srng = np.random.default_rng([subject_index, 7 if hand else 11])  # one look per subject
@@ -273,13 +293,21 @@ class Scene:
         return cv2.warpPerspective(self.backdrop_texture(tau), M, size, flags=WARP_FLAGS, borderMode=cv2.BORDER_REFLECT)
 
     def render(
-        self, G: np.ndarray, tau: float, size: tuple[int, int], backdrop: np.ndarray | None = None, spill: bool = True
+        self,
+        G0: np.ndarray,
+        tau: float,
+        size: tuple[int, int],
+        backdrop: np.ndarray | None = None,
+        spill: bool = True,
+        parallax: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Linear RGB (h,w,3) and foreground coverage (h,w) seen through camera map ``G`` at time ``tau``.
+        """Linear RGB (h,w,3) and foreground coverage (h,w) seen through camera map ``G0`` at time ``tau``
+        (from a centre ``parallax`` off the blur camera's: ``at_depth``).
 
         ``backdrop`` (h,w,3 linear, already in this camera's pixel grid) replaces the scene's own.
         """
         w, h = size
+        G = at_depth(G0, parallax, self.backdrop_depth)
         if backdrop is None and self.green_screen:
             key = G.tobytes() + bytes(f"{w}x{h}", "ascii")
             if key not in self._static_views:
@@ -291,8 +319,9 @@ class Scene:
             img = backdrop.copy()
             spill = False
         alpha = np.zeros((h, w), np.float32)
-        Ginv = np.linalg.inv(G)
         for obj in self.objects:
+            G = at_depth(G0, parallax, obj.depth)
+            Ginv = np.linalg.inv(G)
             A = obj.transform(tau)
             oh, ow = obj.mask.shape
             corners = np.array([[0, 0, 1], [ow - 1, 0, 1], [0, oh - 1, 1], [ow - 1, oh - 1, 1]], np.float64).T

@@ -40,10 +40,10 @@ from .camera import (
     random_homography,
     rig_drift,
 )
-from .config import SimConfig
+from .config import FOCAL_FRACTION, SimConfig
 from .lens import BoardScene, SimLens, board_seconds, board_toml, effective_pinhole, pinhole, pixel_scaling, scale_lens
 from .photos import SourceFrames
-from .scene import Scene
+from .scene import Scene, at_depth
 from .timing import Drift, take_settings
 
 TRUTH_SCHEMA = "rb2v.truth/1"
@@ -115,6 +115,8 @@ class TakeSimulation:
                 self.scene, np.random.default_rng([5, *self._key]), K_blur, reach=cfg.board_reach, kind=cfg.board
             )
         eb, es = self.exposure["blur"], self.exposure["sharp"]
+        offset = np.asarray(cfg.centre_offset_mm, np.float64)
+        self.parallax = offset * 1e-3 * FOCAL_FRACTION * W if offset.any() else None  # f t, px m
         self.blur = Camera(
             "blur",
             cfg.blur_fps,
@@ -144,6 +146,7 @@ class TakeSimulation:
             lens=lenses["sharp"],
             start_s=es.start_s,
             readout_s=es.readout_s,
+            parallax=self.parallax,
         )
         st = self.settings
         self.drift = {
@@ -315,7 +318,7 @@ class TakeSimulation:
             "sharp_width": self.sharp_size[0],
             "sharp_height": self.sharp_size[1],
             "flip_sharp": cfg.flip,
-            "homography": self.recorded_homography(self.homography).tolist(),
+            "homography": self.recorded_homography(self.layer_homography()).tolist(),
             "lens": None if self.lens is None else {c: v.to_json() for c, v in self.lens.items()},
             "valid_region": {
                 "x": BORDER_BAND + 4,
@@ -324,6 +327,16 @@ class TakeSimulation:
                 "height": cfg.height,
             },
         }
+
+    def layer_homography(self, depth: float | None = None) -> np.ndarray:
+        """The rendered sharp view's homography of the layer at ``depth`` m (None: the one that matters, the
+        subject's, the board's or the street's backdrop's): they differ where the centres do (parallax)."""
+        if self.parallax is None:
+            return self.homography
+        if depth is None:
+            subject = self.cfg.green_screen and not self.calibration
+            depth = self.scene.objects[0].depth if subject else self.scene.backdrop_depth
+        return at_depth(self.homography, self.parallax, depth)
 
     def recorded_homography(self, H: np.ndarray) -> np.ndarray:
         """A rendered sharp view's homography (flipped sharp -> blur) from the recorded sharp pixels."""
