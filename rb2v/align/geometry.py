@@ -55,6 +55,10 @@ TONE_CURVES = ("srgb", "identity")
 _SRGB_DECODE = srgb_to_linear(np.arange(256, dtype=np.float32) / np.float32(255.0))  # uint8 luma -> linear
 
 
+MOTION_SIGMA_PX = 2.0
+MOVING_LEVEL = 4.0  # grey levels of change over the exposure at a match: its content moves
+
+
 @dataclasses.dataclass(frozen=True)
 class Geometry:
     homography: np.ndarray  # 3x3, flipped sharp -> blur
@@ -72,6 +76,7 @@ class Geometry:
     matched: tuple[np.ndarray, np.ndarray] | None = None  # the inlier matches: (N,2) flipped sharp, (N,2) blur
     tone_curve: str | None = None  # the cameras' tone curve ECC found (TONE_CURVES); None without ECC
     tone_scores: dict[str, float] | None = None  # each curve's mean ECC correlation over the pairs
+    moving: np.ndarray | None = None  # per inlier match: whether its content moves within the exposure
 
 
 def flip_matrix(flip: str, width: int, height: int) -> np.ndarray:
@@ -100,10 +105,16 @@ class FramePair:
     width: float | None = None  # exposure length in sharp frames (None: one blur frame period)
     skew: float = 0.0  # rolling shutter: the exposure centre moves this many sharp frames from top to bottom row
     flip: str = "none"  # the sharp camera's flip (which raw sharp rows are the blur frame's top rows)
+    # how much the content changes over the exposure (raw sharp geometry): |last - first| sharp frame, smoothed
+    motion: np.ndarray | None = None
+    _first: np.ndarray | None = None
 
     def add(self, frame: np.ndarray, weight: np.ndarray | float) -> None:
         """Accumulate one grey uint8 sharp frame into the synthetic blurs, with its weight (a scalar
         or a column of per-row weights)."""
+        if self._first is None:
+            self._first = frame
+        self.motion = frame  # the last one so far
         g, lin = frame.astype(np.float32), _SRGB_DECODE[frame]
         self.synth = g * weight if self.synth is None else self.synth + g * weight
         self.synth_srgb = lin * weight if self.synth_srgb is None else self.synth_srgb + lin * weight
@@ -112,6 +123,9 @@ class FramePair:
         """After the last ``add``: the linear-light average back on the recorded scale."""
         if self.synth_srgb is not None:
             self.synth_srgb = linear_to_srgb_fast(self.synth_srgb) * np.float32(255.0)
+        if self._first is not None:
+            change = np.abs(self.motion.astype(np.float32) - self._first.astype(np.float32))
+            self.motion, self._first = cv2.GaussianBlur(change, (0, 0), MOTION_SIGMA_PX), None
 
     def row_centres(self, height: int) -> np.ndarray:
         """The exposure centre (sharp frame units) of each row of the raw sharp frame."""
@@ -357,18 +371,25 @@ def _fit(pairs: list[FramePair], blur_feats, which, flip: str, synth_box_raw, sw
     """Pooled matches of the chosen pairs under one flip -> (inliers, flip, H, inlier src, inlier dst, flipped, box)."""
     synth_box = flip_box(synth_box_raw, flip, sw, sh)
     flipped = [_flipped(p.synth, flip) for p in pairs]
-    src, dst = [], []
+    src, dst, moving = [], [], []
     for i in which:
         a, b = match_pair(blur_feats[i], _features(flipped[i], synth_box))
         src.append(a)
         dst.append(b)
-    src, dst = np.concatenate(src), np.concatenate(dst)
+        if pairs[i].motion is None:
+            moving.append(np.zeros(len(a), bool))
+        else:
+            change = _flipped(pairs[i].motion, flip)
+            x = np.clip(np.rint(a[:, 0]).astype(int), 0, change.shape[1] - 1)
+            y = np.clip(np.rint(a[:, 1]).astype(int), 0, change.shape[0] - 1)
+            moving.append(change[y, x] > MOVING_LEVEL)
+    src, dst, moving = np.concatenate(src), np.concatenate(dst), np.concatenate(moving)
     H, inl = _robust_homography(src, dst)
     if H is not None and not _upright(H, sw, sh):
         # ORB is rotation invariant: a vertical flip plus a 180° turn is a horizontal flip.
         # The rig's cameras are mounted upright, so a fit that turns the image over is the wrong flip.
         inl[:] = False
-    return int(inl.sum()), flip, H, src[inl], dst[inl], flipped, synth_box
+    return int(inl.sum()), flip, H, src[inl], dst[inl], flipped, synth_box, moving[inl]
 
 
 def _upright(H: np.ndarray, width: int, height: int, max_turn_deg: float = 30.0) -> bool:
@@ -410,7 +431,7 @@ def estimate_geometry(
         counts = [_fit(pairs, blur_feats, probe, f, synth_box_raw, sw, sh)[0] for f in flips]
         flips = [flips[int(np.argmax(counts))]]
     best = _fit(pairs, blur_feats, range(len(pairs)), flips[0], synth_box_raw, sw, sh)
-    n, flip, H, src, dst, flipped, synth_box = best
+    n, flip, H, src, dst, flipped, synth_box, moving = best
     if H is None:
         return Geometry(np.eye(3), flip, 0, float("inf"), len(pairs), 0, blur_box, synth_box)
     ecc_used, tone_curve, tone_scores = 0, None, None
@@ -455,6 +476,7 @@ def estimate_geometry(
         (src, dst),
         tone_curve,
         tone_scores,
+        moving,
     )
 
 

@@ -606,6 +606,8 @@ def undistort_pairs(pairs, lenses: dict[str, Lens] | None) -> None:
             p.synth = undistort_image(p.synth, lenses["sharp"])
         if p.synth_srgb is not None:
             p.synth_srgb = undistort_image(p.synth_srgb, lenses["sharp"])
+        if p.motion is not None:
+            p.motion = undistort_image(p.motion, lenses["sharp"])
 
 
 def undistort_timing(data, lenses: dict[str, Lens] | None) -> None:

@@ -56,8 +56,11 @@ REMEASURE_FRACTION = 0.5
 # length the offset is taken for noise and not applied: rb2v's simulator's nodal rigs measured 0.02-0.09 px on 5
 # face and hand takes, whose calibration take's homography was 0.012-0.029 px off at the crop's corners.
 MIN_OFFSET_PX = 0.15
-OFFSET_ROUNDS = 3  # offset <-> exposure window alternations at most
-OFFSET_SETTLED_PX = 0.03  # an offset that moved less than this since the round before has settled
+OFFSET_ROUNDS = 6  # offset <-> exposure window alternations at most
+OFFSET_SETTLED_PX = 0.03  # an offset measured this close to the one applied has settled
+# still content whose matches are this share of them or more is a layer of its own (a background): its offset is said
+MIN_STILL_SHARE = 0.1
+MAX_OFFSET_RATE = 0.8  # a secant rate above this (or not positive) is not extrapolated (at most 4x the step)
 # The shortest take align accepts: visual synchronisation needs this many blurry frames inside the
 # sharp stream (audio needs 0.5 s); from there one sample can be built.
 MIN_BLUR_FRAMES = sync.MIN_VISUAL_FRAMES
@@ -266,36 +269,57 @@ def _calibration_offset(
     lenses,
     light: flicker.SharpLight | None,
 ):
-    """The calibration take's homography moved by the median offset of this take's own matches from it, made
-    inside the blur exposure, alternating with the exposure window (which a misregistered view biases along
-    the motion) until the offset settles; returns (H, window, timing, offset px or None when not measured).
+    """The calibration take's homography moved by the median offset of this take's own matches on moving
+    content, made inside the blur exposure, alternating with the exposure window (which a misregistered view
+    biases along the motion) until the offset settles; returns (H, window, timing, offset px or None when not
+    measured, how far the still content's matches sit from the moving content's, px, or None).
 
     A beam-splitter rig is never exactly nodal: where the cameras' centres of projection differ by t, a layer
     at depth Z shifts by f t / Z between the views, so the board's homography is off by f t (1/Z - 1/Z_board)
     on a subject at another distance, the same shift over the subject (a turn or scale would need a centre
     offset along the view, and matches spanning more of the frame to be fitted). rb2v's simulator, a rig
-    5 mm off nodal, a face at 0.6 m, the board at 1 m: 1.08 px at the crop's corners before, 0.04 px after."""
-    offset = np.zeros(2)
-    measured = False
+    5 mm off nodal, a face at 0.6 m, the board at 1 m: 1.08 px at the crop's corners before, 0.05 px after.
+    The moving content is what a sample's timing rests on (the exposure fit, Algorithm 1, the QC), so its
+    matches decide where there are enough of them: an outside check's face before a textured wall at another
+    depth had the wall's matches (92 % of them) pull the face 0.73 px off and the window 2.0 ms early.
+    Where the subject moves along the offset, each round corrects a part of what the round before left (an
+    outside check's waving hand: 0.55, 0.83, 0.99, 1.10 ... px), so after two rounds the offset is
+    extrapolated to where the alternation settles (the secant's rate; a fixed point iteration's Aitken step)."""
+    min_inliers = opts.rig.align.min_inliers
+    applied, measured = [np.zeros(2)], []
+    still_gap = None
     for _ in range(OFFSET_ROUNDS):
         timed = _homography(take, s, [flip], opts, window, lenses)
-        if timed.inliers < opts.rig.align.min_inliers:
+        if timed.inliers < min_inliers:
             break
-        new = geometry.offset_from(H_cal, timed.matched)
-        measured = True
+        src, dst = timed.matched
+        moving = timed.moving if timed.moving is not None else np.zeros(len(src), bool)
+        use = moving if moving.sum() >= min_inliers else np.ones(len(src), bool)
+        new = geometry.offset_from(H_cal, (src[use], dst[use]))
+        if moving.sum() >= min_inliers and (~moving).sum() >= max(min_inliers, MIN_STILL_SHARE * len(src)):
+            still_gap = float(np.hypot(*(geometry.offset_from(H_cal, (src[~moving], dst[~moving])) - new)))
         if np.hypot(*new) < MIN_OFFSET_PX:
             new = np.zeros(2)
-        settled = np.hypot(*(new - offset)) < OFFSET_SETTLED_PX
-        offset = new
-        if settled:
+        if np.hypot(*(new - applied[-1])) < OFFSET_SETTLED_PX:
+            measured.append(new)
             break
+        step = new
+        if measured:  # the secant's rate of the last two rounds, where each corrects a steady part of the rest
+            moved = applied[-1] - applied[-2]
+            rate = float((new - measured[-1]) @ moved / max(float(moved @ moved), 1e-12))
+            if 0 < rate < MAX_OFFSET_RATE:
+                step = new + (new - applied[-1]) * rate / (1 - rate)
+        measured.append(new)
+        applied.append(step)
         refit = _exposure_rounds(
-            take, s, opts, geometry.translated(H_cal, offset), flip, g, sharp_box, False, lenses, light
+            take, s, opts, geometry.translated(H_cal, step), flip, g, sharp_box, False, lenses, light
         )
         if refit[3] is None:
+            applied.pop()
             break
         window, timing = refit[3], refit[4]
-    return geometry.translated(H_cal, offset), window, timing, (offset if measured else None)
+    offset = applied[-1]
+    return geometry.translated(H_cal, offset), window, timing, (offset if measured else None), still_gap
 
 
 def _unsynchronised(take: Take, error: sync.Unsynchronised) -> sync.SyncResult:
@@ -449,7 +473,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         if not used_calibration and moved > REFIT_SHARP_FRAMES:
             g = _homography(take, s, [flip], opts, None, lenses)
             H, sharp_box = g.homography, g.sharp_valid
-    window, timing, offset = None, {}, None
+    window, timing, offset, still_gap = None, {}, None, None
     if take.category == CALIBRATION_DIR and g.cover < MIN_CALIBRATION_COVER:
         sparse = (
             f"{take.key}: this calibration take's matches span {g.cover:.0%} of the frame (< "
@@ -470,14 +494,20 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
             take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses, light
         )
         if used_calibration and window is not None and g.inliers >= a.min_inliers:
-            H, window, timing, offset = _calibration_offset(
+            H, window, timing, offset, still_gap = _calibration_offset(
                 take, s, opts, H, flip, g, sharp_box, window, timing, lenses, light
             )
             if offset is not None and offset.any():
                 notes.append(
                     f"{take.key}: the calibration take's homography moved by ({offset[0]:+.2f}, {offset[1]:+.2f}) px "
-                    "to this take's own matches made inside the blur exposure: a subject nearer or farther than the "
-                    "board, with the cameras' centres apart (parallax), or the rig shifted a little"
+                    "to this take's own matches on moving content, made inside the blur exposure: a subject nearer "
+                    "or farther than the board, with the cameras' centres apart (parallax), or the rig shifted a little"
+                )
+            if still_gap is not None and still_gap > MIN_OFFSET_PX:
+                notes.append(
+                    f"{take.key}: its still content's matches sit {still_gap:.2f} px from its moving content's: parts "
+                    "at another depth (a background behind the subject), which the homography of the moving ones "
+                    "leaves that far off (parallax: the cameras' centres differ; a green screen hides it)"
                 )
         if window is not None and exposure.at_search_edge(window, float(take.blur.fps), float(take.sharp.fps)):
             edge = (
@@ -550,6 +580,8 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         "calibration_shift_px": shift,
         # the shift (x, y px) applied to the calibration take's homography (None: not measured)
         "calibration_offset_px": None if offset is None else [round(float(v), 3) for v in offset],
+        # how far its still content's matches sit from its moving content's (px; None: not both measured)
+        "calibration_still_gap_px": None if still_gap is None else round(still_gap, 3),
         "sync_confidence": s.confidence,
         "sync_prior": s.prior,
         "sync_details": s.details,

@@ -268,14 +268,18 @@ REJECT_REASONS = {
     "rig, a loose mount, image stabilisation), or a take that kept its calibration take's homography was bumped "
     "after it (lower align.max_calibration_shift_px in the rig file and align again), or its lenses distort and no "
     "calibration take undistorted them (its alignment.json's lens is null: film a board, RAW/calibration/<name>/"
-    "board.toml, and name it in take.toml)",
+    "board.toml, and name it in take.toml), or parts of the view lie at other depths on a rig whose cameras' centres "
+    "differ (parallax: one homography aligns one depth; its alignment.json's calibration_still_gap_px and note say "
+    "how far a still background sits from the moving subject)",
     "off_clock": "match sharp frames over qc.max_clock_steps from where the alignment's clock puts them: a view "
     "moved along the motion (a knocked rig), or, where most of a take's are, its clock is wrong (its "
     "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps), or the blur "
     "camera's exposure changed during the take (align fits one exposure per take)",
     "moved": "passed the per-frame checks but lie where, from some frame of their take on, most blurry frames were "
     "rejected misregistered or off_clock or measured over qc.max_shift_px (at least qc.move_min_frames of them): a "
-    "view moved there, so theirs sit off too, by less than those checks see or along the motion (taken for time)",
+    "view moved there, so theirs sit off too, by less than those checks see or along the motion (taken for time); "
+    "or a still background at another depth than the subject sits off throughout (parallax: alignment.json's "
+    "calibration_still_gap_px)",
     "out_of_range": "lie where the sharp recording has too few frames around them (a take's first or last frames)",
     "stage_failed": "failed in a stage: the build named each message and exited 1, rejects.parquet's reason "
     "gives it (--debug prints a bug's traceback); the take's other frames went on, and a re-run redoes these",
