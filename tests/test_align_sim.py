@@ -246,11 +246,13 @@ def test_face_take_after_the_rig_moved_keeps_its_own_homography(face, tmp_path):
     assert status == "aligned" and meta.extra["calibration"] is None and "rig moved" in meta.extra["note"]
     assert meta.extra["calibration_shift_px"] > 2 * opts.rig.align.max_calibration_shift_px
     own = corner_errors(meta, truth).max()
-    opts = stage.AlignOptions(rig=load_rig(overrides={"align.max_calibration_shift_px": 1e6}), write_frames=False)
+    # without the exposure fit, so the calibration take's homography is not moved by the take's offset (which
+    # takes up the bump's shift, not its turn: 1.58 px off, measured with it)
+    stale_rig = load_rig(overrides={"align.max_calibration_shift_px": 1e6})
+    opts = stage.AlignOptions(rig=stale_rig, write_frames=False, exposure=False)
     status, stale = stage.align_take(takes[0], tmp_path / "stale", opts, calib_meta, calibrations["face-rig"])
-    # moved by its offset to the take's matches (a shift: the bump also turned the view), still 1.58 px off
-    assert stale.extra["calibration"] == "face-rig" and np.hypot(*stale.extra["calibration_offset_px"]) > 3
-    assert own < CORNER_TOL_PX < 1.0 < corner_errors(stale, truth).max(), (own, corner_errors(stale, truth))
+    assert stale.extra["calibration"] == "face-rig" and stale.extra["calibration_offset_px"] is None
+    assert own < CORNER_TOL_PX < 2.0 < corner_errors(stale, truth).max(), (own, corner_errors(stale, truth))
 
 
 def test_a_still_rig_stamped_at_the_exposure_end_is_not_taken_for_moved(face, tmp_path):

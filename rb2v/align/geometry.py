@@ -107,14 +107,12 @@ class FramePair:
     flip: str = "none"  # the sharp camera's flip (which raw sharp rows are the blur frame's top rows)
     # how much the content changes over the exposure (raw sharp geometry): |last - first| sharp frame, smoothed
     motion: np.ndarray | None = None
-    _first: np.ndarray | None = None
+    _ends: list[np.ndarray] = dataclasses.field(default_factory=list)  # the first and last sharp frames added
 
     def add(self, frame: np.ndarray, weight: np.ndarray | float) -> None:
         """Accumulate one grey uint8 sharp frame into the synthetic blurs, with its weight (a scalar
         or a column of per-row weights)."""
-        if self._first is None:
-            self._first = frame
-        self.motion = frame  # the last one so far
+        self._ends = [self._ends[0] if self._ends else frame, frame]
         g, lin = frame.astype(np.float32), _SRGB_DECODE[frame]
         self.synth = g * weight if self.synth is None else self.synth + g * weight
         self.synth_srgb = lin * weight if self.synth_srgb is None else self.synth_srgb + lin * weight
@@ -123,9 +121,9 @@ class FramePair:
         """After the last ``add``: the linear-light average back on the recorded scale."""
         if self.synth_srgb is not None:
             self.synth_srgb = linear_to_srgb_fast(self.synth_srgb) * np.float32(255.0)
-        if self._first is not None:
-            change = np.abs(self.motion.astype(np.float32) - self._first.astype(np.float32))
-            self.motion, self._first = cv2.GaussianBlur(change, (0, 0), MOTION_SIGMA_PX), None
+        if self._ends:
+            change = np.abs(self._ends[-1].astype(np.float32) - self._ends[0].astype(np.float32))
+            self.motion, self._ends = cv2.GaussianBlur(change, (0, 0), MOTION_SIGMA_PX), []
 
     def row_centres(self, height: int) -> np.ndarray:
         """The exposure centre (sharp frame units) of each row of the raw sharp frame."""

@@ -140,9 +140,11 @@ def _homography(
     opts: AlignOptions,
     window: exposure.Window | None = None,
     lenses: dict | None = None,
+    ecc: bool | None = None,
 ) -> geometry.Geometry:
     """The homography from synthetic blur of the sharp frames inside each blur frame's exposure:
-    ``window`` (estimated) or, before it is known, one blur frame period centred on the timestamp."""
+    ``window`` (estimated) or, before it is known, one blur frame period centred on the timestamp.
+    ``ecc=False``: the feature matches alone (ECC refines the homography, not the matches)."""
     w = {} if window is None else {"centre_s": window.centre_s, "length_s": window.length_s, "skew_s": window.skew_s}
     pairs = geometry.sample_pairs(s, take.blur, take.sharp, opts.rig.align.homography_frames, flip=flips[0], **w)
     geometry.load_pairs(pairs, take.blur, take.sharp)
@@ -158,7 +160,7 @@ def _homography(
             )
     lensmod.undistort_pairs(pairs, lenses)  # with lenses, all geometry is in undistorted pixels
     return geometry.estimate_geometry(
-        pairs, sharp_size, flips, opts.rig.align.min_inliers, ecc=opts.ecc, recorded=recorded
+        pairs, sharp_size, flips, opts.rig.align.min_inliers, ecc=opts.ecc if ecc is None else ecc, recorded=recorded
     )
 
 
@@ -173,16 +175,44 @@ def _exposure_rounds(
     refit: bool,
     lenses=None,
     light: flicker.SharpLight | None = None,
+    memo: dict | None = None,
 ):
     """Estimate the blur exposure window, alternating with the homography (``refit``) until both
     settle; returns (H, geometry, sharp box, window or None, details). The sharp frames are evened out
-    where ``light`` flickers: the blurry frame's long exposure sees the light's mean."""
+    where ``light`` flickers: the blurry frame's long exposure sees the light's mean.
+
+    ``memo`` (one take's, within ``estimate``) keeps the decoded timing data of a sync, and each fit under a
+    fixed homography: a take on its calibration take's homography fits the same window up to three times
+    (its shift measured inside the exposure, its own fit, the parallax offset's rounds), 1.5-2 s to decode
+    and add the flow midpoints and 3 s to fit at 640x544."""
+    clock = (s.time_offset_s, s.clock_ratio)
+    fixed = None if refit else (clock, np.asarray(H, np.float64).tobytes(), flip, tuple(g.blur_valid), tuple(sharp_box))
+    if memo is not None and fixed in memo:
+        return memo[fixed]
+    data = memo.get(clock) if memo is not None else None
+    if data is None:
+        data = _timing_data(take, s, opts, lenses, light)
+        if memo is not None:
+            memo[clock] = data
+    result = _fit_rounds(take, s, opts, data, H, flip, g, sharp_box, refit, lenses)
+    if memo is not None and fixed is not None:
+        memo[fixed] = result
+    return result
+
+
+def _timing_data(take: Take, s: sync.SyncResult, opts: AlignOptions, lenses, light) -> exposure.TimingData:
+    """The blur frames and the sharp frames around them that the exposure fit compares, evened where the light
+    flickers, undistorted, with flow midpoints."""
     pairs = geometry.sample_pairs(s, take.blur, take.sharp, opts.rig.align.homography_frames)
     data = exposure.load_timing_data(s, take.blur, take.sharp, [p.blur_index for p in pairs])
     if light is not None and light.frames is not None:
         data.sharp = {i: flicker.evened_grey(f, light, i) for i, f in data.sharp.items()}
     lensmod.undistort_timing(data, lenses)
-    data = exposure.with_midpoints(data)
+    return exposure.with_midpoints(data)
+
+
+def _fit_rounds(take: Take, s: sync.SyncResult, opts: AlignOptions, data, H, flip: str, g, sharp_box, refit, lenses):
+    """``_exposure_rounds`` on its loaded data."""
     window, rounds, tones = None, [], exposure.TONE_CURVES  # the first round picks the tone curve
     ridged = False
     rounds_left = EXPOSURE_ROUNDS
@@ -236,6 +266,7 @@ def _shift_inside_exposure(
     shift: float,
     lenses,
     light: flicker.SharpLight | None,
+    memo: dict,
 ) -> tuple[geometry.Geometry, float]:
     """The calibration shift measured again on matches made inside the blur exposure, estimated under the
     calibration take's homography, instead of around the timestamps; returns the geometry and shift to use.
@@ -247,7 +278,7 @@ def _shift_inside_exposure(
     0.11) and called the rig moved."""
     flip = calibration.flip_sharp
     sharp_box = _sharp_box_under(g, flip, take)
-    *_, window, _ = _exposure_rounds(take, s, opts, calibration.H, flip, g, sharp_box, False, lenses, light)
+    *_, window, _ = _exposure_rounds(take, s, opts, calibration.H, flip, g, sharp_box, False, lenses, light, memo)
     if window is None:
         return g, shift
     timed = _homography(take, s, [flip], opts, window, lenses)
@@ -268,6 +299,7 @@ def _calibration_offset(
     timing: dict,
     lenses,
     light: flicker.SharpLight | None,
+    memo: dict,
 ):
     """The calibration take's homography moved by the median offset of this take's own matches on moving
     content, made inside the blur exposure, alternating with the exposure window (which a misregistered view
@@ -289,7 +321,7 @@ def _calibration_offset(
     applied, measured = [np.zeros(2)], []
     still_gap = None
     for _ in range(OFFSET_ROUNDS):
-        timed = _homography(take, s, [flip], opts, window, lenses)
+        timed = _homography(take, s, [flip], opts, window, lenses, ecc=False)  # its matches alone are used
         if timed.inliers < min_inliers:
             break
         src, dst = timed.matched
@@ -312,7 +344,7 @@ def _calibration_offset(
         measured.append(new)
         applied.append(step)
         refit = _exposure_rounds(
-            take, s, opts, geometry.translated(H_cal, step), flip, g, sharp_box, False, lenses, light
+            take, s, opts, geometry.translated(H_cal, step), flip, g, sharp_box, False, lenses, light, memo
         )
         if refit[3] is None:
             applied.pop()
@@ -401,6 +433,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     # board under PWM light at 250 Hz: its window 9.3 ms off, the takes' crop corners 0.269 px against 0.025)
     thumbs = s.thumbs[1] if s.thumbs is not None else sync.thumbnails(take.sharp)
     light = flicker.sharp_light(thumbs, float(take.sharp.fps))
+    memo: dict = {}  # the exposure fit's decoded frames and fits under a fixed homography (_exposure_rounds)
     flips = opts.flips
     if s.flip_hint and opts.flip == "auto":
         flips = [s.flip_hint] + [f for f in flips if f != s.flip_hint]
@@ -428,7 +461,7 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
     if usable and g.inliers >= a.min_inliers and g.flip_sharp == calibration.flip_sharp:
         shift = round(geometry.shift_from(calibration.H, g.matched), 3)
         if shift > a.max_calibration_shift_px * REMEASURE_FRACTION and opts.exposure:
-            g, shift = _shift_inside_exposure(take, s, opts, calibration, g, shift, lenses, light)
+            g, shift = _shift_inside_exposure(take, s, opts, calibration, g, shift, lenses, light, memo)
     moved = shift is not None and shift > a.max_calibration_shift_px  # the rig moved since the calibration take
     if g.inliers < a.min_inliers or (g.cover <= a.min_match_cover and usable and not moved):
         if not usable:
@@ -491,11 +524,11 @@ def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = Non
         notes.append(unsynced)
     elif opts.exposure:
         H, g, sharp_box, window, timing = _exposure_rounds(
-            take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses, light
+            take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses, light, memo
         )
         if used_calibration and window is not None and g.inliers >= a.min_inliers:
             H, window, timing, offset, still_gap = _calibration_offset(
-                take, s, opts, H, flip, g, sharp_box, window, timing, lenses, light
+                take, s, opts, H, flip, g, sharp_box, window, timing, lenses, light, memo
             )
             if offset is not None and offset.any():
                 notes.append(
