@@ -22,9 +22,7 @@ def test_a_subject_nearer_than_the_board_gets_the_board_homography_moved_by_its_
     fit biased along the motion with it. It is now moved by the offset of the take's own matches made inside the
     blur exposure, and the exposure fitted again with it."""
     raw, out = tmp_path / "raw", tmp_path / "out"
-    cfg = SimConfig(
-        category="face", seconds=1.2, seed=32, flip="vertical", internal_fps=400, centre_offset_mm=(5, 0)
-    )
+    cfg = SimConfig(category="face", seconds=1.2, seed=32, flip="vertical", internal_fps=400, centre_offset_mm=(5, 0))
     simulate_session(raw, cfg, progress=False)
     truth = json.loads((raw / "face" / "subject01" / "take01" / "truth.json").read_text())
     board = json.loads((raw / "calibration" / "face-rig" / "truth.json").read_text())
