@@ -55,7 +55,7 @@ TONE_CURVES = ("srgb", "identity")
 _SRGB_DECODE = srgb_to_linear(np.arange(256, dtype=np.float32) / np.float32(255.0))  # uint8 luma -> linear
 
 
-MOTION_SIGMA_PX = 2.0
+MOTION_SIGMA_PX = 2.0  # the change over the exposure is smoothed by this much: a match's point, not its pixel
 MOVING_LEVEL = 4.0  # grey levels of change over the exposure at a match: its content moves
 
 

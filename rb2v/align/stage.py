@@ -327,7 +327,7 @@ def _calibration_offset(
         if timed.inliers < min_inliers:
             break
         src, dst = timed.matched
-        moving = timed.moving if timed.moving is not None else np.zeros(len(src), bool)
+        moving = timed.moving  # made with every geometry that has matches
         use = moving if moving.sum() >= min_inliers else np.ones(len(src), bool)
         new = geometry.offset_from(H_cal, (src[use], dst[use]))
         if moving.sum() >= min_inliers and (~moving).sum() >= max(min_inliers, MIN_STILL_SHARE * len(src)):

@@ -328,15 +328,15 @@ class TakeSimulation:
             },
         }
 
-    def layer_homography(self, depth: float | None = None) -> np.ndarray:
-        """The rendered sharp view's homography of the layer at ``depth`` m (None: the one that matters, the
-        subject's, the board's or the street's backdrop's): they differ where the centres do (parallax)."""
+    def layer_homography(self) -> np.ndarray:
+        """The rendered sharp view's homography of the layer that matters (the subject's, the board's or the
+        street's backdrop's): the layers' differ where the cameras' centres do (parallax)."""
         if self.parallax is None:
             return self.homography
-        if depth is None:
-            subject = self.cfg.green_screen and not self.calibration
-            depth = self.scene.objects[0].depth if subject else self.scene.backdrop_depth
-        return at_depth(self.homography, self.parallax, depth)
+        subject = self.cfg.green_screen and not self.calibration
+        return at_depth(
+            self.homography, self.parallax, self.scene.objects[0].depth if subject else self.scene.backdrop_depth
+        )
 
     def recorded_homography(self, H: np.ndarray) -> np.ndarray:
         """A rendered sharp view's homography (flipped sharp -> blur) from the recorded sharp pixels."""
