@@ -1,4 +1,6 @@
-"""The command line: help, one-line errors, exit codes (run as a user would, in a subprocess)."""
+"""The command line: help, one-line errors, exit codes (run as a user would, in a subprocess; the many
+refusals through ``main`` in this process, as ``python -m rb2v`` calls it: one import instead of a Python
+start and the command's imports per case)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,21 @@ import pytest
 
 def rb2v(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "rb2v", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture
+def rb2v_here(capsys, monkeypatch):
+    """``rb2v(*args, cwd=...)`` through ``rb2v.cli.main`` in this process."""
+    from rb2v.cli import main
+
+    def run(*args, cwd):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
 
 
 def test_help_lists_every_command():
@@ -69,8 +86,8 @@ def test_help_lists_every_command():
         (["align", "RAW", "o", "--sync", "foo,audio"], "--sync foo,audio: unknown method(s) 'foo' (use one or more of"),
     ],
 )
-def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
-    out = rb2v(*args, cwd=tmp_path)
+def test_user_mistakes_are_one_line_errors(rb2v_here, tmp_path, args, message):
+    out = rb2v_here(*args, cwd=tmp_path)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
@@ -105,8 +122,8 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
         (["train-blur2vid", "--manifest", "m", "--out", "o", "--threads", "0"], "0 is not in the range x>=1"),
     ],
 )
-def test_options_out_of_range_are_refused_by_name(tmp_path, args, message):
-    out = rb2v(*args, cwd=tmp_path)
+def test_options_out_of_range_are_refused_by_name(rb2v_here, tmp_path, args, message):
+    out = rb2v_here(*args, cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert message in out.stderr and "toml" not in out.stderr
     assert list(tmp_path.iterdir()) == []
@@ -120,9 +137,9 @@ def test_options_out_of_range_are_refused_by_name(tmp_path, args, message):
         ("raw = \n", "rb2v.toml: not valid TOML"),
     ],
 )
-def test_a_mistake_in_rb2v_toml_is_a_one_line_error(tmp_path, project, message):
+def test_a_mistake_in_rb2v_toml_is_a_one_line_error(rb2v_here, tmp_path, project, message):
     (tmp_path / "rb2v.toml").write_text(project)
-    out = rb2v("build", "--category", "street", cwd=tmp_path)
+    out = rb2v_here("build", "--category", "street", cwd=tmp_path)
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"rb2v: error: {message}"), out.stderr
 

@@ -163,7 +163,8 @@ class SimLens:
         shift, csize, (mx, my) = self.canvas()
         if backdrop is None:
             img, a = scene.render(G @ shift, tau, csize)
-            return _remap(img, mx, my), _remap(a, mx, my)
+            # a scene of no foreground (a calibration take's) covers nothing: its resampled coverage is zero too
+            return _remap(img, mx, my), (_remap(a, mx, my) if a.any() else np.zeros(mx.shape, a.dtype))
         empty = np.zeros((csize[1], csize[0], 3), np.float32)
         fg, a = scene.render(G @ shift, tau, csize, backdrop=empty)
         fg, a = _remap(fg, mx, my), _remap(a, mx, my)
