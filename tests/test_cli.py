@@ -270,3 +270,16 @@ def test_simulate_rig_says_which_takes_a_rerun_kept(tmp_path):
     assert first.returncode == 0 and "already there" not in first.stdout, first.stderr
     again = rb2v(*args)
     assert again.returncode == 0 and "; 1 of them were already there and are kept" in again.stdout
+
+
+def test_simulate_rig_tells_a_mistake_before_importing_the_renderer(tmp_path):
+    """A wrong option waited 3.5 s for the renderer's imports (scipy.signal, pandas, the photos) before it
+    was told; the options are now checked first (0.5 s)."""
+    check = (
+        "import sys; from rb2v.cli import main; "
+        "code = main(['simulate-rig', 'RAW', '--seconds', '0.1']); "
+        "print(code, 'rb2v.simulate.session' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
+    assert "--seconds must be between 0.5 and 600" in out.stderr

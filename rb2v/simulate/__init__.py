@@ -9,6 +9,15 @@ alignment and manifest contracts (see ``rb2v/simulate/session.py``).
 """
 
 from .config import SimConfig
-from .session import TakeSimulation, load_take, simulate_session
 
 __all__ = ["SimConfig", "TakeSimulation", "load_take", "simulate_session"]
+
+
+def __getattr__(name: str):
+    # the renderer (scipy.signal, pandas, the photos) is imported when first used: `simulate-rig` checks
+    # its options first, and a mistake is told at once
+    if name in __all__:
+        from . import session
+
+        return getattr(session, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,9 +10,7 @@ import click
 from ..config import frame_size
 from ..errors import Rb2vError
 from ..io.video import parse_fps
-from .config import SimConfig
-from .lens import BOARD_KINDS
-from .session import simulate_session
+from .config import BOARD_KINDS, SimConfig
 
 
 def _coeffs(value: str, what: str) -> tuple[float, ...]:
@@ -318,6 +316,9 @@ def simulate_rig(
         splitter_gradient=splitter_gradient,
         randomize=randomize,
     )
+    cfg.validate()  # before the renderer is imported (seconds): a mistake is told at once
+    from .session import simulate_session
+
     start = time.perf_counter()
     finished = set(raw.rglob("truth.json"))  # a re-run keeps these takes (it said it had simulated them)
     folders = simulate_session(raw, cfg, crop=(rig_settings.crop.width, rig_settings.crop.height))

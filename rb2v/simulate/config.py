@@ -19,6 +19,7 @@ BITRATE_REFERENCE_PIXELS = 1920 * 1080
 # The calibration board's centres sit on a 3x3 grid at 0.5 ± reach of the frame; beyond BOARD_REACH_MAX
 # it no longer fits inside the frame at a size its corners can be found at.
 BOARD_REACH = 0.2
+BOARD_KINDS = ("checkerboard", "charuco")
 BOARD_REACH_MAX = 0.35
 RIG_DRIFT_MAX_PX = 20.0
 FOCAL_FRACTION = 0.5  # the cameras' focal length over the frame's width: a GoPro's wide view (~90° across)
@@ -117,7 +118,7 @@ class SimConfig:
     # at 0.5 ± reach of the frame (0.2: the board's corners cover about 40 % of the frame; 0.35: 60 %).
     # None: BOARD_REACH, or drawn with randomize.
     board_reach: float | None = None
-    board: str = "checkerboard"  # the calibration board: "checkerboard" or "charuco" (lens.BOARD_KINDS)
+    board: str = "checkerboard"  # the calibration board: "checkerboard" or "charuco" (BOARD_KINDS)
     # A rig bumped after its calibration take: every other take's sharp camera is turned and shifted so
     # that the frame's corners move by up to this many pixels against the calibration take (0: a rigid rig).
     rig_drift_px: float = 0.0
@@ -200,8 +201,6 @@ class SimConfig:
 
         check_coeffs(self.distortion_blur, "--distortion-blur")
         check_coeffs(self.distortion_sharp, "--distortion-sharp")
-        from .lens import BOARD_KINDS
-
         if self.board not in BOARD_KINDS:
             raise Rb2vError(f"simulate-rig: --board must be one of {', '.join(BOARD_KINDS)}, got {self.board!r}")
         if not 0.0 <= self.board_reach <= BOARD_REACH_MAX:

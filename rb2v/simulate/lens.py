@@ -38,7 +38,6 @@ MAX_COEFFS = 8
 # the board (board.toml): inner corners (cols, rows), square side in mm
 BOARD_INNER = (9, 6)
 BOARD_SQUARE_MM = 25.0
-BOARD_KINDS = ("checkerboard", "charuco")
 CHARUCO_MARKER_MM = 18.0  # ChArUco: the markers in the white squares, and their dictionary
 CHARUCO_DICTIONARY = "DICT_5X5_100"
 BOARD_POSES = 12
