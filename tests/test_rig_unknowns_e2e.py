@@ -4,7 +4,7 @@ One street take with every camera convention drawn by ``--randomize``: lens dist
 camera (with its checkerboard calibration take, the board held out to a drawn reach), exposure
 anchor anywhere in the exposure, blur exposure 1/100-1/25 s, rolling-shutter readout per camera,
 exposure and white-balance drift, H.264 at a GoPro-like bitrate; from a seed no other test uses and
-nothing was tuned on. The same measurement as ``rb2v bench rig-unknowns``.
+nothing was tuned on. The same measurement as ``rb2v bench rig-unknowns`` (with a shorter board take).
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ CASES = [("upside-down", 27451)]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("setting, seed", CASES)
-def test_randomized_take_aligns_and_builds_within_the_targets(tmp_path, setting, seed):
+def test_randomized_take_aligns_and_builds_within_the_targets(tmp_path, monkeypatch, setting, seed):
     args = {"category": "street", "seconds": 1.6, "width": 640, "height": 544, "interpolator": "linear"}
+    # a calibration take of 9 board poses, not 12 (3.6 s): 21 s less of the suite's longest test; the crop's
+    # corners 0.13 px off at the end (12 poses: 0.19 px), every other figure the same
+    monkeypatch.setattr("rb2v.simulate.lens.BOARD_POSES", 9)
     r = run_one(tmp_path, setting, seed, args)
     assert "error" not in r, r.get("error")
     summary = {
