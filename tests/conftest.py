@@ -11,9 +11,12 @@ os.environ.setdefault("RB2V_PROGRESS", "0")
 
 # The pytest-xdist workers split the cores: each worker's numpy, OpenCV and torch, and the commands it
 # starts, would otherwise run a thread per core, and the oversubscribed threads wait on each other.
+# (The variables of rb2v.executor's pool workers, and OpenCV's for the commands a test starts.)
 _XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
 if _XDIST_WORKERS > 1:
-    _threads = str(max(1, len(os.sched_getaffinity(0)) // _XDIST_WORKERS))
+    from rb2v.executor import available_cores  # imports neither numpy nor OpenCV nor torch
+
+    _threads = str(max(1, available_cores() // _XDIST_WORKERS))
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
         os.environ.setdefault(_var, _threads)
 
