@@ -24,6 +24,8 @@ from rb2v.align.sync import SyncResult
 from rb2v.alignment import Exposure, read_alignment
 from rb2v.benchmarks.align import corner_errors
 from rb2v.cli import main
+from rb2v.colormatch.blur import box_weights_rows
+from rb2v.colorspace import linear_to_srgb_fast
 from rb2v.settings import load_rig
 
 FB, FS = 25.0, 100.0
@@ -171,6 +173,36 @@ def test_rolling_shutter_skew_is_estimated():
     assert abs(window.centre_s - (0.015 + readout / 2)) < 0.5e-3, (window, details)
     e = window.exposure()
     assert e.readout_s == window.skew_s and abs(e.centre_s() - window.centre_s) < 1e-12
+
+
+def test_score_is_the_literal_weighted_sum_to_the_last_bit():
+    """``TimingModel.score`` weighs every pair's frames at once (``box_weights_grouped``, einsum); it gives
+    the same bits as the definition: each pair's ``box_weights_rows`` (one centre, or one per row under a
+    skew), frame by frame in order, gain and offset fitted, PSNR pooled."""
+    data = _timing_data(0.0, 0.03, 0.012)
+    sync = SyncResult(0.0013, 1.0001, "audio", 1.0)
+    model = exposure.TimingModel(data, sync, np.eye(3), "none", (0, 0, 127, 95), (0, 0, 127, 95))
+
+    def literal(window, tone):
+        sse, n = 0.0, 0
+        for k, first, values, y, rows, inverse, _ in model.pairs:
+            t = k / FB + window.centre_s + ((rows - 0.5) * window.skew_s if window.skew_s else np.zeros(1))
+            x = np.zeros(len(y))
+            for i, w in box_weights_rows(FS * sync.sharp_time(t), FS * window.length_s).items():
+                x += values[tone][i - first] * (w[inverse] if len(w) > 1 else w[0])
+            if tone == "srgb":
+                x = linear_to_srgb_fast(x.astype(np.float32)).astype(np.float64) * 255.0
+            dx, dy = x - x.mean(), y - y.mean()
+            sxx, sxy, syy = float(np.sum(dx * dx)), float(np.sum(dx * dy)), float(np.sum(dy * dy))
+            sse, n = sse + syy - (sxy * sxy / sxx if sxx > 1e-9 else 0.0), n + len(x)
+        return float(10 * np.log10(255.0**2 / (sse / n)))
+
+    assert len(model.pairs) == 5  # the others: a window of theirs may reach past the sharp frames
+    windows = [exposure.Window(0.004, 0.02), exposure.Window(-0.011, 0.033, 0.012), exposure.Window(0.0, 0.03, -0.02)]
+    for tone in ("srgb", "identity"):
+        model.tone = tone
+        for window in windows:
+            assert model.score(window) == literal(window, tone), (tone, window)
 
 
 def test_global_shutter_gets_no_skew():

@@ -9,6 +9,8 @@ from skimage import data
 
 from rb2v.align.geometry import (
     FramePair,
+    _blur_features,
+    _features,
     choose_crop,
     crop_warp,
     estimate_geometry,
@@ -16,7 +18,7 @@ from rb2v.align.geometry import (
     offset_from,
     valid_box,
 )
-from rb2v.colormatch.blur import box_weights
+from rb2v.colormatch.blur import box_weights, box_weights_grouped, box_weights_rows
 from rb2v.colorspace import linear_to_srgb, srgb_to_linear
 from rb2v.errors import Rb2vError
 from rb2v.io.images import apply_flip
@@ -121,6 +123,37 @@ def test_box_weights_are_a_normalised_box_around_the_centre(centre, width):
     assert val.sum() == pytest.approx(1.0)
     assert (idx * val).sum() == pytest.approx(centre)  # the box of a linear interpolant is centred
     assert idx.min() >= np.floor(centre - width / 2) and idx.max() <= np.ceil(centre + width / 2)
+
+
+def test_grouped_box_weights_are_each_groups_own():
+    """``box_weights_grouped`` (every pair of the exposure fit at once) gives each group the bits
+    ``box_weights_rows`` gives it alone, rows past a group's frames weighing nothing."""
+    rng = np.random.default_rng(5)
+    groups = [rng.uniform(3, 40) + np.sort(rng.uniform(0, n / 10, n)) for n in (1, 7, 300, 1)]
+    for width in (0.0, 0.4, 3.17, 12.0):
+        first, w = box_weights_grouped(np.concatenate(groups), width, np.cumsum([0] + [len(g) for g in groups[:-1]]))
+        column = 0
+        for g, f in zip(groups, first):
+            own = box_weights_rows(g, width)
+            mine = w[:, column : column + len(g)]
+            kept = {int(f) + r: row for r, row in enumerate(mine) if row.max() > 1e-9}
+            assert list(kept) == list(own) and all(np.array_equal(kept[i], own[i]) for i in own)
+            assert not mine[[r for r in range(len(mine)) if int(f) + r not in own]].any()
+            column += len(g)
+
+
+def test_a_blurry_frames_features_are_found_once_for_its_content():
+    """A take's homography is estimated again on the same blurry frames as its exposure window settles:
+    their ORB features are kept by content (a copy finds them, a changed pixel does not)."""
+    img = cv2.resize(data.camera(), (320, 240), interpolation=cv2.INTER_AREA).astype(np.float32)
+    box = (0, 0, 319, 239)
+    first = _blur_features(img, box)
+    assert _blur_features(img.copy(), box) is first
+    changed = img.copy()
+    changed[120, 160] += 1
+    again = _blur_features(changed, box)
+    assert again is not first and np.array_equal(again[0], _features(changed, box)[0])
+    assert _blur_features(img, (4, 4, 315, 235)) is not first
 
 
 def _turning_pairs(encode, steps: int = 8) -> list[FramePair]:

@@ -37,7 +37,7 @@ import numpy as np
 from scipy import optimize
 
 from ..alignment import Exposure
-from ..colormatch.blur import box_weights_rows
+from ..colormatch.blur import box_weights_grouped
 from ..colorspace import linear_to_srgb_fast, srgb_to_linear
 from ..io.video import VideoSource, decode_pipe
 from .decode import chapter_runs
@@ -63,6 +63,7 @@ MAX_PIXELS = 20000  # moving pixels kept per blurry frame (a regular subsample b
 # long below 0.3 dB); boards held still lose 0.004-0.087 and 0.04-0.15 dB, and there the fit put the length
 # at its bound (40 ms, true 31.7) and the centre up to 5.1 ms off
 MIN_DROP_DB = {"centre": 0.15, "length": 0.3}
+_NO_SKEW = np.zeros(1)  # every row's exposure at the window's centre
 SHARP_EXPOSURE_FRACTION = 1 / 8  # the sharp camera's exposure, assumed: 1/8 of its period (1/800 s at 100 fps)
 
 
@@ -243,7 +244,8 @@ class TimingModel:
             for i, f in data.sharp.items()
         }
         row_fraction = np.arange(h, dtype=np.float64) / max(h - 1, 1)
-        # (k, first sharp index, {tone: values (frames, n)}, blur values (n,), rows (unique), inverse)
+        # (k, first sharp index, {tone: values (frames, n)}, blur values (n,), rows (unique), inverse, pixels
+        # per row: ``idx`` increases, so each row's pixels are consecutive)
         self.pairs = []
         self.gradients = []  # per pair {tone: (d/dx, d/dy) (frames, n)} when ``gradients``
         self.moving_px = 0
@@ -260,14 +262,15 @@ class TimingModel:
             if len(idx) == 0:
                 continue
             self.moving_px += len(idx)
-            rows, inverse = np.unique(idx // w, return_inverse=True)
+            rows, inverse, per_row = np.unique(idx // w, return_inverse=True, return_counts=True)
             recorded = np.stack([f.reshape(-1)[idx] for f in frames]).astype(np.float64)
             values = {t: _decoded(recorded) if t == "srgb" else recorded for t in tones}
             self.pairs.append(
-                (k, span[0], values, blur.reshape(-1)[idx].astype(np.float64), row_fraction[rows], inverse)
+                (k, span[0], values, blur.reshape(-1)[idx].astype(np.float64), row_fraction[rows], inverse, per_row)
             )
             if gradients:
                 self.gradients.append(_gradients(frames, idx, tones))
+        self.real = [_centred(pair[3]) for pair in self.pairs]  # the blurry frames' values, for ``_pooled_psnr``
         self.evaluations = 0
 
     def _span(self, k: int, warped: dict) -> list[int]:
@@ -277,28 +280,44 @@ class TimingModel:
         span = list(range(int(np.floor(c - reach)), int(np.ceil(c + reach)) + 1))
         return span if all(i in warped for i in span) else []
 
-    def synth(self, pair, window: Window) -> np.ndarray | None:
-        """The synthetic blur of a pair's window at its kept pixels, in recorded values: the sharp frames'
-        light averaged under ``self.tone`` (the sRGB curve decoded and the average encoded again; identity:
-        the recorded values averaged), as the sensor averages light over its exposure."""
-        out = self._average(pair, window, pair[2][self.tone])
+    def synth(self, pair, weights) -> np.ndarray | None:
+        """The synthetic blur of a pair at its kept pixels, in recorded values, under its window's ``weights``
+        (``_weights``): the sharp frames' light averaged under ``self.tone`` (the sRGB curve decoded and the
+        average encoded again; identity: the recorded values averaged), as the sensor averages light over its
+        exposure."""
+        out = self._average(pair, weights, pair[2][self.tone])
         if out is None:
             return None
         return linear_to_srgb_fast(out.astype(np.float32)).astype(np.float64) * 255.0 if self.tone == "srgb" else out
 
-    def _average(self, pair, window: Window, values: np.ndarray) -> np.ndarray | None:
-        """The window's weighted sum of a pair's per-sharp-frame ``values`` (frames, n); None past the frames."""
-        k, first, _, _, rows, inverse = pair
+    def _weights(self, window: Window) -> list[tuple[int, np.ndarray]]:
+        """Per pair, the window's weights of its frames (``box_weights_rows``, for every pair at once): (the
+        first frame's entry in the pair's values, weights (frames, 1 or one per row of the pair's pixels))."""
+        if not self.pairs:
+            return []
         d = self.data
-        t = k / d.blur_fps + window.centre_s + ((rows - 0.5) * window.skew_s if window.skew_s else np.zeros(1))
+        offsets = [(pair[4] - 0.5) * window.skew_s if window.skew_s else _NO_SKEW for pair in self.pairs]
+        t = np.concatenate([pair[0] / d.blur_fps + window.centre_s + o for pair, o in zip(self.pairs, offsets)])
         centres = d.stream_fps * np.asarray(self.sync.sharp_time(t), np.float64)
-        out = np.zeros(values.shape[1])
-        for i, w in box_weights_rows(centres, d.stream_fps * window.length_s).items():
-            j = i - first
-            if not 0 <= j < len(values):
-                return None  # the window reaches past the decoded frames
-            out += values[j] * (w[inverse] if len(w) > 1 else w[0])
+        starts = np.cumsum([0] + [len(o) for o in offsets[:-1]])
+        first, w = box_weights_grouped(centres, d.stream_fps * window.length_s, starts)
+        out = []
+        for pair, f, s, o in zip(self.pairs, first, starts, offsets):
+            pw = w[:, s : s + len(o)]
+            used = np.flatnonzero(pw.max(axis=1) > 1e-9)  # a run: the box covers the frames between
+            out.append((int(f) + int(used[0]) - pair[1], pw[used[0] : used[-1] + 1]))
         return out
+
+    @staticmethod
+    def _average(pair, weights, values: np.ndarray) -> np.ndarray | None:
+        """The window's weighted sum of a pair's per-sharp-frame ``values`` (frames, n); None past the frames.
+        (einsum adds the frames in order, as the loop does, without BLAS's threads.)"""
+        j, w = weights
+        if j < 0 or j + len(w) > len(values):
+            return None  # the window reaches past the decoded frames
+        if w.shape[1] == 1:
+            return np.einsum("f,fn->n", w[:, 0], values[j : j + len(w)])
+        return np.einsum("fn,fn->n", np.repeat(w, pair[6], axis=1), values[j : j + len(w)])  # a weight per row
 
     def score_shifted(self, window: Window) -> tuple[float, np.ndarray]:
         """``score`` with the sharp view moved by the one shift and shear that fit best, to first order, and
@@ -307,27 +326,27 @@ class TimingModel:
         and a rolling-shutter skew and a shear; the best window under a fixed homography lies on that ridge,
         not at its top."""
         parts = []
-        for pair, grads in zip(self.pairs, self.gradients):
-            s = self._average(pair, window, pair[2][self.tone])
+        for pair, real, grads, weights in zip(self.pairs, self.real, self.gradients, self._weights(window)):
+            s = self._average(pair, weights, pair[2][self.tone])
             if s is None:
                 return -np.inf, np.zeros(4)
-            gx, gy = (self._average(pair, window, g) for g in grads[self.tone])
+            gx, gy = (self._average(pair, weights, g) for g in grads[self.tone])
             if self.tone == "srgb":
                 lin = s.astype(np.float32)
                 enc = linear_to_srgb_fast(lin).astype(np.float64) * 255.0
                 slope = (linear_to_srgb_fast(lin + 1e-3).astype(np.float64) * 255.0 - enc) / 1e-3
                 s, gx, gy = enc, gx * slope, gy * slope
             down = pair[4][pair[5]] - 0.5  # each pixel's row, -0.5 (top) .. 0.5 (bottom)
-            parts.append((s, np.stack([gx, gy, gx * down, gy * down]), pair[3]))
+            parts.append((s, np.stack([gx, gy, gx * down, gy * down]), pair[3], real))
         if not parts:
             return -np.inf, np.zeros(4)
         shift = np.zeros(4)
         for _ in range(3):  # gain/offset per pair, then the shared shift and shear
             normal, rhs = np.zeros((4, 4)), np.zeros(4)
-            for s, grads, y in parts:
+            for s, grads, y, (dy, _) in parts:
                 x = s + shift @ grads
                 dx = x - x.mean()
-                gain = float(np.sum(dx * (y - y.mean())) / max(float(np.sum(dx * dx)), 1e-9))
+                gain = float(np.sum(dx * dy) / max(float(np.sum(dx * dx)), 1e-9))
                 offset = float(y.mean() - gain * x.mean())
                 G = grads * gain
                 normal += G @ G.T
@@ -335,25 +354,32 @@ class TimingModel:
             shift = np.linalg.solve(normal + 1e-6 * np.eye(4), rhs)
         if np.abs(shift).max() > 3.0:  # beyond what the first order carries
             return -np.inf, shift
-        return _pooled_psnr((s + shift @ grads, y) for s, grads, y in parts), shift
+        return _pooled_psnr((s + shift @ grads, real) for s, grads, _, real in parts), shift
 
     def score(self, window: Window) -> float:
         """Pooled PSNR (dB, 8-bit peak) over the moving pixels of every pair, each pair's synthetic
         blur fitted to its blurry frame by a gain and offset."""
         self.evaluations += 1
-        return _pooled_psnr((self.synth(pair, window), pair[3]) for pair in self.pairs)
+        return _pooled_psnr((self.synth(p, w), r) for p, r, w in zip(self.pairs, self.real, self._weights(window)))
+
+
+def _centred(y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Real values as ``_pooled_psnr`` takes them: less their mean, and their sum of squares."""
+    dy = y - y.mean()
+    return dy, float(np.sum(dy * dy))
 
 
 def _pooled_psnr(fits) -> float:
-    """PSNR (dB, 8-bit peak) pooled over (synthetic, real) value pairs, each synthetic fitted to its real one
-    by a gain and offset; -inf where one synthetic is None (its window reaches past the frames) or none is given."""
+    """PSNR (dB, 8-bit peak) pooled over (synthetic values, real ones as ``_centred``) pairs, each synthetic fitted
+    to its real one by a gain and offset; -inf where one synthetic is None (its window reaches past the frames)
+    or none is given."""
     sse, n = 0.0, 0
-    for x, y in fits:
+    for x, (dy, syy) in fits:
         if x is None:
             return -np.inf
-        dx, dy = x - x.mean(), y - y.mean()
+        dx = x - x.mean()
         # plain sums, not BLAS dots: those spin threads per call (slow on a busy machine)
-        sxx, sxy, syy = float(np.sum(dx * dx)), float(np.sum(dx * dy)), float(np.sum(dy * dy))
+        sxx, sxy = float(np.sum(dx * dx)), float(np.sum(dx * dy))
         sse += syy - (sxy * sxy / sxx if sxx > 1e-9 else 0.0)
         n += len(x)
     if n == 0:

@@ -21,7 +21,10 @@ flip to blur pixel coordinates, full frame, pixel centres at integers. OpenCV's 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
+import threading
 
 import cv2
 import numpy as np
@@ -255,6 +258,28 @@ def _features(img: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarr
     return pts, desc
 
 
+_BLUR_FEATURES: collections.OrderedDict = collections.OrderedDict()
+_BLUR_FEATURES_LOCK = threading.Lock()
+BLUR_FEATURES_KEPT = 64  # blurry frames whose features are kept (about 40 kB each)
+
+
+def _blur_features(img: np.ndarray, box: tuple[int, int, int, int]):
+    """``_features`` of a blurry frame, kept by its content: a take's homography is estimated several times
+    (a calibration take seven, as its exposure window settles) on the same blurry frames against new
+    synthetic blurs."""
+    key = (hashlib.blake2b(np.ascontiguousarray(img).data, digest_size=16).digest(), img.shape, img.dtype.str, box)
+    with _BLUR_FEATURES_LOCK:
+        if key in _BLUR_FEATURES:
+            _BLUR_FEATURES.move_to_end(key)
+            return _BLUR_FEATURES[key]
+    feats = _features(img, box)
+    with _BLUR_FEATURES_LOCK:
+        _BLUR_FEATURES[key] = feats
+        while len(_BLUR_FEATURES) > BLUR_FEATURES_KEPT:
+            _BLUR_FEATURES.popitem(last=False)
+    return feats
+
+
 def match_pair(blur_feats, synth_feats, ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
     """Putative matches (synth points, blur points) of two (points, descriptors), Lowe's ratio test."""
     kb, db = blur_feats
@@ -421,7 +446,7 @@ def estimate_geometry(
         raise Rb2vError("no frame pairs to match")
     blur_box = valid_box([p.blur for p in pairs])
     synth_box_raw = valid_box([p.synth for p in pairs])
-    blur_feats = [_features(p.blur, blur_box) for p in pairs]
+    blur_feats = [_blur_features(p.blur, tuple(blur_box)) for p in pairs]
     # Choose the flip on one pair: the wrong flip still finds some matches on symmetric
     # structures, so the flip with the most inliers wins, not the first one above min_inliers.
     probe = [len(pairs) // 2]

@@ -46,12 +46,21 @@ def box_weights_rows(centres: np.ndarray, width: float) -> dict[int, np.ndarray]
     gives the box mean, for many centres at once (one per image row under a rolling shutter):
     frame index -> weight per centre. A zero ``width`` is the linear interpolant at the centre."""
     centres = np.asarray(centres, np.float64)
+    first, w = box_weights_grouped(centres, width, np.array([0]))
+    return {int(first[0]) + r: row for r, row in enumerate(w) if row.max() > 1e-9}
+
+
+def box_weights_grouped(centres: np.ndarray, width: float, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``box_weights_rows`` for groups of centres at once (group g: ``centres[starts[g]:starts[g + 1]]``),
+    as (each group's first frame, weights (frames, centres)): row r of a centre's column weighs frame
+    ``first + r`` of its group; rows past a group's frames weigh 0."""
     width = max(float(width), 1e-6)
     a, b = centres - width / 2, centres + width / 2
-    frames = np.arange(int(np.floor(a.min())) - 1, int(np.ceil(b.max())) + 2)
+    first = np.floor(np.minimum.reduceat(a, starts)).astype(np.int64) - 1
+    last = np.ceil(np.maximum.reduceat(b, starts)).astype(np.int64) + 1
+    frames = np.arange(int((last - first).max()) + 1)[:, None] + np.repeat(first, np.diff(starts, append=len(a)))
     # integral over [a, b] of the hat function centred at each frame i (support i-1 .. i+1), all frames at once
-    w = (_hat_cdf(b[None, :] - frames[:, None]) - _hat_cdf(a[None, :] - frames[:, None])) / width
-    return {int(i): row for i, row in zip(frames, w) if row.max() > 1e-9}
+    return first, (_hat_cdf(b[None, :] - frames) - _hat_cdf(a[None, :] - frames)) / width
 
 
 def box_weights(centre: float, width: float) -> dict[int, float]:
