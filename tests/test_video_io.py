@@ -7,6 +7,7 @@ import os
 import shutil
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 
@@ -103,6 +104,38 @@ def test_seek_returns_exact_frames(tmp_path):
     np.testing.assert_array_equal(np.concatenate(chunks), frames[5:35])
     with pytest.raises(Rb2vError, match="requested"):
         read_frames(path, 35, 10)
+
+
+def test_grey_frames_kept_for_the_next_call_are_the_frames_and_a_rewritten_file_is_decoded_again(tmp_path, monkeypatch):
+    """``grey_selected`` keeps what it decoded for a take's next homography estimate: frames asked again,
+    across a chapter boundary, are the decoded ones without ffmpeg; a file written again is decoded again."""
+    from rb2v.align import decode
+
+    frames = moving_frames(30)
+    write_video(tmp_path / "GX011234.MP4", frames[:18], 25, lossless=True)
+    write_video(tmp_path / "GX021234.MP4", frames[18:], 25, lossless=True)
+    src = open_source(group_chapters(tmp_path.glob("*.MP4"))[0])
+    grey = np.array([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]).astype(int)
+
+    def read(indices):
+        return dict(decode.grey_selected(src, iter(indices)))
+
+    first = read([3, 16, 17, 18, 25])
+    assert list(first) == [3, 16, 17, 18, 25]
+    assert all(np.abs(first[i].astype(int) - grey[i]).max() <= 1 for i in first)  # ffmpeg's own grey
+    calls = []
+    real = decode.decode_pipe
+    monkeypatch.setattr(decode, "decode_pipe", lambda *a, **k: calls.append(a[1:3]) or real(*a, **k))
+    again = read([25, 17, 18, 19])
+    assert list(again) == [17, 18, 19, 25] and calls == [(1, 1)]  # only frame 19 (chapter 2's second) decoded
+    assert all(np.array_equal(again[i], first[i]) for i in (17, 18, 25))
+    fresh = read([19])
+    assert np.array_equal(fresh[19], again[19]) and len(calls) == 1
+    write_video(tmp_path / "GX021234.MP4", frames[18:][::-1], 25, lossless=True)  # the same name, other pictures
+    os.utime(tmp_path / "GX021234.MP4", ns=(1, 1))
+    rewritten = read([19, 3])
+    assert len(calls) == 2 and np.abs(rewritten[19].astype(int) - grey[28]).max() <= 1
+    assert np.array_equal(rewritten[3], first[3])
 
 
 def test_gopro_chapters_are_one_stream(tmp_path):

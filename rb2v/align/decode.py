@@ -8,6 +8,9 @@ ffmpeg keeps Python off bytes it would throw away.
 
 from __future__ import annotations
 
+import collections
+import os
+import threading
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -42,14 +45,50 @@ def chapter_runs(src: VideoSource, indices: Iterable[int]):
         offset += info.frames
 
 
+DECODED_KEPT_BYTES = 256 << 20  # grey frames kept for ``grey_selected``'s next call (a 4K take: 30 of them)
+_decoded: collections.OrderedDict = collections.OrderedDict()  # (file and its state, frame) -> grey frame
+_decoded_bytes = 0
+_decoded_lock = threading.Lock()
+
+
 def grey_selected(src: VideoSource, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, grey uint8 frame) for the wanted frames in increasing order. ffmpeg drops the
-    frames in between before any conversion."""
-    for info, offset, runs in chapter_runs(src, indices):
+    """(index, grey uint8 frame, not to be written to) for the wanted frames in increasing order. ffmpeg
+    drops the frames in between before any conversion. The frames are kept for the next call (up to
+    ``DECODED_KEPT_BYTES``): a take's homography is estimated again on nearly the same frames as its
+    exposure window settles (a calibration take: seven times, 532 frames decoded, 251 of them distinct)."""
+    ordered = sorted(set(int(i) for i in indices))
+    wanted: dict[int, tuple] = {}
+    offset = 0
+    for info in src.chapters:
+        st = os.stat(info.path)  # a file written again (its inode's change time moves) is decoded again
+        file = (str(info.path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        for i in ordered:
+            if offset <= i < offset + info.frames:
+                wanted[i] = (*file, i - offset)
+        offset += info.frames
+    with _decoded_lock:
+        found = {i: _decoded[key] for i, key in wanted.items() if key in _decoded}
+        for i in found:
+            _decoded.move_to_end(wanted[i])
+    for info, offset, runs in chapter_runs(src, [i for i in ordered if i in wanted and i not in found]):
         for run in runs:
             start = run[0]
             select = "+".join(f"eq(n\\,{i - start})" for i in run)
             vf = f"select={select},format=gray"
             frames = np.concatenate(list(decode_pipe(info, start, len(run), 64, vf=vf, channels=1)))
             for i, frame in zip(run, frames):
-                yield offset + i, frame
+                found[offset + i] = frame
+                _keep(wanted[offset + i], frame.copy())
+    for i in wanted:
+        yield i, found[i]
+
+
+def _keep(key: tuple, frame: np.ndarray) -> None:
+    global _decoded_bytes
+    with _decoded_lock:
+        if key in _decoded or frame.nbytes > DECODED_KEPT_BYTES:
+            return
+        _decoded[key] = frame
+        _decoded_bytes += frame.nbytes
+        while _decoded_bytes > DECODED_KEPT_BYTES:
+            _decoded_bytes -= _decoded.popitem(last=False)[1].nbytes

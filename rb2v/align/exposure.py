@@ -158,11 +158,13 @@ def with_midpoints(data: TimingData) -> TimingData:
         small.pop(i)
         # a(x) ~ b(x + flow(x)): the midpoint sees a(x - flow / 2) and b(x + flow / 2) (the field upsampled
         # and its displacements scaled to the full size)
-        half = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * (0.5 * w / flow.shape[1])
+        half = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+        half *= np.float32(0.5 * w / flow.shape[1])
         if grid is None:
-            grid = np.mgrid[0:h, 0:w][::-1].transpose(1, 2, 0).astype(np.float32)
-        back = cv2.remap(a, grid - half, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        ahead = cv2.remap(b, grid + half, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            grid = np.ascontiguousarray(np.mgrid[0:h, 0:w][::-1].transpose(1, 2, 0), np.float32)
+            where = np.empty_like(grid)  # one buffer for both maps
+        back = cv2.remap(a, np.subtract(grid, half, out=where), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        ahead = cv2.remap(b, np.add(grid, half, out=where), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         frames[2 * i + 1] = cv2.addWeighted(back, 0.5, ahead, 0.5, 0.0)
     return dataclasses.replace(data, sharp=frames, per_frame=2 * data.per_frame)
 
