@@ -108,7 +108,8 @@ def test_seek_returns_exact_frames(tmp_path):
 
 def test_grey_frames_kept_for_the_next_call_are_the_frames_and_a_rewritten_file_is_decoded_again(tmp_path, monkeypatch):
     """``grey_selected`` keeps what it decoded for a take's next homography estimate: frames asked again,
-    across a chapter boundary, are the decoded ones without ffmpeg; a file written again is decoded again."""
+    across a chapter boundary, are the decoded ones without ffmpeg; a file written again is decoded again,
+    and nothing is kept once the take is aligned (``forget``)."""
     from rb2v.align import decode
 
     frames = moving_frames(30)
@@ -136,6 +137,8 @@ def test_grey_frames_kept_for_the_next_call_are_the_frames_and_a_rewritten_file_
     rewritten = read([19, 3])
     assert len(calls) == 2 and np.abs(rewritten[19].astype(int) - grey[28]).max() <= 1
     assert np.array_equal(rewritten[3], first[3])
+    decode.forget()  # a take aligned: its frames go
+    assert np.array_equal(read([3])[3], first[3]) and len(calls) == 3
 
 
 def test_gopro_chapters_are_one_stream(tmp_path):

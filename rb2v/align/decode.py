@@ -92,3 +92,11 @@ def _keep(key: tuple, frame: np.ndarray) -> None:
         _decoded_bytes += frame.nbytes
         while _decoded_bytes > DECODED_KEPT_BYTES:
             _decoded_bytes -= _decoded.popitem(last=False)[1].nbytes
+
+
+def forget() -> None:
+    """Drop the kept frames (a take aligned: the next take's are others)."""
+    global _decoded_bytes
+    with _decoded_lock:
+        _decoded.clear()
+        _decoded_bytes = 0

@@ -30,9 +30,8 @@ from ..io.images import png_params
 from ..io.video import VideoSource
 from ..progress import say
 from ..settings import RigSettings, check_sync_methods
-from . import exposure, flicker, geometry, sync
+from . import decode, exposure, flicker, geometry, sync
 from . import lens as lensmod
-from .decode import crop_filtered
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 
 ALGORITHM_VERSION = 15  # bump when a change alters results, so finished takes are redone
@@ -413,6 +412,13 @@ def _settle_visual_sync(
 
 def estimate(take: Take, opts: AlignOptions, calibration: Alignment | None = None) -> Alignment:
     """Sync + geometry + crop of one take, as its alignment (no frames written)."""
+    try:
+        return _estimate(take, opts, calibration)
+    finally:
+        decode.forget()  # the frames kept for the take's next homography estimate
+
+
+def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> Alignment:
     a = opts.rig.align
     if take.blur.frames < MIN_BLUR_FRAMES:
         raise Rb2vError(
@@ -759,7 +765,7 @@ def _write_remapped(src: VideoSource, maps_box, out: Path, params: list[int], po
     maps, box = maps_box
     pending: list[cf.Future] = []
     index = 0
-    for chunk in crop_filtered(src, box):
+    for chunk in decode.crop_filtered(src, box):
         for frame in chunk:
             pending.append(pool.submit(_save_warped, out / f"{index:06d}.png", frame, maps, params))
             index += 1
