@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Build a category's dataset from aligned takes (Algorithm 1, matting, QC, split).",
     ),
     "synth-reds": (
-        "rb2v.dataset.reds",
+        "rb2v.dataset.cli",
         "synth_reds",
         "Make the synthetic REDS-style blur2vid set in the manifest format.",
     ),

@@ -2,5 +2,5 @@
 
 Modules: ``network`` (the residual U-Net), ``losses`` (naive, order-invariant, hypercut + R_hyp),
 ``metrics`` (pPSNR as the official evaluation computes it), ``data``, ``checkpoint``, ``train``,
-``evaluate``, ``deblur`` (any photo, tiled), ``cli`` (the three commands).
+``evaluate``, ``deblur`` (any photo, tiled; ``inputs``: its checks, without torch), ``cli`` (the three commands).
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from rb2v.fsutil import write_json_atomic
+from rb2v.manifest import manifest_file
 
 from ..cli import THREADS_HELP, _set_threads, json_option, precision_option
 
@@ -58,8 +59,6 @@ def train_blur2vid(
     """Train an image-to-video deblurring model (7 frames from one blurry image)."""
     from rb2v.progress import say
 
-    from .train import Blur2VidSettings, train
-
     given = {
         "loss": loss,
         "hypercut": hypercut,
@@ -76,16 +75,24 @@ def train_blur2vid(
         "workers": workers,
     }
     if resume:
+        from .train import Blur2VidSettings
+
         fixed = [k for k, v in given.items() if v is not None and k not in Blur2VidSettings.RUNTIME]
         if fixed:
             ignored = ", ".join(f"--{k.replace('_', '-')}" for k in fixed)
             say(f"note: --resume continues with the run's own settings; ignoring {ignored}")
-    elif (loss or "naive") != "hypercut":
-        unused = [f"--{k.replace('_', '-')}" for k in ("hypercut", "alpha", "alpha_from") if given[k] is not None]
-        if unused:
-            say(f"note: {', '.join(unused)} not used: they apply to --loss hypercut, not {loss or 'naive'}")
-        for k in ("hypercut", "alpha", "alpha_from"):  # settings.json then says what the run used
-            given[k] = None
+    else:
+        if (loss or "naive") != "hypercut":
+            unused = [f"--{k.replace('_', '-')}" for k in ("hypercut", "alpha", "alpha_from") if given[k] is not None]
+            if unused:
+                say(f"note: {', '.join(unused)} not used: they apply to --loss hypercut, not {loss or 'naive'}")
+            for k in ("hypercut", "alpha", "alpha_from"):  # settings.json then says what the run used
+                given[k] = None
+        # a new run trains on this manifest (a resumed one on its own): one that is not there is told before
+        # torch is imported (4 s), not after
+        manifest_file(manifest)
+    from .train import Blur2VidSettings, train
+
     settings = Blur2VidSettings(
         manifest=str(manifest),
         out=str(out),
@@ -137,8 +144,12 @@ def eval_blur2vid(manifest, checkpoint, split, hypercut, json_path, batch_size, 
 @click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 def deblur_cmd(inputs, checkpoint, out, video, tile, overlap, device, threads):
     """Any blurry photo(s) or folder -> OUT/<name>/frame001.png ... frame007.png (time order)."""
-    from .deblur import deblur
+    from .inputs import prepare
+
+    # deblur's checks before torch and the network are imported (4 s): a mistake is told at once
+    files = prepare(list(inputs), out, video=video, tile=tile, overlap=overlap)
+    from .deblur import deblur_files
 
     _set_threads(threads)
-    for folder in deblur(list(inputs), checkpoint, out, video=video, device=device, tile=tile, overlap=overlap):
+    for folder in deblur_files(files, checkpoint, out, video=video, device=device, tile=tile, overlap=overlap):
         click.echo(str(folder))

@@ -19,18 +19,15 @@ import torch
 from rb2v import ffmpeg
 from rb2v.device import resolve_device
 from rb2v.errors import PartialFailure, Rb2vError
-from rb2v.io.images import image_files, read_image, write_image
-from rb2v.outputs import check_output
+from rb2v.io.images import read_image, write_image
 from rb2v.progress import progress, say
 
 from .checkpoint import load_network
 from .evaluate import predict
+from .inputs import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, prepare
 from .network import FRAMES, Blur2VidNet
 from .train import place
 
-DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 32
-MIN_TILE = 16  # twice the base network's total stride (8): a smaller tile is mostly padding
 VIDEO_FPS = 7
 
 
@@ -54,15 +51,6 @@ def _ramp(length: int, start: int, tile: int, overlap: int, total: int) -> np.nd
     return w
 
 
-def check_tiling(tile: int, overlap: int) -> None:
-    if tile < MIN_TILE:  # --tile 0 was blamed on --overlap, --tile 1 ran one network call per pixel
-        raise Rb2vError(f"--tile {tile}: must be at least {MIN_TILE}")
-    if overlap < 0:  # tiles further apart than their side would leave bands no tile covers
-        raise Rb2vError(f"--overlap {overlap}: must be >= 0")
-    if overlap >= tile:
-        raise Rb2vError(f"--overlap {overlap} must be smaller than --tile {tile}")
-
-
 def deblur_array(
     net: Blur2VidNet, image: np.ndarray, device: torch.device, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP
 ) -> np.ndarray:
@@ -82,29 +70,6 @@ def deblur_array(
             out[:, y : y + th, x : x + tw] += frames * wt[None, :, :, None]
             weight[y : y + th, x : x + tw] += wt
     return out / weight[None, :, :, None]
-
-
-def list_inputs(inputs: list[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = image_files(item)
-            if not found:
-                raise Rb2vError(f"{item}: no images (PNG, JPEG, BMP, TIFF, WebP) in this folder")
-            files += found
-            skipped = sorted(p.name + ("/" if p.is_dir() else "") for p in item.iterdir() if p not in found)
-            if skipped:  # not images, or sub-folders (not searched): said rather than left out unsaid
-                say(f"note: {item}: {len(skipped)} item(s) left out, not images or sub-folders (e.g. {skipped[0]})")
-        elif item.exists():
-            files.append(item)
-        else:
-            raise Rb2vError(f"{item}: input not found")
-    seen: dict[str, Path] = {}
-    for f in files:  # each input gets DIR/<name>/: two inputs of one name would overwrite each other
-        if f.stem in seen and seen[f.stem].resolve() != f.resolve():
-            raise Rb2vError(f"{f}: same name as {seen[f.stem]}, both would be written to <out>/{f.stem}/")
-        seen[f.stem] = f
-    return list({f.resolve(): f for f in files}.values())
 
 
 def write_video(folder: Path, kind: str) -> Path:
@@ -132,14 +97,22 @@ def deblur(
     overlap: int = DEFAULT_OVERLAP,
 ) -> list[Path]:
     """Deblur every input; return the output folders. Unreadable images are reported one line each."""
-    check_tiling(tile, overlap)  # before any work: it would fail every image alike
-    files = list_inputs(inputs)
+    files = prepare(inputs, out, video=video, tile=tile, overlap=overlap)
+    return deblur_files(files, checkpoint, out, video=video, device=device, tile=tile, overlap=overlap)
+
+
+def deblur_files(
+    files: list[Path],
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    video: str | None = None,
+    device: str = "auto",
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+) -> list[Path]:
+    """``deblur`` of the images ``prepare`` listed and checked."""
     out = Path(out)
-    for path in files:  # before any work: a sample's folder of a dataset as --out replaced its frames
-        folder = out / path.stem
-        names = [f"frame{k:03d}.png" for k in range(1, FRAMES + 1)] + ([f"{folder.name}.{video}"] if video else [])
-        for name in names:
-            check_output(folder / name, "deblur --out")
     dev = resolve_device(device)
     net, _ = load_network(checkpoint)
     net = place(net, dev).eval()

@@ -19,6 +19,7 @@ import pyarrow as pa
 from ..errors import Rb2vError
 from ..io.video import VideoSource, group_chapters, open_source
 from ..progress import say
+from .preflight import check_raw
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -192,8 +193,7 @@ def pair_streams(folder: Path, fps_ratio: float = 4.0, tolerance: float = 0.02) 
 
 def take_folders(raw: Path) -> tuple[list[tuple[str, str, str, Path]], list[tuple[str, Path]]]:
     """(category, subject, take, folder) of every take, and (name, folder) of calibration takes."""
-    if not raw.is_dir():
-        raise Rb2vError(f"{raw}: raw capture folder not found")
+    check_raw(raw)
     takes, calibrations = [], []
     for cat in sorted(p for p in raw.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if cat.name == CALIBRATION_DIR:

@@ -24,15 +24,16 @@ from .. import ffmpeg
 from ..alignment import FLIPS, NOT_DETERMINED, Alignment, Crop, read_alignment, write_alignment
 from ..config import settings_hash
 from ..errors import PartialFailure, Rb2vError
-from ..executor import INLINE, ExecutorSettings, Unit, check_executor, run_units
+from ..executor import INLINE, ExecutorSettings, Unit, run_units
 from ..fsutil import atomic_dir, atomic_path, clean_partials
 from ..io.images import png_params
 from ..io.video import VideoSource
 from ..progress import say
-from ..settings import RigSettings, check_sync_methods
+from ..settings import RigSettings
 from . import decode, exposure, flicker, geometry, sync
 from . import lens as lensmod
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
+from .preflight import check_sync, preflight
 
 ALGORITHM_VERSION = 15  # bump when a change alters results, so finished takes are redone
 
@@ -76,11 +77,7 @@ class AlignOptions:
     exposure: bool = True  # estimate the blur exposure window (False: assume centred on the timestamps)
 
     def __post_init__(self):
-        if self.sync_methods is not None:  # checked before any take is read (it failed each take alike)
-            try:
-                check_sync_methods(self.sync_methods, f"--sync {','.join(self.sync_methods)}")
-            except ValueError as e:
-                raise Rb2vError(str(e)) from None
+        check_sync(self.sync_methods)  # before any take is read (it failed each take alike)
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -853,9 +850,7 @@ def run_align(
     raises ``PartialFailure`` after all takes were tried when any failed.
     """
     raw, out = Path(raw), Path(out)
-    if out.resolve().is_relative_to(raw.resolve()):  # its next run took OUT's folders for takes; RAW stays read-only
-        raise Rb2vError(f"{out}: OUT cannot be RAW ({raw}) or inside it; give a folder beside it")
-    check_executor(executor)
+    preflight(raw, out, executor)  # OUT beside RAW, the executor, RAW there
     a = opts.rig.align
     takes, calibrations, errors = discover(raw, a.fps_ratio, a.fps_ratio_tolerance)
     out.mkdir(parents=True, exist_ok=True)

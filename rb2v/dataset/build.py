@@ -35,6 +35,7 @@ from ..manifest import (
 )
 from ..progress import say
 from ..settings import load_rig
+from .plan import CHUNK_FRAMES, CHUNKS_PER_WORKER, MIN_CHUNK_FRAMES
 from .settings import PipelineSettings
 from .split import format_table1, split_subjects, table1
 from .stage import (
@@ -52,10 +53,6 @@ from .stage import (
     take_frames,
 )
 from .takes import AlignedTake, find_aligned_takes
-
-CHUNK_FRAMES = 200  # blurry frames per unit of work: a crash late in a long take loses one chunk
-MIN_CHUNK_FRAMES = 25  # a chunk re-upsamples the ~2 blurry frames' worth of sharp frames its first frame needs
-CHUNKS_PER_WORKER = 4  # with several workers, chunks small enough that the last ones balance the load
 
 _WORKER_TOOLS: dict = {}
 

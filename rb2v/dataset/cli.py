@@ -1,4 +1,9 @@
-"""``rb2v build``: a thin command over ``rb2v.dataset.build.build_dataset``."""
+"""``rb2v build`` and ``rb2v synth-reds``: thin commands over ``rb2v.dataset.build.build_dataset`` and
+``rb2v.dataset.reds.synth_reds_dataset``.
+
+Each checks its arguments before it imports its stage (pandas, OpenCV, the interpolators: seconds), so a
+mistake is told at once.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from ..config import project_path
 from ..errors import Rb2vError
 from ..executor import ExecutorSettings, executor_options
 from ..settings import CATEGORIES
-from .build import CHUNK_FRAMES
+from .plan import CHUNK_FRAMES, check_input_folder, rate_plan
 
 
 @click.command("build")
@@ -76,8 +81,8 @@ def build(
     no_report,
 ):
     """Build a category's dataset from OUT/aligned/<category>: upsampling, Algorithm 1, matting, QC, split."""
-    from .build import build_dataset
     from .settings import load_pipeline, note_unused_options
+    from .takes import aligned_take_folders
 
     overrides = {
         "upsample.interpolator": interpolator,
@@ -96,10 +101,95 @@ def build(
         settings,
         {"--cdfi-checkpoint": cdfi_checkpoint, "--bgmv2-checkpoint": bgmv2_checkpoint, "--backgrounds": backgrounds},
     )
+    out = out or project_path("out")
+    aligned_take_folders(out, category)  # build_dataset's first check, before the stage is imported (3.7 s)
+    from .build import build_dataset
+
     build_dataset(
-        out or project_path("out"),
+        out,
         settings,
         ExecutorSettings(workers, backend, ray_address),
         report=not no_report,
         chunk_frames=chunk_frames,
+    )
+
+
+@click.command("synth-reds")
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=0, min_open=True),
+    required=True,
+    help="Frame rate of the input sequences (REDS: 120).",
+)
+@click.option(
+    "--input",
+    "input_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="DIR/<sequence>/<frames> or DIR/<sequence>.mp4",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output root: datasets/reds/ is written there (default: rb2v.toml's out, else ./out).",
+)
+@click.option(
+    "--interpolator",
+    type=click.Choice(["flow", "cdfi", "linear"]),
+    default=None,
+    help="Makes the in-between frames and sub-frames (default: the pipeline's, flow).",
+)
+@click.option(
+    "--cdfi-checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Official CDFI_adacof.pth (--interpolator cdfi).",
+)
+@click.option("--device", default=None, help="auto | cpu | cuda for the interpolator (cdfi).")
+@click.option("--stride", type=click.IntRange(min=1), default=None, help="Use every N-th sample position.")
+@click.option("--max-per-sequence", type=click.IntRange(min=0), default=None, help="0: no limit.")
+@executor_options("Chunks of sequences made")
+@click.option("--no-report", is_flag=True, help="Skip report.html.")
+def synth_reds(
+    fps,
+    input_dir,
+    out,
+    interpolator,
+    cdfi_checkpoint,
+    device,
+    stride,
+    max_per_sequence,
+    workers,
+    backend,
+    ray_address,
+    no_report,
+):
+    """Make the synthetic REDS blur2vid set in the manifest format (OUT/datasets/reds)."""
+    from .settings import load_pipeline, note_unused_options
+
+    settings = load_pipeline(
+        "reds",
+        {
+            "upsample.interpolator": interpolator,
+            "upsample.cdfi_checkpoint": cdfi_checkpoint,
+            "upsample.device": device,
+            "sampling.stride": stride,
+            "sampling.max_per_take": max_per_sequence,
+        },
+    )
+    note_unused_options(settings, {"--cdfi-checkpoint": cdfi_checkpoint})
+    out = out or project_path("out")
+    # synth_reds_dataset's first checks, before the stage is imported (3.1 s)
+    rate_plan(fps)
+    check_input_folder(input_dir)
+    from .reds import synth_reds_dataset
+
+    synth_reds_dataset(
+        input_dir,
+        out,
+        fps,
+        settings,
+        report=not no_report,
+        executor=ExecutorSettings(workers, backend, ray_address),
     )

@@ -16,17 +16,14 @@ do not share source frames. ``sharp_start`` indexes x; ``upsample_factor`` is k.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-import click
 import numpy as np
 
-from ..config import project_path
 from ..errors import PartialFailure, Rb2vError
 from ..executor import (
     INLINE,
@@ -35,7 +32,6 @@ from ..executor import (
     Unit,
     chunks,
     cpu_threads,
-    executor_options,
     failures_table,
     run_units,
     say_failure,
@@ -45,7 +41,8 @@ from ..io.images import image_files, read_image, to_float, to_uint8
 from ..manifest import SAMPLES_DIR, sample_paths, sample_row
 from ..metrics import psnr
 from ..progress import say
-from .settings import PipelineSettings, load_pipeline, note_unused_options
+from .plan import check_input_folder, rate_plan
+from .settings import PipelineSettings
 from .stage import (
     N_FRAMES,
     SampleWriter,
@@ -59,27 +56,6 @@ from .stage import (
 )
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
-SPAN_FPS = 240  # the 7 frames span 6 steps of 1/240 s
-MAX_FPS = 100_000
-
-
-def rate_plan(fps: float) -> tuple[int, int]:
-    """(upsample factor k, decimation d) for a source rate, or a clear refusal."""
-    if not math.isfinite(fps) or fps <= 0:
-        raise Rb2vError(f"--fps {fps:g}: a frame rate must be a positive number")
-    if fps > MAX_FPS:  # 1e300 passed as a multiple of 240, then failed naming a 300-digit decimation
-        raise Rb2vError(f"--fps {fps:g}: above {MAX_FPS} fps, no camera's rate")
-    for k in (1, 2, 3):
-        if abs(fps * k - SPAN_FPS) < 1e-6:
-            return k, 1
-    d = fps / SPAN_FPS
-    if d > 1 and abs(d - round(d)) < 1e-6:
-        return 1, int(round(d))
-    raise Rb2vError(
-        f"--fps {fps:g}: a sample's 7 frames lie 1/240 s apart, made by upsampling the source a whole number "
-        "of times, so the rate must divide 240 (80, 120 or 240 fps) or be a multiple of 240 (decimated to 240; "
-        "e.g. 120 for REDS)"
-    )
 
 
 def check_frame_names(folder: Path, files: list[Path]) -> None:
@@ -180,10 +156,7 @@ def find_sequences(root: Path, fps: float) -> tuple[list[Sequence], list[Outcome
     """The readable sequences under ``root``, and a failed outcome for each one that cannot be opened
     (an empty folder, a corrupt or truncated video) or is a video recorded at another rate than ``fps``:
     one bad file does not stop the others."""
-    if not root.exists():
-        raise Rb2vError(f"{root}: input folder not found")
-    if not root.is_dir():
-        raise Rb2vError(f"{root}: not a folder (--input takes DIR/<sequence>/<frames> or DIR/<sequence>.mp4)")
+    check_input_folder(root)
     entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     entries = [p for p in entries if p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES]
     # a sequence's name is its sample ids' and folders' part: two inputs of one name would overwrite
@@ -360,76 +333,3 @@ def synth_reds_dataset(
         if bad:
             raise PartialFailure(f"{bad} sequence(s) failed (named above); the others were built")
         return dataset_dir
-
-
-@click.command("synth-reds")
-@click.option(
-    "--fps",
-    type=click.FloatRange(min=0, min_open=True),
-    required=True,
-    help="Frame rate of the input sequences (REDS: 120).",
-)
-@click.option(
-    "--input",
-    "input_dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="DIR/<sequence>/<frames> or DIR/<sequence>.mp4",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Output root: datasets/reds/ is written there (default: rb2v.toml's out, else ./out).",
-)
-@click.option(
-    "--interpolator",
-    type=click.Choice(["flow", "cdfi", "linear"]),
-    default=None,
-    help="Makes the in-between frames and sub-frames (default: the pipeline's, flow).",
-)
-@click.option(
-    "--cdfi-checkpoint",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Official CDFI_adacof.pth (--interpolator cdfi).",
-)
-@click.option("--device", default=None, help="auto | cpu | cuda for the interpolator (cdfi).")
-@click.option("--stride", type=click.IntRange(min=1), default=None, help="Use every N-th sample position.")
-@click.option("--max-per-sequence", type=click.IntRange(min=0), default=None, help="0: no limit.")
-@executor_options("Chunks of sequences made")
-@click.option("--no-report", is_flag=True, help="Skip report.html.")
-def synth_reds(
-    fps,
-    input_dir,
-    out,
-    interpolator,
-    cdfi_checkpoint,
-    device,
-    stride,
-    max_per_sequence,
-    workers,
-    backend,
-    ray_address,
-    no_report,
-):
-    """Make the synthetic REDS blur2vid set in the manifest format (OUT/datasets/reds)."""
-    settings = load_pipeline(
-        "reds",
-        {
-            "upsample.interpolator": interpolator,
-            "upsample.cdfi_checkpoint": cdfi_checkpoint,
-            "upsample.device": device,
-            "sampling.stride": stride,
-            "sampling.max_per_take": max_per_sequence,
-        },
-    )
-    note_unused_options(settings, {"--cdfi-checkpoint": cdfi_checkpoint})
-    synth_reds_dataset(
-        input_dir,
-        out or project_path("out"),
-        fps,
-        settings,
-        report=not no_report,
-        executor=ExecutorSettings(workers, backend, ray_address),
-    )

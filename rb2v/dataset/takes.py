@@ -62,14 +62,19 @@ def load_aligned_take(folder: Path, category: str, rig: RigSettings) -> AlignedT
     return AlignedTake(category, folder.parent.name, folder.name, folder, alignment, blur, sharp, fingerprint)
 
 
-def find_aligned_takes(out: Path, category: str, rig: RigSettings) -> tuple[list[AlignedTake], list[tuple[str, str]]]:
-    """All aligned takes of ``category`` under ``OUT/aligned``; broken ones come back as (take, error)."""
+def aligned_take_folders(out: Path, category: str) -> list[Path]:
+    """The folders of ``category``'s aligned takes under ``OUT/aligned``; none is an error."""
     root = Path(out) / "aligned" / category
     folders = sorted(p.parent for p in root.glob(f"*/*/{FILE_NAME}")) if root.is_dir() else []
     if not folders:
         raise Rb2vError(f"{root}: no aligned takes for category '{category}' (run `rb2v align RAW {out}` first)")
+    return folders
+
+
+def find_aligned_takes(out: Path, category: str, rig: RigSettings) -> tuple[list[AlignedTake], list[tuple[str, str]]]:
+    """All aligned takes of ``category`` under ``OUT/aligned``; broken ones come back as (take, error)."""
     takes, broken = [], []
-    for folder in folders:
+    for folder in aligned_take_folders(out, category):
         try:
             takes.append(load_aligned_take(folder, category, rig))
         except Rb2vError as e:

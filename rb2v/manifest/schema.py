@@ -179,10 +179,16 @@ def manifest_path(path: str | Path) -> Path:
     return path / MANIFEST_NAME if path.is_dir() else path
 
 
-def read_manifest_table(path: str | Path) -> pa.Table:
+def manifest_file(path: str | Path) -> Path:
+    """``manifest_path``, which must be there."""
     path = manifest_path(path)
     if not path.exists():
         raise Rb2vError(f"{path}: manifest not found")
+    return path
+
+
+def read_manifest_table(path: str | Path) -> pa.Table:
+    path = manifest_file(path)
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises several types for damaged files
