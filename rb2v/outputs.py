@@ -10,7 +10,7 @@ import functools
 from pathlib import Path
 
 from .errors import Rb2vError
-from .manifest.schema import MANIFEST_NAME, METADATA_NAME, SAMPLES_DIR
+from .manifest.names import MANIFEST_NAME, METADATA_NAME, SAMPLES_DIR
 
 # the files rb2v writes beside a dataset's manifest (build, report, publish, fetch)
 DATASET_FILES = frozenset(

@@ -10,7 +10,7 @@ from typing import Literal
 from ..config import from_mapping, settings_hash
 from ..device import check_device_name
 from ..errors import Rb2vError
-from ..manifest import FRAMES_PER_SEQ
+from ..manifest.names import FRAMES_PER_SEQ
 from ..progress import say
 from ..settings import load_pipeline_data, load_rig
 

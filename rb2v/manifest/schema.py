@@ -20,18 +20,15 @@ import pyarrow.parquet as pq
 
 from ..errors import Rb2vError
 from ..fsutil import atomic_path, write_json_atomic
-
-SCHEMA_TAG = "rb2v.manifest/1"
-MANIFEST_NAME = "manifest.parquet"
-METADATA_NAME = "metadata.json"
-FRAMES_PER_SEQ = 7
-SAMPLES_DIR = "samples"  # the dataset folder's sub-folder of sample folders
-BLUR_NAME = "blur.png"  # in each sample folder, beside frame001.png …
-ORDERS = ("ignore", "reverse")
-# schema metadata key: where the ``order`` column's labels came from (``rb2v order`` writes it; absent:
-# never computed, every label the default "ignore")
-ORDER_KEY = "hypercut_order"
-SPLITS = ("train", "test")
+from .names import (
+    BLUR_NAME,
+    FRAMES_PER_SEQ,
+    MANIFEST_NAME,
+    METADATA_NAME,
+    SCHEMA_TAG,
+    manifest_file,
+    manifest_path,
+)
 
 FIELDS = [
     pa.field("sample_id", pa.string(), nullable=False),
@@ -170,20 +167,6 @@ def write_manifest(path: str | Path, rows, metadata: Mapping[str, Any] | None = 
     path = Path(path)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-    return path
-
-
-def manifest_path(path: str | Path) -> Path:
-    """A manifest given as its file or as its dataset's folder: the file."""
-    path = Path(path)
-    return path / MANIFEST_NAME if path.is_dir() else path
-
-
-def manifest_file(path: str | Path) -> Path:
-    """``manifest_path``, which must be there."""
-    path = manifest_path(path)
-    if not path.exists():
-        raise Rb2vError(f"{path}: manifest not found")
     return path
 
 

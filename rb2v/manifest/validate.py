@@ -13,15 +13,12 @@ import pyarrow as pa
 
 from ..errors import Rb2vError
 from ..io.images import PNG_SIGNATURE
+from .names import FRAMES_PER_SEQ, ORDERS, SPLITS, manifest_path
 from .schema import (
     COLUMNS,
     FIELDS,
-    FRAMES_PER_SEQ,
-    ORDERS,
-    SPLITS,
     inside_dataset,
     manifest_frame,
-    manifest_path,
     read_manifest,
     read_manifest_table,
 )
