@@ -139,6 +139,11 @@ def test_grey_frames_kept_for_the_next_call_are_the_frames_and_a_rewritten_file_
     assert np.array_equal(rewritten[3], first[3])
     decode.forget()  # a take aligned: its frames go
     assert np.array_equal(read([3])[3], first[3]) and len(calls) == 3
+    decode.forget()
+    monkeypatch.setattr(decode, "DECODED_KEPT_BYTES", 3 * 96 * 64)  # room for 3 frames: 4 asked are not kept
+    read([1, 2, 4, 5])
+    read([1, 2, 4, 5])
+    assert len(calls) == 5 and not decode._decoded
 
 
 def test_gopro_chapters_are_one_stream(tmp_path):

@@ -45,7 +45,7 @@ def chapter_runs(src: VideoSource, indices: Iterable[int]):
         offset += info.frames
 
 
-DECODED_KEPT_BYTES = 256 << 20  # grey frames kept for ``grey_selected``'s next call (a 4K take: 30 of them)
+DECODED_KEPT_BYTES = 256 << 20  # grey frames kept for ``grey_selected``'s next call (a 1080p take's 84: 174 MB)
 _decoded: collections.OrderedDict = collections.OrderedDict()  # (file and its state, frame) -> grey frame
 _decoded_bytes = 0
 _decoded_lock = threading.Lock()
@@ -70,6 +70,9 @@ def grey_selected(src: VideoSource, indices: Iterable[int]) -> Iterator[tuple[in
         found = {i: _decoded[key] for i, key in wanted.items() if key in _decoded}
         for i in found:
             _decoded.move_to_end(wanted[i])
+    # frames asked for in order that do not all fit would push each other out before the next call asks
+    # again (a 4K take's 84 grey frames: 700 MB): those are not kept
+    keep = len(wanted) * src.width * src.height <= DECODED_KEPT_BYTES
     for info, offset, runs in chapter_runs(src, [i for i in ordered if i in wanted and i not in found]):
         for run in runs:
             start = run[0]
@@ -78,7 +81,8 @@ def grey_selected(src: VideoSource, indices: Iterable[int]) -> Iterator[tuple[in
             frames = np.concatenate(list(decode_pipe(info, start, len(run), 64, vf=vf, channels=1)))
             for i, frame in zip(run, frames):
                 found[offset + i] = frame
-                _keep(wanted[offset + i], frame.copy())
+                if keep:
+                    _keep(wanted[offset + i], frame.copy())
     for i in wanted:
         yield i, found[i]
 
