@@ -165,6 +165,7 @@ def test_a_rig_knocked_mid_take_loses_the_later_samples_not_the_earlier(tmp_path
     if shot is not None:  # as a person sees it: the browser draws the timeline's dots (nothing else is red)
         drawn = int(_pixel_mask(shot, (214, 39, 40)).sum())
         assert drawn >= 0.5 * rejected, (drawn, rejected)
+    _assert_contact_sheet_shows_the_stored_frames(page, dataset, kept)
 
     # Judged on the whole frame, with a laxer threshold, over every blurry frame, the per-frame check lets some
     # frames after the knock through (measured: 1 of 12 at 0.8 px; 0 at 0.6 and 0.7 px, where the half-size
@@ -332,6 +333,29 @@ def _page_images(page: str) -> dict[int, np.ndarray]:
         buf = np.frombuffer(base64.b64decode(m.group(1)), np.uint8)
         found[m.start()] = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     return found
+
+
+def _assert_contact_sheet_shows_the_stored_frames(page: str, dataset: Path, manifest: pd.DataFrame) -> None:
+    """The report's random samples: a row per sample, its blurry frame and 7 sharp frames as stored, area-reduced
+    to THUMB_PX wide (within one level), then the error map. (Drawn by matplotlib until 2026-12-07: resampled
+    into one figure, no cell its frame.)"""
+    import cv2
+
+    from rb2v.dataset.report import THUMB_PX
+
+    sheet = page[page.index("<div class=sheet>") :]
+    images = list(_page_images(sheet).values())
+    ids = re.findall(r"<div class=id>([^<]+)</div>", sheet)
+    assert len(ids) == min(6, len(manifest)) and len(images) == 9 * len(ids), (ids, len(images))
+    by_id = {sid.split("-", 1)[-1]: r for sid, r in zip(manifest["sample_id"], manifest.itertuples())}
+    for row, sample in enumerate(ids):
+        r = by_id[sample]
+        for cell, rel in enumerate([r.blur_path, *r.sharp_paths]):
+            stored = (read_image(dataset / rel) * 255).round()
+            h, w = stored.shape[:2]
+            want = cv2.resize(stored, (THUMB_PX, round(h * THUMB_PX / w)), interpolation=cv2.INTER_AREA)
+            shown = images[9 * row + cell].astype(np.float32)
+            assert shown.shape == want.shape and np.abs(shown - want).max() <= 1.0, (sample, cell)
 
 
 def _pixel_mask(img: np.ndarray, rgb, tolerance: int = 12) -> np.ndarray:
