@@ -1,5 +1,5 @@
-"""``rb2v build`` and ``rb2v synth-reds``: thin commands over ``rb2v.dataset.build.build_dataset`` and
-``rb2v.dataset.reds.synth_reds_dataset``.
+"""``rb2v build``, ``rb2v synth-reds`` and ``rb2v report``: thin commands over ``rb2v.dataset.build.build_dataset``,
+``rb2v.dataset.reds.synth_reds_dataset`` and ``rb2v.dataset.report.write_report``.
 
 Each checks its arguments before it imports its stage (pandas, OpenCV, the interpolators: seconds), so a
 mistake is told at once.
@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 
 from ..config import project_path
-from ..errors import Rb2vError
-from ..executor import ExecutorSettings, executor_options
+from ..errors import PartialFailure, Rb2vError
+from ..executor import ExecutorSettings, executor_options, run_unit, say_failure
+from ..manifest.names import MANIFEST_NAME
 from ..settings import CATEGORIES
 from .plan import CHUNK_FRAMES, check_input_folder, rate_plan
 
@@ -193,3 +194,32 @@ def synth_reds(
         report=not no_report,
         executor=ExecutorSettings(workers, backend, ray_address),
     )
+
+
+@click.command("report")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path), default=None, required=False)
+def report_cmd(out):
+    """Regenerate OUT/datasets/<category>/report.html for every built dataset under OUT (or for one
+    dataset folder: a fetched or moved one)."""
+    out = out or project_path("out")
+    if (out / MANIFEST_NAME).is_file():
+        found = [out]
+    else:
+        found = sorted(p.parent for p in (out / "datasets").glob(f"*/{MANIFEST_NAME}"))
+    if not found:
+        raise Rb2vError(
+            f"{out}: no built dataset, neither a dataset folder ({MANIFEST_NAME}) nor OUT with datasets/<category>/ "
+            "(run rb2v build first)"
+        )
+    from .report import write_report
+
+    failed = 0
+    for d in found:  # one damaged dataset does not keep the others' reports from being written
+        outcome = run_unit(str(d), write_report, (d,))
+        if outcome.status == "done":
+            click.echo(f"wrote {outcome.value}")
+        else:
+            say_failure(outcome)
+            failed += 1
+    if failed:
+        raise PartialFailure(f"{failed} of {len(found)} report(s) not written (named above)")

@@ -10,14 +10,11 @@ import io
 import json
 from pathlib import Path
 
-import click
 import numpy as np
 import pandas as pd
 
 from ..alignment import read_alignment
-from ..config import project_path
-from ..errors import PartialFailure, Rb2vError
-from ..executor import run_unit, say_failure
+from ..errors import Rb2vError
 from ..fsutil import write_text_atomic
 from ..io.images import encode_png, read_image
 from ..manifest import MANIFEST_NAME, read_manifest
@@ -344,30 +341,3 @@ def write_report(dataset_dir: str | Path) -> Path:
     out = dataset_dir / "report.html"
     write_text_atomic(out, page)
     return out
-
-
-@click.command("report")
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path), default=None, required=False)
-def report_cmd(out):
-    """Regenerate OUT/datasets/<category>/report.html for every built dataset under OUT (or for one
-    dataset folder: a fetched or moved one)."""
-    out = out or project_path("out")
-    if (out / MANIFEST_NAME).is_file():
-        found = [out]
-    else:
-        found = sorted(p.parent for p in (out / "datasets").glob(f"*/{MANIFEST_NAME}"))
-    if not found:
-        raise Rb2vError(
-            f"{out}: no built dataset, neither a dataset folder ({MANIFEST_NAME}) nor OUT with datasets/<category>/ "
-            "(run rb2v build first)"
-        )
-    failed = 0
-    for d in found:  # one damaged dataset does not keep the others' reports from being written
-        outcome = run_unit(str(d), write_report, (d,))
-        if outcome.status == "done":
-            click.echo(f"wrote {outcome.value}")
-        else:
-            say_failure(outcome)
-            failed += 1
-    if failed:
-        raise PartialFailure(f"{failed} of {len(found)} report(s) not written (named above)")

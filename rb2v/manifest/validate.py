@@ -5,13 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import click
 import cv2
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import Rb2vError
 from ..io.images import PNG_SIGNATURE
 from .names import FRAMES_PER_SEQ, ORDERS, SPLITS, manifest_path
 from .schema import (
@@ -19,7 +17,6 @@ from .schema import (
     FIELDS,
     inside_dataset,
     manifest_frame,
-    read_manifest,
     read_manifest_table,
 )
 
@@ -110,18 +107,3 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
             elif img.shape[:2] != (r.height, r.width) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
                 problems.append(f"{where}: {rel} is {img.shape} {img.dtype}, expected ({r.height}, {r.width}, 3) uint8")
     return problems
-
-
-@click.command("validate")
-@click.argument("manifest", type=click.Path(path_type=Path))
-@click.option("--no-files", is_flag=True, help="Check the table only, not the files it names.")
-def validate(manifest, no_files):
-    """Check a manifest: schema, splits, files, image sizes and sha256; report every problem."""
-    problems = validate_manifest(manifest, check_files=not no_files)
-    for p in problems:
-        click.echo(p, err=True)
-    if problems:
-        raise Rb2vError(f"{manifest}: {len(problems)} problem(s) found (listed above)")
-    df = read_manifest(manifest)
-    subjects = df["subject"].nunique()
-    click.echo(f"{manifest}: valid ({len(df)} samples, {subjects} subject{'' if subjects == 1 else 's'})")
