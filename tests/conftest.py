@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,21 @@ def ordered_dataset(tmp_path_factory):
         return manifest
 
     return make
+
+
+@pytest.fixture
+def rb2v_here(capsys, monkeypatch):
+    """``rb2v(*args, cwd=...)`` through ``rb2v.cli.main`` in this process, as ``python -m rb2v`` calls it: the
+    exit code and what it printed, as a ``CompletedProcess`` (a command started as a process costs 1-2 s of
+    imports)."""
+    from rb2v.cli import main
+
+    def run(*args, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run

@@ -17,21 +17,6 @@ def rb2v(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "rb2v", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.fixture
-def rb2v_here(capsys, monkeypatch):
-    """``rb2v(*args, cwd=...)`` through ``rb2v.cli.main`` in this process."""
-    from rb2v.cli import main
-
-    def run(*args, cwd):
-        monkeypatch.chdir(cwd)
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
-
-
 def test_help_lists_every_command():
     out = rb2v("--help")
     assert out.returncode == 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -64,15 +62,13 @@ def test_a_datasets_and_a_runs_own_files_are_refused_others_are_not(dataset, tmp
         ["interpolate", "{blur}", "{sharp0}", "{sharp3}"],
     ],
 )
-def test_commands_refuse_to_write_over_them_before_any_work(dataset, args):
+def test_commands_refuse_to_write_over_them_before_any_work(dataset, rb2v_here, args):
     folder, run = dataset
     row = read_manifest(folder / "manifest.parquet").iloc[0]
     names = {"ds": folder, "run": run, "blur": folder / row.blur_path}
     names.update(sharp0=folder / row.sharp_paths[0], sharp3=folder / row.sharp_paths[3])
     before = {p: _digest(p) for p in [*folder.rglob("*.*"), *run.iterdir()] if p.is_file()}
-    out = subprocess.run(
-        [sys.executable, "-m", "rb2v", *(a.format(**names) for a in args)], capture_output=True, text=True
-    )
+    out = rb2v_here(*(a.format(**names) for a in args))
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and "would replace a file of the" in lines[0], out.stderr
     assert {p: _digest(p) for p in before} == before

@@ -270,8 +270,8 @@ def test_cli_randomize_writes_the_draws_and_the_bitrate(tmp_path):
         (["--splitter-gradient", "-0.5"], "--splitter-gradient must be within ±0.3, got -0.5"),
     ],
 )
-def test_cli_refuses_impossible_conventions(tmp_path, args, message):
-    r = rb2v("simulate-rig", tmp_path / "raw", *args)
+def test_cli_refuses_impossible_conventions(tmp_path, rb2v_here, args, message):
+    r = rb2v_here("simulate-rig", tmp_path / "raw", *args)
     assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
