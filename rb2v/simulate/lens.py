@@ -324,16 +324,32 @@ class BoardScene:
         img, alpha = self.scene.render(G, tau, size, backdrop=backdrop, spill=spill)
         # camera pixel -> canonical -> board mm -> texture pixel
         M = self.tex_from_board @ np.linalg.inv(self.board_to_canonical(tau)) @ G
-        m = cv2.warpPerspective(self.mask, M, size, flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)
+        # warped only inside the box around the board's outline on screen (2 px beyond it): a full frame's warps
+        # of mask and texture took most of a board take's time
+        th, tw = self.mask.shape
+        outline = np.linalg.inv(M) @ np.array(
+            [[-0.5, tw - 0.5, -0.5, tw - 0.5], [-0.5, -0.5, th - 0.5, th - 0.5], [1] * 4]
+        )
+        if (outline[2] <= 0).any():  # the board reaches behind the camera: no box bounds it
+            x0, y0, x1, y1 = 0, 0, *size
+        else:
+            outline = outline[:2] / outline[2]
+            x0, y0 = max(int(np.floor(outline[0].min())) - 2, 0), max(int(np.floor(outline[1].min())) - 2, 0)
+            x1, y1 = min(int(np.ceil(outline[0].max())) + 3, size[0]), min(int(np.ceil(outline[1].max())) + 3, size[1])
+        if x1 <= x0 or y1 <= y0:
+            return img, alpha
+        Mroi = M @ np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
+        roi = (x1 - x0, y1 - y0)
+        m = cv2.warpPerspective(self.mask, Mroi, roi, flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)
         rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
         if len(rows) == 0:
             return img, alpha
         tex = cv2.warpPerspective(
-            self._prefiltered(M, rows, cols), M, size, flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT
+            self._prefiltered(M, rows + y0, cols + x0), Mroi, roi, flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT
         )
         # the "over" only where the board covers a pixel: elsewhere it leaves img as it is
         box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-        m, under = m[box], img[box]
+        m, under = m[box], img[y0:y1, x0:x1][box]
         np.multiply(under, per_channel(1 - m), out=under)
         np.add(under, per_channel(m * tex[box]), out=under)
         return img, alpha
