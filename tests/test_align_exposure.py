@@ -277,16 +277,15 @@ def test_a_ridge_step_in_the_last_round_is_followed_by_a_fit(monkeypatch):
 
     homographies = iter(range(2, 99))
     monkeypatch.setattr(stage, "EXPOSURE_ROUNDS", 2)  # the ridge runs from the second round on: the last here
-    monkeypatch.setattr(stage.geometry, "sample_pairs", lambda *a: [])
-    monkeypatch.setattr(stage.exposure, "load_timing_data", lambda *a: SimpleNamespace(blur_indices=[1], scale=1.0))
-    monkeypatch.setattr(stage.lensmod, "undistort_timing", lambda *a: None)
-    monkeypatch.setattr(stage.exposure, "with_midpoints", lambda d: d)
     monkeypatch.setattr(stage.exposure, "TimingModel", Model)
     monkeypatch.setattr(stage.exposure, "fit_window", fit_window)
     monkeypatch.setattr(stage.exposure, "along_ridge", along_ridge)
     monkeypatch.setattr(stage, "_homography", lambda *a: Geometry(next(homographies)))
     take, opts = SimpleNamespace(blur=None, sharp=None), SimpleNamespace(rig=load_rig())
-    H, g, _, window, details = stage._exposure_rounds(take, None, opts, np.eye(3), "none", Geometry(1), None, True)
+    data = SimpleNamespace(blur_indices=[1], scale=1.0)  # the frames a take's fit would load
+    H, g, _, window, details = stage._fit_rounds(
+        take, None, opts, data, np.eye(3), "none", Geometry(1), None, True, None
+    )
     assert [h[0, 0] for h in fits] == [1, 2, 3]  # the third fit under the homography refitted after the step
     assert H is g.homography and H[0, 0] == 4  # and the homography refitted under that window, as in any last round
     assert details["rounds"][-1]["psnr"] == 33.0 and details["rounds"][1]["ridge"]["kept"]

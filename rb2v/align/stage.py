@@ -170,9 +170,9 @@ def _exposure_rounds(
     g,
     sharp_box,
     refit: bool,
-    lenses=None,
-    light: flicker.SharpLight | None = None,
-    memo: dict | None = None,
+    lenses,
+    light: flicker.SharpLight | None,
+    memo: dict,
 ):
     """Estimate the blur exposure window, alternating with the homography (``refit``) until both
     settle; returns (H, geometry, sharp box, window or None, details). The sharp frames are evened out
@@ -182,10 +182,6 @@ def _exposure_rounds(
     fixed homography: a take on its calibration take's homography fits the same window up to three times
     (its shift measured inside the exposure, its own fit, the parallax offset's rounds), 1.5-2 s to decode
     and add the flow midpoints and 3 s to fit at 640x544."""
-    if memo is None:
-        return _fit_rounds(
-            take, s, opts, _timing_data(take, s, opts, lenses, light), H, flip, g, sharp_box, refit, lenses
-        )
     clock = (s.time_offset_s, s.clock_ratio)
     fixed = None if refit else (clock, np.asarray(H, np.float64).tobytes(), flip, tuple(g.blur_valid), tuple(sharp_box))
     if fixed in memo:
