@@ -263,7 +263,8 @@ def test_a_lone_sample_a_little_off_is_kept_and_a_run_of_them_is_a_move(tmp_path
     at their true starts, 5 of them at 0.35-0.38 px). It is still evidence of a move: a take whose later samples
     mostly sit that far off moved (``moved``), and the far-off ones are rejected misregistered alone as before."""
     from rb2v.dataset.build import reject_moved
-    from rb2v.dataset.stage import TakeSummary, _qc
+    from rb2v.dataset.records import TakeSummary
+    from rb2v.dataset.stage import _qc
 
     settings = load_pipeline("hand", FAST)
     qc = settings.qc
@@ -310,8 +311,8 @@ def test_a_take_moves_where_most_later_frames_fail_their_geometry():
 def test_the_timeline_draws_every_reject_reason_in_its_own_colour():
     """A dataset whose frames were rejected for every reason QC knows (and one it does not) still gets its
     timeline: one colour per known reason (there were 8 colours for 9 reasons once)."""
+    from rb2v.dataset.records import REJECT_REASONS
     from rb2v.dataset.report import PALETTE, _timeline
-    from rb2v.dataset.stage import REJECT_REASONS
 
     names = [*REJECT_REASONS, "from_another_version"]
     kept = pd.DataFrame({"take": "t", "blur_index": [0, 1], "psnr": [40.0, 41.0]})

@@ -257,6 +257,14 @@ def test_simulate_rig_says_which_takes_a_rerun_kept(tmp_path):
     assert again.returncode == 0 and "; 1 of them were already there and are kept" in again.stdout
 
 
+def test_the_report_reads_a_built_dataset_without_the_build_stage(tmp_path):
+    """``rb2v report`` took 2 s to import the build stage (OpenCV, scipy.signal through align) for three names of
+    the build's records; they live in ``rb2v.dataset.records`` since 2026-12-07."""
+    check = "import sys, rb2v.dataset.report; print('rb2v.dataset.stage' in sys.modules, 'scipy.signal' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+
+
 def test_simulate_rig_tells_a_mistake_before_importing_the_renderer(tmp_path):
     """A wrong option waited 3.5 s for the renderer's imports (scipy.signal, pandas, the photos) before it
     was told; the options are now checked first (0.5 s)."""

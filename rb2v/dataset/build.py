@@ -36,20 +36,18 @@ from ..manifest import (
 from ..progress import say
 from ..settings import load_rig
 from .plan import CHUNK_FRAMES, CHUNKS_PER_WORKER, MIN_CHUNK_FRAMES
+from .records import REJECT_REASONS, TakeSummary, stage_failures
 from .settings import PipelineSettings
 from .split import format_table1, split_subjects, table1
 from .stage import (
     MOVE_EVIDENCE,
-    REJECT_REASONS,
     WORK_DIR,
     StageTools,
-    TakeSummary,
     build_take,
     chunk_name,
     load_results,
     moved_from,
     reason_names_of,
-    stage_failures,
     take_frames,
 )
 from .takes import AlignedTake, find_aligned_takes
@@ -317,7 +315,7 @@ SAID_FAILURES = 10  # distinct messages said (a finished build's rejects.parquet
 
 
 def say_stage_failures(rej: pd.DataFrame) -> dict[str, int]:
-    """Say each message that made samples fail (``stage.stage_failures``), the first ``SAID_FAILURES`` of
+    """Say each message that made samples fail (``records.stage_failures``), the first ``SAID_FAILURES`` of
     them; return them all."""
     failures = stage_failures(rej["reason"]) if not rej.empty else {}
     for message, n in list(failures.items())[:SAID_FAILURES]:

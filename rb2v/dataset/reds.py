@@ -42,13 +42,13 @@ from ..manifest import SAMPLES_DIR, sample_paths, sample_row
 from ..metrics import psnr
 from ..progress import say
 from .plan import check_input_folder, rate_plan
+from .records import TakeSummary
 from .settings import PipelineSettings
 from .stage import (
     N_FRAMES,
     SampleWriter,
     StageClock,
     StageTools,
-    TakeSummary,
     commit_results,
     done_summary,
     unit_key,

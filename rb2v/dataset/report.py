@@ -18,8 +18,8 @@ from ..errors import Rb2vError
 from ..fsutil import write_text_atomic
 from ..io.images import encode_png, read_image
 from ..manifest import MANIFEST_NAME, read_manifest
+from .records import REJECT_REASONS, TakeSummary, stage_failures
 from .split import table1
-from .stage import REJECT_REASONS, TakeSummary, stage_failures
 
 
 def _pyplot():

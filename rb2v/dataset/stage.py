@@ -18,7 +18,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from ..manifest import FRAMES_PER_SEQ, SAMPLES_DIR, sample_paths, sample_row
 from ..progress import say
 from ..settings import SequenceSettings, load_rig
 from . import rowtime
+from .records import STAGE_FAILED, TakeSummary
 from .registration import misregistration
 from .sequence import AnchoredInterpolator, CachedInterpolator, UpsampledSequence
 from .settings import PipelineSettings
@@ -107,38 +108,6 @@ def unit_key(inputs, settings: PipelineSettings) -> str:
     return settings_hash({"inputs": inputs, "settings": relevant})
 
 
-@dataclass
-class TakeSummary:
-    take: str
-    accepted: int = 0
-    rejected: int = 0
-    skipped: bool = False  # already built with the same inputs and settings
-    units: int = 1  # units of work (a take's chunks) summed here, and of those, already built
-    units_built_before: int = 0
-    seconds: float = 0.0
-    reasons: dict = field(default_factory=dict)
-    stage_seconds: dict = field(default_factory=dict)  # where the time went (for rb2v bench build)
-    time_offset_s: float = 0.0
-    sync_method: str = ""
-
-    @classmethod
-    def merge(cls, parts: list[TakeSummary]) -> TakeSummary:
-        """One take's summary from its chunks' summaries."""
-        first = parts[0]
-        total = cls(first.take, time_offset_s=first.time_offset_s, sync_method=first.sync_method)
-        total.skipped = all(p.skipped for p in parts)
-        total.units = sum(p.units for p in parts)
-        total.units_built_before = sum(p.units_built_before for p in parts)
-        for p in parts:
-            total.accepted += p.accepted
-            total.rejected += p.rejected
-            total.seconds += p.seconds
-            for d, src in ((total.reasons, p.reasons), (total.stage_seconds, p.stage_seconds)):
-                for k, v in src.items():
-                    d[k] = d.get(k, 0) + v
-        return total
-
-
 class StageClock:
     """Accumulates wall time per named phase of the work."""
 
@@ -190,27 +159,12 @@ class SampleWriter:
             self.pool.shutdown(wait=True)
 
 
-STAGE_FAILED = "stage_failed"
-
-
 def _failure(e: BaseException) -> str:
     """The reason recorded for a sample whose stage raised (the traceback printed under --debug for a bug)."""
     detail = str(e) if isinstance(e, Rb2vError) else f"{type(e).__name__}: {e}"
     if not isinstance(e, Rb2vError) and os.environ.get("RB2V_DEBUG"):
         traceback.print_exception(e)
     return f"{STAGE_FAILED}: {detail}"
-
-
-def stage_failures(reasons) -> dict[str, int]:
-    """The messages of the samples whose stage raised (an unreadable frame, a bug), each with how many
-    samples it cost, from their reasons (``_failure``'s)."""
-    out: dict[str, int] = {}
-    for reason in reasons:
-        for part in reason.split(";"):
-            name, _, detail = part.partition(": ")
-            if name == STAGE_FAILED:
-                out[detail] = out.get(detail, 0) + 1
-    return out
 
 
 def paths_for(take: AlignedTake, k: int) -> tuple[str, list[str]]:
@@ -251,39 +205,6 @@ class _Matting:
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
-
-
-# What each rejection reason says of its blurry frames (read as "N blurry frames <meaning>"): the summary's
-# hints and the report's table. A reason recorded with a detail ("stage_failed: …") is named before its colon.
-REJECT_REASONS = {
-    "low_psnr": "fit no start's synthetic blur to qc.min_psnr: the sharp frames do not show what the blurry frame "
-    "shows (the views disagree, the scene changed between the exposures, or much of the frame is clipped)",
-    "ambiguous": "fit two starts almost equally well (a margin under qc.min_margin dB): too little motion or "
-    "texture to place the exposure",
-    "edge_of_range": "fit best at the edge of the searched starts (search.radius steps around where the "
-    "alignment's clock puts them, or the sharp recording's ends where the clock does not put them): the true "
-    "start may lie beyond",
-    "static": "show almost no change over their 7 frames (under qc.min_motion): nothing to order or deblur",
-    "misregistered": "sit off their sharp frames: the views moved against each other during the take (a knocked "
-    "rig, a loose mount, image stabilisation), or a take that kept its calibration take's homography was bumped "
-    "after it (lower align.max_calibration_shift_px in the rig file and align again), or its lenses distort and no "
-    "calibration take undistorted them (its alignment.json's lens is null: film a board, RAW/calibration/<name>/"
-    "board.toml, and name it in take.toml), or parts of the view lie at other depths on a rig whose cameras' centres "
-    "differ (parallax: one homography aligns one depth; its alignment.json's calibration_still_gap_px and note say "
-    "how far a still background sits from the moving subject)",
-    "off_clock": "match sharp frames over qc.max_clock_steps from where the alignment's clock puts them: a view "
-    "moved along the motion (a knocked rig), or, where most of a take's are, its clock is wrong (its "
-    "alignment.json's time_offset_s and exposure; align it again, or raise qc.max_clock_steps), or the blur "
-    "camera's exposure changed during the take (align fits one exposure per take)",
-    "moved": "passed the per-frame checks but lie where, from some frame of their take on, most blurry frames were "
-    "rejected misregistered or off_clock or measured over qc.max_shift_px (at least qc.move_min_frames of them): a "
-    "view moved there, so theirs sit off too, by less than those checks see or along the motion (taken for time); "
-    "or a still background at another depth than the subject sits off throughout (parallax: alignment.json's "
-    "calibration_still_gap_px)",
-    "out_of_range": "lie where the sharp recording has too few frames around them (a take's first or last frames)",
-    "stage_failed": "failed in a stage: the build named each message and exited 1, rejects.parquet's reason "
-    "gives it (--debug prints a bug's traceback); the take's other frames went on, and a re-run redoes these",
-}
 
 
 def sample_background(sample_id: str, frame: np.ndarray, settings: PipelineSettings) -> tuple[np.ndarray, str]:
