@@ -127,25 +127,36 @@ def exclusive(folder: str | os.PathLike, what: str) -> Iterator[None]:
         yield
 
 
+def place_lock(place: str) -> Path:
+    """The lock file of a place (``exclusive_place``): in the temporary folder, named after the place."""
+    return Path(tempfile.gettempdir()) / f"rb2v-place-{hashlib.sha256(place.encode('utf-8')).hexdigest()[:16]}.lock"
+
+
 @contextlib.contextmanager
 def exclusive_place(place: str, what: str) -> Iterator[None]:
     """``exclusive`` for a place rb2v must not write into (a mirror, a fetch's folder) or cannot (S3):
     the lock file is in the temporary folder, named after the place, so it holds for the runs of
-    this machine."""
-    tag = hashlib.sha256(place.encode("utf-8")).hexdigest()[:16]
-    with _held(Path(tempfile.gettempdir()) / f"rb2v-place-{tag}.lock", place, what):
+    this machine; it is removed when the block ends (each publish or fetch had left one there)."""
+    with _held(place_lock(place), place, what, remove=True):
         yield
 
 
 @contextlib.contextmanager
-def _held(lock: Path, shown: str, what: str) -> Iterator[None]:
-    with open(lock, "a+") as handle:
+def _held(lock: Path, shown: str, what: str, remove: bool = False) -> Iterator[None]:
+    while True:
+        handle = open(lock, "a+")  # noqa: SIM115 (closed on every path below)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+            handle.close()
             raise Rb2vError(f"{shown}: {holder} is writing it; wait for it to end ({what} refused meanwhile)") from None
+        if not remove or _names(lock, handle):
+            break
+        # a run that ended removed this file after we opened it: lock the one under its name now
+        handle.close()
+    with handle:
         handle.seek(0)
         handle.truncate()
         handle.write(f"rb2v (pid {os.getpid()})")
@@ -153,4 +164,16 @@ def _held(lock: Path, shown: str, what: str) -> Iterator[None]:
         try:
             yield
         finally:
+            if remove:  # while still held: a run that opened it meanwhile finds the name gone once it locks
+                lock.unlink(missing_ok=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _names(path: Path, handle) -> bool:
+    """Whether ``path`` still names the file ``handle`` has open."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

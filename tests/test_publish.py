@@ -603,16 +603,19 @@ def test_publish_refuses_a_manifest_that_validate_rejects(dataset, tmp_path):
     assert not (tmp_path / "mirror").exists()
 
 
-def test_a_second_publish_or_fetch_into_a_place_in_use_is_refused_at_once(dataset, tmp_path):
+def test_a_second_publish_or_fetch_into_a_place_in_use_is_refused_at_once(dataset, tmp_path, monkeypatch):
     """Two publishes to one mirror at once both exited 0 and left it corrupt (or shared a staging folder and
     blamed a missing README.md); two fetches into one folder mixed the mirrors' files."""
-    from rb2v.fsutil import exclusive_place
+    from rb2v.fsutil import exclusive_place, place_lock
 
     mirror, other, dest = tmp_path / "mirror", tmp_path / "other", tmp_path / "dest"
     publish(dataset, str(mirror))
     publish(dataset, str(other))
+    # the lock files are removed when their runs end (each publish and fetch had left one in the temporary folder)
+    assert not place_lock(str(mirror.resolve())).exists() and not place_lock(str(other.resolve())).exists()
     held = rf"rb2v \(pid {os.getpid()}\) is writing it; wait for it to end"
     with exclusive_place(str(mirror.resolve()), "test"):  # what a publish or a fetch into it holds
+        assert place_lock(str(mirror.resolve())).exists()
         with pytest.raises(Rb2vError, match=rf"^{re.escape(str(mirror.resolve()))}: {held} \(publish refused"):
             publish(dataset, f"file://{mirror}")
         with pytest.raises(Rb2vError, match=rf"{held} \(fetch refused meanwhile\)"):
@@ -624,6 +627,28 @@ def test_a_second_publish_or_fetch_into_a_place_in_use_is_refused_at_once(datase
     ):
         fetch(str(mirror), dest)
     assert validate_manifest(dest) == [] and verify(str(mirror)).ok
+    assert not place_lock(str(mirror.resolve())).exists() and not place_lock(str(dest.resolve())).exists()
+    # a run that opened the lock file just before the run holding it removed it, and locked it just after, held
+    # a file no name points to: it opens the name again, so that a third run is refused, not let in beside it
+    import rb2v.fsutil as fsutil
+
+    place = f"the place of {tmp_path}"
+    lock = place_lock(place)
+    stale = open(lock, "a+")  # noqa: SIM115 (closed by the run that finds it stale)
+    lock.unlink()
+    opened = []
+
+    def stale_first(path, mode):
+        opened.append(path)
+        return stale if len(opened) == 1 else open(path, mode)
+
+    monkeypatch.setattr(fsutil, "open", stale_first, raising=False)
+    with exclusive_place(place, "test"):
+        monkeypatch.undo()
+        assert stale.closed and len(opened) == 2 and lock.exists()
+        with pytest.raises(Rb2vError, match="is writing it"), exclusive_place(place, "test"):
+            pass
+    assert not lock.exists()
 
 
 @pytest.mark.parametrize(
