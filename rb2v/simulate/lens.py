@@ -30,7 +30,7 @@ from ..alignment import Lens
 from ..errors import Rb2vError
 from ..pixels import per_channel
 from .config import BOARD_REACH
-from .scene import WARP_FLAGS, Scene
+from .scene import WARP_FLAGS, Scene, screen_box
 
 FOCAL_FRACTION = 0.8  # fx = fy = 0.8 * width: about 64° horizontal field of view
 MAX_COEFFS = 8
@@ -330,14 +330,11 @@ class BoardScene:
         outline = np.linalg.inv(M) @ np.array(
             [[-0.5, tw - 0.5, -0.5, tw - 0.5], [-0.5, -0.5, th - 0.5, th - 0.5], [1] * 4]
         )
-        if (outline[2] <= 0).any():  # the board reaches behind the camera: no box bounds it
-            x0, y0, x1, y1 = 0, 0, *size
-        else:
-            outline = outline[:2] / outline[2]
-            x0, y0 = max(int(np.floor(outline[0].min())) - 2, 0), max(int(np.floor(outline[1].min())) - 2, 0)
-            x1, y1 = min(int(np.ceil(outline[0].max())) + 3, size[0]), min(int(np.ceil(outline[1].max())) + 3, size[1])
-        if x1 <= x0 or y1 <= y0:
+        # the board reaching behind the camera: no box bounds it
+        box = (0, 0, *size) if (outline[2] <= 0).any() else screen_box(outline[:2] / outline[2], size)
+        if box is None:
             return img, alpha
+        x0, y0, x1, y1 = box
         Mroi = M @ np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
         roi = (x1 - x0, y1 - y0)
         m = cv2.warpPerspective(self.mask, Mroi, roi, flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT)

@@ -80,6 +80,16 @@ STREET_OBJECT_DEPTH_M = 4.0
 STREET_DEPTH_M = 12.0
 
 
+def screen_box(points: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The pixels a warp of a layer whose outline reaches ``points`` (2, n; on screen) must cover: their bounding
+    box and 2 px around it, inside a frame of ``size`` (w, h), as (x0, y0, x1, y1), ends excluded; None where
+    that is empty."""
+    w, h = size
+    x0, y0 = max(int(np.floor(points[0].min())) - 2, 0), max(int(np.floor(points[1].min())) - 2, 0)
+    x1, y1 = min(int(np.ceil(points[0].max())) + 3, w), min(int(np.ceil(points[1].max())) + 3, h)
+    return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
+
+
 def at_depth(G: np.ndarray, parallax: np.ndarray | None, depth: float) -> np.ndarray:
     """Camera map ``G`` for a layer at ``depth`` m seen from a centre ``parallax`` (f t, px m) off the blur
     camera's: the point a pixel sees lies f t / Z further along in the blur camera's view."""
@@ -326,11 +336,10 @@ class Scene:
             oh, ow = obj.mask.shape
             corners = np.array([[0, 0, 1], [ow - 1, 0, 1], [0, oh - 1, 1], [ow - 1, oh - 1, 1]], np.float64).T
             cam = Ginv @ A @ corners
-            cam = cam[:2] / cam[2]
-            x0, y0 = max(int(np.floor(cam[0].min())) - 2, 0), max(int(np.floor(cam[1].min())) - 2, 0)
-            x1, y1 = min(int(np.ceil(cam[0].max())) + 3, w), min(int(np.ceil(cam[1].max())) + 3, h)
-            if x1 <= x0 or y1 <= y0:
+            box = screen_box(cam[:2] / cam[2], size)
+            if box is None:
                 continue
+            x0, y0, x1, y1 = box
             shift = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
             M = np.linalg.inv(A) @ G @ shift
             roi = (x1 - x0, y1 - y0)
