@@ -10,6 +10,7 @@ import io
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 
@@ -71,8 +72,6 @@ THUMB_PX = 144  # a contact sheet's cell: a row of 9 fits the page (1400 px) uns
 
 def _thumbnail(img: np.ndarray, title: str) -> str:
     """A cell of the contact sheet: the image reduced (area average) to THUMB_PX wide, as an embedded PNG."""
-    import cv2
-
     h, w = img.shape[:2]
     if w > THUMB_PX:
         img = cv2.resize(img, (THUMB_PX, max(1, round(h * THUMB_PX / w))), interpolation=cv2.INTER_AREA)
@@ -82,8 +81,6 @@ def _thumbnail(img: np.ndarray, title: str) -> str:
 
 def _error_map(err: np.ndarray) -> np.ndarray:
     """|C*(y_fake) - y| (0 to 0.1) in the inferno colour map, RGB uint8."""
-    import cv2
-
     level = np.clip(np.rint(err * (255 / 0.1)), 0, 255).astype(np.uint8)
     return cv2.cvtColor(cv2.applyColorMap(level, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
 
