@@ -144,16 +144,19 @@ def exclusive_place(place: str, what: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _held(lock: Path, shown: str, what: str, remove: bool = False) -> Iterator[None]:
     while True:
-        handle = open(lock, "a+")  # noqa: SIM115 (closed on every path below)
+        handle = open(lock, "a+")  # noqa: SIM115 (closed on every path but the one that holds the lock)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not remove or _names(lock, handle):
+                break
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
             raise Rb2vError(f"{shown}: {holder} is writing it; wait for it to end ({what} refused meanwhile)") from None
-        if not remove or _names(lock, handle):
-            break
+        except BaseException:
+            handle.close()
+            raise
         # a run that ended removed this file after we opened it: lock the one under its name now
         handle.close()
     with handle:
