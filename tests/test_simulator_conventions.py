@@ -372,6 +372,20 @@ def test_a_charuco_calibration_take_names_its_markers_and_shows_them():
         SimConfig(category="hand", board="aruco").validate()
 
 
+@pytest.mark.parametrize("distorted", ["blur", "sharp"])
+def test_a_board_take_is_filmed_by_a_pinhole_camera_beside_a_distorted_one(distorted):
+    """One lens distorted, the other a pinhole (``--distortion-blur -0.05`` alone): the pinhole camera filmed
+    the board take through ``BoardScene.render`` with the parallax argument it did not take, and
+    simulate-rig stopped with an internal error. Both cameras now show the board's inner corners."""
+    sim = TakeSimulation(
+        SimConfig(category="street", seed=5, **{f"distortion_{distorted}": (-0.05,)}, **SMALL), 0, 0, calibration=True
+    )
+    for film in (sim.film_blur, sim.film_sharp):
+        grey = cv2.cvtColor((film(0, noise=False)[0] * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        found, _ = cv2.findChessboardCorners(grey, BOARD_INNER)
+        assert found, film.__name__
+
+
 @pytest.mark.parametrize("flip", ["horizontal", "vertical"])
 def test_sharp_lens_is_a_physical_camera_as_truth_states_it(flip):
     """The sharp camera (rig homography, lens, mirror flip) projects 3-D points exactly as the pinhole

@@ -30,7 +30,7 @@ from ..alignment import Lens
 from ..errors import Rb2vError
 from ..pixels import per_channel
 from .config import BOARD_REACH
-from .scene import WARP_FLAGS, Scene, screen_box
+from .scene import BOARD_DEPTH_M, WARP_FLAGS, Scene, at_depth, screen_box
 
 FOCAL_FRACTION = 0.8  # fx = fy = 0.8 * width: about 64° horizontal field of view
 MAX_COEFFS = 8
@@ -320,8 +320,18 @@ class BoardScene:
             self._filtered[sigma] = cv2.GaussianBlur(self.texture, (0, 0), sigma)
         return self._filtered[sigma]
 
-    def render(self, G: np.ndarray, tau: float, size: tuple[int, int], backdrop=None, spill: bool = True):
-        img, alpha = self.scene.render(G, tau, size, backdrop=backdrop, spill=spill)
+    def render(
+        self,
+        G: np.ndarray,
+        tau: float,
+        size: tuple[int, int],
+        backdrop=None,
+        spill: bool = True,
+        parallax: np.ndarray | None = None,
+    ):
+        """``Scene.render`` with the board over the backdrop (both at ``BOARD_DEPTH_M``)."""
+        img, alpha = self.scene.render(G, tau, size, backdrop=backdrop, spill=spill, parallax=parallax)
+        G = at_depth(G, parallax, BOARD_DEPTH_M)
         # camera pixel -> canonical -> board mm -> texture pixel
         M = self.tex_from_board @ np.linalg.inv(self.board_to_canonical(tau)) @ G
         # warped only inside the box around the board's outline on screen (2 px beyond it): a full frame's warps
