@@ -154,6 +154,74 @@ def test_bands_that_stand_still_are_measured_against_the_blurry_frames(flip):
             assert still < flicker.MIN_STILL_PTP / 10 and evened is light
 
 
+def test_a_colour_map_with_an_offset_under_a_sky_over_a_road_is_not_read_as_bands(monkeypatch):
+    """The blur camera's colour map has an offset on encoded values (as rb2v's simulator's), so its luma ratio to
+    the sharp camera's is larger on dark content than on bright; the view is bright above and dark below. Taken
+    as a ratio per row, that read as 0.36 of bands under a steady light; with the cameras' relation a power law
+    fitted within rows, 0.07. Under bands that stand still (±30 %) each row's light is measured to 0.055 (0.23
+    as a ratio)."""
+    rng = np.random.default_rng(2)
+    h, w, size = 34, 40, (640, 544)
+    view = np.geomspace(0.5, 0.03, h)[:, None] * cv2.GaussianBlur(rng.uniform(0.5, 1.5, (h, w)), (0, 0), 1.0)
+    blur_view = srgb_to_linear(np.clip(0.9 * linear_to_srgb(view) + 0.05, 0, 1))
+    blur = np.array([linear_to_srgb(blur_view) * 255 + rng.normal(0, 0.3, (h, w)) for _ in range(40)], np.float32)
+    bands = 1 + 0.3 * np.sin(2 * np.pi * 0.8 * np.arange(h) / h + 1.0)
+    for gain in (np.ones(h), bands):
+        sharp = np.array([linear_to_srgb(view * gain[:, None]) * 255 + rng.normal(0, 0.3, (h, w)) for _ in range(160)])
+        light = flicker.sharp_light(sharp.astype(np.float32), FPS)
+        args = (light, sharp.astype(np.float32), blur, np.eye(3), size, size, lambda t: t, 25.0, FPS)
+        evened, still = flicker.still_bands(*args)
+        with monkeypatch.context() as m:
+            m.setattr(flicker, "_power_within_rows", lambda *a: 0.0)
+            as_ratio, still_as_ratio = flicker.still_bands(*args)
+        if gain is bands:
+            error = np.abs(np.log(evened.rows[20:140]) - np.log(bands / bands.mean())).max()
+            ratio_error = np.abs(np.log(as_ratio.rows[20:140]) - np.log(bands / bands.mean())).max()
+            assert error < 0.07 and ratio_error > 0.2, (error, ratio_error)
+        else:
+            assert still < flicker.MIN_STILL_PTP / 2 and evened is light, still
+            assert still_as_ratio > flicker.MIN_STILL_PTP, still_as_ratio
+
+
+def test_a_lens_on_one_camera_and_a_dark_border_are_not_read_as_bands_that_stand_still():
+    """A steady light, the blur camera behind a barrel lens (k1 -0.05) and the sharp one a pinhole whose top 12
+    rows are the rig's dark border, filming stripes across the rows: compared through the undistorted
+    homography, the blurry view is carried through both lenses and only cells inside both cameras' valid boxes
+    count, so the rows agree to 0.04 in log light and nothing is evened out. Compared as if neither camera had
+    a lens, the stripes bent by the lens differ by 0.19 from row to row; with the dark border counted, by 1.3
+    (the light of a steady lamp then "evened out" on every built sample)."""
+    from rb2v.align import lens as lensmod
+    from rb2v.align.geometry import flip_matrix
+    from rb2v.alignment import Lens
+
+    size = w, h = 640, 544
+    K = ((512.0, 0.0, 319.5), (0.0, 512.0, 271.5), (0.0, 0.0, 1.0))
+    lenses = {"blur": Lens(K, (-0.05, 0.0, 0.0, 0.0, 0.0), size), "sharp": Lens(K, (0.0,) * 5, size)}
+
+    def scene(x, y):  # linear light: stripes across the rows, bending along them
+        return 0.03 + 0.6 * (0.5 + 0.5 * np.sin(2 * np.pi * y / 300 + np.sin(x / 110)))
+
+    def thumbnail(view):  # 16 x 16 pixel cells: 40 x 34, as sync's thumbnails of a 640 x 544 frame
+        return linear_to_srgb(view.reshape(34, 16, 40, 16).mean(axis=(1, 3))) * 255
+
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    sharp_view = scene(w - 1 - xs, ys)  # the splitter's mirror flips the sharp view
+    sharp_view[:12] = 0.004
+    seen = lensmod.undistort(lenses["blur"], np.stack([xs.ravel(), ys.ravel()], 1))
+    blur_view = scene(seen[:, 0], seen[:, 1]).reshape(h, w)
+    rng = np.random.default_rng(1)
+    sharp = np.array([thumbnail(sharp_view) + rng.normal(0, 0.3, (34, 40)) for _ in range(160)], np.float32)
+    blur = np.array([thumbnail(blur_view) + rng.normal(0, 0.3, (34, 40)) for _ in range(40)], np.float32)
+    light = flicker.sharp_light(sharp, FPS)
+    assert light.frames is None and light.rows is None
+    args = (sharp, blur, flip_matrix("horizontal", *size), size, size, lambda t: t, 25.0, FPS)
+    valid = ((0, 12, w - 1, h - 1), (0, 0, w - 1, h - 1))
+    evened, still = flicker.still_bands(light, *args, lenses, valid)
+    assert still < flicker.MIN_STILL_PTP / 5 and evened is light, still
+    assert flicker.still_bands(light, *args, None, valid)[1] > flicker.MIN_STILL_PTP * 0.9
+    assert flicker.still_bands(light, *args, lenses, None)[1] > flicker.MIN_STILL_PTP * 5
+
+
 def test_aligns_exposure_fit_sees_the_raw_frames_evened_row_by_row():
     """The exposure fit decodes raw sharp frames (grey, at its working scale) and averages them into synthetic
     blur: each of their rows is divided by its band's light, so a frame filmed under bands comes out flat."""

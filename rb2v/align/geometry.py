@@ -313,7 +313,8 @@ def _robust_homography(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray | N
     return H / H[2, 2], mask.ravel().astype(bool)
 
 
-def _map(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def map_points(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """A 3x3 projective map applied to (N, 2) points."""
     return cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), H).reshape(-1, 2)
 
 
@@ -364,7 +365,7 @@ def _ecc_refine(
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-6)
     pairs = [(_without_shading(b), _without_shading(s)) for b, s in pairs]
     mapped, scores = [], []
-    start = _map(H, ref_pts)
+    start = map_points(H, ref_pts)
     synth_size = pairs[0][1].shape[1], pairs[0][1].shape[0]  # one sharp stream: one size
     input_mask = cv2.warpPerspective(mask, H, synth_size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
     for blur_img, synth_img in pairs:
@@ -375,7 +376,7 @@ def _ecc_refine(
         except cv2.error:
             continue
         refined = np.linalg.inv(warp.astype(np.float64))
-        pts = _map(refined / refined[2, 2], ref_pts)
+        pts = map_points(refined / refined[2, 2], ref_pts)
         if np.abs(pts - start).max() < 3.0:  # ECC drifting far from the feature fit means it failed
             mapped.append(pts)
             scores.append(float(rho))
@@ -418,7 +419,7 @@ def _fit(pairs: list[FramePair], blur_feats, which, flip: str, synth_box_raw, sw
 def _upright(H: np.ndarray, width: int, height: int, max_turn_deg: float = 30.0) -> bool:
     """Whether H keeps orientation (no mirror) and turns the image centre by at most ``max_turn_deg``."""
     c = np.float64([[width / 2, height / 2], [width / 2 + 10, height / 2], [width / 2, height / 2 + 10]])
-    p = _map(H, c)
+    p = map_points(H, c)
     ex, ey = p[1] - p[0], p[2] - p[0]
     det = ex[0] * ey[1] - ex[1] * ey[0]
     return bool(det > 0 and abs(np.degrees(np.arctan2(ex[1], ex[0]))) <= max_turn_deg)
@@ -482,7 +483,7 @@ def estimate_geometry(
         tone_curve = max(curves, key=lambda c: (fits[c][1] > 0, fits[c][2]))
         H, ecc_used, _ = fits[tone_curve]
         tone_scores = {c: round(fits[c][2], 6) for c in curves}
-    residual = float(np.sqrt(np.mean(np.sum((_map(H, src) - dst) ** 2, axis=1)))) if n else float("inf")
+    residual = float(np.sqrt(np.mean(np.sum((map_points(H, src) - dst) ** 2, axis=1)))) if n else float("inf")
     h, w = pairs[0].blur.shape[:2]  # the matches' blur-side points (dst) over the blur frame
     cover = cv2.contourArea(cv2.convexHull(dst.astype(np.float32).reshape(-1, 1, 2))) / (w * h) if n >= 3 else 0.0
     return Geometry(
@@ -510,7 +511,7 @@ def offset_from(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray]) -> np.nda
     distance than the board; the median of thousands of matches measures a shift even where they cover a
     small patch of the frame, where a fitted turn or scale would be noise."""
     src, dst = matched
-    return np.median(dst - _map(H, src), axis=0)
+    return np.median(dst - map_points(H, src), axis=0)
 
 
 def shift_from(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray]) -> float:

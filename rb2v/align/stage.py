@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 from .preflight import check_sync, preflight
 
-ALGORITHM_VERSION = 15  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 16  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -453,6 +453,8 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
             s.sharp_time,
             float(take.blur.fps),
             float(take.sharp.fps),
+            lenses,
+            (geometry.flip_box(g.sharp_valid, g.flip_sharp, take.sharp.width, take.sharp.height), g.blur_valid),
         )
     else:
         standing = None
