@@ -119,6 +119,10 @@ SETTINGS: dict[str, dict] = {
         "blur_readout_s": 0.012,
         "blur_anchor": "start",
     },
+    # 50 Hz mains: the light pulses at 100 Hz, a multiple of the sharp camera's 100 fps, so its rolling shutter (the
+    # drawn readout) draws bands that stand still on every frame, which only the blurry frames show; every
+    # convention drawn
+    "flicker-100": {"randomize": True, "flicker_hz": 100.0, "flicker_depth": 0.3},
     # a rig whose sharp camera's centre of projection sits 5 mm beside the blur camera's (none is exactly nodal):
     # a face or hand at 0.6 m and the calibration board at 1 m shift by 1.07 px against each other between the
     # views, a street's objects (4 m) by 0.27 px against its backdrop (12 m); every convention but lenses drawn
