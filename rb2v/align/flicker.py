@@ -237,10 +237,10 @@ def still_bands(
     -> blur full-frame pixels, flip included; undistorted pixels where ``lenses`` are known), is compared with
     the sharp thumbnails over its frame period (evened by ``light`` first) on the cells inside both ``valid``
     boxes: per row, the median log-ratio over usable cells (less the power law ``_power_within_rows`` fits
-    between the cameras' luma), less its median over the rows (the cameras' gain),
-    smoothed over ``STILL_TREND_S`` (the bands may crawl: the light's and the camera's clocks differ). Assumed:
-    the two cameras' luma ratio does not change from row to row (their colour maps differ, so a scene whose
-    colour or brightness changes from top to bottom reads as bands: see ``MIN_STILL_PTP``)."""
+    between the cameras' luma), less its median over the rows (the cameras' gain), smoothed over
+    ``STILL_TREND_S`` (the bands may crawl: the light's and the camera's clocks differ). Assumed: past that
+    power law, the cameras' luma relation does not change from row to row (colour maps that treat hues apart,
+    under a scene whose colour changes from top to bottom, read as bands: see ``MIN_STILL_PTP``)."""
     n, th, tw = sharp_thumbs.shape
     kb, bh, bw = blur_thumbs.shape
     sizes, cells = (sharp_size, blur_size), ((tw, th), (bw, bh))
