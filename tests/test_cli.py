@@ -203,6 +203,21 @@ def test_rig_unknowns_bench_needs_the_real_video_only_for_its_backdrop_settings(
     assert ran == [n for n in rig_unknowns.SETTINGS if "real-backdrop" not in n]
 
 
+def test_the_rig_unknowns_table_flags_bands_found_where_the_truth_has_none_and_missed_where_it_has():
+    from rb2v.benchmarks.rig_unknowns import _fmt_row
+
+    base = {"offset_ms": 0.1, "corner_mean_px": 0.1, "corner_max_px": 0.2, "at_exact": 1.0, "accepted_frac": 1.0}
+    base |= {"accepted_of_all": 1.0, "colour_median": 0.005, "step_errors": {0: 40}}
+    for still, found, expected, flags in [
+        (0.05, False, False, "......"),
+        (0.36, True, False, ".....*"),
+        (0.12, False, True, ".....*"),
+        (0.6, True, True, "......"),
+    ]:
+        row = _fmt_row("s", [{**base, "still_ptp": still, "still_found": found, "still_expected": expected}])
+        assert f"{still:.2f}-{still:.2f}  {flags}  " in row, row
+
+
 @pytest.mark.parametrize("keep, fail, left", [(False, False, False), (True, False, True), (True, True, False)])
 def test_a_benchmarks_temporary_folder_is_removed_when_it_ends(tmp_path, monkeypatch, keep, fail, left):
     """A failed bench left an empty folder in the temporary folder, a stopped `bench build` 1 GB."""

@@ -41,3 +41,5 @@ def test_randomized_take_aligns_and_builds_within_the_targets(tmp_path, monkeypa
     assert r["at_exact"] >= TARGETS["at_exact"], summary
     assert r["accepted_of_all"] >= TARGETS["accepted"], summary
     assert r["colour_median"] <= TARGETS["colour"], summary
+    # a steady light: no bands standing still found (the bench's "bands" flag)
+    assert not r["still_expected"] and not r["still_found"], r["still_ptp"]

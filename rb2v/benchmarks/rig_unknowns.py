@@ -152,6 +152,7 @@ def _rb2v(args: list[str], log: Path) -> tuple[bool, str]:
 
 def measure_take(raw: Path, out: Path, category: str) -> dict:
     """Errors of one aligned and built take against its truth.json."""
+    from ..align.flicker import MIN_STILL_PTP
     from ..alignment import read_alignment
     from ..io.images import read_image
     from ..simulate.session import UPSAMPLE, WINDOW
@@ -186,6 +187,15 @@ def measure_take(raw: Path, out: Path, category: str) -> dict:
     steps = df["sharp_start"].to_numpy() - starts
     exact = np.array([truth["sharp_start_exact"][k] for k in df["blur_index"]], np.float64)
     dist = np.abs(df["sharp_start"].to_numpy() - exact)  # in upsampled steps, to the true (fractional) start
+    # bands standing still on the sharp frames exist where the light pulses at a multiple of the sharp frame rate
+    # under a rolling shutter; align's finding (sharp_light_still_ptp over MIN_STILL_PTP) should match
+    sim = truth.get("sim_config", {})
+    cycles = float(sim.get("flicker_hz", 0.0)) / float(truth["sharp_fps"])
+    readout = float((truth.get("exposure") or {}).get("sharp", {}).get("readout_s", 0.0))
+    still = meta.extra.get("sharp_light_still_ptp")
+    res["still_ptp"] = still
+    res["still_expected"] = bool(sim.get("flicker_depth") and readout > 0 and cycles > 0.5 and abs(cycles % 1) < 1e-6)
+    res["still_found"] = still is not None and still >= MIN_STILL_PTP
     per_frame = truth.get("color_matrix_per_frame")
     errors = []
     for r in df.itertuples():
@@ -281,6 +291,8 @@ def _fmt_row(name: str, rs: list[dict]) -> str:
     acc = min(r["accepted_frac"] for r in ok)
     acc_all = min(r["accepted_of_all"] for r in ok)
     col = float(np.nanmax([r["colour_median"] for r in ok]))
+    stills = [r.get("still_ptp") for r in ok if r.get("still_ptp") is not None]
+    still = f"{min(stills):.2f}-{max(stills):.2f}" if stills else "-"
     steps: dict[int, int] = {}
     for r in ok:
         for s, n in r["step_errors"].items():
@@ -294,13 +306,14 @@ def _fmt_row(name: str, rs: list[dict]) -> str:
             ex < TARGETS["at_exact"],
             acc < TARGETS["accepted"],
             col > TARGETS["colour"],
+            any(r.get("still_found", False) != r.get("still_expected", False) for r in ok),
         )
     )
     failed = f"  ({len(rs) - len(ok)} failed)" if len(ok) < len(rs) else ""
     return (
         f"{name:<18}{len(ok):>3}{off:>9.3f}{cm:>8.3f}{cx:>8.3f}{100 * ex:>8.1f}{100 * strict:>8.1f}"
         f"{100 * near:>7.1f}{dist:>7.2f}"
-        f"{100 * acc:>7.1f}{100 * acc_all:>8.1f}{col:>9.4f}  {flags}  frac {frac} steps {step_txt}{failed}"
+        f"{100 * acc:>7.1f}{100 * acc_all:>8.1f}{col:>9.4f}{still:>11}  {flags}  frac {frac} steps {step_txt}{failed}"
     )
 
 
@@ -381,13 +394,14 @@ def main(seeds, names, category, seconds, size, interpolator, work, json_path, m
     )
     click.echo(
         f"{'setting':<18}{'n':>3}{'|off|ms':>9}{'corner':>8}{'cornmax':>8}{'exact%':>8}{'strict%':>8}{'<1st%':>7}{'|dp|':>7}"
-        f"{'acc%':>7}{'acc/all':>8}{'colour':>9}  flags (off,corner,exact,acc,colour; * misses target)"
+        f"{'acc%':>7}{'acc/all':>8}{'colour':>9}{'still':>11}  flags (off,corner,exact,acc,colour,bands; * misses)"
     )
     for name in names:
         click.echo(_fmt_row(name, results[name]))
     click.echo(
         f"targets: offset <= {TARGETS['offset_ms']} ms, corner <= {TARGETS['corner_px']} px, exact >= 95 %, "
-        f"accepted >= 70 %, colour <= {TARGETS['colour']}"
+        f"accepted >= 70 %, colour <= {TARGETS['colour']}; still: the sharp light's bands standing still "
+        "(sharp_light_still_ptp), bands '*' where align's finding (>= 0.2) differs from the truth's"
     )
     if json_path:
         json_path.write_text(json.dumps(results, indent=1, default=str))
