@@ -96,6 +96,34 @@ def test_a_sharp_camera_of_fewer_pixels_is_matched_and_refined():
     assert err.max() < 0.25, err  # blur px; 0.15 measured (full size 0.06), 0.51 without ECC
 
 
+@pytest.mark.parametrize("agree", [True, False])
+def test_ecc_fits_that_all_move_far_from_the_feature_fit_are_kept_when_they_land_together(agree):
+    """A feature fit 4 px off (past the 3 px that says an ECC fit drifted): the pairs' ECC fits land on the true
+    homography, together (3 or 4 of the 4), and are kept; they were dropped, leaving the feature fit (a small
+    sharp camera's board take 0.31-2.03 px off at the crop's corners, 0.006-0.109 px with them). Pairs whose
+    content says different things (each blurry frame shifted its own way) are not taken for a consensus."""
+    from rb2v.align.geometry import _ecc_refine
+
+    photos = [data.camera(), data.astronaut()[..., 1], data.coffee()[..., 0], data.chelsea()[..., 2]]
+    true = np.array([[1.01, 0.01, 3.0], [-0.008, 0.995, -2.0], [1e-5, -2e-5, 1.0]])
+    pairs = []
+    for i, photo in enumerate(photos):
+        synth = cv2.resize(photo, (320, 272), interpolation=cv2.INTER_AREA)
+        dx, dy = (0.0, 0.0) if agree else [(-3, 0), (0, -3), (-3, -3), (0, 3)][i]  # 4-7 px from the start
+        own = np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]]) @ true
+        pairs.append((cv2.warpPerspective(synth, own, (320, 272)), synth))
+    start = np.array([[1, 0, 4.0], [0, 1, 0.0], [0, 0, 1]]) @ true
+    mask = np.zeros((272, 320), np.uint8)
+    mask[24:-24, 24:-24] = 255
+    ref = np.float64([[64, 54], [256, 54], [256, 218], [64, 218]])
+    refined, used, _ = _ecc_refine(start, pairs, mask, ref)
+    error = np.abs(_map(refined, ref) - _map(true, ref)).max()
+    if agree:
+        assert used >= 3 and error < 0.05, (used, error)
+    else:
+        assert used == 0 and np.array_equal(refined, start)
+
+
 def test_crop_warp_reproduces_flip_then_homography():
     rng = np.random.default_rng(0)
     raw = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
