@@ -194,7 +194,8 @@ def measure_take(raw: Path, out: Path, category: str) -> dict:
     readout = float((truth.get("exposure") or {}).get("sharp", {}).get("readout_s", 0.0))
     still = meta.extra.get("sharp_light_still_ptp")
     res["still_ptp"] = still
-    res["still_expected"] = bool(sim.get("flicker_depth") and readout > 0 and cycles > 0.5 and abs(cycles % 1) < 1e-6)
+    whole = cycles > 0.5 and abs(cycles - round(cycles)) < 1e-6
+    res["still_expected"] = bool(sim.get("flicker_depth") and readout > 0 and whole)
     res["still_found"] = still is not None and still >= MIN_STILL_PTP
     per_frame = truth.get("color_matrix_per_frame")
     errors = []
