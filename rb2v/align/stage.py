@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 from .preflight import check_sync, preflight
 
-ALGORITHM_VERSION = 17  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 18  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -57,6 +57,17 @@ REMEASURE_FRACTION = 0.5
 # face and hand takes, whose calibration take's homography was 0.012-0.029 px off at the crop's corners, and
 # 0.17 px on one of `make demo`'s hand takes.
 MIN_OFFSET_PX = 0.25
+# A rig bumped after its calibration take turns the view as well as shifting it, which the offset above cannot
+# take up (rb2v bench rig-unknowns, rig-drift-2, street seed 7701: moved by (+0.59, +0.31) px, the crop's corners
+# stayed 0.55-1.14 px off, and build rejected every sample). A turn and shift are fitted to the matches too
+# (``geometry.turn_onto``), and applied where they move the valid box's corners over TURN_PX beyond the offset, by
+# TURN_MIN_Z times the turn's standard error or more. rb2v bench rig-unknowns, 1.6 s takes, 2026-12-07: on 15
+# takes of rigs that did not move (street, hand, face) 0.07-0.51 px, applied on none (two hand takes' 0.45 and 0.51
+# px stood under 8 standard errors out, their matches biased by the subject's own motion: 3.4 for the first); on 8
+# bumped takes 0.53-2.38 px, applied on all, their crop corners then 0.10-0.28 px off at most (a hand's 0.57: 1.47
+# before); street seed 7701 40 / 40 samples accepted, 100 % at the exact start.
+TURN_PX = 0.5
+TURN_MIN_Z = 8.0
 OFFSET_ROUNDS = 6  # offset <-> exposure window alternations at most
 OFFSET_SETTLED_PX = 0.03  # an offset measured this close to the one applied has settled
 # still content whose matches are this share of them or more is a layer of its own (a background): its offset is said
@@ -298,7 +309,9 @@ def _calibration_offset(
     """The calibration take's homography moved by the median offset of this take's own matches on moving
     content, made inside the blur exposure, alternating with the exposure window (which a misregistered view
     biases along the motion) until the offset settles; returns (H, window, timing, offset px or None when not
-    measured, how far the still content's matches sit from the moving content's, px, or None).
+    measured, how far the still content's matches sit from the moving content's, px, or None, how far a turn
+    fitted to the matches moves the valid box's corners beyond the offset, px, or None (see TURN_PX), and
+    whether that turn was applied).
 
     A beam-splitter rig is never exactly nodal: where the cameras' centres of projection differ by t, a layer
     at depth Z shifts by f t / Z between the views, so the board's homography is off by f t (1/Z - 1/Z_board)
@@ -314,6 +327,7 @@ def _calibration_offset(
     min_inliers = opts.rig.align.min_inliers
     applied, measured = [np.zeros(2)], []
     still_gap = None
+    used = None  # the last round's matches on moving content (all of them where too few move)
     for _ in range(OFFSET_ROUNDS):
         timed = _homography(take, s, [flip], opts, window, lenses, ecc=False)  # its matches alone are used
         if timed.inliers < min_inliers:
@@ -321,6 +335,7 @@ def _calibration_offset(
         src, dst = timed.matched
         moving = timed.moving  # made with every geometry that has matches
         use = moving if moving.sum() >= min_inliers else np.ones(len(src), bool)
+        used = src[use], dst[use]
         new = geometry.offset_from(H_cal, (src[use], dst[use]))
         if moving.sum() >= min_inliers and (~moving).sum() >= max(min_inliers, MIN_STILL_SHARE * len(src)):
             still_gap = float(np.hypot(*(geometry.offset_from(H_cal, (src[~moving], dst[~moving])) - new)))
@@ -345,7 +360,17 @@ def _calibration_offset(
             break
         window, timing = refit[3], refit[4]
     offset = applied[-1]
-    return geometry.translated(H_cal, offset), window, timing, (offset if measured else None), still_gap
+    H = geometry.translated(H_cal, offset)
+    turn, turned = None, False
+    if used is not None:
+        bump, error = geometry.turn_onto(H_cal, used, g.blur_valid)
+        bumped = bump @ H_cal
+        turn = geometry.apart_at_corners(H, bumped, g.blur_valid)
+        if turn > max(TURN_PX, TURN_MIN_Z * error):
+            refit = _exposure_rounds(take, s, opts, bumped, flip, g, sharp_box, False, lenses, light, memo)
+            if refit[3] is not None:
+                H, window, timing, turned = bumped, refit[3], refit[4], True
+    return H, window, timing, (offset if measured else None), still_gap, turn, turned
 
 
 def _unsynchronised(take: Take, error: sync.Unsynchronised) -> sync.SyncResult:
@@ -481,7 +506,10 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
         if g.inliers < a.min_inliers:
             reason = f"{g.inliers} inliers (< {a.min_inliers})"
         elif shift is not None:
-            reason = f"its homography puts this take's matches {shift:.2f} px off (the rig did not move)"
+            reason = (
+                f"its homography puts this take's matches {shift:.2f} px off (<= {a.max_calibration_shift_px:g}: "
+                "the rig did not move far)"
+            )
         else:
             reason = f"matches span {g.cover:.0%} of the frame (< {a.min_match_cover:.0%})"
         notes.append(f"{take.key}: using calibration take '{take.calibration}': {reason}")
@@ -509,7 +537,7 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
         if not used_calibration and moved > REFIT_SHARP_FRAMES:
             g = _homography(take, s, [flip], opts, None, lenses)
             H, sharp_box = g.homography, g.sharp_valid
-    window, timing, offset, still_gap = None, {}, None, None
+    window, timing, offset, still_gap, turn = None, {}, None, None, None
     if take.category == CALIBRATION_DIR and g.cover < MIN_CALIBRATION_COVER:
         sparse = (
             f"{take.key}: this calibration take's matches span {g.cover:.0%} of the frame (< "
@@ -530,10 +558,17 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
             take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses, light, memo
         )
         if used_calibration and window is not None and g.inliers >= a.min_inliers:
-            H, window, timing, offset, still_gap = _calibration_offset(
+            H, window, timing, offset, still_gap, turn, turned = _calibration_offset(
                 take, s, opts, H, flip, g, sharp_box, window, timing, lenses, light, memo
             )
-            if offset is not None and offset.any():
+            if turned:
+                notes.append(
+                    f"{take.key}: the calibration take's homography turned and shifted to this take's own "
+                    f"matches on moving content (they span {g.cover:.0%} of the frame), made inside the blur exposure; "
+                    f"the turn moves the frame's corners {turn:.2f} px beyond a shift alone (> {TURN_PX:g}): the rig "
+                    "turned since the calibration take"
+                )
+            elif offset is not None and offset.any():
                 notes.append(
                     f"{take.key}: the calibration take's homography moved by ({offset[0]:+.2f}, {offset[1]:+.2f}) px "
                     "to this take's own matches on moving content, made inside the blur exposure: a subject nearer "
@@ -618,6 +653,9 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
         "calibration_offset_px": None if offset is None else [round(float(v), 3) for v in offset],
         # how far its still content's matches sit from its moving content's (px; None: not both measured)
         "calibration_still_gap_px": None if still_gap is None else round(still_gap, 3),
+        # how far a turn fitted to its matches moves the valid box's corners beyond the shift (px; None: not
+        # measured); applied over TURN_PX where it stands out of the matches' scatter
+        "calibration_turn_px": None if turn is None else round(turn, 3),
         "sync_confidence": s.confidence,
         "sync_prior": s.prior,
         "sync_details": s.details,

@@ -77,8 +77,8 @@ SETTINGS: dict[str, dict] = {
     "upside-down": {"randomize": True, "upside_down": (False, True)},
     # the blur camera upside down, turning its pixels itself (no tag): only its readout's direction tells
     "upside-down-untagged": {"randomize": True, "upside_down": (True, False), "rotation_tag": False},
-    # the rig bumped by up to 2 px after its calibration take (green screen: a take trusts its calibration
-    # take's homography unless its own matches sit 1.5 px off it, so this bump goes unseen by align)
+    # the rig bumped by up to 2 px after its calibration take (a take trusts its calibration take's homography
+    # unless its own matches sit 1.5 px off it: under that, the bump's shift and turn are fitted to its matches)
     "rig-drift-2": {"randomize": True, "rig_drift_px": 2.0},
     # the rig knocked halfway through the take: the sharp camera turns and shifts, its corners moving up to 2 px
     "bump": {"randomize": True, "bump_px": 2.0},
