@@ -649,7 +649,8 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
         "take_inliers": g.inliers,
         "take_match_cover": g.cover,
         "calibration_shift_px": shift,
-        # the shift (x, y px) applied to the calibration take's homography (None: not measured)
+        # the shift (x, y px) applied to the calibration take's homography (None: not measured; a turn applied with
+        # a shift of its own replaces it, calibration_turn_px)
         "calibration_offset_px": None if offset is None else [round(float(v), 3) for v in offset],
         # how far its still content's matches sit from its moving content's (px; None: not both measured)
         "calibration_still_gap_px": None if still_gap is None else round(still_gap, 3),
