@@ -532,6 +532,12 @@ def shift_from(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray]) -> float:
     return float(np.linalg.norm(offset_from(H, matched)))
 
 
+def _box_corners(box) -> np.ndarray:
+    """The 4 corners (4, 2) of a box (x0, y0, x1, y1 inclusive)."""
+    x0, y0, x1, y1 = box
+    return np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
+
+
 def turn_onto(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray], box, rounds: int = 3) -> tuple[np.ndarray, float]:
     """The turn and shift (3x3 in the blur view) that best carry where ``H`` puts a take's matches onto them,
     and the standard error (px) of the turn at ``box``'s corner farthest from the matches (x0, y0, x1, y1,
@@ -558,8 +564,7 @@ def turn_onto(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray], box, rounds
         gap = np.linalg.norm(misfit, axis=1)
         last, keep = keep, gap <= 3 * np.median(gap[keep])
     scatter = 1.4826 * np.median(np.abs(misfit[last] - np.median(misfit[last], axis=0)))  # per coordinate, robust
-    x0, y0, x1, y1 = box
-    reach = np.linalg.norm(np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64) - centre, axis=1).max()
+    reach = np.linalg.norm(_box_corners(box) - centre, axis=1).max()
     about = np.array([[1, 0, centre[0]], [0, 1, centre[1]], [0, 0, 1]], np.float64)
     return about @ R @ np.linalg.inv(about), float(scatter / np.sqrt((p[last] ** 2).sum()) * reach)
 
@@ -567,8 +572,7 @@ def turn_onto(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray], box, rounds
 def apart_at_corners(H: np.ndarray, other: np.ndarray, box) -> float:
     """How far (px) ``other`` puts the points that ``H`` maps onto the corners of ``box`` (x0, y0, x1, y1
     inclusive, blur view): the largest of the four distances."""
-    x0, y0, x1, y1 = box
-    corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
+    corners = _box_corners(box)
     return float(np.linalg.norm(map_points(other, map_points(np.linalg.inv(H), corners)) - corners, axis=1).max())
 
 
