@@ -227,11 +227,14 @@ def test_face_take_whose_matches_span_little_uses_the_calibration_homography(fac
     assert corner_errors(own, truth).max() > best + 0.025
 
 
-def test_face_take_after_the_rig_moved_keeps_its_own_homography(face, tmp_path):
+def test_a_take_after_the_rig_moved_far_has_its_calibration_homography_moved_onto_its_few_matches(face, tmp_path):
     """The rig bumped after its calibration take (``rig_drift_px`` 6: the sharp camera's view turned and
-    shifted, its corners moved by up to 6 px). The calibration take's homography puts the take's matches
-    pixels off, so the take keeps its own homography and says why; made to use the calibration take's
-    anyway, the crop's corners are off by the bump."""
+    shifted, its corners moved by up to 6 px; 3.7 px at the matches). Over the 1.5 px that says the rig
+    moved, but a face on a green screen has its matches on the face alone (23 % of the frame), and the
+    take's own homography extrapolates to the crop's corners (0.14 px off here; hands bumped 3-5 px: 0.57-2.36
+    px, and hand 7412 in ``rb2v bench rig-unknowns``, bumped 1.68 px: 5.15 px). The calibration take's
+    homography is shifted onto the matches and turned, as for a smaller move: 0.11 px (the hands: 0.20-0.36,
+    hand 7412 0.39)."""
     raw = tmp_path / "raw"
     shutil.copytree(face["raw"] / "calibration", raw / "calibration")  # filmed before the bump
     cfg = SimConfig(
@@ -243,16 +246,16 @@ def test_face_take_after_the_rig_moved_keeps_its_own_homography(face, tmp_path):
     calib_meta = read_alignment(face["out"] / "calibration" / "face-rig")
     opts = stage.AlignOptions(rig=load_rig(), write_frames=False)
     status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
-    assert status == "aligned" and meta.extra["calibration"] is None and "rig moved" in meta.extra["note"]
+    assert status == "aligned" and meta.extra["calibration"] == "face-rig", meta.extra["note"]
     assert meta.extra["calibration_shift_px"] > 2 * opts.rig.align.max_calibration_shift_px
-    own = corner_errors(meta, truth).max()
-    # without the exposure fit, so the calibration take's homography is not moved by the take's offset (which
-    # takes up the bump's shift, not its turn: 1.58 px off, measured with it)
-    stale_rig = load_rig(overrides={"align.max_calibration_shift_px": 1e6})
-    opts = stage.AlignOptions(rig=stale_rig, write_frames=False, exposure=False)
-    status, stale = stage.align_take(takes[0], tmp_path / "stale", opts, calib_meta, calibrations["face-rig"])
-    assert stale.extra["calibration"] == "face-rig" and stale.extra["calibration_offset_px"] is None
-    assert own < CORNER_TOL_PX < 2.0 < corner_errors(stale, truth).max(), (own, corner_errors(stale, truth))
+    assert meta.extra["take_match_cover"] < stage.MOVED_MIN_COVER and "the rig moved since, but" in meta.extra["note"]
+    assert meta.extra["calibration_turn_px"] > stage.TURN_PX
+    moved = corner_errors(meta, truth).max()
+    with pytest.MonkeyPatch.context() as mp:  # the take's own homography, as over MOVED_MIN_COVER
+        mp.setattr(stage, "MOVED_MIN_COVER", 0.0)
+        status, own = stage.align_take(takes[0], tmp_path / "own", opts, calib_meta, calibrations["face-rig"])
+    assert own.extra["calibration"] is None and "using this take's own homography" in own.extra["note"]
+    assert moved < min(0.15, corner_errors(own, truth).max()), (moved, corner_errors(own, truth))
 
 
 def test_a_take_after_the_rig_turned_a_little_has_its_calibration_homography_turned(face, tmp_path):
@@ -309,7 +312,7 @@ def test_a_still_rig_stamped_at_the_exposure_end_is_not_taken_for_moved(face, tm
         rig=load_rig(overrides={"align.max_calibration_shift_px": 0.2}), write_frames=False, exposure=False
     )
     status, moved = stage.align_take(takes[0], tmp_path / "untimed", untimed, calib_meta, calibrations["face-rig"])
-    assert moved.extra["calibration"] is None and 0.3 < moved.extra["calibration_shift_px"] < 0.6
+    assert "the rig moved since" in moved.extra["note"] and 0.3 < moved.extra["calibration_shift_px"] < 0.6
 
 
 def test_face_falls_back_to_calibration_take(face, tmp_path):

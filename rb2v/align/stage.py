@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 from .preflight import check_sync, preflight
 
-ALGORITHM_VERSION = 18  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 19  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -68,6 +68,13 @@ MIN_OFFSET_PX = 0.25
 # before); street seed 7701 40 / 40 samples accepted, 100 % at the exact start.
 TURN_PX = 0.5
 TURN_MIN_Z = 8.0
+# A take whose matches sit over ``max_calibration_shift_px`` from its calibration take's homography (the rig
+# moved) fits its own, unless they span less of the frame than this: its own then extrapolates to the crop's
+# corners, and the calibration take's is shifted and turned onto the matches instead, as for a smaller move.
+# rb2v's simulator, takes bumped by 3-6 px (align only): hands (matches over 14-20 % of the frame) 0.20-0.36 px off
+# at the crop's corners that way, 0.57-2.36 px with their own; faces (21-23 %) 0.09-0.11 px, 0.05-0.14 px with
+# theirs; rb2v bench rig-unknowns, rig-drift-2, hand 7412 (bumped 1.68 px, matches over 16 %): 0.39 px, 5.15 before.
+MOVED_MIN_COVER = 0.25
 OFFSET_ROUNDS = 6  # offset <-> exposure window alternations at most
 OFFSET_SETTLED_PX = 0.03  # an offset measured this close to the one applied has settled
 # still content whose matches are this share of them or more is a layer of its own (a background): its offset is said
@@ -491,7 +498,10 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
         if shift > a.max_calibration_shift_px * REMEASURE_FRACTION and opts.exposure:
             g, shift = _shift_inside_exposure(take, s, opts, calibration, g, shift, lenses, light, memo)
     moved = shift is not None and shift > a.max_calibration_shift_px  # the rig moved since the calibration take
-    if g.inliers < a.min_inliers or (g.cover <= a.min_match_cover and usable and not moved):
+    # matches over too little of the frame for this take's own homography to reach the crop's corners
+    narrow = moved and g.cover < MOVED_MIN_COVER
+    start = np.zeros(2)  # where a moved take's matches put the calibration take's homography to begin with
+    if g.inliers < a.min_inliers or (g.cover <= a.min_match_cover and usable and (narrow or not moved)):
         if not usable:
             why = (
                 f"names calibration take '{take.calibration}', which is not usable"
@@ -505,6 +515,14 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
         H, flip, used_calibration = calibration.H, calibration.flip_sharp, take.calibration
         if g.inliers < a.min_inliers:
             reason = f"{g.inliers} inliers (< {a.min_inliers})"
+        elif narrow:
+            start = geometry.offset_from(calibration.H, g.matched)
+            H = geometry.translated(calibration.H, start)
+            reason = (
+                f"its homography puts this take's matches {shift:.2f} px off (> {a.max_calibration_shift_px:g}): the "
+                f"rig moved since, but they span {g.cover:.0%} of the frame (< {MOVED_MIN_COVER:.0%}), too little "
+                "for this take's own homography to reach the crop's corners: the calibration take's is moved onto them"
+            )
         elif shift is not None:
             reason = (
                 f"its homography puts this take's matches {shift:.2f} px off (<= {a.max_calibration_shift_px:g}: "
@@ -561,6 +579,7 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
             H, window, timing, offset, still_gap, turn, turned = _calibration_offset(
                 take, s, opts, H, flip, g, sharp_box, window, timing, lenses, light, memo
             )
+            offset = None if offset is None else offset + start
             if turned:
                 notes.append(
                     f"{take.key}: the calibration take's homography turned and shifted to this take's own "
@@ -587,6 +606,8 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
                 f"({s.method}) may be off by more (e.g. the cameras' sound latencies differ); check with --sync visual"
             )
             notes.append(edge)
+    if narrow and offset is None:  # no exposure fit: the matches' own shift
+        offset = start
     ridge = next((r["ridge"] for r in timing.get("rounds", []) if r.get("ridge", {}).get("kept")), None)
     if ridge:
         notes.append(
