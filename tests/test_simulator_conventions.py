@@ -332,6 +332,32 @@ def test_rig_drift_moves_the_sharp_camera_of_every_take_but_the_calibration_take
         SimConfig(category="hand", rig_drift_px=-1.0).validate()
 
 
+def test_a_rig_moved_in_3d_turns_the_sharp_camera_and_leaves_a_keystone():
+    """``--rig-moves-3d``: a bump turns the sharp camera about its centre of projection (pan, tilt, roll about a
+    random axis) instead of turning and shifting its picture. It moves the frame's corners by PX at most (by PX
+    exactly), but a pan or tilt leaves a keystone: the best turn and shift of the picture over the whole frame
+    leave 0.29-0.68 px of a 2 px bump at its corners (6 draws), where they take up a bump in 2-D exactly."""
+    from rb2v.align.geometry import apart_at_corners, turn_onto
+    from rb2v.simulate.camera import rig_drift
+
+    W, H = 640, 544
+    box = (0, 0, W - 1, H - 1)
+    corners = np.float64([[0, 0], [W - 1, 0], [0, H - 1], [W - 1, H - 1]]).reshape(-1, 1, 2)
+    grid = np.stack(np.meshgrid(np.linspace(0, W - 1, 30), np.linspace(0, H - 1, 30)), -1).reshape(-1, 2)
+    left = {}
+    for in_3d in (False, True):
+        left[in_3d] = []
+        for seed in range(6):
+            M = rig_drift(np.random.default_rng(seed), W, H, 2.0, in_3d)
+            reach = np.linalg.norm(cv2.perspectiveTransform(corners, M) - corners, axis=2).max()
+            assert abs(reach - 2.0) < 1e-3 if in_3d else reach <= 2.0 + 1e-9
+            moved = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), M).reshape(-1, 2)
+            left[in_3d].append(apart_at_corners(turn_onto(np.eye(3), (grid, moved), box)[0], M, box))
+    assert max(left[False]) < 1e-3 and min(left[True]) > 0.2 and max(left[True]) > 0.5, left
+    cfg = SimConfig(category="hand", seed=41, rig_drift_px=2.0, rig_moves_3d=True, **SMALL)
+    assert TakeSimulation(cfg, 0, 1).homography[2, :2].any()
+
+
 def test_a_rig_knocked_mid_take_moves_the_sharp_view_from_then_on():
     """``--bump PX``: halfway through a take the sharp camera turns and shifts; truth states when and the
     homography after. Sharp frames before the knock are the rigid rig's, frames after see the moved view."""

@@ -80,6 +80,9 @@ SETTINGS: dict[str, dict] = {
     # the rig bumped by up to 2 px after its calibration take (a take trusts its calibration take's homography
     # unless its own matches sit 1.5 px off it: under that, the bump's shift and turn are fitted to its matches)
     "rig-drift-2": {"randomize": True, "rig_drift_px": 2.0},
+    # the same bump as the sharp camera turned in 3-D (pan, tilt, roll): a pan or tilt leaves a keystone, which
+    # the shift and turn align fits to a take's matches do not take up
+    "rig-drift-2-3d": {"randomize": True, "rig_drift_px": 2.0, "rig_moves_3d": True},
     # the rig knocked halfway through the take: the sharp camera turns and shifts, its corners moving up to 2 px
     "bump": {"randomize": True, "bump_px": 2.0},
     # the real street video (``street_frames``) as the scene's backdrop instead of the bundled photos: real

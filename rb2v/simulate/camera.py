@@ -220,8 +220,31 @@ def random_homography(rng: np.random.Generator, width: int, height: int) -> np.n
     return H / H[2, 2]
 
 
-def rig_drift(rng: np.random.Generator, width: int, height: int, px: float) -> np.ndarray:
-    """A small turn about the frame's centre and a shift that together move its corners by at most ``px``."""
+def rig_drift(rng: np.random.Generator, width: int, height: int, px: float, in_3d: bool = False) -> np.ndarray:
+    """A small turn about the frame's centre and a shift that together move its corners by at most ``px``;
+    ``in_3d``: the camera itself turned about its centre of projection instead (pan, tilt and roll about an
+    axis drawn at random, through a pinhole of ``lens.FOCAL_FRACTION``), which moves the corners by ``px`` at
+    most too, but a pan or tilt leaves a keystone that no turn and shift of the picture make."""
+    if in_3d:
+        from .lens import pinhole
+
+        K = pinhole(width, height)
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        corners = np.float64([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]]).reshape(-1, 1, 2)
+
+        def turned(angle: float) -> np.ndarray:
+            R, _ = cv2.Rodrigues(axis * angle)
+            M = K @ R @ np.linalg.inv(K)
+            return M / M[2, 2]
+
+        def reach(M: np.ndarray) -> float:
+            return float(np.linalg.norm(cv2.perspectiveTransform(corners, M) - corners, axis=2).max())
+
+        angle = 1e-3
+        for _ in range(3):  # the corners' reach grows about linearly with the angle
+            angle *= px / reach(turned(angle))
+        return turned(angle)
     shift = px * rng.uniform(0.3, 1.0)
     ang = (px - shift) / math.hypot((width - 1) / 2, (height - 1) / 2) * rng.choice([-1.0, 1.0])
     phi = rng.uniform(0, 2 * math.pi)

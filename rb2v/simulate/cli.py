@@ -198,6 +198,12 @@ def _audio_starts(value: str) -> tuple[float, float]:
     "corners move by up to this many pixels from then on.",
 )
 @click.option(
+    "--rig-moves-3d",
+    is_flag=True,
+    help="--rig-drift and --bump turn the sharp camera about its centre in 3-D (pan, tilt and roll, leaving "
+    "a keystone) instead of turning and shifting its picture.",
+)
+@click.option(
     "--vignetting",
     type=(float, float),
     default=(0.0, 0.0),
@@ -258,6 +264,7 @@ def simulate_rig(
     rig_drift,
     centre_offset,
     bump,
+    rig_moves_3d,
     vignetting,
     splitter_gradient,
     randomize,
@@ -312,6 +319,7 @@ def simulate_rig(
         rig_drift_px=rig_drift,
         centre_offset_mm=tuple(centre_offset),
         bump_px=bump,
+        rig_moves_3d=rig_moves_3d,
         vignetting=tuple(vignetting),
         splitter_gradient=splitter_gradient,
         randomize=randomize,

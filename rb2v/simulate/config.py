@@ -131,6 +131,9 @@ class SimConfig:
     # A rig knocked during a take: halfway through each take (not the calibration take) the sharp camera
     # turns and shifts so that the frame's corners move by up to this many pixels (0: rigid during takes).
     bump_px: float = 0.0
+    # The rig's moves above (rig_drift_px, bump_px) turn the sharp camera about its centre of projection in 3-D
+    # (pan, tilt and roll: a pan or tilt leaves a keystone) instead of turning and shifting its picture.
+    rig_moves_3d: bool = False
     # A fixed bitrate instead of crf: Mb/s a GoPro would use for 1920x1080, scaled to the frame size.
     bitrate_mbps: float | None = None
     codec: Literal["h264", "hevc"] = "h264"  # H.265 as a GoPro records its high-rate modes

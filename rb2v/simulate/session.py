@@ -72,7 +72,7 @@ class TakeSimulation:
         cat_id = CATEGORY_IDS["calibration" if calibration else cfg.category]
         self._key = [cfg.seed, cat_id, subject_index, take_index]
         if cfg.rig_drift_px and not calibration:  # the sharp camera moved since the calibration take
-            moved = rig_drift(np.random.default_rng([8, *self._key]), W, H, cfg.rig_drift_px)
+            moved = rig_drift(np.random.default_rng([8, *self._key]), W, H, cfg.rig_drift_px, cfg.rig_moves_3d)
             self.homography = self.homography @ np.linalg.inv(moved)
             self.homography /= self.homography[2, 2]
         rng = np.random.default_rng([2, *self._key])
@@ -158,7 +158,7 @@ class TakeSimulation:
         seconds = (board_seconds() if self.board else 1.2) if calibration else cfg.seconds
         self.blur_frames = int(round(seconds * cfg.blur_fps))
         if cfg.bump_px and not calibration:  # the rig knocked halfway through the take
-            knock = rig_drift(np.random.default_rng([9, *self._key]), W, H, cfg.bump_px)
+            knock = rig_drift(np.random.default_rng([9, *self._key]), W, H, cfg.bump_px, cfg.rig_moves_3d)
             after = self.homography @ np.linalg.inv(knock)
             self.sharp.moved = (self.blur_frames / 2 / cfg.blur_fps, after / after[2, 2])
         last_centre = self.to_sharp_clock((self.blur_frames - 1) / cfg.blur_fps)
