@@ -11,7 +11,7 @@ import numpy as np
 from ..colorspace import linear_to_srgb_fast
 from ..io.images import apply_flip
 from ..pixels import per_channel
-from .lens import SimLens
+from .lens import SimLens, pinhole
 from .scene import Scene
 
 _NOISE_BANK = np.random.default_rng(12345).standard_normal(1 << 22).astype(np.float32)
@@ -226,8 +226,6 @@ def rig_drift(rng: np.random.Generator, width: int, height: int, px: float, in_3
     axis drawn at random, through a pinhole of ``lens.FOCAL_FRACTION``), which moves the corners by ``px`` at
     most too, but a pan or tilt leaves a keystone that no turn and shift of the picture make."""
     if in_3d:
-        from .lens import pinhole
-
         K = pinhole(width, height)
         axis = rng.normal(size=3)
         axis /= np.linalg.norm(axis)
