@@ -227,6 +227,20 @@ def test_face_take_whose_matches_span_little_uses_the_calibration_homography(fac
     assert corner_errors(own, truth).max() > best + 0.025
 
 
+def _take_on_face_rig(face, tmp_path: Path, category: str = "face", **sim):
+    """One take simulated on the face fixture's rig (seed 32) after its calibration take, which it names:
+    (the take, that calibration take, its alignment, the take's truth)."""
+    raw = tmp_path / "raw"
+    shutil.copytree(face["raw"] / "calibration", raw / "calibration")  # filmed before the take
+    cfg = SimConfig(category=category, seconds=2.0, seed=32, flip="vertical", audio=False, internal_fps=400, **sim)
+    simulate_session(raw, cfg, progress=False)
+    if category != "face":
+        (_take(raw, category) / "take.toml").write_text('calibration = "face-rig"\n')
+    truth = json.loads((_take(raw, category) / "truth.json").read_text())
+    takes, calibrations, _ = discover(raw)
+    return takes[0], calibrations["face-rig"], read_alignment(face["out"] / "calibration" / "face-rig"), truth
+
+
 def test_a_take_after_the_rig_moved_far_has_its_calibration_homography_moved_onto_its_few_matches(face, tmp_path):
     """The rig bumped after its calibration take (``rig_drift_px`` 6: the sharp camera's view turned and
     shifted, its corners moved by up to 6 px; 3.7 px at the matches). Over the 1.5 px that says the rig
@@ -235,17 +249,9 @@ def test_a_take_after_the_rig_moved_far_has_its_calibration_homography_moved_ont
     px, and hand 7412 in ``rb2v bench rig-unknowns``, bumped 1.68 px: 5.15 px). The calibration take's
     homography is shifted onto the matches and turned, as for a smaller move: 0.11 px (the hands: 0.20-0.36,
     hand 7412 0.39)."""
-    raw = tmp_path / "raw"
-    shutil.copytree(face["raw"] / "calibration", raw / "calibration")  # filmed before the bump
-    cfg = SimConfig(
-        category="face", seconds=2.0, seed=32, flip="vertical", audio=False, internal_fps=400, rig_drift_px=6.0
-    )
-    simulate_session(raw, cfg, progress=False)
-    truth = json.loads((_take(raw, "face") / "truth.json").read_text())
-    takes, calibrations, _ = discover(raw)
-    calib_meta = read_alignment(face["out"] / "calibration" / "face-rig")
+    take, calibration, calib_meta, truth = _take_on_face_rig(face, tmp_path, rig_drift_px=6.0)
     opts = stage.AlignOptions(rig=load_rig(), write_frames=False)
-    status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
+    status, meta = stage.align_take(take, tmp_path / "take", opts, calib_meta, calibration)
     assert status == "aligned" and meta.extra["calibration"] == "face-rig", meta.extra["note"]
     assert meta.extra["calibration_shift_px"] > 2 * opts.rig.align.max_calibration_shift_px
     assert meta.extra["take_match_cover"] < stage.MOVED_MIN_COVER and "the rig moved since, but" in meta.extra["note"]
@@ -253,7 +259,7 @@ def test_a_take_after_the_rig_moved_far_has_its_calibration_homography_moved_ont
     moved = corner_errors(meta, truth).max()
     with pytest.MonkeyPatch.context() as mp:  # the take's own homography, as over MOVED_MIN_COVER
         mp.setattr(stage, "MOVED_MIN_COVER", 0.0)
-        status, own = stage.align_take(takes[0], tmp_path / "own", opts, calib_meta, calibrations["face-rig"])
+        status, own = stage.align_take(take, tmp_path / "own", opts, calib_meta, calibration)
     assert own.extra["calibration"] is None and "using this take's own homography" in own.extra["note"]
     assert moved < min(0.15, corner_errors(own, truth).max()), (moved, corner_errors(own, truth))
 
@@ -265,18 +271,9 @@ def test_a_take_after_the_rig_turned_a_little_has_its_calibration_homography_tur
     the turn. A turn and shift fitted to the matches too stand out of their scatter, and are applied: the
     crop's corners 0.02-0.05 px off, where the offset alone leaves them 0.58-1.04 px off
     (rig-drift-2 on street seed 7701: 0.55-1.14 px, and build rejected every sample)."""
-    raw = tmp_path / "raw"
-    shutil.copytree(face["raw"] / "calibration", raw / "calibration")  # filmed before the bump
-    cfg = SimConfig(
-        category="street", seconds=2.0, seed=32, flip="vertical", audio=False, internal_fps=400, rig_drift_px=2.0
-    )
-    simulate_session(raw, cfg, progress=False)
-    (_take(raw, "street") / "take.toml").write_text('calibration = "face-rig"\n')
-    truth = json.loads((_take(raw, "street") / "truth.json").read_text())
-    takes, calibrations, _ = discover(raw)
-    calib_meta = read_alignment(face["out"] / "calibration" / "face-rig")
+    take, calibration, calib_meta, truth = _take_on_face_rig(face, tmp_path, "street", rig_drift_px=2.0)
     opts = stage.AlignOptions(rig=load_rig(), write_frames=False)
-    status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
+    status, meta = stage.align_take(take, tmp_path / "take", opts, calib_meta, calibration)
     assert status == "aligned" and meta.extra["calibration"] == "face-rig", meta.extra["note"]
     assert meta.extra["calibration_turn_px"] > stage.TURN_PX and "the rig turned" in meta.extra["note"]
     turned = corner_errors(meta, truth).max()
@@ -293,17 +290,9 @@ def test_a_still_rig_stamped_at_the_exposure_end_is_not_taken_for_moved(face, tm
     shift is now measured again inside the estimated exposure (0.05 px), also where the first measure lies
     under the limit but above half of it (another outside check: 1.47 px against 1.5, reported as such). The
     limit is lowered to 0.6 px here to make this subject's shift count, and to 0.2 px without the exposure."""
-    raw = tmp_path / "raw"
-    shutil.copytree(face["raw"] / "calibration", raw / "calibration")
-    cfg = SimConfig(
-        category="face", seconds=2.0, seed=32, flip="vertical", audio=False, internal_fps=400, blur_anchor="end"
-    )
-    simulate_session(raw, cfg, progress=False)
-    truth = json.loads((_take(raw, "face") / "truth.json").read_text())
-    takes, calibrations, _ = discover(raw)
-    calib_meta = read_alignment(face["out"] / "calibration" / "face-rig")
+    take, calibration, calib_meta, truth = _take_on_face_rig(face, tmp_path, blur_anchor="end")
     opts = stage.AlignOptions(rig=load_rig(overrides={"align.max_calibration_shift_px": 0.6}), write_frames=False)
-    status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
+    status, meta = stage.align_take(take, tmp_path / "take", opts, calib_meta, calibration)
     assert status == "aligned" and meta.extra["calibration"] == "face-rig" and "moved" not in meta.extra["note"]
     assert meta.extra["calibration_shift_px"] < 0.1  # measured inside the exposure, though 0.39 < 0.6 at first
     assert f"matches {meta.extra['calibration_shift_px']:.2f} px off" in meta.extra["note"]
@@ -311,7 +300,7 @@ def test_a_still_rig_stamped_at_the_exposure_end_is_not_taken_for_moved(face, tm
     untimed = stage.AlignOptions(  # the matches at the timestamps
         rig=load_rig(overrides={"align.max_calibration_shift_px": 0.2}), write_frames=False, exposure=False
     )
-    status, moved = stage.align_take(takes[0], tmp_path / "untimed", untimed, calib_meta, calibrations["face-rig"])
+    status, moved = stage.align_take(take, tmp_path / "untimed", untimed, calib_meta, calibration)
     assert "the rig moved since" in moved.extra["note"] and 0.3 < moved.extra["calibration_shift_px"] < 0.6
 
 
@@ -336,17 +325,11 @@ def test_a_take_whose_matches_span_much_of_the_frame_still_uses_its_calibration_
     off at the crop's corners, their calibration take's 0.03 px). A take now uses the calibration take it
     names unless its matches say the rig moved (``min_match_cover`` 1.0; 0.3 before). This face's own
     homography is good (its matches span 42 %), the calibration take's as good."""
-    raw = tmp_path / "raw"
-    shutil.copytree(face["raw"] / "calibration", raw / "calibration")
-    cfg = SimConfig(category="face", seconds=2.0, seed=32, flip="vertical", audio=False, internal_fps=400)
-    simulate_session(raw, dataclasses.replace(cfg, subject_size=0.95), progress=False)
-    truth = json.loads((_take(raw, "face") / "truth.json").read_text())
-    takes, calibrations, _ = discover(raw)
-    calib_meta = read_alignment(face["out"] / "calibration" / "face-rig")
+    take, calibration, calib_meta, truth = _take_on_face_rig(face, tmp_path, subject_size=0.95)
     metas = {}
     for cover in (1.0, 0.3):
         opts = stage.AlignOptions(rig=load_rig(overrides={"align.min_match_cover": cover}), write_frames=False)
-        _, metas[cover] = stage.align_take(takes[0], tmp_path / str(cover), opts, calib_meta, calibrations["face-rig"])
+        _, metas[cover] = stage.align_take(take, tmp_path / str(cover), opts, calib_meta, calibration)
     used, own = metas[1.0], metas[0.3]
     assert used.extra["take_match_cover"] > 0.3 and used.extra["calibration"] == "face-rig"
     assert load_rig().align.min_match_cover == 1.0 and own.extra["calibration"] is None
