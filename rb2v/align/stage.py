@@ -343,7 +343,7 @@ def _calibration_offset(
         moving = timed.moving  # made with every geometry that has matches
         use = moving if moving.sum() >= min_inliers else np.ones(len(src), bool)
         used = src[use], dst[use]
-        new = geometry.offset_from(H_cal, (src[use], dst[use]))
+        new = geometry.offset_from(H_cal, used)
         if moving.sum() >= min_inliers and (~moving).sum() >= max(min_inliers, MIN_STILL_SHARE * len(src)):
             still_gap = float(np.hypot(*(geometry.offset_from(H_cal, (src[~moving], dst[~moving])) - new)))
         if np.hypot(*new) < MIN_OFFSET_PX:
