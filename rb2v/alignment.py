@@ -184,6 +184,19 @@ class Alignment:
         that move too little to place it); where not, build does not check samples against the clock."""
         return bool(self.exposure) and "blur" in self.exposure and "centre" not in self.exposure["blur"].undetermined
 
+    @property
+    def knocked_from(self) -> int | None:
+        """The first blurry frame from which on align saw the views moved for the rest of what it compared: the
+        first of its compared frames (``frames_checked``) whose matches sat apart from the others' (``frames_apart_px``)
+        with every later one apart too; None. A view that moved stays moved (a knocked rig)."""
+        apart = {int(k) for k in self.extra.get("frames_apart_px") or {}}
+        first = None
+        for k in sorted(self.extra.get("frames_checked") or [], reverse=True):
+            if k not in apart:
+                break
+            first = k
+        return first
+
     def exposure_of(self, camera: str, default_length_s: float | None = None) -> Exposure:
         """The camera's exposure; unknown means centred with ``default_length_s`` (one frame period)."""
         if self.exposure and camera in self.exposure:
@@ -269,6 +282,13 @@ class Alignment:
             if not isinstance(lens, dict):
                 raise Rb2vError(f"{where}: lens is not an object")
             lens = {c: Lens.from_json(v, f"{where}: lens.{c}") for c, v in lens.items() if c in CAMERAS}
+        apart, checked = d.get("frames_apart_px"), d.get("frames_checked")  # build rejects samples by these
+        if apart is not None and not (isinstance(apart, dict) and all(str(k).isdigit() for k in apart)):
+            raise Rb2vError(f"{where}: frames_apart_px must map blurry frame numbers to px, got {apart!r}")
+        if checked is not None and not (
+            isinstance(checked, list) and all(isinstance(k, int) and not isinstance(k, bool) for k in checked)
+        ):
+            raise Rb2vError(f"{where}: frames_checked must be a list of blurry frame numbers, got {checked!r}")
         known = {*required, "clock_ratio", "sync_method", "exposure", "lens", "residual_px", "inliers"}
         return cls(
             blur_fps=blur_fps,

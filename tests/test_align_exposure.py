@@ -280,7 +280,7 @@ def test_a_ridge_step_in_the_last_round_is_followed_by_a_fit(monkeypatch):
     monkeypatch.setattr(stage.exposure, "TimingModel", Model)
     monkeypatch.setattr(stage.exposure, "fit_window", fit_window)
     monkeypatch.setattr(stage.exposure, "along_ridge", along_ridge)
-    monkeypatch.setattr(stage, "_homography", lambda *a: Geometry(next(homographies)))
+    monkeypatch.setattr(stage, "_homography", lambda *a, **kw: Geometry(next(homographies)))
     take, opts = SimpleNamespace(blur=None, sharp=None), SimpleNamespace(rig=load_rig())
     data = SimpleNamespace(blur_indices=[1], scale=1.0)  # the frames a take's fit would load
     H, g, _, window, details = stage._fit_rounds(

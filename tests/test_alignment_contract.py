@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -27,6 +28,21 @@ def test_a_written_alignment_reads_back_the_same(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "checked, apart, first",
+    [
+        ([0, 2, 20, 22], {"20": 1.1, "22": 0.9}, 20),  # the view moved and stayed moved
+        ([0, 2, 20, 22], {"2": 0.8, "22": 0.9}, 22),  # only the last run counts
+        ([0, 2, 20, 22], {"2": 0.8}, None),  # a frame apart with one in line after it: no verdict
+        ([0, 2, 20, 22], {}, None),
+        (None, None, None),  # not measured (an alignment of an earlier rb2v, a take whose exposure was not fitted)
+    ],
+)
+def test_the_frame_from_which_align_saw_the_views_moved(checked, apart, first):
+    extra = {"frames_checked": checked, "frames_apart_px": apart}
+    assert dataclasses.replace(GOOD, extra=extra).knocked_from == first
+
+
+@pytest.mark.parametrize(
     "edit, message",
     [
         # an internal error in the build ("cannot convert float NaN to integer"), without the file's name
@@ -42,6 +58,8 @@ def test_a_written_alignment_reads_back_the_same(tmp_path):
         ({"exposure": {"blur": {"start_s": None, "length_s": 0.03}}}, "exposure.blur: start_s must be a finite"),
         ({"exposure": {"sharp": {"length_s": 0.001}}}, "exposure.sharp: bad exposure entry (missing 'start_s')"),
         ({"crop": {"x": 0, "y": 0, "width": 0, "height": 448}}, "crop is 0x448"),
+        ({"frames_apart_px": [20, 22]}, "frames_apart_px must map blurry frame numbers to px, got [20, 22]"),
+        ({"frames_checked": {"20": 1}}, "frames_checked must be a list of blurry frame numbers"),
     ],
 )
 def test_a_bad_value_is_named_with_its_file_and_key(tmp_path, edit, message):

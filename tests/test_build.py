@@ -189,6 +189,26 @@ def test_a_rig_knocked_mid_take_loses_the_later_samples_not_the_earlier(tmp_path
     said = capsys.readouterr()
     assert f"moved: {len(moved)} blurry frames" in said.out + said.err
 
+    # align's own evidence (what it writes where the matches of frames it compared sit apart from the others'):
+    # from the first frame apart on, where every later one compared is apart too, no frame is searched ("knocked")
+    aligned = tmp_path / "aligned" / take.relative_to(raw)
+    meta = json.loads((aligned / "alignment.json").read_text())
+    first = int(np.ceil(knock + half))
+    meta.update(
+        frames_checked=[0, 4, first, first + 2, first + 4], frames_apart_px={str(first + 2): 1.1, str(first + 4): 1.2}
+    )
+    (aligned / "alignment.json").write_text(json.dumps(meta))
+    dataset = build_dataset(tmp_path, load_pipeline("street", lax), report=False)
+    kept = read_manifest(dataset / "manifest.parquet")
+    rejects = pd.read_parquet(dataset / "rejects.parquet")
+    knocked = rejects[rejects["reason"] == "knocked"]
+    later = rejects[rejects["blur_index"] >= first + 2]
+    assert len(later) == truth["blur_frames"] - first - 2 and len(knocked) >= 5, later.to_dict("records")
+    assert later["reason"].isin(["knocked", "out_of_range"]).all() and (knocked["blur_index"] >= first + 2).all()
+    assert (kept["blur_index"] < first + 2).all() and (kept["blur_index"] + half < knock).sum() >= 12
+    said = capsys.readouterr()
+    assert f"knocked: {len(knocked)} blurry frames" in said.out + said.err
+
 
 def test_an_exposure_changed_mid_take_is_told_from_a_knocked_view(tmp_path, capsys):
     """The blur camera's shutter goes from 36 to 18 ms at frame 15 (stamped at the exposure's start: the centre

@@ -169,6 +169,14 @@ def with_midpoints(data: TimingData) -> TimingData:
     return dataclasses.replace(data, sharp=frames, per_frame=2 * data.per_frame)
 
 
+def leaving_out(data: TimingData, frames) -> TimingData:
+    """The timing data without the blur frames ``frames`` (indices)."""
+    keep = [i for i, k in enumerate(data.blur_indices) if k not in frames]
+    return dataclasses.replace(
+        data, blur_indices=[data.blur_indices[i] for i in keep], blur=[data.blur[i] for i in keep]
+    )
+
+
 def load_timing_data(sync: SyncResult, blur: VideoSource, sharp: VideoSource, blur_indices: list[int]) -> TimingData:
     """Decode the blur frames and every sharp frame a candidate window of theirs can reach."""
     fb, fs = float(blur.fps), float(sharp.fps)

@@ -86,6 +86,7 @@ class Geometry:
     tone_curve: str | None = None  # the cameras' tone curve ECC found (TONE_CURVES); None without ECC
     tone_scores: dict[str, float] | None = None  # each curve's mean ECC correlation over the pairs
     moving: np.ndarray | None = None  # per inlier match: whether its content moves within the exposure
+    frame: np.ndarray | None = None  # per inlier match: the blur frame index of the pair it was made on
 
 
 def flip_matrix(flip: str, width: int, height: int) -> np.ndarray:
@@ -421,11 +422,12 @@ def _fit(pairs: list[FramePair], blur_feats, which, flip: str, synth_box_raw, sw
     """Pooled matches of the chosen pairs under one flip -> (inliers, flip, H, inlier src, inlier dst, flipped, box)."""
     synth_box = flip_box(synth_box_raw, flip, sw, sh)
     flipped = [_flipped(p.synth, flip) for p in pairs]
-    src, dst, moving = [], [], []
+    src, dst, moving, frame = [], [], [], []
     for i in which:
         a, b = match_pair(blur_feats[i], _features(flipped[i], synth_box, feature_size(pairs[i].blur.shape)))
         src.append(a)
         dst.append(b)
+        frame.append(np.full(len(a), pairs[i].blur_index))
         if pairs[i].motion is None:
             moving.append(np.zeros(len(a), bool))
         else:
@@ -433,13 +435,13 @@ def _fit(pairs: list[FramePair], blur_feats, which, flip: str, synth_box_raw, sw
             x = np.clip(np.rint(a[:, 0]).astype(int), 0, change.shape[1] - 1)
             y = np.clip(np.rint(a[:, 1]).astype(int), 0, change.shape[0] - 1)
             moving.append(change[y, x] > MOVING_LEVEL)
-    src, dst, moving = np.concatenate(src), np.concatenate(dst), np.concatenate(moving)
+    src, dst, moving, frame = (np.concatenate(v) for v in (src, dst, moving, frame))
     H, inl = _robust_homography(src, dst)
     if H is not None and not _upright(H, sw, sh):
         # ORB is rotation invariant: a vertical flip plus a 180° turn is a horizontal flip.
         # The rig's cameras are mounted upright, so a fit that turns the image over is the wrong flip.
         inl[:] = False
-    return int(inl.sum()), flip, H, src[inl], dst[inl], flipped, synth_box, moving[inl]
+    return int(inl.sum()), flip, H, src[inl], dst[inl], flipped, synth_box, moving[inl], frame[inl]
 
 
 def _upright(H: np.ndarray, width: int, height: int, max_turn_deg: float = 30.0) -> bool:
@@ -481,7 +483,7 @@ def estimate_geometry(
         counts = [_fit(pairs, blur_feats, probe, f, synth_box_raw, sw, sh)[0] for f in flips]
         flips = [flips[int(np.argmax(counts))]]
     best = _fit(pairs, blur_feats, range(len(pairs)), flips[0], synth_box_raw, sw, sh)
-    n, flip, H, src, dst, flipped, synth_box, moving = best
+    n, flip, H, src, dst, flipped, synth_box, moving, frame = best
     if H is None:
         return Geometry(np.eye(3), flip, 0, float("inf"), len(pairs), 0, blur_box, synth_box)
     ecc_used, tone_curve, tone_scores = 0, None, None
@@ -527,6 +529,7 @@ def estimate_geometry(
         tone_curve,
         tone_scores,
         moving,
+        frame,
     )
 
 
@@ -580,6 +583,37 @@ def turn_onto(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray], box, rounds
     reach = np.linalg.norm(_box_corners(box) - centre, axis=1).max()
     about = np.array([[1, 0, centre[0]], [0, 1, centre[1]], [0, 0, 1]], np.float64)
     return about @ R @ np.linalg.inv(about), float(scatter / np.sqrt((p[last] ** 2).sum()) * reach)
+
+
+def frames_apart(
+    H: np.ndarray, matched: tuple[np.ndarray, np.ndarray], frames: np.ndarray, box, min_px: float, min_z: float
+) -> dict[int, float]:
+    """The frame pairs (blur indices, per match ``frames``) whose matches sit apart from the others': each
+    pair's median offset from where ``H``, turned and shifted onto the other pairs' matches (``turn_onto``),
+    puts them, where over ``min_px`` and ``min_z`` standard errors (the pair's scatter, robust, over the root
+    of its matches); px by pair, none where half the pairs or more sit apart (which half moved is not told).
+    The turn is refitted without the pairs found: theirs pulls it."""
+    src, dst = matched
+    pairs = np.unique(frames)
+    apart: dict[int, float] = {}
+    for _ in range(3):
+        others = ~np.isin(frames, list(apart))
+        turn, _ = turn_onto(H, (src[others], dst[others]), box)
+        offsets = dst - map_points(turn @ H, src)
+        found = {}
+        for k in pairs:
+            mine = offsets[frames == k]
+            median = np.median(mine, axis=0)
+            spread = 1.4826 * np.median(np.linalg.norm(mine - median, axis=1))
+            px = float(np.hypot(*median))
+            if px > min_px and px > min_z * spread / np.sqrt(len(mine)):
+                found[int(k)] = round(px, 3)
+        if 2 * len(found) >= len(pairs):
+            return {}
+        if found.keys() == apart.keys():
+            return found
+        apart = found
+    return apart
 
 
 def apart_at_corners(H: np.ndarray, other: np.ndarray, box) -> float:

@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 from .preflight import check_sync, preflight
 
-ALGORITHM_VERSION = 19  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 20  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -75,6 +75,18 @@ TURN_MIN_Z = 8.0
 # at the crop's corners that way, 0.57-2.36 px with their own; faces (21-23 %) 0.09-0.11 px, 0.05-0.14 px with
 # theirs; rb2v bench rig-unknowns, rig-drift-2, hand 7412 (bumped 1.68 px, matches over 16 %): 0.39 px, 5.15 before.
 MOVED_MIN_COVER = 0.25
+# A rig knocked during a take moves the sharp view against the blur view from then on, and the exposure fit, which
+# compares the blurry frames with the sharp ones under the one homography, takes the later frames' misregistration
+# for time: rb2v bench rig-unknowns, bump, street seed 7713 (the view 1.4 px off at the centre after 0.8 s): two of
+# the fit's 12 frames after the knock put the exposure 2.5 ms early, a rolling-shutter readout of -7.1 ms taking up
+# the knock's turn, and no sample started at its true frame. Frames whose matches, made inside the exposure, sit
+# over PAIR_OFF_PX and PAIR_MIN_Z standard errors from the others' (``geometry.frames_apart``) are left out of the
+# fit and of the homography's, where they are fewer than half. Measured (median offsets of each frame's matches
+# from the others' turn and shift): knocked frames 0.64-1.12 px on street (z 14-25), 0.79 px on hand (z 10); frames
+# of takes that were not knocked (street, hand; parallax, a walking rig, a rig bumped before the take) <= 0.34 px.
+PAIR_OFF_PX = 0.5
+PAIR_MIN_Z = 8.0
+LEFT_OUT = "left_out"  # the memo's entry of a take's frames left out (``_exposure_rounds``)
 OFFSET_ROUNDS = 6  # offset <-> exposure window alternations at most
 OFFSET_SETTLED_PX = 0.03  # an offset measured this close to the one applied has settled
 # still content whose matches are this share of them or more is a layer of its own (a background): its offset is said
@@ -156,12 +168,15 @@ def _homography(
     window: exposure.Window | None = None,
     lenses: dict | None = None,
     ecc: bool | None = None,
+    leave_out: frozenset = frozenset(),
 ) -> geometry.Geometry:
     """The homography from synthetic blur of the sharp frames inside each blur frame's exposure:
     ``window`` (estimated) or, before it is known, one blur frame period centred on the timestamp.
-    ``ecc=False``: the feature matches alone (ECC refines the homography, not the matches)."""
+    ``ecc=False``: the feature matches alone (ECC refines the homography, not the matches). ``leave_out``:
+    blur frames not to match (a knocked rig's, LEFT_OUT)."""
     w = {} if window is None else {"centre_s": window.centre_s, "length_s": window.length_s, "skew_s": window.skew_s}
     pairs = geometry.sample_pairs(s, take.blur, take.sharp, opts.rig.align.homography_frames, flip=flips[0], **w)
+    pairs = [p for p in pairs if p.blur_index not in leave_out]
     geometry.load_pairs(pairs, take.blur, take.sharp)
     sharp_size = (take.sharp.width, take.sharp.height)
     recorded = None
@@ -201,12 +216,16 @@ def _exposure_rounds(
     (its shift measured inside the exposure, its own fit, the parallax offset's rounds), 1.5-2 s to decode
     and add the flow midpoints and 3 s to fit at 640x544."""
     clock = (s.time_offset_s, s.clock_ratio)
-    fixed = None if refit else (clock, np.asarray(H, np.float64).tobytes(), flip, tuple(g.blur_valid), tuple(sharp_box))
+    left_out = memo.get(LEFT_OUT, frozenset())
+    fixed = None
+    if not refit:
+        fixed = (clock, left_out, np.asarray(H, np.float64).tobytes(), flip, tuple(g.blur_valid), tuple(sharp_box))
     if fixed in memo:
         return (H, g, sharp_box, *memo[fixed])  # the caller's geometry: another with the same boxes may have fitted
     if clock not in memo:
         memo[clock] = _timing_data(take, s, opts, lenses, light)
-    result = _fit_rounds(take, s, opts, memo[clock], H, flip, g, sharp_box, refit, lenses)
+    data = exposure.leaving_out(memo[clock], left_out) if left_out else memo[clock]
+    result = _fit_rounds(take, s, opts, data, H, flip, g, sharp_box, refit, lenses, left_out)
     if fixed is not None:
         memo[fixed] = result[3:]  # the window and its details
     return result
@@ -223,8 +242,20 @@ def _timing_data(take: Take, s: sync.SyncResult, opts: AlignOptions, lenses, lig
     return exposure.with_midpoints(data)
 
 
-def _fit_rounds(take: Take, s: sync.SyncResult, opts: AlignOptions, data, H, flip: str, g, sharp_box, refit, lenses):
-    """``_exposure_rounds`` on its loaded data."""
+def _fit_rounds(
+    take: Take,
+    s: sync.SyncResult,
+    opts: AlignOptions,
+    data,
+    H,
+    flip: str,
+    g,
+    sharp_box,
+    refit,
+    lenses,
+    left_out: frozenset = frozenset(),
+):
+    """``_exposure_rounds`` on its loaded data (less the blur frames ``left_out``; see LEFT_OUT)."""
     window, rounds, tones = None, [], exposure.TONE_CURVES  # the first round picks the tone curve
     ridged = False
     rounds_left = EXPOSURE_ROUNDS
@@ -254,7 +285,7 @@ def _fit_rounds(take: Take, s: sync.SyncResult, opts: AlignOptions, data, H, fli
         window = new
         if settled or not refit:
             break
-        refit = _homography(take, s, [flip], opts, window, lenses)
+        refit = _homography(take, s, [flip], opts, window, lenses, leave_out=left_out)
         if refit.inliers < opts.rig.align.min_inliers:
             break  # keep the homography the round before had, and its geometry (crop boxes, inliers, residual)
         g = refit
@@ -299,6 +330,31 @@ def _shift_inside_exposure(
     return timed, round(geometry.shift_from(calibration.H, timed.matched), 3)
 
 
+def _timed_matches(
+    take: Take, s: sync.SyncResult, opts: AlignOptions, flip: str, window: exposure.Window, lenses, memo: dict
+) -> geometry.Geometry:
+    """The take's feature matches made inside the exposure ``window`` (no ECC), but for the frames left out;
+    kept in ``memo``: the knock check and the calibration offset's first round match under the same window."""
+    left_out = memo.get(LEFT_OUT, frozenset())
+    key = ("matches", window, flip, left_out)
+    if key not in memo:
+        memo[key] = _homography(take, s, [flip], opts, window, lenses, ecc=False, leave_out=left_out)
+    return memo[key]
+
+
+def _frames_apart(
+    take: Take, s: sync.SyncResult, opts: AlignOptions, H, flip: str, g, window: exposure.Window, lenses, memo: dict
+) -> tuple[dict[int, float] | None, list[int] | None]:
+    """The blur frames whose matches, made inside the exposure, sit apart from the others' under ``H`` (px by
+    frame; see PAIR_OFF_PX), where they are fewer than half the frames: the view moved during the take; and the
+    frames compared (None, None: too few matches)."""
+    timed = _timed_matches(take, s, opts, flip, window, lenses, memo)
+    if timed.inliers < opts.rig.align.min_inliers:
+        return None, None
+    apart = geometry.frames_apart(H, timed.matched, timed.frame, g.blur_valid, PAIR_OFF_PX, PAIR_MIN_Z)
+    return apart, sorted(int(k) for k in np.unique(timed.frame))
+
+
 def _calibration_offset(
     take: Take,
     s: sync.SyncResult,
@@ -336,7 +392,7 @@ def _calibration_offset(
     still_gap = None
     used = None  # the last round's matches on moving content (all of them where too few move)
     for _ in range(OFFSET_ROUNDS):
-        timed = _homography(take, s, [flip], opts, window, lenses, ecc=False)  # its matches alone are used
+        timed = _timed_matches(take, s, opts, flip, window, lenses, memo)
         if timed.inliers < min_inliers:
             break
         src, dst = timed.matched
@@ -555,7 +611,7 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
         if not used_calibration and moved > REFIT_SHARP_FRAMES:
             g = _homography(take, s, [flip], opts, None, lenses)
             H, sharp_box = g.homography, g.sharp_valid
-    window, timing, offset, still_gap, turn = None, {}, None, None, None
+    window, timing, offset, still_gap, turn, apart, checked = None, {}, None, None, None, None, None
     if take.category == CALIBRATION_DIR and g.cover < MIN_CALIBRATION_COVER:
         sparse = (
             f"{take.key}: this calibration take's matches span {g.cover:.0%} of the frame (< "
@@ -575,6 +631,21 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
         H, g, sharp_box, window, timing = _exposure_rounds(
             take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses, light, memo
         )
+        if window is not None:
+            apart, checked = _frames_apart(take, s, opts, H, flip, g, window, lenses, memo)
+        if apart:
+            memo[LEFT_OUT] = frozenset(apart)
+            refit = _exposure_rounds(take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses, light, memo)
+            if refit[3] is not None:
+                H, g, sharp_box, window, timing = refit
+            frames = ", ".join(str(k) for k in sorted(apart))
+            notes.append(
+                f"{take.key}: the matches of blurry frame(s) {frames} sit {min(apart.values()):.2f}-"
+                f"{max(apart.values()):.2f} px from the others' (> {PAIR_OFF_PX:g}): the views moved against each "
+                "other during the take (a knocked rig, a loose mount); the exposure fit and the homography leave "
+                "those frames out, and build rejects the samples from the first of them on where every later one "
+                "compared sits apart too (knocked)"
+            )
         if used_calibration and window is not None and g.inliers >= a.min_inliers:
             H, window, timing, offset, still_gap, turn, turned = _calibration_offset(
                 take, s, opts, H, flip, g, sharp_box, window, timing, lenses, light, memo
@@ -678,6 +749,9 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
         # how far a turn fitted to its matches moves the valid box's corners beyond the shift (px; None: not
         # measured); applied over TURN_PX where it stands out of the matches' scatter
         "calibration_turn_px": None if turn is None else round(turn, 3),
+        # blurry frames whose matches sit apart from the others' (px by frame, PAIR_OFF_PX; None: not measured)
+        "frames_apart_px": None if apart is None else {str(k): v for k, v in sorted(apart.items())},
+        "frames_checked": checked,  # the blurry frames whose matches were compared so (None: not measured)
         "sync_confidence": s.confidence,
         "sync_prior": s.prior,
         "sync_details": s.details,

@@ -450,7 +450,7 @@ def print_summary(
             say(note)
 
 
-GEOMETRY_REASONS = (*MOVE_EVIDENCE, "moved")  # the summary's hints: what a user can act on
+GEOMETRY_REASONS = (*MOVE_EVIDENCE, "moved", "knocked")  # the summary's hints: what a user can act on
 
 
 # A take whose off_clock frames (at least this many) all lie the same number of steps from the clock's start

@@ -212,7 +212,7 @@ def _stage_times(build: dict) -> str:
 
 # rejection colours, most frequent reason first (accepted frames are blue): one for each of REJECT_REASONS,
 # repeated only for reasons a build of another version recorded
-PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#2ca02c")
+PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#2ca02c", "#ffbb78")
 
 
 def _timeline(df: pd.DataFrame, rejects: pd.DataFrame, most: int = 12) -> tuple[str, int]:
