@@ -228,6 +228,23 @@ def test_face_take_whose_matches_span_little_uses_the_calibration_homography(fac
     assert corner_errors(own, truth).max() > best + 0.025
 
 
+def test_a_shift_the_matches_ask_for_that_the_blurry_frames_do_not_is_refused(face, tmp_path, monkeypatch):
+    """The face take on its still rig, its matches made to ask for a shift of (+0.45, -0.3) px (as a blurred hand's
+    did on rb2v bench rig-unknowns' hand seed 7414, where ORB's coarse pyramid levels put every frame's matches that
+    far off and the shift took the crop's corners from 0.08 to 0.60 px): the exposure fit under that shift matches the
+    blurry frames worse than under the calibration take's homography, so the homography is not moved."""
+    real = stage.geometry.offset_from
+    monkeypatch.setattr(stage.geometry, "offset_from", lambda H, matched: real(H, matched) + [0.45, -0.3])
+    takes, calibrations, _ = discover(face["raw"])
+    calib_meta = read_alignment(face["out"] / "calibration" / "face-rig")
+    opts = stage.AlignOptions(rig=load_rig(), write_frames=False)
+    status, meta = stage.align_take(takes[0], tmp_path / "take", opts, calib_meta, calibrations["face-rig"])
+    assert status == "aligned" and meta.extra["calibration"] == "face-rig"
+    assert "the blurry frames fit the sharp frames worse so moved" in meta.extra["note"], meta.extra["note"]
+    assert meta.extra["calibration_offset_px"] == [0.0, 0.0]
+    assert corner_errors(meta, face["truth"]).max() <= 0.1
+
+
 def _take_on_face_rig(face, tmp_path: Path, category: str = "face", **sim):
     """One take simulated on the face fixture's rig (seed 32) after its calibration take, which it names:
     (the take, that calibration take, its alignment, the take's truth)."""

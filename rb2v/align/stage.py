@@ -373,8 +373,9 @@ def _calibration_offset(
     content, made inside the blur exposure, alternating with the exposure window (which a misregistered view
     biases along the motion) until the offset settles; returns (H, window, timing, offset px or None when not
     measured, how far the still content's matches sit from the moving content's, px, or None, how far a turn
-    fitted to the matches moves the valid box's corners beyond the offset, px, or None (see TURN_PX), and
-    whether that turn was applied).
+    fitted to the matches moves the valid box's corners beyond the offset, px, or None (see TURN_PX), whether
+    that turn was applied, and the offset refused with the fits' PSNR under the calibration take's homography and
+    under it, or None (see below)).
 
     A beam-splitter rig is never exactly nodal: where the cameras' centres of projection differ by t, a layer
     at depth Z shifts by f t / Z between the views, so the board's homography is off by f t (1/Z - 1/Z_board)
@@ -386,8 +387,18 @@ def _calibration_offset(
     depth had the wall's matches (92 % of them) pull the face 0.73 px off and the window 2.0 ms early.
     Where the subject moves along the offset, each round corrects a part of what the round before left (an
     outside check's waving hand: 0.55, 0.83, 0.99, 1.10 ... px), so after two rounds the offset is
-    extrapolated to where the alternation settles (the secant's rate; a fixed point iteration's Aitken step)."""
+    extrapolated to where the alternation settles (the secant's rate; a fixed point iteration's Aitken step).
+
+    The offset and the turn are kept only where the exposure fit under them matches the blurry frames better than
+    without them (its pooled PSNR over the moving pixels): a blurred subject's matches can sit off where the views
+    do not. rb2v bench rig-unknowns, hand seed 7414, a still rig whose calibration take's homography was 0.04-0.08
+    px off at the crop's corners: the hand's matches sat (+0.44, -0.29) px off in each of 12 frames alike, and the
+    shift took the corners to 0.60 px (92.5 % at the exact start); ORB's coarse pyramid levels carry it (found on 3
+    levels instead of 8: 0.15 px). The fit under that shift was 0.90 dB worse than without; under the shifts that
+    were right, better by 3.5 (a hand 5 mm off nodal), 9.6 (a face) and 2.2-13.3 dB (rigs bumped after their
+    calibration take)."""
     min_inliers = opts.rig.align.min_inliers
+    before = window, timing  # the fit under the calibration take's homography
     applied, measured = [np.zeros(2)], []
     still_gap = None
     used = None  # the last round's matches on moving content (all of them where too few move)
@@ -423,17 +434,26 @@ def _calibration_offset(
             break
         window, timing = refit[3], refit[4]
     offset = applied[-1]
-    H = geometry.translated(H_cal, offset)
+    shifted = H = geometry.translated(H_cal, offset)
+    refused = None
+    if offset.any() and _fit_psnr(timing) <= _fit_psnr(before[1]):
+        refused = offset, _fit_psnr(before[1]), _fit_psnr(timing)
+        H, (window, timing), offset = H_cal, before, np.zeros(2)
     turn, turned = None, False
     if used is not None:
         bump, error = geometry.turn_onto(H_cal, used, g.blur_valid)
         bumped = bump @ H_cal
-        turn = geometry.apart_at_corners(H, bumped, g.blur_valid)
+        turn = geometry.apart_at_corners(shifted, bumped, g.blur_valid)
         if turn > max(TURN_PX, TURN_MIN_Z * error):
             refit = _exposure_rounds(take, s, opts, bumped, flip, g, sharp_box, False, lenses, light, memo)
-            if refit[3] is not None:
+            if refit[3] is not None and _fit_psnr(refit[4]) > _fit_psnr(timing):
                 H, window, timing, turned = bumped, refit[3], refit[4], True
-    return H, window, timing, (offset if measured else None), still_gap, turn, turned
+    return H, window, timing, (offset if measured else None), still_gap, turn, turned, refused
+
+
+def _fit_psnr(timing: dict) -> float:
+    """The pooled PSNR (dB) of an exposure fit's last round."""
+    return float(timing["rounds"][-1]["psnr"])
 
 
 def _unsynchronised(take: Take, error: sync.Unsynchronised) -> sync.SyncResult:
@@ -647,10 +667,18 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
                 "compared sits apart too (knocked)"
             )
         if used_calibration and window is not None and g.inliers >= a.min_inliers:
-            H, window, timing, offset, still_gap, turn, turned = _calibration_offset(
+            H, window, timing, offset, still_gap, turn, turned, refused = _calibration_offset(
                 take, s, opts, H, flip, g, sharp_box, window, timing, lenses, light, memo
             )
             offset = None if offset is None else offset + start
+            if refused is not None:
+                (dx, dy), psnr_before, psnr_after = refused
+                notes.append(
+                    f"{take.key}: this take's matches on moving content put the calibration take's homography "
+                    f"({dx:+.2f}, {dy:+.2f}) px off, but the blurry frames fit the sharp frames worse so moved "
+                    f"({psnr_after:.2f} against {psnr_before:.2f} dB): not moved (a blurred subject's matches sit off "
+                    "where the views do not)"
+                )
             if turned:
                 notes.append(
                     f"{take.key}: the calibration take's homography turned and shifted to this take's own "
