@@ -27,6 +27,7 @@ SCHEMA = "rb2v.alignment/2"
 READABLE = ("rb2v.alignment/1", SCHEMA)
 FILE_NAME = "alignment.json"
 FLIPS = ("horizontal", "vertical", "none")
+KNOCK_GAP = 2  # frames: align compares every second blurry frame of a run (rb2v.align.geometry.sample_pairs)
 CAMERAS = ("blur", "sharp")
 
 
@@ -188,13 +189,19 @@ class Alignment:
     def knocked_from(self) -> int | None:
         """The first blurry frame from which on align saw the views moved for the rest of what it compared: the
         first of its compared frames (``frames_checked``) whose matches sat apart from the others' (``frames_apart_px``)
-        with every later one apart too; None. A view that moved stays moved (a knocked rig)."""
+        with every later one apart too, or the frame after the one compared before it where that is at most
+        KNOCK_GAP frames earlier (the knock fell between the two); None. A view that moved stays moved (a knocked
+        rig). rb2v bench rig-unknowns, bump (knocked at frame 20): hand 7413 and street 53072 had frame 22 apart and
+        20 in line, and kept frame 21 a step early."""
         apart = {int(k) for k in self.extra.get("frames_apart_px") or {}}
-        first = None
+        first = before = None
         for k in sorted(self.extra.get("frames_checked") or [], reverse=True):
             if k not in apart:
+                before = k
                 break
             first = k
+        if first is not None and before is not None and first - before <= KNOCK_GAP:
+            return before + 1
         return first
 
     def exposure_of(self, camera: str, default_length_s: float | None = None) -> Exposure:

@@ -82,9 +82,10 @@ REJECT_REASONS = {
     "view moved there, so theirs sit off too, by less than those checks see or along the motion (taken for time); "
     "or a still background at another depth than the subject sits off throughout (parallax: alignment.json's "
     "calibration_still_gap_px)",
-    "knocked": "lie from the blurry frame on whose matches with the sharp frames align found apart from the take's "
-    "others, to the end of the frames it compared (alignment.json's frames_apart_px, frames_checked): the views moved "
-    "against each other there and stayed moved (a knocked rig, a loose mount)",
+    "knocked": "lie from where align saw the views move against each other and stay moved (a knocked rig, a loose "
+    "mount): the first of the frames it compared whose matches with the sharp frames sat apart from the take's "
+    "others, with every later one apart too, or the frame after the one it compared just before (alignment.json's "
+    "frames_apart_px, frames_checked)",
     "out_of_range": "lie where the sharp recording has too few frames around them (a take's first or last frames)",
     "stage_failed": "failed in a stage: the build named each message and exited 1, rejects.parquet's reason "
     "gives it (--debug prints a bug's traceback); the take's other frames went on, and a re-run redoes these",
