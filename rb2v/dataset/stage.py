@@ -411,9 +411,11 @@ def build_take(
             centre = int(round(take.alignment.predicted_start(k, factor, N_FRAMES)))
             lo, hi = max(centre - radius, 0), min(centre + radius, last_start)
             base = {"sample_id": sample_id, "take": take.take_id, "subject": take.subject, "blur_index": k}
-            if hi - lo < 2 or (knocked is not None and k >= knocked):
-                reason = "out_of_range" if hi - lo < 2 else "knocked"
-                outcome = _now(lambda r=reason: ({"sharp_start": -1, "psnr": np.nan, "psnr_margin": np.nan}, [r], None))
+            unsearched = "out_of_range" if hi - lo < 2 else "knocked" if knocked is not None and k >= knocked else None
+            if unsearched:
+                outcome = _now(
+                    lambda r=unsearched: ({"sharp_start": -1, "psnr": np.nan, "psnr_margin": np.nan}, [r], None)
+                )
             else:
                 outcome = _now(_inputs, take, tools, x, k, lo, hi, clock)
                 if outcome.exception() is None:
