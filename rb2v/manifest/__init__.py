@@ -40,6 +40,7 @@ _LAZY = {
         ),
         "schema",
     ),
+    "check_manifest": "validate",
     "validate_manifest": "validate",
 }
 
@@ -63,6 +64,7 @@ __all__ = [
     "SAMPLES_DIR",
     "SCHEMA_TAG",
     "SPLITS",
+    "check_manifest",
     "inside_dataset",
     "manifest_digests",
     "manifest_file",

@@ -1,4 +1,4 @@
-"""``rb2v validate``: a thin command over ``rb2v.manifest.validate.validate_manifest``.
+"""``rb2v validate``: a thin command over ``rb2v.manifest.validate.check_manifest``.
 
 It finds the manifest before it imports the check (pandas, pyarrow, OpenCV: a second), so a wrong path is told at once.
 """
@@ -19,14 +19,12 @@ from .names import manifest_file
 def validate(manifest, no_files):
     """Check a manifest: schema, splits, files, image sizes and sha256; report every problem."""
     manifest_file(manifest)
-    from .schema import read_manifest
-    from .validate import validate_manifest
+    from .validate import check_manifest
 
-    problems = validate_manifest(manifest, check_files=not no_files)
+    problems, df = check_manifest(manifest, check_files=not no_files)
     for p in problems:
         click.echo(p, err=True)
     if problems:
         raise Rb2vError(f"{manifest}: {len(problems)} problem(s) found (listed above)")
-    df = read_manifest(manifest)
     subjects = df["subject"].nunique()
     click.echo(f"{manifest}: valid ({len(df)} samples, {subjects} subject{'' if subjects == 1 else 's'})")

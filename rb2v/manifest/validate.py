@@ -26,6 +26,12 @@ UPSAMPLE_FACTORS = (1, 2, 3)
 
 def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
     """Every problem found, one line each (empty list: valid)."""
+    return check_manifest(path, check_files)[0]
+
+
+def check_manifest(path: str | Path, check_files: bool = True) -> tuple[list[str], pd.DataFrame | None]:
+    """``validate_manifest``'s problems and the manifest as ``read_manifest`` gives it (read once; None where
+    its columns do not convert to the contract's types)."""
     path = manifest_path(path)
     table = read_manifest_table(path)  # schema tag and columns: a one-line error if wrong
     root = path.parent
@@ -41,8 +47,8 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
         try:  # the rows are still checked where their values read as the contract's types
             table = table.select(COLUMNS).cast(pa.schema([f.with_nullable(True) for f in FIELDS]))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            return [*problems, f"{path}: rows not checked: their columns do not convert to the contract's types"]
-    df = manifest_frame(table, path)
+            return [*problems, f"{path}: rows not checked: their columns do not convert to the contract's types"], None
+    manifest = df = manifest_frame(table, path)
     nulls = pd.Series(False, index=df.index)
     for field in FIELDS:
         if not field.nullable and table.column(field.name).null_count:
@@ -106,4 +112,4 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
                 problems.append(f"{where}: {rel} is not a readable image")
             elif img.shape[:2] != (r.height, r.width) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
                 problems.append(f"{where}: {rel} is {img.shape} {img.dtype}, expected ({r.height}, {r.width}, 3) uint8")
-    return problems
+    return problems, manifest

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import PartialFailure, Rb2vError
 from ..fsutil import exclusive_place, write_text_atomic
-from ..manifest import MANIFEST_NAME, inside_dataset, manifest_digests, read_manifest, validate_manifest
+from ..manifest import MANIFEST_NAME, check_manifest, inside_dataset, manifest_digests
 from ..progress import progress, say
 from .card import dataset_card
 from .checksums import SUMS_NAME, FileDigest, digest_file, format_sums, mismatch_error
@@ -165,8 +165,7 @@ def publish(
     if jobs < 1:
         raise Rb2vError(f"--jobs {jobs}: must be at least 1")
     dataset = Path(dataset)
-    df = read_manifest(dataset / MANIFEST_NAME)
-    problems = validate_manifest(dataset, check_files=False)  # the files are checked as they are hashed
+    problems, df = check_manifest(dataset, check_files=False)  # the files are checked as they are hashed
     if problems:
         raise Rb2vError(
             f"{problems[0]} ({len(problems)} problem(s) in all: `rb2v validate {dataset}` lists them); "
