@@ -299,6 +299,33 @@ def test_linear_light_refinement_places_a_start_a_third_of_a_step_off():
     assert srgb_starts.count(1) >= 3, srgb_starts  # measured 5 of 5: the sRGB average alone picks p + 1
 
 
+def test_a_clock_breaks_the_near_tie_that_misplaced_sub_frames_decide_wrongly():
+    """The sequence's odd frames (the interpolated ones of a rig's x) two thirds of a step late, as sub-frames
+    on decelerating motion are: with the exposure two thirds of a step after p, the linear-light scores
+    alone pick p (measured 5 of 5). A clock at the true start, as a prior, picks p + 1 for every
+    p; a clock at the tie (p + 0.5) leaves the choice to the scores, and weight 0 is no clock."""
+    from rb2v.colormatch.search import refine_in_linear_light
+    from rb2v.colorspace import linear_to_srgb, srgb_to_linear
+
+    fine = panning("coffee", 160, 3 * 20, step=(4.3 / 3, 2.9 / 3))  # three instants per step of seq
+    seq = fine[::3].copy()
+    seq[1::2] = fine[5::6][: len(seq[1::2])]
+    rng = np.random.default_rng(5)
+    M = random_matrix(rng)
+    wrong = 0
+    for p in (4, 6, 7, 9, 10):
+        exposure = fine[3 * p + 2 : 3 * p + 2 + 19]
+        y = linear_to_srgb(srgb_to_linear(exposure.astype(np.float64)).mean(axis=0))
+        y = np.clip(y @ M[:, :3].T + M[:, 3] + rng.normal(0, 0.003, y.shape), 0, 1).astype(np.float32)
+        first = search(y, seq, candidates=range(2, 13))
+        alone = refine_in_linear_light(y, seq, first)
+        wrong += alone.start != p + 1
+        assert refine_in_linear_light(y, seq, first, clock=p + 2 / 3, clock_db=8.0).start == p + 1
+        assert refine_in_linear_light(y, seq, first, clock=p + 0.5, clock_db=8.0).start == alone.start
+        assert refine_in_linear_light(y, seq, first, clock=p + 2 / 3).start == alone.start
+    assert wrong >= 3
+
+
 def test_fast_search_equals_the_reference_on_simulated_rig_data():
     take = simulated_take(size=96, frames=20, start=7, seed=3)
     for space in ("srgb", "linear"):

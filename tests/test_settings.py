@@ -116,6 +116,7 @@ def test_invalid_values_and_broken_toml(tmp_path):
         ("hand", "qc.min_psnr", float("nan"), r"key 'qc\.min_psnr' must be a number, got nan"),
         # a 5 s build took 280 s; the devices were refused without the file or the key ('cuda-1': an internal error)
         ("street", "search.radius", 1000, r"search: radius must be 1 to 64 \(upsampled steps\), got 1000"),
+        ("hand", "search.clock_prior_db", -8.0, r"search: clock_prior_db must be a number >= 0 .*, got -8\.0"),
         ("street", "upsample.device", "gpu", r"upsample: unknown device 'gpu': use auto, cpu, cuda or cuda:N"),
         ("hand", "matting.device", "cuda-1", r"matting: unknown device 'cuda-1'"),
         ("face", "search.device", "tpu", r"search: unknown device 'tpu'"),

@@ -294,6 +294,8 @@ def refine_in_linear_light(
     span: float | None = None,
     scale: int = 4,
     device: str = "cpu",
+    clock: float | None = None,
+    clock_db: float = 0.0,
 ) -> SearchResult:
     """A ``search`` result's start decided again between it and its two neighbours with the exposure
     averaged in linear light (as a sensor integrates it), on ``scale`` x ``scale`` area-averaged images.
@@ -304,6 +306,11 @@ def refine_in_linear_light(
     simulated takes; 0.025 in linear light), so where the true start lies a third of a step from a
     candidate, the sRGB argmax picks the farther neighbour about one time in ten. The returned
     result is the sRGB one at the chosen start (its score, colour matrix and margin).
+
+    ``clock``: the (fractional) start an independent clock predicts; each neighbour's linear-light score
+    then loses ``clock_db`` dB per squared step from it (a prior: a clock pooled over many frames places the
+    exposure better than one frame's scores, which prefer the farther neighbour by over a dB where the frame's
+    interpolated sub-frames sit off their instants, as on accelerating motion; README).
     """
     cand = [p for p in (result.start - 1, result.start, result.start + 1) if p in result.scores]
     if len(cand) < 2:
@@ -322,6 +329,8 @@ def refine_in_linear_light(
         span=span,
     )
     p = lo + linear.start
+    if clock is not None and clock_db > 0:
+        p = max(cand, key=lambda q: (linear.scores[q - lo] - clock_db * (q - clock) ** 2, -q))
     if p == result.start:
         return result
     at = search(

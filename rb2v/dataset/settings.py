@@ -56,6 +56,10 @@ class SearchSettings:
     space: Literal["srgb", "linear"] = "srgb"
     # the best start and its neighbours scored again with the exposure averaged in linear light
     refine_linear: bool = True
+    # in that decision, dB off a neighbour's score per squared step from where the alignment's clock puts the
+    # start (0: none; README): the clock, pooled over the take, breaks near-ties that one frame's scores get
+    # wrong on accelerating motion
+    clock_prior_db: float = 8.0
     exclude_clipped: bool = True
     subframe_interpolator: Literal["flow", "linear", "same"] = "linear"  # for t = 1/3, 2/3 inside the window
     # numpy; "cuda" runs the torch float64 path, which on an H200 host was no faster than numpy on one core
@@ -65,6 +69,10 @@ class SearchSettings:
     def validate(self) -> None:
         if not 1 <= self.radius <= MAX_SEARCH_RADIUS:
             raise ValueError(f"search: radius must be 1 to {MAX_SEARCH_RADIUS} (upsampled steps), got {self.radius}")
+        if not (math.isfinite(self.clock_prior_db) and self.clock_prior_db >= 0):
+            raise ValueError(
+                f"search: clock_prior_db must be a number >= 0 (dB per squared step), got {self.clock_prior_db}"
+            )
         check_device_setting("search", self.device)
 
 

@@ -252,6 +252,9 @@ def _qc(
 
 
 CLOCK_AGREES_STEPS = 0.5  # a start the clock puts within this many steps is where the clock says it is
+# steps: the clock weighs in (``search.clock_prior_db``) only where Algorithm 1's best start lies this near it,
+# one of the two starts either side of it (a clock further off, say 3 steps, moves no sample)
+CLOCK_PRIOR_REACH = 1.0
 MOVE_EVIDENCE = ("misregistered", "off_clock")  # the rejections a moved view leaves
 
 
@@ -509,7 +512,15 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, last_start, in
             device=s.device,
             span=span,
         )
+        # where the take's clock puts the exposure (a start, fractional); only where align estimated the
+        # exposure (an unknown one is taken as centred: a 10 ms shutter stamped at its start put all 13 samples
+        # of a simulated take over 1.25 steps off that clock)
+        predicted = None
+        if take.alignment.blur_exposure_known:
+            predicted = take.alignment.predicted_start(k, tools.sequence.upsample_factor, N_FRAMES)
         if s.refine_linear and s.space == "srgb":
+            # the clock breaks the neighbours' near-ties, not a disagreement (QC's off_clock judges those)
+            near = predicted is not None and abs(lo + res.start - predicted) <= CLOCK_PRIOR_REACH
             res = refine_in_linear_light(
                 blur,
                 scored,
@@ -520,16 +531,13 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, last_start, in
                 exclude_clipped=s.exclude_clipped,
                 span=span,
                 device=s.device,
+                clock=predicted - lo if near else None,
+                clock_db=s.clock_prior_db,
             )
     p = lo + int(res.start)
     window = seq[p - lo : p - lo + N_FRAMES]
     motion = float(np.mean(np.abs(window[-1] - window[0])))
-    # where the take's clock puts the exposure, in steps after the start Algorithm 1 chose; only where align
-    # estimated the exposure (an unknown one is taken as centred: a 10 ms shutter stamped at its start put all
-    # 13 samples of a simulated take over 1.25 steps off that clock)
-    expected = None
-    if take.alignment.blur_exposure_known:
-        expected = take.alignment.predicted_start(k, tools.sequence.upsample_factor, N_FRAMES) - p
+    expected = None if predicted is None else predicted - p  # steps after the chosen start
     with clock("registration"):
         weights = frame_weights(N_FRAMES, s.subframes, span)
         shift_px = misregistration(
