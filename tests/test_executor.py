@@ -89,7 +89,7 @@ def test_a_full_disk_or_a_refused_write_is_named_not_called_a_bug(tmp_path, monk
     def refused(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".manifest.abcd1234.partial.parquet"))
 
-    monkeypatch.setattr(validate_module, "validate_manifest", refused)
+    monkeypatch.setattr(validate_module, "check_manifest", refused)
     (tmp_path / "manifest.parquet").touch()  # found: the command goes on to the check
     assert rb2v_main(["validate", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"rb2v: error: {tmp_path}: Permission denied\n"  # the folder, not the temp name
