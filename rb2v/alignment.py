@@ -31,10 +31,15 @@ KNOCK_GAP = 2  # frames: align compares every second blurry frame of a run (rb2v
 CAMERAS = ("blur", "sharp")
 
 
+def _finite(value) -> bool:
+    """A finite JSON number (not a string, a bool or NaN)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value))
+
+
 def _number(d: dict, key: str, where: str, default: float | None = None) -> float:
     """A finite JSON number (a string, a bool or NaN was taken as one, and failed far from the file)."""
     value = d.get(key, default) if default is not None else d[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+    if not _finite(value):
         raise Rb2vError(f"{where}: {key} must be a finite number, got {value!r}")
     return float(value)
 
@@ -290,7 +295,9 @@ class Alignment:
                 raise Rb2vError(f"{where}: lens is not an object")
             lens = {c: Lens.from_json(v, f"{where}: lens.{c}") for c, v in lens.items() if c in CAMERAS}
         apart, checked = d.get("frames_apart_px"), d.get("frames_checked")  # build rejects samples by these
-        if apart is not None and not (isinstance(apart, dict) and all(str(k).isdigit() for k in apart)):
+        if apart is not None and not (
+            isinstance(apart, dict) and all(str(k).isdigit() and _finite(v) for k, v in apart.items())
+        ):
             raise Rb2vError(f"{where}: frames_apart_px must map blurry frame numbers to px, got {apart!r}")
         if checked is not None and not (
             isinstance(checked, list) and all(isinstance(k, int) and not isinstance(k, bool) for k in checked)

@@ -60,6 +60,7 @@ def test_the_frame_from_which_align_saw_the_views_moved(checked, apart, first):
         ({"exposure": {"sharp": {"length_s": 0.001}}}, "exposure.sharp: bad exposure entry (missing 'start_s')"),
         ({"crop": {"x": 0, "y": 0, "width": 0, "height": 448}}, "crop is 0x448"),
         ({"frames_apart_px": [20, 22]}, "frames_apart_px must map blurry frame numbers to px, got [20, 22]"),
+        ({"frames_apart_px": {"20": "far"}}, "frames_apart_px must map blurry frame numbers to px, got {'20': 'far'}"),
         ({"frames_checked": {"20": 1}}, "frames_checked must be a list of blurry frame numbers"),
     ],
 )
