@@ -30,8 +30,9 @@ def validate_manifest(path: str | Path, check_files: bool = True) -> list[str]:
 
 
 def check_manifest(path: str | Path, check_files: bool = True) -> tuple[list[str], pd.DataFrame | None]:
-    """``validate_manifest``'s problems and the manifest as ``read_manifest`` gives it (read once; None where
-    its columns do not convert to the contract's types)."""
+    """``validate_manifest``'s problems and the manifest it read (once): where there are no problems, the frame
+    ``read_manifest`` gives; with problems, the rows as checked (their columns cast to the contract's types), or
+    None where they do not convert."""
     path = manifest_path(path)
     table = read_manifest_table(path)  # schema tag and columns: a one-line error if wrong
     root = path.parent
