@@ -1132,3 +1132,28 @@ def test_report_reads_a_build_record_of_another_shape(tmp_path):
     (dataset / "build.json").write_text(json.dumps({**record, "takes": [1]}))
     with pytest.raises(Rb2vError, match=r"build.json: 'takes' is not a list of take records"):
         write_report(dataset)
+
+
+def test_the_summary_and_report_count_the_frames_the_clock_placed(street, tmp_path, monkeypatch, capsys):
+    """A sample the take's clock moved to the neighbouring start (search.clock_prior_db) was told nowhere."""
+    search_module = importlib.import_module("rb2v.colormatch.search")  # the package's ``search`` is the function
+    own = search_module.refine_in_linear_light
+    asked = []
+
+    def every_clock_moves(*args, clock=None, **kwargs):  # as if each frame's neighbours tied
+        result = own(*args, clock=clock, **kwargs)
+        asked.append(clock is not None)
+        return dataclasses.replace(result, clock_moved=True) if clock is not None else result
+
+    monkeypatch.setattr(search_module, "refine_in_linear_light", every_clock_moves)
+    _, reference, _ = street
+    shutil.copytree(reference / "aligned", tmp_path / "aligned")
+    dataset = build_dataset(tmp_path, load_pipeline("street", FAST))
+    moved = sum(asked)
+    assert moved >= 10, asked  # the fixture's takes estimate their exposure: the clock weighs in
+    assert f"clock:    {moved} blurry frame(s) placed by their take's clock" in capsys.readouterr().err
+    record = json.loads((dataset / "build.json").read_text())
+    assert sum(t["clock_moved"] for t in record["takes"]) == moved
+    assert ">placed by clock</th>" in (dataset / "report.html").read_text()
+    build_dataset(tmp_path, load_pipeline("street", FAST), report=False)  # a re-run tells what the units recorded
+    assert f"clock:    {moved} blurry frame(s)" in capsys.readouterr().err

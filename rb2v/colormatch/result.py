@@ -19,7 +19,8 @@ class SearchResult:
     ``start``: p, the window is seq[p..p+n-1]; ``matrix``: (3,4) sharp->blur colour matrix
     at p; ``psnr``: its score (dB); ``scores``: {candidate: score}; ``margin``: ``psnr``
     minus the best score at least 2 positions from p (inf when no candidate is that far);
-    ``bounds``: {candidate: upper bound of its score} for candidates a pruned search did not score.
+    ``bounds``: {candidate: upper bound of its score} for candidates a pruned search did not score;
+    ``clock_moved``: a clock (``refine_in_linear_light``'s prior) chose this start over the one the scores chose.
     """
 
     start: int
@@ -28,6 +29,7 @@ class SearchResult:
     scores: dict[int, float]
     margin: float
     bounds: dict[int, float] = field(default_factory=dict)
+    clock_moved: bool = False
 
 
 def check_search_inputs(

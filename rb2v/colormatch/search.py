@@ -328,11 +328,12 @@ def refine_in_linear_light(
         device=device,
         span=span,
     )
-    p = lo + linear.start
+    scored = lo + linear.start
+    p = scored
     if clock is not None and clock_db > 0:
         p = max(cand, key=lambda q: (linear.scores[q - lo] - clock_db * (q - clock) ** 2, -q))
     if p == result.start:
-        return result
+        return dataclasses.replace(result, clock_moved=True) if p != scored else result
     at = search(
         blur, seq[p : p + n], n, [0], interpolator, sub, exclude_clipped=exclude_clipped, device=device, span=span
     )
@@ -343,4 +344,5 @@ def refine_in_linear_light(
         psnr=result.scores[p],
         scores=dict(result.scores),
         margin=result.scores[p] - max(far) if far else float("inf"),
+        clock_moved=p != scored,
     )

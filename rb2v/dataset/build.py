@@ -438,6 +438,12 @@ def print_summary(
         f"{len(rej)} rejected {reasons or ''} in {seconds:.1f} s",
         f"  manifest: {dataset_dir / MANIFEST_NAME}",
     ]
+    moved = sum(s.clock_moved for s in summaries)
+    if moved:
+        lines.append(
+            f"  clock:    {moved} blurry frame(s) placed by their take's clock, where their own scores nearly tied "
+            "two neighbouring starts (search.clock_prior_db)"
+        )
     lines += [f"  {h}" for h in empty_take_hints(rej, rows) + reject_hints(rej, rows)]
     say("\n".join(lines + ([f"  report:   {dataset_dir / 'report.html'}"] if report else [])))
     composited = rows[rows["background"].notna()] if len(rows) else rows

@@ -21,6 +21,8 @@ class TakeSummary:
     stage_seconds: dict = field(default_factory=dict)  # where the time went (for rb2v bench build)
     time_offset_s: float = 0.0
     sync_method: str = ""
+    # blurry frames whose start the take's clock chose between two near-tied neighbours (search.clock_prior_db)
+    clock_moved: int = 0
 
     @classmethod
     def merge(cls, parts: list[TakeSummary]) -> TakeSummary:
@@ -34,6 +36,7 @@ class TakeSummary:
             total.accepted += p.accepted
             total.rejected += p.rejected
             total.seconds += p.seconds
+            total.clock_moved += p.clock_moved
             for d, src in ((total.reasons, p.reasons), (total.stage_seconds, p.stage_seconds)):
                 for k, v in src.items():
                     d[k] = d.get(k, 0) + v

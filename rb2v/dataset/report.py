@@ -146,6 +146,7 @@ TAKE_COLUMNS = [
     "accepted",
     "rejected",
     "reasons",
+    "placed by clock",
     "build (s)",
     "align note",
 ]
@@ -167,6 +168,7 @@ def _take_table(dataset_dir: Path, build: dict) -> pd.DataFrame:
             "accepted": t.get("accepted"),
             "rejected": t.get("rejected"),
             "reasons": ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())),
+            "placed by clock": t.get("clock_moved") or None,  # none anywhere: the column is left out
             "build (s)": t.get("seconds"),
         }
         meta = None

@@ -396,6 +396,7 @@ def build_take(
         except Exception as e:  # one bad frame (its inputs or its stage) is recorded, the take goes on
             rejects.append({**base, "reason": _failure(e), "sharp_start": -1, "psnr": np.nan, "psnr_margin": np.nan})
         else:
+            summary.clock_moved += bool(row.get("clock_moved"))
             if not reasons:
                 rows.append((row, written))
             else:
@@ -553,7 +554,8 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, last_start, in
     reasons = _qc(settings, res, p, lo, hi, motion, shift_px, expected, last_start)
     fit = {"sharp_start": p, "psnr": float(res.psnr), "psnr_margin": float(res.margin)}
     if reasons:
-        return {**fit, "clock_steps": np.nan if expected is None else float(expected)}, reasons, None
+        clock_steps = np.nan if expected is None else float(expected)
+        return {**fit, "clock_steps": clock_steps, "clock_moved": res.clock_moved}, reasons, None
     with clock("colour"):
         sharp = [apply_color_matrix(res.matrix, f) for f in window]
     images = [blur, *sharp]
@@ -581,7 +583,7 @@ def _sample(take, settings, tools, matting, k, sample_id, lo, hi, last_start, in
         height=blur.shape[0],
         **fit,
     )
-    return {**row, "shift_px": shift_px}, [], written
+    return {**row, "shift_px": shift_px, "clock_moved": res.clock_moved}, [], written
 
 
 def done_summary(dataset_dir: Path, unit: str, key: str) -> TakeSummary | None:
