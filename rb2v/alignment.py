@@ -31,6 +31,25 @@ KNOCK_GAP = 2  # frames: align compares every second blurry frame of a run (rb2v
 CAMERAS = ("blur", "sharp")
 
 
+def knocked_from(apart, checked) -> int | None:
+    """The first blurry frame from which on align saw the views moved for the rest of what it compared: the first
+    of its compared frames (``checked``) whose matches sat apart from the others' (``apart``: frame -> px, keys
+    as numbers or text) with every later one apart too, or the frame after the one compared before it where that is
+    at most KNOCK_GAP frames earlier (the knock fell between the two); None. A view that moved stays moved (a
+    knocked rig). rb2v bench rig-unknowns, bump (knocked at frame 20): hand 7413 and street 53072 had frame 22
+    apart and 20 in line, and kept frame 21 a step early."""
+    apart = {int(k) for k in apart or {}}
+    first = before = None
+    for k in sorted(checked or [], reverse=True):
+        if k not in apart:
+            before = k
+            break
+        first = k
+    if first is not None and before is not None and first - before <= KNOCK_GAP:
+        return before + 1
+    return first
+
+
 def _finite(value) -> bool:
     """A finite JSON number (not a string, a bool or NaN)."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value))
@@ -192,22 +211,8 @@ class Alignment:
 
     @property
     def knocked_from(self) -> int | None:
-        """The first blurry frame from which on align saw the views moved for the rest of what it compared: the
-        first of its compared frames (``frames_checked``) whose matches sat apart from the others' (``frames_apart_px``)
-        with every later one apart too, or the frame after the one compared before it where that is at most
-        KNOCK_GAP frames earlier (the knock fell between the two); None. A view that moved stays moved (a knocked
-        rig). rb2v bench rig-unknowns, bump (knocked at frame 20): hand 7413 and street 53072 had frame 22 apart and
-        20 in line, and kept frame 21 a step early."""
-        apart = {int(k) for k in self.extra.get("frames_apart_px") or {}}
-        first = before = None
-        for k in sorted(self.extra.get("frames_checked") or [], reverse=True):
-            if k not in apart:
-                before = k
-                break
-            first = k
-        if first is not None and before is not None and first - before <= KNOCK_GAP:
-            return before + 1
-        return first
+        """The first blurry frame from which on align saw the views moved (``knocked_from``), or None."""
+        return knocked_from(self.extra.get("frames_apart_px"), self.extra.get("frames_checked"))
 
     def exposure_of(self, camera: str, default_length_s: float | None = None) -> Exposure:
         """The camera's exposure; unknown means centred with ``default_length_s`` (one frame period)."""

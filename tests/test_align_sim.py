@@ -323,6 +323,7 @@ def test_a_rig_knocked_during_the_take_has_its_later_frames_left_out_of_the_expo
     apart = meta.extra["frames_apart_px"]
     assert sorted(int(k) for k in apart) == [20, 22] and knock == 20 and min(apart.values()) > 1.0, apart
     assert "blurry frame(s) 20, 22 sit" in meta.extra["note"]
+    assert f"moved against each other from blurry frame {meta.knocked_from} on" in meta.extra["note"]
     with pytest.MonkeyPatch.context() as mp:  # as before: every frame fitted
         mp.setattr(stage, "PAIR_OFF_PX", np.inf)
         status, kept = stage.align_take(take, tmp_path / "kept", opts, calib_meta, calibration)

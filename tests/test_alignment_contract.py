@@ -43,6 +43,18 @@ def test_the_frame_from_which_align_saw_the_views_moved(checked, apart, first):
     assert dataclasses.replace(GOOD, extra=extra).knocked_from == first
 
 
+def test_align_says_a_move_only_where_the_views_stayed_moved():
+    """A fast hand's one frame 1.42 px apart in a take whose views did not move (rb2v bench rig-unknowns,
+    rig-drift-2, hand 7402) was told as a knocked rig; build judged it by the rule below all along."""
+    from rb2v.align.stage import apart_note
+
+    lone = apart_note("hand/s01/t01", {14: 1.42}, [0, 2, 12, 14, 16, 22])
+    assert "blurry frame(s) 14 sit 1.42-1.42 px" in lone and "the views did not stay moved" in lone
+    assert "knocked" not in lone
+    moved = apart_note("hand/s01/t01", {20: 1.1, 22: 0.9}, [0, 2, 18, 20, 22])
+    assert "moved against each other from blurry frame 19 on" in moved and "samples from frame 19 on" in moved
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .. import ffmpeg
-from ..alignment import FLIPS, NOT_DETERMINED, Alignment, Crop, read_alignment, write_alignment
+from ..alignment import FLIPS, NOT_DETERMINED, Alignment, Crop, knocked_from, read_alignment, write_alignment
 from ..config import settings_hash
 from ..errors import PartialFailure, Rb2vError
 from ..executor import INLINE, ExecutorSettings, Unit, run_units
@@ -355,6 +355,29 @@ def _frames_apart(
     return apart, sorted(int(k) for k in np.unique(timed.frame))
 
 
+def apart_note(key: str, apart: dict[int, float], checked: list[int]) -> str:
+    """What align says of the compared blurry frames whose matches sat apart from the others' (``frames_apart``):
+    a move of the views from some frame on where every later frame compared sits apart too (``knocked_from``,
+    what build rejects), else those frames' own matches."""
+    frames = ", ".join(str(k) for k in sorted(apart))
+    knock = knocked_from(apart, checked)
+    verdict = (
+        f"the views moved against each other from blurry frame {knock} on (a knocked rig, a loose mount); the "
+        f"exposure fit and the homography leave those frames out, and build rejects the samples from frame {knock} "
+        "on (knocked)"
+        if knock is not None
+        # a view that moved stays moved: frames in line after them tell of their own matches (rb2v bench
+        # rig-unknowns, rig-drift-2, hand 7402: a hand waving fast had one frame's matches 1.42 px apart)
+        else "later frames' matches sit with the others', so the views did not stay moved (a subject moving fast "
+        "in those frames, or a mount that sprang back); the exposure fit and the homography leave those frames "
+        "out, and build judges their samples by its own checks"
+    )
+    return (
+        f"{key}: the matches of blurry frame(s) {frames} sit {min(apart.values()):.2f}-{max(apart.values()):.2f} px "
+        f"from the others' (> {PAIR_OFF_PX:g}): {verdict}"
+    )
+
+
 def _calibration_offset(
     take: Take,
     s: sync.SyncResult,
@@ -658,14 +681,7 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
             refit = _exposure_rounds(take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses, light, memo)
             if refit[3] is not None:
                 H, g, sharp_box, window, timing = refit
-            frames = ", ".join(str(k) for k in sorted(apart))
-            notes.append(
-                f"{take.key}: the matches of blurry frame(s) {frames} sit {min(apart.values()):.2f}-"
-                f"{max(apart.values()):.2f} px from the others' (> {PAIR_OFF_PX:g}): the views moved against each "
-                "other during the take (a knocked rig, a loose mount); the exposure fit and the homography leave "
-                "those frames out, and build rejects the samples from the first of them on where every later one "
-                "compared sits apart too (knocked)"
-            )
+            notes.append(apart_note(take.key, apart, checked))
         if used_calibration and window is not None and g.inliers >= a.min_inliers:
             H, window, timing, offset, still_gap, turn, turned, refused = _calibration_offset(
                 take, s, opts, H, flip, g, sharp_box, window, timing, lenses, light, memo
