@@ -83,7 +83,9 @@ MOVED_MIN_COVER = 0.25
 # over PAIR_OFF_PX and PAIR_MIN_Z standard errors from the others' (``geometry.frames_apart``) are left out of the
 # fit and of the homography's, where they are fewer than half. Measured (median offsets of each frame's matches
 # from the others' turn and shift): knocked frames 0.64-1.12 px on street (z 14-25), 0.79 px on hand (z 10); frames
-# of takes that were not knocked (street, hand; parallax, a walking rig, a rig bumped before the take) <= 0.34 px.
+# of takes that were not knocked (street, hand; parallax, a walking rig, a rig bumped before the take) <= 0.34 px,
+# but for one frame of a fast hand (1.42 px, hand 7402 rig-drift-2): a frame in line after such frames is no
+# knock (``apart_note``; build's ``knocked_from``).
 PAIR_OFF_PX = 0.5
 PAIR_MIN_Z = 8.0
 LEFT_OUT = "left_out"  # the memo's entry of a take's frames left out (``_exposure_rounds``)
