@@ -299,6 +299,21 @@ def test_a_take_after_the_rig_turned_a_little_has_its_calibration_homography_tur
     shift_only = translated(calib_meta.H, meta.extra["calibration_offset_px"])
     shifted = dataclasses.replace(meta, homography=tuple(map(tuple, shift_only)))
     assert turned < 0.15 < CORNER_TOL_PX < corner_errors(shifted, truth).max(), (turned, corner_errors(shifted, truth))
+    # the fit over the subject barely sees a turn, which moves the corners: it no longer vetoes one (hand 7417,
+    # rig-drift-2: 0.14 dB worse under the true turn, and the corners stayed 0.81 px off)
+    own, H_cal = stage._exposure_rounds, np.asarray(calib_meta.H)
+
+    def turn_fits_worse(take, s, opts, H, *args):
+        out = own(take, s, opts, H, *args)
+        moved = np.asarray(H) @ np.linalg.inv(H_cal)
+        if out[3] is not None and abs(moved[0, 1] / moved[2, 2]) > 1e-5:  # turned, not only shifted
+            out[4]["rounds"][-1]["psnr"] -= 100.0  # worse than any shift fits
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stage, "_exposure_rounds", turn_fits_worse)
+        status, vetoed = stage.align_take(take, tmp_path / "vetoed", opts, calib_meta, calibration)
+    assert "the rig turned" in vetoed.extra["note"] and corner_errors(vetoed, truth).max() < 0.15
 
 
 def test_a_rig_knocked_during_the_take_has_its_later_frames_left_out_of_the_exposure_fit(face, tmp_path):
