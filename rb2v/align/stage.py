@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 from .preflight import check_sync, preflight
 
-ALGORITHM_VERSION = 20  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 21  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
