@@ -685,7 +685,7 @@ def _estimate(take: Take, opts: AlignOptions, calibration: Alignment | None) -> 
         )
         if window is not None:
             apart, checked = _frames_apart(take, s, opts, H, flip, g, window, lenses, memo)
-        knock = knocked_from(apart, checked) if apart else None
+        knock = knocked_from(apart, checked)  # None where none (or not all later ones) sit apart
         if knock is not None:  # the frames from the knock on
             memo[LEFT_OUT] = frozenset(k for k in apart if k >= knock)
             refit = _exposure_rounds(take, s, opts, H, flip, g, sharp_box, not used_calibration, lenses, light, memo)
