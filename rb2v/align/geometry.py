@@ -554,7 +554,9 @@ def _box_corners(box) -> np.ndarray:
     return np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
 
 
-def turn_onto(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray], box, rounds: int = 3) -> tuple[np.ndarray, float]:
+def turn_onto(
+    H: np.ndarray, matched: tuple[np.ndarray, np.ndarray], box, rounds: int = 3, K: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """The turn and shift (3x3 in the blur view) that best carry where ``H`` puts a take's matches onto them,
     and the standard error (px) of the turn at ``box``'s corner farthest from the matches (x0, y0, x1, y1,
     blur view), from their scatter: least squares (the angle linearised, a bump's being a fraction of a
@@ -562,27 +564,71 @@ def turn_onto(H: np.ndarray, matched: tuple[np.ndarray, np.ndarray], box, rounds
 
     A rig bumped after its calibration take turns the view about its axis as well as shifting it (a pan or
     a tilt shifts it). No scale: a bump does not zoom, and a fitted one took up the matches' bias (hand
-    takes on still rigs: up to 1.4 px at the corners with a scale, 0.45 without)."""
+    takes on still rigs: up to 1.4 px at the corners with a scale, 0.45 without).
+
+    With ``K`` (the blur camera's matrix, undistorted view) the sharp camera is turned about its centre of
+    projection instead (pan, tilt and roll: K R K⁻¹, three numbers as well): a pan or tilt shifts the picture and
+    leaves a keystone that no turn and shift of it make (``rotation_flow``)."""
     src, dst = matched
     p, q = map_points(H, src), np.asarray(dst, np.float64)
     centre = p.mean(axis=0)  # fitted about the matches' centre: the angle and the shift do not trade
-    p, q = p - centre, q - centre
     keep = np.ones(len(p), bool)
     for _ in range(rounds):
-        P, Q = p[keep], q[keep]
-        A = np.zeros((2 * len(P), 3))
-        A[0::2, 0], A[0::2, 1] = -P[:, 1], 1.0
-        A[1::2, 0], A[1::2, 2] = P[:, 0], 1.0
-        angle, tx, ty = np.linalg.lstsq(A, (Q - P).reshape(-1), rcond=None)[0]
-        c, s = np.cos(angle), np.sin(angle)
-        R = np.array([[c, -s, tx], [s, c, ty], [0.0, 0.0, 1.0]])
-        misfit = map_points(R, p) - q
+        A = rotation_flow(p[keep], K) if K is not None else _turn_flow(p[keep] - centre)
+        solution = np.linalg.lstsq(A, (q[keep] - p[keep]).reshape(-1), rcond=None)[0]
+        M = camera_turn(K, solution) if K is not None else _about(centre) @ _turn(*solution) @ _about(-centre)
+        misfit = map_points(M, p) - q
         gap = np.linalg.norm(misfit, axis=1)
         last, keep = keep, gap <= 3 * np.median(gap[keep])
     scatter = 1.4826 * np.median(np.abs(misfit[last] - np.median(misfit[last], axis=0)))  # per coordinate, robust
-    reach = np.linalg.norm(_box_corners(box) - centre, axis=1).max()
-    about = np.array([[1, 0, centre[0]], [0, 1, centre[1]], [0, 0, 1]], np.float64)
-    return about @ R @ np.linalg.inv(about), float(scatter / np.sqrt((p[last] ** 2).sum()) * reach)
+    corners = _box_corners(box)
+    # the corners' standard error beside the matches' centre's (which the offset measures well)
+    A = rotation_flow(p[last], K) if K is not None else _turn_flow(p[last] - centre)
+    at = (rotation_flow(corners, K) if K is not None else _turn_flow(corners - centre)).reshape(4, 2, -1)
+    at = at - (rotation_flow(centre[None], K) if K is not None else _turn_flow(np.zeros((1, 2)))).reshape(1, 2, -1)
+    cov = np.linalg.pinv(A.T @ A) * scatter**2
+    spread = np.einsum("cij,jk,cik->c", at, cov, at)
+    return M, float(np.sqrt(spread.max()))
+
+
+def halfway(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The homography whose moves are, to first order, the mean of two near-identity ones' (3x3)."""
+    return (np.asarray(a, np.float64) / a[2, 2] + np.asarray(b, np.float64) / b[2, 2]) / 2
+
+
+def _about(point) -> np.ndarray:
+    return np.array([[1, 0, point[0]], [0, 1, point[1]], [0, 0, 1]], np.float64)
+
+
+def _turn(angle: float, tx: float, ty: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, tx], [s, c, ty], [0.0, 0.0, 1.0]])
+
+
+def _turn_flow(p: np.ndarray) -> np.ndarray:
+    """(2n, 3): how points ``p`` (about the turn's centre) move per unit of (angle, x shift, y shift)."""
+    A = np.zeros((2 * len(p), 3))
+    A[0::2, 0], A[0::2, 1] = -p[:, 1], 1.0
+    A[1::2, 0], A[1::2, 2] = p[:, 0], 1.0
+    return A
+
+
+def rotation_flow(p: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(2n, 3): how points ``p`` (px) of a camera of matrix ``K`` move per radian of its turn about its x, y and
+    z axes (the rotation vector), to first order: the instantaneous rotational flow."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    x, y = (p[:, 0] - cx) / fx, (p[:, 1] - cy) / fy
+    A = np.zeros((2 * len(p), 3))
+    A[0::2, 0], A[0::2, 1], A[0::2, 2] = -fx * x * y, fx * (1 + x * x), -fx * y
+    A[1::2, 0], A[1::2, 1], A[1::2, 2] = -fy * (1 + y * y), fy * x * y, fy * x
+    return A
+
+
+def camera_turn(K: np.ndarray, rotation_vector) -> np.ndarray:
+    """K R K⁻¹: where a camera of matrix ``K`` turned by ``rotation_vector`` (radians) sees what it saw."""
+    R, _ = cv2.Rodrigues(np.asarray(rotation_vector, np.float64))
+    M = K @ R @ np.linalg.inv(K)
+    return M / M[2, 2]
 
 
 def frames_apart(

@@ -35,7 +35,7 @@ from . import lens as lensmod
 from .discover import CALIBRATION_DIR, Take, TakeError, discover, errors_table, takes_table
 from .preflight import check_sync, preflight
 
-ALGORITHM_VERSION = 21  # bump when a change alters results, so finished takes are redone
+ALGORITHM_VERSION = 22  # bump when a change alters results, so finished takes are redone
 
 # A calibration take whose sharp pictures move less than this over its whole length (picture_motion_px) has
 # the same homography whatever the sync: a board on a tripod, filmed without sound, needs none.
@@ -66,6 +66,18 @@ MIN_OFFSET_PX = 0.25
 # px stood under 8 standard errors out, their matches biased by the subject's own motion: 3.4 for the first); on 8
 # bumped takes 0.53-2.38 px, applied on all, their crop corners then 0.10-0.28 px off at most (a hand's 0.57: 1.47
 # before); street seed 7701 40 / 40 samples accepted, 100 % at the exact start.
+# Where the blur camera's lens is known (its matrix K), a bump is also fitted as the sharp camera turned about its
+# centre of projection (``geometry.turn_onto`` with K): a pan or tilt shifts the view and leaves a keystone, about
+# the shift times (x/f)^2 at x px from the centre. Which of a pan and a slide of the camera (parallax, no keystone)
+# made a shift, matches over a hand or a face cannot tell (the two fits' residuals differed by under 0.3 %, the
+# smaller one the wrong one's on 3 of 4 hands), so the mean of the two fits (``geometry.halfway``) is applied where
+# either moves the corners as above: half the keystone, whichever moved. rb2v bench rig-unknowns, 1.6 s takes,
+# 2026-12-08, crop corners before -> after: bumps turning the camera (rig-drift-2-3d) hand 7417 / 7421, face
+# 7519 / 7520 / 7522, street 7701 / 7703 0.358 / 0.569, 0.591 / 0.561 / 0.316, 0.427 / 0.398 -> 0.222 / 0.401,
+# 0.301 / 0.270 / 0.206, 0.175 / 0.267 px (hand 7402 0.887 as before: its 750 matches' turn under the gate);
+# bumps turning and shifting the picture (rig-drift-2) hand 7417 / 7402 / 7421, face 7519, street 7701 / 7702
+# 0.127 / 0.570 / 0.238, 0.112, 0.052 / 0.160 -> 0.128 / 0.540 / 0.335, 0.333, 0.187 / 0.330 px; with the camera's
+# turn alone 0.259 / 0.601 / -, 0.511, 0.248 / 0.609 px. The 37 other settings on hand 7417 and face 7519 as before.
 TURN_PX = 0.5
 TURN_MIN_Z = 8.0
 # A take whose matches sit over ``max_calibration_shift_px`` from its calibration take's homography (the rig
@@ -470,9 +482,12 @@ def _calibration_offset(
         H, (window, timing), offset = H_cal, before, np.zeros(2)
     turn, turned = None, False
     if used is not None:
-        bump, error = geometry.turn_onto(H_cal, used, g.blur_valid)
-        bumped = bump @ H_cal
-        turn = geometry.apart_at_corners(shifted, bumped, g.blur_valid)
+        fits = [geometry.turn_onto(H_cal, used, g.blur_valid)]
+        if lenses:  # the camera turned in 3-D too: its pan or tilt shifts the view and leaves a keystone
+            fits.append(geometry.turn_onto(H_cal, used, g.blur_valid, K=lenses["blur"].K))
+        turn = max(geometry.apart_at_corners(shifted, bump @ H_cal, g.blur_valid) for bump, _ in fits)
+        error = max(error for _, error in fits)
+        bumped = (fits[0][0] if len(fits) == 1 else geometry.halfway(fits[0][0], fits[1][0])) @ H_cal
         if turn > max(TURN_PX, TURN_MIN_Z * error):
             refit = _exposure_rounds(take, s, opts, bumped, flip, g, sharp_box, False, lenses, light, memo)
             # the fit judges the turn only where it refused the matches' shift: a turn that stands out of the
