@@ -69,15 +69,16 @@ MIN_OFFSET_PX = 0.25
 # Where the blur camera's lens is known (its matrix K), a bump is also fitted as the sharp camera turned about its
 # centre of projection (``geometry.turn_onto`` with K): a pan or tilt shifts the view and leaves a keystone, about
 # the shift times (x/f)^2 at x px from the centre. Which of a pan and a slide of the camera (parallax, no keystone)
-# made a shift, matches over a hand or a face cannot tell (the two fits' residuals differed by under 0.3 %, the
-# smaller one the wrong one's on 3 of 4 hands), so the mean of the two fits (``geometry.halfway``) is applied where
-# either moves the corners as above: half the keystone, whichever moved. rb2v bench rig-unknowns, 1.6 s takes,
+# made a shift, matches over a patch of the frame barely tell (the two fits' residuals differed by under 0.8 %, and
+# on all 5 hand takes tried the smaller was the wrong model's), so the mean of the two fits (``geometry.halfway``) is
+# applied where either moves the corners as above: half the keystone, whichever moved. rb2v bench rig-unknowns, 1.6 s takes,
 # 2026-12-08, crop corners before -> after: bumps turning the camera (rig-drift-2-3d) hand 7417 / 7421, face
-# 7519 / 7520 / 7522, street 7701 / 7703 0.358 / 0.569, 0.591 / 0.561 / 0.316, 0.427 / 0.398 -> 0.222 / 0.401,
-# 0.301 / 0.270 / 0.206, 0.175 / 0.267 px (hand 7402 0.887 as before: its 750 matches' turn under the gate);
-# bumps turning and shifting the picture (rig-drift-2) hand 7417 / 7402 / 7421, face 7519, street 7701 / 7702
-# 0.127 / 0.570 / 0.238, 0.112, 0.052 / 0.160 -> 0.128 / 0.540 / 0.335, 0.333, 0.187 / 0.330 px; with the camera's
-# turn alone 0.259 / 0.601 / -, 0.511, 0.248 / 0.609 px. The 37 other settings on hand 7417 and face 7519 as before.
+# 7519 / 7520 / 7522, street 7701 / 7703 / 7717 0.358 / 0.569, 0.591 / 0.561 / 0.316, 0.427 / 0.398 / 0.393 ->
+# 0.222 / 0.401, 0.301 / 0.270 / 0.206, 0.175 / 0.267 / 0.221 px (hand 7402: 0.887 as before, its 750 matches'
+# turn under the gate); bumps turning and shifting the picture (rig-drift-2) hand 7417 / 7402 / 7421, face 7519,
+# street 7701 / 7702 0.127 / 0.570 / 0.238, 0.112, 0.095 / 0.194 -> 0.128 / 0.540 / 0.335, 0.333, 0.187 / 0.330 px
+# (with the camera's turn alone, offline: 0.259 / 0.601 / -, 0.511, 0.248 / 0.609). 32 other takes with lenses
+# (24 settings on hand 7417, 8 on face 7519) unchanged.
 TURN_PX = 0.5
 TURN_MIN_Z = 8.0
 # A take whose matches sit over ``max_calibration_shift_px`` from its calibration take's homography (the rig
