@@ -81,7 +81,7 @@ SETTINGS: dict[str, dict] = {
     # unless its own matches sit 1.5 px off it: under that, the bump's shift and turn are fitted to its matches)
     "rig-drift-2": {"randomize": True, "rig_drift_px": 2.0},
     # the same bump as the sharp camera turned in 3-D (pan, tilt, roll): a pan or tilt leaves a keystone, which
-    # the shift and turn align fits to a take's matches do not take up
+    # align takes up by half where the lens is known (it cannot tell a pan from a slide of the camera)
     "rig-drift-2-3d": {"randomize": True, "rig_drift_px": 2.0, "rig_moves_3d": True},
     # the rig knocked halfway through the take: the sharp camera turns and shifts, its corners moving up to 2 px
     "bump": {"randomize": True, "bump_px": 2.0},
