@@ -34,10 +34,8 @@ K1 = {"blur": -0.06, "sharp": 0.05}
 CORNER_TOL_PX = 0.5
 
 
-@pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lens")
-    raw, out = root / "raw", root / "out"
+def _simulate(raw: Path, **extra) -> None:
+    """The module's session (its calibration take and one street take), ``extra`` SimConfig fields changed."""
     cfg = SimConfig(
         category="street",
         seconds=1.2,
@@ -46,10 +44,18 @@ def session(tmp_path_factory):
         distortion_blur=(K1["blur"],),
         distortion_sharp=(K1["sharp"],),
         board="charuco",
+        **extra,
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("rb2v.simulate.lens.BOARD_POSES", 9)  # a shorter board take
         simulate_session(raw, cfg, progress=False)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lens")
+    raw, out = root / "raw", root / "out"
+    _simulate(raw)
     code = main(["align", str(raw), str(out)])
     return {"raw": raw, "out": out, "code": code, "root": root}
 
@@ -330,20 +336,7 @@ def test_a_rig_whose_sharp_camera_turned_in_3d_is_turned_back_with_half_its_keys
     the crop's corners 0.26 px off, against 0.40 px with the turn and shift of the picture alone (a pan's keystone,
     measured with ``geometry.halfway`` keeping the first), and 0.42 px with the shift alone."""
     raw = tmp_path / "raw"
-    cfg = SimConfig(
-        category="street",
-        seconds=1.2,
-        seed=43,
-        internal_fps=400,
-        distortion_blur=(K1["blur"],),
-        distortion_sharp=(K1["sharp"],),
-        board="charuco",
-        rig_drift_px=2.0,
-        rig_moves_3d=True,
-    )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("rb2v.simulate.lens.BOARD_POSES", 9)
-        simulate_session(raw, cfg, progress=False)
+    _simulate(raw, rig_drift_px=2.0, rig_moves_3d=True)
     truth = _truth(raw)
     takes, calibrations, _ = discover(raw)
     calib_meta = read_alignment(session["out"] / "calibration" / "street-rig")
