@@ -71,8 +71,8 @@ MIN_OFFSET_PX = 0.25
 # the shift times (x/f)^2 at x px from the centre. Which of a pan and a slide of the camera (parallax, no keystone)
 # made a shift, matches over a patch of the frame barely tell (the two fits' residuals differed by under 0.8 %, and
 # on all 5 hand takes tried the smaller was the wrong model's), so the mean of the two fits (``geometry.halfway``) is
-# applied where either moves the corners as above: half the keystone, whichever moved. rb2v bench rig-unknowns, 1.6 s takes,
-# 2026-12-08, crop corners before -> after: bumps turning the camera (rig-drift-2-3d) hand 7417 / 7421, face
+# applied where either moves the corners as above: half the keystone, whichever moved. rb2v bench rig-unknowns, 1.6
+# s takes, 2026-12-08, crop corners before -> after: bumps turning the camera (rig-drift-2-3d) hand 7417 / 7421, face
 # 7519 / 7520 / 7522, street 7701 / 7703 / 7717 0.358 / 0.569, 0.591 / 0.561 / 0.316, 0.427 / 0.398 / 0.393 ->
 # 0.222 / 0.401, 0.301 / 0.270 / 0.206, 0.175 / 0.267 / 0.221 px (hand 7402: 0.887 as before, its 750 matches'
 # turn under the gate); bumps turning and shifting the picture (rig-drift-2) hand 7417 / 7402 / 7421, face 7519,
