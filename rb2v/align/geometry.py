@@ -558,9 +558,9 @@ def turn_onto(
     H: np.ndarray, matched: tuple[np.ndarray, np.ndarray], box, rounds: int = 3, K: np.ndarray | None = None
 ) -> tuple[np.ndarray, float]:
     """The turn and shift (3x3 in the blur view) that best carry where ``H`` puts a take's matches onto them,
-    and the standard error (px) of the turn at ``box``'s corner farthest from the matches (x0, y0, x1, y1,
-    blur view), from their scatter: least squares (the angle linearised, a bump's being a fraction of a
-    degree), refitted ``rounds`` times without the matches over 3 times the median distance.
+    and the standard error (px) of where it puts ``box``'s corners (x0, y0, x1, y1, blur view; the largest,
+    beside the matches' centre's), from their scatter: least squares (the angle linearised, a bump's being a
+    fraction of a degree), refitted ``rounds`` times without the matches over 3 times the median distance.
 
     A rig bumped after its calibration take turns the view about its axis as well as shifting it (a pan or
     a tilt shifts it). No scale: a bump does not zoom, and a fitted one took up the matches' bias (hand
@@ -572,23 +572,21 @@ def turn_onto(
     src, dst = matched
     p, q = map_points(H, src), np.asarray(dst, np.float64)
     centre = p.mean(axis=0)  # fitted about the matches' centre: the angle and the shift do not trade
+    flow = (lambda points: rotation_flow(points, K)) if K is not None else (lambda points: _turn_flow(points - centre))
     keep = np.ones(len(p), bool)
     for _ in range(rounds):
-        A = rotation_flow(p[keep], K) if K is not None else _turn_flow(p[keep] - centre)
+        A = flow(p[keep])
         solution = np.linalg.lstsq(A, (q[keep] - p[keep]).reshape(-1), rcond=None)[0]
         M = camera_turn(K, solution) if K is not None else _about(centre) @ _turn(*solution) @ _about(-centre)
         misfit = map_points(M, p) - q
         gap = np.linalg.norm(misfit, axis=1)
         last, keep = keep, gap <= 3 * np.median(gap[keep])
     scatter = 1.4826 * np.median(np.abs(misfit[last] - np.median(misfit[last], axis=0)))  # per coordinate, robust
-    corners = _box_corners(box)
     # the corners' standard error beside the matches' centre's (which the offset measures well)
-    A = rotation_flow(p[last], K) if K is not None else _turn_flow(p[last] - centre)
-    at = (rotation_flow(corners, K) if K is not None else _turn_flow(corners - centre)).reshape(4, 2, -1)
-    at = at - (rotation_flow(centre[None], K) if K is not None else _turn_flow(np.zeros((1, 2)))).reshape(1, 2, -1)
+    A = flow(p[last])
+    at = (flow(_box_corners(box)) - np.tile(flow(centre[None]), (4, 1))).reshape(4, 2, -1)
     cov = np.linalg.pinv(A.T @ A) * scatter**2
-    spread = np.einsum("cij,jk,cik->c", at, cov, at)
-    return M, float(np.sqrt(spread.max()))
+    return M, float(np.sqrt(np.einsum("cij,jk,cik->c", at, cov, at).max()))
 
 
 def halfway(a: np.ndarray, b: np.ndarray) -> np.ndarray:
