@@ -577,13 +577,12 @@ def turn_onto(
     for _ in range(rounds):
         A = flow(p[keep])
         solution = np.linalg.lstsq(A, (q[keep] - p[keep]).reshape(-1), rcond=None)[0]
-        M = camera_turn(K, solution) if K is not None else _about(centre) @ _turn(*solution) @ _about(-centre)
+        M = camera_turn(K, solution) if K is not None else _shift(centre) @ _turn(*solution) @ _shift(-centre)
         misfit = map_points(M, p) - q
         gap = np.linalg.norm(misfit, axis=1)
         last, keep = keep, gap <= 3 * np.median(gap[keep])
     scatter = 1.4826 * np.median(np.abs(misfit[last] - np.median(misfit[last], axis=0)))  # per coordinate, robust
-    # the corners' standard error beside the matches' centre's (which the offset measures well)
-    A = flow(p[last])
+    # the corners' standard error beside the matches' centre's (which the offset measures well); A: the last fit's
     at = (flow(_box_corners(box)) - np.tile(flow(centre[None]), (4, 1))).reshape(4, 2, -1)
     cov = np.linalg.pinv(A.T @ A) * scatter**2
     return M, float(np.sqrt(np.einsum("cij,jk,cik->c", at, cov, at).max()))
@@ -594,8 +593,9 @@ def halfway(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.asarray(a, np.float64) / a[2, 2] + np.asarray(b, np.float64) / b[2, 2]) / 2
 
 
-def _about(point) -> np.ndarray:
-    return np.array([[1, 0, point[0]], [0, 1, point[1]], [0, 0, 1]], np.float64)
+def _shift(offset) -> np.ndarray:
+    """The 3x3 shift by ``offset`` (px, x and y)."""
+    return np.array([[1, 0, offset[0]], [0, 1, offset[1]], [0, 0, 1]], np.float64)
 
 
 def _turn(angle: float, tx: float, ty: float) -> np.ndarray:
@@ -669,7 +669,7 @@ def apart_at_corners(H: np.ndarray, other: np.ndarray, box) -> float:
 
 def translated(H: np.ndarray, offset) -> np.ndarray:
     """``H`` followed by a shift of ``offset`` (px) in the blur view."""
-    return np.array([[1, 0, offset[0]], [0, 1, offset[1]], [0, 0, 1]], np.float64) @ np.asarray(H, np.float64)
+    return _shift(offset) @ np.asarray(H, np.float64)
 
 
 def choose_crop(
